@@ -1,0 +1,89 @@
+package policy
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// Origin names where a value was set: a file and line, OriginBuiltin for the
+// policies embedded in boxrun, or OriginSet for a --set override.
+type Origin struct {
+	File string
+	Line int
+}
+
+// OriginBuiltin is the File of origins in the embedded built-in policies.
+const OriginBuiltin = "built-in"
+
+// OriginSet is the File of origins of --set overrides.
+const OriginSet = "--set"
+
+// String returns "file:line", or just the file for built-in values, --set
+// overrides and origins without a line.
+func (o Origin) String() string {
+	if o.File == OriginBuiltin || o.File == OriginSet || o.Line <= 0 {
+		return o.File
+	}
+	return o.File + ":" + strconv.Itoa(o.Line)
+}
+
+// ErrUnknownPolicy is wrapped by Stack.Resolve's error when no file in the
+// stack defines the requested policy, so that callers can list the names.
+var ErrUnknownPolicy = errors.New("unknown policy")
+
+// ParseError is a problem with a policy file or a --set override, reported
+// where it was written. Parse returns it for every problem with the content
+// of a file; Stack.Resolve returns it for problems that only show once
+// policies are combined (a missing extends parent, a cycle, a percentage of
+// an unknown memory size).
+type ParseError struct {
+	// File is the file as named to Parse, OriginBuiltin, or OriginSet for
+	// an override.
+	File string
+	// Line is the 1-based line, or 0 when the problem has no line (a file
+	// too large, a --set override).
+	Line int
+	// Key is the key whose value is wrong, relative to its policy
+	// ("memory.max") or from the top of the file for [protect.NAME] and
+	// [slice] keys ("slice.memory.max"). It is empty when the problem is not
+	// the value of one key: syntax errors, unknown keys and tables,
+	// duplicates, extends cycles.
+	Key string
+	// Value is the offending value as written (for strings, without the
+	// quotes), or the unknown key. For OriginSet it is the whole KEY=VALUE
+	// argument.
+	Value string
+	// Err says what is wrong; its message quotes the offending value.
+	Err error
+}
+
+// Error formats the error as "file:line: key: problem" (leaving out what is
+// missing), or for an override as `--set KEY=VALUE: problem`.
+func (e *ParseError) Error() string {
+	var b strings.Builder
+	if e.File == OriginSet {
+		b.WriteString("--set ")
+		if strings.Contains(e.Value, "=") {
+			b.WriteString(e.Value)
+		} else {
+			b.WriteString(quote(e.Value))
+		}
+	} else {
+		b.WriteString(Origin{e.File, e.Line}.String())
+		if e.Key != "" {
+			b.WriteString(": ")
+			b.WriteString(e.Key)
+		}
+	}
+	b.WriteString(": ")
+	if e.Err != nil {
+		b.WriteString(e.Err.Error())
+	} else {
+		b.WriteString("invalid value")
+	}
+	return b.String()
+}
+
+// Unwrap returns Err.
+func (e *ParseError) Unwrap() error { return e.Err }

@@ -1,0 +1,305 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxFileSize is the largest policy file Parse reads.
+const MaxFileSize = 1 << 20
+
+// File is one parsed policy file.
+type File struct {
+	// Path names the file in messages and origins.
+	Path string
+	// Policies are the [policies.NAME] tables, by name.
+	Policies map[string]*Policy
+	// Protect are the [protect.NAME] tables, by name.
+	Protect map[string]*ProtectGroup
+	// Slice is the [slice] table, nil when the file has none.
+	Slice *SliceLimits
+}
+
+// Policy is one [policies.NAME] table as written, before extends and
+// overrides are applied. Pointer fields are nil, and strings empty, when the
+// key is not set; Origins records exactly which keys are set.
+type Policy struct {
+	// Name is NAME in [policies.NAME].
+	Name string
+	// Description is a one-line summary for listings.
+	Description string
+	// Extends names the policy this one starts from (see Stack.Resolve).
+	Extends string
+
+	// MemoryHigh is memory.high, the throttling and reclaim threshold.
+	MemoryHigh *Size
+	// MemoryMax is memory.max, the hard limit.
+	MemoryMax *Size
+	// MemorySwapMax is memory.swap.max, the swap the box may use; zero is
+	// allowed (no swap).
+	MemorySwapMax *Size
+	// MemoryOOMGroup is memory.oom_group: on OOM, kill the whole box.
+	MemoryOOMGroup *bool
+	// MemoryBackpressure is memory.backpressure: pause the newest processes
+	// near memory.max instead of letting the OOM killer pick one.
+	MemoryBackpressure *bool
+
+	// PidsMax is pids.max, Unlimited for "max".
+	PidsMax *uint64
+	// CPUWeight is cpu.weight, 1 to 10000.
+	CPUWeight *uint64
+	// CPUMaxPercent is cpu.max as a share of one CPU in percent ("400%" is
+	// 400); nil when cpu.max is unset or "max".
+	CPUMaxPercent *float64
+	// CPUMaxUnlimited is true when cpu.max is "max".
+	CPUMaxUnlimited bool
+	// IOWeight is io.weight, 1 to 10000.
+	IOWeight *uint64
+	// OOMScoreAdj is oom_score_adj, -1000 to 1000.
+	OOMScoreAdj *int
+
+	// Leftovers says what happens to processes still in the box when the
+	// command exits: "kill", "keep", or "" when unset.
+	Leftovers string
+	// LeftoversGrace is how long leftovers get between SIGTERM and SIGKILL.
+	LeftoversGrace *time.Duration
+	// Protect names the protection groups to shield while the box runs.
+	// An empty, non-nil list (protect = []) clears an inherited one.
+	Protect []string
+
+	// Origins maps every key set in this table, as written in TOML
+	// ("memory.high", whether written dotted or in a sub-table), to where it
+	// was set.
+	Origins map[string]Origin
+	// Defined is where the [policies.NAME] table starts.
+	Defined Origin
+}
+
+// ProtectGroup is a [protect.NAME] table: processes to shield from memory
+// pressure and the OOM killer while a box that names the group runs.
+type ProtectGroup struct {
+	// Name is NAME in [protect.NAME].
+	Name string
+	// Match lists the process names of the group (at least one).
+	Match []string
+	// MemoryLow is the memory.low protection for the group, nil if unset.
+	MemoryLow *Size
+	// OOMScoreAdj is the oom_score_adj for the group's processes, nil if
+	// unset. Lowering it below the current value needs CAP_SYS_RESOURCE.
+	OOMScoreAdj *int
+	// Origins maps every key set to where it was set.
+	Origins map[string]Origin
+	// Defined is where the [protect.NAME] table starts.
+	Defined Origin
+}
+
+// SliceLimits is the [slice] table: limits of the slice that holds every
+// box, so that boxes running at once share one budget.
+type SliceLimits struct {
+	// MemoryHigh is memory.high of the slice.
+	MemoryHigh *Size
+	// MemoryMax is memory.max of the slice.
+	MemoryMax *Size
+	// PidsMax is pids.max of the slice, Unlimited for "max".
+	PidsMax *uint64
+	// CPUWeight is cpu.weight of the slice.
+	CPUWeight *uint64
+	// Origins maps every key set to where it was set.
+	Origins map[string]Origin
+	// Defined is where the [slice] table starts.
+	Defined Origin
+}
+
+// utf8BOM is skipped at the start of a file.
+const utf8BOM = "\xEF\xBB\xBF"
+
+// Parse reads one policy file from r. path names the file in messages and
+// origins only; Parse opens nothing. It reads at most MaxFileSize bytes and
+// rejects larger input, input that is not UTF-8, TOML syntax errors, unknown
+// tables and keys, values of the wrong type or out of range, and keys or
+// tables defined twice. Problems with the content are *ParseError values
+// naming the file and line.
+func Parse(path string, r io.Reader) (*File, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading policy file %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, &ParseError{File: path, Err: errors.New("policy file too large (the limit is 1 MiB)")}
+	}
+	data = bytes.TrimPrefix(data, []byte(utf8BOM))
+	data = data[:len(data):len(data)] // offsets of subslices are computed from cap
+	b := &docBuilder{path: path, data: data}
+	if !utf8.Valid(data) {
+		off := 0
+		for off < len(data) {
+			r, size := utf8.DecodeRune(data[off:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			off += size
+		}
+		return nil, b.errorf(b.lineAt(off), "invalid UTF-8 at byte %d (policy files must be UTF-8 text)", off)
+	}
+	root, err := parseDocument(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return b.file(root)
+}
+
+// file interprets the root table of a document.
+func (b *docBuilder) file(root *tomlValue) (*File, error) {
+	f := &File{Path: b.path, Policies: map[string]*Policy{}, Protect: map[string]*ProtectGroup{}}
+	for _, k := range root.table.keys {
+		v := root.table.entries[k]
+		switch k {
+		case "policies":
+			if err := b.eachNamed(v, k, "policy", func(name string, t *tomlValue) error {
+				p, err := b.policy(name, t)
+				f.Policies[name] = p
+				return err
+			}); err != nil {
+				return nil, err
+			}
+		case "protect":
+			if err := b.eachNamed(v, k, "protection group", func(name string, t *tomlValue) error {
+				g, err := b.protectGroup(name, t)
+				f.Protect[name] = g
+				return err
+			}); err != nil {
+				return nil, err
+			}
+		case "slice":
+			if !v.isTable() {
+				return nil, &ParseError{File: b.path, Line: v.line, Key: k, Value: v.written(), Err: typeError("a table [slice]", v)}
+			}
+			s, err := b.slice(v)
+			if err != nil {
+				return nil, err
+			}
+			f.Slice = s
+		default:
+			what := fmt.Sprintf("key %q", shortPath([]string{k}))
+			if v.isTable() {
+				what = fmt.Sprintf("table [%s]", shortPath([]string{k}))
+			}
+			return nil, &ParseError{File: b.path, Line: v.line, Value: k,
+				Err: fmt.Errorf("unknown %s (known: [policies.NAME], [protect.NAME], [slice])", what)}
+		}
+	}
+	return f, nil
+}
+
+// eachNamed calls fn for every NAME of a [top.NAME] table, in order.
+func (b *docBuilder) eachNamed(v *tomlValue, top, kind string, fn func(name string, t *tomlValue) error) error {
+	example := fmt.Sprintf("[%s.NAME]", top)
+	if !v.isTable() {
+		return &ParseError{File: b.path, Line: v.line, Key: top, Value: v.written(),
+			Err: typeError("tables like "+example, v)}
+	}
+	for _, name := range v.table.keys {
+		t := v.table.entries[name]
+		if err := checkName(name); err != nil {
+			return &ParseError{File: b.path, Line: t.line, Value: name, Err: fmt.Errorf("%s name %w", kind, err)}
+		}
+		if !t.isTable() {
+			return &ParseError{File: b.path, Line: t.line, Key: top + "." + name, Value: t.written(),
+				Err: typeError("a table "+strings.Replace(example, "NAME", name, 1), t)}
+		}
+		if err := fn(name, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *docBuilder) origin(line int) Origin { return Origin{File: b.path, Line: line} }
+
+func (b *docBuilder) policy(name string, t *tomlValue) (*Policy, error) {
+	p := &Policy{Name: name, Origins: map[string]Origin{}, Defined: b.origin(t.line)}
+	err := b.walk(t, "", "", policyKeys, fmt.Sprintf("in policy %q", name), func(key string, v *tomlValue) error {
+		if err := setPolicyKey(p, key, v); err != nil {
+			return err
+		}
+		p.Origins[key] = b.origin(v.line)
+		return nil
+	})
+	return p, err
+}
+
+func (b *docBuilder) protectGroup(name string, t *tomlValue) (*ProtectGroup, error) {
+	g := &ProtectGroup{Name: name, Origins: map[string]Origin{}, Defined: b.origin(t.line)}
+	prefix := "protect." + name + "."
+	err := b.walk(t, "", prefix, protectKeys, fmt.Sprintf("in protection group %q", name), func(key string, v *tomlValue) error {
+		if err := setProtectKey(g, key, v); err != nil {
+			return err
+		}
+		g.Origins[key] = b.origin(v.line)
+		return nil
+	})
+	if err != nil {
+		return g, err
+	}
+	if g.Match == nil {
+		return g, &ParseError{File: b.path, Line: t.line, Key: "protect." + name,
+			Err: errors.New(`match is required (list the process names to protect, e.g. match = ["code"])`)}
+	}
+	return g, nil
+}
+
+func (b *docBuilder) slice(t *tomlValue) (*SliceLimits, error) {
+	s := &SliceLimits{Origins: map[string]Origin{}, Defined: b.origin(t.line)}
+	err := b.walk(t, "", "slice.", sliceKeys, "in [slice]", func(key string, v *tomlValue) error {
+		if err := setSliceKey(s, key, v); err != nil {
+			return err
+		}
+		s.Origins[key] = b.origin(v.line)
+		return nil
+	})
+	return s, err
+}
+
+// walk calls set for every leaf of the table t with its dotted key (rel is
+// the key of t itself, "" at the top). Keys not in known are errors that
+// say where (`in policy "tests"`) and list the known keys; errKey prefixes
+// keys in ParseError.Key.
+func (b *docBuilder) walk(t *tomlValue, rel, errKey string, known []string, where string, set func(key string, v *tomlValue) error) error {
+	for _, k := range t.table.keys {
+		v := t.table.entries[k]
+		key := keyPath([]string{k})
+		if rel != "" {
+			key = rel + "." + key
+		}
+		if slices.Contains(known, key) {
+			if err := set(key, v); err != nil {
+				line := v.line
+				var le *lineError
+				if errors.As(err, &le) && le.line > 0 {
+					line, err = le.line, le.err
+				}
+				return &ParseError{File: b.path, Line: line, Key: errKey + key, Value: v.written(), Err: err}
+			}
+			continue
+		}
+		sub := subKeys(known, key)
+		switch {
+		case len(sub) == 0:
+			return &ParseError{File: b.path, Line: v.line, Value: key,
+				Err: fmt.Errorf("unknown key %s %s (known: %s)", quote(key), where, strings.Join(known, ", "))}
+		case !v.isTable():
+			return &ParseError{File: b.path, Line: v.line, Key: errKey + key, Value: v.written(),
+				Err: typeError("sub-keys ("+strings.Join(sub, ", ")+")", v)}
+		}
+		if err := b.walk(v, key, errKey, known, where, set); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,267 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// Env is what resolution needs to know about the machine.
+type Env struct {
+	// MemoryBytes is the memory available to the user: the RAM, or the
+	// limit of the enclosing cgroup when that is smaller. Percentages are
+	// of this. Zero means unknown; resolving a percentage then fails.
+	MemoryBytes uint64
+}
+
+// Resolved is a policy ready to apply: the extends chain and overrides are
+// applied, percentages are bytes and defaults are filled in. Pointer fields
+// are nil when the setting is not set anywhere (leave the kernel default).
+type Resolved struct {
+	// Name is the policy name asked for.
+	Name string
+	// Description is the resolved description.
+	Description string
+
+	// MemoryHigh is memory.high in bytes, Unlimited for "max"; at most
+	// MemoryMax when both are limits (see Notes).
+	MemoryHigh *uint64
+	// MemoryMax is memory.max in bytes, Unlimited for "max".
+	MemoryMax *uint64
+	// MemorySwapMax is memory.swap.max in bytes, Unlimited for "max".
+	MemorySwapMax *uint64
+	// MemoryOOMGroup is memory.oom_group (default false).
+	MemoryOOMGroup bool
+	// MemoryBackpressure is memory.backpressure (default false).
+	MemoryBackpressure bool
+
+	// PidsMax is pids.max, Unlimited for "max".
+	PidsMax *uint64
+	// CPUWeight is cpu.weight, 1 to 10000.
+	CPUWeight *uint64
+	// CPUQuotaPerSecUSec is cpu.max as microseconds of CPU time per second
+	// of wall time ("400%" is 4_000_000), Unlimited for "max".
+	CPUQuotaPerSecUSec *uint64
+	// IOWeight is io.weight, 1 to 10000.
+	IOWeight *uint64
+	// OOMScoreAdj is oom_score_adj for the command.
+	OOMScoreAdj *int
+
+	// Leftovers is "kill" (the default) or "keep".
+	Leftovers string
+	// LeftoversGrace is the time between SIGTERM and SIGKILL for
+	// leftovers (default 2s).
+	LeftoversGrace time.Duration
+	// Protect names the protection groups to shield (see
+	// Stack.ProtectGroups); every name is defined in the stack.
+	Protect []string
+
+	// Origins maps every key that ended up set ("memory.high") to where
+	// its value came from, through extends chains and --set. Keys left at
+	// their default are absent. extends itself is not listed.
+	Origins map[string]Origin
+	// Notes describe adjustments made during resolution, for the user.
+	Notes []string
+}
+
+// Resolve resolves the policy name: it starts from the root of its extends
+// chain, overlays each policy down to name, then applies overrides in order,
+// resolves percentages against env and fills in defaults.
+//
+// Overrides are --set arguments, KEY=VALUE with the keys of a policy table
+// (except extends). VALUE is read as a TOML value when it is one (true,
+// 4096, "4G", ["editors"]) and as a bare string otherwise (4G, max, 5s);
+// protect also takes a comma-separated list (protect=editors,language-servers,
+// or protect= for none). A later override of the same key wins.
+//
+// When memory.high comes out above memory.max (both limits), memory.high is
+// lowered to memory.max and a Note says so. Errors for an unknown name wrap
+// ErrUnknownPolicy; errors about a value are *ParseError at its origin.
+func (s *Stack) Resolve(name string, overrides []string, env Env) (*Resolved, error) {
+	chain, err := s.chain(name)
+	if err != nil {
+		return nil, err
+	}
+	merged := &Policy{Name: name, Origins: map[string]Origin{}}
+	for i := len(chain) - 1; i >= 0; i-- {
+		src := chain[i].p
+		for _, k := range policyKeys {
+			if _, ok := src.Origins[k]; ok {
+				copyPolicyKey(merged, src, k)
+			}
+		}
+	}
+	setArgs := map[string]string{}
+	for _, o := range overrides {
+		p, key, err := parseOverride(o)
+		if err != nil {
+			return nil, err
+		}
+		copyPolicyKey(merged, p, key)
+		setArgs[key] = o
+	}
+	return s.resolve(merged, setArgs, env)
+}
+
+// parseOverride parses one --set KEY=VALUE into a Policy with just that key
+// set.
+func parseOverride(o string) (*Policy, string, error) {
+	fail := func(key string, err error) error {
+		return &ParseError{File: OriginSet, Key: key, Value: o, Err: err}
+	}
+	key, val, ok := strings.Cut(o, "=")
+	if !ok {
+		return nil, "", fail("", errors.New(`missing "=" (use KEY=VALUE, e.g. memory.max=4G)`))
+	}
+	key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+	switch {
+	case key == "":
+		return nil, "", fail("", errors.New(`missing key (use KEY=VALUE, e.g. memory.max=4G)`))
+	case !slices.Contains(policyKeys, key):
+		return nil, "", fail(key, fmt.Errorf("unknown key %s (known: %s)", quote(key), strings.Join(policyKeys, ", ")))
+	case key == "extends":
+		return nil, "", fail(key, errors.New("cannot be changed with --set (write a policy that extends this one instead)"))
+	}
+	p := &Policy{Origins: map[string]Origin{}}
+	if err := setPolicyKey(p, key, overrideValue(key, val)); err != nil {
+		return nil, "", fail(key, err)
+	}
+	p.Origins[key] = Origin{File: OriginSet}
+	return p, key, nil
+}
+
+// overrideValue reads the VALUE of a --set: a TOML value if it parses as
+// exactly one, else a bare string.
+func overrideValue(key, val string) *tomlValue {
+	doc := []byte("v = " + val)
+	var p unstable.Parser
+	p.Reset(doc)
+	var v *tomlValue
+	if p.NextExpression() {
+		if e := p.Expression(); e.Kind == unstable.KeyValue {
+			b := &docBuilder{path: OriginSet, data: doc}
+			if tv, err := b.value(e.Value(), 0, &keyPrefix{keys: []string{key}}); err == nil {
+				v = tv
+			}
+		}
+		if p.NextExpression() || p.Error() != nil {
+			v = nil
+		}
+	}
+	switch {
+	case v != nil && (key != "description" || v.kind == unstable.String):
+		return v
+	case key == "protect":
+		list := &tomlValue{kind: unstable.Array}
+		for _, name := range strings.Split(val, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				list.elems = append(list.elems, &tomlValue{kind: unstable.String, text: name})
+			}
+		}
+		return list
+	}
+	return &tomlValue{kind: unstable.String, text: val}
+}
+
+// resolve turns a merged policy into a Resolved one.
+func (s *Stack) resolve(p *Policy, setArgs map[string]string, env Env) (*Resolved, error) {
+	r := &Resolved{
+		Name:           p.Name,
+		Description:    p.Description,
+		Leftovers:      defaultLeftovers,
+		LeftoversGrace: defaultGrace,
+		Origins:        maps.Clone(p.Origins),
+	}
+	delete(r.Origins, "extends")
+	errAt := func(key, value string, err error) error {
+		o := p.Origins[key]
+		if o.File == OriginSet {
+			return &ParseError{File: OriginSet, Key: key, Value: setArgs[key], Err: err}
+		}
+		return &ParseError{File: o.File, Line: o.Line, Key: key, Value: value, Err: err}
+	}
+	bytesOf := func(key string, sz *Size) (*uint64, error) {
+		if sz == nil {
+			return nil, nil
+		}
+		b, err := sz.Resolve(env)
+		if err != nil {
+			return nil, errAt(key, sz.String(), err)
+		}
+		return &b, nil
+	}
+	var err error
+	if r.MemoryHigh, err = bytesOf("memory.high", p.MemoryHigh); err != nil {
+		return nil, err
+	}
+	if r.MemoryMax, err = bytesOf("memory.max", p.MemoryMax); err != nil {
+		return nil, err
+	}
+	if r.MemorySwapMax, err = bytesOf("memory.swap.max", p.MemorySwapMax); err != nil {
+		return nil, err
+	}
+	r.MemoryOOMGroup = p.MemoryOOMGroup != nil && *p.MemoryOOMGroup
+	r.MemoryBackpressure = p.MemoryBackpressure != nil && *p.MemoryBackpressure
+	r.PidsMax = clonePtr(p.PidsMax)
+	r.CPUWeight = clonePtr(p.CPUWeight)
+	switch {
+	case p.CPUMaxUnlimited:
+		q := uint64(Unlimited)
+		r.CPUQuotaPerSecUSec = &q
+	case p.CPUMaxPercent != nil:
+		// 100% of one CPU is 1s of CPU time per second, 1_000_000µs;
+		// rounding, not truncating, keeps "33.3%" at 333_000µs.
+		q := uint64(math.Round(*p.CPUMaxPercent * 10000))
+		r.CPUQuotaPerSecUSec = &q
+	}
+	r.IOWeight = clonePtr(p.IOWeight)
+	r.OOMScoreAdj = clonePtr(p.OOMScoreAdj)
+	if p.Leftovers != "" {
+		r.Leftovers = p.Leftovers
+	}
+	if p.LeftoversGrace != nil {
+		r.LeftoversGrace = *p.LeftoversGrace
+	}
+	if len(p.Protect) > 0 {
+		groups := s.ProtectGroups()
+		for _, g := range p.Protect {
+			if _, ok := groups[g]; !ok {
+				known := slices.Collect(maps.Keys(groups))
+				sort.Strings(known)
+				return nil, errAt("protect", g, fmt.Errorf("unknown protection group %q (known: %s)", g, knownNames(known)))
+			}
+		}
+	}
+	r.Protect = slices.Clone(p.Protect)
+
+	if h, m := r.MemoryHigh, r.MemoryMax; h != nil && m != nil && *h != Unlimited && *m != Unlimited && *h > *m {
+		r.Notes = append(r.Notes, fmt.Sprintf("memory.high %s (%s) is above memory.max %s (%s); using %s for memory.high",
+			describeSize(p.MemoryHigh, *h), p.Origins["memory.high"], describeSize(p.MemoryMax, *m), p.Origins["memory.max"], FormatBytes(*m)))
+		capped := *m
+		r.MemoryHigh = &capped
+	}
+	return r, nil
+}
+
+// describeSize shows a resolved size, with the percentage it came from.
+func describeSize(s *Size, b uint64) string {
+	if s != nil && s.Percent != 0 {
+		return fmt.Sprintf("%s = %s", s, FormatBytes(b))
+	}
+	return FormatBytes(b)
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}

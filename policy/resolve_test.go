@@ -1,0 +1,224 @@
+package policy
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const gib = 1 << 30
+
+func TestResolveOverrides(t *testing.T) {
+	setOrigin := Origin{File: OriginSet}
+	tests := []struct {
+		name  string
+		set   []string
+		check func(r *Resolved) bool
+		key   string // must come from --set
+	}{
+		{"size", []string{"memory.max=4G"}, func(r *Resolved) bool { return *r.MemoryMax == 4*gib }, "memory.max"},
+		{"spaces around", []string{" memory.max = 4G "}, func(r *Resolved) bool { return *r.MemoryMax == 4*gib }, "memory.max"},
+		{"quoted TOML string", []string{`memory.max="4G"`}, func(r *Resolved) bool { return *r.MemoryMax == 4*gib }, "memory.max"},
+		{"integer bytes", []string{"memory.max=1073741824"}, func(r *Resolved) bool { return *r.MemoryMax == gib }, "memory.max"},
+		{"percent", []string{"memory.max=50%"}, func(r *Resolved) bool { return *r.MemoryMax == 8*gib }, "memory.max"},
+		{"max", []string{"memory.max=max"}, func(r *Resolved) bool { return *r.MemoryMax == Unlimited }, "memory.max"},
+		{"later wins", []string{"memory.max=4G", "memory.max=6G"}, func(r *Resolved) bool { return *r.MemoryMax == 6*gib }, "memory.max"},
+		{"pids max", []string{"pids.max=max"}, func(r *Resolved) bool { return *r.PidsMax == Unlimited }, "pids.max"},
+		{"pids number", []string{"pids.max=100"}, func(r *Resolved) bool { return *r.PidsMax == 100 }, "pids.max"},
+		{"bool", []string{"memory.oom_group=true"}, func(r *Resolved) bool { return r.MemoryOOMGroup }, "memory.oom_group"},
+		{"bool off", []string{"memory.backpressure=false"}, func(r *Resolved) bool { return !r.MemoryBackpressure }, "memory.backpressure"},
+		{"duration", []string{"leftovers_grace=5s"}, func(r *Resolved) bool { return r.LeftoversGrace == 5*time.Second }, "leftovers_grace"},
+		{"leftovers", []string{"leftovers=keep"}, func(r *Resolved) bool { return r.Leftovers == "keep" }, "leftovers"},
+		{"cpu.max", []string{"cpu.max=150%"}, func(r *Resolved) bool { return *r.CPUQuotaPerSecUSec == 1_500_000 }, "cpu.max"},
+		{"cpu.max max", []string{"cpu.max=max"}, func(r *Resolved) bool { return *r.CPUQuotaPerSecUSec == Unlimited }, "cpu.max"},
+		{"cpu.max rounds to the microsecond", []string{"cpu.max=33.3%"}, func(r *Resolved) bool { return *r.CPUQuotaPerSecUSec == 333_000 }, "cpu.max"},
+		{"cpu.weight", []string{"cpu.weight=200"}, func(r *Resolved) bool { return *r.CPUWeight == 200 }, "cpu.weight"},
+		{"io.weight", []string{"io.weight=10"}, func(r *Resolved) bool { return *r.IOWeight == 10 }, "io.weight"},
+		{"oom_score_adj", []string{"oom_score_adj=-5"}, func(r *Resolved) bool { return *r.OOMScoreAdj == -5 }, "oom_score_adj"},
+		{"protect comma list", []string{"protect=language-servers, editors"}, func(r *Resolved) bool {
+			return reflect.DeepEqual(r.Protect, []string{"language-servers", "editors"})
+		}, "protect"},
+		{"protect TOML array", []string{`protect=["language-servers"]`}, func(r *Resolved) bool {
+			return reflect.DeepEqual(r.Protect, []string{"language-servers"})
+		}, "protect"},
+		{"protect none", []string{"protect="}, func(r *Resolved) bool { return len(r.Protect) == 0 }, "protect"},
+		{"description with spaces", []string{"description=my own tests"}, func(r *Resolved) bool { return r.Description == "my own tests" }, "description"},
+		{"description that looks like a number", []string{"description=42"}, func(r *Resolved) bool { return r.Description == "42" }, "description"},
+		{"value containing =", []string{"description=a=b"}, func(r *Resolved) bool { return r.Description == "a=b" }, "description"},
+	}
+	s := builtinStack(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := s.Resolve("tests", tt.set, Env{MemoryBytes: 16 * gib})
+			if err != nil {
+				t.Fatalf("Resolve(tests, %q): %v", tt.set, err)
+			}
+			if !tt.check(r) {
+				t.Errorf("Resolve(tests, %q) = %+v", tt.set, r)
+			}
+			if r.Origins[tt.key] != setOrigin {
+				t.Errorf("Origins[%s] = %v, want --set", tt.key, r.Origins[tt.key])
+			}
+		})
+	}
+	// Overrides do not change the stack.
+	r, err := s.Resolve("tests", nil, Env{MemoryBytes: 16 * gib})
+	if err != nil || *r.MemoryMax != 12884901888 || r.Origins["memory.max"].File != OriginBuiltin {
+		t.Errorf("tests after overrides = %+v, %v", r, err)
+	}
+}
+
+func TestResolveOverrideErrors(t *testing.T) {
+	const allKeys = "description, extends, memory.high, memory.max, memory.swap.max, memory.oom_group, memory.backpressure, " +
+		"pids.max, cpu.weight, cpu.max, io.weight, oom_score_adj, leftovers, leftovers_grace, protect"
+	tests := []struct {
+		set  string
+		want string
+	}{
+		{"memory.max", `--set "memory.max": missing "=" (use KEY=VALUE, e.g. memory.max=4G)`},
+		{"=4G", `--set =4G: missing key (use KEY=VALUE, e.g. memory.max=4G)`},
+		{"memory.hihg=1G", `--set memory.hihg=1G: unknown key "memory.hihg" (known: ` + allKeys + `)`},
+		{"memory=4G", `--set memory=4G: unknown key "memory" (known: ` + allKeys + `)`},
+		{"memory.max=12Q", `--set memory.max=12Q: "12Q" is not a size (use 512M, 8G, 60% or max)`},
+		{"memory.max=0", `--set memory.max=0: 0 is zero bytes (use "max" for no limit, or a positive size like 8G)`},
+		{"memory.max=", `--set memory.max=: "" is not a size (use 512M, 8G, 60% or max)`},
+		{"extends=base", `--set extends=base: cannot be changed with --set (write a policy that extends this one instead)`},
+		{"cpu.max=400", `--set cpu.max=400: expected a share of one CPU like "50%" or "400%", or "max", got integer 400`},
+		{"memory.oom_group=yes", `--set memory.oom_group=yes: expected true or false, got string "yes"`},
+		{"pids.max=0", `--set pids.max=0: 0 is out of range (use 1 or more, or "max")`},
+		{"leftovers_grace=5", `--set leftovers_grace=5: expected a duration like "2s", got integer 5`},
+		{"protect=nope", `--set protect=nope: unknown protection group "nope" (known: editors, language-servers)`},
+		{"memory.high=50%", `--set memory.high=50%: 50% is a share of memory, but the memory size is unknown (use a size like 8G)`},
+	}
+	s := builtinStack(t)
+	for _, tt := range tests {
+		t.Run(tt.set, func(t *testing.T) {
+			env := Env{MemoryBytes: 16 * gib}
+			if strings.Contains(tt.set, "%") {
+				env = Env{}
+			}
+			_, err := s.Resolve("check", []string{tt.set}, env)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("Resolve(check, --set %s) error\n got: %v\nwant: %s", tt.set, err, tt.want)
+			}
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.File != OriginSet || pe.Value != tt.set {
+				t.Errorf("error = %#v, want a *ParseError for --set with Value %q", err, tt.set)
+			}
+		})
+	}
+}
+
+func TestResolvePercent(t *testing.T) {
+	tests := []struct {
+		name             string
+		env              Env
+		wantHigh, wantMx uint64
+	}{
+		// 60% and 75%, rounded down to 4 KiB pages.
+		{"16 GiB", Env{MemoryBytes: 16 * gib}, 10307919872, 12884901888},
+		{"64 GiB", Env{MemoryBytes: 64 * gib}, 41231683584, 48 * gib},
+		{"15.5 GiB, a typical MemTotal", Env{MemoryBytes: 16_252_928 * 1024}, 9985798144, 12482248704},
+	}
+	s := builtinStack(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := s.Resolve("tests", nil, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *r.MemoryHigh != tt.wantHigh || *r.MemoryMax != tt.wantMx {
+				t.Errorf("memory.high, memory.max = %d, %d; want %d, %d", *r.MemoryHigh, *r.MemoryMax, tt.wantHigh, tt.wantMx)
+			}
+			if *r.MemoryHigh%4096 != 0 || *r.MemoryMax%4096 != 0 {
+				t.Errorf("not page aligned: %d, %d", *r.MemoryHigh, *r.MemoryMax)
+			}
+		})
+	}
+	_, err := s.Resolve("tests", nil, Env{})
+	want := "built-in: memory.high: 60% is a share of memory, but the memory size is unknown (use a size like 8G)"
+	if err == nil || err.Error() != want {
+		t.Errorf("Resolve with unknown memory: %v, want %s", err, want)
+	}
+	// Absolute sizes need no memory size.
+	if _, err := s.Resolve("tests", []string{"memory.high=1G", "memory.max=2G"}, Env{}); err != nil {
+		t.Errorf("Resolve with absolute sizes and unknown memory: %v", err)
+	}
+}
+
+func TestResolveMemoryHighCapped(t *testing.T) {
+	f := parseString(t, "cap.toml", `
+[policies.p]
+memory.high = "12G"
+memory.max = "8G"
+`)
+	tests := []struct {
+		name      string
+		set       []string
+		wantHigh  uint64
+		wantNotes []string
+	}{
+		{"capped", nil, 8 * gib, []string{"memory.high 12G (cap.toml:3) is above memory.max 8G (cap.toml:4); using 8G for memory.high"}},
+		{"capped by --set", []string{"memory.max=4G"}, 4 * gib, []string{"memory.high 12G (cap.toml:3) is above memory.max 4G (--set); using 4G for memory.high"}},
+		{"percent capped", []string{"memory.high=75%"}, 8 * gib, []string{"memory.high 75% = 12G (--set) is above memory.max 8G (cap.toml:4); using 8G for memory.high"}},
+		{"equal is fine", []string{"memory.high=8G"}, 8 * gib, nil},
+		{"max memory.max caps nothing", []string{"memory.max=max"}, 12 * gib, nil},
+		{"max memory.high is not capped", []string{"memory.high=max"}, Unlimited, nil},
+	}
+	s := &Stack{Files: []*File{f}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := s.Resolve("p", tt.set, Env{MemoryBytes: 16 * gib})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *r.MemoryHigh != tt.wantHigh || !reflect.DeepEqual(r.Notes, tt.wantNotes) {
+				t.Errorf("memory.high = %d, notes %q; want %d, %q", *r.MemoryHigh, r.Notes, tt.wantHigh, tt.wantNotes)
+			}
+		})
+	}
+}
+
+func TestResolveDefaults(t *testing.T) {
+	s := &Stack{Files: []*File{parseString(t, "empty.toml", "[policies.nothing]\n")}}
+	r, err := s.Resolve("nothing", nil, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Resolved{Name: "nothing", Leftovers: "kill", LeftoversGrace: 2 * time.Second, Origins: map[string]Origin{}}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("Resolve = %+v\nwant      %+v", r, want)
+	}
+}
+
+func TestResolveUnknownProtectGroup(t *testing.T) {
+	s := &Stack{Files: []*File{
+		parseString(t, "p.toml", "[policies.p]\n\nprotect = [\"editors\", \"editor\"]\n"),
+		Builtin(),
+	}}
+	_, err := s.Resolve("p", nil, Env{MemoryBytes: gib})
+	want := `p.toml:3: protect: unknown protection group "editor" (known: editors, language-servers)`
+	if err == nil || err.Error() != want {
+		t.Errorf("Resolve error = %v, want %s", err, want)
+	}
+}
+
+func TestResolveDoesNotAlias(t *testing.T) {
+	s := builtinStack(t)
+	r, err := s.Resolve("tests", nil, Env{MemoryBytes: 16 * gib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Protect[0] = "changed"
+	*r.PidsMax = 1
+	r.Origins["pids.max"] = Origin{}
+	again, err := s.Resolve("tests", nil, Env{MemoryBytes: 16 * gib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Protect[0] != "editors" || *again.PidsMax != 4096 || again.Origins["pids.max"].File != OriginBuiltin {
+		t.Errorf("changing a Resolved changed the stack: %+v", again)
+	}
+}
