@@ -1,0 +1,22 @@
+// Command boxrun runs a command — a test suite, a build — inside a cgroup v2
+// box whose memory, process and CPU limits come from a named policy, so that a
+// runaway suite is throttled or killed inside its own box instead of taking
+// the editor and the desktop with it.
+//
+//	boxrun [flags] [--] COMMAND [ARGS...]
+//	boxrun policy list|show NAME|check [FILE]
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/boxrun/boxrun/sandbox"
+)
+
+func main() {
+	if sandbox.IsHelper(os.Args) {
+		os.Exit(sandbox.RunHelper(os.Args))
+	}
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

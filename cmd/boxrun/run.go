@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/sandbox"
+)
+
+// Exit statuses of boxrun itself, following env(1), timeout(1) and docker run.
+const (
+	exitBoxrunFailed = 125 // boxrun failed before the command started
+	exitNotRunnable  = 126 // the command is not executable
+	exitNotFound     = 127 // the command does not exist
+)
+
+// options are the parsed command-line flags of a run.
+type options struct {
+	policyName string
+	policyFile string
+	sets       []string
+	backend    string
+	user       bool
+	system     bool
+	strict     bool
+	quiet      bool
+	help       bool
+}
+
+func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("boxrun", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SetInterspersed(false) // everything after the command is the command's
+	fs.StringVarP(&o.policyName, "policy", "p", "tests", "policy to apply")
+	fs.StringVarP(&o.policyFile, "policy-file", "f", "", "read policies from this file first (adds to / overrides the lookup)")
+	fs.StringArrayVar(&o.sets, "set", nil, "override one policy field for this run, e.g. --set memory.max=4G (repeatable)")
+	fs.StringVar(&o.backend, "backend", sandbox.KindAuto, "auto, systemd, cgroupfs or none")
+	fs.BoolVar(&o.user, "user", false, "use the systemd user manager (default unless root)")
+	fs.BoolVar(&o.system, "system", false, "use the systemd system manager (default as root)")
+	fs.BoolVar(&o.strict, "strict", false, "refuse to run (exit 125) when a limit of the policy cannot be enforced here")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing of boxrun's own unless something went wrong")
+	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: boxrun [flags] [--] COMMAND [ARGS...]\n"+
+			"       boxrun policy list | show NAME | check [FILE]\n\nflags:\n%s", fs.FlagUsages())
+	}
+	return fs
+}
+
+// run is the whole CLI; main only exits with its result.
+func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int {
+	var o options
+	fs := newFlagSet(&o, stderr)
+	out := &printer{w: stderr}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		out.errorf("%v", err)
+		out.hintf("run boxrun --help for the flags")
+		return exitBoxrunFailed
+	}
+	if o.help {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0
+	}
+	out.quiet = o.quiet
+	rest := fs.Args()
+	// A subcommand is only recognised when no "--" came before it, so that
+	// `boxrun -- policy` still runs a program called policy.
+	dashdash := fs.ArgsLenAtDash() == 0
+	if len(rest) > 0 && !dashdash {
+		switch rest[0] {
+		case "policy":
+			return runPolicy(o, rest[1:], stdout, out)
+		}
+	}
+	if len(rest) == 0 {
+		out.errorf("no command given")
+		out.hintf("usage: boxrun [flags] [--] COMMAND [ARGS...], e.g. boxrun --policy tests -- cargo test")
+		return exitBoxrunFailed
+	}
+	if o.user && o.system {
+		out.errorf("--user and --system cannot be used together")
+		return exitBoxrunFailed
+	}
+	return runCommand(ctx, o, rest, stdin, stdout, stderr, out)
+}
+
+// loadStack reads every policy file of the lookup, nearest first, ending with
+// the built-in policies.
+func loadStack(o options) (*policy.Stack, error) {
+	cwd, _ := os.Getwd()
+	var paths []string
+	if o.policyFile != "" {
+		paths = append(paths, o.policyFile)
+	}
+	paths = append(paths, policy.SearchPaths(cwd, os.Getenv)...)
+	// Files named explicitly must exist; the others are optional.
+	required := map[string]bool{o.policyFile: o.policyFile != ""}
+	if env := os.Getenv("BOXRUN_POLICY_FILE"); env != "" {
+		required[env] = true
+	}
+	st := &policy.Stack{}
+	for _, p := range paths {
+		f, err := readPolicyFile(p)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && !required[p] {
+				continue
+			}
+			return nil, err
+		}
+		st.Files = append(st.Files, f)
+	}
+	st.Files = append(st.Files, policy.Builtin())
+	return st, nil
+}
+
+// readPolicyFile opens and parses one policy file.
+func readPolicyFile(path string) (*policy.File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("policy file %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("reading policy file %s: %w", path, err)
+	}
+	defer fh.Close()
+	if fi, err := fh.Stat(); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("policy file %s is a directory", path)
+	}
+	return policy.Parse(path, fh)
+}
+
+// resolvePolicy loads the lookup and resolves the named policy.
+func resolvePolicy(o options) (*policy.Resolved, error) {
+	st, err := loadStack(o)
+	if err != nil {
+		return nil, err
+	}
+	mem, err := sandbox.MemoryAvailable()
+	if err != nil {
+		return nil, err
+	}
+	return st.Resolve(o.policyName, o.sets, policy.Env{MemoryBytes: mem})
+}
+
+// runCommand runs the command in a box and returns its exit status.
+func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, stderr *os.File, out *printer) int {
+	pol, err := resolvePolicy(o)
+	if err != nil {
+		out.errorf("%v", err)
+		if errors.Is(err, policy.ErrUnknownPolicy) {
+			out.hintf("boxrun policy list shows the policies defined here")
+		}
+		return exitBoxrunFailed
+	}
+	for _, n := range pol.Notes {
+		out.warnf("policy %q: %s", pol.Name, n)
+	}
+	// Reject a missing or non-executable command before making any box.
+	if _, err := sandbox.ResolveCommand(argv[0], nil); err != nil {
+		return startFailure(err, out)
+	}
+	user := sandbox.DefaultUser()
+	if o.user {
+		user = true
+	}
+	if o.system {
+		user = false
+	}
+	backend, skipped, err := sandbox.Select(ctx, sandbox.Choice{Kind: o.backend, User: user, CgroupParent: os.Getenv(sandbox.ParentEnv)})
+	if err != nil {
+		out.errorf("backend %s: %v", o.backend, err)
+		out.hintf("boxrun --backend auto picks what works here; --backend none runs without a box")
+		return exitBoxrunFailed
+	}
+	defer backend.Close()
+	if backend.Name() == sandbox.KindNone && o.strict {
+		out.errorf("--strict: no cgroup can be had here, so policy %q cannot be enforced: %s", pol.Name, strings.Join(skipped, "; "))
+		return exitBoxrunFailed
+	}
+	res, err := sandbox.Run(ctx, sandbox.Options{
+		Backend: backend,
+		Policy:  pol,
+		Args:    argv,
+		Stdin:   stdin,
+		Stdout:  stdout,
+		Stderr:  stderr,
+		Strict:  o.strict,
+		Warn:    func(s string) { out.warnf("%s", s) },
+		Checked: func(checks []sandbox.LimitCheck) {
+			warnChecks(backend.Name(), checks, pol, skipped, out)
+		},
+	})
+	if err != nil {
+		return startFailure(err, out)
+	}
+	reportLeftovers(res, argv[0], out)
+	return res.ExitCode
+}
+
+// startFailure prints why the command did not start and picks the status.
+func startFailure(err error, out *printer) int {
+	var se *sandbox.StartError
+	if errors.As(err, &se) {
+		out.errorf("%v", se.Err)
+		return se.Code
+	}
+	out.errorf("%v", err)
+	return exitBoxrunFailed
+}
+
+// warnChecks explains, before the command starts, the limits that are not in
+// force.
+func warnChecks(backend string, checks []sandbox.LimitCheck, pol *policy.Resolved, skipped []string, out *printer) {
+	if backend == sandbox.KindNone {
+		var keys []string
+		for _, c := range checks {
+			keys = append(keys, c.Key)
+		}
+		why := strings.Join(skipped, "; ")
+		if why == "" && len(checks) > 0 {
+			why = strings.TrimPrefix(checks[0].Problem, "no cgroup: ")
+		}
+		out.warnf("ran without a box (backend none): %s not enforced; only oom_score_adj and RLIMIT_NPROC were applied. why: %s",
+			orNone(strings.Join(keys, ", ")), why)
+		out.hintf("run boxrun on a cgroup v2 system with systemd, or set %s to a delegated cgroup; --strict refuses instead of running degraded", sandbox.ParentEnv)
+		return
+	}
+	for _, c := range checks {
+		if c.OK() {
+			continue
+		}
+		out.warnf("policy %q: %s", pol.Name, c.String())
+		if c.Hint != "" {
+			out.hintf("%s", c.Hint)
+		}
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no limit"
+	}
+	return s
+}
+
+// reportLeftovers names the processes that outlived the command.
+func reportLeftovers(res *sandbox.Result, cmd string, out *printer) {
+	if len(res.Leftovers) == 0 {
+		return
+	}
+	what := "were killed"
+	if !res.LeftoversKilled {
+		what = "were left running (leftovers = \"keep\")"
+	}
+	out.warnf("%d process(es) outlived %s and %s:", len(res.Leftovers), cmd, what)
+	for _, p := range res.Leftovers {
+		out.warnf("  pid %d %s: %s", p.PID, p.Comm, p.Cmdline)
+	}
+}

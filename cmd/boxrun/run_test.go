@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/boxrun/boxrun/sandbox"
+)
+
+// TestMain lets the test binary serve as boxrun's helper, as main does.
+func TestMain(m *testing.M) {
+	if sandbox.IsHelper(os.Args) {
+		os.Exit(sandbox.RunHelper(os.Args))
+	}
+	os.Exit(m.Run())
+}
+
+// runCLI calls run with temporary files for the standard streams.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	stdout, _ := os.Create(filepath.Join(dir, "stdout"))
+	stderr, _ := os.Create(filepath.Join(dir, "stderr"))
+	stdin, _ := os.Open(os.DevNull)
+	defer stdin.Close()
+	t.Setenv("BOXRUN_POLICY_FILE", "")
+	t.Setenv("XDG_CONFIG_HOME", dir) // keep the developer's own policies out
+	code := run(context.Background(), args, stdin, stdout, stderr)
+	stdout.Close()
+	stderr.Close()
+	o, _ := os.ReadFile(stdout.Name())
+	e, _ := os.ReadFile(stderr.Name())
+	return code, string(o), string(e)
+}
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCLI(t *testing.T) {
+	good := writeFile(t, "good.toml", "[policies.mine]\ndescription = \"my own\"\nextends = \"tests\"\npids.max = 77\n")
+	bad := writeFile(t, "bad.toml", "[policies.tests]\nmemory.max = \"12Q\"\n")
+	unknownKey := writeFile(t, "unknown.toml", "[policies.x]\nmemory.hihg = \"1G\"\n")
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string // substring expected on stdout
+		stderr   string // substring expected on stderr
+		noStderr bool
+	}{
+		{"help", []string{"--help"}, 0, "usage: boxrun", "", true},
+		{"no command", []string{}, 125, "", "boxrun: no command given", false},
+		{"bad flag", []string{"--bogus", "--", "true"}, 125, "", "unknown flag: --bogus", false},
+		{"user and system", []string{"--user", "--system", "--", "true"}, 125, "", "cannot be used together", false},
+		{"unknown policy", []string{"-p", "nope", "--", "true"}, 125, "", `unknown policy "nope"`, false},
+		{"bad size in file", []string{"-f", bad, "--", "true"}, 125, "", `bad.toml:2: memory.max: "12Q" is not a size (use 512M, 8G, 60% or max)`, false},
+		{"unknown key", []string{"-f", unknownKey, "-p", "x", "--", "true"}, 125, "", `unknown key "memory.hihg"`, false},
+		{"missing policy file", []string{"-f", "/nonexistent/p.toml", "--", "true"}, 125, "", "/nonexistent/p.toml", false},
+		{"policy file is a directory", []string{"-f", t.TempDir(), "--", "true"}, 125, "", "is a directory", false},
+		{"set without =", []string{"--set", "memory.max", "--", "true"}, 125, "", `missing "="`, false},
+		{"set unknown key", []string{"--set", "memory.hihg=1G", "--", "true"}, 125, "", "memory.hihg", false},
+		{"unknown backend", []string{"--backend", "bogus", "--", "true"}, 125, "", `unknown backend "bogus"`, false},
+		{"command not found", []string{"--backend", "none", "--", "no-such-command-xyz"}, 127, "", "no-such-command-xyz: command not found", false},
+		{"not found before any box", []string{"--backend", "systemd", "--", "no-such-command-xyz"}, 127, "", "command not found", false},
+		{"dashdash makes policy a command", []string{"--", "policy", "list"}, 127, "", "policy: command not found", false},
+		{"exit code passes through", []string{"-q", "--backend", "none", "--", "sh", "-c", "exit 7"}, 7, "", "", true},
+		{"signal exit", []string{"-q", "--backend", "none", "--", "sh", "-c", "kill -TERM $$"}, 143, "", "", true},
+		{"output passes through", []string{"-q", "--backend", "none", "--", "echo", "hello"}, 0, "hello\n", "", true},
+		{"strict refuses none", []string{"--strict", "--backend", "none", "--", "true"}, 125, "", "--strict", false},
+		{"policy list", []string{"-f", good, "policy", "list"}, 0, "mine", "", true},
+		{"policy show", []string{"-f", good, "policy", "show", "mine"}, 0, "pids.max", "", true},
+		{"policy show set", []string{"--set", "pids.max=99", "policy", "show", "tests"}, 0, "99", "", true},
+		{"policy show unknown", []string{"policy", "show", "nope"}, 125, "", "unknown policy", false},
+		{"policy check good", []string{"policy", "check", good}, 0, "ok: 1 policies", "", true},
+		{"policy check bad", []string{"policy", "check", bad}, 1, "", "bad.toml:2", false},
+		{"policy no subcommand", []string{"policy"}, 125, "", "missing subcommand", false},
+		{"policy bad subcommand", []string{"policy", "frob"}, 125, "", `unknown subcommand "frob"`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
+			}
+			if !strings.Contains(stdout, tt.stdout) {
+				t.Errorf("stdout %q does not contain %q", stdout, tt.stdout)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr %q does not contain %q", stderr, tt.stderr)
+			}
+			if tt.noStderr && stderr != "" {
+				t.Errorf("want no stderr, got %q", stderr)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+				if line != "" && !strings.HasPrefix(line, "boxrun: ") && !strings.HasPrefix(tt.name, "bad flag") {
+					t.Errorf("stderr line without the boxrun: prefix: %q", line)
+				}
+			}
+		})
+	}
+}
+
+func TestShowRowsOrigins(t *testing.T) {
+	f := writeFile(t, "p.toml", "[policies.tests]\nextends = \"tests\"\npids.max = 5\n")
+	code, out, errs := runCLI(t, "-f", f, "policy", "show", "tests")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "p.toml:3") || !strings.Contains(out, "built-in") {
+		t.Errorf("show must say where each value came from (p.toml:3 for pids.max, built-in for the rest):\n%s", out)
+	}
+}

@@ -1,0 +1,159 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/boxrun/boxrun/policy"
+)
+
+// cgroupDir is a cgroup v2 directory: the part of a box that both the
+// systemd and the cgroupfs backend read and signal the same way.
+type cgroupDir struct {
+	mount string // cgroup2 mount point, e.g. /sys/fs/cgroup
+	rel   string // path below the mount, starting with "/"
+}
+
+func (c cgroupDir) dir() string { return filepath.Join(c.mount, c.rel) }
+
+func (c cgroupDir) file(name string) string { return filepath.Join(c.mount, c.rel, name) }
+
+// procs lists the processes of the cgroup and of all its descendants.
+func (c cgroupDir) procs() ([]int, error) {
+	var pids []int
+	err := filepath.WalkDir(c.dir(), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // a child cgroup removed while walking
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		data, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing processes of cgroup %s: %w", c.dir(), err)
+	}
+	return pids, nil
+}
+
+// populated reads the "populated" field of cgroup.events. A cgroup that no
+// longer exists counts as empty.
+func (c cgroupDir) populated() (bool, error) {
+	f, err := os.Open(c.file("cgroup.events"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "populated "); ok {
+			return v == "1", nil
+		}
+	}
+	return false, sc.Err()
+}
+
+// waitEmpty waits until the cgroup holds no process, up to timeout. It
+// reports whether the cgroup is empty.
+func (c cgroupDir) waitEmpty(ctx context.Context, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	delay := 2 * time.Millisecond
+	for {
+		pop, err := c.populated()
+		if err == nil && !pop {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay):
+		}
+		if delay < 50*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// signal sends sig to every process in the cgroup tree.
+func (c cgroupDir) signal(sig syscall.Signal) error {
+	pids, err := c.procs()
+	if err != nil {
+		return err
+	}
+	var firstErr error
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) && firstErr == nil {
+			firstErr = fmt.Errorf("sending %v to pid %d: %w", sig, pid, err)
+		}
+	}
+	return firstErr
+}
+
+// kill kills every process of the cgroup tree through cgroup.kill (Linux
+// 5.14+), or by signalling each process where that file is missing, then
+// waits for the tree to empty.
+func (c cgroupDir) kill(ctx context.Context) error {
+	err := os.WriteFile(c.file("cgroup.kill"), []byte("1"), 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(c.dir()); serr != nil {
+				return nil // the cgroup is gone: nothing to kill
+			}
+		}
+		// Older kernel: no cgroup.kill. Signal every process; repeat a few
+		// times to catch processes forked meanwhile.
+		for i := 0; i < 5; i++ {
+			if err := c.signal(syscall.SIGKILL); err != nil {
+				return err
+			}
+			if c.waitEmpty(ctx, 200*time.Millisecond) {
+				return nil
+			}
+		}
+	}
+	if !c.waitEmpty(ctx, 5*time.Second) {
+		pids, _ := c.procs()
+		return fmt.Errorf("cgroup %s still holds processes %v after SIGKILL", c.dir(), pids)
+	}
+	return nil
+}
+
+// check reads the limits back. parentEnabled lists the controllers enabled
+// for this cgroup by its parent.
+func (c cgroupDir) check(p *policy.Resolved, hint func(string) string) []LimitCheck {
+	enabled, err := readControllers(c.file("cgroup.controllers"))
+	if err != nil {
+		enabled = nil
+	}
+	return checkLimits(os.DirFS("/"), strings.TrimPrefix(c.dir(), "/"), p, enabled, hint)
+}

@@ -1,0 +1,224 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	"golang.org/x/sys/unix"
+
+	"github.com/boxrun/boxrun/policy"
+)
+
+// ParentEnv names the environment variable that sets the delegated cgroup
+// under which the cgroupfs backend creates its boxes.
+const ParentEnv = "BOXRUN_CGROUP_PARENT"
+
+// requireUnified fails unless the host runs the unified cgroup v2 hierarchy.
+func requireUnified(mount string) error {
+	switch cgroups.Mode() {
+	case cgroups.Unified:
+		return nil
+	case cgroups.Hybrid:
+		return fmt.Errorf("%w: this host has a hybrid cgroup hierarchy (cgroup v1 controllers, an empty cgroup v2 at %s): memory, pids and cpu cannot be limited through cgroup v2 (boot with systemd.unified_cgroup_hierarchy=1 to switch)", ErrUnavailable, mount)
+	case cgroups.Legacy:
+		return fmt.Errorf("%w: this host uses cgroup v1 only (boot with systemd.unified_cgroup_hierarchy=1 to switch to cgroup v2)", ErrUnavailable)
+	default:
+		return fmt.Errorf("%w: no cgroup filesystem is mounted at /sys/fs/cgroup", ErrUnavailable)
+	}
+}
+
+// cgroupfsBackend makes boxes as child cgroups of a delegated, writable
+// cgroup v2 directory, without systemd.
+type cgroupfsBackend struct {
+	mount  string
+	parent string // below mount, e.g. "/" or "/boxrun"
+}
+
+// NewCgroupfs finds a cgroup v2 directory this process may create children
+// in: $BOXRUN_CGROUP_PARENT when set, else the cgroup boxrun runs in when it
+// is the root of the hierarchy (a VM or a container with its own cgroup
+// namespace). Other places hold processes, and cgroup v2 forbids enabling
+// controllers there (the no-internal-processes rule).
+func NewCgroupfs(parentOverride string) (Backend, error) {
+	mount, err := cgroup2Mount()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if mount == "" {
+		return nil, fmt.Errorf("%w: no cgroup v2 hierarchy is mounted", ErrUnavailable)
+	}
+	if err := requireUnified(mount); err != nil {
+		return nil, err
+	}
+	parent := parentOverride
+	if parent == "" {
+		own, err := ownCgroup()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if own != "/" {
+			return nil, fmt.Errorf("%w: boxrun runs in cgroup %s, which holds processes, so cgroup v2 allows no limited child cgroups there; set %s to a delegated cgroup you may write (one whose cgroup.subtree_control you can set, holding no processes)", ErrUnavailable, own, ParentEnv)
+		}
+		parent = "/"
+	}
+	parent = strings.TrimPrefix(parent, mount)
+	if !strings.HasPrefix(parent, "/") {
+		parent = "/" + parent
+	}
+	dir := filepath.Join(mount, parent)
+	if err := unix.Access(filepath.Join(dir, "cgroup.subtree_control"), unix.W_OK); err != nil {
+		return nil, fmt.Errorf("%w: cannot write %s: %v (is it delegated to you?)", ErrUnavailable, filepath.Join(dir, "cgroup.subtree_control"), err)
+	}
+	return &cgroupfsBackend{mount: mount, parent: parent}, nil
+}
+
+func (b *cgroupfsBackend) Name() string { return KindCgroupfs }
+
+func (b *cgroupfsBackend) Close() error { return nil }
+
+// neededControllers lists the controllers a policy needs. memory and pids
+// are always enabled: the report reads their statistics.
+func neededControllers(p *policy.Resolved) []string {
+	c := []string{"memory", "pids"}
+	if p.CPUWeight != nil || p.CPUQuotaPerSecUSec != nil {
+		c = append(c, "cpu")
+	}
+	if p.IOWeight != nil {
+		c = append(c, "io")
+	}
+	return c
+}
+
+// cgroupResources maps the limits of the controllers available onto
+// containerd's cgroup2 resources. Limits set to "max" are left out: a new
+// cgroup starts at max.
+func cgroupResources(p *policy.Resolved, available []string) *cgroup2.Resources {
+	r := &cgroup2.Resources{}
+	i64 := func(v *uint64) *int64 {
+		if v == nil || *v == policy.Unlimited {
+			return nil
+		}
+		n := int64(*v)
+		return &n
+	}
+	if contains(available, "memory") {
+		r.Memory = &cgroup2.Memory{High: i64(p.MemoryHigh), Max: i64(p.MemoryMax), Swap: i64(p.MemorySwapMax)}
+		if p.MemoryOOMGroup {
+			t := true
+			r.Memory.OOMGroup = &t
+		}
+	}
+	if contains(available, "pids") {
+		r.Pids = &cgroup2.Pids{}
+		if p.PidsMax != nil && *p.PidsMax != policy.Unlimited {
+			r.Pids.Max = int64(*p.PidsMax)
+		}
+	}
+	if contains(available, "cpu") && (p.CPUWeight != nil || p.CPUQuotaPerSecUSec != nil) {
+		r.CPU = &cgroup2.CPU{Weight: p.CPUWeight}
+		if p.CPUQuotaPerSecUSec != nil && *p.CPUQuotaPerSecUSec != policy.Unlimited {
+			q := int64(cpuQuotaForPeriod(*p.CPUQuotaPerSecUSec))
+			per := uint64(cpuPeriodUSec)
+			r.CPU.Max = cgroup2.NewCPUMax(&q, &per)
+		}
+	}
+	if contains(available, "io") && p.IOWeight != nil {
+		r.IO = &cgroup2.IO{} // enables the controller; io.weight is written by us
+	}
+	return r
+}
+
+func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) {
+	parentDir := filepath.Join(b.mount, b.parent)
+	available, err := readControllers(filepath.Join(parentDir, "cgroup.controllers"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the controllers of %s: %w", parentDir, err)
+	}
+	name := strings.TrimSuffix(unitName(req.Policy.Name, req.ID), ".scope")
+	rel := filepath.Join(b.parent, name)
+	var usable []string
+	for _, c := range neededControllers(req.Policy) {
+		if contains(available, c) {
+			usable = append(usable, c)
+		}
+	}
+	res := cgroupResources(req.Policy, usable)
+	if _, err := cgroup2.NewManager(b.mount, rel, res); err != nil {
+		// NewManager removes the directory it made when it fails.
+		return nil, fmt.Errorf("creating cgroup %s: %w", filepath.Join(b.mount, rel), err)
+	}
+	box := &cgroupfsBox{req: req, cg: cgroupDir{mount: b.mount, rel: rel}}
+	if req.Policy.IOWeight != nil && contains(usable, "io") {
+		if err := os.WriteFile(box.cg.file("io.weight"), []byte("default "+strconv.FormatUint(*req.Policy.IOWeight, 10)), 0); err != nil {
+			_ = box.Destroy(ctx)
+			return nil, fmt.Errorf("writing io.weight of %s: %w", box.cg.dir(), err)
+		}
+	}
+	return box, nil
+}
+
+// cgroupfsBox is one cgroup made by the cgroupfs backend.
+type cgroupfsBox struct {
+	req Request
+	cg  cgroupDir
+}
+
+func (x *cgroupfsBox) Unit() string { return "" }
+
+func (x *cgroupfsBox) Cgroup() string { return x.cg.rel }
+
+func (x *cgroupfsBox) Place(ctx context.Context, pid int) error {
+	m, err := cgroup2.Load(x.cg.rel, cgroup2.WithMountpoint(x.cg.mount))
+	if err != nil {
+		return fmt.Errorf("opening cgroup %s: %w", x.cg.dir(), err)
+	}
+	if err := m.AddProc(uint64(pid)); err != nil {
+		return fmt.Errorf("moving the helper (pid %d) into %s: %w", pid, x.cg.dir(), err)
+	}
+	return nil
+}
+
+func (x *cgroupfsBox) Check(ctx context.Context) []LimitCheck {
+	return x.cg.check(x.req.Policy, func(ctrl string) string {
+		return fmt.Sprintf("enable it in the parent: echo +%s > %s", ctrl, filepath.Join(filepath.Dir(x.cg.dir()), "cgroup.subtree_control"))
+	})
+}
+
+func (x *cgroupfsBox) Procs() ([]int, error) { return x.cg.procs() }
+
+func (x *cgroupfsBox) Signal(ctx context.Context, sig syscall.Signal) error {
+	return x.cg.signal(sig)
+}
+
+func (x *cgroupfsBox) Kill(ctx context.Context) error { return x.cg.kill(ctx) }
+
+// Destroy kills what is left and removes the cgroup directory.
+func (x *cgroupfsBox) Destroy(ctx context.Context) error {
+	if pop, _ := x.cg.populated(); pop {
+		if err := x.cg.kill(ctx); err != nil {
+			return err
+		}
+	}
+	// rmdir can race with the last exiting task; retry briefly on EBUSY.
+	var err error
+	for i := 0; i < 50; i++ {
+		err = os.Remove(x.cg.dir())
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if !errors.Is(err, syscall.EBUSY) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("removing cgroup %s: %w", x.cg.dir(), err)
+}

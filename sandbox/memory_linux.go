@@ -1,0 +1,74 @@
+package sandbox
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/boxrun/boxrun/policy"
+)
+
+// MemoryAvailable returns the memory a policy's percentages are taken of: the
+// machine's RAM, or the smallest memory.max of the cgroups enclosing boxrun
+// when that is smaller (a container, or a slice with a limit).
+func MemoryAvailable() (uint64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, fmt.Errorf("reading the machine's memory size: %w", err)
+	}
+	total, err := parseMemTotal(f)
+	f.Close()
+	if err != nil {
+		return 0, err
+	}
+	mount, err := cgroup2Mount()
+	if err != nil || mount == "" {
+		return total, nil
+	}
+	own, err := ownCgroup()
+	if err != nil {
+		return total, nil
+	}
+	for dir := own; ; dir = filepath.Dir(dir) {
+		if data, err := os.ReadFile(filepath.Join(mount, dir, "memory.max")); err == nil {
+			if v, ok := parseLimit(string(data)); ok && v < total {
+				total = v
+			}
+		}
+		if dir == "/" || dir == "." {
+			break
+		}
+	}
+	return total, nil
+}
+
+// parseMemTotal reads MemTotal from /proc/meminfo, in bytes.
+func parseMemTotal(r io.Reader) (uint64, error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				kb, err := strconv.ParseUint(f[0], 10, 64)
+				if err == nil {
+					return kb * 1024, nil
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("no MemTotal line in /proc/meminfo")
+}
+
+// parseLimit parses a cgroup limit file ("max" or a number).
+func parseLimit(s string) (uint64, bool) {
+	s = strings.TrimSpace(s)
+	if s == "max" {
+		return policy.Unlimited, true
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	return v, err == nil
+}

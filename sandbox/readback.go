@@ -1,0 +1,184 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/boxrun/boxrun/policy"
+)
+
+// pageSize is the granularity the kernel stores memory limits in; a limit
+// written in bytes reads back rounded down to it.
+const pageSize = 4096
+
+// cpuPeriodUSec is the cpu.max period boxrun and systemd use.
+const cpuPeriodUSec = 100000
+
+// expectedLimits lists, for every limit the policy sets, the cgroup file that
+// carries it and the value the kernel should report once it is applied.
+func expectedLimits(p *policy.Resolved) []LimitCheck {
+	var out []LimitCheck
+	mem := func(key, file string, v *uint64) {
+		if v != nil {
+			out = append(out, LimitCheck{Key: key, File: file, Want: memoryValue(*v)})
+		}
+	}
+	mem("memory.high", "memory.high", p.MemoryHigh)
+	mem("memory.max", "memory.max", p.MemoryMax)
+	mem("memory.swap.max", "memory.swap.max", p.MemorySwapMax)
+	if p.MemoryOOMGroup {
+		out = append(out, LimitCheck{Key: "memory.oom_group", File: "memory.oom.group", Want: "1"})
+	}
+	if p.PidsMax != nil {
+		out = append(out, LimitCheck{Key: "pids.max", File: "pids.max", Want: maxOr(*p.PidsMax)})
+	}
+	if p.CPUWeight != nil {
+		out = append(out, LimitCheck{Key: "cpu.weight", File: "cpu.weight", Want: strconv.FormatUint(*p.CPUWeight, 10)})
+	}
+	if p.CPUQuotaPerSecUSec != nil {
+		out = append(out, LimitCheck{Key: "cpu.max", File: "cpu.max", Want: cpuMaxValue(*p.CPUQuotaPerSecUSec)})
+	}
+	if p.IOWeight != nil {
+		out = append(out, LimitCheck{Key: "io.weight", File: "io.weight", Want: "default " + strconv.FormatUint(*p.IOWeight, 10)})
+	}
+	return out
+}
+
+// memoryValue is how the kernel prints a memory limit of v bytes.
+func memoryValue(v uint64) string {
+	if v == policy.Unlimited {
+		return "max"
+	}
+	return strconv.FormatUint(v/pageSize*pageSize, 10)
+}
+
+func maxOr(v uint64) string {
+	if v == policy.Unlimited {
+		return "max"
+	}
+	return strconv.FormatUint(v, 10)
+}
+
+// cpuMaxValue is the cpu.max content for a quota in µs per wall second.
+func cpuMaxValue(perSec uint64) string {
+	if perSec == policy.Unlimited {
+		return fmt.Sprintf("max %d", cpuPeriodUSec)
+	}
+	return fmt.Sprintf("%d %d", cpuQuotaForPeriod(perSec), cpuPeriodUSec)
+}
+
+// cpuQuotaForPeriod converts µs per second to µs per cpuPeriodUSec period.
+func cpuQuotaForPeriod(perSec uint64) uint64 {
+	q := perSec * cpuPeriodUSec / 1000000
+	if q < 1000 {
+		q = 1000 // the kernel's minimum quota
+	}
+	return q
+}
+
+// sameValue compares a wanted and an actual cgroup file value, allowing the
+// roundings that the kernel and systemd apply (cpu.max quotas are rounded by
+// systemd to 10 ms per second; weights and counts must match exactly).
+func sameValue(file, want, got string) bool {
+	if want == got {
+		return true
+	}
+	if file != "cpu.max" {
+		return false
+	}
+	wq, wp, ok1 := parseCPUMax(want)
+	gq, gp, ok2 := parseCPUMax(got)
+	if !ok1 || !ok2 || wq < 0 || gq < 0 {
+		return false
+	}
+	// Compare per-second quotas within 1% (or 10 ms, systemd's rounding).
+	w := float64(wq) / float64(wp)
+	g := float64(gq) / float64(gp)
+	d := w - g
+	if d < 0 {
+		d = -d
+	}
+	return d <= 0.01*w || d*1e6 <= 10000
+}
+
+// parseCPUMax parses "QUOTA PERIOD"; quota -1 means max.
+func parseCPUMax(s string) (quota, period int64, ok bool) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return 0, 0, false
+	}
+	p, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || p <= 0 {
+		return 0, 0, false
+	}
+	if f[0] == "max" {
+		return -1, p, true
+	}
+	q, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	return q, p, true
+}
+
+// controllerOf names the controller a cgroup file belongs to.
+func controllerOf(file string) string {
+	c, _, _ := strings.Cut(file, ".")
+	return c
+}
+
+// checkLimits reads every expected limit from the cgroup directory dir (a path
+// in fsys) and reports what is in force. enabled lists the controllers enabled
+// for the cgroup (its parent's cgroup.subtree_control), so that a missing file
+// can be explained.
+func checkLimits(fsys fs.FS, dir string, p *policy.Resolved, enabled []string, hint func(controller string) string) []LimitCheck {
+	checks := expectedLimits(p)
+	for i := range checks {
+		c := &checks[i]
+		data, err := fs.ReadFile(fsys, filepath.Join(dir, c.File))
+		if err != nil {
+			ctrl := controllerOf(c.File)
+			switch {
+			case !contains(enabled, ctrl):
+				c.Problem = fmt.Sprintf("the %s controller is not enabled for this cgroup", ctrl)
+				if hint != nil {
+					c.Hint = hint(ctrl)
+				}
+			case errors.Is(err, fs.ErrNotExist):
+				c.Problem = fmt.Sprintf("this kernel has no %s file", c.File)
+			default:
+				c.Problem = fmt.Sprintf("reading %s: %v", c.File, err)
+			}
+			continue
+		}
+		c.Got = strings.TrimSpace(string(data))
+		if !sameValue(c.File, c.Want, c.Got) {
+			c.Problem = fmt.Sprintf("%s reads %q, not %q", c.File, c.Got, c.Want)
+		}
+	}
+	return checks
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// readControllers reads a space-separated controller list file such as
+// cgroup.controllers or cgroup.subtree_control.
+func readControllers(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(data)), nil
+}

@@ -1,0 +1,145 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/boxrun/boxrun/policy"
+)
+
+// TestMain lets the test binary act as boxrun's helper, as the real binary
+// does, so that Run can be tested end to end with the none backend on any
+// host (the real-kernel backends are tested in integration/).
+func TestMain(m *testing.M) {
+	if IsHelper(os.Args) {
+		os.Exit(RunHelper(os.Args))
+	}
+	os.Exit(m.Run())
+}
+
+func testOptions(t *testing.T, args ...string) (Options, *os.File) {
+	t.Helper()
+	out, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adj := 500
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Options{
+		Backend:    NewNone("unit test"),
+		Policy:     &policy.Resolved{Name: "unit", OOMScoreAdj: &adj, PidsMax: u64(100000), Leftovers: "kill", LeftoversGrace: time.Second},
+		Args:       args,
+		Stdout:     out,
+		Stderr:     out,
+		Executable: exe,
+	}, out
+}
+
+func readOut(t *testing.T, f *os.File) string {
+	t.Helper()
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestRunExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "noexec")
+	if err := os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		args      []string
+		code      int
+		startCode int // non-zero: Run must fail with this StartError code
+	}{
+		{"success", []string{"true"}, 0, 0},
+		{"exit 7", []string{"sh", "-c", "exit 7"}, 7, 0},
+		{"killed by SIGTERM", []string{"sh", "-c", "kill -TERM $$"}, 143, 0},
+		{"killed by SIGKILL", []string{"sh", "-c", "kill -KILL $$"}, 137, 0},
+		{"not found", []string{"boxrun-no-such-command"}, 0, 127},
+		{"not found by path", []string{filepath.Join(dir, "missing")}, 0, 127},
+		{"not executable", []string{noexec}, 0, 126},
+		{"a directory", []string{dir}, 0, 126},
+		{"empty command", []string{}, 0, 125},
+		{"empty name", []string{""}, 0, 125},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, _ := testOptions(t, tt.args...)
+			res, err := Run(context.Background(), o)
+			if tt.startCode != 0 {
+				var se *StartError
+				if !errors.As(err, &se) || se.Code != tt.startCode {
+					t.Fatalf("got %v, %v; want StartError %d", res, err, tt.startCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ExitCode != tt.code {
+				t.Fatalf("exit code %d, want %d", res.ExitCode, tt.code)
+			}
+		})
+	}
+}
+
+func TestRunAppliesOOMScoreAdjAndEnv(t *testing.T) {
+	o, out := testOptions(t, "sh", "-c", `cat /proc/self/oom_score_adj; echo "policy=$BOXRUN_POLICY"`)
+	res, err := Run(context.Background(), o)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("%v %v", res, err)
+	}
+	got := readOut(t, out)
+	if !strings.Contains(got, "500\n") || !strings.Contains(got, "policy=unit\n") {
+		t.Fatalf("output %q: want oom_score_adj 500 and BOXRUN_POLICY=unit", got)
+	}
+}
+
+func TestRunStrictRefusesBeforeTheCommandRuns(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "ran")
+	o, _ := testOptions(t, "touch", marker)
+	o.Strict = true
+	_, err := Run(context.Background(), o)
+	var se *StartError
+	if !errors.As(err, &se) || se.Code != 125 || !strings.Contains(se.Error(), "pids.max") {
+		t.Fatalf("got %v; want StartError 125 naming pids.max", err)
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("the command ran although --strict refused")
+	}
+}
+
+func TestRunForwardsSignals(t *testing.T) {
+	ready := filepath.Join(t.TempDir(), "ready")
+	o, _ := testOptions(t, "sh", "-c", `trap 'exit 42' TERM; touch `+ready+`; while :; do sleep 0.05; done`)
+	go func() {
+		for i := 0; i < 200; i++ {
+			if _, err := os.Stat(ready); err == nil {
+				_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+				return
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+	}()
+	res, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 42 {
+		t.Fatalf("exit code %d; want 42 from the command's TERM trap", res.ExitCode)
+	}
+}

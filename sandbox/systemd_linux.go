@@ -1,0 +1,371 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	godbus "github.com/godbus/dbus/v5"
+
+	"github.com/boxrun/boxrun/policy"
+)
+
+// SliceName is the slice every boxrun scope lives in.
+const SliceName = "boxrun.slice"
+
+// jobTimeout bounds every wait for a systemd job.
+const jobTimeout = 30 * time.Second
+
+// systemdBackend makes boxes as transient scopes of a systemd manager.
+type systemdBackend struct {
+	conn    *sd.Conn
+	user    bool   // the user manager, not the system manager
+	version int    // the manager's version, e.g. 252
+	mount   string // cgroup2 mount point
+}
+
+// managerSocket is the private socket of the user or system manager.
+func managerSocket(user bool) string {
+	if !user {
+		return "/run/systemd/private"
+	}
+	dir := os.Getenv("XDG_RUNTIME_DIR")
+	if dir == "" {
+		dir = filepath.Join("/run/user", strconv.Itoa(os.Getuid()))
+	}
+	return filepath.Join(dir, "systemd", "private")
+}
+
+// NewSystemd connects to the user manager (user=true) or the system manager
+// through its private socket, the way systemctl does, so that no D-Bus
+// daemon is needed and none is ever launched.
+func NewSystemd(ctx context.Context, user bool) (Backend, error) {
+	which := "system"
+	if user {
+		which = "user"
+	}
+	sock := managerSocket(user)
+	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		hint := "is systemd running as init?"
+		if user {
+			hint = "is a systemd user manager running for you (loginctl enable-linger $USER, or log in through a session)? Is XDG_RUNTIME_DIR set?"
+		}
+		return nil, fmt.Errorf("%w: no systemd %s manager socket at %s (%s)", ErrUnavailable, which, sock, hint)
+	}
+	mount, err := cgroup2Mount()
+	if err != nil || mount == "" {
+		return nil, fmt.Errorf("%w: systemd %s manager found, but no cgroup v2 hierarchy is mounted", ErrUnavailable, which)
+	}
+	if err := requireUnified(mount); err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	type result struct {
+		conn *sd.Conn
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// The connection's context must outlive the dial: godbus closes the
+		// connection when it is cancelled.
+		c, err := sd.NewConnection(func() (*godbus.Conn, error) {
+			conn, err := godbus.Dial("unix:path=" + sock)
+			if err != nil {
+				return nil, err
+			}
+			if err := conn.Auth([]godbus.Auth{godbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return conn, nil
+		})
+		done <- result{c, err}
+	}()
+	var conn *sd.Conn
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("%w: connecting to the systemd %s manager at %s: %v", ErrUnavailable, which, sock, r.err)
+		}
+		conn = r.conn
+	case <-dctx.Done():
+		go func() {
+			if r := <-done; r.conn != nil {
+				r.conn.Close()
+			}
+		}()
+		return nil, fmt.Errorf("%w: the systemd %s manager at %s did not answer within 10s", ErrUnavailable, which, sock)
+	}
+	b := &systemdBackend{conn: conn, user: user, mount: mount}
+	if v, err := conn.GetManagerProperty("Version"); err == nil {
+		b.version = parseSystemdVersion(v)
+	}
+	return b, nil
+}
+
+// parseSystemdVersion turns the manager's Version property ("\"252.38-1\"")
+// into its major number, 0 when unknown.
+func parseSystemdVersion(v string) int {
+	v = strings.Trim(v, "\"")
+	end := 0
+	for end < len(v) && v[end] >= '0' && v[end] <= '9' {
+		end++
+	}
+	n, _ := strconv.Atoi(v[:end])
+	return n
+}
+
+func (b *systemdBackend) Name() string { return KindSystemd }
+
+func (b *systemdBackend) Close() error {
+	b.conn.Close()
+	return nil
+}
+
+// unitName builds "boxrun-<policy>-<id>.scope", escaping what a unit name
+// may not contain.
+func unitName(policyName, id string) string {
+	var s strings.Builder
+	for _, r := range policyName {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_':
+			s.WriteRune(r)
+		default:
+			s.WriteByte('_')
+		}
+	}
+	return "boxrun-" + s.String() + "-" + id + ".scope"
+}
+
+func (b *systemdBackend) Create(ctx context.Context, req Request) (Box, error) {
+	return &systemdBox{b: b, req: req, unit: unitName(req.Policy.Name, req.ID)}, nil
+}
+
+// scopeProperties maps a resolved policy onto transient scope properties,
+// sending only what a manager of this version understands (an unknown
+// property fails the whole StartTransientUnit).
+func scopeProperties(p *policy.Resolved, version int, desc string, pid int) []sd.Property {
+	u64 := func(name string, v uint64) sd.Property {
+		return sd.Property{Name: name, Value: godbus.MakeVariant(v)}
+	}
+	props := []sd.Property{
+		sd.PropDescription(desc),
+		sd.PropSlice(SliceName),
+		sd.PropPids(uint32(pid)),
+		{Name: "CollectMode", Value: godbus.MakeVariant("inactive-or-failed")},
+		{Name: "MemoryAccounting", Value: godbus.MakeVariant(true)},
+		{Name: "TasksAccounting", Value: godbus.MakeVariant(true)},
+		{Name: "CPUAccounting", Value: godbus.MakeVariant(true)},
+	}
+	if p.MemoryHigh != nil {
+		props = append(props, u64("MemoryHigh", *p.MemoryHigh))
+	}
+	if p.MemoryMax != nil {
+		props = append(props, u64("MemoryMax", *p.MemoryMax))
+	}
+	if p.MemorySwapMax != nil {
+		props = append(props, u64("MemorySwapMax", *p.MemorySwapMax))
+	}
+	if p.PidsMax != nil {
+		props = append(props, u64("TasksMax", *p.PidsMax))
+	}
+	if p.CPUWeight != nil {
+		props = append(props, u64("CPUWeight", *p.CPUWeight))
+	}
+	if p.CPUQuotaPerSecUSec != nil {
+		props = append(props, u64("CPUQuotaPerSecUSec", *p.CPUQuotaPerSecUSec))
+	}
+	if p.IOWeight != nil {
+		props = append(props,
+			sd.Property{Name: "IOAccounting", Value: godbus.MakeVariant(true)},
+			u64("IOWeight", *p.IOWeight))
+	}
+	// OOMPolicy exists for scopes since systemd 253. The scope's default,
+	// "stop", would end all of `cargo test` when one test binary is
+	// OOM-killed; "continue" lets only the victim die. "kill" sets
+	// memory.oom.group so the whole tree goes together.
+	if version >= 253 {
+		pol := "continue"
+		if p.MemoryOOMGroup {
+			pol = "kill"
+		}
+		props = append(props, sd.Property{Name: "OOMPolicy", Value: godbus.MakeVariant(pol)})
+	}
+	return props
+}
+
+// systemdBox is one transient scope.
+type systemdBox struct {
+	b      *systemdBackend
+	req    Request
+	unit   string
+	cg     cgroupDir
+	placed bool
+}
+
+func (x *systemdBox) Unit() string { return x.unit }
+
+func (x *systemdBox) Cgroup() string { return x.cg.rel }
+
+// Place starts the scope with pid as its first process and waits for the
+// job to finish.
+func (x *systemdBox) Place(ctx context.Context, pid int) error {
+	props := scopeProperties(x.req.Policy, x.b.version, x.req.Description, pid)
+	if err := x.b.startScope(ctx, x.unit, props); err != nil {
+		return err
+	}
+	x.placed = true
+	prop, err := x.b.conn.GetUnitTypePropertyContext(ctx, x.unit, "Scope", "ControlGroup")
+	if err != nil {
+		return fmt.Errorf("reading the cgroup of scope %s: %w", x.unit, err)
+	}
+	cg, _ := prop.Value.Value().(string)
+	if cg == "" {
+		// Fall back to the kernel's view of the process we placed.
+		if cg, err = pidCgroup(pid); err != nil {
+			return fmt.Errorf("finding the cgroup of scope %s: %w", x.unit, err)
+		}
+	}
+	x.cg = cgroupDir{mount: x.b.mount, rel: cg}
+	// Before 253 a scope has no OOMPolicy; memory.oom.group is then ours
+	// to write (the scope's cgroup belongs to the manager's user).
+	if x.req.Policy.MemoryOOMGroup && x.b.version < 253 {
+		if err := os.WriteFile(x.cg.file("memory.oom.group"), []byte("1"), 0); err != nil {
+			return fmt.Errorf("setting memory.oom.group on %s: %w", x.cg.dir(), err)
+		}
+	}
+	return nil
+}
+
+// startScope starts a transient scope and waits for its job.
+func (b *systemdBackend) startScope(ctx context.Context, unit string, props []sd.Property) error {
+	ch := make(chan string, 1) // buffered: go-systemd sends while holding a lock
+	if _, err := b.conn.StartTransientUnitContext(ctx, unit, "fail", props, ch); err != nil {
+		return fmt.Errorf("starting scope %s: %w", unit, explainDBusError(err))
+	}
+	select {
+	case res := <-ch:
+		if res != "done" {
+			_ = b.conn.ResetFailedUnitContext(ctx, unit)
+			return fmt.Errorf("starting scope %s: job %s (see: journalctl %s-u %s)", unit, res, b.journalFlag(), unit)
+		}
+		return nil
+	case <-time.After(jobTimeout):
+		return fmt.Errorf("starting scope %s: no answer from systemd within %v", unit, jobTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("starting scope %s: %w", unit, ctx.Err())
+	}
+}
+
+func (b *systemdBackend) journalFlag() string {
+	if b.user {
+		return "--user "
+	}
+	return ""
+}
+
+// explainDBusError adds the property name hint to systemd's terse errors.
+func explainDBusError(err error) error {
+	var de godbus.Error
+	if errors.As(err, &de) && len(de.Body) > 0 {
+		if msg, ok := de.Body[0].(string); ok {
+			return fmt.Errorf("%s: %s", de.Name, msg)
+		}
+	}
+	return err
+}
+
+func (x *systemdBox) Check(ctx context.Context) []LimitCheck {
+	hint := func(ctrl string) string {
+		if !x.b.user {
+			return ""
+		}
+		return fmt.Sprintf("the user manager has no %s controller delegated; to delegate it: "+
+			"sudo mkdir -p /etc/systemd/system/user@.service.d && "+
+			"printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' | sudo tee /etc/systemd/system/user@.service.d/delegate.conf && "+
+			"sudo systemctl daemon-reload, then log out and in again", ctrl)
+	}
+	return x.cg.check(x.req.Policy, hint)
+}
+
+func (x *systemdBox) Procs() ([]int, error) {
+	if !x.placed {
+		return nil, nil
+	}
+	return x.cg.procs()
+}
+
+func (x *systemdBox) Signal(ctx context.Context, sig syscall.Signal) error {
+	if !x.placed {
+		return nil
+	}
+	return x.cg.signal(sig)
+}
+
+func (x *systemdBox) Kill(ctx context.Context) error {
+	if !x.placed {
+		return nil
+	}
+	if err := x.cg.kill(ctx); err != nil {
+		// Ask the manager, which may hold rights we lack.
+		if kerr := x.b.conn.KillUnitWithTarget(ctx, x.unit, sd.All, int32(syscall.SIGKILL)); kerr != nil {
+			return fmt.Errorf("%w; KillUnit: %v", err, kerr)
+		}
+		if !x.cg.waitEmpty(ctx, 5*time.Second) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Destroy kills what is left and stops the scope, so that no boxrun-*.scope
+// stays behind.
+func (x *systemdBox) Destroy(ctx context.Context) error {
+	if !x.placed {
+		return nil
+	}
+	var errs []error
+	if pop, _ := x.cg.populated(); pop {
+		if err := x.Kill(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	ch := make(chan string, 1)
+	if _, err := x.b.conn.StopUnitContext(ctx, x.unit, "replace", ch); err != nil {
+		if !isNoSuchUnit(err) {
+			errs = append(errs, fmt.Errorf("stopping scope %s: %w", x.unit, err))
+		}
+	} else {
+		select {
+		case <-ch:
+		case <-time.After(jobTimeout):
+			errs = append(errs, fmt.Errorf("stopping scope %s: no answer from systemd within %v", x.unit, jobTimeout))
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+		}
+	}
+	if err := x.b.conn.ResetFailedUnitContext(ctx, x.unit); err != nil && !isNoSuchUnit(err) && !isNotFailed(err) {
+		errs = append(errs, fmt.Errorf("resetting scope %s: %w", x.unit, err))
+	}
+	return errors.Join(errs...)
+}
+
+func isNoSuchUnit(err error) bool {
+	var de godbus.Error
+	return errors.As(err, &de) && strings.HasSuffix(de.Name, ".NoSuchUnit")
+}
+
+func isNotFailed(err error) bool {
+	var de godbus.Error
+	// ResetFailedUnit of a unit that is not failed is not an error in
+	// current systemd, but older ones say so.
+	return errors.As(err, &de) && strings.Contains(de.Name, "NotFailed")
+}
