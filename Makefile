@@ -1,0 +1,37 @@
+# boxrun — build, install and test.
+#
+#   make install   build and install boxrun into $(go env GOPATH)/bin
+#   make test      vet, unit tests and the real-kernel integration suite (QEMU)
+#   make unit      unit tests only (no VM)
+GO      ?= go
+BIN     ?= bin/boxrun
+export CGO_ENABLED = 0
+SHELL   := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# Keep test output to results and summaries; the full log is in test.log.
+FILTER  := grep -E --line-buffered '^(--- |    --- FAIL|ok |FAIL|PASS$$|panic:)|passed, [0-9]+ failed'
+
+.PHONY: all build install test unit vet integration clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/boxrun
+
+install:
+	$(GO) install ./cmd/boxrun
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./policy/... ./sandbox/... ./cmd/...
+
+integration:
+	$(GO) test -count=1 -timeout 40m -v ./integration/... 2>&1 | tee test.log | $(FILTER)
+
+test: vet
+	$(GO) test -count=1 -timeout 40m -v ./... 2>&1 | tee test.log | $(FILTER)
+
+clean:
+	rm -rf bin test.log

@@ -1,0 +1,476 @@
+// Package guest holds the real-kernel scenarios. Its test binary is built on
+// the host and run inside the QEMU guest by integration/ (as root, as an
+// unprivileged user with a delegated user manager, and in a boot without
+// systemd); it fails when run anywhere else, never skips.
+//
+// Environment (set by the host side):
+//
+//	BOXRUN_BIN       the boxrun binary under test
+//	BOXRUN_IT_MODE   root | user | cgroupfs
+package guest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Roles the test binary plays when it is the command inside a box.
+const roleEnv = "BOXRUN_IT_ROLE"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(roleEnv) {
+	case "hog":
+		os.Exit(hog())
+	}
+	os.Exit(m.Run())
+}
+
+// hog allocates HOG_MB megabytes, touching every page, holds them for
+// HOG_HOLD (a duration), and exits 0.
+func hog() int {
+	mb, _ := strconv.Atoi(os.Getenv("HOG_MB"))
+	hold, _ := time.ParseDuration(os.Getenv("HOG_HOLD"))
+	bufs := make([][]byte, 0, mb)
+	for i := 0; i < mb; i++ {
+		b := make([]byte, 1<<20)
+		for j := 0; j < len(b); j += 4096 {
+			b[j] = 1
+		}
+		bufs = append(bufs, b)
+	}
+	time.Sleep(hold)
+	fmt.Printf("hog held %d MB\n", len(bufs))
+	return 0
+}
+
+// mode is the guest configuration this binary runs under.
+func mode(t *testing.T) string {
+	t.Helper()
+	m := os.Getenv("BOXRUN_IT_MODE")
+	switch m {
+	case "root", "user", "cgroupfs":
+		return m
+	}
+	t.Fatalf("BOXRUN_IT_MODE=%q: these tests run only inside the real-kernel guest started by integration/ (go test ./integration/)", m)
+	return ""
+}
+
+func boxrunBin(t *testing.T) string {
+	t.Helper()
+	b := os.Getenv("BOXRUN_BIN")
+	if b == "" {
+		t.Fatal("BOXRUN_BIN is not set: run through integration/ (go test ./integration/)")
+	}
+	return b
+}
+
+// policyFile writes a policy file for one test.
+func policyFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "policies.toml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// result is one boxrun run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// boxrun runs the binary with args and returns its exit code and output.
+func boxrun(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	full := append(backendArgs(t), args...)
+	cmd := exec.CommandContext(ctx, boxrunBin(t), full...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("running boxrun %v: %v", full, err)
+		}
+		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			t.Fatalf("boxrun itself died by %v (args %v)\nstderr:\n%s", ws.Signal(), full, errb.String())
+		}
+	}
+	r := result{code: code, stdout: out.String(), stderr: errb.String()}
+	t.Logf("boxrun %s -> %d\nstdout:\n%s\nstderr:\n%s", strings.Join(full, " "), code, r.stdout, r.stderr)
+	return r
+}
+
+// backendArgs selects the backend for the mode.
+func backendArgs(t *testing.T) []string {
+	switch mode(t) {
+	case "root":
+		return []string{"--backend", "systemd", "--system"}
+	case "user":
+		return []string{"--backend", "systemd", "--user"}
+	default:
+		return []string{"--backend", "cgroupfs"}
+	}
+}
+
+const basePolicy = `
+[policies.it]
+description = "integration test"
+memory.high = "96M"
+memory.max = "128M"
+memory.swap.max = "0"
+pids.max = 64
+cpu.weight = 20
+cpu.max = "150%%"
+oom_score_adj = 700
+leftovers = "kill"
+leftovers_grace = "1s"
+%s
+`
+
+func itPolicy(t *testing.T, extra string) string {
+	return policyFile(t, fmt.Sprintf(basePolicy, extra))
+}
+
+// showCgroup is a shell snippet printing the command's cgroup and its limits.
+const showCgroup = `cg=$(sed -n 's/^0:://p' /proc/self/cgroup); echo "cgroup=$cg"; ` +
+	`for f in memory.high memory.max memory.swap.max pids.max cpu.weight cpu.max memory.oom.group; do ` +
+	`printf '%s=' $f; cat /sys/fs/cgroup$cg/$f 2>/dev/null || echo missing; done; ` +
+	`echo "oom_score_adj=$(cat /proc/self/oom_score_adj)"; echo "parent_cgroup=$(sed -n 's/^0:://p' /proc/$PPID/cgroup)"; ` +
+	`echo "unit=$BOXRUN_UNIT"`
+
+func fields(s string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func TestLimitsWrittenAndReadBack(t *testing.T) {
+	pf := itPolicy(t, "")
+	r := boxrun(t, "-f", pf, "-p", "it", "--", "sh", "-c", showCgroup)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	f := fields(r.stdout)
+	want := map[string]string{
+		"memory.high":     strconv.Itoa(96 << 20),
+		"memory.max":      strconv.Itoa(128 << 20),
+		"memory.swap.max": "0",
+		"pids.max":        "64",
+		"cpu.weight":      "20",
+		"cpu.max":         "150000 100000",
+		"oom_score_adj":   "700",
+	}
+	for k, v := range want {
+		if f[k] != v {
+			t.Errorf("%s = %q, want %q", k, f[k], v)
+		}
+	}
+	cg := f["cgroup"]
+	switch mode(t) {
+	case "root", "user":
+		if !regexp.MustCompile(`/boxrun\.slice/boxrun-it-[0-9a-f]{8}\.scope$`).MatchString(cg) {
+			t.Errorf("cgroup %q: want .../boxrun.slice/boxrun-it-XXXXXXXX.scope", cg)
+		}
+		if f["unit"] != filepath.Base(cg) {
+			t.Errorf("BOXRUN_UNIT=%q, want %q", f["unit"], filepath.Base(cg))
+		}
+		if mode(t) == "user" && !strings.Contains(cg, "/user@") {
+			t.Errorf("cgroup %q is not under the user manager", cg)
+		}
+	case "cgroupfs":
+		if !regexp.MustCompile(`^/boxrun-it-[0-9a-f]{8}$`).MatchString(cg) {
+			t.Errorf("cgroup %q: want /boxrun-it-XXXXXXXX", cg)
+		}
+	}
+	// boxrun itself stays outside the box.
+	if f["parent_cgroup"] == cg || f["parent_cgroup"] == "" {
+		t.Errorf("boxrun's cgroup %q must differ from the box's %q", f["parent_cgroup"], cg)
+	}
+	if strings.Contains(r.stderr, "not enforced") {
+		t.Errorf("unexpected warning: %s", r.stderr)
+	}
+	if _, err := os.Stat("/sys/fs/cgroup" + cg); err == nil {
+		t.Errorf("box %s still exists after boxrun returned", cg)
+	}
+}
+
+func TestEveryChildStartsInsideTheBox(t *testing.T) {
+	pf := itPolicy(t, "")
+	// The command forks at once; every process must report the box.
+	r := boxrun(t, "-f", pf, "-p", "it", "--", "sh", "-c",
+		`cat /proc/self/cgroup & (cat /proc/self/cgroup) & cat /proc/self/cgroup; wait`)
+	lines := strings.Fields(strings.TrimSpace(r.stdout))
+	if r.code != 0 || len(lines) != 3 {
+		t.Fatalf("exit %d, %d lines: %q", r.code, len(lines), r.stdout)
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, "boxrun-it-") {
+			t.Errorf("a child ran outside the box: %q", l)
+		}
+	}
+}
+
+func TestOOMKillsOnlyTheHog(t *testing.T) {
+	pf := itPolicy(t, "")
+	self, _ := os.Executable()
+	script := fmt.Sprintf(`sleep 2 & sib=$!
+%s=hog HOG_MB=400 HOG_HOLD=1s %s; echo "hog=$?"
+wait $sib; echo "sibling=$?"
+echo "oom_kill=$(sed -n 's/^oom_kill //p' /sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/memory.events)"`, roleEnv, self)
+	// memory.high=max: without swap, throttling above high would only slow
+	// the hog on its way to memory.max.
+	r := boxrun(t, "-f", pf, "-p", "it", "--set", "memory.high=max", "--", "sh", "-c", script)
+	f := fields(r.stdout)
+	if f["hog"] != "137" {
+		t.Errorf("hog exit %q, want 137 (SIGKILL by the OOM killer at memory.max)", f["hog"])
+	}
+	if f["sibling"] != "0" {
+		t.Errorf("sibling exit %q, want 0: one OOM kill must not take the rest of the box", f["sibling"])
+	}
+	if n, _ := strconv.Atoi(f["oom_kill"]); n < 1 {
+		t.Errorf("memory.events oom_kill = %q, want >= 1", f["oom_kill"])
+	}
+	if r.code != 0 {
+		t.Errorf("boxrun exit %d, want the script's 0", r.code)
+	}
+}
+
+func TestOOMGroupKillsTheWholeBox(t *testing.T) {
+	pf := itPolicy(t, "memory.oom_group = true")
+	self, _ := os.Executable()
+	r := boxrun(t, "-f", pf, "-p", "it", "--set", "memory.high=max", "--", "sh", "-c",
+		fmt.Sprintf(`sleep 30 & %s=hog HOG_MB=400 HOG_HOLD=1s %s; wait`, roleEnv, self))
+	if r.code != 137 {
+		t.Errorf("boxrun exit %d, want 137: with memory.oom_group the whole tree dies together", r.code)
+	}
+}
+
+func TestForkRejectedAtPidsMax(t *testing.T) {
+	pf := itPolicy(t, "")
+	// The inner shell forks until pids.max stops it (dash gives up at the
+	// first failed fork). The outer shell then waits for the sleeps with
+	// builtins only, since any fork fails while the box is full.
+	r := boxrun(t, "-f", pf, "-p", "it", "--set", "pids.max=12", "--", "sh", "-c",
+		`cg=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)
+sh -c 'for i in $(seq 30); do sleep 2 & done; wait'; echo "inner=$?"
+while read cur < $cg/pids.current && [ "$cur" -gt 1 ]; do :; done
+while read k v; do [ "$k" = max ] && echo "events=$v"; done < $cg/pids.events
+exit 0`)
+	f := fields(r.stdout)
+	if n, _ := strconv.Atoi(f["events"]); n < 1 {
+		t.Errorf("pids.events max = %q, want >= 1 (forks rejected at pids.max)", f["events"])
+	}
+	if f["inner"] == "0" || !strings.Contains(strings.ToLower(r.stderr), "fork") {
+		t.Errorf("inner shell exit %q, stderr %q: want a failed fork reported", f["inner"], r.stderr)
+	}
+	if r.code != 0 {
+		t.Errorf("boxrun exit %d, want 0", r.code)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	pf := itPolicy(t, "")
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "noexec")
+	os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"success", []string{"true"}, 0},
+		{"exit 7", []string{"sh", "-c", "exit 7"}, 7},
+		{"SIGTERM", []string{"sh", "-c", "kill -TERM $$"}, 143},
+		{"not executable", []string{noexec}, 126},
+		{"not found", []string{"no-such-command-xyz"}, 127},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := boxrun(t, append([]string{"-f", pf, "-p", "it", "--"}, tt.args...)...)
+			if r.code != tt.code {
+				t.Errorf("exit %d, want %d", r.code, tt.code)
+			}
+		})
+	}
+	t.Run("unknown policy", func(t *testing.T) {
+		r := boxrun(t, "-f", pf, "-p", "nope", "--", "true")
+		if r.code != 125 || !strings.Contains(r.stderr, "nope") {
+			t.Errorf("exit %d, stderr %q; want 125 naming the policy", r.code, r.stderr)
+		}
+	})
+}
+
+func TestSignalsAreForwarded(t *testing.T) {
+	pf := itPolicy(t, "")
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ready := filepath.Join(t.TempDir(), "ready")
+			script := fmt.Sprintf(`trap 'echo got; exit 42' %s; touch %s; while :; do sleep 0.1; done`,
+				strings.TrimPrefix(signalName(sig), "SIG"), ready)
+			cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--", "sh", "-c", script)...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				if _, err := os.Stat(ready); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("the command never started: %s", out.String())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != 42 || !strings.Contains(out.String(), "got") {
+				t.Errorf("exit %d, output %q; want 42 from the command's trap", code, out.String())
+			}
+		})
+	}
+}
+
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
+	}
+	return s.String()
+}
+
+func TestLeftoversAreKilledAndNamed(t *testing.T) {
+	pf := itPolicy(t, "")
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	r := boxrun(t, "-f", pf, "-p", "it", "--", "sh", "-c",
+		fmt.Sprintf(`sleep 300 & echo $! > %s; sleep 0.3; exit 3`, pidfile))
+	if r.code != 3 {
+		t.Errorf("exit %d, want the command's 3", r.code)
+	}
+	data, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	if !strings.Contains(r.stderr, fmt.Sprintf("pid %d sleep: sleep 300", pid)) {
+		t.Errorf("stderr does not name the leftover (pid %d sleep: sleep 300): %q", pid, r.stderr)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("leftover pid %d still alive", pid)
+	}
+}
+
+func TestLeftoverIgnoringTERMIsKilled(t *testing.T) {
+	pf := itPolicy(t, "")
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	start := time.Now()
+	r := boxrun(t, "-f", pf, "-p", "it", "--", "sh", "-c",
+		fmt.Sprintf(`sh -c 'trap "" TERM; echo $$ > %s; while :; do sleep 0.2; done' & sleep 0.5; exit 0`, pidfile))
+	if r.code != 0 {
+		t.Errorf("exit %d", r.code)
+	}
+	data, _ := os.ReadFile(pidfile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	if pid == 0 || syscall.Kill(pid, 0) == nil {
+		t.Errorf("leftover %d ignoring SIGTERM still alive", pid)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("boxrun returned after %v, before the 1s grace period", d)
+	}
+}
+
+// boxes lists the boxrun cgroups that exist now.
+func boxes(t *testing.T) []string {
+	t.Helper()
+	var found []string
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && strings.HasPrefix(d.Name(), "boxrun-") {
+			found = append(found, p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return found
+}
+
+func TestNoStrayBoxesAfterManyRuns(t *testing.T) {
+	pf := itPolicy(t, "")
+	before := boxes(t)
+	scripts := []string{"true", "exit 1", "kill -TERM $$", "sleep 100 & exit 0", "sh -c 'sleep 100' & sleep 0.1"}
+	for i := 0; i < 10; i++ {
+		boxrun(t, "-q", "-f", pf, "-p", "it", "--", "sh", "-c", scripts[i%len(scripts)])
+	}
+	after := boxes(t)
+	if len(after) > len(before) {
+		t.Errorf("stray boxes after 10 runs: %v (before: %v)", after, before)
+	}
+}
+
+func TestStrictRefusesWhatCannotBeEnforced(t *testing.T) {
+	if mode(t) != "user" {
+		// As root every controller is available; the user manager lacks io.
+		pf := itPolicy(t, "")
+		r := boxrun(t, "--strict", "-f", pf, "-p", "it", "--", "true")
+		if r.code != 0 {
+			t.Errorf("--strict with an enforceable policy: exit %d, want 0", r.code)
+		}
+		return
+	}
+	marker := filepath.Join(t.TempDir(), "ran")
+	pf := itPolicy(t, "io.weight = 50")
+	r := boxrun(t, "-f", pf, "-p", "it", "--", "true")
+	if r.code != 0 || !strings.Contains(r.stderr, "io.weight") || !strings.Contains(r.stderr, "hint:") {
+		t.Errorf("without --strict: exit %d, stderr %q; want 0 and a warning about io.weight with a hint", r.code, r.stderr)
+	}
+	r = boxrun(t, "--strict", "-f", pf, "-p", "it", "--", "touch", marker)
+	if r.code != 125 || !strings.Contains(r.stderr, "io.weight") {
+		t.Errorf("with --strict: exit %d, stderr %q; want 125 naming io.weight", r.code, r.stderr)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran although --strict refused")
+	}
+}
+
+func TestBuiltinPolicyWorksWithNoFile(t *testing.T) {
+	r := boxrun(t, "--", "sh", "-c", showCgroup)
+	if r.code != 0 {
+		t.Fatalf("exit %d", r.code)
+	}
+	f := fields(r.stdout)
+	if f["pids.max"] != "4096" || f["oom_score_adj"] != "500" || f["memory.max"] == "max" || f["memory.max"] == "missing" {
+		t.Errorf("built-in tests policy not applied: %v", f)
+	}
+}

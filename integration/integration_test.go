@@ -1,0 +1,250 @@
+// Package integration runs boxrun against a real kernel and a real systemd.
+//
+// The development and CI machines have a hybrid cgroup hierarchy and no
+// systemd as PID 1, so the scenarios (integration/guest) run inside a QEMU
+// guest in pure emulation (integration/vm): once as root against the system
+// manager, once as an unprivileged user against a delegated user manager,
+// and once in a boot without systemd for the cgroupfs backend. The none
+// backend is tested natively on the host. A scenario that cannot run fails
+// with the reason; nothing here skips.
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/boxrun/boxrun/integration/vm"
+)
+
+// artifacts are the binaries built once for all guests.
+type artifacts struct {
+	dir, boxrun, guest string
+	err                error
+}
+
+var (
+	buildOnce sync.Once
+	built     artifacts
+)
+
+// repoRoot finds the module root from this package's directory.
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Dir(wd)
+}
+
+// build compiles boxrun and the guest test binary (static, CGO off) into a
+// directory the guest can see through its read-only share of the host's root.
+func build(t *testing.T) artifacts {
+	t.Helper()
+	buildOnce.Do(func() {
+		base := os.Getenv("BOXRUN_VM_CACHE")
+		if base == "" {
+			base = "/var/tmp/boxrun-vm"
+		}
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			built.err = err
+			return
+		}
+		dir, err := os.MkdirTemp(base, "it-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		os.Chmod(dir, 0o755) // the unprivileged guest user runs these
+		built = artifacts{dir: dir, boxrun: filepath.Join(dir, "boxrun"), guest: filepath.Join(dir, "guest.test")}
+		for _, args := range [][]string{
+			{"build", "-o", built.boxrun, "./cmd/boxrun"},
+			{"test", "-c", "-o", built.guest, "./integration/guest"},
+		} {
+			cmd := exec.Command("go", args...)
+			cmd.Dir = repoRoot()
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				built.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+				return
+			}
+		}
+	})
+	if built.err != nil {
+		t.Fatalf("building the binaries for the guest: %v", built.err)
+	}
+	return built
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// requireVM fails (never skips) when the real-kernel VM cannot run here.
+func requireVM(t *testing.T) {
+	t.Helper()
+	if err := vm.Available(); err != nil {
+		t.Fatalf("the real-kernel VM cannot run on this machine, so boxrun's cgroup behaviour cannot be tested: %v", err)
+	}
+}
+
+const guestPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// guestRun is a shell snippet running the guest tests in one mode, each line
+// of output prefixed with "MODE| ", ending with "MODE| exit=N".
+func guestRun(a artifacts, mode, prefix string) string {
+	return fmt.Sprintf(`(cd /tmp && %s env -i %s HOME=/home/boxtest TMPDIR=/tmp %s BOXRUN_BIN=%s BOXRUN_IT_MODE=%s %s -test.v -test.timeout 20m; echo "exit=$?") 2>&1 | sed -u 's/^/%s| /'`,
+		prefix, guestPath, userEnv(mode), a.boxrun, mode, a.guest, mode)
+}
+
+func userEnv(mode string) string {
+	if mode == "user" {
+		return "XDG_RUNTIME_DIR=/run/user/1500"
+	}
+	return ""
+}
+
+// quietConsole keeps kernel messages (the OOM kills the scenarios cause on
+// purpose) off the console, where they could split the test results' lines;
+// they stay in the kernel log.
+const quietConsole = "echo 1 > /proc/sys/kernel/printk"
+
+// testUserFiles adds the unprivileged test user to the guest.
+var testUserFiles = map[string]vm.File{
+	"/etc/passwd": {Data: "boxtest:x:1500:1500:boxrun test user:/home/boxtest:/bin/sh\n", Append: true},
+	"/etc/group":  {Data: "boxtest:x:1500:\n", Append: true},
+	// PAM (through the "other" config on Debian) refuses a user without
+	// a shadow entry, and user@1500.service with it.
+	"/etc/shadow": {Data: "boxtest:!:20000:0:99999:7:::\n", Append: true},
+}
+
+var resultLine = regexp.MustCompile(`^(\w+)\| --- (PASS|FAIL|SKIP): (\S+) \(([0-9.]+)s\)`)
+
+// guestReport is what one mode's guest tests said.
+type guestReport struct {
+	results map[string]string   // top-level test -> PASS/FAIL/SKIP
+	order   []string            // tests in the order they finished
+	logs    map[string][]string // test -> its output lines
+	exit    string              // the test binary's exit status, "" if never seen
+}
+
+// parseGuest splits the console output of one mode into per-test results.
+func parseGuest(output, mode string) guestReport {
+	r := guestReport{results: map[string]string{}, logs: map[string][]string{}}
+	prefix := mode + "| "
+	var current string
+	sc := bufio.NewScanner(strings.NewReader(output))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		body := strings.TrimPrefix(line, prefix)
+		if name, ok := strings.CutPrefix(body, "=== RUN   "); ok && !strings.Contains(name, "/") {
+			current = name
+		}
+		if m := resultLine.FindStringSubmatch(line); m != nil && m[1] == mode {
+			r.results[m[3]] = m[2]
+			r.order = append(r.order, m[3])
+		}
+		if e, ok := strings.CutPrefix(body, "exit="); ok {
+			r.exit = e
+		}
+		if current != "" {
+			r.logs[current] = append(r.logs[current], body)
+		}
+	}
+	return r
+}
+
+// report turns a guest report into host subtests and returns the counts.
+func report(t *testing.T, mode string, r guestReport) (passed, failed int) {
+	t.Helper()
+	if len(r.results) == 0 {
+		t.Errorf("%s: the guest tests never reported a result (exit=%q)", mode, r.exit)
+		return 0, 1
+	}
+	for _, name := range r.order {
+		res := r.results[name]
+		t.Run(mode+"/"+name, func(t *testing.T) {
+			switch res {
+			case "PASS":
+			case "SKIP":
+				t.Errorf("skipped in the guest: real-kernel scenarios must not skip\n%s", strings.Join(r.logs[name], "\n"))
+			default:
+				t.Errorf("failed in the guest:\n%s", strings.Join(r.logs[name], "\n"))
+			}
+		})
+		if res == "PASS" {
+			passed++
+		} else {
+			failed++
+		}
+	}
+	if r.exit != "0" && failed == 0 {
+		t.Errorf("%s: guest test binary exited %q with no failed test", mode, r.exit)
+		failed++
+	}
+	return passed, failed
+}
+
+func TestRealKernelSystemd(t *testing.T) {
+	requireVM(t)
+	t.Parallel()
+	a := build(t)
+	script := strings.Join([]string{
+		quietConsole,
+		"mkdir -p /home/boxtest && chown 1500:1500 /home/boxtest",
+		"systemctl start user@1500.service || echo 'starting user@1500.service failed'",
+		guestRun(a, "root", ""),
+		guestRun(a, "user", "setpriv --reuid=1500 --regid=1500 --init-groups"),
+	}, "\n")
+	res := boot(t, vm.Config{Mode: vm.Systemd, Command: script, Files: testUserFiles, MemoryMB: 1024})
+	total := 0
+	var passed, failed int
+	for _, mode := range []string{"root", "user"} {
+		p, f := report(t, mode, parseGuest(res.Output, mode))
+		passed, failed, total = passed+p, failed+f, total+p+f
+	}
+	t.Logf("real kernel (systemd as PID 1): %d passed, %d failed; boot %.1fs, scenarios %.1fs",
+		passed, failed, res.Boot.Seconds(), res.Run.Seconds())
+}
+
+func TestRealKernelCgroupfs(t *testing.T) {
+	requireVM(t)
+	t.Parallel()
+	a := build(t)
+	res := boot(t, vm.Config{Mode: vm.NoSystemd, Command: quietConsole + "\n" + guestRun(a, "cgroupfs", ""), MemoryMB: 1024})
+	p, f := report(t, "cgroupfs", parseGuest(res.Output, "cgroupfs"))
+	t.Logf("real kernel (no systemd, cgroupfs backend): %d passed, %d failed; boot %.1fs, scenarios %.1fs",
+		p, f, res.Boot.Seconds(), res.Run.Seconds())
+}
+
+// boot runs one VM and fails the test when it does not come back.
+func boot(t *testing.T, cfg vm.Config) *vm.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	cfg.Timeout = 24 * time.Minute
+	if os.Getenv("BOXRUN_VM_LOG") != "" {
+		cfg.Log = os.Stderr
+	}
+	res, err := vm.Boot(ctx, cfg)
+	if err != nil {
+		t.Fatalf("booting the real-kernel VM: %v", err)
+	}
+	if res.ExitCode != 0 {
+		t.Logf("guest script exited %d", res.ExitCode)
+	}
+	return res
+}

@@ -1,0 +1,81 @@
+package integration
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/containerd/cgroups/v3"
+)
+
+// runHost runs the built boxrun on this host.
+func runHost(t *testing.T, bin string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// TestNoneBackendOnThisHost runs boxrun natively. On the project's hybrid
+// build machines no cgroup v2 box can be had, so auto must fall back to the
+// none backend, say so once, still raise oom_score_adj, and --strict must
+// refuse.
+func TestNoneBackendOnThisHost(t *testing.T) {
+	a := build(t)
+	show := []string{"--", "sh", "-c", "cat /proc/self/oom_score_adj"}
+
+	code, out, errs := runHost(t, a.boxrun, append([]string{"--backend", "none"}, show...)...)
+	if code != 0 || strings.TrimSpace(out) != "500" {
+		t.Errorf("--backend none: exit %d, stdout %q; want 0 and oom_score_adj 500 from the tests policy", code, out)
+	}
+	if n := strings.Count(errs, "warning: ran without a box"); n != 1 || !strings.Contains(errs, "memory.max") {
+		t.Errorf("--backend none: want exactly one warning naming what is not enforced, got %q", errs)
+	}
+
+	code, _, errs = runHost(t, a.boxrun, append([]string{"--strict", "--backend", "none"}, show...)...)
+	if code != 125 || !strings.Contains(errs, "--strict") {
+		t.Errorf("--strict --backend none: exit %d, stderr %q; want 125", code, errs)
+	}
+
+	code, _, errs = runHost(t, a.boxrun, append([]string{"-q", "--backend", "none"}, show...)...)
+	if code != 0 || errs != "" {
+		t.Errorf("-q: exit %d, stderr %q; want silence", code, errs)
+	}
+
+	if cgroups.Mode() == cgroups.Hybrid || cgroups.Mode() == cgroups.Legacy {
+		code, out, errs = runHost(t, a.boxrun, show...)
+		if code != 0 || strings.TrimSpace(out) != "500" || !strings.Contains(errs, "ran without a box") || !strings.Contains(errs, "hybrid") {
+			t.Errorf("auto on a hybrid host: exit %d, stdout %q, stderr %q; want the none backend with the reason", code, out, errs)
+		}
+		code, _, errs = runHost(t, a.boxrun, append([]string{"--backend", "systemd"}, show...)...)
+		if code != 125 || !strings.Contains(errs, "systemd") {
+			t.Errorf("--backend systemd without systemd: exit %d, stderr %q; want 125 with the reason", code, errs)
+		}
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--backend", "none", "--", "no-such-command-xyz"}, 127},
+		{[]string{"--backend", "none", "--", "/"}, 126},
+		{[]string{"--backend", "none", "--", "sh", "-c", "exit 7"}, 7},
+		{[]string{"--backend", "none", "--", "sh", "-c", "kill -TERM $$"}, 143},
+		{[]string{"--backend", "bogus", "--", "true"}, 125},
+		{[]string{"--policy", "no-such-policy", "--", "true"}, 125},
+		{[]string{}, 125},
+	} {
+		if code, _, errs := runHost(t, a.boxrun, tc.args...); code != tc.code {
+			t.Errorf("boxrun %v: exit %d, want %d (stderr %q)", tc.args, code, tc.code, errs)
+		}
+	}
+}
