@@ -21,8 +21,11 @@ build:
 install:
 	$(GO) install ./cmd/boxrun
 
+# The guest scenarios build only with the boxrunguest tag (they run inside
+# the VM, started by ./integration); vet them too.
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags boxrunguest ./integration/guest/
 
 unit:
 	$(GO) test -count=1 ./policy/... ./sandbox/... ./cmd/...

@@ -174,6 +174,10 @@ type cgroupfsBox struct {
 
 func (x *cgroupfsBox) Unit() string { return "" }
 
+func (x *cgroupfsBox) Dir() string {
+	return x.cg.dir()
+}
+
 func (x *cgroupfsBox) Cgroup() string { return x.cg.rel }
 
 func (x *cgroupfsBox) Place(ctx context.Context, pid int) error {

@@ -30,6 +30,7 @@ type noneBox struct {
 
 func (x *noneBox) Unit() string   { return "" }
 func (x *noneBox) Cgroup() string { return "" }
+func (x *noneBox) Dir() string    { return "" }
 
 func (x *noneBox) Place(ctx context.Context, pid int) error { return nil }
 

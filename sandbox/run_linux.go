@@ -49,6 +49,8 @@ type Options struct {
 	// before the command starts, so the caller can warn about any that are
 	// not in force.
 	Checked func(checks []LimitCheck)
+	// Observers watch the box while the command runs.
+	Observers []Observer
 	// Executable is the boxrun binary to re-execute as the helper; empty
 	// means /proc/self/exe.
 	Executable string
@@ -247,14 +249,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.Start = time.Now()
 	_, werr := release.Write(msg)
 	release.Close()
-	st, _ := io.ReadAll(status)
+	st, _ := io.ReadAll(status) // EOF: exec succeeded or failed
 	status.Close()
 	hs := parseHelperStatus(st)
 	for _, w := range hs.warnings {
 		warn(w)
 	}
+	if hs.execCode == 0 {
+		for _, ob := range o.Observers {
+			ob.Started(box.Dir(), helper.Process.Pid)
+		}
+	}
 	waitErr := helper.Wait()
 	res.End = time.Now()
+	if hs.execCode == 0 {
+		for _, ob := range o.Observers {
+			ob.Exited()
+		}
+	}
 	if werr != nil && hs.execCode == 0 {
 		destroy()
 		return nil, startErr(125, "releasing the command: %w", werr)

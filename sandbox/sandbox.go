@@ -67,6 +67,9 @@ type Box interface {
 	// Cgroup is the box's cgroup path relative to the cgroup2 mount (e.g.
 	// "/user.slice/.../boxrun-tests-ab12.scope"), or "" when there is none.
 	Cgroup() string
+	// Dir is the box's cgroup directory (e.g. "/sys/fs/cgroup/user.slice/
+	// .../boxrun-tests-ab12.scope"), or "" when there is none.
+	Dir() string
 	// Check reads back from the kernel what each limit of the policy became.
 	Check(ctx context.Context) []LimitCheck
 	// Procs lists the processes currently in the box.
@@ -78,6 +81,18 @@ type Box interface {
 	Kill(ctx context.Context) error
 	// Destroy removes the box. Processes still inside are killed first.
 	Destroy(ctx context.Context) error
+}
+
+// Observer watches a box while its command runs: the run report samples it,
+// backpressure steers it. Run calls Started once the command runs in the
+// box and Exited when the command has exited, before leftovers are handled
+// and the box is removed, so the cgroup files are still readable then.
+type Observer interface {
+	// Started is called with the box's cgroup directory ("" without a
+	// cgroup) and the command's pid.
+	Started(dir string, pid int)
+	// Exited is called once the command has been reaped.
+	Exited()
 }
 
 // LimitCheck is what the kernel reports for one limit of the policy.

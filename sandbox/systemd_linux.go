@@ -29,6 +29,8 @@ type systemdBackend struct {
 	user    bool   // the user manager, not the system manager
 	version int    // the manager's version, e.g. 252
 	mount   string // cgroup2 mount point
+	// noOOMPolicy is set once the manager has refused OOMPolicy on a scope.
+	noOOMPolicy bool
 }
 
 // managerSocket is the private socket of the user or system manager.
@@ -149,10 +151,10 @@ func (b *systemdBackend) Create(ctx context.Context, req Request) (Box, error) {
 	return &systemdBox{b: b, req: req, unit: unitName(req.Policy.Name, req.ID)}, nil
 }
 
-// scopeProperties maps a resolved policy onto transient scope properties,
-// sending only what a manager of this version understands (an unknown
-// property fails the whole StartTransientUnit).
-func scopeProperties(p *policy.Resolved, version int, desc string, pid int) []sd.Property {
+// scopeProperties maps a resolved policy onto transient scope properties.
+// oomPolicy says whether to send OOMPolicy, which older managers do not
+// know for scopes (an unknown property fails the whole StartTransientUnit).
+func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) []sd.Property {
 	u64 := func(name string, v uint64) sd.Property {
 		return sd.Property{Name: name, Value: godbus.MakeVariant(v)}
 	}
@@ -188,11 +190,11 @@ func scopeProperties(p *policy.Resolved, version int, desc string, pid int) []sd
 			sd.Property{Name: "IOAccounting", Value: godbus.MakeVariant(true)},
 			u64("IOWeight", *p.IOWeight))
 	}
-	// OOMPolicy exists for scopes since systemd 253. The scope's default,
-	// "stop", would end all of `cargo test` when one test binary is
-	// OOM-killed; "continue" lets only the victim die. "kill" sets
-	// memory.oom.group so the whole tree goes together.
-	if version >= 253 {
+	// The scope's default OOMPolicy, "stop" (DefaultOOMPolicy), would
+	// SIGTERM all of `cargo test` when one test binary is OOM-killed;
+	// "continue" lets only the victim die. "kill" sets memory.oom.group so
+	// the whole tree goes together.
+	if oomPolicy {
 		pol := "continue"
 		if p.MemoryOOMGroup {
 			pol = "kill"
@@ -209,17 +211,34 @@ type systemdBox struct {
 	unit   string
 	cg     cgroupDir
 	placed bool
+	// warnings are reported with the limit checks.
+	warnings []string
 }
 
 func (x *systemdBox) Unit() string { return x.unit }
+
+func (x *systemdBox) Dir() string {
+	if !x.placed {
+		return ""
+	}
+	return x.cg.dir()
+}
 
 func (x *systemdBox) Cgroup() string { return x.cg.rel }
 
 // Place starts the scope with pid as its first process and waits for the
 // job to finish.
 func (x *systemdBox) Place(ctx context.Context, pid int) error {
-	props := scopeProperties(x.req.Policy, x.b.version, x.req.Description, pid)
-	if err := x.b.startScope(ctx, x.unit, props); err != nil {
+	err := x.b.startScope(ctx, x.unit, scopeProperties(x.req.Policy, !x.b.noOOMPolicy, x.req.Description, pid))
+	if err != nil && !x.b.noOOMPolicy && mentionsProperty(err, "OOMPolicy") {
+		// An older manager: start without it, and say what that costs.
+		x.b.noOOMPolicy = true
+		err = x.b.startScope(ctx, x.unit, scopeProperties(x.req.Policy, false, x.req.Description, pid))
+		if err == nil && !x.req.Policy.MemoryOOMGroup {
+			x.warnings = append(x.warnings, fmt.Sprintf("systemd %d cannot set OOMPolicy on a scope: one OOM kill in the box will make systemd stop the whole run (upgrade systemd, or set memory.oom_group = true to say so explicitly)", x.b.version))
+		}
+	}
+	if err != nil {
 		return err
 	}
 	x.placed = true
@@ -235,9 +254,9 @@ func (x *systemdBox) Place(ctx context.Context, pid int) error {
 		}
 	}
 	x.cg = cgroupDir{mount: x.b.mount, rel: cg}
-	// Before 253 a scope has no OOMPolicy; memory.oom.group is then ours
-	// to write (the scope's cgroup belongs to the manager's user).
-	if x.req.Policy.MemoryOOMGroup && x.b.version < 253 {
+	// Without OOMPolicy=kill, memory.oom.group is ours to write (the
+	// scope's cgroup belongs to the manager's user).
+	if x.req.Policy.MemoryOOMGroup && x.b.noOOMPolicy {
 		if err := os.WriteFile(x.cg.file("memory.oom.group"), []byte("1"), 0); err != nil {
 			return fmt.Errorf("setting memory.oom.group on %s: %w", x.cg.dir(), err)
 		}
@@ -293,7 +312,11 @@ func (x *systemdBox) Check(ctx context.Context) []LimitCheck {
 			"printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' | sudo tee /etc/systemd/system/user@.service.d/delegate.conf && "+
 			"sudo systemctl daemon-reload, then log out and in again", ctrl)
 	}
-	return x.cg.check(x.req.Policy, hint)
+	checks := x.cg.check(x.req.Policy, hint)
+	for _, w := range x.warnings {
+		checks = append(checks, LimitCheck{Key: "memory.oom_group", File: "memory.oom.group", Want: "OOMPolicy=continue", Problem: w})
+	}
+	return checks
 }
 
 func (x *systemdBox) Procs() ([]int, error) {
@@ -356,6 +379,11 @@ func (x *systemdBox) Destroy(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("resetting scope %s: %w", x.unit, err))
 	}
 	return errors.Join(errs...)
+}
+
+// mentionsProperty reports whether systemd refused a property by name.
+func mentionsProperty(err error, name string) bool {
+	return strings.Contains(err.Error(), name)
 }
 
 func isNoSuchUnit(err error) bool {

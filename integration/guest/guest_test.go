@@ -1,12 +1,5 @@
-// Package guest holds the real-kernel scenarios. Its test binary is built on
-// the host and run inside the QEMU guest by integration/ (as root, as an
-// unprivileged user with a delegated user manager, and in a boot without
-// systemd); it fails when run anywhere else, never skips.
-//
-// Environment (set by the host side):
-//
-//	BOXRUN_BIN       the boxrun binary under test
-//	BOXRUN_IT_MODE   root | user | cgroupfs
+//go:build boxrunguest
+
 package guest
 
 import (

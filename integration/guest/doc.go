@@ -1,0 +1,12 @@
+// Package guest holds the real-kernel scenarios. Its test binary is built on
+// the host with the boxrunguest tag and run inside the QEMU guest by
+// integration/ (as root, as an unprivileged user with a delegated user
+// manager, and in a boot without systemd); without the tag, plain
+// `go test ./...` does not build it. Run inside the guest without the
+// environment below, the scenarios fail; they never skip.
+//
+// Environment (set by the host side):
+//
+//	BOXRUN_BIN       the boxrun binary under test
+//	BOXRUN_IT_MODE   root | user | cgroupfs
+package guest
