@@ -28,7 +28,10 @@ import (
 // artifacts are the binaries built once for all guests.
 type artifacts struct {
 	dir, boxrun, guest string
-	err                error
+	// crate is a built copy of integration/testdata/memcrate, cargo the
+	// host's cargo; both "" when the host has no Rust toolchain.
+	crate, cargo string
+	err          error
 }
 
 var (
@@ -74,11 +77,35 @@ func build(t *testing.T) artifacts {
 				return
 			}
 		}
+		built.crate, built.cargo = buildCrate(dir)
 	})
 	if built.err != nil {
 		t.Fatalf("building the binaries for the guest: %v", built.err)
 	}
 	return built
+}
+
+// buildCrate copies the memcrate test crate next to the binaries and builds
+// its tests with the host's cargo, so that the guest's `cargo test` (slow
+// under emulation) only checks that everything is fresh. It returns "" for
+// both when there is no cargo; the scenario then fails with the reason.
+func buildCrate(dir string) (crate, cargo string) {
+	cargo, err := exec.LookPath("cargo")
+	if err != nil {
+		return "", ""
+	}
+	crate = filepath.Join(dir, "memcrate")
+	cp := exec.Command("cp", "-r", filepath.Join(repoRoot(), "integration", "testdata", "memcrate"), crate)
+	if err := cp.Run(); err != nil {
+		return "", ""
+	}
+	b := exec.Command(cargo, "build", "--tests", "--offline", "-q")
+	b.Dir = crate
+	if out, err := b.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building memcrate: %v\n%s", err, out)
+		return "", ""
+	}
+	return crate, cargo
 }
 
 func TestMain(m *testing.M) {
@@ -102,13 +129,29 @@ const guestPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 // guestRun is a shell snippet running the guest tests in one mode, each line
 // of output prefixed with "MODE| ", ending with "MODE| exit=N".
 func guestRun(a artifacts, mode, prefix string) string {
-	return fmt.Sprintf(`(cd /tmp && %s env -i %s HOME=/home/boxtest TMPDIR=/tmp %s BOXRUN_BIN=%s BOXRUN_IT_MODE=%s %s -test.v -test.timeout 20m; echo "exit=$?") 2>&1 | sed -u 's/^/%s| /'`,
-		prefix, guestPath, userEnv(mode), a.boxrun, mode, a.guest, mode)
+	return fmt.Sprintf(`(cd /tmp && %s env -i %s TMPDIR=/tmp %s BOXRUN_BIN=%s BOXRUN_IT_MODE=%s %s -test.v -test.timeout 20m %s; echo "exit=$?") 2>&1 | sed -u 's/^/%s| /'`,
+		prefix, guestPath, modeEnv(a, mode), a.boxrun, mode, a.guest, modeFlags(mode), mode)
 }
 
-func userEnv(mode string) string {
+// modeEnv is the environment of one mode's scenarios. Root reaches the
+// host's Rust toolchain (under /root) for the cargo scenario.
+func modeEnv(a artifacts, mode string) string {
 	if mode == "user" {
-		return "XDG_RUNTIME_DIR=/run/user/1500"
+		return "HOME=/home/boxtest XDG_RUNTIME_DIR=/run/user/1500"
+	}
+	env := "HOME=/root"
+	if a.cargo != "" {
+		env += fmt.Sprintf(" BOXRUN_IT_CARGO=%s BOXRUN_IT_CRATE=%s CARGO_HOME=%s RUSTUP_HOME=%s",
+			a.cargo, a.crate, filepath.Dir(filepath.Dir(a.cargo)), filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(a.cargo))), ".rustup"))
+	}
+	return env
+}
+
+// modeFlags leaves out, for the unprivileged user, the cargo scenario: the
+// host's Rust toolchain lives under /root. Root and the cgroupfs boot run it.
+func modeFlags(mode string) string {
+	if mode == "user" {
+		return "-test.skip TestCargoTestUnderBackpressure"
 	}
 	return ""
 }
@@ -179,6 +222,12 @@ func report(t *testing.T, mode string, r guestReport) (passed, failed int) {
 		t.Run(mode+"/"+name, func(t *testing.T) {
 			switch res {
 			case "PASS":
+				// Measurements the scenario reports ("figures: ...").
+				for _, l := range r.logs[name] {
+					if i := strings.Index(l, "figures: "); i >= 0 {
+						t.Log(l[i:])
+					}
+				}
 			case "SKIP":
 				t.Errorf("skipped in the guest: real-kernel scenarios must not skip\n%s", strings.Join(r.logs[name], "\n"))
 			default:
@@ -198,9 +247,12 @@ func report(t *testing.T, mode string, r guestReport) (passed, failed int) {
 	return passed, failed
 }
 
+// The VM tests run one after the other (and make test runs packages one at
+// a time): the scenarios compare wall times measured inside the guest, and
+// a second emulated guest on a 2-core host would make those ratios noise.
+
 func TestRealKernelSystemd(t *testing.T) {
 	requireVM(t)
-	t.Parallel()
 	a := build(t)
 	script := strings.Join([]string{
 		quietConsole,
@@ -222,7 +274,6 @@ func TestRealKernelSystemd(t *testing.T) {
 
 func TestRealKernelCgroupfs(t *testing.T) {
 	requireVM(t)
-	t.Parallel()
 	a := build(t)
 	res := boot(t, vm.Config{Mode: vm.NoSystemd, Command: quietConsole + "\n" + guestRun(a, "cgroupfs", ""), MemoryMB: 1024})
 	p, f := report(t, "cgroupfs", parseGuest(res.Output, "cgroupfs"))

@@ -104,7 +104,6 @@ func TestBuiltinTests(t *testing.T) {
 	want := &Resolved{
 		Name:               "tests",
 		Description:        "test suites: cargo test, go test, pytest -n",
-		MemoryHigh:         u(10307919872), // 60%
 		MemoryMax:          u(12884901888), // 75%
 		MemorySwapMax:      u(Unlimited),   // from base
 		MemoryBackpressure: true,
@@ -120,7 +119,7 @@ func TestBuiltinTests(t *testing.T) {
 	if !reflect.DeepEqual(&got, want) {
 		t.Errorf("tests = %+v\nwant    %+v", got, *want)
 	}
-	wantKeys := []string{"cpu.weight", "description", "leftovers", "leftovers_grace", "memory.backpressure", "memory.high",
+	wantKeys := []string{"cpu.weight", "description", "leftovers", "leftovers_grace", "memory.backpressure",
 		"memory.max", "memory.oom_group", "memory.swap.max", "oom_score_adj", "pids.max", "protect"}
 	var keys []string
 	for k := range r.Origins {

@@ -14,6 +14,7 @@ func ExampleStack_Resolve() {
 [policies.tests]
 extends = "tests"    # the built-in one
 memory.max = "50%"
+memory.high = "60%"  # above memory.max: capped
 `))
 	if err != nil {
 		fmt.Println(err)
@@ -34,10 +35,10 @@ memory.max = "50%"
 	}
 	// Output:
 	// memory.max 8G from .boxrun.toml:4
-	// memory.high 8G from built-in
+	// memory.high 8G from .boxrun.toml:5
 	// pids.max 1024 from --set
 	// cpu.weight 50 from built-in
-	// note: memory.high 60% = 9.6G (built-in) is above memory.max 50% = 8G (.boxrun.toml:4); using 8G for memory.high
+	// note: memory.high 60% = 9.6G (.boxrun.toml:5) is above memory.max 50% = 8G (.boxrun.toml:4); using 8G for memory.high
 }
 
 func ExampleParse_error() {

@@ -117,7 +117,8 @@ func TestResolvePercent(t *testing.T) {
 		env              Env
 		wantHigh, wantMx uint64
 	}{
-		// 60% and 75%, rounded down to 4 KiB pages.
+		// memory.high=60% (set here) and the built-in 75%, rounded down to
+		// 4 KiB pages.
 		{"16 GiB", Env{MemoryBytes: 16 * gib}, 10307919872, 12884901888},
 		{"64 GiB", Env{MemoryBytes: 64 * gib}, 41231683584, 48 * gib},
 		{"15.5 GiB, a typical MemTotal", Env{MemoryBytes: 16_252_928 * 1024}, 9985798144, 12482248704},
@@ -125,7 +126,7 @@ func TestResolvePercent(t *testing.T) {
 	s := builtinStack(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := s.Resolve("tests", nil, tt.env)
+			r, err := s.Resolve("tests", []string{"memory.high=60%"}, tt.env)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +139,7 @@ func TestResolvePercent(t *testing.T) {
 		})
 	}
 	_, err := s.Resolve("tests", nil, Env{})
-	want := "built-in: memory.high: 60% is a share of memory, but the memory size is unknown (use a size like 8G)"
+	want := "built-in: memory.max: 75% is a share of memory, but the memory size is unknown (use a size like 8G)"
 	if err == nil || err.Error() != want {
 		t.Errorf("Resolve with unknown memory: %v, want %s", err, want)
 	}

@@ -84,9 +84,10 @@ func parseHelperArgs(args []string) (helperConfig, error) {
 	return c, nil
 }
 
-// IsHelper reports whether args (os.Args) are a helper invocation.
+// IsHelper reports whether args (os.Args) are an invocation of one of
+// boxrun's internal roles (the exec helper or the backpressure guard).
 func IsHelper(args []string) bool {
-	return len(args) > 1 && args[1] == HelperArg
+	return len(args) > 1 && (args[1] == HelperArg || args[1] == GuardArg)
 }
 
 // RunHelper is the helper's whole life: wait to be placed in the box, apply
@@ -95,6 +96,9 @@ func IsHelper(args []string) bool {
 // parent aborted or on misuse, 126 not executable, 127 not found). Its
 // process then exits; the parent learns why through the status pipe.
 func RunHelper(args []string) int {
+	if len(args) > 1 && args[1] == GuardArg {
+		return runGuard(args)
+	}
 	status := os.NewFile(helperStatusFD, "boxrun-status")
 	report := func(code int, format string, a ...any) int {
 		if status != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -32,6 +33,8 @@ type options struct {
 	strict     bool
 	quiet      bool
 	help       bool
+	progress   bool   // --progress: a live status line on a terminal
+	reportJSON string // --report-json PATH, "-" for stdout
 }
 
 func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
@@ -46,10 +49,13 @@ func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.system, "system", false, "use the systemd system manager (default as root)")
 	fs.BoolVar(&o.strict, "strict", false, "refuse to run (exit 125) when a limit of the policy cannot be enforced here")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing of boxrun's own unless something went wrong")
+	fs.BoolVar(&o.progress, "progress", false, "show a status line on stderr while the command runs (on a terminal)")
+	fs.StringVar(&o.reportJSON, "report-json", "", "write the run report as JSON to this file (- for stdout)")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: boxrun [flags] [--] COMMAND [ARGS...]\n"+
-			"       boxrun policy list | show NAME | check [FILE]\n\nflags:\n%s", fs.FlagUsages())
+			"       boxrun policy list | show NAME | check [FILE]\n"+
+			"       boxrun status [--json]\n\nflags:\n%s", fs.FlagUsages())
 	}
 	return fs
 }
@@ -81,6 +87,8 @@ func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int
 		switch rest[0] {
 		case "policy":
 			return runPolicy(o, rest[1:], stdout, out)
+		case "status":
+			return runStatus(ctx, rest[1:], stdout, out)
 		}
 	}
 	if len(rest) == 0 {
@@ -166,6 +174,7 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 	for _, n := range pol.Notes {
 		out.warnf("policy %q: %s", pol.Name, n)
 	}
+	sandbox.PrepareBackpressure(pol)
 	// Reject a missing or non-executable command before making any box.
 	if _, err := sandbox.ResolveCommand(argv[0], nil); err != nil {
 		return startFailure(err, out)
@@ -188,15 +197,31 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 		out.errorf("--strict: no cgroup can be had here, so policy %q cannot be enforced: %s", pol.Name, strings.Join(skipped, "; "))
 		return exitBoxrunFailed
 	}
+	warn := func(s string) { out.warnf("%s", s) }
+	var observers []sandbox.Observer
+	var bp *sandbox.Backpressure
+	if pol.MemoryBackpressure {
+		if bp = sandbox.NewBackpressure(pol, "", warn); bp != nil {
+			observers = append(observers, bp)
+		}
+	}
+	rep, err := newReporter(o, pol, argv, stdout, stderr, out)
+	if err != nil {
+		out.errorf("%v", err)
+		return exitBoxrunFailed
+	}
+	defer rep.close()
+	observers = append(rep.observers(), observers...)
 	res, err := sandbox.Run(ctx, sandbox.Options{
-		Backend: backend,
-		Policy:  pol,
-		Args:    argv,
-		Stdin:   stdin,
-		Stdout:  stdout,
-		Stderr:  stderr,
-		Strict:  o.strict,
-		Warn:    func(s string) { out.warnf("%s", s) },
+		Backend:   backend,
+		Policy:    pol,
+		Args:      argv,
+		Stdin:     stdin,
+		Stdout:    stdout,
+		Stderr:    stderr,
+		Strict:    o.strict,
+		Warn:      warn,
+		Observers: observers,
 		Checked: func(checks []sandbox.LimitCheck) {
 			warnChecks(backend.Name(), checks, pol, skipped, out)
 		},
@@ -204,8 +229,8 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 	if err != nil {
 		return startFailure(err, out)
 	}
-	reportLeftovers(res, argv[0], out)
-	return res.ExitCode
+	reportBackpressure(bp, out)
+	return rep.finish(res)
 }
 
 // startFailure prints why the command did not start and picks the status.
@@ -254,17 +279,12 @@ func orNone(s string) string {
 	return s
 }
 
-// reportLeftovers names the processes that outlived the command.
-func reportLeftovers(res *sandbox.Result, cmd string, out *printer) {
-	if len(res.Leftovers) == 0 {
+// reportBackpressure says what backpressure did, when it paused anything.
+func reportBackpressure(bp *sandbox.Backpressure, out *printer) {
+	st, ok := bp.Stats()
+	if !ok || st.Paused == 0 {
 		return
 	}
-	what := "were killed"
-	if !res.LeftoversKilled {
-		what = "were left running (leftovers = \"keep\")"
-	}
-	out.warnf("%d process(es) outlived %s and %s:", len(res.Leftovers), cmd, what)
-	for _, p := range res.Leftovers {
-		out.warnf("  pid %d %s: %s", p.PID, p.Comm, p.Cmdline)
-	}
+	out.infof("backpressure paused processes %d times and resumed them oldest first (longest pause %v, %v in all); at most %d ran at once",
+		st.Paused, st.LongestPause.Round(time.Millisecond), st.PausedTotal.Round(time.Millisecond), st.MaxRunning)
 }

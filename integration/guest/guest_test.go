@@ -405,12 +405,16 @@ func TestLeftoverIgnoringTERMIsKilled(t *testing.T) {
 	}
 }
 
+// boxName matches the cgroup of a box: boxrun-POLICY-ID, with .scope under
+// systemd (and not the harness's own boxrun-test.service).
+var boxName = regexp.MustCompile(`^boxrun-\w+-[0-9a-f]{8}(\.scope)?$`)
+
 // boxes lists the boxrun cgroups that exist now.
 func boxes(t *testing.T) []string {
 	t.Helper()
 	var found []string
 	filepath.WalkDir("/sys/fs/cgroup", func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() && strings.HasPrefix(d.Name(), "boxrun-") {
+		if err == nil && d.IsDir() && boxName.MatchString(d.Name()) {
 			found = append(found, p)
 			return filepath.SkipDir
 		}

@@ -1,0 +1,214 @@
+//go:build boxrunguest
+
+package guest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// suiteScript is a test-suite-like workload: threads run jobs one after
+// another, each job a process holding mb MiB for hold. It prints one line
+// per failed job and, at the end, "failed=N" and the box's oom_kill count.
+func suiteScript(threads, jobs, mb int, hold string) string {
+	self, _ := os.Executable()
+	return fmt.Sprintf(`cg=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)
+out=$(mktemp -d)
+for t in $(seq %d); do
+  ( for j in $(seq %d); do
+      %s=hog HOG_MB=%d HOG_HOLD=%s %s >/dev/null 2>&1 || echo "job $t.$j failed: $?" >> $out/failed
+    done ) &
+done
+wait
+echo "failed=$(cat $out/failed 2>/dev/null | wc -l)"
+cat $out/failed 2>/dev/null
+echo "oom_kill=$(sed -n 's/^oom_kill //p' $cg/memory.events 2>/dev/null)"
+rm -rf $out`, threads, jobs, roleEnv, mb, hold, self)
+}
+
+// editor starts an editor-like process outside any box: it holds memory and
+// has the oom_score_adj Electron gives its renderers.
+func editor(t *testing.T) *exec.Cmd {
+	t.Helper()
+	self, _ := os.Executable()
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), roleEnv+"=hog", "HOG_MB=64", "HOG_HOLD=10m")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", cmd.Process.Pid), []byte("300"), 0)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd
+}
+
+func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
+	// Each job holds 40M, about 47M resident with the Go runtime: 8 at
+	// once want 376M, twice the 192M box.
+	const threads, jobs, mb = 8, 3, 40
+	hold := "1s"
+	pf := itPolicy(t, "")
+	script := suiteScript(threads, jobs, mb, hold)
+	ed := editor(t)
+
+	// The same workload, unboxed, measured in this boot: once before and
+	// once after the boxed runs, averaged, as emulated time drifts.
+	unboxedRun := func() time.Duration {
+		start := time.Now()
+		out, err := exec.Command("sh", "-c", script).CombinedOutput()
+		if f := fields(string(out)); err != nil || f["failed"] != "0" {
+			t.Fatalf("the workload fails even without a box: %v\n%s", err, out)
+		}
+		return time.Since(start)
+	}
+	unboxed1 := unboxedRun()
+
+	// A kill-only box: memory.max at half the demand OOM-kills jobs.
+	common := []string{"-f", pf, "-p", "it", "--set", "memory.max=192M", "--set", "memory.high=max", "--set", "pids.max=max"}
+	r := boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=false", "--", "sh", "-c", script)...)
+	killOnly := fields(r.stdout)
+	if n, _ := strconv.Atoi(killOnly["oom_kill"]); n == 0 || killOnly["failed"] == "0" {
+		t.Fatalf("without backpressure: oom_kill %q, failed %q; the workload must overflow the box for this test to mean anything", killOnly["oom_kill"], killOnly["failed"])
+	}
+
+	// Backpressure: the same box finishes every job with no OOM kill.
+	start := time.Now()
+	r = boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=true", "--", "sh", "-c", script)...)
+	boxed := time.Since(start)
+	unboxed := (unboxed1 + unboxedRun()) / 2
+	f := fields(r.stdout)
+	ratio := boxed.Seconds() / unboxed.Seconds()
+	t.Logf("figures: unboxed %.1fs; kill-only box: %s failed, %s OOM kills; backpressure: %s failed, %s OOM kills, %.1fs (%.2fx unboxed)",
+		unboxed.Seconds(), killOnly["failed"], killOnly["oom_kill"], f["failed"], f["oom_kill"], boxed.Seconds(), ratio)
+	if f["failed"] != "0" || f["oom_kill"] != "0" {
+		t.Errorf("with backpressure: failed %q, oom_kill %q; want 0 and 0", f["failed"], f["oom_kill"])
+	}
+	if r.code != 0 {
+		t.Errorf("boxrun exit %d", r.code)
+	}
+	if !strings.Contains(r.stderr, "backpressure paused processes") {
+		t.Errorf("stderr does not say what backpressure did: %q", r.stderr)
+	}
+	if ratio > 3 {
+		t.Errorf("backpressure took %.2fx the unboxed time, want at most 3x", ratio)
+	}
+	if err := ed.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("the editor-like process beside the box died: %v", err)
+	}
+	// Nothing stays stopped.
+	for _, b := range boxes(t) {
+		t.Errorf("box left behind: %s", b)
+	}
+}
+
+func TestBackpressureGuardResumesWhenBoxrunDies(t *testing.T) {
+	pf := itPolicy(t, "")
+	self, _ := os.Executable()
+	pidfile := t.TempDir() + "/pids"
+	// Four hogs of 40M in a 96M box: backpressure pauses some.
+	script := fmt.Sprintf(`for i in 1 2 3 4; do %s=hog HOG_MB=40 HOG_HOLD=60s %s & echo $! >> %s; done; wait`, roleEnv, self, pidfile)
+	cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--set", "memory.max=96M",
+		"--set", "memory.high=max", "--set", "memory.backpressure=true", "--", "sh", "-c", script)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	var stopped []int
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) && len(stopped) == 0 {
+		time.Sleep(200 * time.Millisecond)
+		data, _ := os.ReadFile(pidfile)
+		for _, s := range strings.Fields(string(data)) {
+			pid, _ := strconv.Atoi(s)
+			if procState(pid) == "T" {
+				stopped = append(stopped, pid)
+			}
+		}
+	}
+	if len(stopped) == 0 {
+		cmd.Process.Kill()
+		t.Fatal("backpressure never paused a process")
+	}
+	// boxrun dies without a chance to clean up.
+	cmd.Process.Kill()
+	cmd.Wait()
+	time.Sleep(time.Second)
+	for _, pid := range stopped {
+		if st := procState(pid); st == "T" {
+			t.Errorf("pid %d is still stopped after boxrun was killed: the guard must resume it", pid)
+		}
+	}
+	// Clean up what boxrun, killed, could not: the hogs, then their box
+	// (systemd collects an empty scope by itself; a cgroupfs box stays).
+	data, _ := os.ReadFile(pidfile)
+	for _, s := range strings.Fields(string(data)) {
+		pid, _ := strconv.Atoi(s)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, b := range boxes(t) {
+		os.Remove(b)
+	}
+}
+
+// procState returns the state letter of /proc/PID/stat ("" if gone).
+func procState(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
+}
+
+// TestCargoTestUnderBackpressure runs a real `cargo test` of a small crate
+// whose 48 CLI tests each spawn its binary (integration/testdata/memcrate),
+// under 24 test threads, in a box half the size of what they want at once.
+// The host builds the crate beforehand and runs this only where the guest
+// can reach its Rust toolchain (as root).
+func TestCargoTestUnderBackpressure(t *testing.T) {
+	cargo, crate := os.Getenv("BOXRUN_IT_CARGO"), os.Getenv("BOXRUN_IT_CRATE")
+	if cargo == "" || crate == "" {
+		t.Fatal("BOXRUN_IT_CARGO and BOXRUN_IT_CRATE are not set: the host found no cargo to build integration/testdata/memcrate with")
+	}
+	pf := itPolicy(t, "")
+	// 24 threads x (24M + the binary's own ~2M) want about 620M at once.
+	test := fmt.Sprintf(`cd %s && MEMCRATE_MIB=24 MEMCRATE_MILLIS=1000 %s test --offline -q -- --test-threads=24 2>&1; `+
+		`echo "cargo_exit=$?"; echo "oom_kill=$(sed -n 's/^oom_kill //p' /sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/memory.events 2>/dev/null)"`, crate, cargo)
+	start := time.Now()
+	out, _ := exec.Command("sh", "-c", test).CombinedOutput()
+	unboxed := time.Since(start)
+	if f := fields(string(out)); f["cargo_exit"] != "0" {
+		t.Fatalf("cargo test fails even without a box:\n%s", out)
+	}
+	common := []string{"-f", pf, "-p", "it", "--set", "memory.max=320M", "--set", "memory.high=max", "--set", "pids.max=max", "--set", "cpu.max=max"}
+	r := boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=false", "--", "sh", "-c", test)...)
+	killOnly := fields(r.stdout)
+	if killOnly["cargo_exit"] == "0" {
+		t.Fatalf("without backpressure cargo test passed (oom_kill %q): the box must be too small for this test to mean anything", killOnly["oom_kill"])
+	}
+	start = time.Now()
+	r = boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=true", "--", "sh", "-c", test)...)
+	boxed := time.Since(start)
+	f := fields(r.stdout)
+	t.Logf("figures: cargo test, 24 threads: unboxed %.1fs; kill-only box: cargo exit %s, %s OOM kills; backpressure: cargo exit %s, %s OOM kills, %.1fs (%.2fx unboxed)",
+		unboxed.Seconds(), killOnly["cargo_exit"], killOnly["oom_kill"], f["cargo_exit"], f["oom_kill"], boxed.Seconds(), boxed.Seconds()/unboxed.Seconds())
+	if f["cargo_exit"] != "0" || f["oom_kill"] != "0" || !strings.Contains(r.stdout, "48 passed") {
+		t.Errorf("with backpressure: cargo exit %q, oom_kill %q; want every test passing and no OOM kill", f["cargo_exit"], f["oom_kill"])
+	}
+	if ratio := boxed.Seconds() / unboxed.Seconds(); ratio > 3 {
+		t.Errorf("cargo test under backpressure took %.2fx its unboxed time, want at most 3x", ratio)
+	}
+}

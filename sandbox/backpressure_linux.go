@@ -1,0 +1,357 @@
+package sandbox
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/boxrun/boxrun/backpressure"
+	"github.com/boxrun/boxrun/policy"
+)
+
+// GuardArg makes the boxrun binary act as the backpressure guard: a process
+// outside the box that resumes every process of the box when boxrun goes
+// away, however it goes (even SIGKILL), so a paused process is never left
+// stopped forever.
+const GuardArg = "__boxrun-guard"
+
+// Backpressure is the Observer that pauses the newest processes of a box as
+// it nears its memory target and resumes them oldest first (see package
+// backpressure for the rules). It pauses with SIGSTOP and resumes with
+// SIGCONT: that works in a scope systemd manages (no sub-cgroups needed),
+// and the guard process undoes it if boxrun dies.
+type Backpressure struct {
+	target     uint64
+	warn       func(string)
+	executable string
+
+	mu    sync.Mutex
+	ctrl  *backpressure.Controller
+	stop  chan struct{}
+	done  chan struct{}
+	guard *os.File // write end of the guard's pipe; closing it resumes all
+	dir   string
+	err   error
+}
+
+// backpressureTarget is the memory backpressure steers by: memory.max, or
+// a little above memory.high when the policy throttles lower than
+// backpressure would (so that paused processes keep the box out of the
+// throttle), 0 when the policy limits neither.
+func backpressureTarget(p *policy.Resolved) uint64 {
+	limit := func(v *uint64) uint64 {
+		if v == nil || *v == policy.Unlimited {
+			return 0
+		}
+		return *v
+	}
+	max, high := limit(p.MemoryMax), limit(p.MemoryHigh)
+	switch {
+	case max == 0 && high == 0:
+		return 0
+	case max == 0:
+		return high + backpressure.DefaultMargin(high)/2
+	case high != 0 && high < backpressure.HighFor(max):
+		return high + backpressure.DefaultMargin(high)/2
+	default:
+		return max
+	}
+}
+
+// PrepareBackpressure adjusts a policy with memory.backpressure on before
+// its box is made: when it sets no memory.high, memory.high goes half a
+// margin above the pause threshold, so the kernel throttles only allocation
+// bursts that overshoot it while boxrun pauses processes. It returns a note
+// saying so, or "".
+func PrepareBackpressure(p *policy.Resolved) string {
+	if !p.MemoryBackpressure || (p.MemoryHigh != nil && *p.MemoryHigh != policy.Unlimited) {
+		return ""
+	}
+	target := backpressureTarget(p)
+	if target == 0 {
+		return ""
+	}
+	high := backpressure.HighFor(target)
+	p.MemoryHigh = &high
+	if p.Origins != nil {
+		p.Origins["memory.high"] = policy.Origin{File: "memory.backpressure"}
+	}
+	return fmt.Sprintf("memory.high set to %s, just under memory.max, for memory.backpressure", policy.FormatBytes(high))
+}
+
+// NewBackpressure returns the observer for a policy with
+// memory.backpressure on, or nil when the policy sets no memory target
+// (warning why). executable is the boxrun binary for the guard ("" means
+// /proc/self/exe).
+func NewBackpressure(p *policy.Resolved, executable string, warn func(string)) *Backpressure {
+	target := backpressureTarget(p)
+	if target == 0 {
+		warn(fmt.Sprintf("policy %q: memory.backpressure needs memory.max or memory.high to steer by; it is off for this run", p.Name))
+		return nil
+	}
+	return &Backpressure{target: target, warn: warn, executable: executable}
+}
+
+// Started begins watching the box.
+func (b *Backpressure) Started(dir string, pid int) {
+	if dir == "" {
+		b.warn("memory.backpressure is not available without a cgroup (backend none)")
+		return
+	}
+	b.dir = dir
+	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid})
+	if g, err := startGuard(b.executable, dir); err != nil {
+		b.warn(fmt.Sprintf("backpressure is off: starting its guard: %v", err))
+		return
+	} else {
+		b.guard = g
+	}
+	b.stop, b.done = make(chan struct{}), make(chan struct{})
+	go b.loop()
+}
+
+// Exited stops watching and resumes every paused process.
+func (b *Backpressure) Exited() {
+	if b.stop == nil {
+		return
+	}
+	close(b.stop)
+	<-b.done
+	b.mu.Lock()
+	for _, a := range b.ctrl.Finish(time.Now()) {
+		_ = syscall.Kill(a.PID, syscall.SIGCONT)
+	}
+	b.mu.Unlock()
+	b.guard.Close()
+	if b.err != nil {
+		b.warn(fmt.Sprintf("backpressure stopped early: %v", b.err))
+	}
+}
+
+// Stats returns what backpressure did; ok is false when it never ran.
+func (b *Backpressure) Stats() (backpressure.Stats, bool) {
+	if b == nil || b.ctrl == nil {
+		return backpressure.Stats{}, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ctrl.Stats(), true
+}
+
+// loop observes the box until stopped: every 100 ms while it is below half
+// its target, every 10 ms above, and at once when memory.events changes
+// (the kernel counts a "high" event when memory.high is crossed).
+func (b *Backpressure) loop() {
+	defer close(b.done)
+	wake, closeWake := watchFile(filepath.Join(b.dir, "memory.events"))
+	defer closeWake()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-wake:
+		case <-timer.C:
+		}
+		usage, err := readUint(filepath.Join(b.dir, "memory.current"))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return // the box is gone
+			}
+			b.err = err
+			return
+		}
+		interval := 100 * time.Millisecond
+		if usage*2 >= b.target || len(b.ctrl.Paused()) > 0 {
+			interval = 10 * time.Millisecond
+			procs, err := boxProcs(b.dir)
+			if err != nil {
+				b.err = err
+				return
+			}
+			b.mu.Lock()
+			acts := b.ctrl.Step(backpressure.Observation{Now: time.Now(), Usage: usage, Procs: procs})
+			b.mu.Unlock()
+			for _, a := range acts {
+				sig := syscall.SIGCONT
+				if a.Kind == backpressure.Pause {
+					sig = syscall.SIGSTOP
+				}
+				_ = syscall.Kill(a.PID, sig)
+			}
+		}
+		timer.Reset(interval)
+	}
+}
+
+// watchFile returns a channel that receives when path is modified (inotify),
+// and a function to stop watching. Without inotify the channel never fires
+// and the caller's timer does the work.
+func watchFile(path string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		return ch, func() {}
+	}
+	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_MODIFY); err != nil {
+		unix.Close(fd)
+		return ch, func() {}
+	}
+	f := os.NewFile(uintptr(fd), "inotify")
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return
+			}
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return ch, func() { f.Close() }
+}
+
+func readUint(path string) (uint64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+}
+
+// boxProcs lists the processes of a cgroup tree with what backpressure
+// needs: parent, start time and resident size. Processes that exit while
+// being read are left out.
+func boxProcs(dir string) ([]backpressure.Proc, error) {
+	pids, err := cgroupDir{mount: dir, rel: "/"}.procs()
+	if err != nil {
+		return nil, err
+	}
+	procs := make([]backpressure.Proc, 0, len(pids))
+	for _, pid := range pids {
+		p, ok := readProc(pid)
+		if ok {
+			procs = append(procs, p)
+		}
+	}
+	return procs, nil
+}
+
+// readProc reads /proc/PID/stat (parent, start time) and statm (resident
+// pages).
+func readProc(pid int) (backpressure.Proc, bool) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return backpressure.Proc{}, false
+	}
+	p, ok := parseStat(string(stat))
+	if !ok {
+		return p, false
+	}
+	statm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return p, false
+	}
+	if f := strings.Fields(string(statm)); len(f) >= 2 {
+		pages, _ := strconv.ParseUint(f[1], 10, 64)
+		p.RSS = pages * uint64(os.Getpagesize())
+	}
+	return p, true
+}
+
+// parseStat extracts pid, ppid and starttime from a /proc/PID/stat line; the
+// command name in parentheses may itself hold spaces and parentheses.
+func parseStat(s string) (backpressure.Proc, bool) {
+	var p backpressure.Proc
+	open := strings.IndexByte(s, '(')
+	close := strings.LastIndexByte(s, ')')
+	if open < 0 || close < open {
+		return p, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(s[:open]))
+	if err != nil {
+		return p, false
+	}
+	// After ")": state ppid pgrp session tty tpgid flags minflt cminflt
+	// majflt cmajflt utime stime cutime cstime priority nice threads
+	// itrealvalue starttime ...
+	f := strings.Fields(s[close+1:])
+	if len(f) < 20 {
+		return p, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil {
+		return p, false
+	}
+	p.PID, p.PPID, p.Start = pid, ppid, start
+	return p, true
+}
+
+// startGuard starts the guard for the box at dir: boxrun re-executed in its
+// own session (so terminal signals do not reach it), outside the box,
+// holding the read end of a pipe. When the write end closes — boxrun
+// finished or died — it sends SIGCONT to every process in the box.
+func startGuard(executable, dir string) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	if executable == "" {
+		executable = "/proc/self/exe"
+	}
+	cmd := &exec.Cmd{
+		Path:        executable,
+		Args:        []string{"boxrun", GuardArg, dir},
+		ExtraFiles:  []*os.File{r},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	err = cmd.Start()
+	r.Close()
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	// Reap it when it exits, without blocking boxrun.
+	go func() { _ = cmd.Wait() }()
+	return w, nil
+}
+
+// runGuard is the guard's whole life (see startGuard).
+func runGuard(args []string) int {
+	if len(args) != 3 {
+		return 125
+	}
+	dir := args[2]
+	pipe := os.NewFile(3, "boxrun-guard")
+	if pipe == nil {
+		return 125
+	}
+	rd := bufio.NewReader(pipe)
+	for {
+		if _, err := rd.ReadByte(); err != nil {
+			break // EOF: boxrun is done or dead
+		}
+	}
+	pids, err := cgroupDir{mount: dir, rel: "/"}.procs()
+	if err != nil {
+		return 0 // the box is gone
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+	}
+	return 0
+}
