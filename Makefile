@@ -11,7 +11,7 @@ SHELL   := /bin/bash
 # Keep test output to results and summaries; the full log is in test.log.
 FILTER  := grep -E --line-buffered '^(--- |    --- FAIL|ok |FAIL|PASS$$|panic:)|passed, [0-9]+ failed|figures: '
 
-.PHONY: all build install test unit vet integration clean
+.PHONY: all build install test unit vet integration bench clean
 
 all: build
 
@@ -40,3 +40,7 @@ test: vet
 
 clean:
 	rm -rf bin test.log
+
+# Real-kernel benchmarks (see bench/): prints a table, writes bench/results/latest.json.
+bench:
+	bench/backpressure.sh

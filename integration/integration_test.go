@@ -149,11 +149,17 @@ func modeEnv(a artifacts, mode string) string {
 
 // modeFlags leaves out, for the unprivileged user, the cargo scenario: the
 // host's Rust toolchain lives under /root. Root and the cgroupfs boot run it.
+// $BOXRUN_IT_RUN narrows the scenarios to a -test.run pattern (bench/ uses
+// it to run only the backpressure ones).
 func modeFlags(mode string) string {
+	var flags []string
 	if mode == "user" {
-		return "-test.skip TestCargoTestUnderBackpressure"
+		flags = append(flags, "-test.skip TestCargoTestUnderBackpressure")
 	}
-	return ""
+	if pat := os.Getenv("BOXRUN_IT_RUN"); pat != "" {
+		flags = append(flags, "-test.run '"+strings.ReplaceAll(pat, "'", "")+"'")
+	}
+	return strings.Join(flags, " ")
 }
 
 // quietConsole keeps kernel messages (the OOM kills the scenarios cause on

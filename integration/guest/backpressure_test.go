@@ -51,9 +51,9 @@ func editor(t *testing.T) *exec.Cmd {
 }
 
 func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
-	// Each job holds 40M, about 47M resident with the Go runtime: 8 at
-	// once want 376M, twice the 192M box.
-	const threads, jobs, mb = 8, 3, 40
+	// Each job holds 40M, about 44M resident with the Go runtime: 12 at
+	// once want 533M, twice the 264M box.
+	const threads, jobs, mb = 12, 2, 40
 	hold := "1s"
 	pf := itPolicy(t, "")
 	script := suiteScript(threads, jobs, mb, hold)
@@ -72,7 +72,7 @@ func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
 	unboxed1 := unboxedRun()
 
 	// A kill-only box: memory.max at half the demand OOM-kills jobs.
-	common := []string{"-f", pf, "-p", "it", "--set", "memory.max=192M", "--set", "memory.high=max", "--set", "pids.max=max"}
+	common := []string{"-f", pf, "-p", "it", "--set", "memory.max=264M", "--set", "memory.high=max", "--set", "pids.max=max"}
 	r := boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=false", "--", "sh", "-c", script)...)
 	killOnly := fields(r.stdout)
 	if n, _ := strconv.Atoi(killOnly["oom_kill"]); n == 0 || killOnly["failed"] == "0" {
