@@ -1,11 +1,9 @@
 package sandbox
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,29 +17,22 @@ import (
 	"github.com/boxrun/boxrun/policy"
 )
 
-// GuardArg makes the boxrun binary act as the backpressure guard: a process
-// outside the box that resumes every process of the box when boxrun goes
-// away, however it goes (even SIGKILL), so a paused process is never left
-// stopped forever.
-const GuardArg = "__boxrun-guard"
-
 // Backpressure is the Observer that pauses the newest processes of a box as
 // it nears its memory target and resumes them oldest first (see package
 // backpressure for the rules). It pauses with SIGSTOP and resumes with
 // SIGCONT: that works in a scope systemd manages (no sub-cgroups needed),
-// and the guard process undoes it if boxrun dies.
+// and if boxrun dies the run's guard (see guard_linux.go) resumes and kills
+// what is in the box.
 type Backpressure struct {
-	target     uint64
-	warn       func(string)
-	executable string
+	target uint64
+	warn   func(string)
 
-	mu    sync.Mutex
-	ctrl  *backpressure.Controller
-	stop  chan struct{}
-	done  chan struct{}
-	guard *os.File // write end of the guard's pipe; closing it resumes all
-	dir   string
-	err   error
+	mu   sync.Mutex
+	ctrl *backpressure.Controller
+	stop chan struct{}
+	done chan struct{}
+	dir  string
+	err  error
 }
 
 // backpressureTarget is the memory backpressure steers by: memory.max, or
@@ -91,15 +82,14 @@ func PrepareBackpressure(p *policy.Resolved) string {
 
 // NewBackpressure returns the observer for a policy with
 // memory.backpressure on, or nil when the policy sets no memory target
-// (warning why). executable is the boxrun binary for the guard ("" means
-// /proc/self/exe).
-func NewBackpressure(p *policy.Resolved, executable string, warn func(string)) *Backpressure {
+// (warning why).
+func NewBackpressure(p *policy.Resolved, warn func(string)) *Backpressure {
 	target := backpressureTarget(p)
 	if target == 0 {
 		warn(fmt.Sprintf("policy %q: memory.backpressure needs memory.max or memory.high to steer by; it is off for this run", p.Name))
 		return nil
 	}
-	return &Backpressure{target: target, warn: warn, executable: executable}
+	return &Backpressure{target: target, warn: warn}
 }
 
 // Started begins watching the box.
@@ -110,12 +100,6 @@ func (b *Backpressure) Started(dir string, pid int) {
 	}
 	b.dir = dir
 	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid})
-	if g, err := startGuard(b.executable, dir); err != nil {
-		b.warn(fmt.Sprintf("backpressure is off: starting its guard: %v", err))
-		return
-	} else {
-		b.guard = g
-	}
 	b.stop, b.done = make(chan struct{}), make(chan struct{})
 	go b.loop()
 }
@@ -132,7 +116,6 @@ func (b *Backpressure) Exited() {
 		_ = syscall.Kill(a.PID, syscall.SIGCONT)
 	}
 	b.mu.Unlock()
-	b.guard.Close()
 	if b.err != nil {
 		b.warn(fmt.Sprintf("backpressure stopped early: %v", b.err))
 	}
@@ -299,59 +282,4 @@ func parseStat(s string) (backpressure.Proc, bool) {
 	}
 	p.PID, p.PPID, p.Start = pid, ppid, start
 	return p, true
-}
-
-// startGuard starts the guard for the box at dir: boxrun re-executed in its
-// own session (so terminal signals do not reach it), outside the box,
-// holding the read end of a pipe. When the write end closes — boxrun
-// finished or died — it sends SIGCONT to every process in the box.
-func startGuard(executable, dir string) (*os.File, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	if executable == "" {
-		executable = "/proc/self/exe"
-	}
-	cmd := &exec.Cmd{
-		Path:        executable,
-		Args:        []string{"boxrun", GuardArg, dir},
-		ExtraFiles:  []*os.File{r},
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	err = cmd.Start()
-	r.Close()
-	if err != nil {
-		w.Close()
-		return nil, err
-	}
-	// Reap it when it exits, without blocking boxrun.
-	go func() { _ = cmd.Wait() }()
-	return w, nil
-}
-
-// runGuard is the guard's whole life (see startGuard).
-func runGuard(args []string) int {
-	if len(args) != 3 {
-		return 125
-	}
-	dir := args[2]
-	pipe := os.NewFile(3, "boxrun-guard")
-	if pipe == nil {
-		return 125
-	}
-	rd := bufio.NewReader(pipe)
-	for {
-		if _, err := rd.ReadByte(); err != nil {
-			break // EOF: boxrun is done or dead
-		}
-	}
-	pids, err := cgroupDir{mount: dir, rel: "/"}.procs()
-	if err != nil {
-		return 0 // the box is gone
-	}
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGCONT)
-	}
-	return 0
 }

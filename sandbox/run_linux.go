@@ -233,6 +233,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Checked != nil {
 		o.Checked(res.Checks)
 	}
+	// From here the box must not outlive boxrun, however boxrun ends.
+	var grd *guard
+	if dir := box.Dir(); dir != "" {
+		if grd, err = startGuard(o.Executable, dir); err != nil {
+			warn(fmt.Sprintf("no guard for the box (it would outlive a killed boxrun): %v", err))
+		}
+	}
+	defer grd.release()
 
 	// Forward signals from now until the command is reaped.
 	sigs := make(chan os.Signal, 8)

@@ -201,7 +201,7 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 	var observers []sandbox.Observer
 	var bp *sandbox.Backpressure
 	if pol.MemoryBackpressure {
-		if bp = sandbox.NewBackpressure(pol, "", warn); bp != nil {
+		if bp = sandbox.NewBackpressure(pol, warn); bp != nil {
 			observers = append(observers, bp)
 		}
 	}

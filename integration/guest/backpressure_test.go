@@ -109,7 +109,10 @@ func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
 	}
 }
 
-func TestBackpressureGuardResumesWhenBoxrunDies(t *testing.T) {
+// TestKilledBoxrunLeavesNothingBehind SIGKILLs boxrun while backpressure
+// holds processes stopped: its guard must resume and kill everything in the
+// box, and the box must go — nothing stopped forever, nothing running on.
+func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 	pf := itPolicy(t, "")
 	self, _ := os.Executable()
 	pidfile := t.TempDir() + "/pids"
@@ -120,42 +123,50 @@ func TestBackpressureGuardResumesWhenBoxrunDies(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Wait()
-	var stopped []int
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) && len(stopped) == 0 {
-		time.Sleep(200 * time.Millisecond)
+	readPids := func() []int {
 		data, _ := os.ReadFile(pidfile)
+		var pids []int
 		for _, s := range strings.Fields(string(data)) {
 			pid, _ := strconv.Atoi(s)
+			pids = append(pids, pid)
+		}
+		return pids
+	}
+	stopped := 0
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) && stopped == 0 {
+		time.Sleep(200 * time.Millisecond)
+		for _, pid := range readPids() {
 			if procState(pid) == "T" {
-				stopped = append(stopped, pid)
+				stopped++
 			}
 		}
 	}
-	if len(stopped) == 0 {
+	if stopped == 0 {
 		cmd.Process.Kill()
+		cmd.Wait()
 		t.Fatal("backpressure never paused a process")
 	}
 	// boxrun dies without a chance to clean up.
 	cmd.Process.Kill()
 	cmd.Wait()
-	time.Sleep(time.Second)
-	for _, pid := range stopped {
-		if st := procState(pid); st == "T" {
-			t.Errorf("pid %d is still stopped after boxrun was killed: the guard must resume it", pid)
+	var alive []string
+	deadline = time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		alive = nil
+		for _, pid := range readPids() {
+			if st := procState(pid); st != "" && st != "Z" {
+				alive = append(alive, fmt.Sprintf("%d (%s)", pid, st))
+			}
 		}
+		if len(alive) == 0 && len(boxes(t)) == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	// Clean up what boxrun, killed, could not: the hogs, then their box
-	// (systemd collects an empty scope by itself; a cgroupfs box stays).
-	data, _ := os.ReadFile(pidfile)
-	for _, s := range strings.Fields(string(data)) {
-		pid, _ := strconv.Atoi(s)
+	t.Errorf("15s after boxrun was killed: processes of its box still there: %v; boxes: %v", alive, boxes(t))
+	for _, pid := range readPids() {
 		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	time.Sleep(500 * time.Millisecond)
-	for _, b := range boxes(t) {
-		os.Remove(b)
 	}
 }
 

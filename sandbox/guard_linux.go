@@ -1,0 +1,93 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// GuardArg makes the boxrun binary act as a run's guard: a small process
+// outside the box, in a session of its own (so terminal signals do not reach
+// it), holding the read end of a pipe from boxrun. boxrun writes guardDone
+// when it has finished with the box. If the pipe closes without it — boxrun
+// died, even by SIGKILL — the guard resumes every process of the box (none
+// stays stopped by backpressure) and kills them all, so a box never outlives
+// its boxrun unbounded; systemd then collects the empty scope, and a
+// cgroupfs box is removed by the guard.
+const GuardArg = "__boxrun-guard"
+
+// guardDone is what boxrun writes to tell its guard all is well.
+const guardDone = 'D'
+
+// guard is boxrun's end of a running guard.
+type guard struct {
+	w *os.File
+}
+
+// startGuard starts the guard for the box at dir (an absolute cgroup
+// directory). executable "" means /proc/self/exe.
+func startGuard(executable, dir string) (*guard, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	if executable == "" {
+		executable = "/proc/self/exe"
+	}
+	cmd := &exec.Cmd{
+		Path:        executable,
+		Args:        []string{"boxrun", GuardArg, dir},
+		ExtraFiles:  []*os.File{r},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	err = cmd.Start()
+	r.Close()
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	// Reap it when it exits, without blocking boxrun.
+	go func() { _ = cmd.Wait() }()
+	return &guard{w: w}, nil
+}
+
+// release tells the guard boxrun is done with the box and lets it go.
+func (g *guard) release() {
+	if g == nil {
+		return
+	}
+	_, _ = g.w.Write([]byte{guardDone})
+	g.w.Close()
+}
+
+// runGuard is the guard's whole life (see GuardArg).
+func runGuard(args []string) int {
+	if len(args) != 3 {
+		return 125
+	}
+	pipe := os.NewFile(3, "boxrun-guard")
+	if pipe == nil {
+		return 125
+	}
+	data, _ := io.ReadAll(pipe) // until boxrun closes it, or dies
+	if len(data) > 0 && data[len(data)-1] == guardDone {
+		return 0
+	}
+	cg := cgroupDir{mount: args[2], rel: "/"}
+	// Nothing may stay stopped: resume first, then kill everything.
+	_ = cg.signal(syscall.SIGCONT)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cg.kill(ctx); err != nil {
+		return 1
+	}
+	// systemd removes an empty scope's cgroup itself; a cgroupfs box is ours.
+	if err := os.Remove(cg.dir()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	return 0
+}
