@@ -11,7 +11,9 @@ import (
 //   - each starts with "boxrun: ", is lowercase, and has no trailing period;
 //   - warnings say "boxrun: warning: ", and a line that tells the user what
 //     to do next says "boxrun: hint: ";
-//   - with -q, only errors and what the user must know (refusals) are printed.
+//   - with -q, only errors and what the user must know (refusals) are printed;
+//   - a block (the run report) starts with a "boxrun: " line; the lines under
+//     it are indented by two spaces instead of prefixed.
 //
 // The printer below is the only place that formats them.
 type printer struct {

@@ -101,7 +101,7 @@ func TestCLI(t *testing.T) {
 				t.Errorf("want no stderr, got %q", stderr)
 			}
 			for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
-				if line != "" && !strings.HasPrefix(line, "boxrun: ") && !strings.HasPrefix(tt.name, "bad flag") {
+				if line != "" && !strings.HasPrefix(line, "boxrun: ") && !strings.HasPrefix(line, "  ") && !strings.HasPrefix(tt.name, "bad flag") {
 					t.Errorf("stderr line without the boxrun: prefix: %q", line)
 				}
 			}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/report"
+	"github.com/boxrun/boxrun/sandbox"
+)
+
+// reporter makes the run report: its Sampler (and, with --progress on a
+// terminal, the status line) watch the box while the command runs; finish
+// then prints the report on stderr and writes --report-json.
+//
+// With -q the report is printed only when something went wrong: a process
+// was OOM-killed (in the box or outside it), a fork was refused at pids.max,
+// or the command died by SIGKILL — the diagnoses of severity error. Exit
+// codes, throttling and leftovers alone stay quiet.
+type reporter struct {
+	o       options
+	pol     *policy.Resolved
+	argv    []string
+	stderr  *os.File
+	out     *printer
+	sampler *sandbox.Sampler
+	obs     []sandbox.Observer
+
+	json        *os.File // --report-json's file, or stdout for "-"
+	jsonCreated bool     // the file did not exist before boxrun made it
+	finished    bool
+}
+
+// newReporter prepares the report of one run. It opens the --report-json
+// file now, so that a path that cannot be written fails before the command
+// runs rather than after.
+func newReporter(o options, pol *policy.Resolved, argv []string, stdout, stderr *os.File, out *printer) (*reporter, error) {
+	r := &reporter{o: o, pol: pol, argv: argv, stderr: stderr, out: out, sampler: sandbox.NewSampler()}
+	r.obs = []sandbox.Observer{r.sampler}
+	if o.progress && isTerminal(stderr) {
+		r.obs = append(r.obs, &progress{w: stderr, width: func() int { return terminalWidth(stderr) }, pol: pol, latest: r.sampler.Latest})
+	}
+	switch o.reportJSON {
+	case "":
+	case "-":
+		r.json = stdout
+	default:
+		_, statErr := os.Stat(o.reportJSON)
+		f, err := os.OpenFile(o.reportJSON, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("--report-json: %w (give a writable file, or - for stdout)", err)
+		}
+		r.json, r.jsonCreated = f, errors.Is(statErr, os.ErrNotExist)
+	}
+	return r, nil
+}
+
+// observers are the Observers to give Run.
+func (r *reporter) observers() []sandbox.Observer { return r.obs }
+
+// close releases the report file; when the command never ran, it removes
+// the file boxrun created for it.
+func (r *reporter) close() {
+	if r.json == nil || r.o.reportJSON == "-" {
+		return
+	}
+	r.json.Close()
+	if !r.finished && r.jsonCreated {
+		os.Remove(r.o.reportJSON)
+	}
+}
+
+// finish prints the report of res and writes --report-json; it returns the
+// command's exit status, which a failure to write the report never changes.
+func (r *reporter) finish(res *sandbox.Result) int {
+	r.finished = true
+	run := buildRun(r.pol, r.argv, res, r.sampler.Stats())
+	run.Diagnosis = report.Diagnose(run)
+	if !r.o.quiet || run.Failed() {
+		if err := report.Text(r.stderr, run, useColor(r.stderr)); err != nil {
+			r.out.errorf("printing the report: %v", err)
+		}
+	}
+	if r.json != nil {
+		if err := report.JSON(r.json, run); err != nil {
+			r.out.errorf("--report-json %s: %v", r.o.reportJSON, err)
+		}
+	}
+	return res.ExitCode
+}
+
+// buildRun assembles the report of one run.
+func buildRun(pol *policy.Resolved, argv []string, res *sandbox.Result, st sandbox.Stats) *report.Run {
+	run := &report.Run{
+		Policy:  reportPolicy(pol),
+		Unit:    res.Unit,
+		Cgroup:  res.Cgroup,
+		Backend: res.Backend,
+		Command: argv,
+		PID:     st.PID,
+		// ExitCode is 128+N for death by signal N, as the shell says.
+		ExitCode:        res.ExitCode,
+		Signal:          signalName(res.Signal),
+		WallSeconds:     res.End.Sub(res.Start).Seconds(),
+		LeftoversKilled: res.LeftoversKilled,
+		Notes:           st.Notes,
+	}
+	if !st.Measured {
+		run.Cgroup = ""
+	}
+	for _, p := range res.Leftovers {
+		run.Leftovers = append(run.Leftovers, report.Leftover{PID: p.PID, Comm: p.Comm, Cmdline: p.Cmdline})
+	}
+	if !st.Measured {
+		return run
+	}
+	run.Memory = report.Memory{PeakBytes: st.Memory.Peak, PeakSource: st.Memory.PeakSource, Events: report.MemoryEvents(st.Memory.Events)}
+	run.Pids = report.Pids{Peak: st.Pids.Peak, PeakSource: st.Pids.PeakSource, EventsMax: st.Pids.EventsMax}
+	run.CPU = report.CPU{UsageUSec: st.CPU.UsageUSec, UserUSec: st.CPU.UserUSec, SystemUSec: st.CPU.SystemUSec,
+		ThrottledUSec: st.CPU.ThrottledUSec, NrThrottled: st.CPU.NrThrottled}
+	for _, s := range st.Samples {
+		run.Samples = append(run.Samples, report.Sample{T: s.At.Seconds(), MemoryBytes: s.MemoryBytes, Pids: s.Pids})
+	}
+	for _, v := range st.OOMVictims {
+		run.OOMVictims = append(run.OOMVictims, report.OOMVictim{PID: v.PID, Comm: v.Comm, RSSBytes: v.AnonRSSBytes,
+			InsideBox: v.InsideBox, Global: v.Global, Cgroup: v.Cgroup})
+	}
+	run.OutsideOOMKills = st.OutsideOOMKills
+	run.KernelLogRead = st.KernelLogErr == ""
+	if !run.KernelLogRead {
+		run.Notes = append(run.Notes, "OOM victims are counted, not named: "+st.KernelLogErr)
+	}
+	return run
+}
+
+// reportPolicy is the policy's name and limits in bytes; "max" is no limit.
+func reportPolicy(p *policy.Resolved) report.Policy {
+	limit := func(v *uint64) *uint64 {
+		if v == nil || *v == policy.Unlimited {
+			return nil
+		}
+		x := *v
+		return &x
+	}
+	rp := report.Policy{
+		Name: p.Name, MemoryHigh: limit(p.MemoryHigh), MemoryMax: limit(p.MemoryMax), MemorySwapMax: limit(p.MemorySwapMax),
+		MemoryOOMGroup: p.MemoryOOMGroup, PidsMax: limit(p.PidsMax), CPUWeight: limit(p.CPUWeight),
+		CPUMaxUSecPerSec: limit(p.CPUQuotaPerSecUSec), IOWeight: limit(p.IOWeight),
+	}
+	if p.OOMScoreAdj != nil {
+		adj := *p.OOMScoreAdj
+		rp.OOMScoreAdj = &adj
+	}
+	return rp
+}

@@ -1,0 +1,220 @@
+package report
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Diagnose judges a run: one Diagnosis per bad thing that happened, each a
+// plain sentence naming the cause and what to change, errors (something was
+// killed or refused) before warnings. It reads every field of r except
+// Diagnosis.
+func Diagnose(r *Run) []Diagnosis {
+	var errs, warns []Diagnosis
+	cmd := commandName(r)
+	pol := strconv.Quote(r.Policy.Name)
+	measured := r.Cgroup != ""
+	ev := r.Memory.Events
+
+	var inside, outside []OOMVictim
+	commandVictim := false
+	for _, v := range r.OOMVictims {
+		if v.InsideBox {
+			inside = append(inside, v)
+			commandVictim = commandVictim || v.PID == r.PID && r.PID != 0
+		} else {
+			outside = append(outside, v)
+		}
+	}
+	sigkill := r.Signal == "SIGKILL"
+	// The command died of an OOM kill unless the kernel log, read and
+	// naming victims in the box, says it was someone else.
+	commandOOM := sigkill && measured && ev.OOMKill > 0 && (commandVictim || !r.KernelLogRead || len(inside) == 0)
+
+	if measured && ev.OOMKill > 0 {
+		errs = append(errs, oomInBox(r, cmd, pol, commandOOM, inside))
+	}
+	if sigkill && !commandOOM {
+		errs = append(errs, unexplainedSigkill(r, cmd, measured))
+	}
+	if measured && r.OutsideOOMKills > 0 {
+		d := oomOutside(r, pol, outside)
+		if d.Severity == SeverityError {
+			errs = append(errs, d)
+		} else {
+			warns = append(warns, d)
+		}
+	}
+	if measured && r.Pids.EventsMax > 0 {
+		d := Diagnosis{Kind: KindForkFailed, Severity: SeverityError}
+		times := times(r.Pids.EventsMax)
+		if r.Policy.PidsMax != nil {
+			d.Message = fmt.Sprintf("fork failed %s: pids.max=%d reached — raise pids.max in policy %s", times, *r.Policy.PidsMax, pol)
+		} else {
+			d.Message = fmt.Sprintf("fork failed %s: the process limit of a cgroup around the box was reached — set a larger pids.max there, or fewer processes at once", times)
+		}
+		errs = append(errs, d)
+	}
+	if measured && ev.High > 0 {
+		warns = append(warns, Diagnosis{Kind: KindMemoryHigh, Severity: SeverityWarning,
+			Message: fmt.Sprintf("the box went above %s and was throttled %s — raise memory.high in policy %s if the run was slower than it should be",
+				limitName("memory.high", r.Policy.MemoryHigh), times(ev.High), pol)})
+	}
+	if n := uint64(len(r.Leftovers)); n > 0 {
+		d := Diagnosis{Kind: KindLeftovers, Severity: SeverityWarning}
+		verb := "were"
+		if n == 1 {
+			verb = "was"
+		}
+		if r.LeftoversKilled {
+			d.Message = fmt.Sprintf("%s outlived %s and %s killed: it did not wait for them", plural(n, "process", "processes"), cmd, verb)
+		} else {
+			where := ""
+			if r.Unit != "" {
+				where = " in " + r.Unit
+			}
+			d.Message = fmt.Sprintf("%s outlived %s and %s left running%s (leftovers = \"keep\")", plural(n, "process", "processes"), cmd, verb, where)
+		}
+		for _, p := range r.Leftovers {
+			d.Details = append(d.Details, fmt.Sprintf("pid %d %s: %s", p.PID, p.Comm, p.Cmdline))
+		}
+		warns = append(warns, d)
+	}
+	return append(errs, warns...)
+}
+
+// oomInBox explains OOM kills of processes in the box.
+func oomInBox(r *Run, cmd, pol string, commandOOM bool, inside []OOMVictim) Diagnosis {
+	ev := r.Memory.Events
+	maxName := limitName("memory.max", r.Policy.MemoryMax)
+	killed := plural(ev.OOMKill, "process", "processes")
+	var d Diagnosis
+	if ev.OOM > 0 || r.Policy.MemoryMax != nil && hasMemcgVictim(inside) {
+		// The box itself reached its limit.
+		d.Kind = KindOOMKill
+		if commandOOM {
+			d.Message = fmt.Sprintf("%s was killed by the kernel's OOM killer, inside this box, at %s", cmd, maxName)
+			if ev.OOMKill > 1 {
+				d.Message += fmt.Sprintf(" (%s killed in all)", killed)
+			}
+		} else {
+			d.Message = fmt.Sprintf("the kernel's OOM killer killed %s in this box at %s", killed, maxName)
+		}
+		if ev.OOMGroupKill > 0 {
+			d.Message += ", and memory.oom_group took the whole box with it"
+		}
+		d.Message += fmt.Sprintf(" — raise memory.max in policy %s, or let the command run fewer things at once", pol)
+	} else {
+		// Killed although the box stayed under its own limit.
+		d.Kind = KindOOMKillGlobal
+		who := "the OOM killer killed " + killed + " in this box"
+		if commandOOM {
+			who = cmd + " was killed by the OOM killer"
+			if ev.OOMKill > 1 {
+				who += fmt.Sprintf(" (%s in this box in all)", killed)
+			}
+		}
+		if r.Policy.MemoryMax != nil {
+			d.Message = fmt.Sprintf("%s although the box stayed under its %s: the whole machine, or a cgroup around the box, ran out of memory — lower memory.max in policy %s so that the box reaches its own limit first, or close other programs", who, maxName, pol)
+		} else {
+			d.Message = fmt.Sprintf("%s: the whole machine, or a cgroup around the box, ran out of memory, and the box has no memory.max — set memory.max in policy %s so that the box reaches its own limit first", who, pol)
+		}
+	}
+	d.Severity = SeverityError
+	d.Details = victimDetails(inside)
+	if !r.KernelLogRead {
+		d.Details = append(d.Details, "the kernel log is not readable here, so boxrun cannot name the victims: sudo dmesg | grep -i 'killed process' does")
+	}
+	return d
+}
+
+func hasMemcgVictim(vs []OOMVictim) bool {
+	for _, v := range vs {
+		if !v.Global {
+			return true
+		}
+	}
+	return false
+}
+
+// oomOutside explains OOM kills outside the box during the run.
+func oomOutside(r *Run, pol string, outside []OOMVictim) Diagnosis {
+	d := Diagnosis{Kind: KindOOMKillOutside, Severity: SeverityError}
+	killed := plural(r.OutsideOOMKills, "process", "processes")
+	global := !r.KernelLogRead || len(outside) == 0
+	for _, v := range outside {
+		global = global || v.Global
+	}
+	if !global {
+		// Other cgroups at their own limits: not the machine running out.
+		d.Severity = SeverityWarning
+		d.Message = fmt.Sprintf("%s outside this box were OOM-killed at their own cgroup's memory limit while it ran — not this box's doing", killed)
+		d.Details = victimDetails(outside)
+		return d
+	}
+	fix := fmt.Sprintf("set memory.max in policy %s so that the box reaches its own limit before the machine does", pol)
+	if r.Policy.MemoryMax != nil {
+		fix = fmt.Sprintf("lower memory.max in policy %s (now %s) so that the box reaches its own limit before the machine does", pol, FormatSize(*r.Policy.MemoryMax))
+	}
+	perhaps := ""
+	if len(outside) == 0 {
+		perhaps = " (your editor, perhaps)"
+	}
+	d.Message = fmt.Sprintf("the OOM killer killed %s outside this box%s while it ran, because the machine ran out of memory — %s", killed, perhaps, fix)
+	d.Details = victimDetails(outside)
+	if !r.KernelLogRead {
+		d.Details = append(d.Details, "the kernel log is not readable here, so boxrun cannot name them: sudo dmesg | grep -i 'killed process' does")
+	}
+	return d
+}
+
+// unexplainedSigkill explains a SIGKILL that the box's OOM killer did not
+// send: the second user report's open question.
+func unexplainedSigkill(r *Run, cmd string, measured bool) Diagnosis {
+	d := Diagnosis{Kind: KindSigkill, Severity: SeverityError}
+	if !measured {
+		d.Message = fmt.Sprintf("%s was killed by SIGKILL; without a box boxrun cannot tell whether the OOM killer sent it — run boxrun where cgroup v2 is available to find out", cmd)
+		return d
+	}
+	why := "memory.events of this box counts no OOM kill"
+	if r.Memory.Events.OOMKill > 0 {
+		why = "the kernel log names other OOM victims, not it"
+	}
+	d.Message = fmt.Sprintf("%s was killed by SIGKILL, and not by the OOM killer (%s): the SIGKILL came from outside the box's OOM killer — another process or the system, such as a timeout, a watchdog, systemd-oomd (journalctl -u systemd-oomd) or a kill -9", cmd, why)
+	return d
+}
+
+// victimDetails names victims: "pid 48211 bkt (6.1G)".
+func victimDetails(vs []OOMVictim) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, fmt.Sprintf("pid %d %s (%s)", v.PID, v.Comm, FormatSize(v.RSSBytes)))
+	}
+	return out
+}
+
+// limitName renders "memory.max=12G", or "memory.max" when unlimited.
+func limitName(key string, v *uint64) string {
+	if v == nil {
+		return key
+	}
+	return key + "=" + FormatSize(*v)
+}
+
+// times renders a count of occurrences: "once", "37 times".
+func times(n uint64) string {
+	if n == 1 {
+		return "once"
+	}
+	return formatCount(n) + " times"
+}
+
+// commandName is the command's program name, e.g. "cargo".
+func commandName(r *Run) string {
+	if len(r.Command) == 0 || strings.TrimSpace(r.Command[0]) == "" {
+		return "the command"
+	}
+	return path.Base(r.Command[0])
+}

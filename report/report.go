@@ -1,0 +1,333 @@
+// Package report explains one boxrun run from the kernel's evidence: the
+// short block boxrun prints on stderr after the command exits, the JSON
+// document of --report-json, and the diagnosis — one plain sentence for each
+// bad thing that happened (an OOM kill, a refused fork, throttling, a
+// SIGKILL from elsewhere), naming its cause and its fix.
+//
+// The package is pure: it formats and judges a Run and never reads the
+// system. cmd/boxrun fills a Run from sandbox.Stats, sandbox.Result and the
+// resolved policy; report/schema.json describes the JSON, and a test holds
+// the two together.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+)
+
+// Run is everything the report shows about one run. Byte counts are bytes,
+// times are microseconds or seconds as the field names say.
+type Run struct {
+	// Policy is the policy's name and resolved limits.
+	Policy Policy `json:"policy"`
+	// Unit is the systemd scope, "" without systemd (JSON null).
+	Unit string `json:"unit"`
+	// Cgroup is the box's cgroup path, "" without a box (JSON null).
+	Cgroup string `json:"cgroup"`
+	// Backend is "systemd", "cgroupfs" or "none".
+	Backend string `json:"backend"`
+	// Command is the command's argv.
+	Command []string `json:"command"`
+	// PID is the command's process id.
+	PID int `json:"pid"`
+	// ExitCode is the command's status as a shell reports it (128+N for
+	// death by signal N).
+	ExitCode int `json:"exit_code"`
+	// Signal is the name of the signal that killed the command ("SIGKILL"),
+	// "" when it exited (JSON null).
+	Signal string `json:"signal"`
+	// WallSeconds is how long the command ran.
+	WallSeconds float64 `json:"wall_seconds"`
+	// Memory is the box's memory peak and memory.events.
+	Memory Memory `json:"memory"`
+	// Pids is the box's process peak and pids.events.
+	Pids Pids `json:"pids"`
+	// CPU is the box's cpu.stat.
+	CPU CPU `json:"cpu"`
+	// Samples are memory.current and pids.current over the run.
+	Samples []Sample `json:"samples"`
+	// OOMVictims are the processes the OOM killer killed during the run,
+	// inside the box or not, as far as the kernel log said.
+	OOMVictims []OOMVictim `json:"oom_victims"`
+	// OutsideOOMKills counts processes outside the box that the OOM killer
+	// killed during the run.
+	OutsideOOMKills uint64 `json:"outside_oom_kills"`
+	// KernelLogRead says whether the kernel log could be read; without it
+	// OOM victims cannot be named, only counted.
+	KernelLogRead bool `json:"kernel_log_read"`
+	// Leftovers are the processes still in the box when the command exited.
+	Leftovers []Leftover `json:"leftovers"`
+	// LeftoversKilled says whether boxrun killed them (leftovers = "kill").
+	LeftoversKilled bool `json:"leftovers_killed"`
+	// Diagnosis is what went wrong, worst first; see Diagnose.
+	Diagnosis []Diagnosis `json:"diagnosis"`
+	// Backpressure is what pausing processes near memory.max did, nil when
+	// backpressure was off.
+	Backpressure *Backpressure `json:"backpressure"`
+	// Notes say which figures are missing or estimated, and why.
+	Notes []string `json:"notes"`
+}
+
+// Policy is the policy a run used, with limits in bytes; a nil limit means
+// none (not set, or "max").
+type Policy struct {
+	Name          string  `json:"name"`
+	MemoryHigh    *uint64 `json:"memory_high"`
+	MemoryMax     *uint64 `json:"memory_max"`
+	MemorySwapMax *uint64 `json:"memory_swap_max"`
+	// MemoryOOMGroup is memory.oom_group: one OOM kill takes the whole box.
+	MemoryOOMGroup bool    `json:"memory_oom_group"`
+	PidsMax        *uint64 `json:"pids_max"`
+	CPUWeight      *uint64 `json:"cpu_weight"`
+	// CPUMaxUSecPerSec is cpu.max as CPU time per second of wall time
+	// ("400%" is 4000000).
+	CPUMaxUSecPerSec *uint64 `json:"cpu_max_usec_per_sec"`
+	IOWeight         *uint64 `json:"io_weight"`
+	OOMScoreAdj      *int    `json:"oom_score_adj"`
+}
+
+// Memory is the box's memory figures.
+type Memory struct {
+	// PeakBytes is the highest memory use of the box.
+	PeakBytes uint64 `json:"peak_bytes"`
+	// PeakSource is PeakMemoryPeak, PeakSamples, or PeakNone when nothing
+	// was measured (no box).
+	PeakSource string `json:"peak_source"`
+	// Events are the box's memory.events counters.
+	Events MemoryEvents `json:"events"`
+}
+
+// Values of Memory.PeakSource and Pids.PeakSource.
+const (
+	PeakMemoryPeak = "memory.peak" // the kernel's high-water mark (Linux 5.19+)
+	PeakPidsPeak   = "pids.peak"   // the kernel's high-water mark of pids
+	PeakSamples    = "samples"     // the highest sample
+	PeakNone       = "none"        // nothing was measured
+)
+
+// MemoryEvents are the counters of memory.events.
+type MemoryEvents struct {
+	Low          uint64 `json:"low"`
+	High         uint64 `json:"high"`
+	Max          uint64 `json:"max"`
+	OOM          uint64 `json:"oom"`
+	OOMKill      uint64 `json:"oom_kill"`
+	OOMGroupKill uint64 `json:"oom_group_kill"`
+}
+
+// Pids is the box's process-count figures.
+type Pids struct {
+	// Peak is the highest number of processes in the box.
+	Peak uint64 `json:"peak"`
+	// PeakSource is PeakPidsPeak, PeakSamples or PeakNone.
+	PeakSource string `json:"peak_source"`
+	// EventsMax counts forks refused at pids.max (pids.events max).
+	EventsMax uint64 `json:"events_max"`
+}
+
+// CPU is the box's cpu.stat, in microseconds.
+type CPU struct {
+	UsageUSec     uint64 `json:"usage_usec"`
+	UserUSec      uint64 `json:"user_usec"`
+	SystemUSec    uint64 `json:"system_usec"`
+	ThrottledUSec uint64 `json:"throttled_usec"`
+	NrThrottled   uint64 `json:"nr_throttled"`
+}
+
+// Sample is one reading of the box.
+type Sample struct {
+	// T is the time since the command started, in seconds.
+	T           float64 `json:"t"`
+	MemoryBytes uint64  `json:"memory_bytes"`
+	Pids        uint64  `json:"pids"`
+}
+
+// OOMVictim is one process killed by the OOM killer.
+type OOMVictim struct {
+	PID  int    `json:"pid"`
+	Comm string `json:"comm"`
+	// RSSBytes is the victim's anonymous resident memory (anon-rss).
+	RSSBytes uint64 `json:"rss_bytes"`
+	// InsideBox says the victim was a process of the box.
+	InsideBox bool `json:"inside_box"`
+	// Global says the system-wide OOM killer chose it: the machine ran out
+	// of memory, not a cgroup's limit.
+	Global bool `json:"global"`
+	// Cgroup is the victim's memory cgroup, "" when the log did not say.
+	Cgroup string `json:"cgroup"`
+}
+
+// Leftover is a process still in the box when the command exited.
+type Leftover struct {
+	PID     int    `json:"pid"`
+	Comm    string `json:"comm"`
+	Cmdline string `json:"cmdline"`
+}
+
+// Backpressure is what boxrun's backpressure did during the run: it pauses
+// the newest processes of the box as it nears memory.max and resumes them
+// oldest first.
+type Backpressure struct {
+	// Paused and Resumed count pauses and resumptions of processes.
+	Paused  int
+	Resumed int
+	// PausedSeconds is the time processes spent paused, summed;
+	// MaxPauseSeconds is the longest single pause.
+	PausedSeconds, MaxPauseSeconds float64
+	// MaxRunning is the most processes that ran unpaused at once.
+	MaxRunning int
+	// ForcedResumes counts resumptions made because nothing unpaused was
+	// left to finish.
+	ForcedResumes int
+}
+
+// backpressureJSON gives Backpressure's float fields their JSON names.
+type backpressureJSON struct {
+	Paused          int     `json:"paused"`
+	Resumed         int     `json:"resumed"`
+	PausedSeconds   float64 `json:"paused_seconds"`
+	MaxPauseSeconds float64 `json:"max_pause_seconds"`
+	MaxRunning      int     `json:"max_running"`
+	ForcedResumes   int     `json:"forced_resumes"`
+}
+
+// MarshalJSON writes the snake_case field names of the JSON schema.
+func (b Backpressure) MarshalJSON() ([]byte, error) {
+	return json.Marshal(backpressureJSON{
+		Paused: b.Paused, Resumed: b.Resumed,
+		PausedSeconds: round3(b.PausedSeconds), MaxPauseSeconds: round3(b.MaxPauseSeconds),
+		MaxRunning: b.MaxRunning, ForcedResumes: b.ForcedResumes,
+	})
+}
+
+// Diagnosis is one bad thing that happened, as one plain sentence.
+type Diagnosis struct {
+	// Kind names the finding for programs; see the Kind constants.
+	Kind string `json:"kind"`
+	// Severity is SeverityError (something was killed or refused) or
+	// SeverityWarning.
+	Severity string `json:"severity"`
+	// Message names the cause and the fix, lowercase, without a final
+	// period.
+	Message string `json:"message"`
+	// Details are items the message refers to (victims, leftovers), one
+	// line each.
+	Details []string `json:"details"`
+}
+
+// Diagnosis severities.
+const (
+	SeverityError   = "error"
+	SeverityWarning = "warning"
+)
+
+// Diagnosis kinds.
+const (
+	// KindOOMKill: the box reached its memory.max and the OOM killer killed
+	// processes in it.
+	KindOOMKill = "oom_kill"
+	// KindOOMKillGlobal: processes of the box were OOM-killed although the
+	// box stayed under its own limit: the machine (or an enclosing cgroup)
+	// ran out of memory.
+	KindOOMKillGlobal = "oom_kill_global"
+	// KindOOMKillOutside: the OOM killer killed processes outside the box
+	// during the run (the editor, often).
+	KindOOMKillOutside = "oom_kill_outside"
+	// KindSigkill: the command died by SIGKILL and the OOM killer did not
+	// send it.
+	KindSigkill = "sigkill"
+	// KindForkFailed: forks were refused at pids.max.
+	KindForkFailed = "fork_failed"
+	// KindMemoryHigh: the box went above memory.high and was throttled.
+	KindMemoryHigh = "memory_high"
+	// KindLeftovers: processes outlived the command.
+	KindLeftovers = "leftovers"
+)
+
+// Failed reports whether the run needs the user's attention even with -q:
+// something was killed or refused.
+func (r *Run) Failed() bool {
+	for _, d := range r.Diagnosis {
+		if d.Severity == SeverityError {
+			return true
+		}
+	}
+	return false
+}
+
+// runJSON is Run as written to JSON: the same fields in the same order
+// (a test holds them together), with null for empty optional strings.
+type runJSON struct {
+	Policy          Policy        `json:"policy"`
+	Unit            *string       `json:"unit"`
+	Cgroup          *string       `json:"cgroup"`
+	Backend         string        `json:"backend"`
+	Command         []string      `json:"command"`
+	PID             int           `json:"pid"`
+	ExitCode        int           `json:"exit_code"`
+	Signal          *string       `json:"signal"`
+	WallSeconds     float64       `json:"wall_seconds"`
+	Memory          Memory        `json:"memory"`
+	Pids            Pids          `json:"pids"`
+	CPU             CPU           `json:"cpu"`
+	Samples         []Sample      `json:"samples"`
+	OOMVictims      []OOMVictim   `json:"oom_victims"`
+	OutsideOOMKills uint64        `json:"outside_oom_kills"`
+	KernelLogRead   bool          `json:"kernel_log_read"`
+	Leftovers       []Leftover    `json:"leftovers"`
+	LeftoversKilled bool          `json:"leftovers_killed"`
+	Diagnosis       []Diagnosis   `json:"diagnosis"`
+	Backpressure    *Backpressure `json:"backpressure"`
+	Notes           []string      `json:"notes"`
+}
+
+// JSON writes r as one JSON object (see report/schema.json and the README):
+// empty unit, cgroup and signal become null, missing lists [].
+func JSON(w io.Writer, r *Run) error {
+	nullable := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	j := runJSON{
+		Policy: r.Policy, Unit: nullable(r.Unit), Cgroup: nullable(r.Cgroup), Backend: r.Backend,
+		Command: orEmpty(r.Command), PID: r.PID, ExitCode: r.ExitCode, Signal: nullable(r.Signal),
+		WallSeconds: round3(r.WallSeconds), Memory: r.Memory, Pids: r.Pids, CPU: r.CPU,
+		Samples: orEmpty(r.Samples), OOMVictims: orEmpty(r.OOMVictims), OutsideOOMKills: r.OutsideOOMKills,
+		KernelLogRead: r.KernelLogRead, Leftovers: orEmpty(r.Leftovers), LeftoversKilled: r.LeftoversKilled,
+		Diagnosis: orEmpty(r.Diagnosis), Backpressure: r.Backpressure, Notes: orEmpty(r.Notes),
+	}
+	for i := range j.Samples {
+		j.Samples[i].T = round3(j.Samples[i].T)
+	}
+	for i := range j.Diagnosis {
+		j.Diagnosis[i].Details = orEmpty(j.Diagnosis[i].Details)
+	}
+	for _, s := range []*string{&j.Memory.PeakSource, &j.Pids.PeakSource} {
+		if *s == "" {
+			*s = PeakNone
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(j); err != nil {
+		return fmt.Errorf("writing the JSON report: %w", err)
+	}
+	return nil
+}
+
+// orEmpty returns a copy of s that is never nil, so JSON shows [].
+func orEmpty[T any](s []T) []T {
+	return append(make([]T, 0, len(s)), s...)
+}
+
+// round3 rounds to milliseconds, and maps values JSON cannot hold to 0.
+func round3(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return math.Round(f*1000) / 1000
+}

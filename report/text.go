@@ -1,0 +1,149 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SparkWidth is the number of characters of the memory sparkline.
+const SparkWidth = 20
+
+// maxDetails bounds the detail lines printed under one diagnosis.
+const maxDetails = 8
+
+// Text writes the report block boxrun prints on stderr after the command:
+//
+//	boxrun: tests · 3m12s · exit 101
+//	  memory  peak 7.9G of max 12G · throttled above high 8G: 1,204 times ▁▂▃▅▇▇█▆▃▁
+//	  pids    peak 412 of 4096
+//	  cpu     11m03s user+sys (3.4 cores avg)
+//	  ✗ the kernel's OOM killer killed 2 processes in this box at memory.max=12G — ...
+//	      pid 48211 bkt (6.1G)
+//
+// The first line carries boxrun's "boxrun: " prefix; the lines under it are
+// indented. Without a box (backend none) only the header and the diagnosis
+// are written. color adds ANSI colours (bold header, red ✗, yellow !).
+func Text(w io.Writer, r *Run, color bool) error {
+	paint := func(code, s string) string {
+		if !color {
+			return s
+		}
+		return "\x1b[" + code + "m" + s + "\x1b[0m"
+	}
+	var b strings.Builder
+	wall := time.Duration(r.WallSeconds * float64(time.Second))
+	status := fmt.Sprintf("exit %d", r.ExitCode)
+	if r.Signal != "" {
+		status = "killed by " + r.Signal
+	}
+	name := r.Policy.Name
+	if name == "" {
+		name = "(no policy)"
+	}
+	b.WriteString("boxrun: " + paint("1", name+" · "+FormatDuration(wall)+" · "+status) + "\n")
+
+	if r.Cgroup != "" {
+		b.WriteString("  memory  " + memoryLine(r) + "\n")
+		b.WriteString("  pids    " + pidsLine(r) + "\n")
+		b.WriteString("  cpu     " + cpuLine(r, wall) + "\n")
+	}
+	if r.Backpressure != nil {
+		b.WriteString("  " + backpressureLine(r.Backpressure, r.Memory.Events.OOMKill) + "\n")
+	}
+	for _, d := range r.Diagnosis {
+		mark := paint("33", "!")
+		if d.Severity == SeverityError {
+			mark = paint("31", "✗")
+		}
+		b.WriteString("  " + mark + " " + d.Message + "\n")
+		for i, det := range d.Details {
+			if i == maxDetails && len(d.Details) > maxDetails+1 {
+				fmt.Fprintf(&b, "      … and %d more\n", len(d.Details)-maxDetails)
+				break
+			}
+			b.WriteString("      " + det + "\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func memoryLine(r *Run) string {
+	m := r.Memory
+	s := "peak " + FormatSize(m.PeakBytes)
+	if m.PeakSource == PeakSamples {
+		s += " (sampled)"
+	}
+	if r.Policy.MemoryMax != nil {
+		s += " of max " + FormatSize(*r.Policy.MemoryMax)
+	} else {
+		s += " (no memory.max)"
+	}
+	if h := r.Policy.MemoryHigh; h != nil {
+		if m.Events.High > 0 {
+			s += fmt.Sprintf(" · throttled above high %s: %s", FormatSize(*h), times(m.Events.High))
+		} else {
+			s += " · high " + FormatSize(*h)
+		}
+	}
+	if m.Events.OOMKill > 0 {
+		s += " · " + plural(m.Events.OOMKill, "OOM kill", "OOM kills")
+	}
+	values := make([]uint64, len(r.Samples))
+	for i, x := range r.Samples {
+		values[i] = x.MemoryBytes
+	}
+	if sp := Sparkline(values, SparkWidth); sp != "" {
+		s += " " + sp
+	}
+	return s
+}
+
+func pidsLine(r *Run) string {
+	s := "peak " + strconv.FormatUint(r.Pids.Peak, 10)
+	if r.Pids.PeakSource == PeakSamples {
+		s += " (sampled)"
+	}
+	if r.Policy.PidsMax != nil {
+		s += " of " + strconv.FormatUint(*r.Policy.PidsMax, 10)
+	}
+	if r.Pids.EventsMax > 0 {
+		s += " · " + plural(r.Pids.EventsMax, "fork refused", "forks refused")
+	}
+	return s
+}
+
+func cpuLine(r *Run, wall time.Duration) string {
+	usage := time.Duration(r.CPU.UsageUSec) * time.Microsecond
+	s := FormatDuration(usage) + " user+sys"
+	if wall > 0 {
+		s += fmt.Sprintf(" (%.1f cores avg)", usage.Seconds()/wall.Seconds())
+	}
+	if r.CPU.ThrottledUSec > 0 {
+		s += " · held back " + FormatDuration(time.Duration(r.CPU.ThrottledUSec)*time.Microsecond) + " by cpu.max"
+	}
+	return s
+}
+
+// backpressureLine says what pausing did, and whether it spared the box an
+// OOM kill.
+func backpressureLine(bp *Backpressure, oomKills uint64) string {
+	secs := func(f float64) string { return FormatDuration(time.Duration(f * float64(time.Second))) }
+	var s string
+	if bp.Paused == 0 {
+		s = "backpressure paused nothing"
+	} else {
+		s = fmt.Sprintf("backpressure paused %s (longest %s, %s in total), at most %d ran at once",
+			plural(uint64(bp.Paused), "process", "processes"), secs(bp.MaxPauseSeconds), secs(bp.PausedSeconds), bp.MaxRunning)
+	}
+	if bp.ForcedResumes > 0 {
+		s += fmt.Sprintf(", %d resumed early so that the run could go on", bp.ForcedResumes)
+	}
+	if oomKills == 0 {
+		return s + "; no OOM kill was needed"
+	}
+	return s + fmt.Sprintf("; %s happened anyway", plural(oomKills, "OOM kill", "OOM kills"))
+}

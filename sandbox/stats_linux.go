@@ -1,0 +1,495 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultSampleInterval is how often a Sampler reads memory.current and
+// pids.current: two small reads of kernel counters four times a second, far
+// below 1% of a CPU.
+const DefaultSampleInterval = 250 * time.Millisecond
+
+// maxKmsgBytes bounds what a Sampler reads of the kernel log at the end of a
+// run (an OOM kill logs about 5 KiB).
+const maxKmsgBytes = 8 << 20
+
+// Sampler is an Observer that records what the run report shows. Give it to
+// Run in Options.Observers and read Stats after Run returns.
+//
+// While the command runs it samples memory.current and pids.current every
+// DefaultSampleInterval, and it watches memory.events, pids.events and
+// cgroup.events through inotify: the kernel notifies every change, so an OOM
+// kill or a refused fork is recorded the moment it happens, and the box's
+// last figures are read the moment it empties — systemd removes an empty
+// scope's cgroup at once, possibly before Run calls Exited. At Exited it
+// reads memory.peak, memory.events, pids.events, pids.peak and cpu.stat a
+// last time, the growth of /proc/vmstat oom_kill (OOM kills anywhere), and
+// the kernel log written since Started (/dev/kmsg, to name OOM victims).
+// When the box was gone before that last reading, an OOM kill the counters
+// missed is taken from the parent cgroup's memory.events, which count the
+// events of their whole subtree and outlive the box.
+//
+// A Sampler serves one run. Its methods are safe for concurrent use.
+type Sampler struct {
+	interval   time.Duration
+	vmstatPath string
+	kmsgPath   string
+	mount      string // cgroup2 mount point; "" finds it at Started
+
+	mu         sync.Mutex
+	started    bool
+	exited     bool
+	start      time.Time
+	dir        string // the box's cgroup directory
+	box        string // dir below the cgroup2 mount, as the kernel log names it
+	pid        int
+	buf        sampleBuf
+	latest     Sample
+	haveLatest bool
+	ev         evidence
+	lastRead   time.Time // when ev last read the box successfully
+	vmStart    uint64
+	vmOK       bool
+	parent     MemoryEvents // the parent cgroup's events from the box's subtrees
+	parentOK   bool
+	kmsgFD     int // -1 when the kernel log is not open
+	kmsgErr    string
+	watch      *os.File // inotify on the box's event files
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	stats      Stats
+}
+
+// NewSampler returns a Sampler reading the box every DefaultSampleInterval.
+func NewSampler() *Sampler {
+	return &Sampler{
+		interval:   DefaultSampleInterval,
+		vmstatPath: "/proc/vmstat",
+		kmsgPath:   "/dev/kmsg",
+		kmsgFD:     -1,
+	}
+}
+
+// evidence is one reading of the box's counters. Every counter only grows,
+// so readings merge by keeping the larger value of each.
+type evidence struct {
+	mem                   MemoryEvents
+	pidsMax               uint64
+	cpu                   CPUStats
+	memPeak, pidsPeak     uint64
+	memOK, pidsOK, cpuOK  bool
+	memPeakOK, pidsPeakOK bool
+	memPeakMissing        bool // memory.peak does not exist (Linux < 5.19)
+}
+
+// readEvidence reads the box's counters from its cgroup directory.
+func readEvidence(dir string) evidence {
+	var e evidence
+	if m, err := readFlatKeyed(filepath.Join(dir, "memory.events")); err == nil {
+		e.mem, e.memOK = memoryEventsFrom(m), true
+	}
+	if m, err := readFlatKeyed(filepath.Join(dir, "pids.events")); err == nil {
+		e.pidsMax, e.pidsOK = m["max"], true
+	}
+	if m, err := readFlatKeyed(filepath.Join(dir, "cpu.stat")); err == nil {
+		e.cpu, e.cpuOK = cpuStatsFrom(m), true
+	}
+	var err error
+	e.memPeak, e.memPeakOK, err = readCounter(filepath.Join(dir, "memory.peak"))
+	e.memPeakMissing = errors.Is(err, os.ErrNotExist) && e.memOK
+	e.pidsPeak, e.pidsPeakOK, _ = readCounter(filepath.Join(dir, "pids.peak"))
+	return e
+}
+
+// ok reports whether anything of the box could be read.
+func (e evidence) ok() bool { return e.memOK || e.pidsOK || e.cpuOK }
+
+func (e *evidence) merge(o evidence) {
+	e.mem = MemoryEvents{
+		Low: max(e.mem.Low, o.mem.Low), High: max(e.mem.High, o.mem.High), Max: max(e.mem.Max, o.mem.Max),
+		OOM: max(e.mem.OOM, o.mem.OOM), OOMKill: max(e.mem.OOMKill, o.mem.OOMKill),
+		OOMGroupKill: max(e.mem.OOMGroupKill, o.mem.OOMGroupKill),
+	}
+	e.pidsMax = max(e.pidsMax, o.pidsMax)
+	e.cpu = CPUStats{
+		UsageUSec: max(e.cpu.UsageUSec, o.cpu.UsageUSec), UserUSec: max(e.cpu.UserUSec, o.cpu.UserUSec),
+		SystemUSec: max(e.cpu.SystemUSec, o.cpu.SystemUSec), NrThrottled: max(e.cpu.NrThrottled, o.cpu.NrThrottled),
+		ThrottledUSec: max(e.cpu.ThrottledUSec, o.cpu.ThrottledUSec),
+	}
+	e.memPeak, e.pidsPeak = max(e.memPeak, o.memPeak), max(e.pidsPeak, o.pidsPeak)
+	e.memOK, e.pidsOK, e.cpuOK = e.memOK || o.memOK, e.pidsOK || o.pidsOK, e.cpuOK || o.cpuOK
+	e.memPeakOK, e.pidsPeakOK = e.memPeakOK || o.memPeakOK, e.pidsPeakOK || o.pidsPeakOK
+	e.memPeakMissing = e.memPeakMissing || o.memPeakMissing
+}
+
+func readFlatKeyed(path string) (map[string]uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseFlatKeyed(f)
+}
+
+func readCounter(path string) (uint64, bool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false, err
+	}
+	v, ok := parseCounter(string(b))
+	return v, ok, nil
+}
+
+// Started begins sampling the box at dir; with dir "" (no cgroup) it only
+// notes the time. It is called once the command runs, so nothing here
+// delays it.
+func (s *Sampler) Started(dir string, pid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return
+	}
+	s.started, s.start, s.dir, s.pid = true, time.Now(), dir, pid
+	if dir == "" {
+		return
+	}
+	if m, err := readFlatKeyed(s.vmstatPath); err == nil {
+		s.vmStart, s.vmOK = m["oom_kill"], hasKey(m, "oom_kill")
+	}
+	s.parent, s.parentOK = readChildEvents(filepath.Dir(dir))
+	s.box = s.cgroupPath(dir)
+	s.kmsgFD, s.kmsgErr = openKernelLog(s.kmsgPath)
+	s.ev = readEvidence(dir)
+	if s.ev.ok() {
+		s.lastRead = time.Now()
+	}
+	s.addSampleLocked(readSample(dir, 0))
+
+	s.stop = make(chan struct{})
+	s.wg.Add(1)
+	go s.tick(s.stop)
+	if w, err := watchEvents(dir); err == nil {
+		s.watch = w
+		s.wg.Add(1)
+		go s.watchLoop(w)
+	}
+}
+
+func hasKey(m map[string]uint64, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+// readChildEvents reads the memory.events of cgroup dir that come from
+// below it: memory.events counts the events of a cgroup's whole subtree
+// (unless cgroup2 is mounted with memory_localevents), memory.events.local
+// (Linux 5.7+) those of the cgroup itself. A box's parent outlives the box,
+// so its counters still hold the box's kills after systemd removed it.
+func readChildEvents(dir string) (MemoryEvents, bool) {
+	m, err := readFlatKeyed(filepath.Join(dir, "memory.events"))
+	if err != nil {
+		return MemoryEvents{}, false
+	}
+	ev := memoryEventsFrom(m)
+	if l, err := readFlatKeyed(filepath.Join(dir, "memory.events.local")); err == nil {
+		own := memoryEventsFrom(l)
+		ev.OOM, ev.OOMKill, ev.OOMGroupKill = subOrZero(ev.OOM, own.OOM), subOrZero(ev.OOMKill, own.OOMKill), subOrZero(ev.OOMGroupKill, own.OOMGroupKill)
+	}
+	return ev, true
+}
+
+// cgroupPath turns a cgroup directory into its path below the cgroup2 mount.
+func (s *Sampler) cgroupPath(dir string) string {
+	mount := s.mount
+	if mount == "" {
+		mount, _ = cgroup2Mount()
+	}
+	if mount != "" {
+		if rel, ok := strings.CutPrefix(dir, strings.TrimSuffix(mount, "/")); ok && (rel == "" || rel[0] == '/') {
+			if rel == "" {
+				rel = "/"
+			}
+			return rel
+		}
+	}
+	return dir
+}
+
+// openKernelLog opens /dev/kmsg positioned at its end, so that only what
+// the kernel logs from now on is read at Exited. It returns why it cannot
+// be read (unprivileged users often may not: kernel.dmesg_restrict).
+func openKernelLog(path string) (int, string) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		why := err.Error()
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			if b, rerr := os.ReadFile("/proc/sys/kernel/dmesg_restrict"); rerr == nil && strings.TrimSpace(string(b)) == "1" {
+				why += " (kernel.dmesg_restrict = 1)"
+			}
+		}
+		return -1, fmt.Sprintf("reading %s: %s", path, why)
+	}
+	if _, err := unix.Seek(fd, 0, 2 /* SEEK_END */); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Sprintf("seeking to the end of %s: %v", path, err)
+	}
+	return fd, ""
+}
+
+// readKernelLog reads what is left to read of the kernel log. /dev/kmsg
+// returns one record per read and EAGAIN at the end; EPIPE means records
+// were overwritten before they were read, and reading goes on after them.
+func readKernelLog(fd int) []byte {
+	var all bytes.Buffer
+	buf := make([]byte, 16*1024)
+	for tries := 0; all.Len() < maxKmsgBytes && tries < 1<<20; tries++ {
+		n, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n <= 0 {
+			break
+		}
+		all.Write(buf[:n])
+		if buf[n-1] != '\n' {
+			all.WriteByte('\n')
+		}
+	}
+	return all.Bytes()
+}
+
+// watchEvents sets up inotify on the box's event files. The kernel signals a
+// change of each (at most every 10 ms per file), so reading on every signal
+// catches each OOM kill, refused fork and the box emptying as they happen.
+func watchEvents(dir string) (*os.File, error) {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	added := 0
+	for _, name := range []string{"memory.events", "pids.events", "cgroup.events"} {
+		if _, err := unix.InotifyAddWatch(fd, filepath.Join(dir, name), unix.IN_MODIFY); err == nil {
+			added++
+		}
+	}
+	if added == 0 {
+		unix.Close(fd)
+		return nil, fmt.Errorf("no event file to watch in %s", dir)
+	}
+	// A non-blocking descriptor joins Go's poller: Read waits without a
+	// thread, and Close wakes it.
+	return os.NewFile(uintptr(fd), "inotify:"+dir), nil
+}
+
+func (s *Sampler) watchLoop(w *os.File) {
+	defer s.wg.Done()
+	buf := make([]byte, 4096)
+	for {
+		if _, err := w.Read(buf); err != nil {
+			return
+		}
+		e := readEvidence(s.dir)
+		s.mu.Lock()
+		s.ev.merge(e)
+		if e.ok() {
+			s.lastRead = time.Now()
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Sampler) tick(stop <-chan struct{}) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			smp, ok := readSample(s.dir, time.Since(s.start))
+			s.mu.Lock()
+			s.addSampleLocked(smp, ok)
+			s.mu.Unlock()
+		}
+	}
+}
+
+// readSample reads memory.current and pids.current; ok is false when
+// neither could be read (the box is gone).
+func readSample(dir string, at time.Duration) (Sample, bool) {
+	mem, okm, _ := readCounter(filepath.Join(dir, "memory.current"))
+	pids, okp, _ := readCounter(filepath.Join(dir, "pids.current"))
+	return Sample{At: at, MemoryBytes: mem, Pids: pids}, okm || okp
+}
+
+func (s *Sampler) addSampleLocked(smp Sample, ok bool) {
+	if !ok {
+		return
+	}
+	s.buf.add(smp)
+	s.latest, s.haveLatest = smp, true
+}
+
+// Latest returns the most recent sample, for a live status line; ok is
+// false before the first one.
+func (s *Sampler) Latest() (smp Sample, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.latest, s.haveLatest
+}
+
+// Exited stops sampling and reads the box's final figures and the kernel
+// log. It must come after Started (Run guarantees it).
+func (s *Sampler) Exited() {
+	s.mu.Lock()
+	if !s.started || s.exited {
+		s.mu.Unlock()
+		return
+	}
+	s.exited = true
+	end := time.Now()
+	wall := end.Sub(s.start)
+	if s.dir == "" {
+		s.stats = Stats{Wall: wall, PID: s.pid}
+		s.mu.Unlock()
+		return
+	}
+	stop, watch := s.stop, s.watch
+	s.mu.Unlock()
+
+	close(stop)
+	if watch != nil {
+		watch.Close()
+	}
+	s.wg.Wait()
+
+	// /proc/vmstat before the box: a kill landing between the two reads is
+	// then counted in the box and not outside it, never the other way.
+	var vmEnd uint64
+	vmOK := false
+	if m, err := readFlatKeyed(s.vmstatPath); err == nil {
+		vmEnd, vmOK = m["oom_kill"], hasKey(m, "oom_kill") && s.vmOK
+	}
+	parentEnd, parentOK := readChildEvents(filepath.Dir(s.dir))
+	parentOK = parentOK && s.parentOK
+	parentDelta := MemoryEvents{
+		OOM:          subOrZero(parentEnd.OOM, s.parent.OOM),
+		OOMKill:      subOrZero(parentEnd.OOMKill, s.parent.OOMKill),
+		OOMGroupKill: subOrZero(parentEnd.OOMGroupKill, s.parent.OOMGroupKill),
+	}
+	if vmOK {
+		parentDelta.OOMKill = min(parentDelta.OOMKill, subOrZero(vmEnd, s.vmStart))
+	}
+	final := readEvidence(s.dir)
+	smp, smpOK := readSample(s.dir, wall)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addSampleLocked(smp, smpOK)
+	s.ev.merge(final)
+	st := Stats{Wall: wall, PID: s.pid, Measured: true, Samples: s.buf.all()}
+	if !final.ok() {
+		if s.lastRead.IsZero() {
+			st.Notes = append(st.Notes, fmt.Sprintf("the box's cgroup files in %s could not be read", s.dir))
+		} else {
+			st.Notes = append(st.Notes, fmt.Sprintf("the box's cgroup was gone when the command exited (systemd removes an empty scope at once): its figures are from boxrun's last reading, %s before", roundDuration(end.Sub(s.lastRead))))
+		}
+	} else if !final.memOK {
+		st.Notes = append(st.Notes, "the box has no memory controller (memory.events is missing): memory was not measured")
+	}
+
+	var sampleMem, samplePids uint64
+	for _, x := range st.Samples {
+		sampleMem, samplePids = max(sampleMem, x.MemoryBytes), max(samplePids, x.Pids)
+	}
+	st.Memory = MemoryStats{Peak: sampleMem, PeakSource: "samples", Events: s.ev.mem}
+	switch {
+	case s.ev.memPeakOK:
+		st.Memory.Peak, st.Memory.PeakSource = max(s.ev.memPeak, sampleMem), "memory.peak"
+	case s.ev.memPeakMissing:
+		st.Notes = append(st.Notes, fmt.Sprintf("memory.peak needs Linux 5.19 or later: the memory peak is the highest of the samples taken every %v, and can miss a short spike", s.interval))
+	}
+	st.Pids = PidsStats{Peak: samplePids, PeakSource: "samples", EventsMax: s.ev.pidsMax}
+	if s.ev.pidsPeakOK {
+		st.Pids.Peak, st.Pids.PeakSource = max(s.ev.pidsPeak, samplePids), "pids.peak"
+	}
+	st.CPU = s.ev.cpu
+
+	if s.kmsgFD >= 0 {
+		log := readKernelLog(s.kmsgFD)
+		unix.Close(s.kmsgFD)
+		s.kmsgFD = -1
+		victims, err := ParseOOMKills(bytes.NewReader(log), s.box, st.Memory.Events.OOMKill)
+		if err != nil {
+			st.KernelLogErr = fmt.Sprintf("parsing the kernel log: %v", err)
+		}
+		st.OOMVictims = victims
+		inside := uint64(0)
+		for _, v := range victims {
+			if v.InsideBox {
+				inside++
+			}
+		}
+		// The log saw kills the counters missed (the box vanished first).
+		st.Memory.Events.OOMKill = max(st.Memory.Events.OOMKill, inside)
+	} else {
+		st.KernelLogErr = s.kmsgErr
+	}
+	// The box vanished before its last reading (systemd removes an empty
+	// scope at once, and the kernel signals a change of memory.events at
+	// most every 10 ms): a kill that emptied it may be missing from its
+	// counters, but not from its parent's.
+	if ev := &st.Memory.Events; !final.ok() && parentOK &&
+		(parentDelta.OOM > ev.OOM || parentDelta.OOMKill > ev.OOMKill || parentDelta.OOMGroupKill > ev.OOMGroupKill) {
+		ev.OOM, ev.OOMKill, ev.OOMGroupKill = max(ev.OOM, parentDelta.OOM), max(ev.OOMKill, parentDelta.OOMKill), max(ev.OOMGroupKill, parentDelta.OOMGroupKill)
+		st.Notes = append(st.Notes, fmt.Sprintf("the box's OOM counts come from its parent cgroup %s, which also counts any box that ran beside it", filepath.Dir(s.dir)))
+	}
+
+	boxKills := st.Memory.Events.OOMKill
+	switch {
+	case vmOK:
+		st.OutsideOOMKills = subOrZero(vmEnd-min(vmEnd, s.vmStart), boxKills)
+	case parentOK:
+		st.OutsideOOMKills = subOrZero(parentDelta.OOMKill, boxKills)
+	default:
+		st.Notes = append(st.Notes, "OOM kills outside the box could not be counted: neither /proc/vmstat oom_kill nor the parent cgroup's memory.events was readable")
+	}
+	s.stats = st
+}
+
+func subOrZero(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+
+// roundDuration rounds d for a note: milliseconds below a second.
+func roundDuration(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+// Stats returns what the Sampler learned; it is complete once Exited
+// returned, and zero before Started.
+func (s *Sampler) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Samples = append([]Sample(nil), st.Samples...)
+	st.OOMVictims = append([]OOMVictim(nil), st.OOMVictims...)
+	st.Notes = append([]string(nil), st.Notes...)
+	return st
+}

@@ -1,0 +1,282 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/cgroups/v3"
+
+	"github.com/boxrun/boxrun/policy"
+)
+
+// LiveBox is a box that is running now, as `boxrun status` shows it.
+type LiveBox struct {
+	// Backend is "systemd" for a scope, "cgroupfs" for a plain cgroup.
+	Backend string
+	// Manager is "system" or "user" for a scope found through its systemd
+	// manager, "" otherwise.
+	Manager string
+	// Unit is the scope's name, "" for a cgroupfs box.
+	Unit string
+	// Cgroup is the box's path below the cgroup2 mount.
+	Cgroup string
+	// Policy is the policy's name.
+	Policy string
+	// Command is the command line (the scope's description, or the box's
+	// first process).
+	Command string
+	// Started is when the box started; zero when unknown.
+	Started time.Time
+	// MemoryCurrent is memory.current in bytes.
+	MemoryCurrent uint64
+	// MemoryPeak is memory.peak in bytes, nil before Linux 5.19.
+	MemoryPeak *uint64
+	// MemoryHigh and MemoryMax are the limits in bytes, nil for none.
+	MemoryHigh, MemoryMax *uint64
+	// PidsCurrent is pids.current; PidsMax is pids.max, nil for none.
+	PidsCurrent uint64
+	PidsMax     *uint64
+	// CPUUsageUSec is the CPU time the box used so far (cpu.stat).
+	CPUUsageUSec uint64
+}
+
+// ListBoxes finds the boxrun boxes running now: the boxrun-*.scope units of
+// the user's systemd manager (and, as root, of the system manager), and the
+// boxrun-* cgroups of this user found by walking the cgroup2 hierarchy
+// (boxes of the cgroupfs backend, and scopes of a manager that could not be
+// asked). A manager that does not run is not an error; one that runs but
+// does not answer is, and the walk still finds its boxes.
+func ListBoxes(ctx context.Context) ([]LiveBox, []error) {
+	if cgroups.Mode() != cgroups.Unified {
+		return nil, nil // no cgroup v2 box can exist here
+	}
+	mount, err := cgroup2Mount()
+	if err != nil || mount == "" {
+		return nil, nil
+	}
+	var boxes []LiveBox
+	var errs []error
+	seen := map[string]bool{}
+	managers := []bool{true} // the user manager
+	if os.Geteuid() == 0 {
+		managers = []bool{false, true}
+	}
+	for _, user := range managers {
+		found, err := listScopes(ctx, user, mount)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, b := range found {
+			seen[b.Cgroup] = true
+			boxes = append(boxes, b)
+		}
+	}
+	found, err := listCgroups(mount, os.Geteuid(), seen)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	boxes = append(boxes, found...)
+	sort.SliceStable(boxes, func(i, j int) bool {
+		if !boxes[i].Started.Equal(boxes[j].Started) {
+			return boxes[i].Started.Before(boxes[j].Started)
+		}
+		return boxes[i].Cgroup < boxes[j].Cgroup
+	})
+	return boxes, errs
+}
+
+// listScopes asks one systemd manager for its running boxrun scopes.
+func listScopes(ctx context.Context, user bool, mount string) ([]LiveBox, error) {
+	which := "system"
+	if user {
+		which = "user"
+	}
+	if fi, err := os.Stat(managerSocket(user)); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return nil, nil // no such manager here
+	}
+	be, err := NewSystemd(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("asking the systemd %s manager for its boxes: %w", which, err)
+	}
+	defer be.Close()
+	conn := be.(*systemdBackend).conn
+	units, err := conn.ListUnitsByPatternsContext(ctx, []string{"active", "activating"}, []string{"boxrun-*.scope"})
+	if err != nil {
+		return nil, fmt.Errorf("listing the boxrun scopes of the systemd %s manager: %w", which, explainDBusError(err))
+	}
+	var out []LiveBox
+	for _, u := range units {
+		b := LiveBox{Backend: KindSystemd, Manager: which, Unit: u.Name}
+		b.Policy, b.Command = parseDescription(u.Description)
+		if b.Policy == "" {
+			b.Policy = policyFromName(u.Name)
+		}
+		if p, err := conn.GetUnitTypePropertyContext(ctx, u.Name, "Scope", "ControlGroup"); err == nil {
+			b.Cgroup, _ = p.Value.Value().(string)
+		}
+		if b.Cgroup == "" {
+			continue // gone meanwhile, or not started yet
+		}
+		if p, err := conn.GetUnitPropertyContext(ctx, u.Name, "ActiveEnterTimestamp"); err == nil {
+			if usec, ok := p.Value.Value().(uint64); ok && usec > 0 {
+				b.Started = time.UnixMicro(int64(usec))
+			}
+		}
+		readLive(&b, filepath.Join(mount, b.Cgroup))
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// describeRe matches the scope description describe() writes.
+var describeRe = regexp.MustCompile(`^boxrun ([^:]*): (.*)$`)
+
+// parseDescription splits "boxrun tests: cargo test" into policy and command.
+func parseDescription(desc string) (pol, command string) {
+	if m := describeRe.FindStringSubmatch(desc); m != nil {
+		return m[1], m[2]
+	}
+	return "", desc
+}
+
+// boxNameRe matches the name of a box: boxrun-POLICY-ID, ".scope" for
+// systemd (see unitName).
+var boxNameRe = regexp.MustCompile(`^boxrun-(.+)-[0-9a-f]{8}(\.scope)?$`)
+
+// policyFromName is the policy part of a box's name. Characters a unit name
+// may not hold were replaced by "_", so this is a best effort.
+func policyFromName(name string) string {
+	if m := boxNameRe.FindStringSubmatch(name); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// listCgroups walks the cgroup2 hierarchy below mount for the boxes owned by
+// uid that are not in seen. A box's cgroup belongs to whoever made it: root
+// for the system manager's scopes and root's cgroupfs boxes, the user for
+// the user manager's scopes.
+func listCgroups(mount string, uid int, seen map[string]bool) ([]LiveBox, error) {
+	var out []LiveBox
+	err := filepath.WalkDir(mount, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == mount {
+				return err
+			}
+			return nil // a cgroup removed or unreadable while walking
+		}
+		if !d.IsDir() || !boxNameRe.MatchString(d.Name()) {
+			return nil
+		}
+		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, mount), "/")
+		if seen[rel] {
+			return fs.SkipDir
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return fs.SkipDir
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != uid {
+			return fs.SkipDir
+		}
+		b := LiveBox{Backend: KindCgroupfs, Cgroup: rel, Policy: policyFromName(d.Name()), Started: fi.ModTime()}
+		if strings.HasSuffix(d.Name(), ".scope") {
+			b.Backend, b.Unit = KindSystemd, d.Name()
+		}
+		cg := cgroupDir{mount: mount, rel: rel}
+		if pids, err := cg.procs(); err == nil {
+			if len(pids) == 0 {
+				return fs.SkipDir // an empty box is on its way out
+			}
+			b.Command = rootCommand(pids)
+		}
+		readLive(&b, p)
+		out = append(out, b)
+		return fs.SkipDir
+	})
+	if err != nil {
+		return out, fmt.Errorf("looking for boxes in %s: %w", mount, err)
+	}
+	return out, nil
+}
+
+// rootCommand is the command line of the box's first process: the one
+// whose parent is outside the box (boxrun), the oldest when there are
+// several.
+func rootCommand(pids []int) string {
+	in := map[int]bool{}
+	for _, p := range pids {
+		in[p] = true
+	}
+	root := 0
+	for _, p := range pids {
+		if ppid, ok := parentPID(p); ok && !in[ppid] && (root == 0 || p < root) {
+			root = p
+		}
+	}
+	if root == 0 {
+		return ""
+	}
+	return describeProc(root).Cmdline
+}
+
+// parentPID reads a process's parent from /proc/PID/stat.
+func parentPID(pid int) (int, bool) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0, false
+	}
+	return parseStatPPID(string(b))
+}
+
+// parseStatPPID extracts the parent pid from /proc/PID/stat text
+// ("812 (sh) S 811 ..."); the command name may hold spaces and ")".
+func parseStatPPID(s string) (int, bool) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0, false
+	}
+	ppid, err := strconv.Atoi(f[1])
+	return ppid, err == nil
+}
+
+// readLive fills in the box's current figures from its cgroup directory.
+func readLive(b *LiveBox, dir string) {
+	b.MemoryCurrent, _, _ = readCounter(filepath.Join(dir, "memory.current"))
+	if v, ok, _ := readCounter(filepath.Join(dir, "memory.peak")); ok {
+		b.MemoryPeak = &v
+	}
+	b.MemoryHigh = readLimit(filepath.Join(dir, "memory.high"))
+	b.MemoryMax = readLimit(filepath.Join(dir, "memory.max"))
+	b.PidsCurrent, _, _ = readCounter(filepath.Join(dir, "pids.current"))
+	b.PidsMax = readLimit(filepath.Join(dir, "pids.max"))
+	if m, err := readFlatKeyed(filepath.Join(dir, "cpu.stat")); err == nil {
+		b.CPUUsageUSec = m["usage_usec"]
+	}
+}
+
+// readLimit reads a limit file: nil for "max" or when it cannot be read.
+func readLimit(path string) *uint64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	v, ok := parseLimit(string(data))
+	if !ok || v == policy.Unlimited {
+		return nil
+	}
+	return &v
+}
