@@ -68,6 +68,23 @@ func NewSystemd(ctx context.Context, user bool) (Backend, error) {
 	if err := requireUnified(mount); err != nil {
 		return nil, err
 	}
+	conn, err := dialManager(ctx, which, sock)
+	if err != nil {
+		return nil, err
+	}
+	b := &systemdBackend{conn: conn, user: user, mount: mount}
+	if v, err := conn.GetManagerProperty("Version"); err == nil {
+		b.version = parseSystemdVersion(v)
+	}
+	return b, nil
+}
+
+// dialManager connects to a systemd manager's private socket sock (see
+// managerSocket; as root, also another user's /run/user/UID/systemd/private)
+// with EXTERNAL authentication and no Hello, the way systemctl does, and
+// gives up after 10s. which ("user" or "system") names the manager in
+// errors, which wrap ErrUnavailable.
+func dialManager(ctx context.Context, which, sock string) (*sd.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	type result struct {
@@ -91,13 +108,12 @@ func NewSystemd(ctx context.Context, user bool) (Backend, error) {
 		})
 		done <- result{c, err}
 	}()
-	var conn *sd.Conn
 	select {
 	case r := <-done:
 		if r.err != nil {
 			return nil, fmt.Errorf("%w: connecting to the systemd %s manager at %s: %v", ErrUnavailable, which, sock, r.err)
 		}
-		conn = r.conn
+		return r.conn, nil
 	case <-dctx.Done():
 		go func() {
 			if r := <-done; r.conn != nil {
@@ -106,11 +122,6 @@ func NewSystemd(ctx context.Context, user bool) (Backend, error) {
 		}()
 		return nil, fmt.Errorf("%w: the systemd %s manager at %s did not answer within 10s", ErrUnavailable, which, sock)
 	}
-	b := &systemdBackend{conn: conn, user: user, mount: mount}
-	if v, err := conn.GetManagerProperty("Version"); err == nil {
-		b.version = parseSystemdVersion(v)
-	}
-	return b, nil
 }
 
 // parseSystemdVersion turns the manager's Version property ("\"252.38-1\"")

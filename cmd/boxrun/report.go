@@ -73,9 +73,19 @@ func (r *reporter) close() {
 
 // finish prints the report of res and writes --report-json; it returns the
 // command's exit status, which a failure to write the report never changes.
-func (r *reporter) finish(res *sandbox.Result) int {
+func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure) int {
 	r.finished = true
 	run := buildRun(r.pol, r.argv, res, r.sampler.Stats())
+	if st, ok := bp.Stats(); ok {
+		run.Backpressure = &report.Backpressure{
+			Paused:          st.Paused,
+			Resumed:         st.Resumed,
+			PausedSeconds:   st.PausedTotal.Seconds(),
+			MaxPauseSeconds: st.LongestPause.Seconds(),
+			MaxRunning:      st.MaxRunning,
+			ForcedResumes:   st.ForcedResumes,
+		}
+	}
 	run.Diagnosis = report.Diagnose(run)
 	if !r.o.quiet || run.Failed() {
 		if err := report.Text(r.stderr, run, useColor(r.stderr)); err != nil {

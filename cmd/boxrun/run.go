@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -55,7 +54,10 @@ func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: boxrun [flags] [--] COMMAND [ARGS...]\n"+
 			"       boxrun policy list | show NAME | check [FILE]\n"+
-			"       boxrun status [--json]\n\nflags:\n%s", fs.FlagUsages())
+			"       boxrun status [--json]\n"+
+			"       boxrun protect [GROUP...] [--dry-run] [--json] [--undo] [--system] [--watch]\n"+
+			"       boxrun doctor [--json]\n"+
+			"       boxrun install|uninstall user-unit\n\nflags:\n%s", fs.FlagUsages())
 	}
 	return fs
 }
@@ -89,6 +91,12 @@ func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int
 			return runPolicy(o, rest[1:], stdout, out)
 		case "status":
 			return runStatus(ctx, rest[1:], stdout, out)
+		case "protect":
+			return runProtect(ctx, o, rest[1:], stdout, out)
+		case "doctor":
+			return runDoctor(ctx, o, rest[1:], stdout, out)
+		case "install", "uninstall":
+			return runInstall(ctx, rest[0] == "install", rest[1:], stdout, out)
 		}
 	}
 	if len(rest) == 0 {
@@ -212,6 +220,9 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 	}
 	defer rep.close()
 	observers = append(rep.observers(), observers...)
+	if len(pol.Protect) > 0 {
+		protectBeforeRun(ctx, o, pol, out)
+	}
 	res, err := sandbox.Run(ctx, sandbox.Options{
 		Backend:   backend,
 		Policy:    pol,
@@ -229,8 +240,7 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 	if err != nil {
 		return startFailure(err, out)
 	}
-	reportBackpressure(bp, out)
-	return rep.finish(res)
+	return rep.finish(res, bp)
 }
 
 // startFailure prints why the command did not start and picks the status.
@@ -277,14 +287,4 @@ func orNone(s string) string {
 		return "no limit"
 	}
 	return s
-}
-
-// reportBackpressure says what backpressure did, when it paused anything.
-func reportBackpressure(bp *sandbox.Backpressure, out *printer) {
-	st, ok := bp.Stats()
-	if !ok || st.Paused == 0 {
-		return
-	}
-	out.infof("backpressure paused processes %d times and resumed them oldest first (longest pause %v, %v in all); at most %d ran at once",
-		st.Paused, st.LongestPause.Round(time.Millisecond), st.PausedTotal.Round(time.Millisecond), st.MaxRunning)
 }

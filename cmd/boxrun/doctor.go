@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/pflag"
+
+	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/sandbox"
+)
+
+// doctorReport is `boxrun doctor --json`.
+type doctorReport struct {
+	// OK is true when the policy can be enforced fully (no ✗).
+	OK     bool            `json:"ok"`
+	Policy string          `json:"policy"`
+	Checks []sandbox.Check `json:"checks"`
+}
+
+// runDoctor implements `boxrun doctor [--json]`: one line per check, the
+// fix under each ✗ and !; exit 0 when the policy (-p, default tests) can be
+// enforced fully here, 1 when it cannot, 125 on bad input.
+func runDoctor(ctx context.Context, o options, args []string, stdout io.Writer, out *printer) int {
+	fs := pflag.NewFlagSet("boxrun doctor", pflag.ContinueOnError)
+	fs.SetOutput(out.w)
+	asJSON := fs.Bool("json", false, "print the checks as JSON")
+	fs.StringVarP(&o.policyName, "policy", "p", o.policyName, "judge the machine against this policy")
+	fs.StringVarP(&o.policyFile, "policy-file", "f", o.policyFile, "read policies from this file first")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: boxrun doctor [--json] [-p POLICY]\n\nflags:\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		out.errorf("doctor: %v", err)
+		return exitBoxrunFailed
+	}
+	if fs.NArg() > 0 {
+		out.errorf("doctor: unexpected argument %q", fs.Arg(0))
+		out.hintf("usage: boxrun doctor [--json]")
+		return exitBoxrunFailed
+	}
+	st, err := loadStack(o)
+	if err != nil {
+		out.errorf("%v", err)
+		return exitBoxrunFailed
+	}
+	mem, err := sandbox.MemoryAvailable()
+	if err != nil {
+		out.errorf("%v", err)
+		return 1
+	}
+	env := policy.Env{MemoryBytes: mem}
+	pol, err := st.Resolve(o.policyName, o.sets, env)
+	if err != nil {
+		out.errorf("%v", err)
+		return exitBoxrunFailed
+	}
+	groups, err := sandbox.ResolveProtectGroups(st, pol.Protect, env)
+	if err != nil {
+		out.errorf("%v", err)
+		return exitBoxrunFailed
+	}
+	m := sandbox.LiveMachine()
+	defer m.Close()
+	checks := sandbox.Doctor(ctx, m, sandbox.DoctorOptions{Policy: pol, Groups: groups, Others: sandbox.OtherGroupNames(st, pol.Protect)})
+	ok := sandbox.DoctorOK(checks)
+	if *asJSON {
+		if err := writeJSON(stdout, doctorReport{OK: ok, Policy: pol.Name, Checks: checks}); err != nil {
+			out.errorf("writing the checks: %v", err)
+			return 1
+		}
+	} else {
+		printChecks(stdout, checks)
+		if ok {
+			out.infof("policy %q can be enforced here", pol.Name)
+		} else {
+			out.errorf("policy %q cannot be enforced fully here: see the ✗ lines", pol.Name)
+		}
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+// printChecks prints "✓ summary", with "  fix: ..." and details indented.
+func printChecks(w io.Writer, checks []sandbox.Check) {
+	for _, c := range checks {
+		fmt.Fprintf(w, "%s %s\n", c.Status.Symbol(), c.Summary)
+		for _, d := range c.Details {
+			fmt.Fprintf(w, "    %s\n", d)
+		}
+		if c.Fix != "" && c.Status != sandbox.CheckOK {
+			fmt.Fprintf(w, "    fix: %s\n", c.Fix)
+		}
+	}
+}

@@ -1,0 +1,895 @@
+package sandbox
+
+// Doctor: what works on this machine and why, one check per line, each
+// failed check with the fix. Every check is a function of a Machine — a
+// file system rooted at "/" and a small interface for the questions asked
+// over D-Bus — so that the verdicts are tested against fixture machines.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	"golang.org/x/sys/unix"
+
+	"github.com/boxrun/boxrun/policy"
+)
+
+// CheckStatus is the verdict of one check.
+type CheckStatus string
+
+// Check verdicts: ✓, ! and ✗.
+const (
+	// CheckOK: works.
+	CheckOK CheckStatus = "ok"
+	// CheckWarn: works, degraded or with a caveat worth knowing.
+	CheckWarn CheckStatus = "warn"
+	// CheckFail: a limit of the policy cannot be enforced.
+	CheckFail CheckStatus = "fail"
+)
+
+// Symbol is the mark doctor prints for the status.
+func (s CheckStatus) Symbol() string {
+	switch s {
+	case CheckOK:
+		return "✓"
+	case CheckFail:
+		return "✗"
+	}
+	return "!"
+}
+
+// Check is one line of doctor's verdict.
+type Check struct {
+	// ID names the check: "cgroup2", "backend", "systemd", "controllers",
+	// "recursiveprot", "swap", "psi", "memory.peak", "cgroup.kill",
+	// "clone_into_cgroup", "container", "protect:GROUP", "systemd-oomd".
+	ID string `json:"id"`
+	// Status is the verdict.
+	Status CheckStatus `json:"status"`
+	// Summary says what was found, in one line.
+	Summary string `json:"summary"`
+	// Fix says what to do, for a ✗ or !.
+	Fix string `json:"fix,omitempty"`
+	// Details are further lines (e.g. one per protected unit).
+	Details []string `json:"details,omitempty"`
+}
+
+// DoctorOK reports whether boxrun can enforce the policy fully: no check
+// failed.
+func DoctorOK(checks []Check) bool {
+	for _, c := range checks {
+		if c.Status == CheckFail {
+			return false
+		}
+	}
+	return true
+}
+
+// SystemdProbe answers doctor's D-Bus questions.
+type SystemdProbe interface {
+	// Manager connects to the user (user=true) or system manager and
+	// returns its version (0 when unknown).
+	Manager(ctx context.Context, user bool) (int, error)
+	// UnitProperty returns a unit property of the user or system manager
+	// as text (strings unquoted).
+	UnitProperty(ctx context.Context, user bool, unit, name string) (string, error)
+}
+
+// Machine is doctor's view of the machine.
+type Machine struct {
+	// FS is the file system rooted at "/".
+	FS fs.FS
+	// Getenv reads the environment.
+	Getenv func(string) string
+	// UID is the user boxrun runs as.
+	UID int
+	// Kernel is the kernel release (uname -r).
+	Kernel string
+	// Writable reports whether an FS name may be written (access W_OK).
+	Writable func(name string) bool
+	// Readlink reads a symbolic link given by FS name; nil when links
+	// cannot be read.
+	Readlink func(name string) (string, error)
+	// Systemd asks the managers; nil when none can be asked.
+	Systemd SystemdProbe
+}
+
+// LiveMachine is this machine. Close releases its D-Bus connections.
+func LiveMachine() *Machine {
+	kernel := ""
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	return &Machine{
+		FS:       os.DirFS("/"),
+		Getenv:   os.Getenv,
+		UID:      os.Getuid(),
+		Kernel:   kernel,
+		Writable: func(name string) bool { return unix.Access("/"+name, unix.W_OK) == nil },
+		Readlink: func(name string) (string, error) { return os.Readlink("/" + name) },
+		Systemd:  &liveSystemd{conns: map[bool]*sd.Conn{}},
+	}
+}
+
+// Close releases the machine's connections.
+func (m *Machine) Close() error {
+	if c, ok := m.Systemd.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// liveSystemd asks the real managers over their private sockets; the
+// system manager's socket is root's only, so an unprivileged user asks it
+// through the system bus when there is one.
+type liveSystemd struct {
+	conns map[bool]*sd.Conn
+}
+
+func (l *liveSystemd) conn(ctx context.Context, user bool) (*sd.Conn, error) {
+	if c, ok := l.conns[user]; ok {
+		return c, nil
+	}
+	which := "system"
+	if user {
+		which = "user"
+	}
+	sock := managerSocket(user)
+	var c *sd.Conn
+	var err error
+	if !user && os.Geteuid() != 0 {
+		const bus = "/run/dbus/system_bus_socket"
+		if _, serr := os.Stat(bus); serr != nil {
+			return nil, fmt.Errorf("the system manager's socket is root's, and there is no system bus at %s", bus)
+		}
+		c, err = sd.NewSystemConnectionContext(ctx)
+	} else {
+		if fi, serr := os.Stat(sock); serr != nil || fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("no systemd %s manager socket at %s", which, sock)
+		}
+		c, err = dialManager(ctx, which, sock)
+	}
+	if err != nil {
+		return nil, errors.New(trimUnavailable(err))
+	}
+	l.conns[user] = c
+	return c, nil
+}
+
+func (l *liveSystemd) Manager(ctx context.Context, user bool) (int, error) {
+	c, err := l.conn(ctx, user)
+	if err != nil {
+		return 0, err
+	}
+	v, err := c.GetManagerProperty("Version")
+	if err != nil {
+		return 0, explainDBusError(err)
+	}
+	return parseSystemdVersion(v), nil
+}
+
+func (l *liveSystemd) UnitProperty(ctx context.Context, user bool, unit, name string) (string, error) {
+	c, err := l.conn(ctx, user)
+	if err != nil {
+		return "", err
+	}
+	typ := unitType(unit)
+	var p *sd.Property
+	if typ == "Unit" || name == "ActiveState" {
+		p, err = c.GetUnitPropertyContext(ctx, unit, name)
+	} else {
+		p, err = c.GetUnitTypePropertyContext(ctx, unit, typ, name)
+	}
+	if err != nil {
+		return "", explainDBusError(err)
+	}
+	if s, ok := p.Value.Value().(string); ok {
+		return s, nil
+	}
+	return p.Value.String(), nil
+}
+
+func (l *liveSystemd) Close() error {
+	for k, c := range l.conns {
+		c.Close()
+		delete(l.conns, k)
+	}
+	return nil
+}
+
+// DoctorOptions says what doctor judges the machine against.
+type DoctorOptions struct {
+	// Policy is the policy to enforce (the default, tests).
+	Policy *policy.Resolved
+	// Groups are its protection groups; Others the names of the rest.
+	Groups []ProtectGroup
+	Others []string
+	// Timeout bounds each D-Bus question; 0 means 5s.
+	Timeout time.Duration
+}
+
+// doctor holds what the checks share.
+type doctor struct {
+	m     *Machine
+	opt   DoctorOptions
+	ctx   context.Context
+	mount CgroupMount
+	// user is true when boxes would use the user manager (not root).
+	user bool
+	// manager is the systemd version when it answered, else 0;
+	// managerErr why not.
+	manager    int
+	managerErr error
+	// backend is what --backend auto would pick.
+	backend string
+	// cgroupfsParent is where the cgroupfs backend would make boxes.
+	cgroupfsParent string
+	// editorCgroups are the cgroups holding protected processes.
+	editorCgroups []string
+}
+
+// Doctor runs every check against m.
+func Doctor(ctx context.Context, m *Machine, opt DoctorOptions) []Check {
+	if opt.Timeout == 0 {
+		opt.Timeout = 5 * time.Second
+	}
+	d := &doctor{m: m, opt: opt, ctx: ctx, user: m.UID != 0}
+	d.mount, _ = ReadCgroupMount(m.FS)
+	checks := []Check{d.checkCgroup2()}
+	d.probeBackend()
+	checks = append(checks, d.checkSystemd(), d.checkBackend())
+	if c, ok := d.checkControllers(); ok {
+		checks = append(checks, c)
+	}
+	checks = append(checks,
+		d.checkRecursiveProt(),
+		d.checkSwap(),
+		d.checkPSI(),
+		d.checkCgroupFile("memory.peak", "5.19", "the run report falls back to sampling the peak"),
+		d.checkCgroupFile("cgroup.kill", "5.14", "leftovers are killed by signalling each process instead"),
+		d.checkCloneIntoCgroup(),
+		d.checkContainer(),
+	)
+	for _, g := range opt.Groups {
+		checks = append(checks, d.checkGroup(g))
+	}
+	checks = append(checks, d.checkOOMD())
+	return checks
+}
+
+// unified reports whether cgroup v2 is mounted and the only hierarchy.
+func (d *doctor) unified() bool {
+	return d.mount.Path != "" && !d.mount.V1
+}
+
+func (d *doctor) checkCgroup2() Check {
+	c := Check{ID: "cgroup2"}
+	const bootFix = "boot with systemd.unified_cgroup_hierarchy=1 (Debian/Ubuntu: add it to GRUB_CMDLINE_LINUX in /etc/default/grub, run sudo update-grub, reboot)"
+	switch {
+	case d.mount.Path == "" && d.mount.V1:
+		c.Status, c.Summary, c.Fix = CheckFail, "cgroup v1 only (legacy hierarchy): no cgroup v2 to make boxes in", bootFix
+	case d.mount.Path == "":
+		c.Status, c.Summary = CheckFail, "no cgroup file system is mounted"
+		c.Fix = "in a container, give it its own cgroup namespace with cgroup v2 (podman/docker run --cgroupns=private on a cgroup v2 host), or run boxrun on the host"
+	case d.mount.V1:
+		c.Status = CheckFail
+		c.Summary = fmt.Sprintf("hybrid hierarchy: cgroup v1 holds the controllers, cgroup v2 at %s has none to limit memory, pids or cpu", d.mount.Path)
+		c.Fix = bootFix
+	default:
+		ctrl, _ := fs.ReadFile(d.m.FS, fsPath(d.mount.Path, "cgroup.controllers"))
+		c.Status = CheckOK
+		c.Summary = fmt.Sprintf("cgroup v2: unified hierarchy at %s (controllers: %s)", d.mount.Path, orNoneText(strings.Join(strings.Fields(string(ctrl)), " ")))
+	}
+	return c
+}
+
+// FormatLow spells a memory.low value: "0", "2G", "max".
+func FormatLow(b uint64) string {
+	if b == 0 {
+		return "0"
+	}
+	return policy.FormatBytes(b)
+}
+
+func orNoneText(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// ownCgroup is the cgroup this process runs in, from proc/self/cgroup.
+func (d *doctor) ownCgroup() string {
+	f, err := d.m.FS.Open("proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	cg, _ := parseProcCgroup(f)
+	return cg
+}
+
+// probeBackend works out what --backend auto would pick.
+func (d *doctor) probeBackend() {
+	if d.m.Systemd != nil {
+		ctx, cancel := context.WithTimeout(d.ctx, d.opt.Timeout)
+		d.manager, d.managerErr = d.m.Systemd.Manager(ctx, d.user)
+		cancel()
+		if d.managerErr == nil && d.manager == 0 {
+			d.manager = -1 // answered, version unknown
+		}
+	} else {
+		d.managerErr = errors.New("no systemd manager can be asked here")
+	}
+	switch {
+	case !d.unified():
+		d.backend = KindNone
+	case d.managerErr == nil:
+		d.backend = KindSystemd
+	default:
+		parent := d.m.Getenv(ParentEnv)
+		if parent == "" && d.ownCgroup() == "/" {
+			parent = "/"
+		}
+		if parent != "" {
+			parent = "/" + strings.Trim(strings.TrimPrefix(parent, d.mount.Path), "/")
+			if d.m.Writable != nil && d.m.Writable(fsPath(d.mount.Path, parent, "cgroup.subtree_control")) {
+				d.backend, d.cgroupfsParent = KindCgroupfs, parent
+				return
+			}
+		}
+		d.backend = KindNone
+	}
+}
+
+func (d *doctor) managerName() string {
+	if d.user {
+		return "systemd user manager"
+	}
+	return "systemd system manager"
+}
+
+func (d *doctor) checkSystemd() Check {
+	c := Check{ID: "systemd"}
+	if d.managerErr == nil {
+		c.Status = CheckOK
+		c.Summary = d.managerName() + " reachable"
+		if d.manager > 0 {
+			c.Summary += fmt.Sprintf(" (systemd %d)", d.manager)
+		}
+		if d.user {
+			c.Summary += " through its private socket " + managerSocketPath(d.m.Getenv, d.m.UID)
+		}
+		return c
+	}
+	c.Status = CheckFail
+	if d.backend == KindCgroupfs {
+		c.Status = CheckWarn
+	}
+	c.Summary = fmt.Sprintf("%s not reachable: %v", d.managerName(), d.managerErr)
+	switch {
+	case d.backend == KindCgroupfs:
+		c.Fix = "nothing needed: boxes are made directly in cgroup v2 (cgroupfs backend)"
+	case d.user && d.m.Getenv("XDG_RUNTIME_DIR") == "":
+		c.Fix = fmt.Sprintf("XDG_RUNTIME_DIR is not set: log in through a session (ssh, a desktop) or export XDG_RUNTIME_DIR=/run/user/%d; with no session at all: sudo loginctl enable-linger $USER", d.m.UID)
+	case d.user:
+		c.Fix = "start your user manager: log in through a session, or sudo loginctl enable-linger $USER; or set " + ParentEnv + " to a delegated cgroup for the cgroupfs backend"
+	default:
+		c.Fix = "boot with systemd as init, or set " + ParentEnv + " to a writable cgroup v2 directory for the cgroupfs backend"
+	}
+	return c
+}
+
+// managerSocketPath is the user manager's private socket for uid.
+func managerSocketPath(getenv func(string) string, uid int) string {
+	dir := getenv("XDG_RUNTIME_DIR")
+	if dir == "" {
+		dir = "/run/user/" + strconv.Itoa(uid)
+	}
+	return path.Join(dir, "systemd", "private")
+}
+
+func (d *doctor) checkBackend() Check {
+	c := Check{ID: "backend"}
+	name := d.opt.Policy.Name
+	switch d.backend {
+	case KindSystemd:
+		c.Status = CheckOK
+		c.Summary = "boxes are transient scopes in " + SliceName + " of the " + d.managerName() + " (--backend auto picks systemd)"
+	case KindCgroupfs:
+		c.Status = CheckOK
+		c.Summary = fmt.Sprintf("boxes are cgroups under %s, made directly (--backend auto picks cgroupfs)", d.cgroupfsParent)
+	default:
+		c.Status = CheckFail
+		c.Summary = fmt.Sprintf("no box can be made here (--backend auto falls back to none): the limits of policy %q are not enforced, only its oom_score_adj (and pids.max as RLIMIT_NPROC)", name)
+		switch {
+		case !d.unified():
+			c.Fix = "switch to the unified cgroup v2 hierarchy (see the cgroup2 line)"
+		default:
+			c.Fix = fmt.Sprintf("make the %s reachable, or set %s to a cgroup v2 directory delegated to you (its cgroup.subtree_control writable, holding no processes)", d.managerName(), ParentEnv)
+		}
+	}
+	return c
+}
+
+// userManagerCgroup is the cgroup of user@UID.service: from this process's
+// own cgroup when it runs below it, else where systemd puts it.
+func (d *doctor) userManagerCgroup() string {
+	svc := fmt.Sprintf("user@%d.service", d.m.UID)
+	own := d.ownCgroup()
+	if i := strings.Index(own, "/"+svc); i >= 0 {
+		return own[:i+len(svc)+1]
+	}
+	return fmt.Sprintf("/user.slice/user-%d.slice/%s", d.m.UID, svc)
+}
+
+// delegateFix delegates every controller to user managers.
+const delegateFix = "sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' | sudo tee /etc/systemd/system/user@.service.d/delegate.conf && sudo systemctl daemon-reload, then log out and in again"
+
+// checkControllers: the controllers boxes can use. Not shown without a
+// backend (the backend line already failed).
+func (d *doctor) checkControllers() (Check, bool) {
+	c := Check{ID: "controllers"}
+	var file, where string
+	switch {
+	case d.backend == KindSystemd && d.user:
+		cg := d.userManagerCgroup()
+		file, where = fsPath(d.mount.Path, cg, "cgroup.subtree_control"), "delegated to your user manager ("+strings.TrimPrefix(cg, "/")+")"
+	case d.backend == KindSystemd:
+		file, where = fsPath(d.mount.Path, "cgroup.controllers"), "available to the system manager"
+	case d.backend == KindCgroupfs:
+		file, where = fsPath(d.mount.Path, d.cgroupfsParent, "cgroup.controllers"), "available under "+d.cgroupfsParent
+	default:
+		return c, false
+	}
+	data, err := fs.ReadFile(d.m.FS, file)
+	have := strings.Fields(string(data))
+	need := neededControllers(d.opt.Policy)
+	var missing, missingOpt []string
+	for _, ctl := range []string{"memory", "pids", "cpu", "io"} {
+		if contains(have, ctl) {
+			continue
+		}
+		if contains(need, ctl) {
+			missing = append(missing, ctl)
+		} else {
+			missingOpt = append(missingOpt, ctl)
+		}
+	}
+	c.Summary = fmt.Sprintf("controllers %s: %s", where, orNoneText(strings.Join(have, " ")))
+	if err != nil {
+		c.Summary = fmt.Sprintf("controllers %s: cannot read /%s: %v", where, file, err)
+	}
+	fix := "enable them in the parent's cgroup.subtree_control (echo +memory +pids +cpu +io > …/cgroup.subtree_control)"
+	if d.backend == KindSystemd && d.user {
+		fix = delegateFix
+	}
+	switch {
+	case len(missing) > 0:
+		c.Status = CheckFail
+		c.Summary += fmt.Sprintf(" — missing %s, which policy %q needs", strings.Join(missing, ", "), d.opt.Policy.Name)
+		c.Fix = fix
+	case len(missingOpt) > 0:
+		c.Status = CheckWarn
+		c.Summary += fmt.Sprintf(" — no %s: policies that set %s are not enforced", strings.Join(missingOpt, ", "), optKeys(missingOpt))
+		c.Fix = fix
+	default:
+		c.Status = CheckOK
+	}
+	return c, true
+}
+
+// optKeys names the policy keys of controllers.
+func optKeys(ctls []string) string {
+	var keys []string
+	for _, c := range ctls {
+		switch c {
+		case "memory":
+			keys = append(keys, "memory.*")
+		case "pids":
+			keys = append(keys, "pids.max")
+		case "cpu":
+			keys = append(keys, "cpu.weight or cpu.max")
+		case "io":
+			keys = append(keys, "io.weight")
+		}
+	}
+	return strings.Join(keys, ", ")
+}
+
+func (d *doctor) checkRecursiveProt() Check {
+	c := Check{ID: "recursiveprot"}
+	switch {
+	case !d.unified():
+		c.Status, c.Summary = CheckWarn, "memory_recursiveprot: without the unified cgroup v2 hierarchy memory.low protects nothing"
+		c.Fix = "switch to the unified cgroup v2 hierarchy (see the cgroup2 line)"
+	case d.mount.Has("memory_recursiveprot"):
+		c.Status, c.Summary = CheckOK, "memory_recursiveprot is on: a slice's memory.low flows down to the units in it"
+	default:
+		c.Status = CheckWarn
+		c.Summary = "memory_recursiveprot is off: memory.low protects the editor only if every cgroup above it sets memory.low too"
+		c.Fix = "sudo mount -o remount,memory_recursiveprot " + d.mount.Path + " (systemd 247+ mounts cgroup2 with it)"
+	}
+	return c
+}
+
+func (d *doctor) checkSwap() Check {
+	c := Check{ID: "swap"}
+	f, err := d.m.FS.Open("proc/swaps")
+	if err != nil {
+		c.Status, c.Summary = CheckWarn, "swap: cannot read /proc/swaps: "+err.Error()
+		return c
+	}
+	defer f.Close()
+	var total uint64
+	var names []string
+	sc := bufio.NewScanner(f)
+	for first := true; sc.Scan(); first = false {
+		fl := strings.Fields(sc.Text())
+		if first || len(fl) < 3 {
+			continue
+		}
+		kb, _ := strconv.ParseUint(fl[2], 10, 64)
+		total += kb * 1024
+		names = append(names, path.Base(fl[0]))
+	}
+	if len(names) == 0 {
+		c.Status = CheckWarn
+		c.Summary = "no swap: above memory.high the kernel cannot push anonymous memory out, so a box is throttled hard instead of slowing down gradually"
+		c.Fix = "add swap, e.g. zram (sudo apt install systemd-zram-generator, or zram-tools) or a swap file"
+		return c
+	}
+	c.Status = CheckOK
+	c.Summary = fmt.Sprintf("swap: %s (%s)", policy.FormatBytes(total), strings.Join(names, ", "))
+	return c
+}
+
+func (d *doctor) checkPSI() Check {
+	c := Check{ID: "psi"}
+	if _, err := fs.ReadFile(d.m.FS, "proc/pressure/memory"); err == nil {
+		c.Status, c.Summary = CheckOK, "pressure stall information (PSI) is available"
+		return c
+	}
+	c.Status = CheckWarn
+	c.Summary = "pressure stall information (PSI) is off: memory pressure of boxes cannot be measured, and systemd-oomd cannot work"
+	c.Fix = "boot with psi=1 (the kernel has CONFIG_PSI_DEFAULT_DISABLED)"
+	return c
+}
+
+// kernelAtLeast compares a release ("6.1.0-13-amd64") with "major.minor";
+// known is false when the release cannot be read.
+func kernelAtLeast(release, want string) (ok, known bool) {
+	parse := func(s string) (int, int, bool) {
+		major, rest, _ := strings.Cut(s, ".")
+		end := 0
+		for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+			end++
+		}
+		x, err1 := strconv.Atoi(major)
+		y, err2 := strconv.Atoi(rest[:end])
+		return x, y, err1 == nil && err2 == nil
+	}
+	x, y, ok1 := parse(release)
+	wx, wy, ok2 := parse(want)
+	if !ok1 || !ok2 {
+		return false, false
+	}
+	return x > wx || (x == wx && y >= wy), true
+}
+
+// probeCgroup finds a non-root cgroup with the memory controller to look
+// for kernel files in ("" when there is none).
+func (d *doctor) probeCgroup() string {
+	if d.mount.Path == "" {
+		return ""
+	}
+	has := func(cg string) bool {
+		_, err := fs.Stat(d.m.FS, fsPath(d.mount.Path, cg, "memory.current"))
+		return err == nil
+	}
+	if own := d.ownCgroup(); own != "" && own != "/" && has(own) {
+		return own
+	}
+	if cg := d.userManagerCgroup(); has(cg) {
+		return cg
+	}
+	entries, _ := fs.ReadDir(d.m.FS, fsPath(d.mount.Path))
+	for _, e := range entries {
+		if e.IsDir() && has("/"+e.Name()) {
+			return "/" + e.Name()
+		}
+	}
+	return ""
+}
+
+func (d *doctor) checkCgroupFile(file, version, without string) Check {
+	c := Check{ID: file}
+	if cg := d.probeCgroup(); cg != "" {
+		if _, err := fs.Stat(d.m.FS, fsPath(d.mount.Path, cg, file)); err == nil {
+			c.Status, c.Summary = CheckOK, fmt.Sprintf("%s is present (seen on %s)", file, cg)
+			return c
+		}
+		c.Status = CheckWarn
+		c.Summary = fmt.Sprintf("%s is missing (Linux %s+; this is %s): %s", file, version, orNoneText(d.m.Kernel), without)
+		c.Fix = "upgrade the kernel to " + version + " or later"
+		return c
+	}
+	ok, known := kernelAtLeast(d.m.Kernel, version)
+	switch {
+	case !known:
+		c.Status, c.Summary = CheckWarn, fmt.Sprintf("%s: no cgroup to look in and kernel %q unknown", file, d.m.Kernel)
+	case ok:
+		c.Status, c.Summary = CheckOK, fmt.Sprintf("%s: Linux %s has it (%s+; no cgroup to look in)", file, d.m.Kernel, version)
+	default:
+		c.Status = CheckWarn
+		c.Summary = fmt.Sprintf("%s: Linux %s lacks it (%s+): %s", file, d.m.Kernel, version, without)
+		c.Fix = "upgrade the kernel to " + version + " or later"
+	}
+	return c
+}
+
+func (d *doctor) checkCloneIntoCgroup() Check {
+	c := Check{ID: "clone_into_cgroup", Status: CheckOK}
+	ok, known := kernelAtLeast(d.m.Kernel, "5.7")
+	switch {
+	case ok:
+		c.Summary = fmt.Sprintf("CLONE_INTO_CGROUP: Linux %s has it (5.7+); boxrun does not need it (it places a blocked helper first)", d.m.Kernel)
+	case known:
+		c.Summary = fmt.Sprintf("CLONE_INTO_CGROUP: Linux %s lacks it (5.7+); boxrun does not need it (it places a blocked helper first)", d.m.Kernel)
+	default:
+		c.Summary = "CLONE_INTO_CGROUP: kernel version unknown; boxrun does not need it"
+	}
+	return c
+}
+
+// containerEnvField reads key="value" from /run/.containerenv.
+func containerEnvField(data, key string) string {
+	for _, line := range strings.Split(data, "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}
+
+func (d *doctor) checkContainer() Check {
+	c := Check{ID: "container"}
+	exists := func(name string) bool { _, err := fs.Stat(d.m.FS, name); return err == nil }
+	hostFix := "run boxrun on the host instead (distrobox-host-exec boxrun …, or flatpak-spawn --host boxrun …): the editor and your systemd user manager live there"
+	switch {
+	case exists(".flatpak-info"):
+		c.Status = CheckWarn
+		c.Summary = "inside a flatpak sandbox: processes outside it (the editor's other windows, language servers started on the host) are invisible, and boxes can only be made through the host's systemd"
+		c.Fix = "flatpak-spawn --host boxrun …"
+	case exists("run/.containerenv") || d.m.Getenv("CONTAINER_ID") != "":
+		env, _ := fs.ReadFile(d.m.FS, "run/.containerenv")
+		kind := "a podman container"
+		if exists("run/.toolboxenv") {
+			kind = "a toolbox container"
+		}
+		if id := d.m.Getenv("CONTAINER_ID"); id != "" {
+			kind = fmt.Sprintf("a container (CONTAINER_ID=%s, distrobox or toolbox)", id)
+		} else if name := containerEnvField(string(env), "name"); name != "" {
+			kind += " (" + name + ")"
+		}
+		c.Status = CheckWarn
+		c.Summary = "inside " + kind + ": boxes get only what the container's cgroup allows, and the host's editor is out of reach of protect"
+		c.Fix = hostFix
+	case exists(".dockerenv"):
+		c.Status = CheckWarn
+		c.Summary = "inside a docker container: boxes get only what the container's cgroup allows, and the host's editor is out of reach of protect"
+		c.Fix = "run boxrun on the host, or give the container a delegated cgroup v2 namespace (--cgroupns=private)"
+	default:
+		c.Status, c.Summary = CheckOK, "not inside a container"
+	}
+	return c
+}
+
+// checkGroup: the group's processes and the protection they actually get.
+func (d *doctor) checkGroup(g ProtectGroup) Check {
+	c := Check{ID: "protect:" + g.Name}
+	procFS, err := fs.Sub(d.m.FS, "proc")
+	if err != nil {
+		c.Status, c.Summary = CheckWarn, "cannot read /proc: "+err.Error()
+		return c
+	}
+	var readlink func(string) (string, error)
+	if d.m.Readlink != nil {
+		readlink = func(name string) (string, error) { return d.m.Readlink("proc/" + name) }
+	}
+	procs, err := ReadProcs(procFS, readlink)
+	if err != nil {
+		c.Status, c.Summary = CheckWarn, "cannot read /proc: "+err.Error()
+		return c
+	}
+	matches := MatchProcesses(procs, []ProtectGroup{g}, MatchOptions{UID: d.m.UID, Others: d.opt.Others})
+	if len(matches) == 0 {
+		c.Status = CheckOK
+		c.Summary = fmt.Sprintf("%s: no process of yours is running (%s)", g.Name, strings.Join(g.Match, ", "))
+		return c
+	}
+	byCgroup := map[string][]Match{}
+	var cgroups []string
+	for _, m := range matches {
+		if _, ok := byCgroup[m.Cgroup]; !ok {
+			cgroups = append(cgroups, m.Cgroup)
+		}
+		byCgroup[m.Cgroup] = append(byCgroup[m.Cgroup], m)
+	}
+	sort.Strings(cgroups)
+	d.editorCgroups = append(d.editorCgroups, cgroups...)
+	c.Status = CheckOK
+	var fixes []string
+	highOOM := false
+	for _, cg := range cgroups {
+		ms := byCgroup[cg]
+		names := map[string]bool{}
+		lo, hi := 1001, -1001
+		for _, m := range ms {
+			names[m.Comm] = true
+			if b, err := fs.ReadFile(d.m.FS, fmt.Sprintf("proc/%d/oom_score_adj", m.PID)); err == nil {
+				if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+					lo, hi = min(lo, v), max(hi, v)
+				}
+			}
+		}
+		var nl []string
+		for n := range names {
+			nl = append(nl, n)
+		}
+		sort.Strings(nl)
+		where := cg
+		if u, _, _ := unitOwner(cg); u != "" {
+			where = u
+		}
+		line := fmt.Sprintf("%d processes (%s) in %s", len(ms), strings.Join(nl, ", "), where)
+		if hi >= lo {
+			if lo == hi {
+				line += fmt.Sprintf(": oom_score_adj %d", lo)
+			} else {
+				line += fmt.Sprintf(": oom_score_adj %d..%d", lo, hi)
+			}
+			if g.OOMScoreAdj != nil && hi > *g.OOMScoreAdj && hi > 100 {
+				highOOM = true
+			}
+		}
+		if g.MemoryLow != nil {
+			p, err := EffectiveProtection(d.m.FS, cg, *g.MemoryLow, nil, d.m.UID)
+			if err == nil {
+				own := uint64(0)
+				if len(p.Levels) > 0 {
+					own = p.Levels[len(p.Levels)-1].Low
+				}
+				line += fmt.Sprintf(", memory.low %s, effective %s of %s", FormatLow(own), FormatLow(p.Effective), FormatLow(*g.MemoryLow))
+				if p.Note != "" {
+					line += " (" + p.Note + ")"
+				}
+				if p.Effective < *g.MemoryLow {
+					c.Status = CheckWarn
+					for _, f := range p.Fixes {
+						fixes = append(fixes, f.Command)
+					}
+				}
+			}
+		}
+		c.Details = append(c.Details, line)
+	}
+	c.Summary = fmt.Sprintf("%s: %d processes running", g.Name, len(matches))
+	if highOOM {
+		c.Status = CheckWarn
+		c.Summary += "; oom_score_adj not lowered"
+		fixes = append([]string{"boxrun protect " + g.Name + " (or keep them protected: boxrun install user-unit)"}, fixes...)
+	}
+	if c.Status == CheckWarn {
+		c.Summary += "; not fully protected"
+		c.Fix = strings.Join(dedupe(fixes), "; ")
+	}
+	return c
+}
+
+func dedupe(s []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// oomdSocket is where systemd-oomd listens when it runs.
+const oomdSocket = "run/systemd/oom/io.systemd.ManagedOOM"
+
+// checkOOMD: is systemd-oomd running, and would it pick the editor's
+// cgroup (a descendant of a unit with ManagedOOMSwap= or
+// ManagedOOMMemoryPressure=kill)?
+func (d *doctor) checkOOMD() Check {
+	c := Check{ID: "systemd-oomd"}
+	running := false
+	how := ""
+	if d.m.Systemd != nil {
+		ctx, cancel := context.WithTimeout(d.ctx, d.opt.Timeout)
+		st, err := d.m.Systemd.UnitProperty(ctx, false, "systemd-oomd.service", "ActiveState")
+		cancel()
+		if err == nil && st == "active" {
+			running, how = true, "systemd-oomd.service is active"
+		}
+	}
+	if !running {
+		if _, err := fs.Stat(d.m.FS, oomdSocket); err == nil {
+			running, how = true, "its socket /"+oomdSocket+" exists"
+		}
+	}
+	if !running {
+		c.Status, c.Summary = CheckOK, "systemd-oomd is not running"
+		return c
+	}
+	if len(d.editorCgroups) == 0 {
+		c.Status, c.Summary = CheckOK, "systemd-oomd is running ("+how+"); no protected process to check"
+		return c
+	}
+	var hits []string
+	var fixes []string
+	if d.m.Systemd != nil {
+		seen := map[string]bool{}
+		for _, cg := range d.editorCgroups {
+			for _, lvl := range append([]string{"/-.slice"}, cgroupAncestors(cg)...) {
+				unit, manager, _ := unitOwner(lvl)
+				if unit == "" || seen[unit] {
+					continue
+				}
+				seen[unit] = true
+				for _, prop := range []string{"ManagedOOMSwap", "ManagedOOMMemoryPressure"} {
+					ctx, cancel := context.WithTimeout(d.ctx, d.opt.Timeout)
+					v, err := d.m.Systemd.UnitProperty(ctx, manager == "user", unit, prop)
+					cancel()
+					if err == nil && v == "kill" {
+						hits = append(hits, fmt.Sprintf("%s has %s=kill", unit, prop))
+						if manager == "user" {
+							fixes = append(fixes, fmt.Sprintf("systemctl --user set-property %s %s=auto", unit, prop))
+						} else {
+							fixes = append(fixes, fmt.Sprintf("sudo systemctl set-property %s %s=auto", unit, prop))
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(hits) == 0 {
+		c.Status = CheckOK
+		c.Summary = "systemd-oomd is running (" + how + "); no unit above the protected processes asks it to kill"
+		return c
+	}
+	c.Status = CheckWarn
+	c.Summary = "systemd-oomd is running and may kill the protected processes' whole cgroup under pressure (memory.low does not stop it): " + strings.Join(hits, "; ")
+	c.Fix = "boxes are candidates too and usually under more pressure; to exempt the session: " + strings.Join(fixes, "; ")
+	return c
+}
+
+// cgroupAncestors lists "/a", "/a/b", ... for "/a/b".
+func cgroupAncestors(cg string) []string {
+	var out []string
+	cur := ""
+	for _, c := range strings.Split(strings.Trim(cg, "/"), "/") {
+		if c == "" {
+			continue
+		}
+		cur += "/" + c
+		out = append(out, cur)
+	}
+	return out
+}

@@ -1,0 +1,267 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/boxrun/boxrun/policy"
+)
+
+// loadMachine reads a fixture machine from testdata/protect: text before
+// the first "-- name --" line describes it; each such line starts a file
+// of the machine's root file system.
+func loadMachine(t *testing.T, name string) fstest.MapFS {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "protect", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{}
+	var cur *fstest.MapFile
+	for _, line := range strings.SplitAfter(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "-- ") && strings.HasSuffix(trimmed, " --") && len(trimmed) > 6 {
+			cur = &fstest.MapFile{}
+			fsys[strings.TrimSpace(trimmed[3:len(trimmed)-3])] = cur
+			continue
+		}
+		if cur != nil {
+			cur.Data = append(cur.Data, line...)
+		}
+	}
+	return fsys
+}
+
+// fakeSystemd answers doctor's D-Bus questions from maps.
+type fakeSystemd struct {
+	version map[bool]int      // by user: the manager's version; missing = unreachable
+	props   map[string]string // "user|system unit prop" -> value
+}
+
+func (f fakeSystemd) Manager(_ context.Context, user bool) (int, error) {
+	if v, ok := f.version[user]; ok {
+		return v, nil
+	}
+	return 0, errors.New("no systemd manager socket at /run/user/1000/systemd/private")
+}
+
+func (f fakeSystemd) UnitProperty(_ context.Context, user bool, unit, name string) (string, error) {
+	which := "system"
+	if user {
+		which = "user"
+	}
+	if v, ok := f.props[which+" "+unit+" "+name]; ok {
+		return v, nil
+	}
+	return "", errors.New("no such unit or property")
+}
+
+func TestDoctor(t *testing.T) {
+	st := &policy.Stack{Files: []*policy.File{policy.Builtin()}}
+	pol, err := st.Resolve("tests", nil, policy.Env{MemoryBytes: 16 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := ResolveProtectGroups(st, pol.Protect, policy.Env{MemoryBytes: 16 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desktopSystemd := fakeSystemd{
+		version: map[bool]int{true: 255},
+		props: map[string]string{
+			"system systemd-oomd.service ActiveState":                 "active",
+			"system user@1000.service ManagedOOMMemoryPressure":       "kill",
+			"system -.slice ManagedOOMSwap":                           "auto",
+			"user app-gnome-code-4242.scope ManagedOOMMemoryPressure": "auto",
+		},
+	}
+	type want struct {
+		status CheckStatus
+		has    []string // substrings of summary, fix and details
+	}
+	tests := []struct {
+		name     string
+		fixture  string
+		uid      int
+		kernel   string
+		env      map[string]string
+		systemd  SystemdProbe
+		writable []string
+		ok       bool
+		want     map[string]want
+		absent   []string
+	}{
+		{
+			name: "unified systemd desktop", fixture: "doctor-desktop.txt", uid: 1000, kernel: "6.11.4-301.fc41.x86_64",
+			env: map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}, systemd: desktopSystemd, ok: true,
+			want: map[string]want{
+				"cgroup2":           {CheckOK, []string{"unified hierarchy at /sys/fs/cgroup", "memory"}},
+				"systemd":           {CheckOK, []string{"user manager reachable (systemd 255)", "/run/user/1000/systemd/private"}},
+				"backend":           {CheckOK, []string{"transient scopes"}},
+				"controllers":       {CheckWarn, []string{"cpu memory pids", "no io", "io.weight", "Delegate=cpu cpuset io memory pids"}},
+				"recursiveprot":     {CheckOK, []string{"is on"}},
+				"swap":              {CheckOK, []string{"8.0G", "zram0"}},
+				"psi":               {CheckOK, nil},
+				"memory.peak":       {CheckOK, []string{"vte-spawn-1.scope"}},
+				"cgroup.kill":       {CheckOK, nil},
+				"clone_into_cgroup": {CheckOK, []string{"5.7"}},
+				"container":         {CheckOK, []string{"not inside"}},
+				"protect:editors": {CheckWarn, []string{
+					"2 processes (code) in app-gnome-code-4242.scope: oom_score_adj 200..300, memory.low 0, effective 0 of 2G",
+					"boxrun protect editors", "sudo systemctl set-property user.slice MemoryLow=2G", "not fully protected",
+				}},
+				"systemd-oomd": {CheckWarn, []string{"user@1000.service has ManagedOOMMemoryPressure=kill", "sudo systemctl set-property user@1000.service ManagedOOMMemoryPressure=auto"}},
+			},
+		},
+		{
+			name: "this hybrid build machine", fixture: "doctor-hybrid.txt", uid: 0, kernel: "6.18.44-fc-v782",
+			env: map[string]string{}, systemd: fakeSystemd{}, ok: false,
+			want: map[string]want{
+				"cgroup2":         {CheckFail, []string{"hybrid", "/sys/fs/cgroup/unified", "systemd.unified_cgroup_hierarchy=1"}},
+				"systemd":         {CheckFail, []string{"system manager not reachable", "boot with systemd"}},
+				"backend":         {CheckFail, []string{"falls back to none", `policy "tests"`, "unified cgroup v2"}},
+				"recursiveprot":   {CheckWarn, []string{"protects nothing"}},
+				"swap":            {CheckWarn, []string{"no swap", "zram"}},
+				"psi":             {CheckOK, nil},
+				"memory.peak":     {CheckOK, []string{"Linux 6.18.44-fc-v782 has it"}},
+				"cgroup.kill":     {CheckOK, nil},
+				"container":       {CheckOK, nil},
+				"protect:editors": {CheckOK, []string{"no process of yours"}},
+				"systemd-oomd":    {CheckOK, []string{"not running"}},
+			},
+			absent: []string{"controllers"},
+		},
+		{
+			name: "a cgroup-less container", fixture: "doctor-container.txt", uid: 1000, kernel: "6.8.0",
+			env: map[string]string{"CONTAINER_ID": "bootc-dev", "XDG_RUNTIME_DIR": "/run/user/1000"}, systemd: fakeSystemd{}, ok: false,
+			want: map[string]want{
+				"cgroup2":   {CheckFail, []string{"no cgroup file system", "--cgroupns=private"}},
+				"systemd":   {CheckFail, []string{"user manager not reachable", "loginctl enable-linger"}},
+				"backend":   {CheckFail, []string{"falls back to none"}},
+				"psi":       {CheckWarn, []string{"psi=1"}},
+				"container": {CheckWarn, []string{"CONTAINER_ID=bootc-dev", "distrobox-host-exec boxrun"}},
+				// Memory features cannot be seen without a cgroup: judged by the kernel version.
+				"memory.peak":     {CheckOK, []string{"no cgroup to look in"}},
+				"protect:editors": {CheckOK, nil},
+			},
+			absent: []string{"controllers"},
+		},
+		{
+			name: "a cgroup-less container without XDG_RUNTIME_DIR", fixture: "doctor-container.txt", uid: 1000, kernel: "5.4.0-150-generic",
+			env: map[string]string{}, systemd: nil, ok: false,
+			want: map[string]want{
+				"systemd":           {CheckFail, []string{"XDG_RUNTIME_DIR is not set"}},
+				"container":         {CheckWarn, []string{"podman container (bootc-dev)"}},
+				"memory.peak":       {CheckWarn, []string{"lacks it (5.19+)"}},
+				"cgroup.kill":       {CheckWarn, []string{"lacks it (5.14+)", "signalling each process"}},
+				"clone_into_cgroup": {CheckOK, nil},
+			},
+		},
+		{
+			name: "a VM without systemd (cgroupfs backend)", fixture: "doctor-cgroupfs-vm.txt", uid: 0, kernel: "6.1.0-26-cloud-amd64",
+			env: map[string]string{}, systemd: fakeSystemd{}, writable: []string{"sys/fs/cgroup/cgroup.subtree_control"}, ok: true,
+			want: map[string]want{
+				"cgroup2":       {CheckOK, nil},
+				"systemd":       {CheckWarn, []string{"not reachable", "cgroupfs backend"}},
+				"backend":       {CheckOK, []string{"cgroups under /"}},
+				"controllers":   {CheckOK, []string{"available under /", "memory", "pids", "cpu", "io"}},
+				"recursiveprot": {CheckOK, nil},
+				"memory.peak":   {CheckOK, []string{"no cgroup to look in"}},
+			},
+		},
+		{
+			name: "the same VM when the root cgroup is not writable", fixture: "doctor-cgroupfs-vm.txt", uid: 1000, kernel: "6.1.0",
+			env: map[string]string{}, systemd: fakeSystemd{}, ok: false,
+			want: map[string]want{
+				"backend": {CheckFail, []string{"delegated to you"}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &Machine{
+				FS:     loadMachine(t, tt.fixture),
+				Getenv: func(k string) string { return tt.env[k] },
+				UID:    tt.uid,
+				Kernel: tt.kernel,
+				Writable: func(name string) bool {
+					for _, w := range tt.writable {
+						if w == name {
+							return true
+						}
+					}
+					return false
+				},
+				Systemd: tt.systemd,
+			}
+			checks := Doctor(context.Background(), m, DoctorOptions{Policy: pol, Groups: groups, Others: OtherGroupNames(st, pol.Protect)})
+			byID := map[string]Check{}
+			for _, c := range checks {
+				if _, dup := byID[c.ID]; dup {
+					t.Errorf("check %s twice", c.ID)
+				}
+				byID[c.ID] = c
+				if c.Status == CheckFail && c.Fix == "" {
+					t.Errorf("%s fails without a fix: %s", c.ID, c.Summary)
+				}
+				if c.Summary == "" || strings.HasSuffix(c.Summary, ".") {
+					t.Errorf("%s: summary %q should be one line without a period", c.ID, c.Summary)
+				}
+			}
+			for id, w := range tt.want {
+				c, ok := byID[id]
+				if !ok {
+					t.Errorf("no %s check", id)
+					continue
+				}
+				text := c.Summary + "\n" + c.Fix + "\n" + strings.Join(c.Details, "\n")
+				if c.Status != w.status {
+					t.Errorf("%s: %s, want %s\n%s", id, c.Status, w.status, text)
+				}
+				for _, s := range w.has {
+					if !strings.Contains(text, s) {
+						t.Errorf("%s does not say %q:\n%s", id, s, text)
+					}
+				}
+			}
+			for _, id := range tt.absent {
+				if _, ok := byID[id]; ok {
+					t.Errorf("unexpected %s check: %+v", id, byID[id])
+				}
+			}
+			if got := DoctorOK(checks); got != tt.ok {
+				t.Errorf("DoctorOK = %v, want %v", got, tt.ok)
+				for _, c := range checks {
+					t.Logf("%s %s: %s", c.Status.Symbol(), c.ID, c.Summary)
+				}
+			}
+		})
+	}
+}
+
+func TestKernelAtLeast(t *testing.T) {
+	tests := []struct {
+		release, want string
+		ok, known     bool
+	}{
+		{"6.1.0-13-amd64", "5.19", true, true},
+		{"5.19.0", "5.19", true, true},
+		{"5.18.17-arch1", "5.19", false, true},
+		{"5.4.0-150-generic", "5.7", false, true},
+		{"10.0", "5.7", true, true},
+		{"6.18.44-fc-v782", "5.14", true, true},
+		{"", "5.7", false, false},
+		{"weird", "5.7", false, false},
+	}
+	for _, tt := range tests {
+		ok, known := kernelAtLeast(tt.release, tt.want)
+		if ok != tt.ok || known != tt.known {
+			t.Errorf("kernelAtLeast(%q, %q) = %v, %v; want %v, %v", tt.release, tt.want, ok, known, tt.ok, tt.known)
+		}
+	}
+}
