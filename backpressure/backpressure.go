@@ -16,8 +16,8 @@
 //     newest running leaves are paused — a process that just started is held
 //     back before it has grown.
 //   - Danger. When headroom falls below the margin — or, before any leaf
-//     has finished and nothing is known of their size, when the box is two
-//     thirds full — every running leaf but the oldest is paused: paused processes
+//     has finished and nothing is known of their size, when the box is half
+//     full — every running leaf but the oldest is paused: paused processes
 //     stop allocating, the oldest can finish, and its peak teaches the
 //     typical size.
 //   - Resume oldest first, when its expected remaining growth fits.
@@ -264,11 +264,11 @@ func (c *Controller) Step(o Observation) []Action {
 	typ := c.typical()
 	// danger is where every running leaf but the oldest is paused. Until a
 	// leaf has finished nobody knows how big one gets, and memory held by
-	// paused processes is stuck: be careful at two thirds of the box, so
-	// that the oldest has a third to finish in.
+	// paused processes is stuck: be careful at half the box, so that the
+	// oldest has the other half to finish in.
 	danger := limit
 	if typ == 0 {
-		danger = c.cfg.Target / 3 * 2
+		danger = c.cfg.Target / 2
 	}
 	// need is what a running leaf is expected to take still: up to the
 	// typical peak, plus a twentieth for what resident size does not show

@@ -131,9 +131,9 @@ func (b *Backpressure) Stats() (backpressure.Stats, bool) {
 	return b.ctrl.Stats(), true
 }
 
-// loop observes the box until stopped: every 100 ms while it is below half
-// its target, every 10 ms above, and at once when memory.events changes
-// (the kernel counts a "high" event when memory.high is crossed).
+// loop observes the box until stopped: every 10 ms, and at once when
+// memory.events changes (the kernel counts a "high" event when memory.high
+// is crossed). A burst of new processes can fill a box in well under 100 ms.
 func (b *Backpressure) loop() {
 	defer close(b.done)
 	wake, closeWake := watchFile(filepath.Join(b.dir, "memory.events"))
@@ -155,9 +155,10 @@ func (b *Backpressure) loop() {
 			b.err = err
 			return
 		}
-		interval := 100 * time.Millisecond
-		if usage*2 >= b.target || len(b.ctrl.Paused()) > 0 {
-			interval = 10 * time.Millisecond
+		// memory.current is one small read: every 10 ms. Processes are
+		// scanned only once the box is a third full, or while any is paused.
+		const interval = 10 * time.Millisecond
+		if usage*3 >= b.target || len(b.ctrl.Paused()) > 0 {
 			procs, err := boxProcs(b.dir)
 			if err != nil {
 				b.err = err
