@@ -114,7 +114,13 @@ func TestReportExplainsAnOOMKill(t *testing.T) {
 		t.Errorf("memory.events oom %d, oom_kill %d; want both >= 1", rep.Memory.Events.OOM, rep.Memory.Events.OOMKill)
 	}
 	// memory.peak can pass memory.max by the last charge (a page, seen).
-	if rep.Memory.PeakSource != "memory.peak" || rep.Memory.PeakBytes < 100<<20 || rep.Memory.PeakBytes > 129<<20 {
+	// When systemd removed the emptied scope before boxrun's final read,
+	// the peak is the last one read before (the report says so in notes).
+	minPeak := uint64(100 << 20)
+	if strings.Contains(strings.Join(rep.Notes, " "), "was gone when the command exited") {
+		minPeak = 32 << 20
+	}
+	if rep.Memory.PeakSource != "memory.peak" || rep.Memory.PeakBytes < minPeak || rep.Memory.PeakBytes > 129<<20 {
 		t.Errorf("memory peak %d from %q; want about memory.max=128M from memory.peak (Linux 6.1)", rep.Memory.PeakBytes, rep.Memory.PeakSource)
 	}
 	if len(rep.Samples) == 0 || rep.PID == 0 || rep.CPU.UsageUSec == 0 {
