@@ -9,17 +9,24 @@
 // (SIGSTOP / SIGCONT). Its rules:
 //
 //   - Admit rather than evict. Each leaf process of the box (one with no
-//     child in the box) is expected to grow to the typical peak of the leaf
-//     processes that have finished in this run. When the memory in use plus
-//     what the running leaves are still expected to take would cross the
-//     target (memory.high when set, else memory.max, less a margin), the
-//     newest running leaves are paused — a process that just started is held
-//     back before it has grown.
-//   - Danger. When headroom falls below the margin — or, before any leaf
-//     has finished and nothing is known of their size, when the box is half
-//     full — every running leaf but the oldest is paused: paused processes
-//     stop allocating, the oldest can finish, and its peak teaches the
-//     typical size.
+//     child in the box) is expected to grow to the typical peak of the
+//     finished leaf processes of the same command name in this run (the
+//     test binary's children are alike; a shell's seq or a version probe
+//     says nothing of them). When the memory in use plus what the running
+//     leaves are still expected to take would cross the target (memory.max
+//     less a margin), the newest running leaves are paused — a process that
+//     just started is held back before it has grown.
+//   - Unknown sizes. Above half the box, at most one leaf whose kind has
+//     not finished yet runs: paused processes keep their memory, so the one
+//     that runs has the other half to finish in, and its peak teaches the
+//     size of its kind.
+//   - Danger. When headroom falls below the margin, every running leaf but
+//     the oldest is paused, except those already at their kind's peak.
+//   - Let the kernel buy time while learning. Until the box first reaches
+//     half its target, memory.high is held just above that line (High), so
+//     a burst of new processes that fills the box faster than boxrun can
+//     look is throttled by the kernel instead of running into memory.max;
+//     from then on it is just under the target, where the controller acts.
 //   - Resume oldest first, when its expected remaining growth fits.
 //   - Never deadlock. Paused processes keep their memory, so waiting for
 //     memory to fall can wait forever: when no leaf is left running, the
@@ -43,6 +50,9 @@ type Proc struct {
 	Start uint64
 	// RSS is the resident memory in bytes.
 	RSS uint64
+	// Comm is the process's command name (/proc/PID/comm): processes of
+	// one name are expected to grow alike.
+	Comm string
 }
 
 // Observation is one look at the box.
@@ -91,6 +101,9 @@ type Config struct {
 	MaxPause time.Duration
 	// Main is the command's own process, never paused.
 	Main int
+	// High is the memory.high the box keeps once the controller has
+	// learned (see Controller.High); 0 means memory.high is not managed.
+	High uint64
 }
 
 // Stats is what the controller did, for the run report.
@@ -107,6 +120,11 @@ type Stats struct {
 	MaxRunning int
 	// Typical is the learned typical peak of a finished leaf, 0 if none.
 	Typical uint64
+	// LearningHigh is the memory.high the box had while the controller
+	// learned, 0 when it did not manage memory.high.
+	LearningHigh uint64
+	// Learned is how long learning lasted (zero if it never ended).
+	Learned time.Duration
 }
 
 // Controller is the pause/resume state machine.
@@ -115,9 +133,14 @@ type Controller struct {
 	paused map[int]time.Time // pid -> when it was paused
 	peak   map[int]uint64    // pid -> largest RSS seen while alive
 	leaf   map[int]bool      // pid -> was a leaf when last seen
-	// finished holds the peaks of leaves that exited, for Typical.
-	finished []uint64
+	comm   map[int]string    // pid -> command name when last seen
+	// finished holds the peaks of leaves that exited, by command name.
+	finished map[string][]uint64
 	stats    Stats
+	// learning is true until a leaf has finished or the box first reached
+	// danger; started is the first observation's time.
+	learning bool
+	started  time.Time
 }
 
 // DefaultMargin is the headroom kept free below a target: 5 %, at least
@@ -150,7 +173,41 @@ func New(cfg Config) *Controller {
 	if cfg.MaxPause == 0 {
 		cfg.MaxPause = 60 * time.Second
 	}
-	return &Controller{cfg: cfg, paused: map[int]time.Time{}, peak: map[int]uint64{}, leaf: map[int]bool{}}
+	c := &Controller{cfg: cfg, paused: map[int]time.Time{}, peak: map[int]uint64{}, leaf: map[int]bool{},
+		comm: map[int]string{}, finished: map[string][]uint64{}}
+	if cfg.High != 0 {
+		c.learning = true
+		c.stats.LearningHigh = c.learningHigh()
+	}
+	return c
+}
+
+// learningHigh is memory.high while nothing is known of the processes'
+// size: a margin above the danger line (half the target), and never above
+// the steady memory.high.
+func (c *Controller) learningHigh() uint64 {
+	h := c.cfg.Target/2 + c.cfg.Margin
+	if h > c.cfg.High {
+		h = c.cfg.High
+	}
+	return h
+}
+
+// High is the memory.high the box should have now: just above the danger
+// line while the controller is learning, Config.High after; 0 when
+// Config.High is 0 (memory.high is not managed). The caller writes it to
+// the box whenever it changes. Learning ends for good at the first
+// observation where a leaf has finished or the box reached danger: from
+// then on the controller pauses processes itself, and a lone process still
+// growing must not be throttled.
+func (c *Controller) High() uint64 {
+	if c.cfg.High == 0 {
+		return 0
+	}
+	if c.learning {
+		return c.learningHigh()
+	}
+	return c.cfg.High
 }
 
 // Stats returns what the controller did so far.
@@ -166,17 +223,33 @@ func (c *Controller) Paused() []int {
 	return pids
 }
 
-// typical is the learned typical peak of a leaf: the upper quartile of
-// finished leaves' peaks, so one small early finisher does not let the box
-// overfill.
+// expect is the learned peak of processes named like p: the upper
+// quartile of the peaks of finished leaves with its command name, so one
+// small early finisher does not let the box overfill. ok is false while no
+// such process has finished: its size is unknown.
+func (c *Controller) expect(p Proc) (peak uint64, ok bool) {
+	return upperQuartile(c.finished[p.Comm])
+}
+
+// typical is the largest learned peak of any command name, 0 if none.
 func (c *Controller) typical() uint64 {
-	n := len(c.finished)
-	if n == 0 {
-		return 0
+	var max uint64
+	for _, peaks := range c.finished {
+		if q, _ := upperQuartile(peaks); q > max {
+			max = q
+		}
 	}
-	s := append([]uint64(nil), c.finished...)
+	return max
+}
+
+func upperQuartile(v []uint64) (uint64, bool) {
+	n := len(v)
+	if n == 0 {
+		return 0, false
+	}
+	s := append([]uint64(nil), v...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[(n*3)/4]
+	return s[(n*3)/4], true
 }
 
 // Finish resumes every paused process (the command has exited, or boxrun is
@@ -217,31 +290,13 @@ func (c *Controller) Step(o Observation) []Action {
 		alive[p.PID] = p
 		hasChild[p.PPID] = true
 	}
-	// Forget processes that exited; learn from leaves that finished.
-	for pid, pk := range c.peak {
-		if _, ok := alive[pid]; ok {
-			continue
-		}
-		if c.leaf[pid] && pid != c.cfg.Main && pk > 0 {
-			c.finished = append(c.finished, pk)
-		}
-		delete(c.peak, pid)
-		delete(c.leaf, pid)
-		if t, ok := c.paused[pid]; ok {
-			// Died while paused (killed from outside): count the pause.
-			d := o.Now.Sub(t)
-			c.stats.PausedTotal += d
-			if d > c.stats.LongestPause {
-				c.stats.LongestPause = d
-			}
-			delete(c.paused, pid)
-		}
-	}
+	c.forgetExited(o.Now, alive)
 	var running []Proc // unpaused leaves that may be paused
 	for _, p := range o.Procs {
 		if p.RSS > c.peak[p.PID] {
 			c.peak[p.PID] = p.RSS
 		}
+		c.comm[p.PID] = p.Comm
 		isLeaf := !hasChild[p.PID]
 		c.leaf[p.PID] = isLeaf
 		if _, ok := c.paused[p.PID]; ok {
@@ -252,39 +307,42 @@ func (c *Controller) Step(o Observation) []Action {
 		}
 	}
 	c.stats.Typical = c.typical()
+	if c.started.IsZero() {
+		c.started = o.Now
+	}
 	sort.Slice(running, func(i, j int) bool { return older(running[i], running[j]) })
 
-	var acts []Action
 	limit := c.cfg.Target
 	if limit > c.cfg.Margin {
 		limit -= c.cfg.Margin
 	} else {
 		limit = 0
 	}
-	typ := c.typical()
-	// danger is where every running leaf but the oldest is paused. Until a
-	// leaf has finished nobody knows how big one gets, and memory held by
-	// paused processes is stuck: be careful at half the box, so that the
-	// oldest has the other half to finish in.
-	danger := limit
-	if typ == 0 {
-		danger = c.cfg.Target / 2
+	// Above half the box, at most one process of unknown size runs: memory
+	// held by paused processes is stuck, so the one that runs has the other
+	// half to finish in, and its peak teaches the size of its kind.
+	half := c.cfg.Target / 2
+	if c.learning && o.Usage >= half {
+		c.learning = false
+		c.stats.Learned = o.Now.Sub(c.started)
 	}
-	// need is what a running leaf is expected to take still: up to the
-	// typical peak, plus a twentieth for what resident size does not show
-	// (page tables, kernel memory charged to the box, a last burst).
+	known := func(p Proc) bool { _, ok := c.expect(p); return ok }
+	// need is what a running leaf is expected to take still: up to the peak
+	// of its kind, plus a twentieth for what resident size does not show
+	// (page tables, kernel memory charged to the box, a last burst); 0 when
+	// its kind is unknown (the rule above covers those).
 	need := func(p Proc) uint64 {
-		if typ > p.RSS {
-			return typ + typ/20 - p.RSS
+		e, _ := c.expect(p)
+		if e > p.RSS {
+			return e + e/20 - p.RSS
 		}
 		return 0
 	}
-	// Memory in use plus what the running leaves are expected to take.
-	projected := o.Usage
-	for _, p := range running {
-		projected += need(p)
-	}
+	// grown: a process already at the peak of its kind will not grow;
+	// pausing it would only keep its memory longer.
+	grown := func(p Proc) bool { return known(p) && need(p) == 0 }
 
+	var acts []Action
 	// Pauses that lasted too long end, oldest first.
 	for _, pid := range c.Paused() {
 		if o.Now.Sub(c.paused[pid]) >= c.cfg.MaxPause {
@@ -292,34 +350,50 @@ func (c *Controller) Step(o Observation) []Action {
 		}
 	}
 
-	// grown: a process already at the typical peak will not grow; pausing
-	// it would only keep its memory longer.
-	grown := func(p Proc) bool { return typ > 0 && need(p) == 0 }
-
-	switch {
-	case o.Usage >= danger && len(running) > 1:
-		// Danger: keep only the oldest running leaf going, and those that
-		// have done their growing.
-		kept := running[:1]
-		for _, p := range running[1:] {
-			if grown(p) {
-				kept = append(kept, p)
+	keep := func(why string, pause func(i int, p Proc) bool) {
+		kept := running[:0:0]
+		for i, p := range running {
+			if pause(i, p) {
+				acts = append(acts, c.pause(p.PID, o.Now, why))
 				continue
 			}
-			acts = append(acts, c.pause(p.PID, o.Now, "box near its memory target"))
+			kept = append(kept, p)
 		}
 		running = kept
-	case typ > 0 && projected > limit && len(running) > 1:
-		// Admission: hold back the newest until the rest fit.
-		for i := len(running) - 1; i >= 1 && projected > limit; i-- {
-			p := running[i]
-			if grown(p) {
-				continue
+	}
+	switch {
+	case o.Usage >= limit && len(running) > 1:
+		// Danger: keep only the oldest running leaf going, and those that
+		// have done their growing.
+		keep("box near its memory target", func(i int, p Proc) bool { return i > 0 && !grown(p) })
+	case o.Usage >= half:
+		// Unknown sizes: keep the oldest of them.
+		seen := false
+		keep("box half full and the size of such a process unknown", func(i int, p Proc) bool {
+			if known(p) || len(running) == 1 {
+				return false
 			}
-			projected -= need(p)
-			acts = append(acts, c.pause(p.PID, o.Now, "expected growth does not fit the box"))
-			running = append(running[:i], running[i+1:]...)
+			if !seen {
+				seen = true
+				return false
+			}
+			return true
+		})
+	}
+	// Admission: hold back the newest until the expected growth of the rest
+	// fits.
+	projected := o.Usage
+	for _, p := range running {
+		projected += need(p)
+	}
+	for i := len(running) - 1; i >= 1 && projected > limit; i-- {
+		p := running[i]
+		if grown(p) || !known(p) {
+			continue
 		}
+		projected -= need(p)
+		acts = append(acts, c.pause(p.PID, o.Now, "expected growth does not fit the box"))
+		running = append(running[:i], running[i+1:]...)
 	}
 
 	// Resume oldest first: those done growing at once (they only free
@@ -343,13 +417,20 @@ func (c *Controller) Step(o Observation) []Action {
 		projected += need(p)
 		running = append(running, p)
 	}
+	unknownRunning := 0
+	for _, p := range running {
+		if !known(p) {
+			unknownRunning++
+		}
+	}
 	if o.Usage < limit {
 		for _, p := range paused {
 			extra := need(p)
-			if typ == 0 {
-				// Unknown size: resume one at a time, with room for a margin.
+			if !known(p) {
+				// Unknown size: with room for a margin, and above half the
+				// box only when no other of unknown size runs.
 				extra = c.cfg.Margin
-				if len(running) > 0 {
+				if o.Usage >= half && unknownRunning > 0 {
 					break
 				}
 			}
@@ -359,12 +440,40 @@ func (c *Controller) Step(o Observation) []Action {
 			acts = append(acts, c.resume(p.PID, o.Now, "room in the box", false))
 			projected += extra
 			running = append(running, p)
+			if !known(p) {
+				unknownRunning++
+			}
 		}
 	}
 	if len(running) > c.stats.MaxRunning {
 		c.stats.MaxRunning = len(running)
 	}
 	return acts
+}
+
+// forgetExited forgets processes that exited and learns from the leaves
+// among them.
+func (c *Controller) forgetExited(now time.Time, alive map[int]Proc) {
+	for pid, pk := range c.peak {
+		if _, ok := alive[pid]; ok {
+			continue
+		}
+		if c.leaf[pid] && pid != c.cfg.Main && pk > 0 {
+			c.finished[c.comm[pid]] = append(c.finished[c.comm[pid]], pk)
+		}
+		delete(c.peak, pid)
+		delete(c.leaf, pid)
+		delete(c.comm, pid)
+		if t, ok := c.paused[pid]; ok {
+			// Died while paused (killed from outside): count the pause.
+			d := now.Sub(t)
+			c.stats.PausedTotal += d
+			if d > c.stats.LongestPause {
+				c.stats.LongestPause = d
+			}
+			delete(c.paused, pid)
+		}
+	}
 }
 
 // pausedProcs returns the paused processes still alive, oldest first.

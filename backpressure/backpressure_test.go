@@ -19,6 +19,13 @@ func leaf(pid int, start uint64, rssMiB uint64) Proc {
 	return Proc{PID: pid, PPID: 1, Start: start, RSS: rssMiB * mib}
 }
 
+// named builds a leaf with a command name.
+func named(pid int, start uint64, rssMiB uint64, comm string) Proc {
+	p := leaf(pid, start, rssMiB)
+	p.Comm = comm
+	return p
+}
+
 var mainProc = Proc{PID: 1, PPID: 0, Start: 1, RSS: 10 * mib}
 
 func pids(acts []Action, kind Kind) []int {
@@ -72,6 +79,14 @@ func TestStep(t *testing.T) {
 			// Three new processes start small. Projected: 73 + 30 + 3*59 = 280
 			// is over 180: the two newest are held back before they grow.
 			{20, 73, []Proc{mainProc, leaf(3, 3, 30), leaf(7, 7, 1), leaf(8, 8, 1), leaf(9, 9, 1)}, []int{8, 9}, nil},
+		}},
+		{"a finished helper of another name teaches nothing of the workers' size", []step{
+			{0, 60, []Proc{mainProc, named(2, 2, 1, "seq"), named(3, 3, 10, "job"), named(4, 4, 10, "job")}, nil, nil},
+			// seq finished small; the jobs' size is still unknown, and
+			// above half the box only the oldest of them runs.
+			{10, 110, []Proc{mainProc, named(3, 3, 40, "job"), named(4, 4, 40, "job"), named(5, 5, 20, "job"), named(6, 6, 1, "seq")}, []int{4, 5}, nil},
+			// 3 finished at 40: 4 and 5 fit again (110 + 2 + 22 < 180).
+			{20, 110, []Proc{mainProc, named(4, 4, 40, "job"), named(5, 5, 20, "job")}, nil, []int{4, 5}},
 		}},
 		{"paused processes resume oldest first as memory frees", []step{
 			{0, 195, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 5), leaf(4, 4, 5), leaf(5, 5, 5)}, []int{3, 4, 5}, nil},
@@ -137,6 +152,7 @@ type worker struct {
 	start        int // step it started, -1 before
 	grow         int // MiB per step while growing
 	size, hold   int // MiB; steps to hold once grown
+	comm         string
 	rss, held    int
 	done, paused bool
 }
@@ -212,7 +228,7 @@ func simulate(t *testing.T, threads [][]*worker, target, max int, useBP bool) (s
 				}
 			}
 			usage += w.rss
-			procs = append(procs, Proc{PID: w.pid, PPID: 1, Start: uint64(w.start*1000 + w.pid), RSS: uint64(w.rss) * mib})
+			procs = append(procs, Proc{PID: w.pid, PPID: 1, Start: uint64(w.start*1000 + w.pid), RSS: uint64(w.rss) * mib, Comm: w.comm})
 		}
 		if usage > max {
 			if !oom && useBP && testing.Verbose() {
@@ -233,14 +249,17 @@ func simulate(t *testing.T, threads [][]*worker, target, max int, useBP bool) (s
 
 // suite makes a test-suite-like workload: threads run jobs one after
 // another; every job is a process of sizeMiB, grown in 5 steps, held for
-// hold steps.
+// hold steps. Each thread first runs a tiny helper (a shell's seq, a
+// harness's version probe): they finish first, and must not teach the
+// controller that the jobs are small.
 func suite(threads, jobs, sizeMiB, hold int) [][]*worker {
 	var out [][]*worker
 	pid := 100
 	for th := 0; th < threads; th++ {
-		var ws []*worker
+		ws := []*worker{{pid: pid, start: -1, grow: 1, size: 1, hold: 1, comm: "seq"}}
+		pid++
 		for j := 0; j < jobs; j++ {
-			ws = append(ws, &worker{pid: pid, start: -1, grow: sizeMiB / 5, size: sizeMiB, hold: hold})
+			ws = append(ws, &worker{pid: pid, start: -1, grow: sizeMiB / 5, size: sizeMiB, hold: hold, comm: "job"})
 			pid++
 		}
 		out = append(out, ws)
@@ -289,4 +308,53 @@ func TestSimulatedSuiteFinishesWithoutOOM(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestHighWhileLearning(t *testing.T) {
+	cfg := Config{Target: 200 * mib, Margin: 10 * mib, Main: 1, High: 195 * mib}
+	tests := []struct {
+		name  string
+		cfg   Config
+		steps []Observation
+		want  []uint64 // High() before the first step, then after each
+	}{
+		{"unmanaged memory.high stays unmanaged", Config{Target: 200 * mib, Main: 1}, []Observation{
+			{Now: at(0), Usage: 150 * mib, Procs: []Proc{mainProc, leaf(2, 2, 70), leaf(3, 3, 70)}},
+		}, []uint64{0, 0}},
+		{"held above the danger line until the box reaches it", cfg, []Observation{
+			{Now: at(0), Usage: 80 * mib, Procs: []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30)}},
+			{Now: at(10), Usage: 101 * mib, Procs: []Proc{mainProc, leaf(2, 2, 40), leaf(3, 3, 40)}},
+			// Raised for good, even when the box empties again.
+			{Now: at(20), Usage: 20 * mib, Procs: []Proc{mainProc, leaf(4, 4, 5)}},
+		}, []uint64{110 * mib, 110 * mib, 195 * mib, 195 * mib}},
+		{"kept low when a first leaf finishes: a small helper says nothing of the rest", cfg, []Observation{
+			{Now: at(0), Usage: 60 * mib, Procs: []Proc{mainProc, leaf(2, 2, 2), leaf(3, 3, 20)}},
+			{Now: at(10), Usage: 40 * mib, Procs: []Proc{mainProc, leaf(3, 3, 20)}},
+		}, []uint64{110 * mib, 110 * mib, 110 * mib}},
+		{"a lone process that outgrows the danger line is not throttled", cfg, []Observation{
+			{Now: at(0), Usage: 120 * mib, Procs: []Proc{mainProc, leaf(2, 2, 110)}},
+		}, []uint64{110 * mib, 195 * mib}},
+		{"never above the steady memory.high", Config{Target: 20 * mib, Margin: 8 * mib, Main: 1, High: 16 * mib}, nil, []uint64{16 * mib}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(tt.cfg)
+			got := []uint64{c.High()}
+			for _, o := range tt.steps {
+				c.Step(o)
+				got = append(got, c.High())
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("High() = %v MiB, want %v MiB", inMiB(got), inMiB(tt.want))
+			}
+		})
+	}
+}
+
+func inMiB(v []uint64) []uint64 {
+	out := make([]uint64, len(v))
+	for i, x := range v {
+		out[i] = x / mib
+	}
+	return out
 }

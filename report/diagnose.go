@@ -57,7 +57,10 @@ func Diagnose(r *Run) []Diagnosis {
 		}
 		errs = append(errs, d)
 	}
-	if measured && ev.High > 0 {
+	// With backpressure, memory.high is boxrun's own brake, just under the
+	// point where it pauses processes: throttling there is the mechanism
+	// working, and the backpressure line says what it did.
+	if measured && ev.High > 0 && r.Backpressure == nil {
 		warns = append(warns, Diagnosis{Kind: KindMemoryHigh, Severity: SeverityWarning,
 			Message: fmt.Sprintf("the box went above %s and was throttled %s — raise memory.high in policy %s if the run was slower than it should be",
 				limitName("memory.high", r.Policy.MemoryHigh), times(ev.High), pol)})

@@ -181,6 +181,11 @@ type Backpressure struct {
 	// ForcedResumes counts resumptions made because nothing unpaused was
 	// left to finish.
 	ForcedResumes int
+	// LearningHighBytes is the memory.high the box had while backpressure
+	// learned how big its processes get (0 when it did not lower it), and
+	// LearningSeconds how long that lasted.
+	LearningHighBytes uint64
+	LearningSeconds   float64
 }
 
 // backpressureJSON gives Backpressure's float fields their JSON names.
@@ -191,6 +196,8 @@ type backpressureJSON struct {
 	MaxPauseSeconds float64 `json:"max_pause_seconds"`
 	MaxRunning      int     `json:"max_running"`
 	ForcedResumes   int     `json:"forced_resumes"`
+	LearningHigh    uint64  `json:"learning_memory_high"`
+	LearningSeconds float64 `json:"learning_seconds"`
 }
 
 // MarshalJSON writes the snake_case field names of the JSON schema.
@@ -199,6 +206,7 @@ func (b Backpressure) MarshalJSON() ([]byte, error) {
 		Paused: b.Paused, Resumed: b.Resumed,
 		PausedSeconds: round3(b.PausedSeconds), MaxPauseSeconds: round3(b.MaxPauseSeconds),
 		MaxRunning: b.MaxRunning, ForcedResumes: b.ForcedResumes,
+		LearningHigh: b.LearningHighBytes, LearningSeconds: round3(b.LearningSeconds),
 	})
 }
 

@@ -100,7 +100,7 @@ func runs() map[string]*Run {
 			Pids:         Pids{Peak: 120, PeakSource: PeakPidsPeak},
 			CPU:          CPU{UsageUSec: 200_000_000, UserUSec: 180_000_000, SystemUSec: 20_000_000},
 			Samples:      ramp(300, 118*gib/10),
-			Backpressure: &Backpressure{Paused: 14, Resumed: 14, PausedSeconds: 14.1, MaxPauseSeconds: 3.2, MaxRunning: 9, ForcedResumes: 1},
+			Backpressure: &Backpressure{Paused: 14, Resumed: 14, PausedSeconds: 14.1, MaxPauseSeconds: 3.2, MaxRunning: 9, ForcedResumes: 1, LearningHighBytes: 6 << 30, LearningSeconds: 2.5},
 		},
 		// The none backend: nothing measured.
 		"no-box": {

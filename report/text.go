@@ -142,6 +142,9 @@ func backpressureLine(bp *Backpressure, oomKills uint64) string {
 	if bp.ForcedResumes > 0 {
 		s += fmt.Sprintf(", %d resumed early so that the run could go on", bp.ForcedResumes)
 	}
+	if bp.LearningHighBytes != 0 && bp.LearningSeconds > 0 {
+		s += fmt.Sprintf("; memory.high was held at %s for the first %s, until it knew how big a process gets", FormatSize(bp.LearningHighBytes), secs(bp.LearningSeconds))
+	}
 	if oomKills == 0 {
 		return s + "; no OOM kill was needed"
 	}

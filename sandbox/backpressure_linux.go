@@ -25,6 +25,7 @@ import (
 // what is in the box.
 type Backpressure struct {
 	target uint64
+	high   uint64 // the policy's memory.high, which learning lowers for a while
 	warn   func(string)
 
 	mu   sync.Mutex
@@ -33,6 +34,9 @@ type Backpressure struct {
 	done chan struct{}
 	dir  string
 	err  error
+	// written is the memory.high last written to the box, 0 for none.
+	written    uint64
+	highFailed bool
 }
 
 // backpressureTarget is the memory backpressure steers by: memory.max, or
@@ -89,7 +93,11 @@ func NewBackpressure(p *policy.Resolved, warn func(string)) *Backpressure {
 		warn(fmt.Sprintf("policy %q: memory.backpressure needs memory.max or memory.high to steer by; it is off for this run", p.Name))
 		return nil
 	}
-	return &Backpressure{target: target, warn: warn}
+	b := &Backpressure{target: target, warn: warn}
+	if p.MemoryHigh != nil && *p.MemoryHigh != policy.Unlimited {
+		b.high = *p.MemoryHigh
+	}
+	return b
 }
 
 // Started begins watching the box.
@@ -99,9 +107,27 @@ func (b *Backpressure) Started(dir string, pid int) {
 		return
 	}
 	b.dir = dir
-	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid})
+	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid, High: b.high})
+	b.written = b.high
+	b.setHigh()
 	b.stop, b.done = make(chan struct{}), make(chan struct{})
 	go b.loop()
+}
+
+// setHigh writes the controller's memory.high to the box when it changed.
+// A box whose memory.high cannot be written (not ours to write) keeps the
+// policy's: backpressure still works, only without the kernel's brake
+// while it learns.
+func (b *Backpressure) setHigh() {
+	h := b.ctrl.High()
+	if h == 0 || h == b.written {
+		return
+	}
+	b.written = h
+	if err := os.WriteFile(filepath.Join(b.dir, "memory.high"), []byte(strconv.FormatUint(h, 10)), 0); err != nil && !b.highFailed {
+		b.highFailed = true
+		b.warn(fmt.Sprintf("backpressure cannot adjust memory.high of the box: %v", err))
+	}
 }
 
 // Exited stops watching and resumes every paused process.
@@ -174,6 +200,8 @@ func (b *Backpressure) loop() {
 				}
 				_ = syscall.Kill(a.PID, sig)
 			}
+			// Raise memory.high only once the newest are paused.
+			b.setHigh()
 		}
 		timer.Reset(interval)
 	}
@@ -281,6 +309,6 @@ func parseStat(s string) (backpressure.Proc, bool) {
 	if err1 != nil || err2 != nil {
 		return p, false
 	}
-	p.PID, p.PPID, p.Start = pid, ppid, start
+	p.PID, p.PPID, p.Start, p.Comm = pid, ppid, start, s[open+1:close]
 	return p, true
 }

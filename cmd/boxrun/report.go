@@ -85,6 +85,10 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure) int {
 			MaxRunning:      st.MaxRunning,
 			ForcedResumes:   st.ForcedResumes,
 		}
+		if st.LearningHigh != 0 {
+			run.Backpressure.LearningHighBytes = st.LearningHigh
+			run.Backpressure.LearningSeconds = st.Learned.Seconds()
+		}
 	}
 	run.Diagnosis = report.Diagnose(run)
 	if !r.o.quiet || run.Failed() {

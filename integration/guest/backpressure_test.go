@@ -88,15 +88,9 @@ func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
 	ratio := boxed.Seconds() / unboxed.Seconds()
 	t.Logf("figures: unboxed %.1fs; kill-only box: %s failed, %s OOM kills; backpressure: %s failed, %s OOM kills, %.1fs (%.2fx unboxed)",
 		unboxed.Seconds(), killOnly["failed"], killOnly["oom_kill"], f["failed"], f["oom_kill"], boxed.Seconds(), ratio)
-	// Goal (issue 10): no failed job and no OOM kill. Measured: 0 and 0 as
-	// the user and in the cgroupfs boot, but 2-3 kills out of 24 jobs in
-	// some root-mode runs, where all 12 workers of the first wave grew
-	// before any was paused. Until that is understood the test asks for a
-	// fourfold reduction; the cargo test scenario below asks for zero.
-	failed, _ := strconv.Atoi(f["failed"])
-	killFailed, _ := strconv.Atoi(killOnly["failed"])
-	if failed*4 > killFailed {
-		t.Errorf("with backpressure: failed %q, oom_kill %q; want at most a quarter of the kill-only box's %d", f["failed"], f["oom_kill"], killFailed)
+	// Goal (issue 10): no failed job and no OOM kill.
+	if f["failed"] != "0" || f["oom_kill"] != "0" {
+		t.Errorf("with backpressure: failed %q, oom_kill %q; want 0 and 0", f["failed"], f["oom_kill"])
 	}
 	if r.code != 0 {
 		t.Errorf("boxrun exit %d", r.code)
@@ -104,11 +98,12 @@ func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
 	if !strings.Contains(r.stderr, "backpressure paused") {
 		t.Errorf("stderr does not say what backpressure did: %q", r.stderr)
 	}
-	// The goal is 3x (issue 10; bench/ reports the ratio). Under emulation
-	// on a shared 2-core host the same run has measured 1.85x to 4.7x, so
-	// the test fails only past 6x, where something is really wrong.
-	if ratio > 6 {
-		t.Errorf("backpressure took %.2fx the unboxed time, want at most 6x here (goal 3x)", ratio)
+	// The goal is 3x (issue 10), and bench/ reports the ratio against it.
+	// Emulated on a shared 2-core host the same run has measured 2.2x to
+	// 2.9x (and 1.85x to 3.3x before the kernel's brake while learning), so
+	// the test fails only past 4x, where something is really wrong.
+	if ratio > 4 {
+		t.Errorf("backpressure took %.2fx the unboxed time, want at most 4x here (goal 3x)", ratio)
 	}
 	if err := ed.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("the editor-like process beside the box died: %v", err)
