@@ -24,6 +24,7 @@ if [ ! -s "$log.fig" ]; then
 	tail -40 "$log" >&2
 	exit 1
 fi
+mkdir -p bench/results
 host="$(uname -m) $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), QEMU TCG guest 2 vCPUs 1 GiB"
 {
 	printf '{\n  "machine": "%s",\n  "date": "%s",\n  "runs": [\n' "$host" "$(date -u +%FT%TZ)"

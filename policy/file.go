@@ -69,6 +69,12 @@ type Policy struct {
 	Leftovers string
 	// LeftoversGrace is how long leftovers get between SIGTERM and SIGKILL.
 	LeftoversGrace *time.Duration
+	// MaxConcurrent is max_concurrent: at most this many runs of the
+	// policy at once for the user; 0 is "max" (no limit), nil unset.
+	MaxConcurrent *int
+	// StartWhenAvailable is start_when_available: wait before starting
+	// until this much memory is available.
+	StartWhenAvailable *Size
 	// Protect names the protection groups to shield while the box runs.
 	// An empty, non-nil list (protect = []) clears an inherited one.
 	Protect []string

@@ -24,6 +24,8 @@ var policyKeys = []string{
 	"leftovers",
 	"leftovers_grace",
 	"protect",
+	"max_concurrent",
+	"start_when_available",
 }
 
 // protectKeys are the keys of a [protect.NAME] table. Read-only.
@@ -87,6 +89,10 @@ func setPolicyKey(p *Policy, key string, v *tomlValue) error {
 		p.LeftoversGrace, err = ptrOf(grace(v))
 	case "protect":
 		p.Protect, err = nameList(v, "protection group name", `["editors"]`)
+	case "max_concurrent":
+		p.MaxConcurrent, err = ptrOf(maxConcurrent(v))
+	case "start_when_available":
+		p.StartWhenAvailable, err = ptrOf(availableValue(v))
 	default:
 		err = fmt.Errorf("unknown key %q", key)
 	}
@@ -126,6 +132,10 @@ func copyPolicyKey(dst, src *Policy, key string) {
 		dst.LeftoversGrace = src.LeftoversGrace
 	case "protect":
 		dst.Protect = slices.Clone(src.Protect)
+	case "max_concurrent":
+		dst.MaxConcurrent = src.MaxConcurrent
+	case "start_when_available":
+		dst.StartWhenAvailable = src.StartWhenAvailable
 	}
 	dst.Origins[key] = src.Origins[key]
 }

@@ -38,7 +38,7 @@ func parseString(t *testing.T, name, src string) *File {
 // Each input is a small file named bad.toml.
 func TestParseErrors(t *testing.T) {
 	const allKeys = "description, extends, memory.high, memory.max, memory.swap.max, memory.oom_group, memory.backpressure, " +
-		"pids.max, cpu.weight, cpu.max, io.weight, oom_score_adj, leftovers, leftovers_grace, protect"
+		"pids.max, cpu.weight, cpu.max, io.weight, oom_score_adj, leftovers, leftovers_grace, protect, max_concurrent, start_when_available"
 	tests := []struct {
 		name string
 		in   string
@@ -49,6 +49,17 @@ func TestParseErrors(t *testing.T) {
 			"bad.toml: policy file too large (the limit is 1 MiB)"},
 		{"invalid UTF-8", "[policies.tests]\ndescription = \"caf\xe9\"\n",
 			"bad.toml:2: invalid UTF-8 at byte 35 (policy files must be UTF-8 text)"},
+
+		{"max_concurrent zero", "[policies.tests]\nmax_concurrent = 0\n",
+			`bad.toml:2: max_concurrent: 0 is out of range (use 1 to 1024, or "max" for no limit)`},
+		{"max_concurrent too many", "[policies.tests]\nmax_concurrent = 5000\n",
+			`bad.toml:2: max_concurrent: 5000 is out of range (use 1 to 1024, or "max" for no limit)`},
+		{"max_concurrent a string", "[policies.tests]\nmax_concurrent = \"three\"\n",
+			`bad.toml:2: max_concurrent: expected a number of runs from 1 to 1024, or "max", got string "three"`},
+		{"start_when_available zero", "[policies.tests]\nstart_when_available = 0\n",
+			"bad.toml:2: start_when_available: 0 is zero bytes (use a size like 4G, or leave the key out to start at once)"},
+		{"start_when_available max", "[policies.tests]\nstart_when_available = \"max\"\n",
+			`bad.toml:2: start_when_available: "max" would wait forever (use a size like 4G or a percentage like 25%, or leave the key out to start at once)`},
 
 		// TOML syntax and structure.
 		{"syntax: missing value", "[policies.tests]\nmemory.max =\n",
@@ -370,6 +381,8 @@ func TestParseFull(t *testing.T) {
 		Leftovers:          "keep",
 		LeftoversGrace:     ptr(time.Hour),
 		Protect:            []string{"editors", "tools"},
+		MaxConcurrent:      ptr(3),
+		StartWhenAvailable: &Size{Bytes: 4 << 30},
 	}
 	got := *p
 	if len(got.Origins) != len(policyKeys) {
@@ -390,9 +403,9 @@ func TestParseFull(t *testing.T) {
 		MemoryLow:   &Size{Bytes: 512 << 20},
 		OOMScoreAdj: ptr(-100),
 		Origins: map[string]Origin{
-			"match": {"full.toml", 20}, "memory.low": {"full.toml", 21}, "oom_score_adj": {"full.toml", 22},
+			"match": {"full.toml", 22}, "memory.low": {"full.toml", 23}, "oom_score_adj": {"full.toml", 24},
 		},
-		Defined: Origin{"full.toml", 19},
+		Defined: Origin{"full.toml", 21},
 	}
 	if !reflect.DeepEqual(g, wantGroup) {
 		t.Errorf("protect.tools = %+v\nwant            %+v", g, wantGroup)
@@ -404,10 +417,10 @@ func TestParseFull(t *testing.T) {
 		PidsMax:    ptr(uint64(16384)),
 		CPUWeight:  ptr(uint64(100)),
 		Origins: map[string]Origin{
-			"memory.high": {"full.toml", 25}, "memory.max": {"full.toml", 26},
-			"pids.max": {"full.toml", 27}, "cpu.weight": {"full.toml", 28},
+			"memory.high": {"full.toml", 27}, "memory.max": {"full.toml", 28},
+			"pids.max": {"full.toml", 29}, "cpu.weight": {"full.toml", 30},
 		},
-		Defined: Origin{"full.toml", 24},
+		Defined: Origin{"full.toml", 26},
 	}
 	if !reflect.DeepEqual(f.Slice, wantSlice) {
 		t.Errorf("slice = %+v\nwant    %+v", f.Slice, wantSlice)

@@ -63,6 +63,14 @@ type Resolved struct {
 	// Stack.ProtectGroups); every name is defined in the stack.
 	Protect []string
 
+	// MaxConcurrent is how many runs of this policy may run at once for
+	// the user (max_concurrent); the others wait. 0 means no limit.
+	MaxConcurrent int
+	// StartWhenAvailable is how many bytes of memory must be available
+	// (MemAvailable, or the headroom of the slice of boxes) before the run
+	// starts; nil means start at once.
+	StartWhenAvailable *uint64
+
 	// Origins maps every key that ended up set ("memory.high") to where
 	// its value came from, through extends chains and --set. Keys left at
 	// their default are absent. extends itself is not listed.
@@ -240,6 +248,12 @@ func (s *Stack) resolve(p *Policy, setArgs map[string]string, env Env) (*Resolve
 		}
 	}
 	r.Protect = slices.Clone(p.Protect)
+	if p.MaxConcurrent != nil {
+		r.MaxConcurrent = *p.MaxConcurrent
+	}
+	if r.StartWhenAvailable, err = bytesOf("start_when_available", p.StartWhenAvailable); err != nil {
+		return nil, err
+	}
 
 	if h, m := r.MemoryHigh, r.MemoryMax; h != nil && m != nil && *h != Unlimited && *m != Unlimited && *h > *m {
 		r.Notes = append(r.Notes, fmt.Sprintf("memory.high %s (%s) is above memory.max %s (%s); using %s for memory.high",
@@ -264,4 +278,48 @@ func clonePtr[T any](p *T) *T {
 	}
 	v := *p
 	return &v
+}
+
+// ResolvedSlice is the [slice] table ready to apply to the slice that holds
+// every box: sizes in bytes, nil when not set.
+type ResolvedSlice struct {
+	// MemoryHigh and MemoryMax are in bytes, Unlimited for "max".
+	MemoryHigh, MemoryMax *uint64
+	// PidsMax is pids.max, Unlimited for "max".
+	PidsMax *uint64
+	// CPUWeight is cpu.weight, 1 to 10000.
+	CPUWeight *uint64
+	// Origins maps every key set ("memory.max") to where it was set.
+	Origins map[string]Origin
+}
+
+// Empty reports whether the slice sets no limit at all.
+func (r *ResolvedSlice) Empty() bool {
+	return r == nil || (r.MemoryHigh == nil && r.MemoryMax == nil && r.PidsMax == nil && r.CPUWeight == nil)
+}
+
+// ResolveSlice resolves the nearest [slice] table of the stack against env;
+// nil when no file has one. Errors are *ParseError at the key's origin.
+func (s *Stack) ResolveSlice(env Env) (*ResolvedSlice, error) {
+	sl := s.Slice()
+	if sl == nil {
+		return nil, nil
+	}
+	r := &ResolvedSlice{PidsMax: clonePtr(sl.PidsMax), CPUWeight: clonePtr(sl.CPUWeight), Origins: maps.Clone(sl.Origins)}
+	for _, f := range []struct {
+		key string
+		sz  *Size
+		dst **uint64
+	}{{"memory.high", sl.MemoryHigh, &r.MemoryHigh}, {"memory.max", sl.MemoryMax, &r.MemoryMax}} {
+		if f.sz == nil {
+			continue
+		}
+		b, err := f.sz.Resolve(env)
+		if err != nil {
+			o := sl.Origins[f.key]
+			return nil, &ParseError{File: o.File, Line: o.Line, Key: "slice." + f.key, Value: f.sz.String(), Err: err}
+		}
+		*f.dst = &b
+	}
+	return r, nil
 }

@@ -34,6 +34,9 @@ func TestResolveOverrides(t *testing.T) {
 		{"cpu.max", []string{"cpu.max=150%"}, func(r *Resolved) bool { return *r.CPUQuotaPerSecUSec == 1_500_000 }, "cpu.max"},
 		{"cpu.max max", []string{"cpu.max=max"}, func(r *Resolved) bool { return *r.CPUQuotaPerSecUSec == Unlimited }, "cpu.max"},
 		{"cpu.max rounds to the microsecond", []string{"cpu.max=33.3%"}, func(r *Resolved) bool { return *r.CPUQuotaPerSecUSec == 333_000 }, "cpu.max"},
+		{"max_concurrent", []string{"max_concurrent=3"}, func(r *Resolved) bool { return r.MaxConcurrent == 3 }, "max_concurrent"},
+		{"max_concurrent max", []string{"max_concurrent=3", "max_concurrent=max"}, func(r *Resolved) bool { return r.MaxConcurrent == 0 }, "max_concurrent"},
+		{"start_when_available percent", []string{"start_when_available=25%"}, func(r *Resolved) bool { return *r.StartWhenAvailable == 4*gib }, "start_when_available"},
 		{"cpu.weight", []string{"cpu.weight=200"}, func(r *Resolved) bool { return *r.CPUWeight == 200 }, "cpu.weight"},
 		{"io.weight", []string{"io.weight=10"}, func(r *Resolved) bool { return *r.IOWeight == 10 }, "io.weight"},
 		{"oom_score_adj", []string{"oom_score_adj=-5"}, func(r *Resolved) bool { return *r.OOMScoreAdj == -5 }, "oom_score_adj"},
@@ -72,7 +75,7 @@ func TestResolveOverrides(t *testing.T) {
 
 func TestResolveOverrideErrors(t *testing.T) {
 	const allKeys = "description, extends, memory.high, memory.max, memory.swap.max, memory.oom_group, memory.backpressure, " +
-		"pids.max, cpu.weight, cpu.max, io.weight, oom_score_adj, leftovers, leftovers_grace, protect"
+		"pids.max, cpu.weight, cpu.max, io.weight, oom_score_adj, leftovers, leftovers_grace, protect, max_concurrent, start_when_available"
 	tests := []struct {
 		set  string
 		want string
@@ -221,5 +224,36 @@ func TestResolveDoesNotAlias(t *testing.T) {
 	}
 	if again.Protect[0] != "editors" || *again.PidsMax != 4096 || again.Origins["pids.max"].File != OriginBuiltin {
 		t.Errorf("changing a Resolved changed the stack: %+v", again)
+	}
+}
+
+func TestResolveSlice(t *testing.T) {
+	env := Env{MemoryBytes: 16 * gib}
+	r, err := (&Stack{Files: []*File{Builtin()}}).ResolveSlice(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pct := func(p float64) uint64 { b, _ := Size{Percent: p}.Resolve(env); return b }
+	if r.Empty() || *r.MemoryHigh != pct(80) || *r.MemoryMax != pct(85) || *r.PidsMax != 16384 || r.CPUWeight != nil {
+		t.Errorf("built-in slice = %+v", r)
+	}
+	// The nearest [slice] table wins whole.
+	user := parseString(t, "user.toml", "[slice]\nmemory.max = \"8G\"\n")
+	r, err = (&Stack{Files: []*File{user, Builtin()}}).ResolveSlice(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *r.MemoryMax != 8*gib || r.MemoryHigh != nil || r.PidsMax != nil {
+		t.Errorf("user slice = %+v", r)
+	}
+	if got := r.Origins["memory.max"]; got != (Origin{"user.toml", 2}) {
+		t.Errorf("origin = %v", got)
+	}
+	// A percentage with no known memory fails, naming the key.
+	if _, err := (&Stack{Files: []*File{Builtin()}}).ResolveSlice(Env{}); err == nil || !strings.Contains(err.Error(), "slice.memory.high") {
+		t.Errorf("no memory size: err = %v", err)
+	}
+	if r, err := (&Stack{}).ResolveSlice(env); r != nil || err != nil || !r.Empty() {
+		t.Errorf("no [slice]: %v, %v", r, err)
 	}
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -90,6 +91,19 @@ func sizeValue(v *tomlValue, allowZero bool) (Size, error) {
 	return s, nil
 }
 
+// availableValue reads start_when_available: a positive size or
+// percentage; "max" would wait forever.
+func availableValue(v *tomlValue) (Size, error) {
+	if isMax(v) {
+		return Size{}, errors.New(`"max" would wait forever (use a size like 4G or a percentage like 25%, or leave the key out to start at once)`)
+	}
+	s, err := sizeValue(v, true)
+	if err == nil && s.Percent == 0 && s.Bytes == 0 {
+		err = fmt.Errorf(`%s is zero bytes (use a size like 4G, or leave the key out to start at once)`, v.text)
+	}
+	return s, err
+}
+
 func boolValue(v *tomlValue) (bool, error) {
 	if v.kind != unstable.Bool {
 		return false, typeError("true or false", v)
@@ -123,6 +137,26 @@ func countLimit(v *tomlValue) (uint64, error) {
 		return 0, fmt.Errorf(`%s is out of range (use 1 or more, or "max")`, v.text)
 	}
 	return uint64(n), nil
+}
+
+// maxConcurrentLimit bounds max_concurrent: each slot is a lock file.
+const maxConcurrentLimit = 1024
+
+// maxConcurrent reads max_concurrent: how many runs of a policy may run at
+// once, 1 to maxConcurrentLimit, or "max" (0: no limit).
+func maxConcurrent(v *tomlValue) (int, error) {
+	want := fmt.Sprintf(`a number of runs from 1 to %d, or "max"`, maxConcurrentLimit)
+	if isMax(v) {
+		return 0, nil
+	}
+	n, err := integer(v, want)
+	if err != nil {
+		return 0, err
+	}
+	if n < 1 || n > maxConcurrentLimit {
+		return 0, fmt.Errorf(`%s is out of range (use 1 to %d, or "max" for no limit)`, v.text, maxConcurrentLimit)
+	}
+	return int(n), nil
 }
 
 // weight reads cpu.weight and io.weight: an integer from 1 to 10000.

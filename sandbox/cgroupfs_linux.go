@@ -144,15 +144,36 @@ func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) 
 		return nil, fmt.Errorf("reading the controllers of %s: %w", parentDir, err)
 	}
 	name := strings.TrimSuffix(unitName(req.Policy.Name, req.ID), ".scope")
-	rel := filepath.Join(b.parent, name)
+	// Every box lives in one boxrun.slice directory, as with systemd, so
+	// that boxes running at once share the [slice] budget.
+	slice := filepath.Join(b.parent, SliceName)
+	rel := filepath.Join(slice, name)
 	var usable []string
 	for _, c := range neededControllers(req.Policy) {
 		if contains(available, c) {
 			usable = append(usable, c)
 		}
 	}
+	sliceRes := &cgroup2.Resources{}
+	if s := req.Slice; !s.Empty() {
+		sliceRes = cgroupResources(&policy.Resolved{MemoryHigh: s.MemoryHigh, MemoryMax: s.MemoryMax, PidsMax: s.PidsMax, CPUWeight: s.CPUWeight}, usable)
+	}
 	res := cgroupResources(req.Policy, usable)
-	if _, err := cgroup2.NewManager(b.mount, rel, res); err != nil {
+	// Another boxrun may remove an empty slice between the two steps:
+	// try again once.
+	var sliceErr error
+	for try := 0; try < 2; try++ {
+		if _, sliceErr = cgroup2.NewManager(b.mount, slice, sliceRes); sliceErr != nil {
+			continue
+		}
+		if _, err = cgroup2.NewManager(b.mount, rel, res); err == nil || !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
+	if sliceErr != nil {
+		return nil, fmt.Errorf("creating cgroup %s: %w", filepath.Join(b.mount, slice), sliceErr)
+	}
+	if err != nil {
 		// NewManager removes the directory it made when it fails.
 		return nil, fmt.Errorf("creating cgroup %s: %w", filepath.Join(b.mount, rel), err)
 	}
@@ -192,9 +213,14 @@ func (x *cgroupfsBox) Place(ctx context.Context, pid int) error {
 }
 
 func (x *cgroupfsBox) Check(ctx context.Context) []LimitCheck {
-	return x.cg.check(x.req.Policy, func(ctrl string) string {
-		return fmt.Sprintf("enable it in the parent: echo +%s > %s", ctrl, filepath.Join(filepath.Dir(x.cg.dir()), "cgroup.subtree_control"))
-	})
+	hint := func(ctrl string) string {
+		return fmt.Sprintf("enable it in the parent: echo +%s > %s", ctrl, filepath.Join(filepath.Dir(filepath.Dir(x.cg.dir())), "cgroup.subtree_control"))
+	}
+	checks := x.cg.check(x.req.Policy, hint)
+	if !x.req.Slice.Empty() {
+		checks = append(checks, sliceChecks(cgroupDir{mount: x.cg.mount, rel: filepath.Dir(x.cg.rel)}, x.req.Slice, nil, hint)...)
+	}
+	return checks
 }
 
 func (x *cgroupfsBox) Procs() ([]int, error) { return x.cg.procs() }
@@ -217,6 +243,9 @@ func (x *cgroupfsBox) Destroy(ctx context.Context) error {
 	for i := 0; i < 50; i++ {
 		err = os.Remove(x.cg.dir())
 		if err == nil || errors.Is(err, os.ErrNotExist) {
+			// The last box out removes the slice; EBUSY means another
+			// box is in it.
+			_ = os.Remove(filepath.Dir(x.cg.dir()))
 			return nil
 		}
 		if !errors.Is(err, syscall.EBUSY) {

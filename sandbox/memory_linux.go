@@ -2,12 +2,14 @@ package sandbox
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/boxrun/boxrun/policy"
 )
@@ -47,10 +49,13 @@ func MemoryAvailable() (uint64, error) {
 }
 
 // parseMemTotal reads MemTotal from /proc/meminfo, in bytes.
-func parseMemTotal(r io.Reader) (uint64, error) {
+func parseMemTotal(r io.Reader) (uint64, error) { return parseMeminfo(r, "MemTotal") }
+
+// parseMeminfo reads one "KEY: N kB" line of /proc/meminfo, in bytes.
+func parseMeminfo(r io.Reader, key string) (uint64, error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
 			f := strings.Fields(rest)
 			if len(f) >= 1 {
 				kb, err := strconv.ParseUint(f[0], 10, 64)
@@ -60,7 +65,46 @@ func parseMemTotal(r io.Reader) (uint64, error) {
 			}
 		}
 	}
-	return 0, fmt.Errorf("no MemTotal line in /proc/meminfo")
+	return 0, fmt.Errorf("no %s line in /proc/meminfo", key)
+}
+
+// FreeMemory is what the kernel says can be had without swapping:
+// MemAvailable of /proc/meminfo.
+func FreeMemory() (uint64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, fmt.Errorf("reading available memory: %w", err)
+	}
+	defer f.Close()
+	return parseMeminfo(f, "MemAvailable")
+}
+
+// WaitForMemory waits until at least need bytes are available (see
+// FreeMemory), looking every poll. waiting, when set, is called once with
+// what is available if the run has to wait; with noWait it fails at once.
+func WaitForMemory(ctx context.Context, need uint64, poll time.Duration, noWait bool, waiting func(have uint64)) error {
+	told := false
+	for {
+		have, err := FreeMemory()
+		if err != nil {
+			return err
+		}
+		if have >= need {
+			return nil
+		}
+		if noWait {
+			return fmt.Errorf("%s of memory available, start_when_available asks for %s", policy.FormatBytes(have), policy.FormatBytes(need))
+		}
+		if !told && waiting != nil {
+			told = true
+			waiting(have)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s of memory: %w", policy.FormatBytes(need), ctx.Err())
+		case <-time.After(poll):
+		}
+	}
 }
 
 // parseLimit parses a cgroup limit file ("max" or a number).

@@ -45,6 +45,8 @@ type Options struct {
 	ID string
 	// Warn receives boxrun's warnings, one line each, without prefix.
 	Warn func(string)
+	// Slice holds the limits of the slice all boxes share; nil sets none.
+	Slice *policy.ResolvedSlice
 	// Checked, when set, receives the limits read back from the kernel
 	// before the command starts, so the caller can warn about any that are
 	// not in force.
@@ -190,7 +192,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		id = NewID()
 	}
 	res := &Result{Backend: o.Backend.Name()}
-	box, err := o.Backend.Create(ctx, Request{Policy: o.Policy, ID: id, Description: describe(o.Policy.Name, o.Args)})
+	box, err := o.Backend.Create(ctx, Request{Policy: o.Policy, ID: id, Description: describe(o.Policy.Name, o.Args), Slice: o.Slice})
 	if err != nil {
 		return nil, startErr(125, "creating the box: %w", err)
 	}

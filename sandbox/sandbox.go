@@ -41,6 +41,9 @@ type Request struct {
 	ID string
 	// Description is a human-readable summary, e.g. the command line.
 	Description string
+	// Slice holds the limits of the slice every box lives in (one budget
+	// for all boxes running at once); nil or empty sets none.
+	Slice *policy.ResolvedSlice
 }
 
 // Backend makes boxes. One Backend serves one boxrun invocation; Close releases

@@ -224,6 +224,38 @@ type systemdBox struct {
 	placed bool
 	// warnings are reported with the limit checks.
 	warnings []string
+	// sliceErr is why the slice's limits could not be set, if so.
+	sliceErr error
+}
+
+// setSlice applies the shared budget to the slice that holds every box.
+// Every run sets it again (runtime only, nothing is written to disk), so
+// the newest policy files win and a manager restart loses nothing that
+// matters.
+func (b *systemdBackend) setSlice(ctx context.Context, s *policy.ResolvedSlice) error {
+	u64 := func(name string, v uint64) sd.Property {
+		return sd.Property{Name: name, Value: godbus.MakeVariant(v)}
+	}
+	props := []sd.Property{
+		{Name: "MemoryAccounting", Value: godbus.MakeVariant(true)},
+		{Name: "TasksAccounting", Value: godbus.MakeVariant(true)},
+	}
+	if s.MemoryHigh != nil {
+		props = append(props, u64("MemoryHigh", *s.MemoryHigh))
+	}
+	if s.MemoryMax != nil {
+		props = append(props, u64("MemoryMax", *s.MemoryMax))
+	}
+	if s.PidsMax != nil {
+		props = append(props, u64("TasksMax", *s.PidsMax))
+	}
+	if s.CPUWeight != nil {
+		props = append(props, u64("CPUWeight", *s.CPUWeight))
+	}
+	if err := b.conn.SetUnitPropertiesContext(ctx, SliceName, true, props...); err != nil {
+		return fmt.Errorf("setting the limits of %s: %w", SliceName, explainDBusError(err))
+	}
+	return nil
 }
 
 func (x *systemdBox) Unit() string { return x.unit }
@@ -265,6 +297,11 @@ func (x *systemdBox) Place(ctx context.Context, pid int) error {
 		}
 	}
 	x.cg = cgroupDir{mount: x.b.mount, rel: cg}
+	if !x.req.Slice.Empty() {
+		if err := x.b.setSlice(ctx, x.req.Slice); err != nil {
+			x.sliceErr = err
+		}
+	}
 	// Without OOMPolicy=kill, memory.oom.group is ours to write (the
 	// scope's cgroup belongs to the manager's user).
 	if x.req.Policy.MemoryOOMGroup && x.b.noOOMPolicy {
@@ -324,6 +361,9 @@ func (x *systemdBox) Check(ctx context.Context) []LimitCheck {
 			"sudo systemctl daemon-reload, then log out and in again", ctrl)
 	}
 	checks := x.cg.check(x.req.Policy, hint)
+	if !x.req.Slice.Empty() {
+		checks = append(checks, sliceChecks(cgroupDir{mount: x.cg.mount, rel: filepath.Dir(x.cg.rel)}, x.req.Slice, x.sliceErr, hint)...)
+	}
 	for _, w := range x.warnings {
 		checks = append(checks, LimitCheck{Key: "memory.oom_group", File: "memory.oom.group", Want: "OOMPolicy=continue", Problem: w})
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -34,6 +35,7 @@ type options struct {
 	help       bool
 	progress   bool   // --progress: a live status line on a terminal
 	reportJSON string // --report-json PATH, "-" for stdout
+	noWait     bool   // --no-wait: fail instead of waiting for a slot or memory
 }
 
 func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
@@ -50,6 +52,7 @@ func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing of boxrun's own unless something went wrong")
 	fs.BoolVar(&o.progress, "progress", false, "show a status line on stderr while the command runs (on a terminal)")
 	fs.StringVar(&o.reportJSON, "report-json", "", "write the run report as JSON to this file (- for stdout)")
+	fs.BoolVar(&o.noWait, "no-wait", false, "fail (exit 125) instead of waiting for a slot (max_concurrent) or for memory (start_when_available)")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: boxrun [flags] [--] COMMAND [ARGS...]\n"+
@@ -158,20 +161,36 @@ func readPolicyFile(path string) (*policy.File, error) {
 
 // resolvePolicy loads the lookup and resolves the named policy.
 func resolvePolicy(o options) (*policy.Resolved, error) {
+	pol, _, err := resolveRun(o)
+	return pol, err
+}
+
+// resolveRun loads the lookup and resolves the named policy and the
+// [slice] budget shared by all boxes.
+func resolveRun(o options) (*policy.Resolved, *policy.ResolvedSlice, error) {
 	st, err := loadStack(o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mem, err := sandbox.MemoryAvailable()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return st.Resolve(o.policyName, o.sets, policy.Env{MemoryBytes: mem})
+	env := policy.Env{MemoryBytes: mem}
+	pol, err := st.Resolve(o.policyName, o.sets, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	slice, err := st.ResolveSlice(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pol, slice, nil
 }
 
 // runCommand runs the command in a box and returns its exit status.
 func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, stderr *os.File, out *printer) int {
-	pol, err := resolvePolicy(o)
+	pol, slice, err := resolveRun(o)
 	if err != nil {
 		out.errorf("%v", err)
 		if errors.Is(err, policy.ErrUnknownPolicy) {
@@ -187,6 +206,21 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 	if _, err := sandbox.ResolveCommand(argv[0], nil); err != nil {
 		return startFailure(err, out)
 	}
+	// Inside a box of an outer boxrun (a cargo shim under boxrun, a test
+	// that runs boxrun): its limits already hold, and its slot is ours.
+	if cg, unit, ok := sandbox.Enclosing(os.Getenv); ok && o.backend == sandbox.KindAuto {
+		where := cg
+		if unit != "" {
+			where = unit
+		}
+		out.infof("already inside box %s: running %s in it directly, under its limits", where, argv[0])
+		return startFailure(sandbox.ExecDirect(argv), out)
+	}
+	release, code := waitForTurn(ctx, o, pol, argv, out)
+	if code != 0 {
+		return code
+	}
+	defer release()
 	user := sandbox.DefaultUser()
 	if o.user {
 		user = true
@@ -226,6 +260,7 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 	res, err := sandbox.Run(ctx, sandbox.Options{
 		Backend:   backend,
 		Policy:    pol,
+		Slice:     slice,
 		Args:      argv,
 		Stdin:     stdin,
 		Stdout:    stdout,
@@ -241,6 +276,41 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 		return startFailure(err, out)
 	}
 	return rep.finish(res, bp)
+}
+
+// waitForTurn holds the run back until the policy's max_concurrent and
+// start_when_available allow it to start. It returns the function that
+// gives the slot back, or a non-zero exit status.
+func waitForTurn(ctx context.Context, o options, pol *policy.Resolved, argv []string, out *printer) (release func(), code int) {
+	release = func() {}
+	if pol.MaxConcurrent > 0 {
+		rel, err := sandbox.AcquireSlot(ctx, sandbox.SlotRequest{
+			Dir: sandbox.DefaultSlotDir(os.Getenv), Policy: pol.Name, N: pol.MaxConcurrent,
+			Holder: strings.Join(argv, " "), NoWait: o.noWait,
+			Waiting: func(holders []string) {
+				out.infof("waiting for a slot (%d of %d running: %s)", len(holders), pol.MaxConcurrent, strings.Join(holders, "; "))
+			},
+		})
+		if err != nil {
+			out.errorf("policy %q: max_concurrent = %d: %v", pol.Name, pol.MaxConcurrent, err)
+			if errors.Is(err, sandbox.ErrNoSlot) {
+				out.hintf("leave out --no-wait to wait for a slot, or raise max_concurrent")
+			}
+			return nil, exitBoxrunFailed
+		}
+		release = rel
+	}
+	if pol.StartWhenAvailable != nil {
+		err := sandbox.WaitForMemory(ctx, *pol.StartWhenAvailable, 500*time.Millisecond, o.noWait, func(have uint64) {
+			out.infof("waiting until %s of memory is available (start_when_available; %s now)", policy.FormatBytes(*pol.StartWhenAvailable), policy.FormatBytes(have))
+		})
+		if err != nil {
+			release()
+			out.errorf("policy %q: %v", pol.Name, err)
+			return nil, exitBoxrunFailed
+		}
+	}
+	return release, 0
 }
 
 // startFailure prints why the command did not start and picks the status.

@@ -191,8 +191,8 @@ func TestLimitsWrittenAndReadBack(t *testing.T) {
 			t.Errorf("cgroup %q is not under the user manager", cg)
 		}
 	case "cgroupfs":
-		if !regexp.MustCompile(`^/boxrun-it-[0-9a-f]{8}$`).MatchString(cg) {
-			t.Errorf("cgroup %q: want /boxrun-it-XXXXXXXX", cg)
+		if !regexp.MustCompile(`^/boxrun\.slice/boxrun-it-[0-9a-f]{8}$`).MatchString(cg) {
+			t.Errorf("cgroup %q: want /boxrun.slice/boxrun-it-XXXXXXXX", cg)
 		}
 	}
 	// boxrun itself stays outside the box.

@@ -486,7 +486,9 @@ func TestProtectEditorSurvivesGlobalOOM(t *testing.T) {
 	before = vmstatOOMKills(t)
 	start = time.Now()
 	pidfile = filepath.Join(t.TempDir(), "pids")
-	args := append(backendArgs(t), "-q", "--set", "memory.max=max", "--set", "memory.high=max", "--set", "memory.backpressure=false",
+	// The shared slice of boxes would stop the runaway first: lift it too.
+	noSlice := policyFile(t, "[slice]\nmemory.high = \"max\"\nmemory.max = \"max\"\n")
+	args := append(backendArgs(t), "-q", "-f", noSlice, "--set", "memory.max=max", "--set", "memory.high=max", "--set", "memory.backpressure=false",
 		"--", "sh", "-c", runawayScript(n2, workerMB, pidfile))
 	boxOut := runRunaway(t, exec.Command(boxrunBin(t), args...), pidfile, n2, workerMB)
 	boxed := time.Since(start)

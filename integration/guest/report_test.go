@@ -320,8 +320,8 @@ func TestStatusShowsARunningBox(t *testing.T) {
 			t.Errorf("box %+v: want a boxrun-it-XXXXXXXX.scope of the %s manager", box, want)
 		}
 	case "cgroupfs":
-		if box.Backend != "cgroupfs" || box.Unit != nil || !regexp.MustCompile(`^/boxrun-it-[0-9a-f]{8}$`).MatchString(box.Cgroup) {
-			t.Errorf("box %+v: want the cgroupfs box /boxrun-it-XXXXXXXX", box)
+		if box.Backend != "cgroupfs" || box.Unit != nil || !regexp.MustCompile(`^/boxrun\.slice/boxrun-it-[0-9a-f]{8}$`).MatchString(box.Cgroup) {
+			t.Errorf("box %+v: want the cgroupfs box /boxrun.slice/boxrun-it-XXXXXXXX", box)
 		}
 	}
 	text := boxrun(t, "status")
