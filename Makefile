@@ -3,6 +3,7 @@
 #   make install   build and install boxrun into $(go env GOPATH)/bin
 #   make test      vet, unit tests and the real-kernel integration suite (QEMU)
 #   make unit      unit tests only (no VM)
+#   make soak      the long soak: 1000 runs in each mode of the VM
 GO      ?= go
 BIN     ?= bin/boxrun
 export CGO_ENABLED = 0
@@ -11,7 +12,7 @@ SHELL   := /bin/bash
 # Keep test output to results and summaries; the full log is in test.log.
 FILTER  := grep -E --line-buffered '^(--- |    --- FAIL|ok |FAIL|PASS$$|panic:)|passed, [0-9]+ failed|figures: '
 
-.PHONY: all build install test unit vet integration bench clean
+.PHONY: all build install test unit vet integration bench soak clean
 
 all: build
 
@@ -44,3 +45,8 @@ clean:
 # Real-kernel benchmarks (see bench/): prints a table, writes bench/results/latest.json.
 bench:
 	bench/backpressure.sh
+
+# The long soak (issue 7): 1000 sequential runs and 10 x 10 concurrent ones
+# in every mode of the real-kernel VM; make test runs 100.
+soak:
+	BOXRUN_IT_SOAK=1000 BOXRUN_IT_RUN=TestSoak $(GO) test -p 1 -count=1 -timeout 60m -v -run RealKernel ./integration/ 2>&1 | tee soak.log | $(FILTER)

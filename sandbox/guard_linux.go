@@ -2,10 +2,10 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -30,7 +30,7 @@ type guard struct {
 
 // startGuard starts the guard for the box at dir (an absolute cgroup
 // directory). executable "" means /proc/self/exe.
-func startGuard(executable, dir string) (*guard, error) {
+func startGuard(executable, dir, record string) (*guard, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -40,7 +40,7 @@ func startGuard(executable, dir string) (*guard, error) {
 	}
 	cmd := &exec.Cmd{
 		Path:        executable,
-		Args:        []string{"boxrun", GuardArg, dir},
+		Args:        []string{"boxrun", GuardArg, dir, record},
 		ExtraFiles:  []*os.File{r},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
@@ -66,7 +66,7 @@ func (g *guard) release() {
 
 // runGuard is the guard's whole life (see GuardArg).
 func runGuard(args []string) int {
-	if len(args) != 3 {
+	if len(args) != 4 {
 		return 125
 	}
 	pipe := os.NewFile(3, "boxrun-guard")
@@ -85,9 +85,14 @@ func runGuard(args []string) int {
 	if err := cg.kill(ctx); err != nil {
 		return 1
 	}
-	// systemd removes an empty scope's cgroup itself; a cgroupfs box is ours.
-	if err := os.Remove(cg.dir()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return 0
+	// The box is empty: no record of it may stay ("" when none was made).
+	if args[3] != "" {
+		_ = os.Remove(args[3])
+	}
+	// systemd removes an empty scope's cgroup itself; a cgroupfs box is ours,
+	// and so is its slice directory once no other box is in it.
+	if err := os.Remove(cg.dir()); err == nil && filepath.Base(filepath.Dir(cg.dir())) == SliceName {
+		_ = os.Remove(filepath.Dir(cg.dir()))
 	}
 	return 0
 }

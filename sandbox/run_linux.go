@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,9 @@ type Options struct {
 	ID string
 	// Warn receives boxrun's warnings, one line each, without prefix.
 	Warn func(string)
+	// OwnerDir is where the run records that this boxrun owns the box
+	// (see DefaultOwnerDir), for status and gc; "" records nothing.
+	OwnerDir string
 	// Slice holds the limits of the slice all boxes share; nil sets none.
 	Slice *policy.ResolvedSlice
 	// Checked, when set, receives the limits read back from the kernel
@@ -202,6 +206,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer cancel()
 		if err := box.Destroy(dctx); err != nil {
 			warn(fmt.Sprintf("removing the box: %v", err))
+			return
+		}
+		if cg := box.Cgroup(); cg != "" {
+			dropOwner(o.OwnerDir, cg)
 		}
 	}
 
@@ -221,6 +229,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return abort(startErr(125, "placing the command in its box: %w", err))
 	}
 	res.Unit, res.Cgroup = box.Unit(), box.Cgroup()
+	if res.Cgroup != "" {
+		if err := writeOwner(o.OwnerDir, selfOwner(res.Cgroup, res.Unit)); err != nil {
+			warn(fmt.Sprintf("%v (boxrun status will not know this box is ours)", err))
+		}
+	}
 	res.Checks = box.Check(ctx)
 	var failed []string
 	for _, c := range res.Checks {
@@ -238,7 +251,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// From here the box must not outlive boxrun, however boxrun ends.
 	var grd *guard
 	if dir := box.Dir(); dir != "" {
-		if grd, err = startGuard(o.Executable, dir); err != nil {
+		record := ""
+		if o.OwnerDir != "" && res.Cgroup != "" {
+			record = filepath.Join(o.OwnerDir, filepath.Base(res.Cgroup)+".json")
+		}
+		if grd, err = startGuard(o.Executable, dir, record); err != nil {
 			warn(fmt.Sprintf("no guard for the box (it would outlive a killed boxrun): %v", err))
 		}
 	}
@@ -249,7 +266,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 	fwdDone := make(chan struct{})
-	go forwardSignals(sigs, helper.Process.Pid, o.Stdin, fwdDone)
+	go forwardSignals(sigs, helper.Process.Pid, o.Stdin, fwdDone, box, warn)
 	defer close(fwdDone)
 
 	msg := []byte(releaseMagic)
@@ -290,6 +307,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.Leftovers, res.LeftoversKilled = handleLeftovers(ctx, box, o.Policy, warn)
 	if len(res.Leftovers) == 0 || res.LeftoversKilled {
 		destroy()
+	} else if res.Cgroup != "" {
+		rec := selfOwner(res.Cgroup, res.Unit)
+		rec.Kept = true
+		_ = writeOwner(o.OwnerDir, rec)
 	}
 	return res, nil
 }
@@ -348,19 +369,44 @@ func startHelper(o Options, path string, env []string) (*exec.Cmd, *os.File, *os
 // forwardSignals passes signals sent to boxrun on to the command. SIGINT and
 // SIGQUIT typed at the terminal already reach the command, which shares
 // boxrun's foreground process group, so those are not sent twice.
-func forwardSignals(sigs <-chan os.Signal, pid int, stdin *os.File, done <-chan struct{}) {
+//
+// Insisting escalates, as with Ctrl-C pressed again: the second signal goes
+// to every process in the box (a test binary blocked on a child that kept
+// running, a process that left the terminal's process group), and the third
+// kills everything in the box at once.
+func forwardSignals(sigs <-chan os.Signal, pid int, stdin *os.File, done <-chan struct{}, box Box, warn func(string)) {
+	n := 0
 	for {
 		select {
 		case <-done:
 			return
 		case s := <-sigs:
 			sig := s.(syscall.Signal)
-			if (sig == syscall.SIGINT || sig == syscall.SIGQUIT) && inForeground(stdin) {
+			n++
+			switch {
+			case n == 2:
+				warn(fmt.Sprintf("%s again: sending it to every process in the box (a third time kills them all)", signalName(sig)))
+				_ = box.Signal(context.Background(), sig)
 				continue
+			case n >= 3:
+				warn(fmt.Sprintf("%s a third time: killing every process in the box", signalName(sig)))
+				go func() { _ = box.Kill(context.Background()) }()
+				continue
+			}
+			if (sig == syscall.SIGINT || sig == syscall.SIGQUIT) && inForeground(stdin) {
+				continue // the terminal sent it to the command already
 			}
 			_ = syscall.Kill(pid, sig)
 		}
 	}
+}
+
+// signalName is SIGINT, SIGTERM, ... as users know them.
+func signalName(sig syscall.Signal) string {
+	if name := unix.SignalName(sig); name != "" {
+		return name
+	}
+	return sig.String()
 }
 
 // inForeground reports whether f is a terminal whose foreground process group

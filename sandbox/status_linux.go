@@ -47,6 +47,10 @@ type LiveBox struct {
 	PidsMax     *uint64
 	// CPUUsageUSec is the CPU time the box used so far (cpu.stat).
 	CPUUsageUSec uint64
+	// Owner says whether the boxrun that made the box still runs;
+	// OwnerPID is that boxrun's pid, 0 when unknown.
+	Owner    Ownership
+	OwnerPID int
 }
 
 // ListBoxes finds the boxrun boxes running now: the boxrun-*.scope units of
@@ -85,6 +89,10 @@ func ListBoxes(ctx context.Context) ([]LiveBox, []error) {
 		errs = append(errs, err)
 	}
 	boxes = append(boxes, found...)
+	own := DefaultOwnerDir(os.Getenv)
+	for i := range boxes {
+		boxes[i].Owner, boxes[i].OwnerPID = ownership(own, boxes[i].Cgroup)
+	}
 	sort.SliceStable(boxes, func(i, j int) bool {
 		if !boxes[i].Started.Equal(boxes[j].Started) {
 			return boxes[i].Started.Before(boxes[j].Started)

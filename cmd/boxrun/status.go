@@ -31,6 +31,9 @@ type statusBox struct {
 	Memory     statusMemory `json:"memory"`
 	Pids       statusPids   `json:"pids"`
 	CPU        statusCPU    `json:"cpu"`
+	// Owner is running, orphaned, kept or unknown (see sandbox.Ownership).
+	Owner    string `json:"owner"`
+	OwnerPID *int   `json:"owner_pid"`
 }
 
 type statusMemory struct {
@@ -94,7 +97,8 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer, out *printe
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BOX\tPOLICY\tAGE\tMEMORY\tPIDS\tCPU\tCOMMAND")
+	fmt.Fprintln(tw, "BOX\tPOLICY\tAGE\tMEMORY\tPIDS\tCPU\tOWNER\tCOMMAND")
+	orphans := 0
 	for _, b := range boxes {
 		name := b.Unit
 		if name == "" {
@@ -116,10 +120,30 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer, out *printe
 			pids += fmt.Sprintf("/%d", *b.PidsMax)
 		}
 		cpu := report.FormatDuration(time.Duration(b.CPUUsageUSec) * time.Microsecond)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, b.Policy, age, mem, pids, cpu, b.Command)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, b.Policy, age, mem, pids, cpu, ownerText(b), b.Command)
+		if b.Owner == sandbox.OwnerOrphaned {
+			orphans++
+		}
 	}
 	tw.Flush()
+	if orphans > 0 {
+		out.warnf("%d box(es) outlived the boxrun that made them", orphans)
+		out.hintf("boxrun gc removes them (boxrun gc --dry-run lists what it would remove)")
+	}
 	return 0
+}
+
+// ownerText says who runs a box, for the status table.
+func ownerText(b sandbox.LiveBox) string {
+	switch b.Owner {
+	case sandbox.OwnerRunning:
+		return fmt.Sprintf("boxrun %d", b.OwnerPID)
+	case sandbox.OwnerOrphaned:
+		return fmt.Sprintf("orphaned (boxrun %d gone)", b.OwnerPID)
+	case sandbox.OwnerKept:
+		return "kept (leftovers)"
+	}
+	return "?"
 }
 
 func toStatusBox(b sandbox.LiveBox, now time.Time) statusBox {
@@ -134,6 +158,14 @@ func toStatusBox(b sandbox.LiveBox, now time.Time) statusBox {
 		Memory: statusMemory{CurrentBytes: b.MemoryCurrent, PeakBytes: b.MemoryPeak, HighBytes: b.MemoryHigh, MaxBytes: b.MemoryMax},
 		Pids:   statusPids{Current: b.PidsCurrent, Max: b.PidsMax},
 		CPU:    statusCPU{UsageUSec: b.CPUUsageUSec},
+		Owner:  string(b.Owner),
+	}
+	if b.Owner == "" {
+		s.Owner = string(sandbox.OwnerUnknown)
+	}
+	if b.OwnerPID != 0 {
+		pid := b.OwnerPID
+		s.OwnerPID = &pid
 	}
 	if !b.Started.IsZero() {
 		started := b.Started.UTC().Truncate(time.Second)

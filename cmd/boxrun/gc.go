@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/pflag"
+
+	"github.com/boxrun/boxrun/sandbox"
+)
+
+// runGC implements `boxrun gc [--dry-run] [--kept]`: remove the boxes whose
+// boxrun is gone.
+func runGC(ctx context.Context, args []string, stdout io.Writer, out *printer) int {
+	fs := pflag.NewFlagSet("boxrun gc", pflag.ContinueOnError)
+	fs.SetOutput(out.w)
+	dryRun := fs.Bool("dry-run", false, "list what would be removed, remove nothing")
+	kept := fs.Bool("kept", false, `also remove boxes whose leftovers were kept on purpose (leftovers = "keep")`)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: boxrun gc [--dry-run] [--kept]\n\nflags:\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		out.errorf("gc: %v", err)
+		return exitBoxrunFailed
+	}
+	if fs.NArg() > 0 {
+		out.errorf("gc: unexpected argument %q", fs.Arg(0))
+		out.hintf("usage: boxrun gc [--dry-run] [--kept]")
+		return exitBoxrunFailed
+	}
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	done, errs := sandbox.Collect(ctx, *kept, *dryRun)
+	for _, err := range errs {
+		out.warnf("%v", err)
+	}
+	failed := 0
+	verb := "removed"
+	if *dryRun {
+		verb = "would remove"
+	}
+	for _, c := range done {
+		name := c.Box.Unit
+		if name == "" {
+			name = c.Box.Cgroup
+		}
+		if c.Err != nil {
+			failed++
+			out.errorf("gc: %s: %v", name, c.Err)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s %s (%s, policy %s: %s)\n", verb, name, c.Box.Owner, c.Box.Policy, c.Box.Command)
+	}
+	if len(done) == 0 {
+		out.infof("no box to remove")
+	}
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}

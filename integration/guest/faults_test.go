@@ -1,0 +1,388 @@
+//go:build boxrunguest
+
+package guest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// pidsIn reads the pids a script wrote, one per word.
+func pidsIn(t *testing.T, file string) []int {
+	t.Helper()
+	data, _ := os.ReadFile(file)
+	var pids []int
+	for _, s := range strings.Fields(string(data)) {
+		if pid, err := strconv.Atoi(s); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// nothingLeft fails unless, within a few seconds, none of pids runs and no
+// more boxes exist than before.
+func nothingLeft(t *testing.T, pids []int, boxesBefore int) {
+	t.Helper()
+	var alive []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		alive = nil
+		for _, pid := range pids {
+			if st := procState(pid); st != "" && st != "Z" {
+				alive = append(alive, fmt.Sprintf("%d (%s)", pid, st))
+			}
+		}
+		b := boxes(t)
+		if len(alive) == 0 && len(b) <= boxesBefore {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("left behind: processes %v, boxes %v", alive, b)
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestCommandKilledBySignal: the command dies by a signal; boxrun exits
+// 128+N, and its children and box are gone.
+func TestCommandKilledBySignal(t *testing.T) {
+	pf := itPolicy(t, "")
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGSEGV} {
+		t.Run(sig.String(), func(t *testing.T) {
+			before := len(boxes(t))
+			pidfile := filepath.Join(t.TempDir(), "pids")
+			script := fmt.Sprintf(`sleep 300 & echo $$ $! > %s; kill -%d $$`, pidfile, int(sig))
+			r := boxrun(t, "-q", "-f", pf, "-p", "it", "--", "sh", "-c", script)
+			if want := 128 + int(sig); r.code != want {
+				t.Errorf("exit %d, want %d", r.code, want)
+			}
+			nothingLeft(t, pidsIn(t, pidfile), before)
+		})
+	}
+}
+
+// TestBoxrunSignalledTwice: a signal that arrives twice in a row (an
+// impatient Ctrl-C, a supervisor's TERM then TERM) still gives the
+// command's status and leaves nothing behind.
+func TestBoxrunSignalledTwice(t *testing.T) {
+	pf := itPolicy(t, "")
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT} {
+		t.Run(signalName(sig), func(t *testing.T) {
+			before := len(boxes(t))
+			pidfile := filepath.Join(t.TempDir(), "pids")
+			// The command's child ignores nothing and outlives it: a leftover.
+			script := fmt.Sprintf(`sleep 300 & echo $$ $! > %s; wait`, pidfile)
+			cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-q", "-f", pf, "-p", "it", "--", "sh", "-c", script)...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for len(pidsIn(t, pidfile)) < 2 {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("the command never started: %s", out.String())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			cmd.Process.Signal(sig)
+			cmd.Process.Signal(sig)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("boxrun did not return within 30s of two %v", sig)
+			}
+			if want := 128 + int(sig); cmd.ProcessState.ExitCode() != want {
+				t.Errorf("exit %d, want %d (the command's death by %v); output %q", cmd.ProcessState.ExitCode(), want, sig, out.String())
+			}
+			nothingLeft(t, pidsIn(t, pidfile), before)
+		})
+	}
+}
+
+// TestTerminalClosing runs boxrun on a pseudo-terminal and closes the
+// terminal, as closing a terminal window does: the kernel hangs up the
+// session; nothing of the run may be left.
+func TestTerminalClosing(t *testing.T) {
+	pf := itPolicy(t, "")
+	before := len(boxes(t))
+	master, slave := openPTY(t)
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	script := fmt.Sprintf(`sleep 300 & echo $$ $! > %s; wait`, pidfile)
+	cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--", "sh", "-c", script)...)
+	errFile, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, errFile
+	cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	// Nothing reads the terminal: what boxrun writes there fits its buffer
+	// (its stderr goes to a file), and a reader blocked on the master would
+	// keep it open past Close.
+	deadline := time.Now().Add(60 * time.Second)
+	for len(pidsIn(t, pidfile)) < 2 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the command never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	master.Close() // the window closes
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		ps, _ := exec.Command("ps", "-eo", "pid,ppid,pgid,sid,stat,wchan:30,args").CombinedOutput()
+		cmd.Process.Signal(syscall.SIGABRT)
+		<-done
+		data, _ := os.ReadFile(errFile.Name())
+		t.Fatalf("boxrun did not return within 30s of the terminal closing\n%s\nboxrun's stderr:\n%s", ps, data)
+	}
+	t.Logf("boxrun exited %d after the hangup", cmd.ProcessState.ExitCode())
+	nothingLeft(t, pidsIn(t, pidfile), before)
+}
+
+// openPTY opens a pseudo-terminal pair.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("opening /dev/ptmx: %v", err)
+	}
+	var unlock int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatalf("unlocking the pty: %v", e)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("finding the pty's number: %v", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("opening the pty's terminal: %v", err)
+	}
+	return m, s
+}
+
+// TestStrictContainsBombs: under the built-in strict policy a fork bomb
+// stops at pids.max and a memory bomb is killed at memory.max (with the
+// whole box: memory.oom_group); boxrun stays responsive and reports both.
+func TestStrictContainsBombs(t *testing.T) {
+	self, _ := os.Executable()
+	t.Run("fork bomb", func(t *testing.T) {
+		before := len(boxes(t))
+		// Every process forks two more until pids.max refuses, for ever;
+		// after 5 s the user gives up with Ctrl-C (SIGINT to boxrun).
+		errFile, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-p", "strict", "--", "sh", "-c",
+			`b() { b 2>/dev/null & b 2>/dev/null & wait; }; b`)...)
+		cmd.Stdout, cmd.Stderr = errFile, errFile
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Second)
+		start := time.Now()
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			ps, _ := exec.Command("sh", "-c", "ps -eo pid,ppid,pgid,stat,wchan:30,args | grep -v 'sh -c b()' | head -50").CombinedOutput()
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("boxrun did not return within 2 minutes of SIGINT during a fork bomb\n%s", ps)
+		}
+		took := time.Since(start)
+		data, _ := os.ReadFile(errFile.Name())
+		stderr := string(data)
+		if !strings.Contains(stderr, "fork failed") || !strings.Contains(stderr, "pids.max") {
+			t.Errorf("the report does not say forks failed at pids.max:\n%s", stderr)
+		}
+		t.Logf("figures: fork bomb under strict (pids.max 512): contained; boxrun returned %.1fs after SIGINT, exit %d", took.Seconds(), cmd.ProcessState.ExitCode())
+		nothingLeft(t, nil, before)
+	})
+	t.Run("memory bomb", func(t *testing.T) {
+		before := len(boxes(t))
+		// strict throttles at memory.high (20%) and stops at memory.max
+		// (25%) with no swap: a 2000M allocation crawls at the throttle
+		// and is stopped at the latest at memory.max. The user gives up
+		// after 10 s.
+		dir := t.TempDir()
+		errFile, err := os.Create(filepath.Join(dir, "stderr"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reportFile := filepath.Join(dir, "report.json")
+		cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-p", "strict", "--report-json", reportFile, "--", "sh", "-c",
+			fmt.Sprintf(`%s=hog HOG_MB=2000 HOG_HOLD=10s %s >/dev/null 2>&1`, roleEnv, self))...)
+		cmd.Stdout, cmd.Stderr = errFile, errFile
+		cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second)
+		// The shell waits for its child, which sees no SIGINT from a kill
+		// of boxrun alone (a terminal's Ctrl-C would reach it): the user
+		// insists, as with Ctrl-C pressed again.
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		cmd.Process.Signal(syscall.SIGINT)
+		insist := time.NewTicker(5 * time.Second)
+		defer insist.Stop()
+		giveUp := time.After(2 * time.Minute)
+		for finished := false; !finished; {
+			select {
+			case <-done:
+				finished = true
+			case <-insist.C:
+				cmd.Process.Signal(syscall.SIGINT)
+			case <-giveUp:
+				ps, _ := exec.Command("ps", "-eo", "pid,ppid,pgid,stat,wchan:30,args").CombinedOutput()
+				cmd.Process.Signal(syscall.SIGABRT)
+				<-done
+				data, _ := os.ReadFile(errFile.Name())
+				t.Fatalf("boxrun did not return within 2 minutes of SIGINT during a memory bomb\n%s\n%s", ps, data)
+			}
+		}
+		took := time.Since(start)
+		data, _ := os.ReadFile(errFile.Name())
+		var rep struct {
+			Policy struct {
+				MemoryMax *uint64 `json:"memory_max"`
+			} `json:"policy"`
+			Memory struct {
+				PeakBytes uint64 `json:"peak_bytes"`
+				Events    struct {
+					High    uint64 `json:"high"`
+					OOMKill uint64 `json:"oom_kill"`
+				} `json:"events"`
+			} `json:"memory"`
+		}
+		raw, _ := os.ReadFile(reportFile)
+		if err := json.Unmarshal(raw, &rep); err != nil || rep.Policy.MemoryMax == nil {
+			t.Fatalf("report: %v\n%s\nstderr:\n%s", err, raw, data)
+		}
+		t.Logf("figures: memory bomb (2000M) under strict: peak %dM of max %dM, throttled %d times, %d OOM kills; boxrun returned %.1fs after the first SIGINT",
+			rep.Memory.PeakBytes>>20, *rep.Policy.MemoryMax>>20, rep.Memory.Events.High, rep.Memory.Events.OOMKill, took.Seconds())
+		if rep.Memory.PeakBytes > *rep.Policy.MemoryMax {
+			t.Errorf("peak %d above memory.max %d", rep.Memory.PeakBytes, *rep.Policy.MemoryMax)
+		}
+		if rep.Memory.Events.High == 0 && rep.Memory.Events.OOMKill == 0 {
+			t.Errorf("neither throttled nor OOM-killed: the bomb was not contained\n%s", data)
+		}
+		if !strings.Contains(string(data), "throttled") && !strings.Contains(string(data), "OOM") {
+			t.Errorf("the report does not say what stopped the bomb:\n%s", data)
+		}
+		nothingLeft(t, nil, before)
+	})
+}
+
+// TestOrphanedBoxIsCollected: when boxrun and its guard are both killed
+// (nothing can then clean up), `boxrun status` shows the box as orphaned and
+// `boxrun gc` kills what runs in it and removes it.
+func TestOrphanedBoxIsCollected(t *testing.T) {
+	pf := itPolicy(t, "")
+	before := len(boxes(t))
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-q", "-f", pf, "-p", "it", "--", "sh", "-c",
+		fmt.Sprintf(`sleep 300 & echo $$ $! > %s; wait`, pidfile))...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(pidsIn(t, pidfile)) < 2 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the command never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	guards := guardPids(t)
+	if len(guards) != 1 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("found guards %v, want the one of this run", guards)
+	}
+	syscall.Kill(guards[0], syscall.SIGKILL)
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	r := boxrunRaw(t, "status", "--json")
+	var list []struct {
+		Cgroup string `json:"cgroup"`
+		Owner  string `json:"owner"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 || list[0].Owner != "orphaned" {
+		t.Errorf("status after boxrun and its guard died: %v %+v (err %v); want one orphaned box", r.code, list, err)
+	}
+	if r := boxrunRaw(t, "status"); !strings.Contains(r.stderr, "boxrun gc") {
+		t.Errorf("status does not point to boxrun gc: %q", r.stderr)
+	}
+	r = boxrunRaw(t, "gc", "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, "would remove") {
+		t.Errorf("gc --dry-run: exit %d, stdout %q", r.code, r.stdout)
+	}
+	if len(boxes(t)) <= before {
+		t.Fatalf("gc --dry-run removed the box")
+	}
+	r = boxrunRaw(t, "gc")
+	if r.code != 0 || !strings.Contains(r.stdout, "removed") {
+		t.Errorf("gc: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	nothingLeft(t, pidsIn(t, pidfile), before)
+}
+
+// guardPids lists the running boxrun guards.
+func guardPids(t *testing.T) []int {
+	t.Helper()
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if bytes.Contains(data, []byte("__boxrun-guard")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
