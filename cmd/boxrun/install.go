@@ -80,8 +80,11 @@ func runInstall(ctx context.Context, install bool, args []string, stdout io.Writ
 	}
 	fs := pflag.NewFlagSet("boxrun "+verb, pflag.ContinueOnError)
 	fs.SetOutput(out.w)
+	shimDir := fs.String("shim", "", "cargo-hook: the directory of the cargo shim (default ~/.local/bin)")
+	config := fs.Bool("config", false, "cargo-hook: a runner in .cargo/config.toml instead of a shim: each test binary in its own box")
+	global := fs.Bool("global", false, "cargo-hook --config: in ~/.cargo/config.toml rather than ./.cargo/config.toml")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: boxrun %s user-unit\n", verb)
+		fmt.Fprintf(fs.Output(), "usage: boxrun %s user-unit\n       boxrun %s cargo-hook [--shim DIR | --config [--global]]\n\nflags:\n%s", verb, verb, fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -90,9 +93,16 @@ func runInstall(ctx context.Context, install bool, args []string, stdout io.Writ
 		out.errorf("%s: %v", verb, err)
 		return exitBoxrunFailed
 	}
+	if fs.NArg() == 1 && fs.Arg(0) == "cargo-hook" {
+		if *config && fs.Changed("shim") {
+			out.errorf("%s cargo-hook: --shim and --config are two ways; pick one", verb)
+			return exitBoxrunFailed
+		}
+		return runCargoHook(install, *shimDir, *config, *global, out)
+	}
 	if fs.NArg() != 1 || fs.Arg(0) != "user-unit" {
-		out.errorf("%s: what to %s? the only thing is user-unit", verb, verb)
-		out.hintf("boxrun %s user-unit", verb)
+		out.errorf("%s: what to %s? user-unit or cargo-hook", verb, verb)
+		out.hintf("boxrun %s user-unit, or boxrun %s cargo-hook", verb, verb)
 		return exitBoxrunFailed
 	}
 	if os.Geteuid() == 0 {
@@ -135,5 +145,126 @@ func runInstall(ctx context.Context, install bool, args []string, stdout io.Writ
 	}
 	out.infof("installed, enabled and started %s (%s), running %s protect --watch", protectUnitName, file, exe)
 	out.hintf("see what it does: journalctl --user -u %s", protectUnitName)
+	return 0
+}
+
+// runCargoHook installs or removes the cargo hook: a cargo shim in dir
+// (default ~/.local/bin), or with config a runner in a cargo config file.
+func runCargoHook(install bool, dir string, config, global bool, out *printer) int {
+	verb := "uninstall"
+	if install {
+		verb = "install"
+	}
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		out.errorf("%s cargo-hook: finding the boxrun binary: %v", verb, err)
+		return 1
+	}
+	if install && (strings.HasPrefix(exe, os.TempDir()+"/") || strings.Contains(exe, "/go-build")) {
+		out.warnf("the hook will run %s, a temporary build; install boxrun first (go install ./cmd/boxrun) and run that", exe)
+	}
+	if config {
+		return cargoConfigHook(install, global, exe, out)
+	}
+	if dir == "" {
+		home := os.Getenv("HOME")
+		if !filepath.IsAbs(home) {
+			out.errorf("%s cargo-hook: HOME is not set to an absolute path; say where with --shim DIR", verb)
+			return exitBoxrunFailed
+		}
+		dir = filepath.Join(home, ".local", "bin")
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	if !install {
+		had, err := uninstallShim(dir)
+		if err != nil {
+			out.errorf("uninstall cargo-hook: %v", err)
+			return 1
+		}
+		if !had {
+			out.infof("no boxrun cargo shim in %s", dir)
+			return 0
+		}
+		out.infof("removed the cargo shim from %s", dir)
+		return 0
+	}
+	did, err := installShim(dir, exe)
+	if err != nil {
+		out.errorf("install cargo-hook: %v", err)
+		return 1
+	}
+	out.infof("%s: cargo test, bench, nextest and miri test now run under boxrun --policy tests (BOXRUN_CARGO_POLICY picks another)", did)
+	if p := shimPathProblem(dir, os.Getenv("PATH")); p != "" {
+		out.warnf("%s", p)
+	}
+	return 0
+}
+
+// cargoConfigHook adds or removes the runner in .cargo/config.toml.
+func cargoConfigHook(install, global bool, exe string, out *printer) int {
+	verb := "uninstall"
+	if install {
+		verb = "install"
+	}
+	var file string
+	if global {
+		home := os.Getenv("CARGO_HOME")
+		if home == "" {
+			if h := os.Getenv("HOME"); filepath.IsAbs(h) {
+				home = filepath.Join(h, ".cargo")
+			}
+		}
+		if home == "" {
+			out.errorf("%s cargo-hook --config --global: neither CARGO_HOME nor HOME is set", verb)
+			return exitBoxrunFailed
+		}
+		file = filepath.Join(home, "config.toml")
+	} else {
+		cwd, err := os.Getwd()
+		if err != nil {
+			out.errorf("%s cargo-hook --config: %v", verb, err)
+			return 1
+		}
+		file = filepath.Join(cwd, ".cargo", "config.toml")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil && !os.IsNotExist(err) {
+		out.errorf("%s cargo-hook: reading %s: %v", verb, file, err)
+		return 1
+	}
+	var updated []byte
+	if install {
+		if updated, err = addRunner(data, exe); err != nil {
+			out.errorf("install cargo-hook: %s: %v", file, err)
+			return 1
+		}
+	} else {
+		var had bool
+		if updated, had, err = removeRunner(data); err != nil {
+			out.errorf("uninstall cargo-hook: %s: %v", file, err)
+			return 1
+		} else if !had {
+			out.infof("no boxrun runner in %s", file)
+			return 0
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		out.errorf("%s cargo-hook: %v", verb, err)
+		return 1
+	}
+	if err := os.WriteFile(file, updated, 0o644); err != nil {
+		out.errorf("%s cargo-hook: writing %s: %v", verb, file, err)
+		return 1
+	}
+	if install {
+		out.infof("added a runner to %s: every binary cargo runs (each test binary, cargo run) runs in its own box under boxrun --policy tests", file)
+	} else {
+		out.infof("removed the boxrun runner from %s", file)
+	}
 	return 0
 }

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/sandbox"
@@ -18,7 +21,7 @@ import (
 func runPolicy(o options, args []string, stdout io.Writer, out *printer) int {
 	if len(args) == 0 {
 		out.errorf("policy: missing subcommand")
-		out.hintf("use boxrun policy list, boxrun policy show NAME or boxrun policy check [FILE]")
+		out.hintf("use boxrun policy list, show NAME, check [FILE] or export NAME --format oci|systemd|k8s|json")
 		return exitBoxrunFailed
 	}
 	switch args[0] {
@@ -32,9 +35,11 @@ func runPolicy(o options, args []string, stdout io.Writer, out *printer) int {
 		return policyShow(o, name, stdout, out)
 	case "check":
 		return policyCheck(o, args[1:], stdout, out)
+	case "export":
+		return policyExport(o, args[1:], stdout, out)
 	default:
 		out.errorf("policy: unknown subcommand %q", args[0])
-		out.hintf("use boxrun policy list, boxrun policy show NAME or boxrun policy check [FILE]")
+		out.hintf("use boxrun policy list, show NAME, check [FILE] or export NAME --format oci|systemd|k8s|json")
 		return exitBoxrunFailed
 	}
 }
@@ -191,5 +196,49 @@ func policyCheck(o options, files []string, stdout io.Writer, out *printer) int 
 		where = strings.Join(files, ", ")
 	}
 	fmt.Fprintf(stdout, "ok: %d policies in %s\n", n, where)
+	return 0
+}
+
+// policyExport implements `boxrun policy export NAME [--format F]`: the
+// resolved policy in another tool's terms.
+func policyExport(o options, args []string, stdout io.Writer, out *printer) int {
+	fs := pflag.NewFlagSet("boxrun policy export", pflag.ContinueOnError)
+	fs.SetOutput(out.w)
+	format := fs.String("format", policy.FormatJSON, "json, oci (runtime-spec linux.resources), systemd (drop-in) or k8s (container resources)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: boxrun policy export [NAME] [--format %s]\n\nflags:\n%s", strings.Join(policy.ExportFormats, "|"), fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		out.errorf("policy export: %v", err)
+		return exitBoxrunFailed
+	}
+	if fs.NArg() > 1 {
+		out.errorf("policy export: one policy at a time, not %q", strings.Join(fs.Args(), " "))
+		return exitBoxrunFailed
+	}
+	if fs.NArg() == 1 {
+		o.policyName = fs.Arg(0)
+	}
+	if !slices.Contains(policy.ExportFormats, *format) {
+		out.errorf("policy export: unknown format %q", *format)
+		out.hintf("--format is one of %s", strings.Join(policy.ExportFormats, ", "))
+		return exitBoxrunFailed
+	}
+	pol, err := resolvePolicy(o)
+	if err != nil {
+		out.errorf("%v", err)
+		if errors.Is(err, policy.ErrUnknownPolicy) {
+			out.hintf("boxrun policy list shows the policies defined here")
+		}
+		return exitBoxrunFailed
+	}
+	mem, _ := sandbox.MemoryAvailable()
+	if err := pol.Export(stdout, *format, policy.Env{MemoryBytes: mem}); err != nil {
+		out.errorf("policy export: %v", err)
+		return exitBoxrunFailed
+	}
 	return 0
 }

@@ -56,11 +56,12 @@ func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: boxrun [flags] [--] COMMAND [ARGS...]\n"+
-			"       boxrun policy list | show NAME | check [FILE]\n"+
+			"       boxrun policy list | show NAME | check [FILE] | export NAME --format oci|systemd|k8s|json\n"+
 			"       boxrun status [--json]\n"+
+			"       boxrun gc [--dry-run] [--kept]\n"+
 			"       boxrun protect [GROUP...] [--dry-run] [--json] [--undo] [--system] [--watch]\n"+
 			"       boxrun doctor [--json]\n"+
-			"       boxrun install|uninstall user-unit\n\nflags:\n%s", fs.FlagUsages())
+			"       boxrun install|uninstall user-unit | cargo-hook [--shim DIR | --config [--global]]\n\nflags:\n%s", fs.FlagUsages())
 	}
 	return fs
 }
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int
 			return runPolicy(o, rest[1:], stdout, out)
 		case "status":
 			return runStatus(ctx, rest[1:], stdout, out)
+		case "gc":
+			return runGC(ctx, rest[1:], stdout, out)
 		case "protect":
 			return runProtect(ctx, o, rest[1:], stdout, out)
 		case "doctor":
@@ -261,6 +264,7 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 		Backend:   backend,
 		Policy:    pol,
 		Slice:     slice,
+		OwnerDir:  sandbox.DefaultOwnerDir(os.Getenv),
 		Args:      argv,
 		Stdin:     stdin,
 		Stdout:    stdout,

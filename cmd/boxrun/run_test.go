@@ -84,6 +84,13 @@ func TestCLI(t *testing.T) {
 		{"policy check bad", []string{"policy", "check", bad}, 1, "", "bad.toml:2", false},
 		{"policy no subcommand", []string{"policy"}, 125, "", "missing subcommand", false},
 		{"policy bad subcommand", []string{"policy", "frob"}, 125, "", `unknown subcommand "frob"`, false},
+		{"policy export oci", []string{"--set", "pids.max=77", "policy", "export", "tests", "--format", "oci"}, 0, `"limit": 77`, "", true},
+		{"policy export systemd", []string{"-f", good, "policy", "export", "mine", "--format", "systemd"}, 0, "[Service]\n", "", true},
+		{"policy export json by default", []string{"policy", "export", "strict"}, 0, `"name": "strict"`, "", true},
+		{"policy export k8s", []string{"policy", "export", "strict", "--format=k8s"}, 0, "resources:\n  limits:\n", "", true},
+		{"policy export bad format", []string{"policy", "export", "tests", "--format", "yaml"}, 125, "", `unknown format "yaml"`, false},
+		{"policy export unknown policy", []string{"policy", "export", "nope"}, 125, "", `unknown policy "nope"`, false},
+		{"policy export two policies", []string{"policy", "export", "tests", "strict"}, 125, "", "one policy at a time", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

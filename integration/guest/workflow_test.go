@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -168,4 +169,40 @@ func runBoxrun(t *testing.T, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	_ = cmd.Run()
 	return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
+}
+
+// TestCargoShimBoxesTests installs the cargo shim and runs the real cargo
+// through it on the test crate: cargo test lands in a box (boxrun's report
+// follows it), cargo build does not, and nothing recurses.
+func TestCargoShimBoxesTests(t *testing.T) {
+	cargo, crate := os.Getenv("BOXRUN_IT_CARGO"), os.Getenv("BOXRUN_IT_CRATE")
+	if cargo == "" || crate == "" {
+		t.Fatal("BOXRUN_IT_CARGO and BOXRUN_IT_CRATE are not set: the host found no cargo to build integration/testdata/memcrate with")
+	}
+	dir := t.TempDir()
+	r := boxrunRaw(t, "install", "cargo-hook", "--shim", dir)
+	if r.code != 0 {
+		t.Fatalf("install cargo-hook: exit %d: %s", r.code, r.stderr)
+	}
+	path := dir + ":" + filepath.Dir(cargo) + ":" + os.Getenv("PATH")
+	run := func(args string) (string, int) {
+		cmd := exec.Command("sh", "-c", "cd "+crate+" && MEMCRATE_MIB=4 MEMCRATE_MILLIS=10 cargo "+args)
+		cmd.Env = append(os.Environ(), "PATH="+path)
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	out, code := run("test --offline -q -- --test-threads=4")
+	if code != 0 || !strings.Contains(out, "48 passed") || !strings.Contains(out, "boxrun: tests ·") {
+		t.Errorf("cargo test through the shim: exit %d, want the tests passing in a box (boxrun's report):\n%s", code, out)
+	}
+	out, code = run("build --offline -q")
+	if code != 0 || strings.Contains(out, "boxrun:") {
+		t.Errorf("cargo build through the shim: exit %d, want it run straight, unboxed:\n%s", code, out)
+	}
+	if r := boxrunRaw(t, "uninstall", "cargo-hook", "--shim", dir); r.code != 0 {
+		t.Errorf("uninstall cargo-hook: exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cargo")); !os.IsNotExist(err) {
+		t.Errorf("the shim is still there after uninstall: %v", err)
+	}
 }
