@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"sort"
 	"strconv"
@@ -103,6 +104,8 @@ type Machine struct {
 	Readlink func(name string) (string, error)
 	// Systemd asks the managers; nil when none can be asked.
 	Systemd SystemdProbe
+	// LookPath finds a command on PATH; nil finds none.
+	LookPath func(string) (string, error)
 }
 
 // LiveMachine is this machine. Close releases its D-Bus connections.
@@ -118,6 +121,7 @@ func LiveMachine() *Machine {
 		UID:      os.Getuid(),
 		Kernel:   kernel,
 		Writable: func(name string) bool { return unix.Access("/"+name, unix.W_OK) == nil },
+		LookPath: exec.LookPath,
 		Readlink: func(name string) (string, error) { return os.Readlink("/" + name) },
 		Systemd:  &liveSystemd{conns: map[bool]*sd.Conn{}},
 	}
@@ -654,45 +658,21 @@ func (d *doctor) checkCloneIntoCgroup() Check {
 	return c
 }
 
-// containerEnvField reads key="value" from /run/.containerenv.
-func containerEnvField(data, key string) string {
-	for _, line := range strings.Split(data, "\n") {
-		if v, ok := strings.CutPrefix(line, key+"="); ok {
-			return strings.Trim(v, `"`)
-		}
-	}
-	return ""
-}
-
 func (d *doctor) checkContainer() Check {
 	c := Check{ID: "container"}
-	exists := func(name string) bool { _, err := fs.Stat(d.m.FS, name); return err == nil }
-	hostFix := "run boxrun on the host instead (distrobox-host-exec boxrun …, or flatpak-spawn --host boxrun …): the editor and your systemd user manager live there"
-	switch {
-	case exists(".flatpak-info"):
-		c.Status = CheckWarn
-		c.Summary = "inside a flatpak sandbox: processes outside it (the editor's other windows, language servers started on the host) are invisible, and boxes can only be made through the host's systemd"
-		c.Fix = "flatpak-spawn --host boxrun …"
-	case exists("run/.containerenv") || d.m.Getenv("CONTAINER_ID") != "":
-		env, _ := fs.ReadFile(d.m.FS, "run/.containerenv")
-		kind := "a podman container"
-		if exists("run/.toolboxenv") {
-			kind = "a toolbox container"
-		}
-		if id := d.m.Getenv("CONTAINER_ID"); id != "" {
-			kind = fmt.Sprintf("a container (CONTAINER_ID=%s, distrobox or toolbox)", id)
-		} else if name := containerEnvField(string(env), "name"); name != "" {
-			kind += " (" + name + ")"
-		}
-		c.Status = CheckWarn
-		c.Summary = "inside " + kind + ": boxes get only what the container's cgroup allows, and the host's editor is out of reach of protect"
-		c.Fix = hostFix
-	case exists(".dockerenv"):
-		c.Status = CheckWarn
-		c.Summary = "inside a docker container: boxes get only what the container's cgroup allows, and the host's editor is out of reach of protect"
-		c.Fix = "run boxrun on the host, or give the container a delegated cgroup v2 namespace (--cgroupns=private)"
-	default:
+	lookPath := d.m.LookPath
+	if lookPath == nil {
+		lookPath = func(string) (string, error) { return "", fs.ErrNotExist }
+	}
+	ct := DetectContainer(d.m.FS, d.m.Getenv, lookPath)
+	if ct.Kind == "" {
 		c.Status, c.Summary = CheckOK, "not inside a container"
+		return c
+	}
+	ok, summary, fix := crossingSummary(ct, d.backend)
+	c.Status, c.Summary, c.Fix = CheckWarn, summary+"; the host's editor is out of reach of protect", fix
+	if !ok {
+		c.Fix = fix
 	}
 	return c
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -36,6 +38,7 @@ type options struct {
 	progress   bool   // --progress: a live status line on a terminal
 	reportJSON string // --report-json PATH, "-" for stdout
 	noWait     bool   // --no-wait: fail instead of waiting for a slot or memory
+	args       []string // the arguments as given, for a crossing to the host
 }
 
 func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
@@ -68,7 +71,7 @@ func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 
 // run is the whole CLI; main only exits with its result.
 func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int {
-	var o options
+	o := options{args: args}
 	fs := newFlagSet(&o, stderr)
 	out := &printer{w: stderr}
 	if err := fs.Parse(args); err != nil {
@@ -238,6 +241,11 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 		return exitBoxrunFailed
 	}
 	defer backend.Close()
+	if backend.Name() == sandbox.KindNone && o.backend == sandbox.KindAuto {
+		if code, crossed := crossToHost(o, out); crossed {
+			return code
+		}
+	}
 	if backend.Name() == sandbox.KindNone && o.strict {
 		out.errorf("--strict: no cgroup can be had here, so policy %q cannot be enforced: %s", pol.Name, strings.Join(skipped, "; "))
 		return exitBoxrunFailed
@@ -315,6 +323,31 @@ func waitForTurn(ctx context.Context, o options, pol *policy.Resolved, argv []st
 		}
 	}
 	return release, 0
+}
+
+// crossToHost runs the whole command under the host's boxrun when boxrun
+// runs in a container where no box can be made but a tool reaches the host
+// (distrobox-host-exec, host-spawn, flatpak-spawn --host): one crossing
+// per run, never one per child process. crossed is false when there is no
+// such way, or this boxrun crossed already.
+func crossToHost(o options, out *printer) (code int, crossed bool) {
+	if os.Getenv(sandbox.CrossedEnv) != "" {
+		return 0, false
+	}
+	c := sandbox.DetectContainer(os.DirFS("/"), os.Getenv, exec.LookPath)
+	if c.Crossing == nil {
+		return 0, false
+	}
+	tool, err := exec.LookPath(c.Crossing[0])
+	if err != nil {
+		return 0, false
+	}
+	cwd, _ := os.Getwd()
+	argv := sandbox.CrossArgv(c, cwd, o.args)
+	out.infof("no box can be made inside %s: running the command under the host's boxrun through %s (one crossing, about %s)", c, strings.Join(c.Crossing, " "), sandbox.CrossingCost)
+	err = syscall.Exec(tool, argv, append(os.Environ(), sandbox.CrossedEnv+"=1"))
+	out.errorf("crossing to the host with %s: %v", tool, err)
+	return exitBoxrunFailed, true
 }
 
 // startFailure prints why the command did not start and picks the status.
