@@ -12,7 +12,11 @@ SHELL   := /bin/bash
 # Keep test output to results and summaries; the full log is in test.log.
 FILTER  := grep -E --line-buffered '^(--- |    --- FAIL|ok |FAIL|PASS$$|panic:)|passed, [0-9]+ failed|figures: '
 
-.PHONY: all build install test unit vet integration bench soak clean
+.PHONY: all build install test unit vet lint integration bench soak clean
+
+# Linters, fetched at a pinned version from the Go module proxy.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOVULNCHECK := golang.org/x/vuln/cmd/govulncheck@v1.9.0
 
 all: build
 
@@ -28,6 +32,11 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags boxrunguest ./integration/guest/
 
+# staticcheck over all code, the guest scenarios included.
+lint:
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags boxrunguest ./integration/guest/
+
 unit:
 	$(GO) test -count=1 ./policy/... ./sandbox/... ./cmd/...
 
@@ -36,7 +45,7 @@ integration:
 
 # -p 1: one package at a time, so that no two emulated guests share the
 # host's cores while the scenarios compare wall times.
-test: vet
+test: vet lint
 	$(GO) test -p 1 -count=1 -timeout 40m -v ./... 2>&1 | tee test.log | $(FILTER)
 
 clean:
@@ -44,7 +53,7 @@ clean:
 
 # Real-kernel benchmarks (see bench/): prints a table, writes bench/results/latest.json.
 bench:
-	bench/backpressure.sh
+	bench/run.sh
 
 # The long soak (issue 7): 1000 sequential runs and 10 x 10 concurrent ones
 # in every mode of the real-kernel VM; make test runs 100.

@@ -159,10 +159,17 @@ func modeEnv(a artifacts, mode string) string {
 func modeFlags(mode string) string {
 	var flags []string
 	if mode == "user" {
-		flags = append(flags, "-test.skip 'TestCargoTestUnderBackpressure|TestCargoShimBoxesTests'")
+		skip := "TestCargoTestUnderBackpressure|TestCargoShimBoxesTests"
+		if os.Getenv("BOXRUN_IT_RUN") == "" {
+			skip += "|TestBench"
+		}
+		flags = append(flags, "-test.skip '"+skip+"'")
 	}
 	if pat := os.Getenv("BOXRUN_IT_RUN"); pat != "" {
 		flags = append(flags, "-test.run '"+strings.ReplaceAll(pat, "'", "")+"'")
+	} else if mode != "user" {
+		// The benchmarks (make bench) are not tests: they only report.
+		flags = append(flags, "-test.skip TestBench")
 	}
 	return strings.Join(flags, " ")
 }

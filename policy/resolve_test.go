@@ -257,3 +257,15 @@ func TestResolveSlice(t *testing.T) {
 		t.Errorf("no [slice]: %v, %v", r, err)
 	}
 }
+
+// BenchmarkResolve resolves the built-in tests policy with an override, as
+// every run does before it starts.
+func BenchmarkResolve(b *testing.B) {
+	st := &Stack{Files: []*File{Builtin()}}
+	env := Env{MemoryBytes: 16 * gib}
+	for i := 0; i < b.N; i++ {
+		if _, err := st.Resolve("tests", []string{"memory.max=8G"}, env); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -157,9 +157,11 @@ func (b *Backpressure) Stats() (backpressure.Stats, bool) {
 	return b.ctrl.Stats(), true
 }
 
-// loop observes the box until stopped: every 10 ms, and at once when
-// memory.events changes (the kernel counts a "high" event when memory.high
-// is crossed). A burst of new processes can fill a box in well under 100 ms.
+// loop observes the box until stopped: every 250 ms while it is less than a
+// third full, every 10 ms above, and at once when memory.events changes (the
+// kernel counts a "high" event when memory.high is crossed, and throttles the
+// burst that crossed it). A burst of new processes can fill a box in well
+// under 100 ms: memory.high and inotify, not the timer, catch it.
 func (b *Backpressure) loop() {
 	defer close(b.done)
 	wake, closeWake := watchFile(filepath.Join(b.dir, "memory.events"))
@@ -181,10 +183,13 @@ func (b *Backpressure) loop() {
 			b.err = err
 			return
 		}
-		// memory.current is one small read: every 10 ms. Processes are
-		// scanned only once the box is a third full, or while any is paused.
-		const interval = 10 * time.Millisecond
+		// Below a third of the box, memory.current every 250 ms: a burst
+		// that outruns that crosses memory.high, which the kernel throttles
+		// and inotify reports at once. From a third up, or while any
+		// process is paused, every 10 ms, scanning the processes too.
+		interval := 250 * time.Millisecond
 		if usage*3 >= b.target || len(b.ctrl.Paused()) > 0 {
+			interval = 10 * time.Millisecond
 			procs, err := boxProcs(b.dir)
 			if err != nil {
 				b.err = err

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 )
 
@@ -95,6 +96,19 @@ func CrossArgv(c Container, cwd string, args []string) []string {
 		argv = append(argv, "--watch-bus", "--directory="+cwd, "--env="+CrossedEnv+"=1")
 	}
 	return append(append(argv, "boxrun"), args...)
+}
+
+// VisibleOnHost reports whether the program at path (resolved inside the
+// container) is the same file on the host: under the home directory the
+// container shares, or present in the host's root mounted at /run/host.
+func VisibleOnHost(path, home string) bool { return visibleOnHost(path, home, "/run/host") }
+
+func visibleOnHost(path, home, hostRoot string) bool {
+	if home != "" && home != "/" && strings.HasPrefix(path, strings.TrimSuffix(home, "/")+"/") {
+		return true
+	}
+	_, err := os.Stat(hostRoot + path)
+	return err == nil
 }
 
 // CrossedEnv is set for a boxrun that crossed to the host, so that it never

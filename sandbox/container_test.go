@@ -59,3 +59,27 @@ func TestCrossArgv(t *testing.T) {
 		t.Errorf("distrobox: %q", got)
 	}
 }
+
+func TestVisibleOnHost(t *testing.T) {
+	host := t.TempDir() // stands for /run/host
+	if err := os.MkdirAll(host+"/usr/bin", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(host+"/usr/bin/make", nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/home/u/.cargo/bin/cargo", true}, // the shared home
+		{"/home/uv/bin/x", false},          // a sibling of the home
+		{"/usr/bin/make", true},            // also in the host's root
+		{"/usr/bin/cargo", false},          // only inside the container
+	}
+	for _, tt := range tests {
+		if got := visibleOnHost(tt.path, "/home/u", host); got != tt.want {
+			t.Errorf("visibleOnHost(%s) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}

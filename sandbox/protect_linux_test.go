@@ -13,8 +13,6 @@ import (
 	"github.com/boxrun/boxrun/policy"
 )
 
-func intp(v int) *int { return &v }
-
 func TestParseProcStat(t *testing.T) {
 	tests := []struct {
 		name string

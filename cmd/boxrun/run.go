@@ -35,9 +35,9 @@ type options struct {
 	strict     bool
 	quiet      bool
 	help       bool
-	progress   bool   // --progress: a live status line on a terminal
-	reportJSON string // --report-json PATH, "-" for stdout
-	noWait     bool   // --no-wait: fail instead of waiting for a slot or memory
+	progress   bool     // --progress: a live status line on a terminal
+	reportJSON string   // --report-json PATH, "-" for stdout
+	noWait     bool     // --no-wait: fail instead of waiting for a slot or memory
 	args       []string // the arguments as given, for a crossing to the host
 }
 
@@ -242,7 +242,7 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 	}
 	defer backend.Close()
 	if backend.Name() == sandbox.KindNone && o.backend == sandbox.KindAuto {
-		if code, crossed := crossToHost(o, out); crossed {
+		if code, crossed := crossToHost(o, argv, out); crossed {
 			return code
 		}
 	}
@@ -330,7 +330,7 @@ func waitForTurn(ctx context.Context, o options, pol *policy.Resolved, argv []st
 // (distrobox-host-exec, host-spawn, flatpak-spawn --host): one crossing
 // per run, never one per child process. crossed is false when there is no
 // such way, or this boxrun crossed already.
-func crossToHost(o options, out *printer) (code int, crossed bool) {
+func crossToHost(o options, argv []string, out *printer) (code int, crossed bool) {
 	if os.Getenv(sandbox.CrossedEnv) != "" {
 		return 0, false
 	}
@@ -338,14 +338,23 @@ func crossToHost(o options, out *printer) (code int, crossed bool) {
 	if c.Crossing == nil {
 		return 0, false
 	}
+	// The host must see the same program: in the shared home, or in the
+	// host's root that toolbox and distrobox mount at /run/host. A
+	// program that exists only in here cannot be boxed from the host
+	// (re-entering the container would start it in the container's own
+	// cgroup, outside the box).
+	if path, err := sandbox.ResolveCommand(argv[0], nil); err == nil && !sandbox.VisibleOnHost(path, os.Getenv("HOME")) {
+		out.warnf("not crossing to the host through %s: %s exists only inside %s", strings.Join(c.Crossing, " "), path, c)
+		return 0, false
+	}
 	tool, err := exec.LookPath(c.Crossing[0])
 	if err != nil {
 		return 0, false
 	}
 	cwd, _ := os.Getwd()
-	argv := sandbox.CrossArgv(c, cwd, o.args)
+	cross := sandbox.CrossArgv(c, cwd, o.args)
 	out.infof("no box can be made inside %s: running the command under the host's boxrun through %s (one crossing, about %s)", c, strings.Join(c.Crossing, " "), sandbox.CrossingCost)
-	err = syscall.Exec(tool, argv, append(os.Environ(), sandbox.CrossedEnv+"=1"))
+	err = syscall.Exec(tool, cross, append(os.Environ(), sandbox.CrossedEnv+"=1"))
 	out.errorf("crossing to the host with %s: %v", tool, err)
 	return exitBoxrunFailed, true
 }

@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 	switch os.Getenv(roleEnv) {
 	case "hog":
 		os.Exit(hog())
+	case "spin":
+		os.Exit(spin())
+	case "probe":
+		os.Exit(probe())
 	}
 	os.Exit(m.Run())
 }

@@ -1,0 +1,119 @@
+// Command summarize turns the log of the real-kernel benchmark scenarios
+// (bench/run.sh) into a table on stdout and bench/results/latest.json.
+//
+// It reads the "figures:" lines the scenarios print: the backpressure ones
+// are sentences, kept as they are; "figures: bench: {...}" lines are JSON
+// objects, grouped by benchmark.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// results is bench/results/latest.json.
+type results struct {
+	Machine      string                      `json:"machine"`
+	Date         string                      `json:"date"`
+	Backpressure []string                    `json:"backpressure"`
+	Bench        map[string][]map[string]any `json:"bench"`
+}
+
+func main() {
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: summarize MACHINE OUT.json < go-test-log")
+		os.Exit(2)
+	}
+	r, err := parse(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "summarize:", err)
+		os.Exit(1)
+	}
+	r.Machine, r.Date = os.Args[1], time.Now().UTC().Format(time.RFC3339)
+	data, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(os.Args[2], append(data, '\n'), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "summarize:", err)
+		os.Exit(1)
+	}
+	table(os.Stdout, r)
+}
+
+func parse(in io.Reader) (*results, error) {
+	r := &results{Bench: map[string][]map[string]any{}}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		_, fig, ok := strings.Cut(sc.Text(), "figures: ")
+		if !ok || seen[fig] {
+			continue // the host repeats each guest line once more
+		}
+		seen[fig] = true
+		if js, ok := strings.CutPrefix(fig, "bench: "); ok {
+			var v map[string]any
+			if err := json.Unmarshal([]byte(js), &v); err != nil {
+				return nil, fmt.Errorf("bad bench line %q: %w", js, err)
+			}
+			name, _ := v["bench"].(string)
+			r.Bench[name] = append(r.Bench[name], v)
+			continue
+		}
+		if strings.Contains(fig, "backpressure") {
+			r.Backpressure = append(r.Backpressure, fig)
+		}
+	}
+	if len(r.Backpressure) == 0 && len(r.Bench) == 0 {
+		return nil, fmt.Errorf("no figures in the log")
+	}
+	return r, sc.Err()
+}
+
+func num(v map[string]any, k string) string {
+	switch x := v[k].(type) {
+	case float64:
+		return fmt.Sprintf("%.2f", x)
+	case bool:
+		return fmt.Sprint(x)
+	case string:
+		return x
+	}
+	return "-"
+}
+
+func table(w io.Writer, r *results) {
+	fmt.Fprintf(w, "machine: %s\n", r.Machine)
+	if len(r.Backpressure) > 0 {
+		fmt.Fprintln(w, "\nbackpressure:")
+		for _, l := range r.Backpressure {
+			fmt.Fprintln(w, "  "+l)
+		}
+	}
+	cols := map[string][]string{
+		"launch":     {"mode", "bare_ms", "boxrun_ms", "systemd-run_ms", "boxrun_over_bare", "boxrun_over_systemd_run"},
+		"footprint":  {"mode", "cpu_percent_of_one_cpu", "peak_rss_kib", "threads"},
+		"throughput": {"mode", "bare_s", "boxrun_s", "boxrun_over_bare"},
+		"editor":     {"mode", "scenario", "survived", "late_p50_ms", "late_p99_ms", "late_p99_over_idle", "touch_p50_ms", "touch_p99_ms"},
+	}
+	names := make([]string, 0, len(r.Bench))
+	for n := range r.Bench {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		c := cols[n]
+		fmt.Fprintf(w, "\n%s:\n  %s\n", n, strings.Join(c, " | "))
+		for _, row := range r.Bench[n] {
+			vals := make([]string, len(c))
+			for i, k := range c {
+				vals[i] = num(row, k)
+			}
+			fmt.Fprintf(w, "  %s\n", strings.Join(vals, " | "))
+		}
+	}
+}

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	log := `root|     x_test.go:1: figures: bench: {"bench":"launch","mode":"root","boxrun_over_bare":2.5}
+    integration_test.go:239: figures: bench: {"bench":"launch","mode":"root","boxrun_over_bare":2.5}
+    integration_test.go:239: figures: unboxed 4.2s; kill-only box: 19 failed, 19 OOM kills; backpressure: 0 failed, 0 OOM kills, 9.2s (2.17x unboxed)
+    integration_test.go:239: figures: max_concurrent = 3, 10 runs at once
+`
+	r, err := parse(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Bench["launch"]) != 1 || r.Bench["launch"][0]["boxrun_over_bare"] != 2.5 {
+		t.Errorf("bench = %v; want the launch line once", r.Bench)
+	}
+	if len(r.Backpressure) != 1 || !strings.Contains(r.Backpressure[0], "2.17x") {
+		t.Errorf("backpressure = %q", r.Backpressure)
+	}
+	if _, err := parse(strings.NewReader("nothing here\n")); err == nil {
+		t.Error("a log without figures was accepted")
+	}
+	if _, err := parse(strings.NewReader("figures: bench: {not json\n")); err == nil {
+		t.Error("a broken bench line was accepted")
+	}
+}
