@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Origin names where a value was set: a file and line, OriginBuiltin for the
@@ -64,7 +66,7 @@ func (e *ParseError) Error() string {
 	var b strings.Builder
 	if e.File == OriginSet {
 		b.WriteString("--set ")
-		if strings.Contains(e.Value, "=") {
+		if strings.Contains(e.Value, "=") && plain(e.Value) {
 			b.WriteString(e.Value)
 		} else {
 			b.WriteString(quote(e.Value))
@@ -83,6 +85,12 @@ func (e *ParseError) Error() string {
 		b.WriteString("invalid value")
 	}
 	return b.String()
+}
+
+// plain reports whether s can be printed as it is: UTF-8 without control
+// characters.
+func plain(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // Unwrap returns Err.

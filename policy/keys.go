@@ -52,7 +52,7 @@ func setPolicyKey(p *Policy, key string, v *tomlValue) error {
 	var err error
 	switch key {
 	case "description":
-		p.Description, err = stringValue(v)
+		p.Description, err = descriptionValue(v)
 	case "extends":
 		p.Extends, err = extendsValue(v)
 	case "memory.high":

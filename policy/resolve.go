@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pelletier/go-toml/v2/unstable"
 )
@@ -123,6 +124,9 @@ func (s *Stack) Resolve(name string, overrides []string, env Env) (*Resolved, er
 func parseOverride(o string) (*Policy, string, error) {
 	fail := func(key string, err error) error {
 		return &ParseError{File: OriginSet, Key: key, Value: o, Err: err}
+	}
+	if !utf8.ValidString(o) {
+		return nil, "", fail("", errors.New("is not valid UTF-8 text"))
 	}
 	key, val, ok := strings.Cut(o, "=")
 	if !ok {

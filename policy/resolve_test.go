@@ -93,6 +93,8 @@ func TestResolveOverrideErrors(t *testing.T) {
 		{"pids.max=0", `--set pids.max=0: 0 is out of range (use 1 or more, or "max")`},
 		{"leftovers_grace=5", `--set leftovers_grace=5: expected a duration like "2s", got integer 5`},
 		{"protect=nope", `--set protect=nope: unknown protection group "nope" (known: editors, language-servers)`},
+		{"description=caf\xe9", `--set "description=caf\xe9": is not valid UTF-8 text`},
+		{"description=\x1b[2J", `--set "description=\x1b[2J": "\x1b[2J" contains the control character U+001B (use one line of plain text)`},
 		{"memory.high=50%", `--set memory.high=50%: 50% is a share of memory, but the memory size is unknown (use a size like 8G)`},
 	}
 	s := builtinStack(t)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/pelletier/go-toml/v2/unstable"
 )
@@ -116,6 +117,22 @@ func stringValue(v *tomlValue) (string, error) {
 		return "", typeError("a string", v)
 	}
 	return v.text, nil
+}
+
+// descriptionValue reads a description: one line of text without control
+// characters, since listings print it to a terminal as it is (a project
+// file could otherwise move the cursor or change the title).
+func descriptionValue(v *tomlValue) (string, error) {
+	d, err := stringValue(v)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range d {
+		if unicode.IsControl(r) {
+			return "", fmt.Errorf("%s contains the control character %U (use one line of plain text)", quote(d), r)
+		}
+	}
+	return d, nil
 }
 
 // isMax reports whether v is the string "max" (in any case, spaces around).
