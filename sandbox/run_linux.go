@@ -11,9 +11,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -116,8 +119,9 @@ func NewID() string {
 // contains a slash) and reports 127/126 errors before any box is made.
 func ResolveCommand(argv0 string, env []string) (string, error) {
 	if argv0 == "" {
-		return "", startErr(125, "no command given (usage: boxrun [flags] -- COMMAND [ARGS...])")
+		return "", startErr(125, `the command name is empty ("") (usage: boxrun [flags] -- COMMAND [ARGS...])`)
 	}
+	name := printable(argv0)
 	path := argv0
 	if !strings.Contains(argv0, "/") {
 		p, err := lookPath(argv0, env)
@@ -129,14 +133,14 @@ func ResolveCommand(argv0 string, env []string) (string, error) {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return "", startErr(127, "%s: no such file or directory", argv0)
+		return "", startErr(127, "%s: no such file or directory", name)
 	case err != nil:
-		return "", startErr(126, "%s: %v", argv0, err)
+		return "", startErr(126, "%s: %v", name, errors.Unwrap(err))
 	case fi.IsDir():
-		return "", startErr(126, "%s: is a directory", argv0)
+		return "", startErr(126, "%s: is a directory", name)
 	}
 	if err := unix.Access(path, unix.X_OK); err != nil {
-		return "", startErr(126, "%s: permission denied (not executable)", argv0)
+		return "", startErr(126, "%s: permission denied (not executable)", name)
 	}
 	return path, nil
 }
@@ -167,9 +171,18 @@ func lookPath(name string, env []string) (string, error) {
 		}
 	}
 	if denied != "" {
-		return "", startErr(126, "%s: permission denied (not executable)", denied)
+		return "", startErr(126, "%s: permission denied (not executable)", printable(denied))
 	}
-	return "", startErr(127, "%s: command not found", name)
+	return "", startErr(127, "%s: command not found", printable(name))
+}
+
+// printable returns s as it is when it is plain UTF-8 text, else quoted, so
+// that a command name cannot put control characters on the terminal.
+func printable(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // Run runs the command in a new box and returns when the command has exited

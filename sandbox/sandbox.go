@@ -21,13 +21,23 @@ import (
 	"github.com/boxrun/boxrun/policy"
 )
 
-// Backend names accepted by ParseBackendKind.
+// Backend names accepted by Select and CheckKind.
 const (
 	KindAuto     = "auto"
 	KindSystemd  = "systemd"
 	KindCgroupfs = "cgroupfs"
 	KindNone     = "none"
 )
+
+// CheckKind returns an error naming kind when it is not a backend name, so
+// that a typo fails before anything is opened.
+func CheckKind(kind string) error {
+	switch kind {
+	case KindAuto, "", KindSystemd, KindCgroupfs, KindNone:
+		return nil
+	}
+	return fmt.Errorf("unknown backend %q (use auto, systemd, cgroupfs or none)", kind)
+}
 
 // ErrUnavailable is returned (wrapped) when a backend cannot be used on this
 // machine; the wrapping error says why and what to change.

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 )
@@ -34,7 +33,7 @@ func Select(ctx context.Context, c Choice) (Backend, []string, error) {
 		return NewNone("the none backend was asked for (--backend none)"), nil, nil
 	case KindAuto, "":
 	default:
-		return nil, nil, fmt.Errorf("unknown backend %q (use auto, systemd, cgroupfs or none)", c.Kind)
+		return nil, nil, CheckKind(c.Kind)
 	}
 	var skipped []string
 	b, err := NewSystemd(ctx, c.User)

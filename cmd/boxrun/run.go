@@ -69,11 +69,26 @@ func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	return fs
 }
 
+// selectFunc opens a backend; sandbox.Select, except in tests that check
+// that bad input never gets as far as making a box.
+type selectFunc func(context.Context, sandbox.Choice) (sandbox.Backend, []string, error)
+
 // run is the whole CLI; main only exits with its result.
 func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int {
+	return runWith(ctx, sandbox.Select, args, stdin, stdout, stderr)
+}
+
+// runWith is run with the backend selection given: boxes are only ever
+// made by a backend that selectBackend returned.
+func runWith(ctx context.Context, selectBackend selectFunc, args []string, stdin, stdout, stderr *os.File) int {
+	out := &printer{w: stderr}
 	o := options{args: args}
 	fs := newFlagSet(&o, stderr)
-	out := &printer{w: stderr}
+	if err := checkStreams(stdin, stdout, stderr); err != nil {
+		out.errorf("%v", err)
+		out.hintf("give boxrun open standard streams; redirect one to /dev/null to discard it")
+		return exitBoxrunFailed
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -117,7 +132,28 @@ func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int
 		out.errorf("--user and --system cannot be used together")
 		return exitBoxrunFailed
 	}
-	return runCommand(ctx, o, rest, stdin, stdout, stderr, out)
+	if err := sandbox.CheckKind(o.backend); err != nil {
+		out.errorf("--backend: %v", err)
+		return exitBoxrunFailed
+	}
+	return runCommand(ctx, o, selectBackend, rest, stdin, stdout, stderr, out)
+}
+
+// checkStreams fails when one of the standard streams is closed (or nil):
+// the command would get no descriptor, or another file, in its place.
+func checkStreams(stdin, stdout, stderr *os.File) error {
+	for _, s := range []struct {
+		name string
+		f    *os.File
+	}{{"stdin", stdin}, {"stdout", stdout}, {"stderr", stderr}} {
+		if s.f == nil {
+			return fmt.Errorf("%s is missing", s.name)
+		}
+		if _, err := s.f.Stat(); errors.Is(err, os.ErrClosed) {
+			return fmt.Errorf("%s is closed", s.name)
+		}
+	}
+	return nil
 }
 
 // loadStack reads every policy file of the lookup, nearest first, ending with
@@ -149,20 +185,56 @@ func loadStack(o options) (*policy.Stack, error) {
 	return st, nil
 }
 
-// readPolicyFile opens and parses one policy file.
+// readPolicyFile opens and parses one policy file. It reads only regular
+// files (and /dev/null, an empty file): a FIFO would block boxrun until
+// someone writes to it, a device could be read forever. A file larger than
+// policy.MaxFileSize fails before it is read.
 func readPolicyFile(path string) (*policy.File, error) {
-	fh, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer.
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("policy file %s: %w", path, err)
 		}
-		return nil, fmt.Errorf("reading policy file %s: %w", path, err)
+		return nil, fmt.Errorf("reading policy file %s: %w", path, errors.Unwrap(err))
 	}
 	defer fh.Close()
-	if fi, err := fh.Stat(); err == nil && fi.IsDir() {
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading policy file %s: %w", path, errors.Unwrap(err))
+	}
+	switch {
+	case fi.IsDir():
 		return nil, fmt.Errorf("policy file %s is a directory", path)
+	case isDevNull(fi):
+		return policy.Parse(path, strings.NewReader(""))
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("policy file %s is a %s, not a regular file", path, fileKind(fi.Mode()))
+	case fi.Size() > policy.MaxFileSize:
+		return nil, fmt.Errorf("policy file %s is %s; the limit is 1 MiB", path, policy.FormatBytes(uint64(fi.Size())))
 	}
 	return policy.Parse(path, fh)
+}
+
+// isDevNull reports whether fi is /dev/null.
+func isDevNull(fi os.FileInfo) bool {
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(fi, null)
+}
+
+// fileKind names the type of a file that is not regular.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "block device"
+	}
+	return "special file"
 }
 
 // resolvePolicy loads the lookup and resolves the named policy.
@@ -195,7 +267,7 @@ func resolveRun(o options) (*policy.Resolved, *policy.ResolvedSlice, error) {
 }
 
 // runCommand runs the command in a box and returns its exit status.
-func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, stderr *os.File, out *printer) int {
+func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv []string, stdin, stdout, stderr *os.File, out *printer) int {
 	pol, slice, err := resolveRun(o)
 	if err != nil {
 		out.errorf("%v", err)
@@ -227,6 +299,14 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 		return code
 	}
 	defer release()
+	// Open the --report-json file before any backend (after any wait), so
+	// that a path that cannot be written fails before anything is set up.
+	rep, err := newReporter(o, pol, argv, stdout, stderr, out)
+	if err != nil {
+		out.errorf("%v", err)
+		return exitBoxrunFailed
+	}
+	defer rep.close()
 	user := sandbox.DefaultUser()
 	if o.user {
 		user = true
@@ -234,7 +314,7 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 	if o.system {
 		user = false
 	}
-	backend, skipped, err := sandbox.Select(ctx, sandbox.Choice{Kind: o.backend, User: user, CgroupParent: os.Getenv(sandbox.ParentEnv)})
+	backend, skipped, err := selectBackend(ctx, sandbox.Choice{Kind: o.backend, User: user, CgroupParent: os.Getenv(sandbox.ParentEnv)})
 	if err != nil {
 		out.errorf("backend %s: %v", o.backend, err)
 		out.hintf("boxrun --backend auto picks what works here; --backend none runs without a box")
@@ -258,12 +338,6 @@ func runCommand(ctx context.Context, o options, argv []string, stdin, stdout, st
 			observers = append(observers, bp)
 		}
 	}
-	rep, err := newReporter(o, pol, argv, stdout, stderr, out)
-	if err != nil {
-		out.errorf("%v", err)
-		return exitBoxrunFailed
-	}
-	defer rep.close()
 	observers = append(rep.observers(), observers...)
 	if len(pol.Protect) > 0 {
 		protectBeforeRun(ctx, o, pol, out)
