@@ -16,6 +16,12 @@ import (
 
 func main() {
 	if sandbox.IsHelper(os.Args) {
+		// The helper runs any command it is given: never with privileges
+		// from a setuid or setgid bit.
+		if err := checkUnprivileged(); err != nil {
+			(&printer{w: os.Stderr}).errorf("%v", err)
+			os.Exit(exitBoxrunFailed)
+		}
 		os.Exit(sandbox.RunHelper(os.Args))
 	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

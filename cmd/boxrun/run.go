@@ -82,6 +82,10 @@ func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int
 // made by a backend that selectBackend returned.
 func runWith(ctx context.Context, selectBackend selectFunc, args []string, stdin, stdout, stderr *os.File) int {
 	out := &printer{w: stderr}
+	if err := checkUnprivileged(); err != nil {
+		out.errorf("%v", err)
+		return exitBoxrunFailed
+	}
 	o := options{args: args}
 	fs := newFlagSet(&o, stderr)
 	if err := checkStreams(stdin, stdout, stderr); err != nil {
