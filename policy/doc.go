@@ -9,7 +9,9 @@
 // ship with boxrun. A Stack layers several files, nearest first (see
 // SearchPaths for where they come from): a nearer definition of a name
 // replaces a farther one whole, and `extends` builds a policy on top of
-// another one, possibly of the same name in a farther file.
+// another one, possibly of the same name in a farther file. A project's
+// .boxrun.toml comes with the repository it is in, so it is trusted less
+// (Trust): it may only restrict the command it boxes.
 //
 // Stack.Resolve applies the extends chain and any --set overrides, turns
 // percentages into bytes for a given Env and returns a Resolved policy, the

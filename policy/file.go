@@ -24,6 +24,10 @@ type File struct {
 	Protect map[string]*ProtectGroup
 	// Slice is the [slice] table, nil when the file has none.
 	Slice *SliceLimits
+	// Trust is how far the file is trusted. Parse leaves it Trusted (the
+	// zero value); the caller sets Project for a project's .boxrun.toml
+	// (see SearchFiles) before putting the file in a Stack.
+	Trust Trust
 }
 
 // Policy is one [policies.NAME] table as written, before extends and

@@ -11,8 +11,9 @@ import (
 
 // FuzzParse checks that Parse never panics, that every error it returns is a
 // *ParseError naming the file, and that whatever parses also lists, resolves
-// and maps without panicking. Seeds: testdata/fuzz/FuzzParse, the testdata
-// examples and the built-in file.
+// and maps without panicking, as a trusted and as a project file (which
+// never lowers oom_score_adj below 0). Seeds: testdata/fuzz/FuzzParse, the
+// testdata examples and the built-in file.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(builtinTOML))
 	examples, _ := filepath.Glob(filepath.Join("testdata", "*.toml"))
@@ -30,20 +31,36 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		s := &Stack{Files: []*File{file, Builtin()}}
-		for _, e := range s.Names() {
-			for _, env := range []Env{{}, {MemoryBytes: 16 << 30}} {
-				r, err := s.Resolve(e.Name, []string{"memory.max=4G"}, env)
-				if err != nil {
-					continue
-				}
-				if r.MemoryHigh != nil && *r.MemoryHigh != Unlimited && *r.MemoryHigh > 4<<30 {
-					t.Fatalf("memory.high %d above memory.max 4G", *r.MemoryHigh)
-				}
-				r.LinuxResources()
-			}
+		for _, trust := range []Trust{Trusted, Project} {
+			file.Trust = trust
+			fuzzResolveAll(t, &Stack{Files: []*File{file, Builtin()}})
 		}
 	})
+}
+
+// fuzzResolveAll resolves every policy of s, checking what must hold.
+func fuzzResolveAll(t *testing.T, s *Stack) {
+	t.Helper()
+	for _, ig := range s.Ignored() {
+		if !strings.HasPrefix(ig.String(), "fuzz.toml:") {
+			t.Fatalf("ignored %q does not name the file", ig)
+		}
+	}
+	for _, e := range s.Names() {
+		for _, env := range []Env{{}, {MemoryBytes: 16 << 30}} {
+			r, err := s.Resolve(e.Name, []string{"memory.max=4G"}, env)
+			if err != nil {
+				continue
+			}
+			if r.MemoryHigh != nil && *r.MemoryHigh != Unlimited && *r.MemoryHigh > 4<<30 {
+				t.Fatalf("memory.high %d above memory.max 4G", *r.MemoryHigh)
+			}
+			if r.OOMScoreAdj != nil && *r.OOMScoreAdj < 0 && s.Files[0].Trust == Project && r.Origins["oom_score_adj"].File == "fuzz.toml" {
+				t.Fatalf("a project file lowered oom_score_adj to %d", *r.OOMScoreAdj)
+			}
+			r.LinuxResources()
+		}
+	}
 }
 
 // FuzzParseSize checks that ParseSize never panics, that every error quotes

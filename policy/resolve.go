@@ -78,6 +78,9 @@ type Resolved struct {
 	Origins map[string]Origin
 	// Notes describe adjustments made during resolution, for the user.
 	Notes []string
+	// Ignored are the settings of project files along the extends chain
+	// that were left out (see Trust), for the user.
+	Ignored []Ignored
 }
 
 // Resolve resolves the policy name: it starts from the root of its extends
@@ -91,7 +94,8 @@ type Resolved struct {
 // or protect= for none). A later override of the same key wins.
 //
 // When memory.high comes out above memory.max (both limits), memory.high is
-// lowered to memory.max and a Note says so. Errors for an unknown name wrap
+// lowered to memory.max and a Note says so. Settings of project files that
+// would reach outside the box are left out and listed in Ignored. Errors for an unknown name wrap
 // ErrUnknownPolicy; errors about a value are *ParseError at its origin.
 func (s *Stack) Resolve(name string, overrides []string, env Env) (*Resolved, error) {
 	chain, err := s.chain(name)
@@ -99,12 +103,22 @@ func (s *Stack) Resolve(name string, overrides []string, env Env) (*Resolved, er
 		return nil, err
 	}
 	merged := &Policy{Name: name, Origins: map[string]Origin{}}
+	var ignored []Ignored
 	for i := len(chain) - 1; i >= 0; i-- {
 		src := chain[i].p
+		project := s.Files[chain[i].layer].Trust == Project
 		for _, k := range policyKeys {
-			if _, ok := src.Origins[k]; ok {
-				copyPolicyKey(merged, src, k)
+			o, ok := src.Origins[k]
+			if !ok {
+				continue
 			}
+			if project {
+				if value, reason := projectMayNotSet(k, src, merged); reason != "" {
+					ignored = append(ignored, Ignored{At: o, Key: k, Value: value, Policy: src.Name, Reason: reason})
+					continue
+				}
+			}
+			copyPolicyKey(merged, src, k)
 		}
 	}
 	setArgs := map[string]string{}
@@ -116,7 +130,12 @@ func (s *Stack) Resolve(name string, overrides []string, env Env) (*Resolved, er
 		copyPolicyKey(merged, p, key)
 		setArgs[key] = o
 	}
-	return s.resolve(merged, setArgs, env)
+	r, err := s.resolve(merged, setArgs, env)
+	if err != nil {
+		return nil, err
+	}
+	r.Ignored = ignored
+	return r, nil
 }
 
 // parseOverride parses one --set KEY=VALUE into a Policy with just that key

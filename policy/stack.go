@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 )
@@ -23,6 +22,10 @@ import (
 //
 // to tweak the built-in tests policy. Protection groups and [slice] follow
 // the same rule: the nearest definition wins whole.
+//
+// Files of Trust Project may only restrict the command they box: what they
+// set that would reach outside it is ignored, and listed by Ignored and
+// Resolved.Ignored so that the user can be told.
 type Stack struct {
 	// Files are the parsed files, nearest first.
 	Files []*File
@@ -48,24 +51,35 @@ type Entry struct {
 // absolute, as the XDG spec says) and /etc/boxrun/policies.toml. It only
 // computes paths; whether they exist is the caller's business, as is putting
 // a --policy-file in front. Empty variables are skipped, duplicates dropped.
+// SearchFiles says in addition which of them are project files.
 func SearchPaths(cwd string, getenv func(string) string) []string {
 	var paths []string
-	add := func(p string) {
-		if p != "" && !slices.Contains(paths, p) {
-			paths = append(paths, p)
-		}
+	for _, f := range SearchFiles(cwd, getenv) {
+		paths = append(paths, f.Path)
 	}
-	add(getenv("BOXRUN_POLICY_FILE"))
-	if cwd != "" {
-		for dir := filepath.Clean(cwd); ; {
-			add(filepath.Join(dir, ".boxrun.toml"))
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
+	return paths
+}
+
+// projectPaths are the .boxrun.toml files of cwd and its parents, nearest
+// first.
+func projectPaths(cwd string) []string {
+	if cwd == "" {
+		return nil
 	}
+	var paths []string
+	for dir := filepath.Clean(cwd); ; {
+		paths = append(paths, filepath.Join(dir, ".boxrun.toml"))
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return paths
+		}
+		dir = parent
+	}
+}
+
+// userPaths are the user's and the system's policy files.
+func userPaths(getenv func(string) string) []string {
+	var paths []string
 	config := getenv("XDG_CONFIG_HOME")
 	if !filepath.IsAbs(config) {
 		config = ""
@@ -74,10 +88,9 @@ func SearchPaths(cwd string, getenv func(string) string) []string {
 		}
 	}
 	if config != "" {
-		add(filepath.Join(config, "boxrun", "policies.toml"))
+		paths = append(paths, filepath.Join(config, "boxrun", "policies.toml"))
 	}
-	add("/etc/boxrun/policies.toml")
-	return paths
+	return append(paths, "/etc/boxrun/policies.toml")
 }
 
 // find returns the nearest definition of name in Files[from:] and the index
@@ -132,11 +145,12 @@ func (s *Stack) Names() []Entry {
 }
 
 // ProtectGroups returns the protection groups visible in the stack, by
-// name; the nearest definition of a name wins.
+// name; the nearest definition of a name wins. Groups of project files are
+// left out (see Ignored).
 func (s *Stack) ProtectGroups() map[string]*ProtectGroup {
 	groups := map[string]*ProtectGroup{}
 	for i := len(s.Files) - 1; i >= 0; i-- {
-		if f := s.Files[i]; f != nil {
+		if f := s.Files[i]; f != nil && f.Trust != Project {
 			for name, g := range f.Protect {
 				groups[name] = g
 			}
@@ -145,10 +159,11 @@ func (s *Stack) ProtectGroups() map[string]*ProtectGroup {
 	return groups
 }
 
-// Slice returns the nearest [slice] table in the stack, or nil.
+// Slice returns the nearest [slice] table in the stack, or nil. The [slice]
+// of a project file is left out (see Ignored).
 func (s *Stack) Slice() *SliceLimits {
 	for _, f := range s.Files {
-		if f != nil && f.Slice != nil {
+		if f != nil && f.Slice != nil && f.Trust != Project {
 			return f.Slice
 		}
 	}
