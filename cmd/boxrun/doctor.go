@@ -44,7 +44,7 @@ func runDoctor(ctx context.Context, o options, args []string, stdout io.Writer, 
 		out.hintf("usage: boxrun doctor [--json]")
 		return exitBoxrunFailed
 	}
-	st, err := loadStack(o)
+	st, err := loadStack(o, out)
 	if err != nil {
 		out.errorf("%v", err)
 		return exitBoxrunFailed
@@ -59,6 +59,9 @@ func runDoctor(ctx context.Context, o options, args []string, stdout io.Writer, 
 	if err != nil {
 		out.errorf("%v", err)
 		return exitBoxrunFailed
+	}
+	for _, ig := range pol.Ignored {
+		out.warnf("%s", ig)
 	}
 	groups, err := sandbox.ResolveProtectGroups(st, pol.Protect, env)
 	if err != nil {

@@ -45,7 +45,7 @@ func runPolicy(o options, args []string, stdout io.Writer, out *printer) int {
 }
 
 func policyList(o options, stdout io.Writer, out *printer) int {
-	st, err := loadStack(o)
+	st, err := loadStack(o, out)
 	if err != nil {
 		out.errorf("%v", err)
 		return exitBoxrunFailed
@@ -71,7 +71,7 @@ func policyList(o options, stdout io.Writer, out *printer) int {
 // readable form, with where each came from.
 func policyShow(o options, name string, stdout io.Writer, out *printer) int {
 	o.policyName = name
-	pol, err := resolvePolicy(o)
+	_, pol, err := resolvePolicy(o, out)
 	if err != nil {
 		out.errorf("%v", err)
 		if errors.Is(err, policy.ErrUnknownPolicy) {
@@ -96,6 +96,9 @@ func policyShow(o options, name string, stdout io.Writer, out *printer) int {
 	tw.Flush()
 	for _, n := range pol.Notes {
 		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
+	for _, ig := range pol.Ignored {
+		fmt.Fprintf(stdout, "note: %s\n", ig)
 	}
 	return 0
 }
@@ -157,7 +160,7 @@ func policyCheck(o options, files []string, stdout io.Writer, out *printer) int 
 	if len(files) > 0 {
 		st = &policy.Stack{}
 		for _, f := range files {
-			pf, err := readPolicyFile(f)
+			pf, err := readPolicyFile(f, out)
 			if err != nil {
 				out.errorf("%v", err)
 				return 1
@@ -167,7 +170,7 @@ func policyCheck(o options, files []string, stdout io.Writer, out *printer) int 
 		st.Files = append(st.Files, policy.Builtin())
 	} else {
 		var err error
-		if st, err = loadStack(o); err != nil {
+		if st, err = loadStack(o, out); err != nil {
 			out.errorf("%v", err)
 			return 1
 		}
@@ -178,14 +181,23 @@ func policyCheck(o options, files []string, stdout io.Writer, out *printer) int 
 	}
 	bad := 0
 	n := 0
+	warned := map[string]bool{}
 	for _, e := range st.Names() {
 		if len(files) > 0 && e.Origin.File == policy.OriginBuiltin {
 			continue // check what the user wrote
 		}
 		n++
-		if _, err := st.Resolve(e.Name, nil, policy.Env{MemoryBytes: mem}); err != nil {
+		r, err := st.Resolve(e.Name, nil, policy.Env{MemoryBytes: mem})
+		if err != nil {
 			out.errorf("%v", err)
 			bad++
+			continue
+		}
+		for _, ig := range r.Ignored {
+			if w := ig.String(); !warned[w] { // once, though many policies extend it
+				warned[w] = true
+				out.warnf("%s", w)
+			}
 		}
 	}
 	if bad > 0 {
@@ -227,7 +239,7 @@ func policyExport(o options, args []string, stdout io.Writer, out *printer) int 
 		out.hintf("--format is one of %s", strings.Join(policy.ExportFormats, ", "))
 		return exitBoxrunFailed
 	}
-	pol, err := resolvePolicy(o)
+	_, pol, err := resolvePolicy(o, out)
 	if err != nil {
 		out.errorf("%v", err)
 		if errors.Is(err, policy.ErrUnknownPolicy) {

@@ -76,7 +76,7 @@ func runProtect(ctx context.Context, o options, args []string, stdout io.Writer,
 	if po.undo {
 		return protectUndo(ctx, statePath, po, stdout, out)
 	}
-	st, err := loadStack(o)
+	st, err := loadStack(o, out)
 	if err != nil {
 		out.errorf("%v", err)
 		return exitBoxrunFailed
@@ -376,15 +376,10 @@ func protectUndo(ctx context.Context, statePath string, po protectOptions, stdou
 // protectBeforeRun applies the policy's protection groups before a run,
 // quietly and quickly; it never stops the run, and warns once when
 // something that should have worked failed.
-func protectBeforeRun(ctx context.Context, o options, pol *policy.Resolved, out *printer) {
+func protectBeforeRun(ctx context.Context, st *policy.Stack, pol *policy.Resolved, out *printer) {
 	ctx, cancel := context.WithTimeout(ctx, protectRunTimeout)
 	defer cancel()
 	what := strings.Join(pol.Protect, ", ")
-	st, err := loadStack(o)
-	if err != nil {
-		out.warnf("protecting %s: %v", what, err)
-		return
-	}
 	mem, _ := sandbox.MemoryAvailable()
 	groups, err := sandbox.ResolveProtectGroups(st, pol.Protect, policy.Env{MemoryBytes: mem})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -161,31 +162,37 @@ func checkStreams(stdin, stdout, stderr *os.File) error {
 }
 
 // loadStack reads every policy file of the lookup, nearest first, ending with
-// the built-in policies.
-func loadStack(o options) (*policy.Stack, error) {
+// the built-in policies. A project's .boxrun.toml is read as a Project file
+// (see policy.Trust); out gets a warning for each of its tables that is
+// ignored, and for every file reached through another user's symlink.
+func loadStack(o options, out *printer) (*policy.Stack, error) {
 	cwd, _ := os.Getwd()
-	var paths []string
+	var files []policy.SearchPath
 	if o.policyFile != "" {
-		paths = append(paths, o.policyFile)
+		files = append(files, policy.SearchPath{Path: o.policyFile, Trust: policy.Trusted})
 	}
-	paths = append(paths, policy.SearchPaths(cwd, os.Getenv)...)
+	files = append(files, policy.SearchFiles(cwd, os.Getenv)...)
 	// Files named explicitly must exist; the others are optional.
 	required := map[string]bool{o.policyFile: o.policyFile != ""}
 	if env := os.Getenv("BOXRUN_POLICY_FILE"); env != "" {
 		required[env] = true
 	}
 	st := &policy.Stack{}
-	for _, p := range paths {
-		f, err := readPolicyFile(p)
+	for _, sp := range files {
+		f, err := readPolicyFile(sp.Path, out)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && !required[p] {
+			if errors.Is(err, os.ErrNotExist) && !required[sp.Path] {
 				continue
 			}
 			return nil, err
 		}
+		f.Trust = sp.Trust
 		st.Files = append(st.Files, f)
 	}
 	st.Files = append(st.Files, policy.Builtin())
+	for _, ig := range st.Ignored() {
+		out.warnf("%s", ig)
+	}
 	return st, nil
 }
 
@@ -193,7 +200,11 @@ func loadStack(o options) (*policy.Stack, error) {
 // files (and /dev/null, an empty file): a FIFO would block boxrun until
 // someone writes to it, a device could be read forever. A file larger than
 // policy.MaxFileSize fails before it is read.
-func readPolicyFile(path string) (*policy.File, error) {
+//
+// When the file belongs to another user (neither root nor the caller) and
+// is reached through a symlink, out gets a warning naming both paths: a
+// policy decides what runs with the caller's processes.
+func readPolicyFile(path string, out *printer) (*policy.File, error) {
 	// O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer.
 	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -217,7 +228,26 @@ func readPolicyFile(path string) (*policy.File, error) {
 	case fi.Size() > policy.MaxFileSize:
 		return nil, fmt.Errorf("policy file %s is %s; the limit is 1 MiB", path, policy.FormatBytes(uint64(fi.Size())))
 	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		target, _ := filepath.EvalSymlinks(path)
+		if w := foreignSymlink(path, target, int(st.Uid), os.Getuid()); w != "" {
+			out.warnf("%s", w)
+		}
+	}
 	return policy.Parse(path, fh)
+}
+
+// foreignSymlink returns a warning when path leads through a symlink to
+// target, a file owned by owner, who is neither root nor uid; "" otherwise
+// (also when target is "", not known).
+func foreignSymlink(path, target string, owner, uid int) string {
+	if owner == 0 || owner == uid || target == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(path); err == nil && abs == target {
+		return ""
+	}
+	return fmt.Sprintf("policy file %s is a symlink to %s, which belongs to another user (uid %d); boxrun reads it anyway", path, target, owner)
 }
 
 // isDevNull reports whether fi is /dev/null.
@@ -241,44 +271,48 @@ func fileKind(m os.FileMode) string {
 	return "special file"
 }
 
-// resolvePolicy loads the lookup and resolves the named policy.
-func resolvePolicy(o options) (*policy.Resolved, error) {
-	pol, _, err := resolveRun(o)
-	return pol, err
+// resolvePolicy loads the lookup and resolves the named policy; out gets
+// the warnings of loadStack.
+func resolvePolicy(o options, out *printer) (*policy.Stack, *policy.Resolved, error) {
+	st, pol, _, err := resolveRun(o, out)
+	return st, pol, err
 }
 
 // resolveRun loads the lookup and resolves the named policy and the
-// [slice] budget shared by all boxes.
-func resolveRun(o options) (*policy.Resolved, *policy.ResolvedSlice, error) {
-	st, err := loadStack(o)
+// [slice] budget shared by all boxes; out gets the warnings of loadStack.
+func resolveRun(o options, out *printer) (*policy.Stack, *policy.Resolved, *policy.ResolvedSlice, error) {
+	st, err := loadStack(o, out)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	mem, err := sandbox.MemoryAvailable()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	env := policy.Env{MemoryBytes: mem}
 	pol, err := st.Resolve(o.policyName, o.sets, env)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	slice, err := st.ResolveSlice(env)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return pol, slice, nil
+	return st, pol, slice, nil
 }
 
 // runCommand runs the command in a box and returns its exit status.
 func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv []string, stdin, stdout, stderr *os.File, out *printer) int {
-	pol, slice, err := resolveRun(o)
+	st, pol, slice, err := resolveRun(o, out)
 	if err != nil {
 		out.errorf("%v", err)
 		if errors.Is(err, policy.ErrUnknownPolicy) {
 			out.hintf("boxrun policy list shows the policies defined here")
 		}
 		return exitBoxrunFailed
+	}
+	for _, ig := range pol.Ignored {
+		out.warnf("%s", ig)
 	}
 	for _, n := range pol.Notes {
 		out.warnf("policy %q: %s", pol.Name, n)
@@ -344,7 +378,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	}
 	observers = append(rep.observers(), observers...)
 	if len(pol.Protect) > 0 {
-		protectBeforeRun(ctx, o, pol, out)
+		protectBeforeRun(ctx, st, pol, out)
 	}
 	res, err := sandbox.Run(ctx, sandbox.Options{
 		Backend:   backend,

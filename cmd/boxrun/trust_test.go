@@ -1,0 +1,138 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestProjectFileMayOnlyRestrict runs boxrun in a project whose
+// .boxrun.toml tries everything a project may not do: the run goes on, with
+// one warning naming file:line and key for each, and only the restriction
+// (memory.max) in force.
+func TestProjectFileMayOnlyRestrict(t *testing.T) {
+	project := t.TempDir()
+	sub := filepath.Join(project, "src")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	toml := filepath.Join(project, ".boxrun.toml")
+	if err := os.WriteFile(toml, []byte(`[protect.evil]
+match = ["sshd"]
+oom_score_adj = -1000
+
+[slice]
+memory.max = "max"
+
+[policies.tests]
+extends = "tests"
+memory.max = "1G"
+oom_score_adj = -900
+protect = ["evil", "editors"]
+leftovers = "keep"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(sub)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("BOXRUN_POLICY_FILE", "")
+	wantWarnings := []string{
+		"boxrun: warning: " + toml + ":1: [protect.evil] ignored: a project file may not define protection groups",
+		"boxrun: warning: " + toml + ":5: [slice] ignored: a project file may not set the limits of the slice",
+		"boxrun: warning: " + toml + `:11: oom_score_adj = -900 in policy "tests" ignored: a project file may only make the command more likely to be OOM-killed (500 or more)`,
+		"boxrun: warning: " + toml + `:12: protect = ["evil", "editors"] in policy "tests" ignored: a project file may not name protection groups`,
+		"boxrun: warning: " + toml + `:13: leftovers = "keep" in policy "tests" ignored: a project file may not keep processes alive`,
+	}
+
+	rec := &boxRecorder{}
+	// --set protect= keeps the test from protecting this machine's editors.
+	code, _, stderr := runBad(t, rec, []string{"--set", "protect=", "--", "true"}, allOpen)
+	if code != 0 || rec.created != 1 {
+		t.Fatalf("exit %d, %d boxes; the run must go on\n%s", code, rec.created, stderr)
+	}
+	for _, w := range wantWarnings {
+		if n := countLinesWithPrefix(stderr, w); n != 1 {
+			t.Errorf("%d lines start with %q, want 1\n%s", n, w, stderr)
+		}
+	}
+
+	code, out, stderr := runCLI(t, "policy", "show", "tests")
+	if code != 0 {
+		t.Fatalf("policy show: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"memory.max  1073741824 (1G)  " + toml + ":10", "oom_score_adj  500  built-in", "protect  editors  built-in", "leftovers  kill"} {
+		if !strings.Contains(strings.Join(strings.Fields(out), " "), strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("policy show lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, "note: "+toml+":11: oom_score_adj = -900") {
+		t.Errorf("policy show does not note the ignored oom_score_adj:\n%s", out)
+	}
+}
+
+func countLinesWithPrefix(s, prefix string) int {
+	n := 0
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestForeignSymlink(t *testing.T) {
+	tests := []struct {
+		name           string
+		path, target   string
+		owner, uid     int
+		wantSubstrings []string // none: no warning
+	}{
+		{"own file through a symlink", "/home/u/p.toml", "/srv/p.toml", 1000, 1000, nil},
+		{"root's file through a symlink", "/home/u/p.toml", "/etc/p.toml", 0, 1000, nil},
+		{"another user's file, no symlink", "/home/v/p.toml", "/home/v/p.toml", 1001, 1000, nil},
+		{"target unknown", "/home/u/p.toml", "", 1001, 1000, nil},
+		{"another user's file through a symlink", "/home/u/p.toml", "/home/v/p.toml", 1001, 1000,
+			[]string{"/home/u/p.toml is a symlink to /home/v/p.toml", "another user (uid 1001)"}},
+		{"as root, a user's file through a symlink", "/root/p.toml", "/home/v/p.toml", 1001, 0,
+			[]string{"/root/p.toml is a symlink to /home/v/p.toml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := foreignSymlink(tt.path, tt.target, tt.owner, tt.uid)
+			if (got == "") != (len(tt.wantSubstrings) == 0) {
+				t.Fatalf("foreignSymlink = %q", got)
+			}
+			for _, w := range tt.wantSubstrings {
+				if !strings.Contains(got, w) {
+					t.Errorf("%q lacks %q", got, w)
+				}
+			}
+		})
+	}
+}
+
+// TestForeignSymlinkWarned follows a real symlink to a file of another
+// user; making that file needs root (chown).
+func TestForeignSymlinkWarned(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a file to another user (chown); TestForeignSymlink covers the decision")
+	}
+	dir := t.TempDir()
+	target := filepath.Join(dir, "theirs.toml")
+	if err := os.WriteFile(target, []byte("[policies.theirs]\npids.max = 5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(target, 4242, 4242); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "mine.toml")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCLI(t, "-f", link, "policy", "list")
+	want := "boxrun: warning: policy file " + link + " is a symlink to " + target + ", which belongs to another user (uid 4242); boxrun reads it anyway\n"
+	if code != 0 || !strings.Contains(out, "theirs") || stderr != want {
+		t.Errorf("exit %d, stdout\n%s\nstderr %q\nwant stderr %q", code, out, stderr, want)
+	}
+}
