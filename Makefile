@@ -12,7 +12,7 @@ SHELL   := /bin/bash
 # Keep test output to results and summaries; the full log is in test.log.
 FILTER  := grep -E --line-buffered '^(--- |    --- FAIL|ok |FAIL|PASS$$|panic:)|passed, [0-9]+ failed|figures: '
 
-.PHONY: all build install test unit vet lint integration bench soak clean
+.PHONY: all build install test unit vet lint vulncheck integration bench soak clean
 
 # Linters, fetched at a pinned version from the Go module proxy.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -36,6 +36,11 @@ vet:
 lint:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags boxrunguest ./integration/guest/
+
+# Known vulnerabilities in the dependencies. Needs vuln.go.dev, which the
+# development and CI machines cannot reach, so make test does not run it.
+vulncheck:
+	$(GO) run $(GOVULNCHECK) ./...
 
 unit:
 	$(GO) test -count=1 ./policy/... ./sandbox/... ./cmd/...
