@@ -9,105 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
-
-// TestMaxConcurrentBoundsBoxes starts 10 runs of a policy with
-// max_concurrent = 3 at once, as the report's 8-10 parallel cargo test runs
-// did: never more than 3 boxes exist, every run ends with its own exit
-// status, and a waiter SIGKILLed in the queue does not wedge it.
-func TestMaxConcurrentBoundsBoxes(t *testing.T) {
-	pf := itPolicy(t, "max_concurrent = 3")
-	before := len(boxes(t))
-	var most int
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if n := len(boxes(t)) - before; n > most {
-				most = n
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	type run struct {
-		code   int
-		stderr string
-	}
-	runs := make([]run, 10)
-	var wg sync.WaitGroup
-	for i := range runs {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--", "sh", "-c", fmt.Sprintf("sleep 0.5; exit %d", i))...)
-			var errb strings.Builder
-			cmd.Stderr = &errb
-			err := cmd.Run()
-			runs[i] = run{code: cmd.ProcessState.ExitCode(), stderr: errb.String()}
-			if err != nil && cmd.ProcessState.ExitCode() < 0 {
-				runs[i].code = -1
-			}
-		}(i)
-	}
-	// One more run joins the queue and is SIGKILLed while it waits.
-	time.Sleep(300 * time.Millisecond)
-	victim := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--", "true")...)
-	if err := victim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
-	victim.Process.Signal(syscall.SIGKILL)
-	victim.Wait()
-
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-		t.Fatal("the runs did not all finish within 2 minutes: the queue is wedged")
-	}
-	close(stop)
-	<-sampled
-	waited := 0
-	for i, r := range runs {
-		if r.code != i {
-			t.Errorf("run %d exited %d, want %d; stderr:\n%s", i, r.code, i, r.stderr)
-		}
-		if strings.Contains(r.stderr, "waiting for a slot (3 of 3 running") {
-			waited++
-		}
-	}
-	t.Logf("figures: max_concurrent = 3, 10 runs at once: at most %d boxes at a time, %d runs waited", most, waited)
-	if most > 3 {
-		t.Errorf("%d boxes at once, want at most 3", most)
-	}
-	if most == 0 || waited == 0 {
-		t.Errorf("at most %d boxes, %d waited: the scenario proves nothing", most, waited)
-	}
-	// --no-wait fails at once when the slots are taken.
-	hold := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--set", "max_concurrent=1", "--", "sleep", "3")...)
-	if err := hold.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer hold.Wait()
-	time.Sleep(time.Second)
-	r := boxrun(t, "-f", pf, "-p", "it", "--set", "max_concurrent=1", "--no-wait", "--", "true")
-	if r.code != 125 || !strings.Contains(r.stderr, "no free slot") {
-		t.Errorf("--no-wait with the slot taken: exit %d, stderr %q; want 125 and why", r.code, r.stderr)
-	}
-	if n := len(boxes(t)) - before; n > 1 {
-		t.Errorf("%d boxes while only the holder should run", n)
-	}
-}
 
 // TestSliceBudgetIsShared: the [slice] limits are written to the slice that
 // holds every box, and two boxes that each fit their own memory.max but not
@@ -115,9 +19,13 @@ func TestMaxConcurrentBoundsBoxes(t *testing.T) {
 func TestSliceBudgetIsShared(t *testing.T) {
 	pf := policyFile(t, fmt.Sprintf(basePolicy, "")+"\n[slice]\nmemory.high = \"max\"\nmemory.max = \"200M\"\npids.max = 500\n")
 	self, _ := os.Executable()
+	// Both hogs start allocating only once both boxes run, so that they
+	// are sure to overlap.
+	syncDir := t.TempDir()
 	script := `cg=$(sed -n 's/^0:://p' /proc/self/cgroup); s=/sys/fs/cgroup$(dirname $cg); ` +
 		`echo "slice_max=$(cat $s/memory.max)"; echo "slice_pids=$(cat $s/pids.max)"; ` +
-		fmt.Sprintf(`%s=hog HOG_MB=120 HOG_HOLD=4s %s; echo "hog=$?"`, roleEnv, self)
+		fmt.Sprintf(`touch %s/ready.$$; while [ ! -e %s/go ]; do sleep 0.1; done; `, syncDir, syncDir) +
+		fmt.Sprintf(`%s=hog HOG_MB=120 HOG_HOLD=6s %s; echo "hog=$?"`, roleEnv, self)
 	var wg sync.WaitGroup
 	res := make([]result, 2)
 	for i := range res {
@@ -126,8 +34,19 @@ func TestSliceBudgetIsShared(t *testing.T) {
 			defer wg.Done()
 			res[i] = runBoxrun(t, "-f", pf, "-p", "it", "--set", "memory.max=150M", "--set", "memory.high=max", "--set", "memory.backpressure=false", "--", "sh", "-c", script)
 		}(i)
-		time.Sleep(300 * time.Millisecond)
 	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ready, _ := filepath.Glob(filepath.Join(syncDir, "ready.*"))
+		if len(ready) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the two boxes never both ran (ready: %v)", ready)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	os.WriteFile(filepath.Join(syncDir, "go"), nil, 0o644)
 	wg.Wait()
 	killed := 0
 	for i, r := range res {

@@ -16,6 +16,107 @@ import (
 	"time"
 )
 
+// The scenarios with many boxruns at once run early in each mode (their file
+// sorts first after the backpressure ones): after the full user-mode
+// sequence they once failed with "too many open files" while passing alone
+// (see the closing note of 2026-11-24); TestSoak logs what it can find
+// about file descriptors when that happens.
+
+// TestMaxConcurrentBoundsBoxes starts 10 runs of a policy with
+// max_concurrent = 3 at once, as the report's 8-10 parallel cargo test runs
+// did: never more than 3 boxes exist, every run ends with its own exit
+// status, and a waiter SIGKILLed in the queue does not wedge it.
+func TestMaxConcurrentBoundsBoxes(t *testing.T) {
+	pf := itPolicy(t, "max_concurrent = 3")
+	before := len(boxes(t))
+	var most int
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if n := len(boxes(t)) - before; n > most {
+				most = n
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	type run struct {
+		code   int
+		stderr string
+	}
+	runs := make([]run, 10)
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--", "sh", "-c", fmt.Sprintf("sleep 0.5; exit %d", i))...)
+			var errb strings.Builder
+			cmd.Stderr = &errb
+			err := cmd.Run()
+			runs[i] = run{code: cmd.ProcessState.ExitCode(), stderr: errb.String()}
+			if err != nil && cmd.ProcessState.ExitCode() < 0 {
+				runs[i].code = -1
+			}
+		}(i)
+	}
+	// One more run joins the queue and is SIGKILLed while it waits.
+	time.Sleep(300 * time.Millisecond)
+	victim := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--", "true")...)
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	victim.Process.Signal(syscall.SIGKILL)
+	victim.Wait()
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the runs did not all finish within 2 minutes: the queue is wedged")
+	}
+	close(stop)
+	<-sampled
+	waited := 0
+	for i, r := range runs {
+		if r.code != i {
+			t.Errorf("run %d exited %d, want %d; stderr:\n%s", i, r.code, i, r.stderr)
+		}
+		if strings.Contains(r.stderr, "waiting for a slot (3 of 3 running") {
+			waited++
+		}
+	}
+	t.Logf("figures: max_concurrent = 3, 10 runs at once: at most %d boxes at a time, %d runs waited", most, waited)
+	if most > 3 {
+		t.Errorf("%d boxes at once, want at most 3", most)
+	}
+	if most == 0 || waited == 0 {
+		t.Errorf("at most %d boxes, %d waited: the scenario proves nothing", most, waited)
+	}
+	// --no-wait fails at once when the slots are taken.
+	hold := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--set", "max_concurrent=1", "--", "sleep", "3")...)
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Wait()
+	time.Sleep(time.Second)
+	r := boxrun(t, "-f", pf, "-p", "it", "--set", "max_concurrent=1", "--no-wait", "--", "true")
+	if r.code != 125 || !strings.Contains(r.stderr, "no free slot") {
+		t.Errorf("--no-wait with the slot taken: exit %d, stderr %q; want 125 and why", r.code, r.stderr)
+	}
+	if n := len(boxes(t)) - before; n > 1 {
+		t.Errorf("%d boxes while only the holder should run", n)
+	}
+}
+
 // soakRuns is how many sequential runs TestSoak makes: 100 in the regular
 // suite, $BOXRUN_IT_SOAK with `make soak` (1000).
 func soakRuns() int {
@@ -128,8 +229,16 @@ func TestSoak(t *testing.T) {
 	}
 	wg.Wait()
 	close(errs)
+	failed := false
 	for e := range errs {
 		t.Error(e)
+		failed = true
+	}
+	if failed {
+		fds, _ := os.ReadDir("/proc/self/fd")
+		diag, _ := exec.Command("sh", "-c", "echo ulimit -n $(ulimit -n) -Hn $(ulimit -Hn); echo file-nr $(cat /proc/sys/fs/file-nr); "+
+			"echo inotify instances of uid $(id -u): $(find /proc/[0-9]*/fd -lname 'anon_inode:inotify' 2>/dev/null | wc -l)").CombinedOutput()
+		t.Logf("diagnostics: this test process holds %d fds; %s", len(fds), diag)
 	}
 
 	var after soakCounts
