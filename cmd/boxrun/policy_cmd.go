@@ -73,10 +73,7 @@ func policyShow(o options, name string, stdout io.Writer, out *printer) int {
 	o.policyName = name
 	_, pol, err := resolvePolicy(o, out)
 	if err != nil {
-		out.errorf("%v", err)
-		if errors.Is(err, policy.ErrUnknownPolicy) {
-			out.hintf("boxrun policy list shows the policies defined here")
-		}
+		policyError(err, out)
 		return exitBoxrunFailed
 	}
 	mem, _ := sandbox.MemoryAvailable()
@@ -241,10 +238,7 @@ func policyExport(o options, args []string, stdout io.Writer, out *printer) int 
 	}
 	_, pol, err := resolvePolicy(o, out)
 	if err != nil {
-		out.errorf("%v", err)
-		if errors.Is(err, policy.ErrUnknownPolicy) {
-			out.hintf("boxrun policy list shows the policies defined here")
-		}
+		policyError(err, out)
 		return exitBoxrunFailed
 	}
 	mem, _ := sandbox.MemoryAvailable()
@@ -253,4 +247,13 @@ func policyExport(o options, args []string, stdout io.Writer, out *printer) int 
 		return exitBoxrunFailed
 	}
 	return 0
+}
+
+// policyError prints why a policy could not be resolved, with a hint when
+// the name is unknown.
+func policyError(err error, out *printer) {
+	out.errorf("%v", err)
+	if errors.Is(err, policy.ErrUnknownPolicy) {
+		out.hintf("boxrun policy list shows the policies defined here")
+	}
 }

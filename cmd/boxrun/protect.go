@@ -91,10 +91,7 @@ func runProtect(ctx context.Context, o options, args []string, stdout io.Writer,
 	if len(names) == 0 {
 		pol, err := st.Resolve(o.policyName, o.sets, env)
 		if err != nil {
-			out.errorf("%v", err)
-			if errors.Is(err, policy.ErrUnknownPolicy) {
-				out.hintf("boxrun policy list shows the policies defined here")
-			}
+			policyError(err, out)
 			return exitBoxrunFailed
 		}
 		if len(pol.Protect) == 0 {

@@ -305,10 +305,7 @@ func resolveRun(o options, out *printer) (*policy.Stack, *policy.Resolved, *poli
 func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv []string, stdin, stdout, stderr *os.File, out *printer) int {
 	st, pol, slice, err := resolveRun(o, out)
 	if err != nil {
-		out.errorf("%v", err)
-		if errors.Is(err, policy.ErrUnknownPolicy) {
-			out.hintf("boxrun policy list shows the policies defined here")
-		}
+		policyError(err, out)
 		return exitBoxrunFailed
 	}
 	for _, ig := range pol.Ignored {
