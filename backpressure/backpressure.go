@@ -326,13 +326,28 @@ func (c *Controller) Step(o Observation) []Action {
 		c.learning = false
 		c.stats.Learned = o.Now.Sub(c.started)
 	}
-	known := func(p Proc) bool { _, ok := c.expect(p); return ok }
+	// Each name's peak is sorted out once per observation, not once per
+	// question about a process.
+	type peakOf struct {
+		v  uint64
+		ok bool
+	}
+	peaks := map[string]peakOf{}
+	expect := func(p Proc) (uint64, bool) {
+		e, seen := peaks[p.Comm]
+		if !seen {
+			e.v, e.ok = c.expect(p)
+			peaks[p.Comm] = e
+		}
+		return e.v, e.ok
+	}
+	known := func(p Proc) bool { _, ok := expect(p); return ok }
 	// need is what a running leaf is expected to take still: up to the peak
 	// of its kind, plus a twentieth for what resident size does not show
 	// (page tables, kernel memory charged to the box, a last burst); 0 when
 	// its kind is unknown (the rule above covers those).
 	need := func(p Proc) uint64 {
-		e, _ := c.expect(p)
+		e, _ := expect(p)
 		if e > p.RSS {
 			return e + e/20 - p.RSS
 		}
