@@ -29,8 +29,15 @@ type guard struct {
 }
 
 // startGuard starts the guard for the box at dir (an absolute cgroup
-// directory). executable "" means /proc/self/exe.
-func startGuard(executable, dir, record string) (*guard, error) {
+// directory). executable "" means /proc/self/exe. record is the box's owner
+// record to remove, "" for none; ours says whether the cgroup directories
+// are boxrun's to remove (cgroupfs) rather than systemd's (a scope and its
+// slice, which systemd removes itself and must find where it left them).
+func startGuard(executable, dir, record string, ours bool) (*guard, error) {
+	mode := "systemd"
+	if ours {
+		mode = KindCgroupfs
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -40,7 +47,7 @@ func startGuard(executable, dir, record string) (*guard, error) {
 	}
 	cmd := &exec.Cmd{
 		Path:        executable,
-		Args:        []string{"boxrun", GuardArg, dir, record},
+		Args:        []string{"boxrun", GuardArg, dir, record, mode},
 		ExtraFiles:  []*os.File{r},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
@@ -66,7 +73,7 @@ func (g *guard) release() {
 
 // runGuard is the guard's whole life (see GuardArg).
 func runGuard(args []string) int {
-	if len(args) != 4 {
+	if len(args) != 5 {
 		return 125
 	}
 	pipe := os.NewFile(3, "boxrun-guard")
@@ -89,8 +96,12 @@ func runGuard(args []string) int {
 	if args[3] != "" {
 		_ = os.Remove(args[3])
 	}
-	// systemd removes an empty scope's cgroup itself; a cgroupfs box is ours,
-	// and so is its slice directory once no other box is in it.
+	// systemd removes an empty scope's cgroup itself, and its slice's is
+	// never ours; a cgroupfs box is, and so is its slice directory once no
+	// other box is in it.
+	if args[4] != KindCgroupfs {
+		return 0
+	}
 	if err := os.Remove(cg.dir()); err == nil && filepath.Base(filepath.Dir(cg.dir())) == SliceName {
 		_ = os.Remove(filepath.Dir(cg.dir()))
 	}

@@ -268,7 +268,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if o.OwnerDir != "" && res.Cgroup != "" {
 			record = filepath.Join(o.OwnerDir, filepath.Base(res.Cgroup)+".json")
 		}
-		if grd, err = startGuard(o.Executable, dir, record); err != nil {
+		if grd, err = startGuard(o.Executable, dir, record, box.Unit() == ""); err != nil {
 			warn(fmt.Sprintf("no guard for the box (it would outlive a killed boxrun): %v", err))
 		}
 	}
