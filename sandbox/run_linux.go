@@ -209,7 +209,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		id = NewID()
 	}
 	res := &Result{Backend: o.Backend.Name()}
-	box, err := o.Backend.Create(ctx, Request{Policy: o.Policy, ID: id, Description: describe(o.Policy.Name, o.Args), Slice: o.Slice})
+	box, err := o.Backend.Create(ctx, Request{Policy: o.Policy, ID: id, Description: describe(o.Policy.Name, o.Args), Slice: o.Slice, Warn: warn})
 	if err != nil {
 		return nil, startErr(125, "creating the box: %w", err)
 	}

@@ -54,6 +54,9 @@ type Request struct {
 	// Slice holds the limits of the slice every box lives in (one budget
 	// for all boxes running at once); nil or empty sets none.
 	Slice *policy.ResolvedSlice
+	// Warn tells the user of something the box met that does not stop the
+	// run (a lost manager connection); nil drops it.
+	Warn func(string)
 }
 
 // Backend makes boxes. One Backend serves one boxrun invocation; Close releases

@@ -26,6 +26,8 @@ const jobTimeout = 30 * time.Second
 // systemdBackend makes boxes as transient scopes of a systemd manager.
 type systemdBackend struct {
 	conn    *sd.Conn
+	which   string // "user" or "system", for messages
+	sock    string // the manager's private socket
 	user    bool   // the user manager, not the system manager
 	version int    // the manager's version, e.g. 252
 	mount   string // cgroup2 mount point
@@ -72,7 +74,7 @@ func NewSystemd(ctx context.Context, user bool) (Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &systemdBackend{conn: conn, user: user, mount: mount}
+	b := &systemdBackend{conn: conn, which: which, sock: sock, user: user, mount: mount}
 	if v, err := conn.GetManagerProperty("Version"); err == nil {
 		b.version = parseSystemdVersion(v)
 	}
@@ -134,6 +136,26 @@ func parseSystemdVersion(v string) int {
 	}
 	n, _ := strconv.Atoi(v[:end])
 	return n
+}
+
+// manager returns a live connection to the manager. When the connection
+// was lost during the run (the manager re-executed itself on an upgrade,
+// or the user manager restarted), it dials again, once per call, and says
+// so through warn.
+func (b *systemdBackend) manager(ctx context.Context, warn func(string)) (*sd.Conn, error) {
+	if b.conn.Connected() {
+		return b.conn, nil
+	}
+	conn, err := dialManager(ctx, b.which, b.sock)
+	if err != nil {
+		return nil, fmt.Errorf("the connection to the systemd %s manager was lost during the run and could not be made again: %v", b.which, trimUnavailable(err))
+	}
+	b.conn.Close()
+	b.conn = conn
+	if warn != nil {
+		warn(fmt.Sprintf("the connection to the systemd %s manager was lost during the run (it restarted or re-executed itself); boxrun connected again to remove the box", b.which))
+	}
+	return conn, nil
 }
 
 func (b *systemdBackend) Name() string { return KindSystemd }
@@ -390,7 +412,11 @@ func (x *systemdBox) Kill(ctx context.Context) error {
 	}
 	if err := x.cg.kill(ctx); err != nil {
 		// Ask the manager, which may hold rights we lack.
-		if kerr := x.b.conn.KillUnitWithTarget(ctx, x.unit, sd.All, int32(syscall.SIGKILL)); kerr != nil {
+		conn, cerr := x.b.manager(ctx, x.req.Warn)
+		if cerr != nil {
+			return fmt.Errorf("%w; %v", err, cerr)
+		}
+		if kerr := conn.KillUnitWithTarget(ctx, x.unit, sd.All, int32(syscall.SIGKILL)); kerr != nil {
 			return fmt.Errorf("%w; KillUnit: %v", err, kerr)
 		}
 		if !x.cg.waitEmpty(ctx, 5*time.Second) {
@@ -412,8 +438,20 @@ func (x *systemdBox) Destroy(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	conn, err := x.b.manager(ctx, x.req.Warn)
+	if err != nil {
+		// Without the manager: an empty scope is stopped and collected by
+		// systemd itself; only a scope that still holds processes stays.
+		if pop, perr := x.cg.populated(); perr == nil && !pop {
+			if x.req.Warn != nil {
+				x.req.Warn(fmt.Sprintf("%v; scope %s is empty, so systemd removes it by itself", err, x.unit))
+			}
+			return nil
+		}
+		return errors.Join(append(errs, fmt.Errorf("%v; scope %s is left (boxrun gc removes it)", err, x.unit))...)
+	}
 	ch := make(chan string, 1)
-	if _, err := x.b.conn.StopUnitContext(ctx, x.unit, "replace", ch); err != nil {
+	if _, err := conn.StopUnitContext(ctx, x.unit, "replace", ch); err != nil {
 		if !isNoSuchUnit(err) {
 			errs = append(errs, fmt.Errorf("stopping scope %s: %w", x.unit, err))
 		}
@@ -426,7 +464,7 @@ func (x *systemdBox) Destroy(ctx context.Context) error {
 			errs = append(errs, ctx.Err())
 		}
 	}
-	if err := x.b.conn.ResetFailedUnitContext(ctx, x.unit); err != nil && !isNoSuchUnit(err) && !isNotFailed(err) {
+	if err := conn.ResetFailedUnitContext(ctx, x.unit); err != nil && !isNoSuchUnit(err) && !isNotFailed(err) {
 		errs = append(errs, fmt.Errorf("resetting scope %s: %w", x.unit, err))
 	}
 	return errors.Join(errs...)

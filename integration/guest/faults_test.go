@@ -32,6 +32,25 @@ func pidsIn(t *testing.T, file string) []int {
 	return pids
 }
 
+// waitForPids waits until the started cmd's script has written n pids to
+// pidfile; if it never does, it kills cmd and fails the test with what it
+// printed.
+func waitForPids(t *testing.T, cmd *exec.Cmd, pidfile string, n int, out fmt.Stringer) []int {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if pids := pidsIn(t, pidfile); len(pids) >= n {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the command never started: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // nothingLeft fails unless, within a few seconds, none of pids runs and no
 // more boxes exist than before.
 func nothingLeft(t *testing.T, pids []int, boxesBefore int) {
@@ -95,15 +114,7 @@ func TestBoxrunSignalledTwice(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			deadline := time.Now().Add(60 * time.Second)
-			for len(pidsIn(t, pidfile)) < 2 {
-				if time.Now().After(deadline) {
-					cmd.Process.Kill()
-					cmd.Wait()
-					t.Fatalf("the command never started: %s", out.String())
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			waitForPids(t, cmd, pidfile, 2, &out)
 			cmd.Process.Signal(sig)
 			cmd.Process.Signal(sig)
 			done := make(chan error, 1)
@@ -147,15 +158,7 @@ func TestTerminalClosing(t *testing.T) {
 	// Nothing reads the terminal: what boxrun writes there fits its buffer
 	// (its stderr goes to a file), and a reader blocked on the master would
 	// keep it open past Close.
-	deadline := time.Now().Add(60 * time.Second)
-	for len(pidsIn(t, pidfile)) < 2 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatal("the command never started")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForPids(t, cmd, pidfile, 2, noOutput{})
 	master.Close() // the window closes
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -324,15 +327,7 @@ func TestOrphanedBoxIsCollected(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(pidsIn(t, pidfile)) < 2 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatal("the command never started")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForPids(t, cmd, pidfile, 2, noOutput{})
 	guards := guardPids(t)
 	if len(guards) != 1 {
 		cmd.Process.Kill()
@@ -385,4 +380,62 @@ func guardPids(t *testing.T) []int {
 		}
 	}
 	return pids
+}
+
+// noOutput stands for the output of a command whose output is not kept.
+type noOutput struct{}
+
+func (noOutput) String() string { return "(output not kept)" }
+
+// TestManagerReexecDuringRun re-executes the service manager boxrun talks
+// to (systemctl daemon-reexec, as a package upgrade does) while a command
+// runs: boxrun's D-Bus connection drops. The run goes on, the command's
+// exit status and output come through, the report says what it could not
+// do over D-Bus, and the scope is still gone afterwards.
+func TestManagerReexecDuringRun(t *testing.T) {
+	if mode(t) == "cgroupfs" {
+		t.Log("not applicable: the cgroupfs backend has no service manager connection to lose")
+		return
+	}
+	pf := itPolicy(t, "")
+	before := len(boxes(t))
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	script := fmt.Sprintf(`sleep 300 & echo $$ $! > %s; sleep 3; echo finished; exit 7`, pidfile)
+	cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--", "sh", "-c", script)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pids := waitForPids(t, cmd, pidfile, 2, &stderr)
+	reexec := []string{"daemon-reexec"}
+	if mode(t) == "user" {
+		reexec = []string{"--user", "daemon-reexec"}
+	}
+	if out, err := exec.Command("systemctl", reexec...).CombinedOutput(); err != nil {
+		t.Errorf("systemctl %v: %v\n%s", reexec, err, out)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("boxrun did not return within 60s after the manager re-executed; stderr:\n%s", stderr.String())
+	}
+	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	if code := cmd.ProcessState.ExitCode(); code != 7 {
+		t.Errorf("exit %d, want the command's 7", code)
+	}
+	if !strings.Contains(stdout.String(), "finished") {
+		t.Errorf("the command did not run to its end: stdout %q", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "manager was lost during the run") {
+		t.Errorf("boxrun did not say that it lost the manager connection: stderr %q", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "peak") {
+		t.Errorf("no report after the connection was lost: stderr %q", stderr.String())
+	}
+	nothingLeft(t, pids, before)
 }
