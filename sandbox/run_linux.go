@@ -383,19 +383,21 @@ func startHelper(o Options, path string, env []string) (*exec.Cmd, *os.File, *os
 // SIGQUIT typed at the terminal already reach the command, which shares
 // boxrun's foreground process group, so those are not sent twice.
 //
-// Insisting escalates, as with Ctrl-C pressed again: the second signal goes
-// to every process in the box (a test binary blocked on a child that kept
-// running, a process that left the terminal's process group), and the third
-// kills everything in the box at once.
+// Insisting escalates, as with Ctrl-C pressed again: the second signal in a
+// row goes to every process in the box (a test binary blocked on a child
+// that kept running, a process that left the terminal's process group), and
+// the third kills everything in the box at once. Signals further apart than
+// insistWindow start over, so an interactive program under boxrun (a REPL,
+// a debugger) can be interrupted any number of times.
 func forwardSignals(sigs <-chan os.Signal, pid int, stdin *os.File, done <-chan struct{}, box Box, warn func(string)) {
-	n := 0
+	var ins insistence
 	for {
 		select {
 		case <-done:
 			return
 		case s := <-sigs:
 			sig := s.(syscall.Signal)
-			n++
+			n := ins.next(time.Now())
 			switch {
 			case n == 2:
 				warn(fmt.Sprintf("%s again: sending it to every process in the box (a third time kills them all)", signalName(sig)))
@@ -412,6 +414,27 @@ func forwardSignals(sigs <-chan os.Signal, pid int, stdin *os.File, done <-chan 
 			_ = syscall.Kill(pid, sig)
 		}
 	}
+}
+
+// insistWindow is how close together signals must come to count as
+// insisting.
+const insistWindow = 5 * time.Second
+
+// insistence counts signals that come in a row.
+type insistence struct {
+	n    int
+	last time.Time
+}
+
+// next records a signal at now and returns its rank in the current row:
+// 1 for a signal after a pause of insistWindow or more.
+func (i *insistence) next(now time.Time) int {
+	if i.n == 0 || now.Sub(i.last) >= insistWindow {
+		i.n = 0
+	}
+	i.n++
+	i.last = now
+	return i.n
 }
 
 // signalName is SIGINT, SIGTERM, ... as users know them.

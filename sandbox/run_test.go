@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -141,5 +142,85 @@ func TestRunForwardsSignals(t *testing.T) {
 	}
 	if res.ExitCode != 42 {
 		t.Fatalf("exit code %d; want 42 from the command's TERM trap", res.ExitCode)
+	}
+}
+
+func TestInsistenceCountsOnlySignalsInARow(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	tests := []struct {
+		name  string
+		after []time.Duration // since the previous signal
+		want  []int
+	}{
+		{"one", []time.Duration{0}, []int{1}},
+		{"three quick", []time.Duration{0, time.Second, time.Second}, []int{1, 2, 3}},
+		{"keeps killing", []time.Duration{0, 100 * time.Millisecond, 100 * time.Millisecond, 4 * time.Second}, []int{1, 2, 3, 4}},
+		{"a pause starts over", []time.Duration{0, time.Second, insistWindow, time.Second}, []int{1, 2, 1, 2}},
+		{"a REPL interrupted now and then", []time.Duration{0, 10 * time.Second, time.Minute, 6 * time.Second}, []int{1, 1, 1, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ins insistence
+			now := t0
+			for i, d := range tt.after {
+				now = now.Add(d)
+				if got := ins.next(now); got != tt.want[i] {
+					t.Fatalf("signal %d: rank %d, want %d", i+1, got, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+// recordingBox is a Box that records what forwardSignals asks of it.
+type recordingBox struct {
+	Box
+	signals chan syscall.Signal
+	kills   chan struct{}
+}
+
+func (b *recordingBox) Signal(_ context.Context, sig syscall.Signal) error {
+	b.signals <- sig
+	return nil
+}
+
+func (b *recordingBox) Kill(context.Context) error {
+	b.kills <- struct{}{}
+	return nil
+}
+
+func TestForwardSignalsEscalates(t *testing.T) {
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	box := &recordingBox{signals: make(chan syscall.Signal, 1), kills: make(chan struct{}, 1)}
+	sigs := make(chan os.Signal, 3)
+	done := make(chan struct{})
+	defer close(done)
+	var warnings []string
+	warned := make(chan struct{}, 3)
+	go forwardSignals(sigs, child.Process.Pid, nil, done, box, func(s string) { warnings = append(warnings, s); warned <- struct{}{} })
+
+	sigs <- syscall.SIGTERM // first: to the command only
+	child.Wait()
+	if ws := child.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Fatalf("the command ended with %v, want death by SIGTERM", child.ProcessState)
+	}
+	sigs <- syscall.SIGTERM // second: the whole box
+	if got := <-box.signals; got != syscall.SIGTERM {
+		t.Fatalf("the box got %v, want SIGTERM", got)
+	}
+	<-warned
+	sigs <- syscall.SIGTERM // third: kill the box
+	select {
+	case <-box.kills:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a third SIGTERM did not kill the box")
+	}
+	<-warned
+	if len(warnings) != 2 || !strings.Contains(warnings[0], "again") || !strings.Contains(warnings[1], "killing every process") {
+		t.Errorf("warnings %q: want one on the second and one on the third signal", warnings)
 	}
 }
