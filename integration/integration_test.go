@@ -127,11 +127,18 @@ func requireVM(t *testing.T) {
 
 const guestPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// guestRun is a shell snippet running the guest tests in one mode, each line
-// of output prefixed with "MODE| ", ending with "MODE| exit=N".
+// sweep is the scenario that runs after all others of a mode, in a second
+// invocation of the guest binary: it checks that they left nothing behind.
+const sweep = "TestNothingLeftBehind"
+
+// guestRun is a shell snippet running the guest tests in one mode, then the
+// sweep, each line of output prefixed with "MODE| ", ending with
+// "MODE| exit=N" (N is non-zero when either invocation failed).
 func guestRun(a artifacts, mode, prefix string) string {
-	return fmt.Sprintf(`(cd /tmp && %s env -i %s TMPDIR=/tmp %s BOXRUN_BIN=%s BOXRUN_IT_MODE=%s %s -test.v -test.timeout 20m %s; echo "exit=$?") 2>&1 | sed -u 's/^/%s| /'`,
-		prefix, guestPath, modeEnv(a, mode), a.boxrun, mode, a.guest, modeFlags(mode), mode)
+	run := fmt.Sprintf("%s env -i %s TMPDIR=/tmp %s BOXRUN_BIN=%s BOXRUN_IT_MODE=%s %s -test.v -test.timeout 20m",
+		prefix, guestPath, modeEnv(a, mode), a.boxrun, mode, a.guest)
+	return fmt.Sprintf(`(cd /tmp && %s %s; e=$?; %s -test.run '^%s$'; echo "exit=$((e | $?))") 2>&1 | sed -u 's/^/%s| /'`,
+		run, modeFlags(mode), run, sweep, mode)
 }
 
 // modeEnv is the environment of one mode's scenarios. Root reaches the
@@ -152,26 +159,24 @@ func modeEnv(a artifacts, mode string) string {
 	return env
 }
 
-// modeFlags leaves out, for the unprivileged user, the cargo scenario: the
-// host's Rust toolchain lives under /root. Root and the cgroupfs boot run it.
+// modeFlags leaves out the sweep (run on its own, last) and, for the
+// unprivileged user, the cargo scenarios: the host's Rust toolchain lives
+// under /root. Root and the cgroupfs boot run them.
 // $BOXRUN_IT_RUN narrows the scenarios to a -test.run pattern (bench/ uses
 // it to run only the backpressure ones).
 func modeFlags(mode string) string {
-	var flags []string
+	skip := sweep
 	if mode == "user" {
-		skip := "TestCargoTestUnderBackpressure|TestCargoShimBoxesTests"
-		if os.Getenv("BOXRUN_IT_RUN") == "" {
-			skip += "|TestBench"
-		}
-		flags = append(flags, "-test.skip '"+skip+"'")
+		skip += "|TestCargoTestUnderBackpressure|TestCargoShimBoxesTests"
 	}
+	var flags []string
 	if pat := os.Getenv("BOXRUN_IT_RUN"); pat != "" {
 		flags = append(flags, "-test.run '"+strings.ReplaceAll(pat, "'", "")+"'")
-	} else if mode != "user" {
+	} else {
 		// The benchmarks (make bench) are not tests: they only report.
-		flags = append(flags, "-test.skip TestBench")
+		skip += "|TestBench"
 	}
-	return strings.Join(flags, " ")
+	return strings.Join(append(flags, "-test.skip '"+skip+"'"), " ")
 }
 
 // quietConsole keeps kernel messages (the OOM kills the scenarios cause on

@@ -217,7 +217,10 @@ func (b *Backpressure) loop() {
 // and the caller's timer does the work.
 func watchFile(path string) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	// Non-blocking, so the descriptor joins Go's poller: Read parks no
+	// thread, and the stop function's Close ends the reader at once
+	// (a blocking inotify read would hold its instance until exit).
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
 		return ch, func() {}
 	}

@@ -1,0 +1,155 @@
+//go:build boxrunguest
+
+package guest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestNothingLeftBehind runs after every other scenario of a mode, in a
+// second invocation of the test binary (integration/ runs it last): whatever
+// the scenarios did (signals, OOM kills, SIGKILLed boxruns, protect
+// watchers), no boxrun process, box, cgroup directory or runtime file of
+// this user survives them, and no process of this user other than its
+// service managers holds an inotify instance or an unusual number of file
+// descriptors. The kernel allows 128 inotify instances per user
+// (fs.inotify.max_user_instances): a leak there is how a user-mode run once
+// failed with "too many open files" late in the suite.
+func TestNothingLeftBehind(t *testing.T) {
+	me := os.Getuid()
+	mine := ancestors(os.Getpid()) // the harness's shells run this binary
+	var stray []string
+	inotify := map[string]int{} // "comm[pid]" -> instances
+	fds := map[string]int{}
+	total := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || mine[pid] {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) != nil || int(st.Uid) != me {
+			continue
+		}
+		comm := readTrim(filepath.Join("/proc", e.Name(), "comm"))
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		who := fmt.Sprintf("%s[%d]", comm, pid)
+		if leftover(args) {
+			stray = append(stray, fmt.Sprintf("%s %q", who, args))
+		}
+		links, _ := os.ReadDir(filepath.Join("/proc", e.Name(), "fd"))
+		fds[who] = len(links)
+		for _, l := range links {
+			if dst, _ := os.Readlink(filepath.Join("/proc", e.Name(), "fd", l.Name())); dst == "anon_inode:inotify" {
+				inotify[who]++
+				total++
+			}
+		}
+	}
+	t.Logf("figures: after the %s scenarios: %d inotify instances held by this user's processes %v; fds per process %v",
+		mode(t), total, inotify, biggest(fds, 5))
+	if len(stray) > 0 {
+		t.Errorf("processes left behind by the scenarios:\n  %s", strings.Join(stray, "\n  "))
+	}
+	// Root shares the guest with every system service; only the
+	// unprivileged user's processes are all known.
+	for who := range inotify {
+		if mode(t) == "user" && !manager(who) {
+			t.Errorf("%s holds %d inotify instances after the scenarios: a leak (the user may hold 128)", who, inotify[who])
+		}
+	}
+	for who, n := range fds {
+		if n > 256 && mode(t) == "user" && !manager(who) {
+			t.Errorf("%s holds %d file descriptors after the scenarios", who, n)
+		}
+	}
+	if b := boxes(t); len(b) > 0 {
+		t.Errorf("boxes left behind: %v", b)
+	}
+	dir := "/run/boxrun"
+	if x := os.Getenv("XDG_RUNTIME_DIR"); x != "" {
+		dir = filepath.Join(x, "boxrun")
+	}
+	for _, sub := range []string{"boxes", "slots"} {
+		var files []string
+		filepath.WalkDir(filepath.Join(dir, sub), func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		// A slot directory keeps one lock file per slot by design; records
+		// of boxes and queue tickets must be gone.
+		for _, f := range files {
+			if sub == "boxes" || strings.Contains(filepath.Base(f), "ticket") {
+				t.Errorf("runtime file left behind: %s", f)
+			}
+		}
+	}
+}
+
+// leftover reports whether a command line is boxrun's or a scenario's
+// command: the boxrun binary or its guard, the test binary acting in a box
+// (hog, spin, probe), or the sleeps and shells scenarios start.
+func leftover(args []string) bool {
+	if len(args) == 0 || args[0] == "" {
+		return false
+	}
+	base := filepath.Base(args[0])
+	switch {
+	case base == "boxrun", strings.Contains(strings.Join(args, " "), "__boxrun"):
+		return true
+	case base == "guest.test":
+		return len(args) == 1 // a role (hog, spin, probe): the runner has -test flags
+	case base == "sleep", base == "sh" && len(args) > 1 && args[1] == "-c", base == "cargo", base == "memcrate":
+		return true
+	}
+	return false
+}
+
+// manager reports whether a process is one of the service managers the
+// guest runs for this user (they keep inotify instances for their life).
+func manager(who string) bool {
+	for _, m := range []string{"systemd[", "(sd-pam)[", "dbus-daemon[", "dbus-broker[", "systemd-journal[", "systemd-udevd[", "systemd-logind["} {
+		if strings.HasPrefix(who, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// biggest returns the n processes with the most file descriptors.
+func biggest(fds map[string]int, n int) []string {
+	var names []string
+	for k := range fds {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return fds[names[i]] > fds[names[j]] })
+	if len(names) > n {
+		names = names[:n]
+	}
+	out := make([]string, len(names))
+	for i, k := range names {
+		out[i] = fmt.Sprintf("%s=%d", k, fds[k])
+	}
+	return out
+}
+
+// ancestors returns pid and the pids of its ancestors.
+func ancestors(pid int) map[int]bool {
+	seen := map[int]bool{}
+	for pid > 1 && !seen[pid] {
+		seen[pid] = true
+		pid = parentOf(pid)
+	}
+	return seen
+}
