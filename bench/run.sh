@@ -10,7 +10,9 @@
 #   - throughput: a CPU-bound parallel workload bare and under boxrun;
 #   - editor: an editor-like probe's wake-up lateness and working-set touch
 #     time, idle and beside a runaway suite: bare, systemd-run --scope,
-#     boxrun --policy tests.
+#     boxrun --policy tests;
+#   - micro: Go benchmarks of policy resolution and report formatting, on
+#     the host.
 #
 # Absolute times under emulation are noise; the ratios are the result.
 # Prints a table and writes bench/results/latest.json. Needs what
@@ -20,8 +22,10 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+# Micro-benchmarks first, on the host, before the VM loads it.
+go test -run '^$' -bench . -benchmem ./policy/ ./report/ >"$log" 2>&1 || status=$?
 BOXRUN_IT_RUN="${BOXRUN_BENCH_RUN:-Backpressure|TestBench}" \
-	go test -count=1 -p 1 -timeout 50m -v -run 'RealKernel' ./integration/ >"$log" 2>&1 || status=$?
+	go test -count=1 -p 1 -timeout 50m -v -run 'RealKernel' ./integration/ >>"$log" 2>&1 || status=$?
 mkdir -p bench/results
 host="$(uname -m) $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), QEMU TCG guest 2 vCPUs 1 GiB"
 if ! go run ./bench/summarize "$host" bench/results/latest.json <"$log"; then

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -250,5 +251,28 @@ func TestJSONMirrorsRun(t *testing.T) {
 	run, wire := names(reflect.TypeOf(Run{})), names(reflect.TypeOf(runJSON{}))
 	if !reflect.DeepEqual(run, wire) {
 		t.Errorf("Run has JSON fields\n%v\nbut runJSON writes\n%v", run, wire)
+	}
+}
+
+// BenchmarkText renders the issue's example (768 samples, OOM victims,
+// leftovers) as text, as every run ends by doing.
+func BenchmarkText(b *testing.B) {
+	r := runs()["issue-example"]
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := Text(io.Discard, r, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkJSON renders the same run as --report-json does.
+func BenchmarkJSON(b *testing.B) {
+	r := runs()["issue-example"]
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := JSON(io.Discard, r); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -172,6 +172,12 @@ func readProcInfo(fsys fs.FS, readlink func(string) (string, error), pid int) (P
 		return ProcInfo{}, false
 	}
 	p.UID, p.EUID = -1, -1
+	if p.PID == 2 || p.PPID == 2 {
+		// A kernel thread (kthreadd's child): never protected nor walked
+		// through, and a third of a desktop's processes; its other files
+		// are not worth reading.
+		return p, true
+	}
 	if status, err := fs.ReadFile(fsys, dir+"/status"); err == nil {
 		p.UID, p.EUID = parseStatusUIDs(string(status))
 	}

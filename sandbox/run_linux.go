@@ -217,6 +217,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	destroy := func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 40*time.Second)
 		defer cancel()
+		defer tracePhase(ctx, "teardown")
 		if err := box.Destroy(dctx); err != nil {
 			warn(fmt.Sprintf("removing the box: %v", err))
 			return
@@ -227,6 +228,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	helper, release, status, err := startHelper(o, path, env)
+	tracePhase(ctx, "helper")
 	if err != nil {
 		destroy()
 		return nil, startErr(125, "starting the command: %w", err)
@@ -248,6 +250,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	res.Checks = box.Check(ctx)
+	tracePhase(ctx, "readback")
 	var failed []string
 	for _, c := range res.Checks {
 		if !c.OK() {
@@ -272,6 +275,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			warn(fmt.Sprintf("no guard for the box (it would outlive a killed boxrun): %v", err))
 		}
 	}
+	tracePhase(ctx, "guard")
 	defer grd.release()
 
 	// Forward signals from now until the command is reaped.
@@ -291,6 +295,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	release.Close()
 	st, _ := io.ReadAll(status) // EOF: exec succeeded or failed
 	status.Close()
+	tracePhase(ctx, "exec")
 	hs := parseHelperStatus(st)
 	for _, w := range hs.warnings {
 		warn(w)
@@ -302,6 +307,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	waitErr := helper.Wait()
 	res.End = time.Now()
+	tracePhase(ctx, "command")
 	if hs.execCode == 0 {
 		for _, ob := range o.Observers {
 			ob.Exited()
@@ -318,6 +324,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.ExitCode, res.Signal = exitStatus(helper.ProcessState, waitErr)
 
 	res.Leftovers, res.LeftoversKilled = handleLeftovers(ctx, box, o.Policy, warn)
+	tracePhase(ctx, "leftovers")
 	if len(res.Leftovers) == 0 || res.LeftoversKilled {
 		destroy()
 	} else if res.Cgroup != "" {

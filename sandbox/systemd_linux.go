@@ -29,7 +29,6 @@ type systemdBackend struct {
 	which   string // "user" or "system", for messages
 	sock    string // the manager's private socket
 	user    bool   // the user manager, not the system manager
-	version int    // the manager's version, e.g. 252
 	mount   string // cgroup2 mount point
 	// noOOMPolicy is set once the manager has refused OOMPolicy on a scope.
 	noOOMPolicy bool
@@ -74,11 +73,7 @@ func NewSystemd(ctx context.Context, user bool) (Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &systemdBackend{conn: conn, which: which, sock: sock, user: user, mount: mount}
-	if v, err := conn.GetManagerProperty("Version"); err == nil {
-		b.version = parseSystemdVersion(v)
-	}
-	return b, nil
+	return &systemdBackend{conn: conn, which: which, sock: sock, user: user, mount: mount}, nil
 }
 
 // dialManager connects to a systemd manager's private socket sock (see
@@ -97,7 +92,17 @@ func dialManager(ctx context.Context, which, sock string) (*sd.Conn, error) {
 	go func() {
 		// The connection's context must outlive the dial: godbus closes the
 		// connection when it is cancelled.
+		//
+		// go-systemd asks for two connections, one for method calls and
+		// one for signals. The manager's private socket carries both on
+		// one, in order (a job's reply before its JobRemoved), so the same
+		// connection serves both and the dial and authentication are paid
+		// once per run.
+		var shared *godbus.Conn
 		c, err := sd.NewConnection(func() (*godbus.Conn, error) {
+			if shared != nil {
+				return shared, nil
+			}
 			conn, err := godbus.Dial("unix:path=" + sock)
 			if err != nil {
 				return nil, err
@@ -106,6 +111,7 @@ func dialManager(ctx context.Context, which, sock string) (*sd.Conn, error) {
 				conn.Close()
 				return nil, err
 			}
+			shared = conn
 			return conn, nil
 		})
 		done <- result{c, err}
@@ -156,6 +162,36 @@ func (b *systemdBackend) manager(ctx context.Context, warn func(string)) (*sd.Co
 		warn(fmt.Sprintf("the connection to the systemd %s manager was lost during the run (it restarted or re-executed itself); boxrun connected again to remove the box", b.which))
 	}
 	return conn, nil
+}
+
+// version is the manager's version for messages ("252"), asked only when
+// a message needs it.
+func (b *systemdBackend) version(ctx context.Context) string {
+	v, err := b.conn.GetManagerProperty("Version")
+	if n := parseSystemdVersion(v); err == nil && n > 0 {
+		return strconv.Itoa(n)
+	}
+	return "(version unknown)"
+}
+
+// call runs an idempotent request f on a live connection. A connection
+// can look alive until a request finds it reset (the manager re-executed
+// and dropped it), so f is tried once more on a new connection when it
+// fails that way rather than with the manager's answer.
+func (b *systemdBackend) call(ctx context.Context, warn func(string), f func(*sd.Conn) error) error {
+	conn, err := b.manager(ctx, warn)
+	if err != nil {
+		return err
+	}
+	err = f(conn)
+	var answer godbus.Error
+	if err == nil || errors.As(err, &answer) || conn.Connected() {
+		return err
+	}
+	if conn, err = b.manager(ctx, warn); err != nil {
+		return err
+	}
+	return f(conn)
 }
 
 func (b *systemdBackend) Name() string { return KindSystemd }
@@ -300,22 +336,25 @@ func (x *systemdBox) Place(ctx context.Context, pid int) error {
 		x.b.noOOMPolicy = true
 		err = x.b.startScope(ctx, x.unit, scopeProperties(x.req.Policy, false, x.req.Description, pid))
 		if err == nil && !x.req.Policy.MemoryOOMGroup {
-			x.warnings = append(x.warnings, fmt.Sprintf("systemd %d cannot set OOMPolicy on a scope: one OOM kill in the box will make systemd stop the whole run (upgrade systemd, or set memory.oom_group = true to say so explicitly)", x.b.version))
+			x.warnings = append(x.warnings, fmt.Sprintf("systemd %s cannot set OOMPolicy on a scope: one OOM kill in the box will make systemd stop the whole run (upgrade systemd, or set memory.oom_group = true to say so explicitly)", x.b.version(ctx)))
 		}
 	}
 	if err != nil {
 		return err
 	}
 	x.placed = true
-	prop, err := x.b.conn.GetUnitTypePropertyContext(ctx, x.unit, "Scope", "ControlGroup")
-	if err != nil {
-		return fmt.Errorf("reading the cgroup of scope %s: %w", x.unit, err)
-	}
-	cg, _ := prop.Value.Value().(string)
-	if cg == "" {
-		// Fall back to the kernel's view of the process we placed.
-		if cg, err = pidCgroup(pid); err != nil {
-			return fmt.Errorf("finding the cgroup of scope %s: %w", x.unit, err)
+	defer tracePhase(ctx, "place")
+	// The job is done, so the kernel has the helper in the scope's cgroup:
+	// its /proc entry says where, without another round trip to the
+	// manager. The manager's ControlGroup property is the fallback.
+	cg, err := pidCgroup(pid)
+	if err != nil || !strings.HasSuffix(cg, "/"+x.unit) {
+		prop, perr := x.b.conn.GetUnitTypePropertyContext(ctx, x.unit, "Scope", "ControlGroup")
+		if perr != nil {
+			return fmt.Errorf("finding the cgroup of scope %s: %w", x.unit, perr)
+		}
+		if cg, _ = prop.Value.Value().(string); cg == "" {
+			return fmt.Errorf("finding the cgroup of scope %s: the manager reports none", x.unit)
 		}
 	}
 	x.cg = cgroupDir{mount: x.b.mount, rel: cg}
@@ -340,6 +379,8 @@ func (b *systemdBackend) startScope(ctx context.Context, unit string, props []sd
 	if _, err := b.conn.StartTransientUnitContext(ctx, unit, "fail", props, ch); err != nil {
 		return fmt.Errorf("starting scope %s: %w", unit, explainDBusError(err))
 	}
+	tracePhase(ctx, "StartTransientUnit")
+	defer tracePhase(ctx, "job")
 	select {
 	case res := <-ch:
 		if res != "done" {
@@ -412,11 +453,9 @@ func (x *systemdBox) Kill(ctx context.Context) error {
 	}
 	if err := x.cg.kill(ctx); err != nil {
 		// Ask the manager, which may hold rights we lack.
-		conn, cerr := x.b.manager(ctx, x.req.Warn)
-		if cerr != nil {
-			return fmt.Errorf("%w; %v", err, cerr)
-		}
-		if kerr := conn.KillUnitWithTarget(ctx, x.unit, sd.All, int32(syscall.SIGKILL)); kerr != nil {
+		if kerr := x.b.call(ctx, x.req.Warn, func(c *sd.Conn) error {
+			return c.KillUnitWithTarget(ctx, x.unit, sd.All, int32(syscall.SIGKILL))
+		}); kerr != nil {
 			return fmt.Errorf("%w; KillUnit: %v", err, kerr)
 		}
 		if !x.cg.waitEmpty(ctx, 5*time.Second) {
@@ -438,24 +477,31 @@ func (x *systemdBox) Destroy(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	conn, err := x.b.manager(ctx, x.req.Warn)
-	if err != nil {
+	if _, err := os.Stat(x.cg.dir()); errors.Is(err, os.ErrNotExist) && len(errs) == 0 {
+		// systemd has stopped the emptied scope already and, with
+		// CollectMode=inactive-or-failed, forgets it: no round trip left.
+		return nil
+	}
+	ch := make(chan string, 1)
+	err := x.b.call(ctx, x.req.Warn, func(c *sd.Conn) error {
+		_, err := c.StopUnitContext(ctx, x.unit, "replace", ch)
+		return err
+	})
+	switch {
+	case err != nil && isNoSuchUnit(err):
+	case err != nil && !x.b.conn.Connected():
 		// Without the manager: an empty scope is stopped and collected by
 		// systemd itself; only a scope that still holds processes stays.
 		if pop, perr := x.cg.populated(); perr == nil && !pop {
 			if x.req.Warn != nil {
 				x.req.Warn(fmt.Sprintf("%v; scope %s is empty, so systemd removes it by itself", err, x.unit))
 			}
-			return nil
+			return errors.Join(errs...)
 		}
 		return errors.Join(append(errs, fmt.Errorf("%v; scope %s is left (boxrun gc removes it)", err, x.unit))...)
-	}
-	ch := make(chan string, 1)
-	if _, err := conn.StopUnitContext(ctx, x.unit, "replace", ch); err != nil {
-		if !isNoSuchUnit(err) {
-			errs = append(errs, fmt.Errorf("stopping scope %s: %w", x.unit, err))
-		}
-	} else {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("stopping scope %s: %w", x.unit, err))
+	default:
 		select {
 		case <-ch:
 		case <-time.After(jobTimeout):
@@ -464,7 +510,7 @@ func (x *systemdBox) Destroy(ctx context.Context) error {
 			errs = append(errs, ctx.Err())
 		}
 	}
-	if err := conn.ResetFailedUnitContext(ctx, x.unit); err != nil && !isNoSuchUnit(err) && !isNotFailed(err) {
+	if err := x.b.call(ctx, x.req.Warn, func(c *sd.Conn) error { return c.ResetFailedUnitContext(ctx, x.unit) }); err != nil && !isNoSuchUnit(err) && !isNotFailed(err) {
 		errs = append(errs, fmt.Errorf("resetting scope %s: %w", x.unit, err))
 	}
 	return errors.Join(errs...)

@@ -3,7 +3,9 @@
 //
 // It reads the "figures:" lines the scenarios print: the backpressure ones
 // are sentences, kept as they are; "figures: bench: {...}" lines are JSON
-// objects, grouped by benchmark.
+// objects, grouped by benchmark. Go benchmark result lines (the host's
+// micro-benchmarks of policy resolution and report formatting) are kept
+// by name.
 package main
 
 import (
@@ -23,6 +25,44 @@ type results struct {
 	Date         string                      `json:"date"`
 	Backpressure []string                    `json:"backpressure"`
 	Bench        map[string][]map[string]any `json:"bench"`
+	// Micro are Go micro-benchmarks run on the host, by name.
+	Micro map[string]micro `json:"micro,omitempty"`
+}
+
+// micro is one Go benchmark's result line.
+type micro struct {
+	NsPerOp     float64 `json:"ns_per_op"`
+	BytesPerOp  float64 `json:"bytes_per_op"`
+	AllocsPerOp float64 `json:"allocs_per_op"`
+}
+
+// parseBenchLine reads "BenchmarkText-2  195307  7025 ns/op  8081 B/op  44 allocs/op".
+func parseBenchLine(line string) (string, micro, bool) {
+	f := strings.Fields(line)
+	if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+		return "", micro{}, false
+	}
+	name := strings.TrimPrefix(f[0], "Benchmark")
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		name = name[:i]
+	}
+	var m micro
+	ok := false
+	for i := 2; i+1 < len(f); i += 2 {
+		var v float64
+		if _, err := fmt.Sscan(f[i], &v); err != nil {
+			continue
+		}
+		switch f[i+1] {
+		case "ns/op":
+			m.NsPerOp, ok = v, true
+		case "B/op":
+			m.BytesPerOp = v
+		case "allocs/op":
+			m.AllocsPerOp = v
+		}
+	}
+	return name, m, ok
 }
 
 func main() {
@@ -50,6 +90,13 @@ func parse(in io.Reader) (*results, error) {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
+		if name, m, ok := parseBenchLine(sc.Text()); ok {
+			if r.Micro == nil {
+				r.Micro = map[string]micro{}
+			}
+			r.Micro[name] = m
+			continue
+		}
 		_, fig, ok := strings.Cut(sc.Text(), "figures: ")
 		if !ok || seen[fig] {
 			continue // the host repeats each guest line once more
@@ -68,7 +115,7 @@ func parse(in io.Reader) (*results, error) {
 			r.Backpressure = append(r.Backpressure, fig)
 		}
 	}
-	if len(r.Backpressure) == 0 && len(r.Bench) == 0 {
+	if len(r.Backpressure) == 0 && len(r.Bench) == 0 && len(r.Micro) == 0 {
 		return nil, fmt.Errorf("no figures in the log")
 	}
 	return r, sc.Err()
@@ -115,5 +162,50 @@ func table(w io.Writer, r *results) {
 			}
 			fmt.Fprintf(w, "  %s\n", strings.Join(vals, " | "))
 		}
+		if n == "launch" {
+			phaseTable(w, r.Bench[n])
+		}
+	}
+	microTable(w, r)
+}
+
+// microTable prints the micro-benchmarks. They run natively on the host,
+// not in the emulated guest, so they are set against nothing measured
+// there; allocations per operation are the figure that does not drift
+// with the machine's load.
+func microTable(w io.Writer, r *results) {
+	if len(r.Micro) == 0 {
+		return
+	}
+	names := make([]string, 0, len(r.Micro))
+	for n := range r.Micro {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "\nmicro (host, go test -bench):\n  name | µs/op | B/op | allocs/op\n")
+	for _, n := range names {
+		m := r.Micro[n]
+		fmt.Fprintf(w, "  %s | %.1f | %.0f | %.0f\n", n, m.NsPerOp/1e3, m.BytesPerOp, m.AllocsPerOp)
+	}
+}
+
+// launchPhases are boxrun's phases (BOXRUN_TIMING) in the order they run.
+var launchPhases = []string{"policy", "slot", "connect", "protect", "helper", "StartTransientUnit", "job", "place",
+	"readback", "guard", "exec", "command", "leftovers", "teardown", "report", "exit"}
+
+// phaseTable prints the median time of each of boxrun's launch phases.
+func phaseTable(w io.Writer, rows []map[string]any) {
+	for _, row := range rows {
+		ph, ok := row["boxrun_phases_ms"].(map[string]any)
+		if !ok {
+			continue
+		}
+		var parts []string
+		for _, name := range launchPhases {
+			if ms, ok := ph[name].(float64); ok {
+				parts = append(parts, fmt.Sprintf("%s %.1f", name, ms))
+			}
+		}
+		fmt.Fprintf(w, "  %s boxrun phases (ms, medians): %s\n", num(row, "mode"), strings.Join(parts, " · "))
 	}
 }

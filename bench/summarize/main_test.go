@@ -10,6 +10,7 @@ func TestParse(t *testing.T) {
     integration_test.go:239: figures: bench: {"bench":"launch","mode":"root","boxrun_over_bare":2.5}
     integration_test.go:239: figures: unboxed 4.2s; kill-only box: 19 failed, 19 OOM kills; backpressure: 0 failed, 0 OOM kills, 9.2s (2.17x unboxed)
     integration_test.go:239: figures: max_concurrent = 3, 10 runs at once
+BenchmarkText-2   	  195307	      7025 ns/op	    8081 B/op	      44 allocs/op
 `
 	r, err := parse(strings.NewReader(log))
 	if err != nil {
@@ -17,6 +18,9 @@ func TestParse(t *testing.T) {
 	}
 	if len(r.Bench["launch"]) != 1 || r.Bench["launch"][0]["boxrun_over_bare"] != 2.5 {
 		t.Errorf("bench = %v; want the launch line once", r.Bench)
+	}
+	if m := r.Micro["Text"]; m.NsPerOp != 7025 || m.BytesPerOp != 8081 || m.AllocsPerOp != 44 {
+		t.Errorf("micro = %+v; want BenchmarkText's figures", r.Micro)
 	}
 	if len(r.Backpressure) != 1 || !strings.Contains(r.Backpressure[0], "2.17x") {
 		t.Errorf("backpressure = %q", r.Backpressure)

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -370,18 +371,35 @@ func protectUndo(ctx context.Context, statePath string, po protectOptions, stdou
 	return 0
 }
 
-// protectBeforeRun applies the policy's protection groups before a run,
-// quietly and quickly; it never stops the run, and warns once when
-// something that should have worked failed.
-func protectBeforeRun(ctx context.Context, st *policy.Stack, pol *policy.Resolved, out *printer) {
+// protectDuringStart applies the policy's protection groups in the
+// background while the box is being made (the scan of /proc and the
+// editor's manager overlap the scope's start), and returns the function
+// that waits for it and prints what went wrong. Run calls that function
+// before the command is released, so protection is in place when the
+// command starts; calling it again does nothing.
+func protectDuringStart(ctx context.Context, st *policy.Stack, pol *policy.Resolved) func(*printer) {
+	done := make(chan []string, 1)
+	go func() { done <- protectForRun(ctx, st, pol) }()
+	var once sync.Once
+	return func(out *printer) {
+		once.Do(func() {
+			for _, w := range <-done {
+				out.warnf("%s", w)
+			}
+		})
+	}
+}
+
+// protectForRun protects the policy's groups once and returns the
+// warnings to print.
+func protectForRun(ctx context.Context, st *policy.Stack, pol *policy.Resolved) []string {
 	ctx, cancel := context.WithTimeout(ctx, protectRunTimeout)
 	defer cancel()
 	what := strings.Join(pol.Protect, ", ")
 	mem, _ := sandbox.MemoryAvailable()
 	groups, err := sandbox.ResolveProtectGroups(st, pol.Protect, policy.Env{MemoryBytes: mem})
 	if err != nil {
-		out.warnf("protecting %s: %v", what, err)
-		return
+		return []string{fmt.Sprintf("protecting %s: %v", what, err)}
 	}
 	p := sandbox.NewProtector(sandbox.ProtectOptions{
 		Groups:    groups,
@@ -394,10 +412,11 @@ func protectBeforeRun(ctx context.Context, st *policy.Stack, pol *policy.Resolve
 	rep, err := p.Apply(ctx)
 	switch {
 	case err != nil:
-		out.warnf("protecting %s: %v (boxrun protect shows the details)", what, err)
+		return []string{fmt.Sprintf("protecting %s: %v (boxrun protect shows the details)", what, err)}
 	case len(rep.Problems) == 1:
-		out.warnf("protecting %s: %s (boxrun protect shows the details)", what, rep.Problems[0])
+		return []string{fmt.Sprintf("protecting %s: %s (boxrun protect shows the details)", what, rep.Problems[0])}
 	case len(rep.Problems) > 1:
-		out.warnf("protecting %s: %s, and %d more problems (boxrun protect shows the details)", what, rep.Problems[0], len(rep.Problems)-1)
+		return []string{fmt.Sprintf("protecting %s: %s, and %d more problems (boxrun protect shows the details)", what, rep.Problems[0], len(rep.Problems)-1)}
 	}
+	return nil
 }

@@ -302,8 +302,18 @@ func resolveRun(o options, out *printer) (*policy.Stack, *policy.Resolved, *poli
 }
 
 // runCommand runs the command in a box and returns its exit status.
-func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv []string, stdin, stdout, stderr *os.File, out *printer) int {
+func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv []string, stdin, stdout, stderr *os.File, out *printer) (code int) {
+	var tm *timing
+	if os.Getenv(timingEnv) != "" {
+		tm = newTiming(time.Now())
+		ctx = sandbox.WithTrace(ctx, tm.mark)
+		defer func() {
+			tm.mark("exit")
+			fmt.Fprintf(out.w, "boxrun: timing: %s\n", tm) // asked for: printed even with -q
+		}()
+	}
 	st, pol, slice, err := resolveRun(o, out)
+	tm.mark("policy")
 	if err != nil {
 		policyError(err, out)
 		return exitBoxrunFailed
@@ -334,6 +344,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 		return code
 	}
 	defer release()
+	tm.mark("slot")
 	// Open the --report-json file before any backend (after any wait), so
 	// that a path that cannot be written fails before anything is set up.
 	rep, err := newReporter(o, pol, argv, stdout, stderr, out)
@@ -342,6 +353,13 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 		return exitBoxrunFailed
 	}
 	defer rep.close()
+	// Protection runs while the backend connects and the box is made; it
+	// is waited for before the command starts (and on every way out).
+	protected := func(*printer) {}
+	if len(pol.Protect) > 0 {
+		protected = protectDuringStart(ctx, st, pol)
+	}
+	defer protected(out)
 	user := sandbox.DefaultUser()
 	if o.user {
 		user = true
@@ -356,6 +374,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 		return exitBoxrunFailed
 	}
 	defer backend.Close()
+	tm.mark("connect")
 	if backend.Name() == sandbox.KindNone && o.backend == sandbox.KindAuto {
 		if code, crossed := crossToHost(o, argv, out); crossed {
 			return code
@@ -374,9 +393,6 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 		}
 	}
 	observers = append(rep.observers(), observers...)
-	if len(pol.Protect) > 0 {
-		protectBeforeRun(ctx, st, pol, out)
-	}
 	res, err := sandbox.Run(ctx, sandbox.Options{
 		Backend:   backend,
 		Policy:    pol,
@@ -391,12 +407,16 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 		Observers: observers,
 		Checked: func(checks []sandbox.LimitCheck) {
 			warnChecks(backend.Name(), checks, pol, skipped, out)
+			protected(out)
+			tm.mark("protect")
 		},
 	})
 	if err != nil {
 		return startFailure(err, out)
 	}
-	return rep.finish(res, bp)
+	code = rep.finish(res, bp)
+	tm.mark("report")
+	return code
 }
 
 // waitForTurn holds the run back until the policy's max_concurrent and

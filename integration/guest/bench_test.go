@@ -123,29 +123,63 @@ func TestBenchLaunch(t *testing.T) {
 		kinds["systemd-run"] = append(sr, "true")
 	}
 	times := map[string][]time.Duration{}
+	phases := map[string][]time.Duration{} // boxrun's own breakdown (BOXRUN_TIMING)
 	for i := 0; i < n; i++ {
 		for _, k := range []string{"bare", "boxrun", "systemd-run"} {
 			argv, ok := kinds[k]
 			if !ok {
 				continue
 			}
+			cmd := exec.Command(argv[0], argv[1:]...)
+			if k == "boxrun" {
+				cmd.Env = append(os.Environ(), "BOXRUN_TIMING=1")
+			}
 			start := time.Now()
-			out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("%s: %v\n%s", k, err, out)
 			}
 			times[k] = append(times[k], time.Since(start))
+			if k == "boxrun" {
+				for name, d := range timingPhases(string(out)) {
+					phases[name] = append(phases[name], d)
+				}
+			}
 		}
 	}
 	v := map[string]any{}
 	for k, d := range times {
 		v[k+"_ms"] = float64(median(d).Microseconds()) / 1000
 	}
+	breakdown := map[string]float64{}
+	for name, d := range phases {
+		breakdown[name] = float64(median(d).Microseconds()) / 1000
+	}
+	v["boxrun_phases_ms"] = breakdown
 	v["boxrun_over_bare"] = float64(median(times["boxrun"])) / float64(median(times["bare"]))
 	if d, ok := times["systemd-run"]; ok {
 		v["boxrun_over_systemd_run"] = float64(median(times["boxrun"])) / float64(median(d))
 	}
 	benchLine(t, "launch", v)
+}
+
+// timingPhases reads boxrun's "boxrun: timing: NAME=1.23ms ..." line.
+func timingPhases(out string) map[string]time.Duration {
+	m := map[string]time.Duration{}
+	for _, line := range strings.Split(out, "\n") {
+		rest, ok := strings.CutPrefix(line, "boxrun: timing: ")
+		if !ok {
+			continue
+		}
+		for _, f := range strings.Fields(rest) {
+			if name, val, ok := strings.Cut(f, "="); ok {
+				if d, err := time.ParseDuration(val); err == nil {
+					m[name] = d
+				}
+			}
+		}
+	}
+	return m
 }
 
 // TestBenchFootprint: boxrun's own CPU, peak memory and threads over a
