@@ -46,11 +46,19 @@ func fuzzResolveAll(t *testing.T, s *Stack) {
 			t.Fatalf("ignored %q does not name the file", ig)
 		}
 	}
+	builtin := &Stack{Files: []*File{Builtin()}}
 	for _, e := range s.Names() {
 		for _, env := range []Env{{}, {MemoryBytes: 16 << 30}} {
 			r, err := s.Resolve(e.Name, []string{"memory.max=4G"}, env)
 			if err != nil {
 				continue
+			}
+			if base, err := builtin.Resolve(e.Name, nil, env); err == nil && s.Files[0].Trust == Project {
+				for _, k := range tightenKeys {
+					if looser(k, r, base) {
+						t.Fatalf("a project file loosened %s of the built-in policy %q", k, e.Name)
+					}
+				}
 			}
 			if r.MemoryHigh != nil && *r.MemoryHigh != Unlimited && *r.MemoryHigh > 4<<30 {
 				t.Fatalf("memory.high %d above memory.max 4G", *r.MemoryHigh)

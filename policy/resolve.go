@@ -78,8 +78,9 @@ type Resolved struct {
 	Origins map[string]Origin
 	// Notes describe adjustments made during resolution, for the user.
 	Notes []string
-	// Ignored are the settings of project files along the extends chain
-	// that were left out (see Trust), for the user.
+	// Ignored are the settings along the extends chain that were left out
+	// because a project file may not make them, or replaced by the
+	// baseline's tighter value (see Project), for the user.
 	Ignored []Ignored
 }
 
@@ -93,33 +94,27 @@ type Resolved struct {
 // protect also takes a comma-separated list (protect=editors,language-servers,
 // or protect= for none). A later override of the same key wins.
 //
-// When memory.high comes out above memory.max (both limits), memory.high is
-// lowered to memory.max and a Note says so. Settings of project files that
-// would reach outside the box are left out and listed in Ignored. Errors for an unknown name wrap
-// ErrUnknownPolicy; errors about a value are *ParseError at its origin.
+// Settings of project files that would reach outside the box are left out.
+// When the chain uses a project file's policy and a Trusted file defines
+// name too, no limit comes out looser than in the baseline, name resolved
+// from the Trusted files alone without overrides: a looser value, or an
+// unset one where the baseline sets it, takes the baseline's value and
+// origin (Project lists the keys and which way is tighter). Overrides are
+// never replaced. Every setting left out or replaced is listed in Ignored,
+// where it was written (in a project file, or in a looser Trusted policy
+// that the chain extends), except keys the chain did not set at all, which
+// take the baseline's value silently. A name only project files define has
+// no baseline; a baseline that does not resolve (the user's policy extends
+// one only a project file defines) is an error.
+//
+// When memory.high comes out above memory.max (both limits), once the
+// baseline's values are in, memory.high is lowered to memory.max and a Note
+// says so. Errors for an unknown name wrap ErrUnknownPolicy; errors about a
+// value are *ParseError at its origin.
 func (s *Stack) Resolve(name string, overrides []string, env Env) (*Resolved, error) {
-	chain, err := s.chain(name)
+	m, err := s.merge(name)
 	if err != nil {
 		return nil, err
-	}
-	merged := &Policy{Name: name, Origins: map[string]Origin{}}
-	var ignored []Ignored
-	for i := len(chain) - 1; i >= 0; i-- {
-		src := chain[i].p
-		project := s.Files[chain[i].layer].Trust == Project
-		for _, k := range policyKeys {
-			o, ok := src.Origins[k]
-			if !ok {
-				continue
-			}
-			if project {
-				if value, reason := projectMayNotSet(k, src, merged); reason != "" {
-					ignored = append(ignored, Ignored{At: o, Key: k, Value: value, Policy: src.Name, Reason: reason})
-					continue
-				}
-			}
-			copyPolicyKey(merged, src, k)
-		}
 	}
 	setArgs := map[string]string{}
 	for _, o := range overrides {
@@ -127,15 +122,71 @@ func (s *Stack) Resolve(name string, overrides []string, env Env) (*Resolved, er
 		if err != nil {
 			return nil, err
 		}
-		copyPolicyKey(merged, p, key)
+		copyPolicyKey(m.p, p, key)
+		m.from[key] = ""
 		setArgs[key] = o
 	}
-	r, err := s.resolve(merged, setArgs, env)
+	r, err := s.resolve(m.p, setArgs, env)
 	if err != nil {
 		return nil, err
 	}
+	ignored := m.ignored
+	if m.project {
+		changed, clamped, err := s.tighten(m, r, env)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			if r, err = s.resolve(m.p, setArgs, env); err != nil {
+				return nil, err
+			}
+		}
+		ignored = append(ignored, clamped...)
+	}
 	r.Ignored = ignored
 	return r, nil
+}
+
+// merged is a policy's extends chain overlaid into one Policy.
+type merged struct {
+	p *Policy
+	// from maps every key set in p to the name of the policy of the chain
+	// that set it ("" for --set).
+	from map[string]string
+	// project is true when the chain uses a policy of a Project file.
+	project bool
+	// ignored are the settings of project files left out.
+	ignored []Ignored
+}
+
+// merge overlays the extends chain of name, root first, leaving out what
+// project files may not set.
+func (s *Stack) merge(name string) (*merged, error) {
+	chain, err := s.chain(name)
+	if err != nil {
+		return nil, err
+	}
+	m := &merged{p: &Policy{Name: name, Origins: map[string]Origin{}}, from: map[string]string{}}
+	for i := len(chain) - 1; i >= 0; i-- {
+		src := chain[i].p
+		project := s.Files[chain[i].layer].Trust == Project
+		m.project = m.project || project
+		for _, k := range policyKeys {
+			o, ok := src.Origins[k]
+			if !ok {
+				continue
+			}
+			if project {
+				if value, reason := projectMayNotSet(k, src, m.p); reason != "" {
+					m.ignored = append(m.ignored, Ignored{At: o, Key: k, Value: value, Policy: src.Name, Reason: reason})
+					continue
+				}
+			}
+			copyPolicyKey(m.p, src, k)
+			m.from[k] = src.Name
+		}
+	}
+	return m, nil
 }
 
 // parseOverride parses one --set KEY=VALUE into a Policy with just that key

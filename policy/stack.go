@@ -24,8 +24,12 @@ import (
 // the same rule: the nearest definition wins whole.
 //
 // Files of Trust Project may only restrict the command they box: what they
-// set that would reach outside it is ignored, and listed by Ignored and
-// Resolved.Ignored so that the user can be told.
+// set that would reach outside it is ignored, and a policy resolved through
+// one of their definitions comes out no looser than the same name resolved
+// from the Trusted files alone (see Project), so that shadowing "tests"
+// with memory.max = "max" leaves the limit of the user's or the built-in
+// tests policy in force. Both are listed by Ignored and Resolved.Ignored so
+// that the user can be told.
 type Stack struct {
 	// Files are the parsed files, nearest first.
 	Files []*File

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -23,6 +24,25 @@ const (
 	// outside the box: [protect.NAME] groups, the [slice], a policy's
 	// protect list, an oom_score_adj lower than the one inherited (or
 	// below 0), and leftovers = "keep".
+	//
+	// Nor may a project file loosen a policy of the Trusted files, by
+	// defining the same name (which replaces theirs whole) or by extending
+	// a looser one. When Stack.Resolve uses a project file's policy for a
+	// name that a Trusted file (the built-in one included) defines, it
+	// also resolves that name from the Trusted files alone, the baseline,
+	// and compares resolved values (bytes, after percentages):
+	// memory.high (counted as at most memory.max), memory.max,
+	// memory.swap.max, pids.max, cpu.weight, cpu.max and io.weight may
+	// only be lower, "max" being the loosest; oom_score_adj and
+	// start_when_available only higher; max_concurrent only lower, 0 (no
+	// limit) being the loosest; and an empty protect list keeps the
+	// baseline's. A value looser than the baseline's, or unset where the
+	// baseline sets it, takes the baseline's value and origin. --set
+	// overrides are the user's own and are never replaced. description,
+	// memory.oom_group, memory.backpressure, leftovers (but "keep") and
+	// leftovers_grace concern the box alone and stay the project's. A name
+	// that only project files define has no baseline: the user asked for
+	// it by name.
 	Project
 )
 
@@ -163,4 +183,172 @@ func quoteAll(ss []string) []string {
 		out[i] = strconv.Quote(s)
 	}
 	return out
+}
+
+// tightenKeys are the policy keys whose value a project file may only
+// tighten, in the order of policyKeys. memory.oom_group,
+// memory.backpressure, leftovers and leftovers_grace only change how the box
+// treats its own processes, and description nothing at all.
+var tightenKeys = []string{
+	"memory.high",
+	"memory.max",
+	"memory.swap.max",
+	"pids.max",
+	"cpu.weight",
+	"cpu.max",
+	"io.weight",
+	"oom_score_adj",
+	"protect",
+	"max_concurrent",
+	"start_when_available",
+}
+
+// tighten bounds m, a chain that uses a project file's policy and resolves
+// to r, by the baseline: the same name resolved from the Trusted files of
+// the stack alone. For every key of tightenKeys that r has looser than the
+// baseline, and that no --set gave, it copies the baseline's value and
+// origin into m.p. It reports whether it copied any, and an Ignored for each
+// copied key that m had set. A name no Trusted file defines has no
+// baseline: nothing changes.
+func (s *Stack) tighten(m *merged, r *Resolved, env Env) (bool, []Ignored, error) {
+	trusted := &Stack{}
+	for _, f := range s.Files {
+		if f != nil && f.Trust == Trusted {
+			trusted.Files = append(trusted.Files, f)
+		}
+	}
+	name := m.p.Name
+	bm, err := trusted.merge(name)
+	if errors.Is(err, ErrUnknownPolicy) {
+		return false, nil, nil
+	}
+	var base *Resolved
+	if err == nil {
+		base, err = trusted.resolve(bm.p, nil, env)
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("%w (in resolving policy %q from your own files alone, which bound what a project file may loosen; fix it in your own files)", err, name)
+	}
+	changed := false
+	var ignored []Ignored
+	for _, k := range tightenKeys {
+		o, set := m.p.Origins[k]
+		if o.File == OriginSet || !looser(k, r, base) {
+			continue
+		}
+		if set {
+			value, _ := showValue(k, m.p, env)
+			_, baseValue := showValue(k, bm.p, env)
+			ignored = append(ignored, Ignored{At: o, Key: k, Value: value, Policy: m.from[k],
+				Reason: fmt.Sprintf("a project file may only tighten policy %q of your own files (%s = %s, %s); %s",
+					name, k, baseValue, bm.p.Origins[k], userConfigHint)})
+		}
+		copyPolicyKey(m.p, bm.p, k)
+		m.from[k] = bm.from[k]
+		changed = true
+	}
+	return changed, ignored, nil
+}
+
+// looser reports whether r's value of key, one of tightenKeys, is looser
+// than base's: base sets the key and r leaves it unset or sets it looser.
+// memory.high counts as at most memory.max, since the kernel throttles at
+// the lower of the two.
+func looser(key string, r, base *Resolved) bool {
+	above := func(v, b *uint64) bool { return b != nil && (v == nil || *v > *b) } // Unlimited is the largest
+	switch key {
+	case "memory.high":
+		return base.MemoryHigh != nil && effectiveHigh(r) > effectiveHigh(base)
+	case "memory.max":
+		return above(r.MemoryMax, base.MemoryMax)
+	case "memory.swap.max":
+		return above(r.MemorySwapMax, base.MemorySwapMax)
+	case "pids.max":
+		return above(r.PidsMax, base.PidsMax)
+	case "cpu.weight":
+		return above(r.CPUWeight, base.CPUWeight)
+	case "cpu.max":
+		return above(r.CPUQuotaPerSecUSec, base.CPUQuotaPerSecUSec)
+	case "io.weight":
+		return above(r.IOWeight, base.IOWeight)
+	case "oom_score_adj":
+		return base.OOMScoreAdj != nil && (r.OOMScoreAdj == nil || *r.OOMScoreAdj < *base.OOMScoreAdj)
+	case "protect":
+		return len(base.Protect) > 0 && len(r.Protect) == 0
+	case "max_concurrent": // 0 is no limit
+		return base.MaxConcurrent > 0 && (r.MaxConcurrent == 0 || r.MaxConcurrent > base.MaxConcurrent)
+	case "start_when_available": // higher waits for more
+		b, v := base.StartWhenAvailable, r.StartWhenAvailable
+		return b != nil && (v == nil || *v < *b)
+	}
+	return false
+}
+
+// effectiveHigh is the memory.high the kernel acts on: memory.high or
+// memory.max, whichever is lower (unset is "max").
+func effectiveHigh(r *Resolved) uint64 {
+	h, m := uint64(Unlimited), uint64(Unlimited)
+	if r.MemoryHigh != nil {
+		h = *r.MemoryHigh
+	}
+	if r.MemoryMax != nil {
+		m = *r.MemoryMax
+	}
+	return min(h, m)
+}
+
+// showValue formats the value of key, one of tightenKeys, which p sets: as
+// written, for Ignored.Value ("90%" (14.4G)), and as resolved against env
+// (90% = 14.4G).
+func showValue(key string, p *Policy, env Env) (written, resolved string) {
+	size := func(sz *Size) (string, string) {
+		b, _ := sz.Resolve(env) // already resolved once without error
+		written := strconv.Quote(sz.String())
+		if sz.Percent != 0 {
+			written += " (" + FormatBytes(b) + ")"
+		}
+		return written, describeSize(sz, b)
+	}
+	count := func(n uint64) (string, string) {
+		if n == Unlimited {
+			return `"max"`, "max"
+		}
+		s := strconv.FormatUint(n, 10)
+		return s, s
+	}
+	switch key {
+	case "memory.high":
+		return size(p.MemoryHigh)
+	case "memory.max":
+		return size(p.MemoryMax)
+	case "memory.swap.max":
+		return size(p.MemorySwapMax)
+	case "start_when_available":
+		return size(p.StartWhenAvailable)
+	case "pids.max":
+		return count(*p.PidsMax)
+	case "cpu.weight":
+		return count(*p.CPUWeight)
+	case "io.weight":
+		return count(*p.IOWeight)
+	case "cpu.max":
+		if p.CPUMaxUnlimited {
+			return `"max"`, "max"
+		}
+		s := strconv.FormatFloat(*p.CPUMaxPercent, 'f', -1, 64) + "%"
+		return strconv.Quote(s), s
+	case "oom_score_adj":
+		s := strconv.Itoa(*p.OOMScoreAdj)
+		return s, s
+	case "max_concurrent":
+		if *p.MaxConcurrent == 0 {
+			return `"max"`, "max"
+		}
+		s := strconv.Itoa(*p.MaxConcurrent)
+		return s, s
+	case "protect":
+		s := "[" + strings.Join(quoteAll(p.Protect), ", ") + "]"
+		return s, s
+	}
+	return "", ""
 }

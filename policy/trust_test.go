@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -121,10 +122,16 @@ func TestResolveProjectMayOnlyRestrict(t *testing.T) {
 			check: func(r *Resolved) bool { return r.Leftovers == "kill" && r.LeftoversGrace.Seconds() == 1 },
 		},
 		{
+			// The chain leaves oom_score_adj and protect unset, so the
+			// built-in tests policy, the baseline, fills them in silently
+			// (see TestResolveProjectMayOnlyTighten).
 			name: "every ignored key is listed, along the extends chain",
 			src: "[policies.a]\noom_score_adj = -5\nprotect = [\"editors\"]\n" +
 				"[policies.tests]\nextends = \"a\"\nleftovers = \"keep\"\n",
-			check: func(r *Resolved) bool { return r.OOMScoreAdj == nil && r.Protect == nil && r.Leftovers == "kill" },
+			check: func(r *Resolved) bool {
+				return *r.OOMScoreAdj == 500 && r.Origins["oom_score_adj"].File == OriginBuiltin &&
+					slices.Equal(r.Protect, []string{"editors"}) && r.Leftovers == "kill"
+			},
 			ignored: []string{`.boxrun.toml:2: oom_score_adj = -5 in policy "a"`, `.boxrun.toml:3: protect = ["editors"] in policy "a"`,
 				`.boxrun.toml:6: leftovers = "keep" in policy "tests"`},
 		},
@@ -162,6 +169,270 @@ func TestResolveProjectMayOnlyRestrict(t *testing.T) {
 				t.Errorf("the trusted file resolved like the project file: %v", trusted.Origins)
 			}
 		})
+	}
+}
+
+// TestResolveProjectMayOnlyTighten checks that a project file's policy, or
+// a policy it extends, comes out no looser than the same name resolved from
+// the trusted files alone (the user's file and the built-in one), and which
+// clamped values are reported.
+func TestResolveProjectMayOnlyTighten(t *testing.T) {
+	const (
+		project = "/p/.boxrun.toml"
+		user    = "/home/u/.config/boxrun/policies.toml"
+		fix     = "; set it in your own ~/.config/boxrun/policies.toml or with --set"
+	)
+	tests := []struct {
+		name    string
+		user    string // the user's policies.toml, "" for none
+		src     string // the project's .boxrun.toml
+		policy  string // "" for tests
+		set     []string
+		check   func(r *Resolved) bool
+		origins map[string]string // key: Origins[key].String()
+		ignored []string          // Ignored, as strings (a prefix of each)
+	}{
+		{
+			name:  "shadowing tests with max limits takes the built-in limits",
+			src:   "[policies.tests]\nmemory.max = \"max\"\npids.max = \"max\"\n",
+			check: func(r *Resolved) bool { return *r.MemoryMax == 12*gib && *r.PidsMax == 4096 },
+			origins: map[string]string{"memory.max": OriginBuiltin, "pids.max": OriginBuiltin, "protect": OriginBuiltin,
+				"oom_score_adj": OriginBuiltin, "cpu.weight": OriginBuiltin},
+			ignored: []string{
+				project + `:2: memory.max = "max" in policy "tests" ignored: a project file may only tighten policy "tests" of your own files (memory.max = 75% = 12G, built-in)` + fix,
+				project + `:3: pids.max = "max" in policy "tests" ignored: a project file may only tighten policy "tests" of your own files (pids.max = 4096, built-in)` + fix,
+			},
+		},
+		{
+			name: "shadowing the user's tests takes the user's limits",
+			user: "[policies.tests]\nextends = \"tests\"\nmemory.max = \"6G\"\n",
+			src:  "[policies.tests]\nmemory.max = \"max\"\n",
+			check: func(r *Resolved) bool {
+				return *r.MemoryMax == 6*gib && *r.PidsMax == 4096 && slices.Equal(r.Protect, []string{"editors"})
+			},
+			origins: map[string]string{"memory.max": user + ":3", "pids.max": OriginBuiltin},
+			ignored: []string{project + `:2: memory.max = "max" in policy "tests" ignored: a project file may only tighten policy "tests" of your own files (memory.max = 6G, ` + user + ":3)" + fix},
+		},
+		{
+			name: "tighter values are kept, without warnings",
+			src: "[policies.tests]\nmemory.max = \"1G\"\nmemory.swap.max = 0\npids.max = 64\ncpu.weight = 10\ncpu.max = \"100%\"\n" +
+				"io.weight = 10\noom_score_adj = 800\nmax_concurrent = 2\nstart_when_available = \"1G\"\n",
+			check: func(r *Resolved) bool {
+				return *r.MemoryMax == gib && *r.MemorySwapMax == 0 && *r.PidsMax == 64 && *r.CPUWeight == 10 &&
+					*r.CPUQuotaPerSecUSec == 1_000_000 && *r.IOWeight == 10 && *r.OOMScoreAdj == 800 &&
+					r.MaxConcurrent == 2 && *r.StartWhenAvailable == gib
+			},
+			origins: map[string]string{"memory.max": project + ":2", "oom_score_adj": project + ":8", "max_concurrent": project + ":9"},
+		},
+		{
+			name: "keys the project leaves out take the baseline's silently",
+			src:  "[policies.tests]\ndescription = \"mine\"\nmemory.max = \"2G\"\nmemory.backpressure = false\nleftovers_grace = \"10s\"\n",
+			check: func(r *Resolved) bool {
+				return r.Description == "mine" && *r.MemoryMax == 2*gib && !r.MemoryBackpressure && r.LeftoversGrace.Seconds() == 10 &&
+					*r.PidsMax == 4096 && *r.CPUWeight == 50 && *r.OOMScoreAdj == 500 && slices.Equal(r.Protect, []string{"editors"})
+			},
+			origins: map[string]string{"pids.max": OriginBuiltin, "cpu.weight": OriginBuiltin, "oom_score_adj": OriginBuiltin,
+				"protect": OriginBuiltin, "memory.backpressure": project + ":4"},
+		},
+		{
+			name: "extending a looser policy of the user's is clamped where the user wrote it",
+			user: "[policies.quick]\nmemory.max = \"max\"\npids.max = 100\nprotect = []\n",
+			src:  "[policies.tests]\nextends = \"quick\"\n",
+			check: func(r *Resolved) bool {
+				return *r.MemoryMax == 12*gib && *r.PidsMax == 100 && slices.Equal(r.Protect, []string{"editors"})
+			},
+			origins: map[string]string{"memory.max": OriginBuiltin, "pids.max": user + ":3", "protect": OriginBuiltin},
+			ignored: []string{
+				user + `:2: memory.max = "max" in policy "quick" ignored: a project file may only tighten policy "tests" of your own files (memory.max = 75% = 12G, built-in)`,
+				user + `:4: protect = [] in policy "quick" ignored: a project file may only tighten policy "tests" of your own files (protect = ["editors"], built-in)`,
+			},
+		},
+		{
+			name: "extending the looser built-in build policy is clamped",
+			src:  "[policies.tests]\nextends = \"build\"\n",
+			check: func(r *Resolved) bool {
+				return *r.MemoryMax == 12*gib && *r.PidsMax == 4096 && *r.CPUWeight == 50 && *r.OOMScoreAdj == 500
+			},
+			ignored: []string{
+				`built-in: memory.max = "85%" (13.6G) in policy "build" ignored: a project file may only tighten policy "tests" of your own files (memory.max = 75% = 12G, built-in)`,
+				`built-in: pids.max = 8192 in policy "build" ignored`,
+				`built-in: cpu.weight = 80 in policy "build" ignored`,
+				`built-in: oom_score_adj = 300 in policy "build" ignored`,
+			},
+		},
+		{
+			name:    "--set may loosen",
+			src:     "[policies.tests]\nmemory.max = \"max\"\npids.max = \"max\"\n",
+			set:     []string{"memory.max=max", "protect="},
+			check:   func(r *Resolved) bool { return *r.MemoryMax == Unlimited && *r.PidsMax == 4096 && len(r.Protect) == 0 },
+			origins: map[string]string{"memory.max": OriginSet, "protect": OriginSet, "pids.max": OriginBuiltin},
+			ignored: []string{project + `:3: pids.max = "max" in policy "tests" ignored`},
+		},
+		{
+			name:    "a name only the project defines resolves as written",
+			src:     "[policies.mine]\nextends = \"tests\"\nmemory.max = \"max\"\npids.max = \"max\"\n",
+			policy:  "mine",
+			check:   func(r *Resolved) bool { return *r.MemoryMax == Unlimited && *r.PidsMax == Unlimited },
+			origins: map[string]string{"memory.max": project + ":3"},
+		},
+		{
+			name:    "a percentage above the baseline's bytes is clamped",
+			user:    "[policies.tests]\nextends = \"tests\"\nmemory.max = \"8G\"\n",
+			src:     "[policies.tests]\nmemory.max = \"60%\"\n",
+			check:   func(r *Resolved) bool { return *r.MemoryMax == 8*gib },
+			ignored: []string{project + `:2: memory.max = "60%" (9.6G) in policy "tests" ignored: a project file may only tighten policy "tests" of your own files (memory.max = 8G, ` + user + ":3)"},
+		},
+		{
+			name:    "a percentage below the baseline's bytes is kept",
+			user:    "[policies.tests]\nextends = \"tests\"\nmemory.max = \"8G\"\n",
+			src:     "[policies.tests]\nmemory.max = \"40%\"\n",
+			check:   func(r *Resolved) bool { return *r.MemoryMax == 6871945216 }, // 40% of 16G, whole pages
+			origins: map[string]string{"memory.max": project + ":2"},
+		},
+		{
+			name:    "bytes above the baseline's percentage are clamped",
+			src:     "[policies.tests]\nmemory.max = \"13G\"\n",
+			check:   func(r *Resolved) bool { return *r.MemoryMax == 12*gib },
+			ignored: []string{project + `:2: memory.max = "13G" in policy "tests" ignored`},
+		},
+		{
+			name:    "max_concurrent max is looser than 4",
+			user:    "[policies.tests]\nextends = \"tests\"\nmax_concurrent = 4\n",
+			src:     "[policies.tests]\nextends = \"tests\"\nmax_concurrent = \"max\"\n",
+			check:   func(r *Resolved) bool { return r.MaxConcurrent == 4 },
+			origins: map[string]string{"max_concurrent": user + ":3"},
+			ignored: []string{project + `:3: max_concurrent = "max" in policy "tests" ignored: a project file may only tighten policy "tests" of your own files (max_concurrent = 4, ` + user + ":3)"},
+		},
+		{
+			name:    "max_concurrent above the baseline's is clamped",
+			user:    "[policies.tests]\nextends = \"tests\"\nmax_concurrent = 4\n",
+			src:     "[policies.tests]\nmax_concurrent = 8\n",
+			check:   func(r *Resolved) bool { return r.MaxConcurrent == 4 },
+			ignored: []string{project + `:2: max_concurrent = 8 in policy "tests" ignored`},
+		},
+		{
+			name:  "max_concurrent unset in the baseline stays free",
+			src:   "[policies.tests]\nmax_concurrent = 8\n",
+			check: func(r *Resolved) bool { return r.MaxConcurrent == 8 },
+		},
+		{
+			name:    "start_when_available may only be raised",
+			user:    "[policies.tests]\nextends = \"tests\"\nstart_when_available = \"4G\"\n",
+			src:     "[policies.tests]\nstart_when_available = \"2G\"\n",
+			check:   func(r *Resolved) bool { return *r.StartWhenAvailable == 4*gib },
+			ignored: []string{project + `:2: start_when_available = "2G" in policy "tests" ignored: a project file may only tighten policy "tests" of your own files (start_when_available = 4G, ` + user + ":3)"},
+		},
+		{
+			name:    "oom_score_adj below the baseline's is clamped, though above 0",
+			src:     "[policies.tests]\noom_score_adj = 100\n",
+			check:   func(r *Resolved) bool { return *r.OOMScoreAdj == 500 },
+			ignored: []string{project + `:2: oom_score_adj = 100 in policy "tests" ignored: a project file may only tighten policy "tests" of your own files (oom_score_adj = 500, built-in)`},
+		},
+		{
+			name:   "cpu.max and memory.swap.max of strict",
+			src:    "[policies.strict]\ncpu.max = \"max\"\nmemory.swap.max = \"max\"\n",
+			policy: "strict",
+			check:  func(r *Resolved) bool { return *r.CPUQuotaPerSecUSec == 2_000_000 && *r.MemorySwapMax == 0 },
+			ignored: []string{
+				project + `:3: memory.swap.max = "max" in policy "strict" ignored: a project file may only tighten policy "strict" of your own files (memory.swap.max = 0B, built-in)`,
+				project + `:2: cpu.max = "max" in policy "strict" ignored: a project file may only tighten policy "strict" of your own files (cpu.max = 200%, built-in)`,
+			},
+		},
+		{
+			name:  "a protect list dropped by not extending stays",
+			src:   "[policies.tests]\nmemory.max = \"4G\"\n",
+			check: func(r *Resolved) bool { return slices.Equal(r.Protect, []string{"editors"}) },
+		},
+		{
+			name:    "memory.high stays at most the clamped memory.max",
+			src:     "[policies.tests]\nmemory.high = \"14G\"\nmemory.max = \"max\"\n",
+			check:   func(r *Resolved) bool { return *r.MemoryMax == 12*gib && *r.MemoryHigh == 12*gib && len(r.Notes) == 1 },
+			ignored: []string{project + `:3: memory.max = "max" in policy "tests" ignored`},
+		},
+		{
+			name:    "memory.high above the baseline's is clamped",
+			user:    "[policies.tests]\nextends = \"tests\"\nmemory.high = \"6G\"\nmemory.max = \"8G\"\n",
+			src:     "[policies.tests]\nmemory.high = \"7G\"\nmemory.max = \"8G\"\n",
+			check:   func(r *Resolved) bool { return *r.MemoryHigh == 6*gib && *r.MemoryMax == 8*gib && len(r.Notes) == 0 },
+			ignored: []string{project + `:2: memory.high = "7G" in policy "tests" ignored: a project file may only tighten policy "tests" of your own files (memory.high = 6G, ` + user + ":3)"},
+		},
+		{
+			name:   "memory.high counts as at most memory.max",
+			policy: "build",
+			src:    "[policies.build]\nmemory.high = \"max\"\nmemory.max = \"4G\"\n",
+			check: func(r *Resolved) bool {
+				return *r.MemoryHigh == Unlimited && *r.MemoryMax == 4*gib && len(r.Notes) == 0
+			},
+		},
+		{
+			name:   "memory.high left out under a low memory.max stays unset",
+			policy: "build",
+			src:    "[policies.build]\nmemory.max = \"4G\"\n",
+			check:  func(r *Resolved) bool { return r.MemoryHigh == nil && *r.MemoryMax == 4*gib && len(r.Notes) == 0 },
+		},
+		{
+			name:   "memory.high left out under a high memory.max takes the baseline's",
+			policy: "build",
+			src:    "[policies.build]\nmemory.max = \"max\"\n",
+			// 70% and 85% of 16G, in whole pages.
+			check:   func(r *Resolved) bool { return *r.MemoryHigh == 12025905152 && *r.MemoryMax == 14602887168 },
+			origins: map[string]string{"memory.high": OriginBuiltin, "memory.max": OriginBuiltin},
+			ignored: []string{project + `:2: memory.max = "max" in policy "build" ignored`},
+		},
+	}
+	env := Env{MemoryBytes: 16 * gib}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			proj := parseString(t, project, tt.src)
+			proj.Trust = Project
+			s := &Stack{Files: []*File{proj}}
+			if tt.user != "" {
+				s.Files = append(s.Files, parseString(t, user, tt.user))
+			}
+			s.Files = append(s.Files, Builtin())
+			name := tt.policy
+			if name == "" {
+				name = "tests"
+			}
+			r, err := s.Resolve(name, tt.set, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(r) {
+				t.Errorf("resolved %+v", r)
+			}
+			for k, want := range tt.origins {
+				if got := r.Origins[k].String(); got != want {
+					t.Errorf("Origins[%s] = %s, want %s", k, got, want)
+				}
+			}
+			var got []string
+			for _, ig := range r.Ignored {
+				got = append(got, ig.String())
+			}
+			if len(got) != len(tt.ignored) {
+				t.Fatalf("ignored\n%s\nwant %d entries", strings.Join(got, "\n"), len(tt.ignored))
+			}
+			for i, want := range tt.ignored {
+				if !strings.HasPrefix(got[i], want) {
+					t.Errorf("ignored[%d] = %q, want it to start with %q", i, got[i], want)
+				}
+			}
+		})
+	}
+}
+
+// TestResolveProjectBaselineErrors checks that a policy of the user's that
+// only resolves with a project file's help fails, naming the user's file.
+func TestResolveProjectBaselineErrors(t *testing.T) {
+	proj := parseString(t, "/p/.boxrun.toml", "[policies.helper]\nmemory.max = \"max\"\n")
+	proj.Trust = Project
+	user := parseString(t, "user.toml", "[policies.tests]\nextends = \"helper\"\n")
+	s := &Stack{Files: []*File{proj, user, Builtin()}}
+	_, err := s.Resolve("tests", nil, Env{MemoryBytes: 16 * gib})
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.File != "user.toml" || !strings.Contains(err.Error(), `from your own files alone`) {
+		t.Errorf("Resolve(tests) error %v, want a *ParseError at user.toml saying the user's files must resolve alone", err)
 	}
 }
 

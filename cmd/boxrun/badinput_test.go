@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -17,6 +18,8 @@ import (
 // and counts how often boxrun chose a backend and made a box with it.
 type boxRecorder struct {
 	selected, created int
+	// policy is the policy of the last box created.
+	policy *policy.Resolved
 }
 
 func (r *boxRecorder) selectBackend(ctx context.Context, c sandbox.Choice) (sandbox.Backend, []string, error) {
@@ -32,6 +35,7 @@ type countingBackend struct {
 
 func (b *countingBackend) Create(ctx context.Context, req sandbox.Request) (sandbox.Box, error) {
 	b.r.created++
+	b.r.policy = req.Policy
 	return b.Backend.Create(ctx, req)
 }
 

@@ -5,20 +5,26 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // TestProjectFileMayOnlyRestrict runs boxrun in a project whose
-// .boxrun.toml tries everything a project may not do: the run goes on, with
-// one warning naming file:line and key for each, and only the restriction
-// (memory.max) in force.
+// .boxrun.toml tries what a project may not do: the run goes on, with one
+// warning naming file:line and key for each, and only the restrictions in
+// force. In the warnings and notes, FILE stands for the .boxrun.toml.
 func TestProjectFileMayOnlyRestrict(t *testing.T) {
-	project := t.TempDir()
-	sub := filepath.Join(project, "src")
-	if err := os.Mkdir(sub, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	toml := filepath.Join(project, ".boxrun.toml")
-	if err := os.WriteFile(toml, []byte(`[protect.evil]
+	tests := []struct {
+		name     string
+		toml     string
+		warnings []string // prefixes of lines on stderr after "boxrun: warning: ", each once
+		show     []string // in policy show tests, spaces collapsed
+		notes    []string // prefixes of "note: " lines of policy show
+	}{
+		{
+			name: "settings that reach outside the box",
+			toml: `[protect.evil]
 match = ["sshd"]
 oom_score_adj = -1000
 
@@ -31,43 +37,110 @@ memory.max = "1G"
 oom_score_adj = -900
 protect = ["evil", "editors"]
 leftovers = "keep"
-`), 0o644); err != nil {
+`,
+			warnings: []string{
+				"FILE:1: [protect.evil] ignored: a project file may not define protection groups",
+				"FILE:5: [slice] ignored: a project file may not set the limits of the slice",
+				`FILE:11: oom_score_adj = -900 in policy "tests" ignored: a project file may only make the command more likely to be OOM-killed (500 or more)`,
+				`FILE:12: protect = ["evil", "editors"] in policy "tests" ignored: a project file may not name protection groups`,
+				`FILE:13: leftovers = "keep" in policy "tests" ignored: a project file may not keep processes alive`,
+			},
+			show:  []string{"memory.max 1073741824 (1G) FILE:10", "oom_score_adj 500 built-in", "protect editors built-in", "leftovers kill"},
+			notes: []string{"FILE:11: oom_score_adj = -900"},
+		},
+		{
+			name: "shadowing tests with looser limits",
+			toml: `[policies.tests]
+memory.max = "max"
+pids.max = "max"
+`,
+			warnings: []string{
+				`FILE:2: memory.max = "max" in policy "tests" ignored: a project file may only tighten policy "tests" of your own files (memory.max = 75% = `,
+				`FILE:3: pids.max = "max" in policy "tests" ignored: a project file may only tighten policy "tests" of your own files (pids.max = 4096, built-in); ` +
+					"set it in your own ~/.config/boxrun/policies.toml or with --set",
+			},
+			show:  []string{"pids.max 4096 built-in", "oom_score_adj 500 built-in", "protect editors built-in"},
+			notes: []string{`FILE:2: memory.max = "max" in policy "tests" ignored`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			project := t.TempDir()
+			sub := filepath.Join(project, "src")
+			if err := os.Mkdir(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			toml := filepath.Join(project, ".boxrun.toml")
+			if err := os.WriteFile(toml, []byte(tt.toml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			file := func(s string) string { return strings.ReplaceAll(s, "FILE", toml) }
+			t.Chdir(sub)
+			t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+			t.Setenv("BOXRUN_POLICY_FILE", "")
+
+			rec := &boxRecorder{}
+			// --set protect= keeps the test from protecting this machine's editors.
+			code, _, stderr := runBad(t, rec, []string{"--set", "protect=", "--", "true"}, allOpen)
+			if code != 0 || rec.created != 1 {
+				t.Fatalf("exit %d, %d boxes; the run must go on\n%s", code, rec.created, stderr)
+			}
+			for _, w := range tt.warnings {
+				if n := countLinesWithPrefix(stderr, "boxrun: warning: "+file(w)); n != 1 {
+					t.Errorf("%d lines start with %q, want 1\n%s", n, file(w), stderr)
+				}
+			}
+
+			code, out, stderr := runCLI(t, "policy", "show", "tests")
+			if code != 0 {
+				t.Fatalf("policy show: exit %d\n%s", code, stderr)
+			}
+			collapsed := strings.Join(strings.Fields(out), " ")
+			for _, want := range tt.show {
+				if !strings.Contains(collapsed, file(want)) {
+					t.Errorf("policy show lacks %q:\n%s", file(want), out)
+				}
+			}
+			for _, n := range tt.notes {
+				if countLinesWithPrefix(out, "note: "+file(n)) != 1 {
+					t.Errorf("policy show does not note %q:\n%s", file(n), out)
+				}
+			}
+		})
+	}
+}
+
+// TestProjectFileKeepsMemoryLimit checks that the box gets the limit a
+// project file tried to lift: the built-in tests policy's memory.max, 75%
+// of the memory available.
+func TestProjectFileKeepsMemoryLimit(t *testing.T) {
+	mem, err := sandbox.MemoryAvailable()
+	if err != nil {
+		t.Skipf("memory available unknown: %v", err)
+	}
+	limit, err := policy.Size{Percent: 75}.Resolve(policy.Env{MemoryBytes: mem})
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Chdir(sub)
+	project := t.TempDir()
+	if err := os.WriteFile(filepath.Join(project, ".boxrun.toml"), []byte("[policies.tests]\nmemory.max = \"max\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(project)
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("BOXRUN_POLICY_FILE", "")
-	wantWarnings := []string{
-		"boxrun: warning: " + toml + ":1: [protect.evil] ignored: a project file may not define protection groups",
-		"boxrun: warning: " + toml + ":5: [slice] ignored: a project file may not set the limits of the slice",
-		"boxrun: warning: " + toml + `:11: oom_score_adj = -900 in policy "tests" ignored: a project file may only make the command more likely to be OOM-killed (500 or more)`,
-		"boxrun: warning: " + toml + `:12: protect = ["evil", "editors"] in policy "tests" ignored: a project file may not name protection groups`,
-		"boxrun: warning: " + toml + `:13: leftovers = "keep" in policy "tests" ignored: a project file may not keep processes alive`,
-	}
 
 	rec := &boxRecorder{}
 	// --set protect= keeps the test from protecting this machine's editors.
 	code, _, stderr := runBad(t, rec, []string{"--set", "protect=", "--", "true"}, allOpen)
-	if code != 0 || rec.created != 1 {
-		t.Fatalf("exit %d, %d boxes; the run must go on\n%s", code, rec.created, stderr)
+	if code != 0 || rec.policy == nil {
+		t.Fatalf("exit %d, no box; the run must go on\n%s", code, stderr)
 	}
-	for _, w := range wantWarnings {
-		if n := countLinesWithPrefix(stderr, w); n != 1 {
-			t.Errorf("%d lines start with %q, want 1\n%s", n, w, stderr)
-		}
+	if got := rec.policy.MemoryMax; got == nil || *got != limit || rec.policy.Origins["memory.max"].File != policy.OriginBuiltin {
+		t.Errorf("the box got memory.max %v from %v, want %d from the built-in tests policy", got, rec.policy.Origins["memory.max"], limit)
 	}
-
-	code, out, stderr := runCLI(t, "policy", "show", "tests")
-	if code != 0 {
-		t.Fatalf("policy show: exit %d\n%s", code, stderr)
-	}
-	for _, want := range []string{"memory.max  1073741824 (1G)  " + toml + ":10", "oom_score_adj  500  built-in", "protect  editors  built-in", "leftovers  kill"} {
-		if !strings.Contains(strings.Join(strings.Fields(out), " "), strings.Join(strings.Fields(want), " ")) {
-			t.Errorf("policy show lacks %q:\n%s", want, out)
-		}
-	}
-	if !strings.Contains(out, "note: "+toml+":11: oom_score_adj = -900") {
-		t.Errorf("policy show does not note the ignored oom_score_adj:\n%s", out)
+	if !strings.Contains(stderr, `memory.max = "max" in policy "tests" ignored`) {
+		t.Errorf("no warning about the ignored memory.max:\n%s", stderr)
 	}
 }
 
