@@ -25,11 +25,11 @@ const jobTimeout = 30 * time.Second
 
 // systemdBackend makes boxes as transient scopes of a systemd manager.
 type systemdBackend struct {
-	conn    *sd.Conn
-	which   string // "user" or "system", for messages
-	sock    string // the manager's private socket
-	user    bool   // the user manager, not the system manager
-	mount   string // cgroup2 mount point
+	conn  *sd.Conn
+	which string // "user" or "system", for messages
+	sock  string // the manager's private socket
+	user  bool   // the user manager, not the system manager
+	mount string // cgroup2 mount point
 	// noOOMPolicy is set once the manager has refused OOMPolicy on a scope.
 	noOOMPolicy bool
 }
