@@ -168,6 +168,8 @@ func (b *Backpressure) loop() {
 	defer closeWake()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	current := openCounter(filepath.Join(b.dir, "memory.current"))
+	defer current.close()
 	for {
 		select {
 		case <-b.stop:
@@ -175,12 +177,12 @@ func (b *Backpressure) loop() {
 		case <-wake:
 		case <-timer.C:
 		}
-		usage, err := readUint(filepath.Join(b.dir, "memory.current"))
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
+		usage, ok := current.read()
+		if !ok {
+			if _, err := os.Stat(b.dir); errors.Is(err, os.ErrNotExist) {
 				return // the box is gone
 			}
-			b.err = err
+			b.err = fmt.Errorf("reading %s: cannot read memory.current", b.dir)
 			return
 		}
 		// Below a third of the box, memory.current every 250 ms: a burst
@@ -244,14 +246,6 @@ func watchFile(path string) (<-chan struct{}, func()) {
 	return ch, func() { f.Close() }
 }
 
-func readUint(path string) (uint64, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
-}
-
 // boxProcs lists the processes of a cgroup tree with what backpressure
 // needs: parent, start time and resident size. Processes that exit while
 // being read are left out.
@@ -270,30 +264,20 @@ func boxProcs(dir string) ([]backpressure.Proc, error) {
 	return procs, nil
 }
 
-// readProc reads /proc/PID/stat (parent, start time) and statm (resident
-// pages).
+// readProc reads /proc/PID/stat: parent, start time and resident pages.
+// One read per process: backpressure does this for every process of the
+// box every 10 ms while the box is a third full, beside the tests.
 func readProc(pid int) (backpressure.Proc, bool) {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return backpressure.Proc{}, false
 	}
-	p, ok := parseStat(string(stat))
-	if !ok {
-		return p, false
-	}
-	statm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return p, false
-	}
-	if f := strings.Fields(string(statm)); len(f) >= 2 {
-		pages, _ := strconv.ParseUint(f[1], 10, 64)
-		p.RSS = pages * uint64(os.Getpagesize())
-	}
-	return p, true
+	return parseStat(string(stat))
 }
 
-// parseStat extracts pid, ppid and starttime from a /proc/PID/stat line; the
-// command name in parentheses may itself hold spaces and parentheses.
+// parseStat extracts pid, ppid, starttime and rss (resident pages, as
+// bytes) from a /proc/PID/stat line; the command name in parentheses may
+// itself hold spaces and parentheses.
 func parseStat(s string) (backpressure.Proc, bool) {
 	var p backpressure.Proc
 	open := strings.IndexByte(s, '(')
@@ -307,16 +291,18 @@ func parseStat(s string) (backpressure.Proc, bool) {
 	}
 	// After ")": state ppid pgrp session tty tpgid flags minflt cminflt
 	// majflt cmajflt utime stime cutime cstime priority nice threads
-	// itrealvalue starttime ...
+	// itrealvalue starttime vsize rss ...
 	f := strings.Fields(s[close+1:])
-	if len(f) < 20 {
+	if len(f) < 22 {
 		return p, false
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	start, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err1 != nil || err2 != nil {
+	pages, err3 := strconv.ParseUint(f[21], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
 		return p, false
 	}
 	p.PID, p.PPID, p.Start, p.Comm = pid, ppid, start, s[open+1:close]
+	p.RSS = pages * uint64(os.Getpagesize())
 	return p, true
 }

@@ -81,25 +81,27 @@ func (c cgroupDir) populated() (bool, error) {
 }
 
 // waitEmpty waits until the cgroup holds no process, up to timeout. It
-// reports whether the cgroup is empty.
+// reports whether the cgroup is empty. The kernel signals each change of
+// cgroup.events ("populated"), so it wakes when the last process goes; a
+// slow timer stands in where inotify is unavailable.
 func (c cgroupDir) waitEmpty(ctx context.Context, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	delay := 2 * time.Millisecond
+	changed, stop := watchFile(c.file("cgroup.events"))
+	defer stop()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
 	for {
 		pop, err := c.populated()
 		if err == nil && !pop {
 			return true
 		}
-		if time.Now().After(deadline) {
-			return false
-		}
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(delay):
-		}
-		if delay < 50*time.Millisecond {
-			delay *= 2
+		case <-deadline.C:
+			pop, err := c.populated()
+			return err == nil && !pop
+		case <-changed:
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

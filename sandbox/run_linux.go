@@ -506,12 +506,18 @@ func handleLeftovers(ctx context.Context, box Box, p *policy.Resolved, warn func
 		return procs, false
 	}
 	_ = box.Signal(ctx, syscall.SIGTERM)
-	deadline := time.Now().Add(p.LeftoversGrace)
-	for time.Now().Before(deadline) {
-		if left, err := box.Procs(); err == nil && len(left) == 0 {
+	if dir := box.Dir(); dir != "" {
+		if (cgroupDir{mount: dir, rel: "/"}).waitEmpty(ctx, p.LeftoversGrace) {
 			return procs, true
 		}
-		time.Sleep(20 * time.Millisecond)
+	} else {
+		deadline := time.Now().Add(p.LeftoversGrace)
+		for time.Now().Before(deadline) {
+			if left, err := box.Procs(); err == nil && len(left) == 0 {
+				return procs, true
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	if err := box.Kill(ctx); err != nil {
 		warn(fmt.Sprintf("killing leftover processes: %v", err))

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -273,5 +274,65 @@ func TestSamplerFallsBackToTheParent(t *testing.T) {
 	s.Exited()
 	if st := s.Stats(); st.Memory.Events.OOMKill != 0 || strings.Contains(strings.Join(st.Notes, "\n"), "parent") {
 		t.Errorf("a sibling's kill was counted in the box: %+v %q", st.Memory.Events, st.Notes)
+	}
+}
+
+func TestCounterRereadsInPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "memory.current")
+	if err := os.WriteFile(path, []byte("123\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := openCounter(path)
+	defer c.close()
+	if v, ok := c.read(); !ok || v != 123 {
+		t.Fatalf("read = %d, %v; want 123", v, ok)
+	}
+	// The kernel regenerates a cgroup file on each read from offset 0; a
+	// rewrite in place stands for that here.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("18446744073709551615\n")
+	f.Close()
+	if v, ok := c.read(); !ok || v != 18446744073709551615 {
+		t.Fatalf("read after the change = %d, %v; want the new value", v, ok)
+	}
+	c.close()
+	if _, ok := c.read(); ok {
+		t.Error("a closed counter still reads")
+	}
+	if _, ok := openCounter(filepath.Join(t.TempDir(), "missing")).read(); ok {
+		t.Error("a missing file reads")
+	}
+}
+
+func TestWaitEmptyWakesOnCgroupEvents(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "cgroup.events")
+	if err := os.WriteFile(events, []byte("populated 1\nfrozen 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := cgroupDir{mount: dir, rel: "/"}
+	if c.waitEmpty(context.Background(), 30*time.Millisecond) {
+		t.Fatal("a populated cgroup was reported empty")
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		f, err := os.OpenFile(events, os.O_WRONLY|os.O_TRUNC, 0)
+		if err == nil {
+			f.WriteString("populated 0\nfrozen 0\n")
+			f.Close()
+		}
+	}()
+	start := time.Now()
+	if !c.waitEmpty(context.Background(), 10*time.Second) {
+		t.Fatal("the cgroup emptied but waitEmpty gave up")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("waitEmpty took %v", d)
+	}
+	if !(cgroupDir{mount: filepath.Join(dir, "gone"), rel: "/"}).waitEmpty(context.Background(), time.Second) {
+		t.Error("a removed cgroup is empty")
 	}
 }

@@ -143,7 +143,7 @@ func table(w io.Writer, r *results) {
 	}
 	cols := map[string][]string{
 		"launch":     {"mode", "bare_ms", "boxrun_ms", "systemd-run_ms", "boxrun_over_bare", "boxrun_over_systemd_run"},
-		"footprint":  {"mode", "cpu_percent_of_one_cpu", "peak_rss_kib", "threads"},
+		"footprint":  {"mode", "steady_cpu_percent", "cpu_percent_of_one_cpu", "peak_rss_kib", "threads"},
 		"throughput": {"mode", "bare_s", "boxrun_s", "boxrun_over_bare"},
 		"editor":     {"mode", "scenario", "survived", "late_p50_ms", "late_p99_ms", "late_p99_over_idle", "touch_p50_ms", "touch_p99_ms"},
 	}

@@ -189,25 +189,49 @@ func TestBenchFootprint(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	pid := cmd.Process.Pid
+	// Steady state: boxrun's own CPU between 2 s (launch done) and 18 s,
+	// from its /proc stat line; the whole run's rusage also counts the
+	// launch and the helper's start.
 	time.Sleep(2 * time.Second)
+	cpu0, t0 := procCPU(pid), time.Now()
 	threads := 0
-	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)); err == nil {
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		for _, l := range strings.Split(string(data), "\n") {
 			if v, ok := strings.CutPrefix(l, "Threads:"); ok {
 				threads, _ = strconv.Atoi(strings.TrimSpace(v))
 			}
 		}
 	}
-	start := time.Now()
+	time.Sleep(16 * time.Second)
+	cpu1, t1 := procCPU(pid), time.Now()
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	wall := time.Since(start) + 2*time.Second
+	wall := time.Since(t0) + 2*time.Second
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	steady := cpu1 - cpu0
 	benchLine(t, "footprint", map[string]any{
 		"cpu_ms": cpu.Milliseconds(), "cpu_percent_of_one_cpu": 100 * cpu.Seconds() / wall.Seconds(),
+		"steady_cpu_ms": steady.Milliseconds(), "steady_cpu_percent": 100 * steady.Seconds() / t1.Sub(t0).Seconds(),
 		"peak_rss_kib": ru.Maxrss, "threads": threads, "wall_s": wall.Seconds()})
+}
+
+// procCPU is the user+system CPU time a process has used so far.
+func procCPU(pid int) time.Duration {
+	s := readTrim(fmt.Sprintf("/proc/%d/stat", pid))
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
 
 // TestBenchThroughput: a CPU-bound parallel workload that fits the policy,
