@@ -157,8 +157,8 @@ func (b *Backpressure) Stats() (backpressure.Stats, bool) {
 	return b.ctrl.Stats(), true
 }
 
-// loop observes the box until stopped: every 250 ms while it is less than a
-// third full, every 10 ms above, and at once when memory.events changes (the
+// loop observes the box until stopped: every 500 ms while it is less than a
+// sixth full, every 250 ms below a third, every 10 ms above, and at once when memory.events changes (the
 // kernel counts a "high" event when memory.high is crossed, and throttles the
 // burst that crossed it). A burst of new processes can fill a box in well
 // under 100 ms: memory.high and inotify, not the timer, catch it.
@@ -185,11 +185,15 @@ func (b *Backpressure) loop() {
 			b.err = fmt.Errorf("reading %s: cannot read memory.current", b.dir)
 			return
 		}
-		// Below a third of the box, memory.current every 250 ms: a burst
-		// that outruns that crosses memory.high, which the kernel throttles
-		// and inotify reports at once. From a third up, or while any
-		// process is paused, every 10 ms, scanning the processes too.
+		// Below a sixth of the box, memory.current every 500 ms, below a
+		// third every 250 ms: a burst that outruns that crosses
+		// memory.high, which the kernel throttles and inotify reports at
+		// once. From a third up, or while any process is paused, every
+		// 10 ms, scanning the processes too.
 		interval := 250 * time.Millisecond
+		if usage*6 < b.target {
+			interval = 500 * time.Millisecond
+		}
 		if usage*3 >= b.target || len(b.ctrl.Paused()) > 0 {
 			interval = 10 * time.Millisecond
 			procs, err := boxProcs(b.dir)

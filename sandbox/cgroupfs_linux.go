@@ -201,7 +201,18 @@ func (x *cgroupfsBox) Dir() string {
 
 func (x *cgroupfsBox) Cgroup() string { return x.cg.rel }
 
+// birthplace opens the box's directory for clone3's CLONE_INTO_CGROUP, so
+// that the helper is born in the box and Place has nothing to move (a
+// migration waits for an RCU grace period, the dearest step of a
+// cgroupfs launch). The caller closes the file.
+func (x *cgroupfsBox) birthplace() (*os.File, error) {
+	return os.OpenFile(x.cg.dir(), os.O_RDONLY|unix.O_DIRECTORY, 0)
+}
+
 func (x *cgroupfsBox) Place(ctx context.Context, pid int) error {
+	if cg, err := pidCgroup(pid); err == nil && cg == x.cg.rel {
+		return nil // born here (see birthplace)
+	}
 	m, err := cgroup2.Load(x.cg.rel, cgroup2.WithMountpoint(x.cg.mount))
 	if err != nil {
 		return fmt.Errorf("opening cgroup %s: %w", x.cg.dir(), err)

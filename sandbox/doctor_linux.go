@@ -649,11 +649,11 @@ func (d *doctor) checkCloneIntoCgroup() Check {
 	ok, known := kernelAtLeast(d.m.Kernel, "5.7")
 	switch {
 	case ok:
-		c.Summary = fmt.Sprintf("CLONE_INTO_CGROUP: Linux %s has it (5.7+); boxrun does not need it (it places a blocked helper first)", d.m.Kernel)
+		c.Summary = fmt.Sprintf("CLONE_INTO_CGROUP: Linux %s has it (5.7+); the cgroupfs backend starts the command's helper in its box with it", d.m.Kernel)
 	case known:
-		c.Summary = fmt.Sprintf("CLONE_INTO_CGROUP: Linux %s lacks it (5.7+); boxrun does not need it (it places a blocked helper first)", d.m.Kernel)
+		c.Summary = fmt.Sprintf("CLONE_INTO_CGROUP: Linux %s lacks it (5.7+); boxrun moves a blocked helper into the box instead (a little slower)", d.m.Kernel)
 	default:
-		c.Summary = "CLONE_INTO_CGROUP: kernel version unknown; boxrun does not need it"
+		c.Summary = "CLONE_INTO_CGROUP: kernel version unknown; without it boxrun moves a blocked helper into the box instead"
 	}
 	return c
 }

@@ -227,7 +227,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
-	helper, release, status, err := startHelper(o, path, env)
+	var birth *os.File
+	if b, ok := box.(interface{ birthplace() (*os.File, error) }); ok {
+		birth, _ = b.birthplace() // without it, Place moves the helper
+	}
+	helper, release, status, err := startHelper(o, path, env, birth)
+	if err != nil && birth != nil {
+		// A kernel without CLONE_INTO_CGROUP (before 5.7): start it
+		// outside and let Place move it.
+		helper, release, status, err = startHelper(o, path, env, nil)
+	}
+	if birth != nil {
+		birth.Close()
+	}
 	tracePhase(ctx, "helper")
 	if err != nil {
 		destroy()
@@ -344,8 +356,9 @@ func describe(policyName string, args []string) string {
 	return s
 }
 
-// startHelper starts the helper blocked on its release pipe.
-func startHelper(o Options, path string, env []string) (*exec.Cmd, *os.File, *os.File, error) {
+// startHelper starts the helper blocked on its release pipe; with cgroup
+// non-nil (an open cgroup directory), the helper is born in that cgroup.
+func startHelper(o Options, path string, env []string, cgroup *os.File) (*exec.Cmd, *os.File, *os.File, error) {
 	relR, relW, err := os.Pipe()
 	if err != nil {
 		return nil, nil, nil, err
@@ -374,6 +387,9 @@ func startHelper(o Options, path string, env []string) (*exec.Cmd, *os.File, *os
 		Stdout:     o.Stdout,
 		Stderr:     o.Stderr,
 		ExtraFiles: []*os.File{relR, stW},
+	}
+	if cgroup != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cgroup.Fd())}
 	}
 	err = cmd.Start()
 	relR.Close()

@@ -14,9 +14,17 @@ import (
 )
 
 // DefaultSampleInterval is how often a Sampler reads memory.current and
-// pids.current: two small reads of kernel counters four times a second, far
-// below 1% of a CPU.
+// pids.current during the first SlowSamplingAfter of a run: two small
+// reads of kernel counters four times a second.
 const DefaultSampleInterval = 250 * time.Millisecond
+
+// SlowSamplingAfter is how long a run is sampled at DefaultSampleInterval;
+// after it, once a second (slowSampleFactor times the interval): enough for
+// the memory curve of a long run, whose peaks come from memory.peak and
+// pids.peak anyway, at a quarter of the wake-ups.
+const SlowSamplingAfter = 10 * time.Second
+
+const slowSampleFactor = 4
 
 // maxKmsgBytes bounds what a Sampler reads of the kernel log at the end of a
 // run (an OOM kill logs about 5 KiB).
@@ -350,6 +358,7 @@ func (s *Sampler) tick(stop <-chan struct{}) {
 	defer s.wg.Done()
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
+	slow := time.After(SlowSamplingAfter)
 	mem := openCounter(filepath.Join(s.dir, "memory.current"))
 	defer mem.close()
 	pids := openCounter(filepath.Join(s.dir, "pids.current"))
@@ -358,6 +367,8 @@ func (s *Sampler) tick(stop <-chan struct{}) {
 		select {
 		case <-stop:
 			return
+		case <-slow:
+			t.Reset(s.interval * slowSampleFactor)
 		case <-t.C:
 			m, okm := mem.read()
 			p, okp := pids.read()
@@ -462,7 +473,7 @@ func (s *Sampler) Exited() {
 	case s.ev.memPeakOK:
 		st.Memory.Peak, st.Memory.PeakSource = max(s.ev.memPeak, sampleMem), "memory.peak"
 	case s.ev.memPeakMissing:
-		st.Notes = append(st.Notes, fmt.Sprintf("memory.peak needs Linux 5.19 or later: the memory peak is the highest of the samples taken every %v, and can miss a short spike", s.interval))
+		st.Notes = append(st.Notes, fmt.Sprintf("memory.peak needs Linux 5.19 or later: the memory peak is the highest of the samples taken every %v (every %v after %v), and can miss a short spike", s.interval, s.interval*slowSampleFactor, SlowSamplingAfter))
 	}
 	st.Pids = PidsStats{Peak: samplePids, PeakSource: "samples", EventsMax: s.ev.pidsMax}
 	if s.ev.pidsPeakOK {

@@ -3,9 +3,11 @@
 package guest
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -210,8 +212,12 @@ func TestCargoTestUnderBackpressure(t *testing.T) {
 		t.Fatalf("cargo test fails even without a box:\n%s", out)
 	}
 	common := []string{"-f", pf, "-p", "it", "--set", "memory.max=320M", "--set", "memory.high=max", "--set", "pids.max=max", "--set", "cpu.max=max"}
-	r := boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=false", "--", "sh", "-c", test)...)
+	// The OOM kill count comes from boxrun's own report: in a kill-only
+	// box the shell that would print it may be among the killed.
+	rj := filepath.Join(t.TempDir(), "kill-only.json")
+	r := boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=false", "--report-json", rj, "--", "sh", "-c", test)...)
 	killOnly := fields(r.stdout)
+	killOnly["oom_kill"] = reportOOMKills(t, rj)
 	if killOnly["cargo_exit"] == "0" {
 		t.Fatalf("without backpressure cargo test passed (oom_kill %q): the box must be too small for this test to mean anything", killOnly["oom_kill"])
 	}
@@ -227,4 +233,25 @@ func TestCargoTestUnderBackpressure(t *testing.T) {
 	if ratio := boxed.Seconds() / unboxed.Seconds(); ratio > 3 {
 		t.Errorf("cargo test under backpressure took %.2fx its unboxed time, want at most 3x", ratio)
 	}
+}
+
+// reportOOMKills reads the box's OOM kill count from a --report-json file.
+func reportOOMKills(t *testing.T, path string) string {
+	t.Helper()
+	var rep struct {
+		Memory struct {
+			Events struct {
+				OOMKill *uint64 `json:"oom_kill"`
+			} `json:"events"`
+		} `json:"memory"`
+	}
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, &rep)
+	}
+	if err != nil || rep.Memory.Events.OOMKill == nil {
+		t.Errorf("no OOM kill count in boxrun's report %s: %v", path, err)
+		return "?"
+	}
+	return strconv.FormatUint(*rep.Memory.Events.OOMKill, 10)
 }

@@ -238,8 +238,9 @@ func procCPU(pid int) time.Duration {
 // bare and under boxrun, interleaved; the ratio of medians.
 func TestBenchThroughput(t *testing.T) {
 	self, _ := os.Executable()
-	// A fixed amount of work per CPU, about 5 s under emulation.
-	work := fmt.Sprintf(`for i in $(seq %d); do %s=spin SPIN_WORK=1500 %s & done; wait`, runtime.NumCPU(), roleEnv, self)
+	// A fixed amount of work per CPU, about 6 s under emulation: a test
+	// suite runs for longer than boxrun takes to start (150 ms here).
+	work := fmt.Sprintf(`for i in $(seq %d); do %s=spin SPIN_WORK=7500 %s & done; wait`, runtime.NumCPU(), roleEnv, self)
 	var bare, boxed []time.Duration
 	for i := 0; i < 3; i++ {
 		start := time.Now()
