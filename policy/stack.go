@@ -46,6 +46,10 @@ type Entry struct {
 	Origin Origin
 	// Shadowed are the farther definitions it replaces, nearest first.
 	Shadowed []Origin
+	// Project is true when the definition in effect is a project file's:
+	// against a Trusted definition of the same name it may only tighten
+	// (see Project), so it does not replace that one whole.
+	Project bool
 }
 
 // SearchPaths returns the policy files to look for, nearest first:
@@ -135,7 +139,7 @@ func (s *Stack) Names() []Entry {
 	describe := s.describer()
 	for _, name := range s.names() {
 		p, i := s.find(name, 0)
-		e := Entry{Name: name, Description: describe(link{p, i}), Origin: p.Defined}
+		e := Entry{Name: name, Description: describe(link{p, i}), Origin: p.Defined, Project: s.Files[i].Trust == Project}
 		for j := i + 1; j < len(s.Files); j++ {
 			if f := s.Files[j]; f != nil {
 				if q, ok := f.Policies[name]; ok {

@@ -59,7 +59,11 @@ func policyList(o options, stdout io.Writer, out *printer) int {
 			for _, s := range e.Shadowed {
 				sh = append(sh, s.String())
 			}
-			where += " (replaces " + strings.Join(sh, ", ") + ")"
+			if e.Project {
+				where += " (a project file: may only tighten " + strings.Join(sh, ", ") + ")"
+			} else {
+				where += " (replaces " + strings.Join(sh, ", ") + ")"
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Name, where, e.Description)
 	}

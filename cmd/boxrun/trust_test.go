@@ -106,6 +106,21 @@ pids.max = "max"
 					t.Errorf("policy show does not note %q:\n%s", file(n), out)
 				}
 			}
+
+			// policy list does not claim the project replaces tests whole.
+			code, out, stderr = runCLI(t, "policy", "list")
+			if code != 0 {
+				t.Fatalf("policy list: exit %d\n%s", code, stderr)
+			}
+			var line string
+			for _, l := range strings.Split(out, "\n") {
+				if strings.HasPrefix(l, "tests ") {
+					line = l
+				}
+			}
+			if !strings.Contains(line, file("FILE:")) || !strings.Contains(line, "(a project file: may only tighten built-in)") {
+				t.Errorf("policy list does not say the project's tests may only tighten the built-in one: %q\n%s", line, out)
+			}
 		})
 	}
 }
