@@ -143,7 +143,12 @@ func slotHolders(dir, prefix string, n int) []string {
 	var out []string
 	for i := 0; i < n; i++ {
 		data, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("%sslot.%d", prefix, i)))
-		if err != nil || len(data) == 0 {
+		if err != nil {
+			continue
+		}
+		if len(data) == 0 {
+			// Locked a moment ago; the holder has not written its name yet.
+			out = append(out, "a run starting")
 			continue
 		}
 		pid, cmd, _ := strings.Cut(string(data), " ")
