@@ -220,12 +220,7 @@ func TestBenchFootprint(t *testing.T) {
 
 // procCPU is the user+system CPU time a process has used so far.
 func procCPU(pid int) time.Duration {
-	s := readTrim(fmt.Sprintf("/proc/%d/stat", pid))
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
+	f := statFields(pid)
 	if len(f) < 13 {
 		return 0
 	}

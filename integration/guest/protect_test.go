@@ -760,14 +760,20 @@ func fmtMiB(v uint64, na bool) string {
 	return fmt.Sprintf("%dM", v>>20)
 }
 
-// parentOf reads a process's parent pid.
-func parentOf(pid int) int {
+// statFields are the fields of /proc/PID/stat after the command name
+// (state, ppid, ...), or nil when the process is gone.
+func statFields(pid int) []string {
 	s := readTrim(fmt.Sprintf("/proc/%d/stat", pid))
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0
+		return nil
 	}
-	f := strings.Fields(s[i+1:])
+	return strings.Fields(s[i+1:])
+}
+
+// parentOf reads a process's parent pid.
+func parentOf(pid int) int {
+	f := statFields(pid)
 	if len(f) < 2 {
 		return 0
 	}
