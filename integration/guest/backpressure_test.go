@@ -179,16 +179,10 @@ func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 
 // procState returns the state letter of /proc/PID/stat ("" if gone).
 func procState(pid int) string {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
+	if f := statFields(pid); len(f) > 0 {
+		return f[0]
 	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return ""
-	}
-	return s[i+2 : i+3]
+	return ""
 }
 
 // TestCargoTestUnderBackpressure runs a real `cargo test` of a small crate

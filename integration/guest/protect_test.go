@@ -163,12 +163,7 @@ func rssMB(pid int) int {
 
 // startTime is field 22 of /proc/PID/stat, 0 when the process is gone.
 func startTime(pid int) uint64 {
-	s := readTrim(fmt.Sprintf("/proc/%d/stat", pid))
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
+	f := statFields(pid)
 	if len(f) < 20 || f[0] == "Z" {
 		return 0
 	}
