@@ -224,9 +224,6 @@ func (b *systemdBackend) Create(ctx context.Context, req Request) (Box, error) {
 // oomPolicy says whether to send OOMPolicy, which older managers do not
 // know for scopes (an unknown property fails the whole StartTransientUnit).
 func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) []sd.Property {
-	u64 := func(name string, v uint64) sd.Property {
-		return sd.Property{Name: name, Value: godbus.MakeVariant(v)}
-	}
 	props := []sd.Property{
 		sd.PropDescription(desc),
 		sd.PropSlice(SliceName),
@@ -236,28 +233,13 @@ func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) [
 		{Name: "TasksAccounting", Value: godbus.MakeVariant(true)},
 		{Name: "CPUAccounting", Value: godbus.MakeVariant(true)},
 	}
-	if p.MemoryHigh != nil {
-		props = append(props, u64("MemoryHigh", *p.MemoryHigh))
-	}
-	if p.MemoryMax != nil {
-		props = append(props, u64("MemoryMax", *p.MemoryMax))
-	}
-	if p.MemorySwapMax != nil {
-		props = append(props, u64("MemorySwapMax", *p.MemorySwapMax))
-	}
-	if p.PidsMax != nil {
-		props = append(props, u64("TasksMax", *p.PidsMax))
-	}
-	if p.CPUWeight != nil {
-		props = append(props, u64("CPUWeight", *p.CPUWeight))
-	}
-	if p.CPUQuotaPerSecUSec != nil {
-		props = append(props, u64("CPUQuotaPerSecUSec", *p.CPUQuotaPerSecUSec))
-	}
+	props = appendLimits(props, []namedLimit{
+		{"MemoryHigh", p.MemoryHigh}, {"MemoryMax", p.MemoryMax}, {"MemorySwapMax", p.MemorySwapMax},
+		{"TasksMax", p.PidsMax}, {"CPUWeight", p.CPUWeight}, {"CPUQuotaPerSecUSec", p.CPUQuotaPerSecUSec},
+	})
 	if p.IOWeight != nil {
-		props = append(props,
-			sd.Property{Name: "IOAccounting", Value: godbus.MakeVariant(true)},
-			u64("IOWeight", *p.IOWeight))
+		props = appendLimits(append(props, sd.Property{Name: "IOAccounting", Value: godbus.MakeVariant(true)}),
+			[]namedLimit{{"IOWeight", p.IOWeight}})
 	}
 	// The scope's default OOMPolicy, "stop" (DefaultOOMPolicy), would
 	// SIGTERM all of `cargo test` when one test binary is OOM-killed;
@@ -269,6 +251,23 @@ func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) [
 			pol = "kill"
 		}
 		props = append(props, sd.Property{Name: "OOMPolicy", Value: godbus.MakeVariant(pol)})
+	}
+	return props
+}
+
+// namedLimit is a limit and the systemd property that carries it.
+type namedLimit struct {
+	property string
+	value    *uint64 // nil: not set
+}
+
+// appendLimits appends to props, in order, a property for each limit that
+// is set.
+func appendLimits(props []sd.Property, limits []namedLimit) []sd.Property {
+	for _, l := range limits {
+		if l.value != nil {
+			props = append(props, sd.Property{Name: l.property, Value: godbus.MakeVariant(*l.value)})
+		}
 	}
 	return props
 }
@@ -291,25 +290,10 @@ type systemdBox struct {
 // the newest policy files win and a manager restart loses nothing that
 // matters.
 func (b *systemdBackend) setSlice(ctx context.Context, s *policy.ResolvedSlice) error {
-	u64 := func(name string, v uint64) sd.Property {
-		return sd.Property{Name: name, Value: godbus.MakeVariant(v)}
-	}
-	props := []sd.Property{
+	props := appendLimits([]sd.Property{
 		{Name: "MemoryAccounting", Value: godbus.MakeVariant(true)},
 		{Name: "TasksAccounting", Value: godbus.MakeVariant(true)},
-	}
-	if s.MemoryHigh != nil {
-		props = append(props, u64("MemoryHigh", *s.MemoryHigh))
-	}
-	if s.MemoryMax != nil {
-		props = append(props, u64("MemoryMax", *s.MemoryMax))
-	}
-	if s.PidsMax != nil {
-		props = append(props, u64("TasksMax", *s.PidsMax))
-	}
-	if s.CPUWeight != nil {
-		props = append(props, u64("CPUWeight", *s.CPUWeight))
-	}
+	}, []namedLimit{{"MemoryHigh", s.MemoryHigh}, {"MemoryMax", s.MemoryMax}, {"TasksMax", s.PidsMax}, {"CPUWeight", s.CPUWeight}})
 	if err := b.conn.SetUnitPropertiesContext(ctx, SliceName, true, props...); err != nil {
 		return fmt.Errorf("setting the limits of %s: %w", SliceName, explainDBusError(err))
 	}
