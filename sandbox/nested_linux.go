@@ -23,13 +23,10 @@ func Enclosing(getenv func(string) string) (cgroup, unit string, ok bool) {
 	return cg, getenv(EnvUnit), true
 }
 
-// ExecDirect replaces boxrun with the command, for a run inside an
-// enclosing box: its exit status and signals are then the command's own.
-func ExecDirect(argv []string) error {
-	path, err := ResolveCommand(argv[0], nil)
-	if err != nil {
-		return err
-	}
+// ExecDirect replaces boxrun with the command at path (argv[0] as
+// ResolveCommand found it), for a run inside an enclosing box: its exit
+// status and signals are then the command's own.
+func ExecDirect(path string, argv []string) error {
 	if err := syscall.Exec(path, argv, os.Environ()); err != nil {
 		return startErr(126, "running %s: %v", argv[0], err)
 	}

@@ -326,7 +326,8 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	}
 	sandbox.PrepareBackpressure(pol)
 	// Reject a missing or non-executable command before making any box.
-	if _, err := sandbox.ResolveCommand(argv[0], nil); err != nil {
+	path, err := sandbox.ResolveCommand(argv[0], nil)
+	if err != nil {
 		return startFailure(err, out)
 	}
 	// Inside a box of an outer boxrun (a cargo shim under boxrun, a test
@@ -337,7 +338,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 			where = unit
 		}
 		out.infof("already inside box %s: running %s in it directly, under its limits", where, argv[0])
-		return startFailure(sandbox.ExecDirect(argv), out)
+		return startFailure(sandbox.ExecDirect(path, argv), out)
 	}
 	release, code := waitForTurn(ctx, o, pol, argv, out)
 	if code != 0 {
