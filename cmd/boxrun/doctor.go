@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-
-	"github.com/spf13/pflag"
 
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/sandbox"
@@ -24,24 +21,14 @@ type doctorReport struct {
 // fix under each ✗ and !; exit 0 when the policy (-p, default tests) can be
 // enforced fully here, 1 when it cannot, 125 on bad input.
 func runDoctor(ctx context.Context, o options, args []string, stdout io.Writer, out *printer) int {
-	fs := pflag.NewFlagSet("boxrun doctor", pflag.ContinueOnError)
-	fs.SetOutput(out.w)
+	fs := newSubcommand("doctor", "usage: boxrun doctor [--json] [-p POLICY]", out)
 	asJSON := fs.Bool("json", false, "print the checks as JSON")
 	fs.StringVarP(&o.policyName, "policy", "p", o.policyName, "judge the machine against this policy")
 	fs.StringVarP(&o.policyFile, "policy-file", "f", o.policyFile, "read policies from this file first")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: boxrun doctor [--json] [-p POLICY]\n\nflags:\n%s", fs.FlagUsages())
+	if code, done := parseSubcommand(fs, "doctor", args, "", out); done {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		out.errorf("doctor: %v", err)
-		return exitBoxrunFailed
-	}
-	if fs.NArg() > 0 {
-		out.errorf("doctor: unexpected argument %q", fs.Arg(0))
-		out.hintf("usage: boxrun doctor [--json]")
+	if !noArguments(fs, "doctor", "usage: boxrun doctor [--json]", out) {
 		return exitBoxrunFailed
 	}
 	st, err := loadStack(o, out)

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-
-	"github.com/spf13/pflag"
 
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -14,23 +11,13 @@ import (
 // runGC implements `boxrun gc [--dry-run] [--kept]`: remove the boxes whose
 // boxrun is gone.
 func runGC(ctx context.Context, args []string, stdout io.Writer, out *printer) int {
-	fs := pflag.NewFlagSet("boxrun gc", pflag.ContinueOnError)
-	fs.SetOutput(out.w)
+	fs := newSubcommand("gc", "usage: boxrun gc [--dry-run] [--kept]", out)
 	dryRun := fs.Bool("dry-run", false, "list what would be removed, remove nothing")
 	kept := fs.Bool("kept", false, `also remove boxes whose leftovers were kept on purpose (leftovers = "keep")`)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: boxrun gc [--dry-run] [--kept]\n\nflags:\n%s", fs.FlagUsages())
+	if code, done := parseSubcommand(fs, "gc", args, "", out); done {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		out.errorf("gc: %v", err)
-		return exitBoxrunFailed
-	}
-	if fs.NArg() > 0 {
-		out.errorf("gc: unexpected argument %q", fs.Arg(0))
-		out.hintf("usage: boxrun gc [--dry-run] [--kept]")
+	if !noArguments(fs, "gc", "usage: boxrun gc [--dry-run] [--kept]", out) {
 		return exitBoxrunFailed
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/spf13/pflag"
-
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -78,20 +76,12 @@ func runInstall(ctx context.Context, install bool, args []string, stdout io.Writ
 	if install {
 		verb = "install"
 	}
-	fs := pflag.NewFlagSet("boxrun "+verb, pflag.ContinueOnError)
-	fs.SetOutput(out.w)
+	fs := newSubcommand(verb, fmt.Sprintf("usage: boxrun %s user-unit\n       boxrun %s cargo-hook [--shim DIR | --config [--global]]", verb, verb), out)
 	shimDir := fs.String("shim", "", "cargo-hook: the directory of the cargo shim (default ~/.local/bin)")
 	config := fs.Bool("config", false, "cargo-hook: a runner in .cargo/config.toml instead of a shim: each test binary in its own box")
 	global := fs.Bool("global", false, "cargo-hook --config: in ~/.cargo/config.toml rather than ./.cargo/config.toml")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: boxrun %s user-unit\n       boxrun %s cargo-hook [--shim DIR | --config [--global]]\n\nflags:\n%s", verb, verb, fs.FlagUsages())
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		out.errorf("%s: %v", verb, err)
-		return exitBoxrunFailed
+	if code, done := parseSubcommand(fs, verb, args, "", out); done {
+		return code
 	}
 	if fs.NArg() == 1 && fs.Arg(0) == "cargo-hook" {
 		if *config && fs.Changed("shim") {

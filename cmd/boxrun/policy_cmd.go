@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -215,18 +213,10 @@ func policyCheck(o options, files []string, stdout io.Writer, out *printer) int 
 // policyExport implements `boxrun policy export NAME [--format F]`: the
 // resolved policy in another tool's terms.
 func policyExport(o options, args []string, stdout io.Writer, out *printer) int {
-	fs := pflag.NewFlagSet("boxrun policy export", pflag.ContinueOnError)
-	fs.SetOutput(out.w)
+	fs := newSubcommand("policy export", "usage: boxrun policy export [NAME] [--format "+strings.Join(policy.ExportFormats, "|")+"]", out)
 	format := fs.String("format", policy.FormatJSON, "json, oci (runtime-spec linux.resources), systemd (drop-in) or k8s (container resources)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: boxrun policy export [NAME] [--format %s]\n\nflags:\n%s", strings.Join(policy.ExportFormats, "|"), fs.FlagUsages())
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		out.errorf("policy export: %v", err)
-		return exitBoxrunFailed
+	if code, done := parseSubcommand(fs, "policy export", args, "", out); done {
+		return code
 	}
 	if fs.NArg() > 1 {
 		out.errorf("policy export: one policy at a time, not %q", strings.Join(fs.Args(), " "))

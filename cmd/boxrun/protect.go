@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/spf13/pflag"
 
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/sandbox"
@@ -39,8 +37,8 @@ type protectOptions struct {
 // on bad input.
 func runProtect(ctx context.Context, o options, args []string, stdout io.Writer, out *printer) int {
 	var po protectOptions
-	fs := pflag.NewFlagSet("boxrun protect", pflag.ContinueOnError)
-	fs.SetOutput(out.w)
+	fs := newSubcommand("protect", "usage: boxrun protect [GROUP...] [--dry-run] [--json] [--system] [--watch]\n"+
+		"       boxrun protect --undo\n\nGROUPs default to the protect list of the policy (-p, default tests).", out)
 	fs.BoolVar(&po.dryRun, "dry-run", false, "show what would be done; change nothing")
 	fs.BoolVar(&po.asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&po.undo, "undo", false, "restore what boxrun protect changed")
@@ -49,17 +47,8 @@ func runProtect(ctx context.Context, o options, args []string, stdout io.Writer,
 	fs.StringVarP(&o.policyName, "policy", "p", o.policyName, "protect the groups this policy names (its protect list)")
 	fs.StringVarP(&o.policyFile, "policy-file", "f", o.policyFile, "read policies from this file first")
 	fs.BoolVarP(&out.quiet, "quiet", "q", out.quiet, "print nothing of boxrun's own unless something went wrong")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: boxrun protect [GROUP...] [--dry-run] [--json] [--system] [--watch]\n"+
-			"       boxrun protect --undo\n\nGROUPs default to the protect list of the policy (-p, default tests).\n\nflags:\n%s", fs.FlagUsages())
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		out.errorf("protect: %v", err)
-		out.hintf("run boxrun protect --help for the flags")
-		return exitBoxrunFailed
+	if code, done := parseSubcommand(fs, "protect", args, "run boxrun protect --help for the flags", out); done {
+		return code
 	}
 	switch {
 	case po.undo && (po.dryRun || po.watch || po.system || fs.NArg() > 0):

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
-
-	"github.com/spf13/pflag"
 
 	"github.com/boxrun/boxrun/report"
 	"github.com/boxrun/boxrun/sandbox"
@@ -54,22 +51,12 @@ type statusCPU struct {
 
 // runStatus implements `boxrun status [--json]`: the boxes running now.
 func runStatus(ctx context.Context, args []string, stdout io.Writer, out *printer) int {
-	fs := pflag.NewFlagSet("boxrun status", pflag.ContinueOnError)
-	fs.SetOutput(out.w)
+	fs := newSubcommand("status", "usage: boxrun status [--json]", out)
 	asJSON := fs.Bool("json", false, "print the boxes as a JSON array")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: boxrun status [--json]\n\nflags:\n%s", fs.FlagUsages())
+	if code, done := parseSubcommand(fs, "status", args, "", out); done {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		out.errorf("status: %v", err)
-		return exitBoxrunFailed
-	}
-	if fs.NArg() > 0 {
-		out.errorf("status: unexpected argument %q", fs.Arg(0))
-		out.hintf("usage: boxrun status [--json]")
+	if !noArguments(fs, "status", "usage: boxrun status [--json]", out) {
 		return exitBoxrunFailed
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
