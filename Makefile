@@ -43,7 +43,7 @@ vulncheck:
 	$(GO) run $(GOVULNCHECK) ./...
 
 unit:
-	$(GO) test -count=1 ./policy/... ./sandbox/... ./cmd/...
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
 
 integration:
 	$(GO) test -p 1 -count=1 -timeout 40m -v ./integration/... 2>&1 | tee test.log | $(FILTER)
