@@ -71,9 +71,16 @@ func Diagnose(r *Run) []Diagnosis {
 		if n == 1 {
 			verb = "was"
 		}
-		if r.LeftoversKilled {
+		switch {
+		case r.LeftoversKilled && r.Interrupted != "":
+			they := "they were"
+			if n == 1 {
+				they = "it was"
+			}
+			d.Message = fmt.Sprintf("boxrun was interrupted by %s while %s still ran in the box; %s killed", r.Interrupted, plural(n, "process", "processes"), they)
+		case r.LeftoversKilled:
 			d.Message = fmt.Sprintf("%s outlived %s and %s killed: it did not wait for them", plural(n, "process", "processes"), cmd, verb)
-		} else {
+		default:
 			where := ""
 			if r.Unit != "" {
 				where = " in " + r.Unit

@@ -85,6 +85,9 @@ func TestDiagnose(t *testing.T) {
 		{"leftovers killed", box(func(r *Run) {
 			r.Leftovers, r.LeftoversKilled = []Leftover{{50001, "sleep", "sleep 300"}}, true
 		}), []string{KindLeftovers}, []string{"1 process outlived cargo and was killed", "pid 50001 sleep: sleep 300"}},
+		{"leftovers of an interrupted boxrun", box(func(r *Run) {
+			r.Leftovers, r.LeftoversKilled, r.Interrupted = []Leftover{{50001, "hog", "hog"}, {50002, "hog", "hog"}}, true, "SIGTERM"
+		}), []string{KindLeftovers}, []string{"boxrun was interrupted by SIGTERM while 2 processes still ran in the box; they were killed"}},
 		{"leftovers kept", box(func(r *Run) {
 			r.Unit = "boxrun-tests-1a2b3c4d.scope"
 			r.Leftovers = []Leftover{{1, "a", "a"}, {2, "b", "b"}}

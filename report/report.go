@@ -38,6 +38,10 @@ type Run struct {
 	// Signal is the name of the signal that killed the command ("SIGKILL"),
 	// "" when it exited (JSON null).
 	Signal string `json:"signal"`
+	// Interrupted is the name of the signal that interrupted boxrun itself
+	// while the command ran ("SIGTERM" from timeout, SIGINT from Ctrl-C),
+	// "" when none did (JSON null).
+	Interrupted string `json:"interrupted"`
 	// WallSeconds is how long the command ran.
 	WallSeconds float64 `json:"wall_seconds"`
 	// Memory is the box's memory peak and memory.events.
@@ -167,46 +171,93 @@ type Leftover struct {
 }
 
 // Backpressure is what boxrun's backpressure did during the run: it pauses
-// the newest processes of the box as it nears memory.max and resumes them
-// oldest first.
+// growing processes of the box whose growth does not fit and resumes them as
+// soon as it does.
 type Backpressure struct {
 	// Paused and Resumed count pauses and resumptions of processes.
 	Paused  int
 	Resumed int
 	// PausedSeconds is the time processes spent paused, summed;
-	// MaxPauseSeconds is the longest single pause.
+	// MaxPauseSeconds is the longest single pause, and MaxPauseReason why
+	// that process was paused.
 	PausedSeconds, MaxPauseSeconds float64
+	MaxPauseReason                 string
 	// MaxRunning is the most processes that ran unpaused at once.
 	MaxRunning int
-	// ForcedResumes counts resumptions made because nothing unpaused was
-	// left to finish.
+	// ForcedResumes counts resumptions made to keep the run going;
+	// Forced says why, most frequent first.
 	ForcedResumes int
-	// LearningHighBytes is the memory.high the box had while backpressure
-	// learned how big its processes get (0 when it did not lower it), and
-	// LearningSeconds how long that lasted.
-	LearningHighBytes uint64
-	LearningSeconds   float64
+	Forced        []ForcedResume
+	// Reasons are the pauses by reason, most frequent first.
+	Reasons []PauseReason
+	// BlockedSeconds is how long unpaused processes waited on a lock held
+	// by a paused one, or on a pipe while processes were paused, summed
+	// over processes. Zero is the goal.
+	BlockedSeconds float64
+	// Method is how processes were paused: "freezer" (the cgroup v2
+	// freezer) or "SIGSTOP".
+	Method string
+	// Restopped counts paused processes that job control resumed behind
+	// boxrun's back and that were stopped again (SIGSTOP only).
+	Restopped int
+	// PausedAtEnd counts processes still paused when the command exited or
+	// boxrun was interrupted; they were resumed then.
+	PausedAtEnd int
+	// Sizes says where the sizes of the processes came from: learned in
+	// this run, or from an earlier run of the same suite.
+	Sizes string
 }
 
-// backpressureJSON gives Backpressure's float fields their JSON names.
+// PauseReason is how often processes were paused for one reason, and for
+// how long.
+type PauseReason struct {
+	Reason     string  `json:"reason"`
+	Count      int     `json:"count"`
+	Seconds    float64 `json:"seconds"`
+	MaxSeconds float64 `json:"max_seconds"`
+}
+
+// ForcedResume is how often a paused process was resumed for one reason
+// to keep the run going.
+type ForcedResume struct {
+	Reason string `json:"reason"`
+	Count  int    `json:"count"`
+}
+
+// backpressureJSON gives Backpressure's fields their JSON names.
 type backpressureJSON struct {
-	Paused          int     `json:"paused"`
-	Resumed         int     `json:"resumed"`
-	PausedSeconds   float64 `json:"paused_seconds"`
-	MaxPauseSeconds float64 `json:"max_pause_seconds"`
-	MaxRunning      int     `json:"max_running"`
-	ForcedResumes   int     `json:"forced_resumes"`
-	LearningHigh    uint64  `json:"learning_memory_high"`
-	LearningSeconds float64 `json:"learning_seconds"`
+	Paused          int            `json:"paused"`
+	Resumed         int            `json:"resumed"`
+	PausedSeconds   float64        `json:"paused_seconds"`
+	MaxPauseSeconds float64        `json:"max_pause_seconds"`
+	MaxPauseReason  *string        `json:"max_pause_reason"`
+	MaxRunning      int            `json:"max_running"`
+	ForcedResumes   int            `json:"forced_resumes"`
+	Forced          []ForcedResume `json:"forced"`
+	Reasons         []PauseReason  `json:"reasons"`
+	BlockedSeconds  float64        `json:"blocked_seconds"`
+	Method          string         `json:"method"`
+	Restopped       int            `json:"restopped"`
+	PausedAtEnd     int            `json:"paused_at_end"`
+	Sizes           string         `json:"sizes"`
 }
 
 // MarshalJSON writes the snake_case field names of the JSON schema.
 func (b Backpressure) MarshalJSON() ([]byte, error) {
+	reasons := orEmpty(b.Reasons)
+	for i := range reasons {
+		reasons[i].Seconds, reasons[i].MaxSeconds = round3(reasons[i].Seconds), round3(reasons[i].MaxSeconds)
+	}
+	var why *string
+	if b.MaxPauseReason != "" {
+		why = &b.MaxPauseReason
+	}
 	return json.Marshal(backpressureJSON{
 		Paused: b.Paused, Resumed: b.Resumed,
-		PausedSeconds: round3(b.PausedSeconds), MaxPauseSeconds: round3(b.MaxPauseSeconds),
-		MaxRunning: b.MaxRunning, ForcedResumes: b.ForcedResumes,
-		LearningHigh: b.LearningHighBytes, LearningSeconds: round3(b.LearningSeconds),
+		PausedSeconds: round3(b.PausedSeconds), MaxPauseSeconds: round3(b.MaxPauseSeconds), MaxPauseReason: why,
+		MaxRunning: b.MaxRunning, ForcedResumes: b.ForcedResumes, Forced: orEmpty(b.Forced), Reasons: reasons,
+		BlockedSeconds: round3(b.BlockedSeconds), Method: b.Method, Restopped: b.Restopped, PausedAtEnd: b.PausedAtEnd,
+		Sizes: b.Sizes,
 	})
 }
 
@@ -276,6 +327,7 @@ type runJSON struct {
 	PID             int           `json:"pid"`
 	ExitCode        int           `json:"exit_code"`
 	Signal          *string       `json:"signal"`
+	Interrupted     *string       `json:"interrupted"`
 	WallSeconds     float64       `json:"wall_seconds"`
 	Memory          Memory        `json:"memory"`
 	Pids            Pids          `json:"pids"`
@@ -302,7 +354,7 @@ func JSON(w io.Writer, r *Run) error {
 	}
 	j := runJSON{
 		Policy: r.Policy, Unit: nullable(r.Unit), Cgroup: nullable(r.Cgroup), Backend: r.Backend,
-		Command: orEmpty(r.Command), PID: r.PID, ExitCode: r.ExitCode, Signal: nullable(r.Signal),
+		Command: orEmpty(r.Command), PID: r.PID, ExitCode: r.ExitCode, Signal: nullable(r.Signal), Interrupted: nullable(r.Interrupted),
 		WallSeconds: round3(r.WallSeconds), Memory: r.Memory, Pids: r.Pids, CPU: r.CPU,
 		Samples: orEmpty(r.Samples), OOMVictims: orEmpty(r.OOMVictims), OutsideOOMKills: r.OutsideOOMKills,
 		KernelLogRead: r.KernelLogRead, Leftovers: orEmpty(r.Leftovers), LeftoversKilled: r.LeftoversKilled,

@@ -97,11 +97,27 @@ func runs() map[string]*Run {
 		// Backpressure spared the box its OOM kills.
 		"backpressure": {
 			Policy: testsPolicy(), Cgroup: "/boxrun-tests-77aa01fe", Backend: "cgroupfs", Command: []string{"cargo", "test"}, PID: 900, WallSeconds: 74.5,
-			Memory:       Memory{PeakBytes: 118 * gib / 10, PeakSource: PeakMemoryPeak, Events: MemoryEvents{High: 12}},
-			Pids:         Pids{Peak: 120, PeakSource: PeakPidsPeak},
-			CPU:          CPU{UsageUSec: 200_000_000, UserUSec: 180_000_000, SystemUSec: 20_000_000},
-			Samples:      ramp(300, 118*gib/10),
-			Backpressure: &Backpressure{Paused: 14, Resumed: 14, PausedSeconds: 14.1, MaxPauseSeconds: 3.2, MaxRunning: 9, ForcedResumes: 1, LearningHighBytes: 6 << 30, LearningSeconds: 2.5},
+			Memory:  Memory{PeakBytes: 118 * gib / 10, PeakSource: PeakMemoryPeak, Events: MemoryEvents{High: 12}},
+			Pids:    Pids{Peak: 120, PeakSource: PeakPidsPeak},
+			CPU:     CPU{UsageUSec: 200_000_000, UserUSec: 180_000_000, SystemUSec: 20_000_000},
+			Samples: ramp(300, 118*gib/10),
+			Backpressure: &Backpressure{Paused: 14, Resumed: 14, PausedSeconds: 14.1, MaxPauseSeconds: 3.2, MaxPauseReason: "its expected growth does not fit the box",
+				MaxRunning: 9, ForcedResumes: 1, Forced: []ForcedResume{{"every running process waits on a lock or a pipe", 1}},
+				Reasons:        []PauseReason{{"its expected growth does not fit the box", 12, 13.0, 3.2}, {"the box is at its memory target", 2, 1.1, 0.6}},
+				BlockedSeconds: 0.12, Method: "freezer", Sizes: "from an earlier run of this suite (2 command names)"},
+		},
+		// boxrun was interrupted (timeout's SIGTERM) while it held processes
+		// paused: the report says so, not that the command did not wait.
+		"interrupted": {
+			Policy: testsPolicy(), Cgroup: "/boxrun-tests-77aa01ff", Backend: "cgroupfs", Command: []string{"sh", "-c", "xargs -P 24 ..."}, PID: 901, ExitCode: 143,
+			Signal: "SIGTERM", Interrupted: "SIGTERM", WallSeconds: 45,
+			Memory:          Memory{PeakBytes: 3 * gib, PeakSource: PeakMemoryPeak},
+			Pids:            Pids{Peak: 50, PeakSource: PeakPidsPeak},
+			Leftovers:       []Leftover{{950, "hog", "hog 150"}, {951, "hog", "hog 150"}},
+			LeftoversKilled: true,
+			Backpressure: &Backpressure{Paused: 2, Resumed: 2, PausedSeconds: 1.5, MaxPauseSeconds: 0.9, MaxPauseReason: "the box is at its memory target",
+				MaxRunning: 22, Reasons: []PauseReason{{"the box is at its memory target", 2, 1.5, 0.9}}, Method: "SIGSTOP", Restopped: 1, PausedAtEnd: 2,
+				Sizes: "learned in this run"},
 		},
 		// The none backend: nothing measured.
 		"no-box": {
@@ -209,7 +225,7 @@ func TestJSONNulls(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := decodeJSON(t, b.Bytes()).(map[string]any)
-	for _, k := range []string{"unit", "cgroup", "signal", "backpressure"} {
+	for _, k := range []string{"unit", "cgroup", "signal", "interrupted", "backpressure"} {
 		if m[k] != nil {
 			t.Errorf("%s = %v, want null", k, m[k])
 		}
@@ -229,7 +245,7 @@ func TestJSONNulls(t *testing.T) {
 
 func TestFailed(t *testing.T) {
 	rs := runs()
-	for name, want := range map[string]bool{"issue-example": true, "sigkill-not-oom": true, "editor-killed-outside": true, "oom-log-unreadable": true, "backpressure": false, "no-box": false, "clean": false} {
+	for name, want := range map[string]bool{"issue-example": true, "sigkill-not-oom": true, "editor-killed-outside": true, "oom-log-unreadable": true, "backpressure": false, "interrupted": false, "no-box": false, "clean": false} {
 		r := rs[name]
 		r.Diagnosis = Diagnose(r)
 		if got := r.Failed(); got != want {

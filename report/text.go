@@ -51,7 +51,7 @@ func Text(w io.Writer, r *Run, color bool) error {
 		b.WriteString("  cpu     " + cpuLine(r, wall) + "\n")
 	}
 	if r.Backpressure != nil {
-		b.WriteString("  " + backpressureLine(r.Backpressure, r.Memory.Events.OOMKill) + "\n")
+		b.WriteString("  " + backpressureLine(r.Backpressure, r.Memory.Events.OOMKill, r.Interrupted) + "\n")
 	}
 	for _, d := range r.Diagnosis {
 		mark := paint("33", "!")
@@ -128,22 +128,38 @@ func cpuLine(r *Run, wall time.Duration) string {
 	return s
 }
 
-// backpressureLine says what pausing did, and whether it spared the box an
-// OOM kill.
-func backpressureLine(bp *Backpressure, oomKills uint64) string {
+// backpressureLine says what pausing did, why, what it cost others, and
+// whether it spared the box an OOM kill.
+func backpressureLine(bp *Backpressure, oomKills uint64, interrupted string) string {
 	secs := func(f float64) string { return FormatDuration(time.Duration(f * float64(time.Second))) }
 	var s string
 	if bp.Paused == 0 {
 		s = "backpressure paused nothing"
 	} else {
-		s = fmt.Sprintf("backpressure paused %s (longest %s, %s in total), at most %d ran at once",
-			plural(uint64(bp.Paused), "process", "processes"), secs(bp.MaxPauseSeconds), secs(bp.PausedSeconds), bp.MaxRunning)
+		s = fmt.Sprintf("backpressure paused %s (longest %s because %s; %s in total), at most %d ran at once",
+			plural(uint64(bp.Paused), "process", "processes"), secs(bp.MaxPauseSeconds), bp.MaxPauseReason, secs(bp.PausedSeconds), bp.MaxRunning)
 	}
 	if bp.ForcedResumes > 0 {
-		s += fmt.Sprintf(", %d resumed early so that the run could go on", bp.ForcedResumes)
+		var why []string
+		for _, f := range bp.Forced {
+			why = append(why, fmt.Sprintf("%d because %s", f.Count, f.Reason))
+		}
+		s += fmt.Sprintf(", %d resumed to keep the run going (%s)", bp.ForcedResumes, strings.Join(why, ", "))
 	}
-	if bp.LearningHighBytes != 0 && bp.LearningSeconds > 0 {
-		s += fmt.Sprintf("; memory.high was held at %s for the first %s, until it knew how big a process gets", FormatSize(bp.LearningHighBytes), secs(bp.LearningSeconds))
+	if bp.BlockedSeconds >= 0.05 {
+		s += fmt.Sprintf("; others waited %s on paused ones", secs(bp.BlockedSeconds))
+	}
+	if bp.Method == "SIGSTOP" && bp.Paused > 0 {
+		s += "; paused with SIGSTOP (no cgroup freezer here)"
+		if bp.Restopped > 0 {
+			s += fmt.Sprintf(", %d stopped again after job control resumed them", bp.Restopped)
+		}
+	}
+	if bp.PausedAtEnd > 0 && interrupted != "" {
+		s += fmt.Sprintf("; %s paused when boxrun was interrupted by %s, and resumed", plural(uint64(bp.PausedAtEnd), "process was", "processes were"), interrupted)
+	}
+	if bp.Sizes != "" && bp.Paused > 0 {
+		s += "; sizes " + bp.Sizes
 	}
 	if oomKills == 0 {
 		return s + "; no OOM kill was needed"

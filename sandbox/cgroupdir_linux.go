@@ -150,6 +150,48 @@ func (c cgroupDir) kill(ctx context.Context) error {
 	return nil
 }
 
+// remove removes the cgroup (it must hold no process: kill first) with
+// the child cgroups below it, deepest first (backpressure's frozen child,
+// any a command made), then its slice directory when it is boxrun.slice and
+// no other box is left in it. Only cgroupfs boxes are boxrun's to remove:
+// systemd removes a scope's cgroup itself. A cgroup already gone is no
+// error.
+func (c cgroupDir) remove() error {
+	var dirs []string
+	err := filepath.WalkDir(c.dir(), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("removing cgroup %s: %w", c.dir(), err)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		// rmdir can race with the last exiting task; retry briefly on EBUSY.
+		for try := 0; ; try++ {
+			err = os.Remove(dirs[i])
+			if err == nil || errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if !errors.Is(err, syscall.EBUSY) || try == 50 {
+				return fmt.Errorf("removing cgroup %s: %w", dirs[i], err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if parent := filepath.Dir(c.dir()); filepath.Base(parent) == SliceName {
+		_ = os.Remove(parent) // EBUSY: another box is in it
+	}
+	return nil
+}
+
 // check reads the limits back. parentEnabled lists the controllers enabled
 // for this cgroup by its parent.
 func (c cgroupDir) check(p *policy.Resolved, hint func(string) string) []LimitCheck {

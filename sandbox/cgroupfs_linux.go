@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup2"
@@ -249,20 +248,5 @@ func (x *cgroupfsBox) Destroy(ctx context.Context) error {
 			return err
 		}
 	}
-	// rmdir can race with the last exiting task; retry briefly on EBUSY.
-	var err error
-	for i := 0; i < 50; i++ {
-		err = os.Remove(x.cg.dir())
-		if err == nil || errors.Is(err, os.ErrNotExist) {
-			// The last box out removes the slice; EBUSY means another
-			// box is in it.
-			_ = os.Remove(filepath.Dir(x.cg.dir()))
-			return nil
-		}
-		if !errors.Is(err, syscall.EBUSY) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return fmt.Errorf("removing cgroup %s: %w", x.cg.dir(), err)
+	return x.cg.remove()
 }

@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,11 +51,8 @@ func removeBox(ctx context.Context, mount string, b LiveBox) error {
 		return err
 	}
 	if b.Backend == KindCgroupfs {
-		if err := os.Remove(cg.dir()); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("removing %s: %w", cg.dir(), err)
-		}
-		if filepath.Base(filepath.Dir(cg.dir())) == SliceName {
-			_ = os.Remove(filepath.Dir(cg.dir())) // fails while other boxes are in it
+		if err := cg.remove(); err != nil {
+			return err
 		}
 	}
 	for _, dir := range ownerDirsFor(DefaultOwnerDir(os.Getenv), b.Cgroup) {

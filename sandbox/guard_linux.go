@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -85,7 +84,8 @@ func runGuard(args []string) int {
 		return 0
 	}
 	cg := cgroupDir{mount: args[2], rel: "/"}
-	// Nothing may stay stopped: resume first, then kill everything.
+	// Nothing may stay stopped: resume first, then kill everything (a
+	// process frozen by backpressure dies of SIGKILL as it is).
 	_ = cg.signal(syscall.SIGCONT)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -102,8 +102,8 @@ func runGuard(args []string) int {
 	if args[4] != KindCgroupfs {
 		return 0
 	}
-	if err := os.Remove(cg.dir()); err == nil && filepath.Base(filepath.Dir(cg.dir())) == SliceName {
-		_ = os.Remove(filepath.Dir(cg.dir()))
+	if err := cg.remove(); err != nil {
+		return 1
 	}
 	return 0
 }

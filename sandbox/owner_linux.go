@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 )
 
 // ownerRecord says which boxrun runs a box. It lets `boxrun status` and
@@ -68,11 +67,7 @@ func selfOwner(cgroup, unit string) ownerRecord {
 
 // procStartTime reads the start time of a process (clock ticks since boot).
 func procStartTime(pid int) (uint64, bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	p, ok := parseStat(string(data))
+	p, ok := readProc(pid)
 	return p.Start, ok
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode"
@@ -79,6 +80,9 @@ type Result struct {
 	ExitCode int
 	// Signal is the signal that killed the command, or 0.
 	Signal syscall.Signal
+	// Interrupted is the first signal boxrun itself received while the
+	// command ran (and passed on to it), or 0.
+	Interrupted syscall.Signal
 	// Backend, Unit and Cgroup identify the box.
 	Backend, Unit, Cgroup string
 	// Checks are the limits read back before the command started.
@@ -295,7 +299,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 	fwdDone := make(chan struct{})
-	go forwardSignals(sigs, helper.Process.Pid, o.Stdin, fwdDone, box, warn)
+	var interrupted atomic.Int32
+	go forwardSignals(sigs, helper.Process.Pid, o.Stdin, fwdDone, box, warn, &interrupted)
 	defer close(fwdDone)
 
 	msg := []byte(releaseMagic)
@@ -334,6 +339,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, startErr(hs.execCode, "%s", hs.execErr)
 	}
 	res.ExitCode, res.Signal = exitStatus(helper.ProcessState, waitErr)
+	res.Interrupted = syscall.Signal(interrupted.Load())
 
 	res.Leftovers, res.LeftoversKilled = handleLeftovers(ctx, box, o.Policy, warn)
 	tracePhase(ctx, "leftovers")
@@ -412,7 +418,7 @@ func startHelper(o Options, path string, env []string, cgroup *os.File) (*exec.C
 // the third kills everything in the box at once. Signals further apart than
 // insistWindow start over, so an interactive program under boxrun (a REPL,
 // a debugger) can be interrupted any number of times.
-func forwardSignals(sigs <-chan os.Signal, pid int, stdin *os.File, done <-chan struct{}, box Box, warn func(string)) {
+func forwardSignals(sigs <-chan os.Signal, pid int, stdin *os.File, done <-chan struct{}, box Box, warn func(string), first *atomic.Int32) {
 	var ins insistence
 	for {
 		select {
@@ -420,6 +426,7 @@ func forwardSignals(sigs <-chan os.Signal, pid int, stdin *os.File, done <-chan 
 			return
 		case s := <-sigs:
 			sig := s.(syscall.Signal)
+			first.CompareAndSwap(0, int32(sig))
 			n := ins.next(time.Now())
 			switch {
 			case n == 2:

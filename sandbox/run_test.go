@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -201,7 +202,8 @@ func TestForwardSignalsEscalates(t *testing.T) {
 	defer close(done)
 	var warnings []string
 	warned := make(chan struct{}, 3)
-	go forwardSignals(sigs, child.Process.Pid, nil, done, box, func(s string) { warnings = append(warnings, s); warned <- struct{}{} })
+	var first atomic.Int32
+	go forwardSignals(sigs, child.Process.Pid, nil, done, box, func(s string) { warnings = append(warnings, s); warned <- struct{}{} }, &first)
 
 	sigs <- syscall.SIGTERM // first: to the command only
 	child.Wait()
@@ -222,5 +224,8 @@ func TestForwardSignalsEscalates(t *testing.T) {
 	<-warned
 	if len(warnings) != 2 || !strings.Contains(warnings[0], "again") || !strings.Contains(warnings[1], "killing every process") {
 		t.Errorf("warnings %q: want one on the second and one on the third signal", warnings)
+	}
+	if got := syscall.Signal(first.Load()); got != syscall.SIGTERM {
+		t.Errorf("the first signal recorded is %v, want SIGTERM (the report says boxrun was interrupted by it)", got)
 	}
 }

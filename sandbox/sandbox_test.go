@@ -173,6 +173,9 @@ func TestScopeProperties(t *testing.T) {
 	if m["Slice"].Value() != SliceName || m["CollectMode"].Value() != "inactive-or-failed" {
 		t.Errorf("Slice/CollectMode = %v/%v", m["Slice"], m["CollectMode"])
 	}
+	if d, ok := m["Delegate"].Value().(bool); !ok || !d {
+		t.Errorf("Delegate = %v, want true: backpressure freezes paused processes in a child cgroup of the scope", m["Delegate"])
+	}
 	if _, ok := m["OOMPolicy"]; ok {
 		t.Error("OOMPolicy sent although the manager refused it")
 	}

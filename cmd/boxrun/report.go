@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/report"
@@ -73,21 +74,14 @@ func (r *reporter) close() {
 
 // finish prints the report of res and writes --report-json; it returns the
 // command's exit status, which a failure to write the report never changes.
-func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure) int {
+// What backpressure learned of the suite's sizes is kept for its next run.
+func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *sizesStore) int {
 	r.finished = true
 	run := buildRun(r.pol, r.argv, res, r.sampler.Stats())
 	if st, ok := bp.Stats(); ok {
-		run.Backpressure = &report.Backpressure{
-			Paused:          st.Paused,
-			Resumed:         st.Resumed,
-			PausedSeconds:   st.PausedTotal.Seconds(),
-			MaxPauseSeconds: st.LongestPause.Seconds(),
-			MaxRunning:      st.MaxRunning,
-			ForcedResumes:   st.ForcedResumes,
-		}
-		if st.LearningHigh != 0 {
-			run.Backpressure.LearningHighBytes = st.LearningHigh
-			run.Backpressure.LearningSeconds = st.Learned.Seconds()
+		run.Backpressure = reportBackpressure(st, sizes)
+		if sizes != nil {
+			sizes.save(st.Sizes, func(s string) { r.out.warnf("%s", s) })
 		}
 	}
 	run.Diagnosis = report.Diagnose(run)
@@ -104,6 +98,45 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure) int {
 	return res.ExitCode
 }
 
+// reportBackpressure is the report's account of what backpressure did.
+func reportBackpressure(st sandbox.BackpressureStats, sizes *sizesStore) *report.Backpressure {
+	b := &report.Backpressure{
+		Paused:          st.Paused,
+		Resumed:         st.Resumed,
+		PausedSeconds:   st.PausedTotal.Seconds(),
+		MaxPauseSeconds: st.LongestPause.Seconds(),
+		MaxPauseReason:  st.LongestWhy,
+		MaxRunning:      st.MaxRunning,
+		ForcedResumes:   st.ForcedResumes,
+		BlockedSeconds:  st.Blocked.Seconds(),
+		Method:          st.Method,
+		Restopped:       st.Restopped,
+		PausedAtEnd:     st.PausedAtEnd,
+	}
+	if sizes != nil {
+		b.Sizes = sizes.from
+	}
+	for why, c := range st.Why {
+		b.Reasons = append(b.Reasons, report.PauseReason{Reason: why, Count: c.N, Seconds: c.Total.Seconds(), MaxSeconds: c.Longest.Seconds()})
+	}
+	sort.Slice(b.Reasons, func(i, j int) bool {
+		if b.Reasons[i].Count != b.Reasons[j].Count {
+			return b.Reasons[i].Count > b.Reasons[j].Count
+		}
+		return b.Reasons[i].Reason < b.Reasons[j].Reason
+	})
+	for why, n := range st.Forced {
+		b.Forced = append(b.Forced, report.ForcedResume{Reason: why, Count: n})
+	}
+	sort.Slice(b.Forced, func(i, j int) bool {
+		if b.Forced[i].Count != b.Forced[j].Count {
+			return b.Forced[i].Count > b.Forced[j].Count
+		}
+		return b.Forced[i].Reason < b.Forced[j].Reason
+	})
+	return b
+}
+
 // buildRun assembles the report of one run.
 func buildRun(pol *policy.Resolved, argv []string, res *sandbox.Result, st sandbox.Stats) *report.Run {
 	run := &report.Run{
@@ -116,6 +149,7 @@ func buildRun(pol *policy.Resolved, argv []string, res *sandbox.Result, st sandb
 		// ExitCode is 128+N for death by signal N, as the shell says.
 		ExitCode:        res.ExitCode,
 		Signal:          signalName(res.Signal),
+		Interrupted:     signalName(res.Interrupted),
 		WallSeconds:     res.End.Sub(res.Start).Seconds(),
 		LeftoversKilled: res.LeftoversKilled,
 		Notes:           st.Notes,

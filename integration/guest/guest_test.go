@@ -29,6 +29,10 @@ func TestMain(m *testing.M) {
 	case "probe":
 		os.Exit(probe())
 	}
+	// What backpressure learns of a workload's sizes is kept per suite
+	// (directory and policy), and every scenario runs in /tmp with policy
+	// "it": a scenario that wants sizes kept names its own file.
+	os.Setenv("BOXRUN_SIZES", "off")
 	os.Exit(m.Run())
 }
 

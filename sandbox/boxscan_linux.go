@@ -1,0 +1,190 @@
+package sandbox
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/boxrun/boxrun/backpressure"
+)
+
+// scan is one look at the processes of a box, as backpressure needs it.
+type scan struct {
+	procs []backpressure.Proc
+	// state is each process's /proc/PID/stat state letter, origin the
+	// cgroup directory it was found in.
+	state  map[int]byte
+	origin map[int]string
+}
+
+// scanBox lists the processes of the cgroup tree at dir with their parent,
+// start time, resident size and state. With waits, a process asleep is
+// also asked what it waits for (/proc/PID/wchan): that costs a read per
+// sleeping process, so the observer asks only while something is paused.
+// Processes that exit while being read are left out.
+func scanBox(dir string, waits bool) (scan, error) {
+	s := scan{state: map[int]byte{}, origin: map[int]string{}}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // a child cgroup removed while walking
+			}
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		data, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		for _, f := range strings.Fields(string(data)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			proc, state, ok := readProcState(pid)
+			if !ok {
+				continue
+			}
+			proc.Wait = waitOfState(state)
+			if waits && proc.Wait == backpressure.Asleep {
+				if w, err := os.ReadFile("/proc/" + f + "/wchan"); err == nil {
+					proc.Wait = waitOf(string(w))
+				}
+			}
+			s.procs = append(s.procs, proc)
+			s.state[pid], s.origin[pid] = state, p
+		}
+		return nil
+	})
+	if err != nil {
+		return scan{}, fmt.Errorf("listing processes of cgroup %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// readProc reads /proc/PID/stat: parent, start time and resident pages.
+// One read per process: backpressure does this for every process of the
+// box every 10 ms while the box is a third full, beside the tests.
+func readProc(pid int) (backpressure.Proc, bool) {
+	p, _, ok := readProcState(pid)
+	return p, ok
+}
+
+// readProcState is readProc with the process's state letter.
+func readProcState(pid int) (backpressure.Proc, byte, bool) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return backpressure.Proc{}, 0, false
+	}
+	return parseStat(string(stat))
+}
+
+// parseStat extracts pid, state, ppid, starttime and rss (resident pages,
+// as bytes) from a /proc/PID/stat line; the command name in parentheses may
+// itself hold spaces and parentheses.
+func parseStat(s string) (backpressure.Proc, byte, bool) {
+	var p backpressure.Proc
+	open := strings.IndexByte(s, '(')
+	close := strings.LastIndexByte(s, ')')
+	if open < 0 || close < open {
+		return p, 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(s[:open]))
+	if err != nil {
+		return p, 0, false
+	}
+	// After ")": state ppid pgrp session tty tpgid flags minflt cminflt
+	// majflt cmajflt utime stime cutime cstime priority nice threads
+	// itrealvalue starttime vsize rss ...
+	f := strings.Fields(s[close+1:])
+	if len(f) < 22 || len(f[0]) != 1 {
+		return p, 0, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	pages, err3 := strconv.ParseUint(f[21], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return p, 0, false
+	}
+	p.PID, p.PPID, p.Start, p.Comm = pid, ppid, start, s[open+1:close]
+	p.RSS = pages * uint64(os.Getpagesize())
+	return p, f[0][0], true
+}
+
+// waitOfState is what a state letter says a process waits for: Asleep
+// for S and D, until its wchan says more.
+func waitOfState(state byte) backpressure.Wait {
+	switch state {
+	case 'S', 'D', 'I':
+		return backpressure.Asleep
+	case 'T', 't':
+		return backpressure.Stopped
+	}
+	return backpressure.Running
+}
+
+// waitOf classifies a sleeping process by the kernel function it sleeps
+// in (/proc/PID/wchan; "0" when the kernel does not say).
+func waitOf(wchan string) backpressure.Wait {
+	w := strings.TrimSpace(wchan)
+	switch {
+	case strings.Contains(w, "lock_inode_wait"), strings.Contains(w, "flock"),
+		strings.HasPrefix(w, "locks_"), strings.HasPrefix(w, "fcntl_setlk"), w == "do_lock_file_wait":
+		return backpressure.OnLock
+	case strings.HasPrefix(w, "pipe_"), w == "wait_for_partner":
+		return backpressure.OnPipe
+	}
+	return backpressure.Asleep
+}
+
+// lockHolders reads /proc/locks: the pids holding a file lock that another
+// process waits for.
+func lockHolders() map[int]bool {
+	f, err := os.Open("/proc/locks")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	return parseLocks(f)
+}
+
+// parseLocks parses /proc/locks. A lock is a line "ID: CLASS MODE TYPE PID
+// DEV:INODE START END"; the processes blocked on it follow as lines
+// "ID: -> CLASS ..." with the same ID.
+func parseLocks(r io.Reader) map[int]bool {
+	holder := map[string]int{}
+	waited := map[string]bool{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 5 {
+			continue
+		}
+		id := f[0]
+		if f[1] == "->" {
+			waited[id] = true
+			continue
+		}
+		if pid, err := strconv.Atoi(f[4]); err == nil && pid > 0 {
+			holder[id] = pid
+		}
+	}
+	out := map[int]bool{}
+	for id := range waited {
+		if pid, ok := holder[id]; ok {
+			out[pid] = true
+		}
+	}
+	return out
+}
