@@ -79,11 +79,31 @@ func build(t *testing.T) artifacts {
 			}
 		}
 		built.crate, built.cargo = buildCrate(dir)
+		built.err = makePageCacheFile(dir)
 	})
 	if built.err != nil {
 		t.Fatalf("building the binaries for the guest: %v", built.err)
 	}
 	return built
+}
+
+// pageCacheFile is a file the guest reads to fill a box with page cache
+// (the throttling scenario): one file of the host's, visible read-only
+// through virtiofs, whose clean pages the guest kernel can reclaim.
+const pageCacheFile = "pagecache.bin"
+
+// makePageCacheFile makes it next to the guest binary: 160 MiB, sparse on
+// the host (the guest reads zeros, and caches them like any data).
+func makePageCacheFile(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, pageCacheFile), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(160 << 20); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // buildCrate copies the memcrate test crate next to the binaries and builds

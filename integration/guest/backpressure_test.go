@@ -215,18 +215,63 @@ func TestCargoTestUnderBackpressure(t *testing.T) {
 	if killOnly["cargo_exit"] == "0" {
 		t.Fatalf("without backpressure cargo test passed (oom_kill %q): the box must be too small for this test to mean anything", killOnly["oom_kill"])
 	}
-	start = time.Now()
-	r = boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=true", "--", "sh", "-c", test)...)
-	boxed := time.Since(start)
-	f := fields(r.stdout)
-	t.Logf("figures: cargo test, 24 threads: unboxed %.1fs; kill-only box: cargo exit %s, %s OOM kills; backpressure: cargo exit %s, %s OOM kills, %.1fs (%.2fx unboxed)",
-		unboxed.Seconds(), killOnly["cargo_exit"], killOnly["oom_kill"], f["cargo_exit"], f["oom_kill"], boxed.Seconds(), boxed.Seconds()/unboxed.Seconds())
-	if f["cargo_exit"] != "0" || f["oom_kill"] != "0" || !strings.Contains(r.stdout, "48 passed") {
-		t.Errorf("with backpressure: cargo exit %q, oom_kill %q; want every test passing and no OOM kill", f["cargo_exit"], f["oom_kill"])
+	// Backpressure, twice: the second run starts with the sizes the first
+	// learned (kept per suite in BOXRUN_SIZES).
+	t.Setenv("BOXRUN_SIZES", filepath.Join(t.TempDir(), "sizes.json"))
+	var times [2]time.Duration
+	var sizes [2]string
+	for i := range times {
+		rj := filepath.Join(t.TempDir(), "bp.json")
+		start = time.Now()
+		r = boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=true", "--report-json", rj, "--", "sh", "-c", test)...)
+		times[i] = time.Since(start)
+		f := fields(r.stdout)
+		if f["cargo_exit"] != "0" || f["oom_kill"] != "0" || !strings.Contains(r.stdout, "48 passed") {
+			t.Errorf("run %d with backpressure: cargo exit %q, oom_kill %q; want every test passing and no OOM kill", i+1, f["cargo_exit"], f["oom_kill"])
+		}
+		bp := reportBackpressure(t, rj)
+		sizes[i] = bp.Sizes
+		if bp.MaxPauseSeconds >= 10 {
+			t.Errorf("run %d: a pause of %.1fs (%s); want none of 10 s or more", i+1, bp.MaxPauseSeconds, bp.MaxPauseReason)
+		}
 	}
-	if ratio := boxed.Seconds() / unboxed.Seconds(); ratio > 3 {
+	t.Logf("figures: cargo test, 24 threads: unboxed %.1fs; kill-only box: cargo exit %s, %s OOM kills; backpressure: %.1fs (%.2fx unboxed), again with learned sizes %.1fs (%.2fx)",
+		unboxed.Seconds(), killOnly["cargo_exit"], killOnly["oom_kill"], times[0].Seconds(), times[0].Seconds()/unboxed.Seconds(), times[1].Seconds(), times[1].Seconds()/unboxed.Seconds())
+	if !strings.HasPrefix(sizes[0], "learned in this run") || !strings.HasPrefix(sizes[1], "from an earlier run of this suite") {
+		t.Errorf("sizes: first run %q, second %q; want the second to start from what the first learned", sizes[0], sizes[1])
+	}
+	if ratio := times[0].Seconds() / unboxed.Seconds(); ratio > 3 {
 		t.Errorf("cargo test under backpressure took %.2fx its unboxed time, want at most 3x", ratio)
 	}
+}
+
+// bpReport is the backpressure part of boxrun's JSON report.
+type bpReport struct {
+	Paused          int     `json:"paused"`
+	MaxPauseSeconds float64 `json:"max_pause_seconds"`
+	MaxPauseReason  string  `json:"max_pause_reason"`
+	ForcedResumes   int     `json:"forced_resumes"`
+	BlockedSeconds  float64 `json:"blocked_seconds"`
+	Method          string  `json:"method"`
+	PausedAtEnd     int     `json:"paused_at_end"`
+	Sizes           string  `json:"sizes"`
+}
+
+// reportBackpressure reads what backpressure did from a --report-json
+// file; the scenario fails when the report has no backpressure part.
+func reportBackpressure(t *testing.T, path string) bpReport {
+	t.Helper()
+	var rep struct {
+		Backpressure *bpReport `json:"backpressure"`
+	}
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, &rep)
+	}
+	if err != nil || rep.Backpressure == nil {
+		t.Fatalf("no backpressure in boxrun's report %s: %v", path, err)
+	}
+	return *rep.Backpressure
 }
 
 // reportOOMKills reads the box's OOM kill count from a --report-json file.
