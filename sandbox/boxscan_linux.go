@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/boxrun/boxrun/backpressure"
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // scan is one look at the processes of a box, as backpressure needs it.
@@ -83,43 +84,11 @@ func readProc(pid int) (backpressure.Proc, bool) {
 
 // readProcState is readProc with the process's state letter.
 func readProcState(pid int) (backpressure.Proc, byte, bool) {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return backpressure.Proc{}, 0, false
 	}
-	return parseStat(string(stat))
-}
-
-// parseStat extracts pid, state, ppid, starttime and rss (resident pages,
-// as bytes) from a /proc/PID/stat line; the command name in parentheses may
-// itself hold spaces and parentheses.
-func parseStat(s string) (backpressure.Proc, byte, bool) {
-	var p backpressure.Proc
-	open := strings.IndexByte(s, '(')
-	close := strings.LastIndexByte(s, ')')
-	if open < 0 || close < open {
-		return p, 0, false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(s[:open]))
-	if err != nil {
-		return p, 0, false
-	}
-	// After ")": state ppid pgrp session tty tpgid flags minflt cminflt
-	// majflt cmajflt utime stime cutime cstime priority nice threads
-	// itrealvalue starttime vsize rss ...
-	f := strings.Fields(s[close+1:])
-	if len(f) < 22 || len(f[0]) != 1 {
-		return p, 0, false
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	start, err2 := strconv.ParseUint(f[19], 10, 64)
-	pages, err3 := strconv.ParseUint(f[21], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return p, 0, false
-	}
-	p.PID, p.PPID, p.Start, p.Comm = pid, ppid, start, s[open+1:close]
-	p.RSS = pages * uint64(os.Getpagesize())
-	return p, f[0][0], true
+	return backpressure.Proc{PID: st.PID, PPID: st.PPID, Start: st.StartTime, RSS: st.RSS(), Comm: st.Comm}, st.State, true
 }
 
 // waitOfState is what a state letter says a process waits for: Asleep

@@ -44,6 +44,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
+	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -163,14 +164,11 @@ func ReadProcs(fsys fs.FS, readlink func(name string) (string, error)) ([]ProcIn
 // readProcInfo reads one process; ok is false when it is gone or unreadable.
 func readProcInfo(fsys fs.FS, readlink func(string) (string, error), pid int) (ProcInfo, bool) {
 	dir := strconv.Itoa(pid)
-	stat, err := fs.ReadFile(fsys, dir+"/stat")
-	if err != nil {
+	st, err := procfs.ReadStatFS(fsys, pid)
+	if err != nil || st.PID != pid {
 		return ProcInfo{}, false
 	}
-	p, ok := parseProcStat(string(stat))
-	if !ok || p.PID != pid {
-		return ProcInfo{}, false
-	}
+	p := ProcInfo{PID: st.PID, PPID: st.PPID, State: st.State, StartTime: st.StartTime, Comm: st.Comm}
 	p.UID, p.EUID = -1, -1
 	if p.PID == 2 || p.PPID == 2 {
 		// A kernel thread (kthreadd's child): never protected nor walked
@@ -197,31 +195,6 @@ func readProcInfo(fsys fs.FS, readlink func(string) (string, error), pid int) (P
 		}
 	}
 	return p, true
-}
-
-// parseProcStat reads pid, comm, state, ppid and starttime from the text of
-// /proc/PID/stat; the comm field may hold spaces and parentheses.
-func parseProcStat(s string) (ProcInfo, bool) {
-	open := strings.IndexByte(s, '(')
-	end := strings.LastIndexByte(s, ')')
-	if open < 0 || end < open {
-		return ProcInfo{}, false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(s[:open]))
-	if err != nil {
-		return ProcInfo{}, false
-	}
-	f := strings.Fields(s[end+1:])
-	// f[0] is field 3 (state); starttime is field 22, f[19].
-	if len(f) < 20 || len(f[0]) != 1 {
-		return ProcInfo{}, false
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	start, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err1 != nil || err2 != nil {
-		return ProcInfo{}, false
-	}
-	return ProcInfo{PID: pid, PPID: ppid, State: f[0][0], StartTime: start, Comm: s[open+1 : end]}, true
 }
 
 // parseStatusUIDs reads the real and effective uid from /proc/PID/status.
@@ -1111,12 +1084,8 @@ func (p *Protector) apply(ctx context.Context, matches []Match) (*ProtectReport,
 
 // sameProcess checks that m's pid still names the process scanned.
 func (p *Protector) sameProcess(m Match) bool {
-	b, err := fs.ReadFile(p.procFS, strconv.Itoa(m.PID)+"/stat")
-	if err != nil {
-		return false
-	}
-	cur, ok := parseProcStat(string(b))
-	return ok && cur.StartTime == m.StartTime
+	cur, err := procfs.ReadStatFS(p.procFS, m.PID)
+	return err == nil && cur.StartTime == m.StartTime
 }
 
 // protectCgroup sets memory.low of one cgroup (through its unit's manager,
@@ -1380,11 +1349,7 @@ func (s *protectState) recordUnit(u stateUnit) {
 func (s *protectState) prune(procFS fs.FS) {
 	kept := s.Processes[:0]
 	for _, e := range s.Processes {
-		b, err := fs.ReadFile(procFS, strconv.Itoa(e.PID)+"/stat")
-		if err != nil {
-			continue
-		}
-		if cur, ok := parseProcStat(string(b)); ok && cur.StartTime == e.StartTime && cur.State != 'Z' {
+		if cur, err := procfs.ReadStatFS(procFS, e.PID); err == nil && cur.StartTime == e.StartTime && cur.State != 'Z' {
 			kept = append(kept, e)
 		}
 	}
@@ -1488,10 +1453,9 @@ func UndoProtection(ctx context.Context, statePath string, timeout time.Duration
 	keep := &protectState{Version: stateVersion}
 	for _, e := range st.Processes {
 		r := Restored{What: fmt.Sprintf("%s (pid %d) oom_score_adj", e.Comm, e.PID), From: strconv.Itoa(e.After), To: strconv.Itoa(e.Before)}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", e.PID))
-		cur, ok := parseProcStat(string(b))
+		cur, err := procfs.ReadStat(e.PID)
 		switch {
-		case err != nil || !ok || cur.StartTime != e.StartTime:
+		case err != nil || cur.StartTime != e.StartTime:
 			r.Skipped = "the process has exited"
 		default:
 			v, err := p.oom.Get(e.PID)

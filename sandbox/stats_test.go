@@ -185,15 +185,4 @@ func TestParseDescriptionAndName(t *testing.T) {
 			t.Errorf("policyFromName(%q) = %q, want %q", name, got, want)
 		}
 	}
-	for stat, want := range map[string]int{
-		"812 (sh) S 811 812 1 0 -1": 811,
-		"9 (a) b) c) R 1 9 9 0":     1,
-		"garbage":                   0,
-		"5 (x)":                     0,
-	} {
-		got, ok := parseStatPPID(stat)
-		if got != want || ok != (want != 0) {
-			t.Errorf("parseStatPPID(%q) = %d, %v", stat, got, ok)
-		}
-	}
 }

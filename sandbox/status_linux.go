@@ -8,13 +8,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/containerd/cgroups/v3"
 
+	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -239,26 +239,8 @@ func rootCommand(pids []int) string {
 
 // parentPID reads a process's parent from /proc/PID/stat.
 func parentPID(pid int) (int, bool) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0, false
-	}
-	return parseStatPPID(string(b))
-}
-
-// parseStatPPID extracts the parent pid from /proc/PID/stat text
-// ("812 (sh) S 811 ..."); the command name may hold spaces and ")".
-func parseStatPPID(s string) (int, bool) {
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0, false
-	}
-	ppid, err := strconv.Atoi(f[1])
-	return ppid, err == nil
+	st, err := procfs.ReadStat(pid)
+	return st.PPID, err == nil
 }
 
 // readLive fills in the box's current figures from its cgroup directory.
