@@ -6,13 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/boxrun/boxrun/backpressure"
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -203,14 +201,14 @@ func (b *Backpressure) Stats() (BackpressureStats, bool) {
 // memory.high, not the timer, brakes it.
 func (b *Backpressure) loop() {
 	defer close(b.done)
-	wake, closeWake := watchFile(filepath.Join(b.dir, "memory.events"))
+	wake, closeWake := cgroupfs.Watch(filepath.Join(b.dir, "memory.events"))
 	defer closeWake()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	current := openCounter(filepath.Join(b.dir, "memory.current"))
-	defer current.close()
-	cpu := openStatFile(filepath.Join(b.dir, "cpu.stat"))
-	defer cpu.close()
+	current := cgroupfs.OpenCounter(filepath.Join(b.dir, "memory.current"))
+	defer current.Close()
+	cpu := cgroupfs.OpenStatFile(filepath.Join(b.dir, "cpu.stat"))
+	defer cpu.Close()
 	slice := openSliceBudget(b.dir)
 	defer slice.close()
 	for {
@@ -220,7 +218,7 @@ func (b *Backpressure) loop() {
 		case <-wake:
 		case <-timer.C:
 		}
-		usage, ok := current.read()
+		usage, ok := current.Read()
 		if !ok {
 			if _, err := os.Stat(b.dir); errors.Is(err, os.ErrNotExist) {
 				return // the box is gone
@@ -249,7 +247,7 @@ func (b *Backpressure) loop() {
 
 // look observes the processes once, and carries out what the controller
 // decides.
-func (b *Backpressure) look(usage uint64, cpu *statFile, slice *sliceBudget, anyPaused bool) error {
+func (b *Backpressure) look(usage uint64, cpu *cgroupfs.StatFile, slice *sliceBudget, anyPaused bool) error {
 	// What sleeping processes wait for, and who holds the locks, matter
 	// only to resume the right one while something is paused, and to let
 	// a lock holder grow: read them while the box is near its target.
@@ -259,7 +257,7 @@ func (b *Backpressure) look(usage uint64, cpu *statFile, slice *sliceBudget, any
 		return err
 	}
 	o := backpressure.Observation{Now: time.Now(), Usage: usage, Procs: sc.procs, Slice: slice.budget()}
-	if v, ok := cpu.value("usage_usec"); ok {
+	if v, ok := cpu.Value("usage_usec"); ok {
 		o.CPU, o.HaveCPU = time.Duration(v)*time.Microsecond, true
 	}
 	if deep {
@@ -304,50 +302,11 @@ func (b *Backpressure) fail(err error) {
 	b.finish()
 }
 
-// statFile is a flat-keyed cgroup file (cpu.stat) kept open for a run and
-// read with pread.
-type statFile struct {
-	fd  int
-	buf [512]byte
-}
-
-func openStatFile(path string) *statFile {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		fd = -1
-	}
-	return &statFile{fd: fd}
-}
-
-// value reads the file and returns key's value.
-func (f *statFile) value(key string) (uint64, bool) {
-	if f.fd < 0 {
-		return 0, false
-	}
-	n, err := unix.Pread(f.fd, f.buf[:], 0)
-	if err != nil || n <= 0 {
-		return 0, false
-	}
-	m, err := parseFlatKeyed(strings.NewReader(string(f.buf[:n])))
-	if err != nil {
-		return 0, false
-	}
-	v, ok := m[key]
-	return v, ok
-}
-
-func (f *statFile) close() {
-	if f.fd >= 0 {
-		unix.Close(f.fd)
-		f.fd = -1
-	}
-}
-
 // sliceBudget reads the memory of the slice a box shares with other boxes
 // (its parent, when that is boxrun.slice and has a memory limit).
 type sliceBudget struct {
 	limit   uint64
-	current *counter
+	current *cgroupfs.Counter
 	last    *backpressure.Budget
 }
 
@@ -359,7 +318,7 @@ func openSliceBudget(boxDir string) *sliceBudget {
 	var limit uint64
 	for _, f := range []string{"memory.max", "memory.high"} {
 		if data, err := os.ReadFile(filepath.Join(parent, f)); err == nil {
-			if v, ok := parseLimit(string(data)); ok && (limit == 0 || v < limit) {
+			if v, ok := cgroupfs.ParseLimit(string(data)); ok && (limit == 0 || v < limit) {
 				limit = v
 			}
 		}
@@ -367,7 +326,7 @@ func openSliceBudget(boxDir string) *sliceBudget {
 	if limit == 0 {
 		return nil
 	}
-	return &sliceBudget{limit: limit, current: openCounter(filepath.Join(parent, "memory.current"))}
+	return &sliceBudget{limit: limit, current: cgroupfs.OpenCounter(filepath.Join(parent, "memory.current"))}
 }
 
 // near reads the slice's memory.current and reports whether the slice is
@@ -378,7 +337,7 @@ func (s *sliceBudget) near() bool {
 		return false
 	}
 	s.last = nil
-	if u, ok := s.current.read(); ok {
+	if u, ok := s.current.Read(); ok {
 		s.last = &backpressure.Budget{Limit: s.limit, Usage: u}
 	}
 	return s.last != nil && s.last.Usage*3 >= s.limit
@@ -394,6 +353,6 @@ func (s *sliceBudget) budget() *backpressure.Budget {
 
 func (s *sliceBudget) close() {
 	if s != nil {
-		s.current.close()
+		s.current.Close()
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -85,7 +86,7 @@ func (c cgroupDir) populated() (bool, error) {
 // cgroup.events ("populated"), so it wakes when the last process goes; a
 // slow timer stands in where inotify is unavailable.
 func (c cgroupDir) waitEmpty(ctx context.Context, timeout time.Duration) bool {
-	changed, stop := watchFile(c.file("cgroup.events"))
+	changed, stop := cgroupfs.Watch(c.file("cgroup.events"))
 	defer stop()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -195,7 +196,7 @@ func (c cgroupDir) remove() error {
 // check reads the limits back. parentEnabled lists the controllers enabled
 // for this cgroup by its parent.
 func (c cgroupDir) check(p *policy.Resolved, hint func(string) string) []LimitCheck {
-	enabled, err := readControllers(c.file("cgroup.controllers"))
+	enabled, err := cgroupfs.ReadControllers(c.file("cgroup.controllers"))
 	if err != nil {
 		enabled = nil
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup2"
 	"golang.org/x/sys/unix"
 
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -48,7 +49,7 @@ type cgroupfsBackend struct {
 // namespace). Other places hold processes, and cgroup v2 forbids enabling
 // controllers there (the no-internal-processes rule).
 func NewCgroupfs(parentOverride string) (Backend, error) {
-	mount, err := cgroup2Mount()
+	mount, err := cgroupfs.MountPoint()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -60,7 +61,7 @@ func NewCgroupfs(parentOverride string) (Backend, error) {
 	}
 	parent := parentOverride
 	if parent == "" {
-		own, err := ownCgroup()
+		own, err := cgroupfs.OwnCgroup()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
@@ -138,7 +139,7 @@ func cgroupResources(p *policy.Resolved, available []string) *cgroup2.Resources 
 
 func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) {
 	parentDir := filepath.Join(b.mount, b.parent)
-	available, err := readControllers(filepath.Join(parentDir, "cgroup.controllers"))
+	available, err := cgroupfs.ReadControllers(filepath.Join(parentDir, "cgroup.controllers"))
 	if err != nil {
 		return nil, fmt.Errorf("reading the controllers of %s: %w", parentDir, err)
 	}
@@ -209,7 +210,7 @@ func (x *cgroupfsBox) birthplace() (*os.File, error) {
 }
 
 func (x *cgroupfsBox) Place(ctx context.Context, pid int) error {
-	if cg, err := pidCgroup(pid); err == nil && cg == x.cg.rel {
+	if cg, err := cgroupfs.PidCgroup(pid); err == nil && cg == x.cg.rel {
 		return nil // born here (see birthplace)
 	}
 	m, err := cgroup2.Load(x.cg.rel, cgroup2.WithMountpoint(x.cg.mount))

@@ -23,6 +23,7 @@ import (
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"golang.org/x/sys/unix"
 
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -229,7 +230,7 @@ type doctor struct {
 	m     *Machine
 	opt   DoctorOptions
 	ctx   context.Context
-	mount CgroupMount
+	mount cgroupfs.Mount
 	// user is true when boxes would use the user manager (not root).
 	user bool
 	// manager is the systemd version when it answered, else 0;
@@ -250,7 +251,7 @@ func Doctor(ctx context.Context, m *Machine, opt DoctorOptions) []Check {
 		opt.Timeout = 5 * time.Second
 	}
 	d := &doctor{m: m, opt: opt, ctx: ctx, user: m.UID != 0}
-	d.mount, _ = ReadCgroupMount(m.FS)
+	d.mount, _ = cgroupfs.ReadMount(m.FS)
 	checks := []Check{d.checkCgroup2()}
 	d.probeBackend()
 	checks = append(checks, d.checkSystemd(), d.checkBackend())
@@ -321,7 +322,7 @@ func (d *doctor) ownCgroup() string {
 		return ""
 	}
 	defer f.Close()
-	cg, _ := parseProcCgroup(f)
+	cg, _ := cgroupfs.ParseProcCgroup(f)
 	return cg
 }
 

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 )
 
 // Collected is one box `boxrun gc` removed (or would remove).
@@ -23,7 +25,7 @@ type Collected struct {
 // exist are removed too. With dryRun nothing is touched.
 func Collect(ctx context.Context, kept, dryRun bool) ([]Collected, []error) {
 	boxes, errs := ListBoxes(ctx)
-	mount, _ := cgroup2Mount()
+	mount, _ := cgroupfs.MountPoint()
 	var out []Collected
 	live := map[string]bool{}
 	for _, b := range boxes {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -27,17 +28,17 @@ func MemoryAvailable() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	mount, err := cgroup2Mount()
+	mount, err := cgroupfs.MountPoint()
 	if err != nil || mount == "" {
 		return total, nil
 	}
-	own, err := ownCgroup()
+	own, err := cgroupfs.OwnCgroup()
 	if err != nil {
 		return total, nil
 	}
 	for dir := own; ; dir = filepath.Dir(dir) {
 		if data, err := os.ReadFile(filepath.Join(mount, dir, "memory.max")); err == nil {
-			if v, ok := parseLimit(string(data)); ok && v < total {
+			if v, ok := cgroupfs.ParseLimit(string(data)); ok && v < total {
 				total = v
 			}
 		}
@@ -105,14 +106,4 @@ func WaitForMemory(ctx context.Context, need uint64, poll time.Duration, noWait 
 		case <-time.After(poll):
 		}
 	}
-}
-
-// parseLimit parses a cgroup limit file ("max" or a number).
-func parseLimit(s string) (uint64, bool) {
-	s = strings.TrimSpace(s)
-	if s == "max" {
-		return policy.Unlimited, true
-	}
-	v, err := strconv.ParseUint(s, 10, 64)
-	return v, err == nil
 }

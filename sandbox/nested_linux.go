@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 )
 
 // Enclosing returns the box this process runs in, when it was started inside
@@ -16,7 +18,7 @@ func Enclosing(getenv func(string) string) (cgroup, unit string, ok bool) {
 	if cg == "" {
 		return "", "", false
 	}
-	own, err := ownCgroup()
+	own, err := cgroupfs.OwnCgroup()
 	if err != nil || !underCgroup(own, cg) {
 		return "", "", false
 	}

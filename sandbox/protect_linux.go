@@ -21,12 +21,10 @@ package sandbox
 // time, previous MemoryLow per unit) so that Undo can restore it.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -44,6 +42,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/policy"
 )
@@ -186,7 +185,7 @@ func readProcInfo(fsys fs.FS, readlink func(string) (string, error), pid int) (P
 		p.Args = splitCmdline(cmd)
 	}
 	if cg, err := fsys.Open(dir + "/cgroup"); err == nil {
-		p.Cgroup, _ = parseProcCgroup(cg)
+		p.Cgroup, _ = cgroupfs.ParseProcCgroup(cg)
 		cg.Close()
 	}
 	if readlink != nil {
@@ -666,60 +665,13 @@ func fixFor(cgroup string, want uint64, mount string, uid int) Fix {
 	return f
 }
 
-// CgroupMount is the cgroup v2 mount as /proc/mounts describes it.
-type CgroupMount struct {
-	// Path is the mount point, e.g. "/sys/fs/cgroup"; "" when cgroup2 is
-	// not mounted.
-	Path string
-	// Options are the mount options.
-	Options []string
-	// V1 is true when cgroup v1 hierarchies are mounted too.
-	V1 bool
-}
-
-// Has reports whether the mount has an option.
-func (m CgroupMount) Has(opt string) bool { return slices.Contains(m.Options, opt) }
-
-// ReadCgroupMount finds the cgroup2 mount in proc/mounts of fsys (rooted
-// at "/"), preferring /sys/fs/cgroup.
-func ReadCgroupMount(fsys fs.FS) (CgroupMount, error) {
-	f, err := fsys.Open("proc/mounts")
-	if err != nil {
-		return CgroupMount{}, fmt.Errorf("reading the mount table: %w", err)
-	}
-	defer f.Close()
-	return parseMounts(f)
-}
-
-// parseMounts reads a /proc/mounts file.
-func parseMounts(r io.Reader) (CgroupMount, error) {
-	var m CgroupMount
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 4 {
-			continue
-		}
-		switch f[2] {
-		case "cgroup":
-			m.V1 = true
-		case "cgroup2":
-			mp := unescapeMountPath(f[1])
-			if m.Path == "" || mp == "/sys/fs/cgroup" {
-				m.Path, m.Options = mp, strings.Split(f[3], ",")
-			}
-		}
-	}
-	return m, sc.Err()
-}
-
 // readCgroupValue reads a single-value cgroup file ("max" or a number).
 func readCgroupValue(fsys fs.FS, name string) (uint64, bool) {
 	b, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		return 0, false
 	}
-	return parseLimit(string(b))
+	return cgroupfs.ParseLimit(string(b))
 }
 
 // fsPath turns an absolute path into an fs.FS name.
@@ -739,7 +691,7 @@ func fsPath(parts ...string) string {
 // controller are skipped: their memory is charged to the nearest ancestor
 // that has it.
 func EffectiveProtection(fsys fs.FS, cgroup string, want uint64, override *uint64, uid int) (Protection, error) {
-	m, err := ReadCgroupMount(fsys)
+	m, err := cgroupfs.ReadMount(fsys)
 	if err != nil {
 		return Protection{}, err
 	}
@@ -1068,7 +1020,7 @@ func (p *Protector) apply(ctx context.Context, matches []Match) (*ProtectReport,
 			wants[m.Cgroup] = want{m.Group, *g.MemoryLow}
 		}
 	}
-	mount, _ := ReadCgroupMount(p.rootFS)
+	mount, _ := cgroupfs.ReadMount(p.rootFS)
 	for _, cg := range cgroups {
 		w := wants[cg]
 		rep.Units = append(rep.Units, p.protectCgroup(ctx, mount, cg, w.group, w.bytes, st, rep))
@@ -1091,7 +1043,7 @@ func (p *Protector) sameProcess(m Match) bool {
 // protectCgroup sets memory.low of one cgroup (through its unit's manager,
 // or the file for a plain cgroup), computes the effective protection and,
 // with System, lifts the ancestors that cap it.
-func (p *Protector) protectCgroup(ctx context.Context, mount CgroupMount, cg, group string, want uint64, st *protectState, rep *ProtectReport) ProtectedUnit {
+func (p *Protector) protectCgroup(ctx context.Context, mount cgroupfs.Mount, cg, group string, want uint64, st *protectState, rep *ProtectReport) ProtectedUnit {
 	unit, manager, owner := unitOwner(cg)
 	u := ProtectedUnit{Cgroup: cg, Unit: unit, Manager: manager, Group: group}
 	problem := func(format string, a ...any) {
@@ -1188,7 +1140,7 @@ func (p *Protector) protectCgroup(ctx context.Context, mount CgroupMount, cg, gr
 
 // applyFix makes one fix as root: MemoryLow through the unit's manager, or
 // the memory.low file of a plain cgroup.
-func (p *Protector) applyFix(ctx context.Context, mount CgroupMount, f Fix, want uint64, st *protectState) error {
+func (p *Protector) applyFix(ctx context.Context, mount cgroupfs.Mount, f Fix, want uint64, st *protectState) error {
 	switch f.Manager {
 	case "system", "user":
 		ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
@@ -1474,7 +1426,7 @@ func UndoProtection(ctx context.Context, statePath string, timeout time.Duration
 		}
 		out = append(out, r)
 	}
-	mount, _ := ReadCgroupMount(os.DirFS("/"))
+	mount, _ := cgroupfs.ReadMount(os.DirFS("/"))
 	for _, e := range st.Units {
 		name := e.Unit
 		if name == "" {

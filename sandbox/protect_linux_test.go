@@ -552,28 +552,3 @@ func TestParseCapEff(t *testing.T) {
 		}
 	}
 }
-
-func TestParseMounts(t *testing.T) {
-	tests := []struct {
-		name, in string
-		want     CgroupMount
-	}{
-		{"unified", "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nsdelegate,memory_recursiveprot 0 0\n",
-			CgroupMount{Path: "/sys/fs/cgroup", Options: []string{"rw", "nosuid", "nsdelegate", "memory_recursiveprot"}}},
-		{"hybrid", "cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n",
-			CgroupMount{Path: "/sys/fs/cgroup/unified", Options: []string{"rw", "relatime"}, V1: true}},
-		{"v1 only", "cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n", CgroupMount{V1: true}},
-		{"none", "proc /proc proc rw 0 0\n", CgroupMount{}},
-		{"prefers /sys/fs/cgroup", "cgroup2 /mnt/cg cgroup2 rw 0 0\ncgroup2 /sys/fs/cgroup cgroup2 ro 0 0\n",
-			CgroupMount{Path: "/sys/fs/cgroup", Options: []string{"ro"}}},
-	}
-	for _, tt := range tests {
-		got, err := parseMounts(strings.NewReader(tt.in))
-		if err != nil || !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("%s: got %+v, %v; want %+v", tt.name, got, err, tt.want)
-		}
-	}
-	if m := (CgroupMount{Options: []string{"memory_recursiveprot"}}); !m.Has("memory_recursiveprot") || m.Has("nsdelegate") {
-		t.Error("Has")
-	}
-}

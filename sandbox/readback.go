@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -171,14 +170,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// readControllers reads a space-separated controller list file such as
-// cgroup.controllers or cgroup.subtree_control.
-func readControllers(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return strings.Fields(string(data)), nil
 }

@@ -14,37 +14,6 @@ import (
 
 func u64(v uint64) *uint64 { return &v }
 
-func TestParseCgroup2Mount(t *testing.T) {
-	tests := []struct {
-		name, in, want string
-	}{
-		{"unified", "30 1 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n", "/sys/fs/cgroup"},
-		{"hybrid", "30 1 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n32 30 0:28 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n", "/sys/fs/cgroup/unified"},
-		{"none", "30 1 0:26 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n", ""},
-		{"escaped", `40 1 0:26 / /mnt/my\040cg rw - cgroup2 cgroup2 rw` + "\n", "/mnt/my cg"},
-		{"optional fields", "30 1 0:26 / /sys/fs/cgroup rw shared:4 master:1 - cgroup2 cgroup2 rw\n", "/sys/fs/cgroup"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCgroup2Mount(strings.NewReader(tt.in))
-			if err != nil || got != tt.want {
-				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseProcCgroup(t *testing.T) {
-	got, err := parseProcCgroup(strings.NewReader("0::/user.slice/user-1000.slice/session-2.scope\n"))
-	if err != nil || got != "/user.slice/user-1000.slice/session-2.scope" {
-		t.Fatalf("got %q, %v", got, err)
-	}
-	_, err = parseProcCgroup(strings.NewReader("4:memory:/x\n1:name=systemd:/\n"))
-	if err == nil || !strings.Contains(err.Error(), "cgroup v1 or hybrid") {
-		t.Fatalf("v1-only file: got %v, want an error naming cgroup v1", err)
-	}
-}
-
 func TestCheckLimits(t *testing.T) {
 	oneG := uint64(1 << 30)
 	p := &policy.Resolved{

@@ -175,30 +175,6 @@ func (b *sampleBuf) all() []Sample {
 	return out
 }
 
-// parseFlatKeyed parses a cgroup "flat keyed" file (memory.events, cpu.stat,
-// pids.events) or /proc/vmstat: one "key value" pair a line. Lines that do
-// not parse are skipped.
-func parseFlatKeyed(r io.Reader) (map[string]uint64, error) {
-	m := map[string]uint64{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); err == nil {
-			m[k] = n
-		}
-	}
-	return m, sc.Err()
-}
-
-// parseCounter parses a single-value cgroup file such as memory.current.
-func parseCounter(s string) (uint64, bool) {
-	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
-	return v, err == nil
-}
-
 func memoryEventsFrom(m map[string]uint64) MemoryEvents {
 	return MemoryEvents{
 		Low: m["low"], High: m["high"], Max: m["max"],

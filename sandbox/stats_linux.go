@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -102,19 +103,19 @@ type evidence struct {
 // readEvidence reads the box's counters from its cgroup directory.
 func readEvidence(dir string) evidence {
 	var e evidence
-	if m, err := readFlatKeyed(filepath.Join(dir, "memory.events")); err == nil {
+	if m, err := cgroupfs.ReadFlatKeyed(filepath.Join(dir, "memory.events")); err == nil {
 		e.mem, e.memOK = memoryEventsFrom(m), true
 	}
-	if m, err := readFlatKeyed(filepath.Join(dir, "pids.events")); err == nil {
+	if m, err := cgroupfs.ReadFlatKeyed(filepath.Join(dir, "pids.events")); err == nil {
 		e.pidsMax, e.pidsOK = m["max"], true
 	}
-	if m, err := readFlatKeyed(filepath.Join(dir, "cpu.stat")); err == nil {
+	if m, err := cgroupfs.ReadFlatKeyed(filepath.Join(dir, "cpu.stat")); err == nil {
 		e.cpu, e.cpuOK = cpuStatsFrom(m), true
 	}
 	var err error
-	e.memPeak, e.memPeakOK, err = readCounter(filepath.Join(dir, "memory.peak"))
+	e.memPeak, e.memPeakOK, err = cgroupfs.ReadCounter(filepath.Join(dir, "memory.peak"))
 	e.memPeakMissing = errors.Is(err, os.ErrNotExist) && e.memOK
-	e.pidsPeak, e.pidsPeakOK, _ = readCounter(filepath.Join(dir, "pids.peak"))
+	e.pidsPeak, e.pidsPeakOK, _ = cgroupfs.ReadCounter(filepath.Join(dir, "pids.peak"))
 	return e
 }
 
@@ -139,63 +140,6 @@ func (e *evidence) merge(o evidence) {
 	e.memPeakMissing = e.memPeakMissing || o.memPeakMissing
 }
 
-func readFlatKeyed(path string) (map[string]uint64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return parseFlatKeyed(f)
-}
-
-// counter is a cgroup counter file (memory.current, pids.current) kept
-// open for a run: each read is a single pread at offset 0, which the kernel
-// answers with the present value, instead of the five system calls of
-// opening, reading and closing it again; four times a second for a whole
-// run, that is most of what sampling costs.
-type counter struct {
-	fd  int // -1 when the file could not be opened
-	buf [32]byte
-}
-
-// openCounter opens path; a counter that cannot be opened reads nothing.
-func openCounter(path string) *counter {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		fd = -1
-	}
-	return &counter{fd: fd}
-}
-
-// read returns the counter's present value; ok is false when it cannot be
-// read (the file is missing, or the cgroup is gone).
-func (c *counter) read() (uint64, bool) {
-	if c.fd < 0 {
-		return 0, false
-	}
-	n, err := unix.Pread(c.fd, c.buf[:], 0)
-	if err != nil || n <= 0 {
-		return 0, false
-	}
-	return parseCounter(string(c.buf[:n]))
-}
-
-func (c *counter) close() {
-	if c.fd >= 0 {
-		unix.Close(c.fd)
-		c.fd = -1
-	}
-}
-
-func readCounter(path string) (uint64, bool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, false, err
-	}
-	v, ok := parseCounter(string(b))
-	return v, ok, nil
-}
-
 // Started begins sampling the box at dir; with dir "" (no cgroup) it only
 // notes the time. It is called once the command runs, so nothing here
 // delays it.
@@ -209,7 +153,7 @@ func (s *Sampler) Started(dir string, pid int) {
 	if dir == "" {
 		return
 	}
-	if m, err := readFlatKeyed(s.vmstatPath); err == nil {
+	if m, err := cgroupfs.ReadFlatKeyed(s.vmstatPath); err == nil {
 		s.vmStart, s.vmOK = m["oom_kill"], hasKey(m, "oom_kill")
 	}
 	s.parent, s.parentOK = readChildEvents(filepath.Dir(dir))
@@ -242,12 +186,12 @@ func hasKey(m map[string]uint64, k string) bool {
 // (Linux 5.7+) those of the cgroup itself. A box's parent outlives the box,
 // so its counters still hold the box's kills after systemd removed it.
 func readChildEvents(dir string) (MemoryEvents, bool) {
-	m, err := readFlatKeyed(filepath.Join(dir, "memory.events"))
+	m, err := cgroupfs.ReadFlatKeyed(filepath.Join(dir, "memory.events"))
 	if err != nil {
 		return MemoryEvents{}, false
 	}
 	ev := memoryEventsFrom(m)
-	if l, err := readFlatKeyed(filepath.Join(dir, "memory.events.local")); err == nil {
+	if l, err := cgroupfs.ReadFlatKeyed(filepath.Join(dir, "memory.events.local")); err == nil {
 		own := memoryEventsFrom(l)
 		ev.OOM, ev.OOMKill, ev.OOMGroupKill = subOrZero(ev.OOM, own.OOM), subOrZero(ev.OOMKill, own.OOMKill), subOrZero(ev.OOMGroupKill, own.OOMGroupKill)
 	}
@@ -258,7 +202,7 @@ func readChildEvents(dir string) (MemoryEvents, bool) {
 func (s *Sampler) cgroupPath(dir string) string {
 	mount := s.mount
 	if mount == "" {
-		mount, _ = cgroup2Mount()
+		mount, _ = cgroupfs.MountPoint()
 	}
 	if mount != "" {
 		if rel, ok := strings.CutPrefix(dir, strings.TrimSuffix(mount, "/")); ok && (rel == "" || rel[0] == '/') {
@@ -359,10 +303,10 @@ func (s *Sampler) tick(stop <-chan struct{}) {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	slow := time.After(SlowSamplingAfter)
-	mem := openCounter(filepath.Join(s.dir, "memory.current"))
-	defer mem.close()
-	pids := openCounter(filepath.Join(s.dir, "pids.current"))
-	defer pids.close()
+	mem := cgroupfs.OpenCounter(filepath.Join(s.dir, "memory.current"))
+	defer mem.Close()
+	pids := cgroupfs.OpenCounter(filepath.Join(s.dir, "pids.current"))
+	defer pids.Close()
 	for {
 		select {
 		case <-stop:
@@ -370,8 +314,8 @@ func (s *Sampler) tick(stop <-chan struct{}) {
 		case <-slow:
 			t.Reset(s.interval * slowSampleFactor)
 		case <-t.C:
-			m, okm := mem.read()
-			p, okp := pids.read()
+			m, okm := mem.Read()
+			p, okp := pids.Read()
 			smp, ok := Sample{At: time.Since(s.start), MemoryBytes: m, Pids: p}, okm || okp
 			s.mu.Lock()
 			s.addSampleLocked(smp, ok)
@@ -383,8 +327,8 @@ func (s *Sampler) tick(stop <-chan struct{}) {
 // readSample reads memory.current and pids.current; ok is false when
 // neither could be read (the box is gone).
 func readSample(dir string, at time.Duration) (Sample, bool) {
-	mem, okm, _ := readCounter(filepath.Join(dir, "memory.current"))
-	pids, okp, _ := readCounter(filepath.Join(dir, "pids.current"))
+	mem, okm, _ := cgroupfs.ReadCounter(filepath.Join(dir, "memory.current"))
+	pids, okp, _ := cgroupfs.ReadCounter(filepath.Join(dir, "pids.current"))
 	return Sample{At: at, MemoryBytes: mem, Pids: pids}, okm || okp
 }
 
@@ -433,7 +377,7 @@ func (s *Sampler) Exited() {
 	// then counted in the box and not outside it, never the other way.
 	var vmEnd uint64
 	vmOK := false
-	if m, err := readFlatKeyed(s.vmstatPath); err == nil {
+	if m, err := cgroupfs.ReadFlatKeyed(s.vmstatPath); err == nil {
 		vmEnd, vmOK = m["oom_kill"], hasKey(m, "oom_kill") && s.vmOK
 	}
 	parentEnd, parentOK := readChildEvents(filepath.Dir(s.dir))

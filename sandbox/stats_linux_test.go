@@ -277,36 +277,6 @@ func TestSamplerFallsBackToTheParent(t *testing.T) {
 	}
 }
 
-func TestCounterRereadsInPlace(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "memory.current")
-	if err := os.WriteFile(path, []byte("123\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := openCounter(path)
-	defer c.close()
-	if v, ok := c.read(); !ok || v != 123 {
-		t.Fatalf("read = %d, %v; want 123", v, ok)
-	}
-	// The kernel regenerates a cgroup file on each read from offset 0; a
-	// rewrite in place stands for that here.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("18446744073709551615\n")
-	f.Close()
-	if v, ok := c.read(); !ok || v != 18446744073709551615 {
-		t.Fatalf("read after the change = %d, %v; want the new value", v, ok)
-	}
-	c.close()
-	if _, ok := c.read(); ok {
-		t.Error("a closed counter still reads")
-	}
-	if _, ok := openCounter(filepath.Join(t.TempDir(), "missing")).read(); ok {
-		t.Error("a missing file reads")
-	}
-}
-
 func TestWaitEmptyWakesOnCgroupEvents(t *testing.T) {
 	dir := t.TempDir()
 	events := filepath.Join(dir, "cgroup.events")

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 )
 
 func TestParseFlatKeyed(t *testing.T) {
@@ -24,7 +26,7 @@ func TestParseFlatKeyed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseFlatKeyed(strings.NewReader(tt.in))
+			got, err := cgroupfs.ParseFlatKeyed(strings.NewReader(tt.in))
 			if err != nil || !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %v, %v; want %v", got, err, tt.want)
 			}
@@ -37,13 +39,13 @@ func TestParseFlatKeyed(t *testing.T) {
 
 func TestParseCounter(t *testing.T) {
 	for in, want := range map[string]uint64{"134217728\n": 134217728, "0": 0, " 7 ": 7} {
-		if got, ok := parseCounter(in); !ok || got != want {
-			t.Errorf("parseCounter(%q) = %d, %v", in, got, ok)
+		if got, ok := cgroupfs.ParseCounter(in); !ok || got != want {
+			t.Errorf("cgroupfs.ParseCounter(%q) = %d, %v", in, got, ok)
 		}
 	}
 	for _, in := range []string{"max\n", "", "-1", "1.5"} {
-		if _, ok := parseCounter(in); ok {
-			t.Errorf("parseCounter(%q) accepted", in)
+		if _, ok := cgroupfs.ParseCounter(in); ok {
+			t.Errorf("cgroupfs.ParseCounter(%q) accepted", in)
 		}
 	}
 }

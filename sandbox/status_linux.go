@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/cgroups/v3"
 
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/policy"
 )
@@ -63,7 +64,7 @@ func ListBoxes(ctx context.Context) ([]LiveBox, []error) {
 	if cgroups.Mode() != cgroups.Unified {
 		return nil, nil // no cgroup v2 box can exist here
 	}
-	mount, err := cgroup2Mount()
+	mount, err := cgroupfs.MountPoint()
 	if err != nil || mount == "" {
 		return nil, nil
 	}
@@ -245,15 +246,15 @@ func parentPID(pid int) (int, bool) {
 
 // readLive fills in the box's current figures from its cgroup directory.
 func readLive(b *LiveBox, dir string) {
-	b.MemoryCurrent, _, _ = readCounter(filepath.Join(dir, "memory.current"))
-	if v, ok, _ := readCounter(filepath.Join(dir, "memory.peak")); ok {
+	b.MemoryCurrent, _, _ = cgroupfs.ReadCounter(filepath.Join(dir, "memory.current"))
+	if v, ok, _ := cgroupfs.ReadCounter(filepath.Join(dir, "memory.peak")); ok {
 		b.MemoryPeak = &v
 	}
 	b.MemoryHigh = readLimit(filepath.Join(dir, "memory.high"))
 	b.MemoryMax = readLimit(filepath.Join(dir, "memory.max"))
-	b.PidsCurrent, _, _ = readCounter(filepath.Join(dir, "pids.current"))
+	b.PidsCurrent, _, _ = cgroupfs.ReadCounter(filepath.Join(dir, "pids.current"))
 	b.PidsMax = readLimit(filepath.Join(dir, "pids.max"))
-	if m, err := readFlatKeyed(filepath.Join(dir, "cpu.stat")); err == nil {
+	if m, err := cgroupfs.ReadFlatKeyed(filepath.Join(dir, "cpu.stat")); err == nil {
 		b.CPUUsageUSec = m["usage_usec"]
 	}
 }
@@ -264,7 +265,7 @@ func readLimit(path string) *uint64 {
 	if err != nil {
 		return nil
 	}
-	v, ok := parseLimit(string(data))
+	v, ok := cgroupfs.ParseLimit(string(data))
 	if !ok || v == policy.Unlimited {
 		return nil
 	}

@@ -14,6 +14,7 @@ import (
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	godbus "github.com/godbus/dbus/v5"
 
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -62,7 +63,7 @@ func NewSystemd(ctx context.Context, user bool) (Backend, error) {
 		}
 		return nil, fmt.Errorf("%w: no systemd %s manager socket at %s (%s)", ErrUnavailable, which, sock, hint)
 	}
-	mount, err := cgroup2Mount()
+	mount, err := cgroupfs.MountPoint()
 	if err != nil || mount == "" {
 		return nil, fmt.Errorf("%w: systemd %s manager found, but no cgroup v2 hierarchy is mounted", ErrUnavailable, which)
 	}
@@ -334,7 +335,7 @@ func (x *systemdBox) Place(ctx context.Context, pid int) error {
 	// The job is done, so the kernel has the helper in the scope's cgroup:
 	// its /proc entry says where, without another round trip to the
 	// manager. The manager's ControlGroup property is the fallback.
-	cg, err := pidCgroup(pid)
+	cg, err := cgroupfs.PidCgroup(pid)
 	if err != nil || !strings.HasSuffix(cg, "/"+x.unit) {
 		prop, perr := x.b.conn.GetUnitTypePropertyContext(ctx, x.unit, "Scope", "ControlGroup")
 		if perr != nil {

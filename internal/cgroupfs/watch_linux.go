@@ -1,4 +1,4 @@
-package sandbox
+package cgroupfs
 
 import (
 	"os"
@@ -6,10 +6,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// watchFile returns a channel that receives when path is modified (inotify),
+// Watch returns a channel that receives when path is modified (inotify),
 // and a function to stop watching. Without inotify the channel never fires
 // and the caller's timer does the work.
-func watchFile(path string) (<-chan struct{}, func()) {
+func Watch(path string) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	// Non-blocking, so the descriptor joins Go's poller: Read parks no
 	// thread, and the stop function's Close ends the reader at once
