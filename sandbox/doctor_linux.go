@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -151,7 +152,7 @@ func (l *liveSystemd) conn(ctx context.Context, user bool) (*sd.Conn, error) {
 	if user {
 		which = "user"
 	}
-	sock := managerSocket(user)
+	sock := systemd.Socket(user)
 	var c *sd.Conn
 	var err error
 	if !user && os.Geteuid() != 0 {
@@ -164,10 +165,10 @@ func (l *liveSystemd) conn(ctx context.Context, user bool) (*sd.Conn, error) {
 		if fi, serr := os.Stat(sock); serr != nil || fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("no systemd %s manager socket at %s", which, sock)
 		}
-		c, err = dialManager(ctx, which, sock)
+		c, err = systemd.Dial(ctx, which, sock)
 	}
 	if err != nil {
-		return nil, errors.New(trimUnavailable(err))
+		return nil, errors.New(systemd.Trim(err))
 	}
 	l.conns[user] = c
 	return c, nil
@@ -180,7 +181,7 @@ func (l *liveSystemd) Manager(ctx context.Context, user bool) (int, error) {
 	}
 	v, err := c.GetManagerProperty("Version")
 	if err != nil {
-		return 0, explainDBusError(err)
+		return 0, systemd.ExplainError(err)
 	}
 	return parseSystemdVersion(v), nil
 }
@@ -190,7 +191,7 @@ func (l *liveSystemd) UnitProperty(ctx context.Context, user bool, unit, name st
 	if err != nil {
 		return "", err
 	}
-	typ := unitType(unit)
+	typ := systemd.UnitType(unit)
 	var p *sd.Property
 	if typ == "Unit" || name == "ActiveState" {
 		p, err = c.GetUnitPropertyContext(ctx, unit, name)
@@ -198,7 +199,7 @@ func (l *liveSystemd) UnitProperty(ctx context.Context, user bool, unit, name st
 		p, err = c.GetUnitTypePropertyContext(ctx, unit, typ, name)
 	}
 	if err != nil {
-		return "", explainDBusError(err)
+		return "", systemd.ExplainError(err)
 	}
 	if s, ok := p.Value.Value().(string); ok {
 		return s, nil

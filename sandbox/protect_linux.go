@@ -44,6 +44,7 @@ import (
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/procfs"
+	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -834,7 +835,7 @@ type ProtectReport struct {
 type Protector struct {
 	opt   ProtectOptions
 	oom   OOMAdjuster
-	conns map[string]*sd.Conn // by socket path
+	conns systemd.Conns
 	// done remembers processes already brought as low as they go.
 	done map[ProcKey]lowered
 	// procFS reads processes; rootFS reads cgroup files.
@@ -852,18 +853,12 @@ func NewProtector(opt ProtectOptions) *Protector {
 	if opt.Timeout == 0 {
 		opt.Timeout = 10 * time.Second
 	}
-	return &Protector{opt: opt, oom: procOOM{}, conns: map[string]*sd.Conn{}, done: map[ProcKey]lowered{},
+	return &Protector{opt: opt, oom: procOOM{}, done: map[ProcKey]lowered{},
 		procFS: os.DirFS("/proc"), rootFS: os.DirFS("/")}
 }
 
 // Close releases the D-Bus connections.
-func (p *Protector) Close() error {
-	for k, c := range p.conns {
-		c.Close()
-		delete(p.conns, k)
-	}
-	return nil
-}
+func (p *Protector) Close() error { return p.conns.Close() }
 
 // readlinkProc reads a link below /proc.
 func readlinkProc(name string) (string, error) { return os.Readlink(filepath.Join("/proc", name)) }
@@ -878,47 +873,16 @@ func (p *Protector) Matches() ([]Match, error) {
 	return MatchProcesses(procs, p.opt.Groups, MatchOptions{UID: p.opt.UID, Others: p.opt.Others, SelfExe: self, SelfPID: os.Getpid()}), nil
 }
 
-// managerSocketFor is the private socket of the manager owning a unit.
-func managerSocketFor(manager string, owner int) string {
-	if manager == "system" {
-		return managerSocket(false)
-	}
-	if owner == os.Getuid() {
-		return managerSocket(true)
-	}
-	return filepath.Join("/run/user", strconv.Itoa(owner), "systemd", "private")
-}
-
 // conn returns a connection to the manager at sock, dialling once.
 func (p *Protector) conn(ctx context.Context, which, sock string) (*sd.Conn, error) {
-	if c, ok := p.conns[sock]; ok && c.Connected() {
-		return c, nil
-	}
-	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
-		return nil, fmt.Errorf("no systemd %s manager socket at %s", which, sock)
-	}
-	c, err := dialManager(ctx, which, sock)
-	if err != nil {
-		return nil, errors.New(trimUnavailable(err))
-	}
-	p.conns[sock] = c
-	return c, nil
-}
-
-// unitType is the D-Bus interface suffix of a unit: "Scope" for x.scope.
-func unitType(unit string) string {
-	ext := strings.TrimPrefix(path.Ext(unit), ".")
-	if ext == "" {
-		return "Unit"
-	}
-	return strings.ToUpper(ext[:1]) + ext[1:]
+	return p.conns.Get(ctx, which, sock)
 }
 
 // getMemoryLow reads a unit's MemoryLow property.
 func getMemoryLow(ctx context.Context, c *sd.Conn, unit string) (uint64, error) {
-	prop, err := c.GetUnitTypePropertyContext(ctx, unit, unitType(unit), "MemoryLow")
+	prop, err := c.GetUnitTypePropertyContext(ctx, unit, systemd.UnitType(unit), "MemoryLow")
 	if err != nil {
-		return 0, explainDBusError(err)
+		return 0, systemd.ExplainError(err)
 	}
 	v, ok := prop.Value.Value().(uint64)
 	if !ok {
@@ -931,7 +895,7 @@ func getMemoryLow(ctx context.Context, c *sd.Conn, unit string) (uint64, error) 
 func setMemoryLow(ctx context.Context, c *sd.Conn, unit string, v uint64) error {
 	err := c.SetUnitPropertiesContext(ctx, unit, true, sd.Property{Name: "MemoryLow", Value: godbus.MakeVariant(v)})
 	if err != nil {
-		return explainDBusError(err)
+		return systemd.ExplainError(err)
 	}
 	return nil
 }
@@ -1070,7 +1034,7 @@ func (p *Protector) protectCgroup(ctx context.Context, mount cgroupfs.Mount, cg,
 		}
 		ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
 		defer cancel()
-		c, err := p.conn(ctx, manager, managerSocketFor(manager, owner))
+		c, err := p.conn(ctx, manager, systemd.SocketFor(manager, owner))
 		if err != nil {
 			problem("setting MemoryLow on %s: %v", unit, err)
 			break
@@ -1146,7 +1110,7 @@ func (p *Protector) applyFix(ctx context.Context, mount cgroupfs.Mount, f Fix, w
 		ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
 		defer cancel()
 		_, _, owner := unitOwner(f.Cgroup)
-		c, err := p.conn(ctx, f.Manager, managerSocketFor(f.Manager, owner))
+		c, err := p.conn(ctx, f.Manager, systemd.SocketFor(f.Manager, owner))
 		if err != nil {
 			return err
 		}
@@ -1464,7 +1428,7 @@ func UndoProtection(ctx context.Context, statePath string, timeout time.Duration
 func (p *Protector) undoUnit(ctx context.Context, e stateUnit, timeout time.Duration) string {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := p.conn(ctx, e.Manager, managerSocketFor(e.Manager, e.UID))
+	c, err := p.conn(ctx, e.Manager, systemd.SocketFor(e.Manager, e.UID))
 	if err != nil {
 		return err.Error()
 	}
@@ -1494,15 +1458,15 @@ func (p *Protector) undoUnit(ctx context.Context, e stateUnit, timeout time.Dura
 // over the user manager's private D-Bus socket. Nothing is written when
 // the manager cannot be reached.
 func InstallUserUnit(ctx context.Context, file, content string) error {
-	ctx, cancel := context.WithTimeout(ctx, jobTimeout)
+	ctx, cancel := context.WithTimeout(ctx, systemd.JobTimeout)
 	defer cancel()
-	sock := managerSocket(true)
+	sock := systemd.Socket(true)
 	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		return fmt.Errorf("no systemd user manager socket at %s: log in through a session, or sudo loginctl enable-linger $USER", sock)
 	}
-	c, err := dialManager(ctx, "user", sock)
+	c, err := systemd.Dial(ctx, "user", sock)
 	if err != nil {
-		return errors.New(trimUnavailable(err))
+		return errors.New(systemd.Trim(err))
 	}
 	defer c.Close()
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
@@ -1513,14 +1477,14 @@ func InstallUserUnit(ctx context.Context, file, content string) error {
 	}
 	name := filepath.Base(file)
 	if err := c.ReloadContext(ctx); err != nil {
-		return fmt.Errorf("reloading the user manager: %w", explainDBusError(err))
+		return fmt.Errorf("reloading the user manager: %w", systemd.ExplainError(err))
 	}
 	if _, _, err := c.EnableUnitFilesContext(ctx, []string{name}, false, true); err != nil {
-		return fmt.Errorf("enabling %s: %w", name, explainDBusError(err))
+		return fmt.Errorf("enabling %s: %w", name, systemd.ExplainError(err))
 	}
 	ch := make(chan string, 1) // buffered: go-systemd sends while holding a lock
 	if _, err := c.RestartUnitContext(ctx, name, "replace", ch); err != nil {
-		return fmt.Errorf("starting %s: %w", name, explainDBusError(err))
+		return fmt.Errorf("starting %s: %w", name, systemd.ExplainError(err))
 	}
 	select {
 	case res := <-ch:
@@ -1528,7 +1492,7 @@ func InstallUserUnit(ctx context.Context, file, content string) error {
 			return fmt.Errorf("starting %s: job %s (see: journalctl --user -u %s)", name, res, name)
 		}
 	case <-ctx.Done():
-		return fmt.Errorf("starting %s: no answer from systemd within %v (see: journalctl --user -u %s)", name, jobTimeout, name)
+		return fmt.Errorf("starting %s: no answer from systemd within %v (see: journalctl --user -u %s)", name, systemd.JobTimeout, name)
 	}
 	return nil
 }
@@ -1537,38 +1501,38 @@ func InstallUserUnit(ctx context.Context, file, content string) error {
 // and reloads the user manager. It reports whether there was anything to
 // remove.
 func UninstallUserUnit(ctx context.Context, file string) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, jobTimeout)
+	ctx, cancel := context.WithTimeout(ctx, systemd.JobTimeout)
 	defer cancel()
 	_, statErr := os.Stat(file)
 	existed := statErr == nil
 	name := filepath.Base(file)
-	sock := managerSocket(true)
+	sock := systemd.Socket(true)
 	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		if !existed {
 			return false, nil
 		}
 		return existed, fmt.Errorf("no systemd user manager socket at %s to stop %s: remove %s by hand once it is stopped", sock, name, file)
 	}
-	c, err := dialManager(ctx, "user", sock)
+	c, err := systemd.Dial(ctx, "user", sock)
 	if err != nil {
-		return existed, errors.New(trimUnavailable(err))
+		return existed, errors.New(systemd.Trim(err))
 	}
 	defer c.Close()
 	ch := make(chan string, 1)
 	if _, err := c.StopUnitContext(ctx, name, "replace", ch); err != nil {
 		if !isNoSuchUnit(err) {
-			return existed, fmt.Errorf("stopping %s: %w", name, explainDBusError(err))
+			return existed, fmt.Errorf("stopping %s: %w", name, systemd.ExplainError(err))
 		}
 	} else {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return existed, fmt.Errorf("stopping %s: no answer from systemd within %v", name, jobTimeout)
+			return existed, fmt.Errorf("stopping %s: no answer from systemd within %v", name, systemd.JobTimeout)
 		}
 	}
 	if changes, err := c.DisableUnitFilesContext(ctx, []string{name}, false); err != nil {
 		if !isNoSuchUnit(err) && existed {
-			return existed, fmt.Errorf("disabling %s: %w", name, explainDBusError(err))
+			return existed, fmt.Errorf("disabling %s: %w", name, systemd.ExplainError(err))
 		}
 	} else if len(changes) > 0 {
 		existed = true
@@ -1577,7 +1541,7 @@ func UninstallUserUnit(ctx context.Context, file string) (bool, error) {
 		return existed, fmt.Errorf("removing %s: %w", file, err)
 	}
 	if err := c.ReloadContext(ctx); err != nil {
-		return existed, fmt.Errorf("reloading the user manager: %w", explainDBusError(err))
+		return existed, fmt.Errorf("reloading the user manager: %w", systemd.ExplainError(err))
 	}
 	return existed, nil
 }

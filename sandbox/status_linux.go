@@ -16,6 +16,7 @@ import (
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/procfs"
+	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -109,7 +110,7 @@ func listScopes(ctx context.Context, user bool, mount string) ([]LiveBox, error)
 	if user {
 		which = "user"
 	}
-	if fi, err := os.Stat(managerSocket(user)); err != nil || fi.Mode()&os.ModeSocket == 0 {
+	if fi, err := os.Stat(systemd.Socket(user)); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		return nil, nil // no such manager here
 	}
 	be, err := NewSystemd(ctx, user)
@@ -120,7 +121,7 @@ func listScopes(ctx context.Context, user bool, mount string) ([]LiveBox, error)
 	conn := be.(*systemdBackend).conn
 	units, err := conn.ListUnitsByPatternsContext(ctx, []string{"active", "activating"}, []string{"boxrun-*.scope"})
 	if err != nil {
-		return nil, fmt.Errorf("listing the boxrun scopes of the systemd %s manager: %w", which, explainDBusError(err))
+		return nil, fmt.Errorf("listing the boxrun scopes of the systemd %s manager: %w", which, systemd.ExplainError(err))
 	}
 	var out []LiveBox
 	for _, u := range units {

@@ -15,14 +15,12 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 )
 
 // SliceName is the slice every boxrun scope lives in.
 const SliceName = "boxrun.slice"
-
-// jobTimeout bounds every wait for a systemd job.
-const jobTimeout = 30 * time.Second
 
 // systemdBackend makes boxes as transient scopes of a systemd manager.
 type systemdBackend struct {
@@ -35,18 +33,6 @@ type systemdBackend struct {
 	noOOMPolicy bool
 }
 
-// managerSocket is the private socket of the user or system manager.
-func managerSocket(user bool) string {
-	if !user {
-		return "/run/systemd/private"
-	}
-	dir := os.Getenv("XDG_RUNTIME_DIR")
-	if dir == "" {
-		dir = filepath.Join("/run/user", strconv.Itoa(os.Getuid()))
-	}
-	return filepath.Join(dir, "systemd", "private")
-}
-
 // NewSystemd connects to the user manager (user=true) or the system manager
 // through its private socket, the way systemctl does, so that no D-Bus
 // daemon is needed and none is ever launched.
@@ -55,7 +41,7 @@ func NewSystemd(ctx context.Context, user bool) (Backend, error) {
 	if user {
 		which = "user"
 	}
-	sock := managerSocket(user)
+	sock := systemd.Socket(user)
 	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		hint := "is systemd running as init?"
 		if user {
@@ -70,67 +56,11 @@ func NewSystemd(ctx context.Context, user bool) (Backend, error) {
 	if err := requireUnified(mount); err != nil {
 		return nil, err
 	}
-	conn, err := dialManager(ctx, which, sock)
+	conn, err := systemd.Dial(ctx, which, sock)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, systemd.Trim(err))
 	}
 	return &systemdBackend{conn: conn, which: which, sock: sock, user: user, mount: mount}, nil
-}
-
-// dialManager connects to a systemd manager's private socket sock (see
-// managerSocket; as root, also another user's /run/user/UID/systemd/private)
-// with EXTERNAL authentication and no Hello, the way systemctl does, and
-// gives up after 10s. which ("user" or "system") names the manager in
-// errors, which wrap ErrUnavailable.
-func dialManager(ctx context.Context, which, sock string) (*sd.Conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	type result struct {
-		conn *sd.Conn
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// The connection's context must outlive the dial: godbus closes the
-		// connection when it is cancelled.
-		//
-		// go-systemd asks for two connections, one for method calls and
-		// one for signals. The manager's private socket carries both on
-		// one, in order (a job's reply before its JobRemoved), so the same
-		// connection serves both and the dial and authentication are paid
-		// once per run.
-		var shared *godbus.Conn
-		c, err := sd.NewConnection(func() (*godbus.Conn, error) {
-			if shared != nil {
-				return shared, nil
-			}
-			conn, err := godbus.Dial("unix:path=" + sock)
-			if err != nil {
-				return nil, err
-			}
-			if err := conn.Auth([]godbus.Auth{godbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
-				conn.Close()
-				return nil, err
-			}
-			shared = conn
-			return conn, nil
-		})
-		done <- result{c, err}
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, fmt.Errorf("%w: connecting to the systemd %s manager at %s: %v", ErrUnavailable, which, sock, r.err)
-		}
-		return r.conn, nil
-	case <-dctx.Done():
-		go func() {
-			if r := <-done; r.conn != nil {
-				r.conn.Close()
-			}
-		}()
-		return nil, fmt.Errorf("%w: the systemd %s manager at %s did not answer within 10s", ErrUnavailable, which, sock)
-	}
 }
 
 // parseSystemdVersion turns the manager's Version property ("\"252.38-1\"")
@@ -153,9 +83,9 @@ func (b *systemdBackend) manager(ctx context.Context, warn func(string)) (*sd.Co
 	if b.conn.Connected() {
 		return b.conn, nil
 	}
-	conn, err := dialManager(ctx, b.which, b.sock)
+	conn, err := systemd.Dial(ctx, b.which, b.sock)
 	if err != nil {
-		return nil, fmt.Errorf("the connection to the systemd %s manager was lost during the run and could not be made again: %v", b.which, trimUnavailable(err))
+		return nil, fmt.Errorf("the connection to the systemd %s manager was lost during the run and could not be made again: %v", b.which, systemd.Trim(err))
 	}
 	b.conn.Close()
 	b.conn = conn
@@ -299,7 +229,7 @@ func (b *systemdBackend) setSlice(ctx context.Context, s *policy.ResolvedSlice) 
 		{Name: "TasksAccounting", Value: godbus.MakeVariant(true)},
 	}, []namedLimit{{"MemoryHigh", s.MemoryHigh}, {"MemoryMax", s.MemoryMax}, {"TasksMax", s.PidsMax}, {"CPUWeight", s.CPUWeight}})
 	if err := b.conn.SetUnitPropertiesContext(ctx, SliceName, true, props...); err != nil {
-		return fmt.Errorf("setting the limits of %s: %w", SliceName, explainDBusError(err))
+		return fmt.Errorf("setting the limits of %s: %w", SliceName, systemd.ExplainError(err))
 	}
 	return nil
 }
@@ -365,7 +295,7 @@ func (x *systemdBox) Place(ctx context.Context, pid int) error {
 func (b *systemdBackend) startScope(ctx context.Context, unit string, props []sd.Property) error {
 	ch := make(chan string, 1) // buffered: go-systemd sends while holding a lock
 	if _, err := b.conn.StartTransientUnitContext(ctx, unit, "fail", props, ch); err != nil {
-		return fmt.Errorf("starting scope %s: %w", unit, explainDBusError(err))
+		return fmt.Errorf("starting scope %s: %w", unit, systemd.ExplainError(err))
 	}
 	tracePhase(ctx, "StartTransientUnit")
 	defer tracePhase(ctx, "job")
@@ -376,8 +306,8 @@ func (b *systemdBackend) startScope(ctx context.Context, unit string, props []sd
 			return fmt.Errorf("starting scope %s: job %s (see: journalctl %s-u %s)", unit, res, b.journalFlag(), unit)
 		}
 		return nil
-	case <-time.After(jobTimeout):
-		return fmt.Errorf("starting scope %s: no answer from systemd within %v", unit, jobTimeout)
+	case <-time.After(systemd.JobTimeout):
+		return fmt.Errorf("starting scope %s: no answer from systemd within %v", unit, systemd.JobTimeout)
 	case <-ctx.Done():
 		return fmt.Errorf("starting scope %s: %w", unit, ctx.Err())
 	}
@@ -388,17 +318,6 @@ func (b *systemdBackend) journalFlag() string {
 		return "--user "
 	}
 	return ""
-}
-
-// explainDBusError adds the property name hint to systemd's terse errors.
-func explainDBusError(err error) error {
-	var de godbus.Error
-	if errors.As(err, &de) && len(de.Body) > 0 {
-		if msg, ok := de.Body[0].(string); ok {
-			return fmt.Errorf("%s: %s", de.Name, msg)
-		}
-	}
-	return err
 }
 
 func (x *systemdBox) Check(ctx context.Context) []LimitCheck {
@@ -492,8 +411,8 @@ func (x *systemdBox) Destroy(ctx context.Context) error {
 	default:
 		select {
 		case <-ch:
-		case <-time.After(jobTimeout):
-			errs = append(errs, fmt.Errorf("stopping scope %s: no answer from systemd within %v", x.unit, jobTimeout))
+		case <-time.After(systemd.JobTimeout):
+			errs = append(errs, fmt.Errorf("stopping scope %s: no answer from systemd within %v", x.unit, systemd.JobTimeout))
 		case <-ctx.Done():
 			errs = append(errs, ctx.Err())
 		}

@@ -1,0 +1,174 @@
+// Package systemd is boxrun's one way to a systemd manager: the private
+// socket of the system or a user manager, one dial (one D-Bus connection
+// for calls and signals, within a deadline), a cache of connections by
+// socket, and the few helpers every caller needs (errors systemd explains,
+// unit types). The backend, editor protection, doctor and the user-unit
+// installer all connect through it. It never runs systemctl or
+// systemd-run.
+package systemd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	godbus "github.com/godbus/dbus/v5"
+)
+
+// JobTimeout bounds every wait for a systemd job.
+const JobTimeout = 30 * time.Second
+
+// dialTimeout bounds connecting to a manager.
+const dialTimeout = 10 * time.Second
+
+// ErrUnreachable is returned (wrapped) when a manager cannot be reached;
+// the wrapping error says which and why.
+var ErrUnreachable = errors.New("systemd manager unreachable")
+
+// Socket is the private socket of the system manager, or of this user's
+// manager: $XDG_RUNTIME_DIR/systemd/private, else /run/user/UID's.
+func Socket(user bool) string {
+	if !user {
+		return "/run/systemd/private"
+	}
+	dir := os.Getenv("XDG_RUNTIME_DIR")
+	if dir == "" {
+		dir = filepath.Join("/run/user", strconv.Itoa(os.Getuid()))
+	}
+	return filepath.Join(dir, "systemd", "private")
+}
+
+// UserSocket is the private socket of uid's user manager.
+func UserSocket(uid int) string {
+	if uid == os.Getuid() {
+		return Socket(true)
+	}
+	return filepath.Join("/run/user", strconv.Itoa(uid), "systemd", "private")
+}
+
+// Dial connects to the manager at sock ("user" or "system" in which, for
+// messages) within 10 s. go-systemd asks for two connections, one for
+// method calls and one for signals; the manager's private socket carries
+// both on one, in order (a job's reply before its JobRemoved), so the same
+// connection serves both and the dial and authentication are paid once.
+func Dial(ctx context.Context, which, sock string) (*sd.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	type result struct {
+		conn *sd.Conn
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// The connection's context must outlive the dial: godbus closes
+		// the connection when it is cancelled.
+		var shared *godbus.Conn
+		c, err := sd.NewConnection(func() (*godbus.Conn, error) {
+			if shared != nil {
+				return shared, nil
+			}
+			conn, err := godbus.Dial("unix:path=" + sock)
+			if err != nil {
+				return nil, err
+			}
+			if err := conn.Auth([]godbus.Auth{godbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			shared = conn
+			return conn, nil
+		})
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("%w: connecting to the systemd %s manager at %s: %v", ErrUnreachable, which, sock, r.err)
+		}
+		return r.conn, nil
+	case <-dctx.Done():
+		go func() {
+			if r := <-done; r.conn != nil {
+				r.conn.Close()
+			}
+		}()
+		return nil, fmt.Errorf("%w: the systemd %s manager at %s did not answer within %v", ErrUnreachable, which, sock, dialTimeout)
+	}
+}
+
+// Trim drops the sentinel's text from an ErrUnreachable message, for
+// callers that say it their own way.
+func Trim(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrUnreachable.Error()+": ")
+}
+
+// Conns are connections to managers, one per socket, dialled on first use
+// and again when one was lost. Not safe for concurrent use.
+type Conns struct {
+	m map[string]*sd.Conn
+}
+
+// Get returns a connection to the manager at sock.
+func (c *Conns) Get(ctx context.Context, which, sock string) (*sd.Conn, error) {
+	if conn, ok := c.m[sock]; ok && conn.Connected() {
+		return conn, nil
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return nil, fmt.Errorf("no systemd %s manager socket at %s", which, sock)
+	}
+	conn, err := Dial(ctx, which, sock)
+	if err != nil {
+		return nil, errors.New(Trim(err))
+	}
+	if c.m == nil {
+		c.m = map[string]*sd.Conn{}
+	}
+	c.m[sock] = conn
+	return conn, nil
+}
+
+// Close closes every connection.
+func (c *Conns) Close() error {
+	for _, conn := range c.m {
+		conn.Close()
+	}
+	c.m = nil
+	return nil
+}
+
+// ExplainError turns a D-Bus error into "Name: message", the way systemd
+// explains it.
+func ExplainError(err error) error {
+	var de godbus.Error
+	if errors.As(err, &de) && len(de.Body) > 0 {
+		if msg, ok := de.Body[0].(string); ok {
+			return fmt.Errorf("%s: %s", de.Name, msg)
+		}
+	}
+	return err
+}
+
+// UnitType is the D-Bus interface suffix of a unit: "Scope" for x.scope.
+func UnitType(unit string) string {
+	ext := strings.TrimPrefix(path.Ext(unit), ".")
+	if ext == "" {
+		return "Unit"
+	}
+	return strings.ToUpper(ext[:1]) + ext[1:]
+}
+
+// SocketFor is the private socket of the manager ("system" or "user")
+// owning a unit; owner is the uid of a user manager.
+func SocketFor(manager string, owner int) string {
+	if manager == "system" {
+		return Socket(false)
+	}
+	return UserSocket(owner)
+}
