@@ -28,10 +28,12 @@
 //     keeps free the size of its largest process, so that the one process
 //     the others wait for (the holder of a lock, else the oldest growing
 //     leaf) can still grow; it alone may use that reserve.
-//   - Brake what a look cannot see. memory.high (High) is held below the
-//     box's by the size of the largest kind, which a new process can
-//     allocate between two looks, and lifted while the one process allowed
-//     the reserve is the only one growing. A first burst that overfills the
+//   - Brake what a look cannot see, never what was admitted. memory.high
+//     (High) is held below the box's by the size of the largest kind,
+//     which a new process can allocate between two looks, but never below
+//     what is in use plus what the running leaves were admitted to add
+//     (and half a margin); it is lifted while the one process allowed the
+//     reserve is the only one growing. A first burst that overfills the
 //     box before anything is known is braked only at memory.high; sizes
 //     learned by an earlier run (Config.Known) brake it from the start.
 //   - Resume at once what costs nothing: a paused process that already holds
@@ -157,6 +159,7 @@ type Action struct {
 // resumes by them.
 const (
 	WhyNoRoom    = "its expected growth does not fit the box"
+	WhyUnknown   = "the size of its kind is unknown and the growth does not fit"
 	WhyFull      = "the box is at its memory target"
 	WhySliceFull = "the slice shared with other boxes is at its limit"
 	WhyHolds     = "it holds its expected size"
@@ -244,7 +247,7 @@ type proc struct {
 	leaf      bool
 	pausedAt  time.Time // zero when running
 	why       string    // why it was paused
-	growth    uint64    // its last growth before the pause
+	growth    uint64    // its growth in the look before the pause
 	holdUntil time.Time // exempt from pausing until then
 	grew      time.Time // when its memory last rose
 }
@@ -263,8 +266,10 @@ type Controller struct {
 	lastNow, progress time.Time
 	lastCPU           time.Duration
 	haveCPU           bool
-	// brake is how far below Config.High memory.high is held now.
-	brake uint64
+	// brake is how far below Config.High memory.high may be held now, and
+	// admitted what is in use plus what the running leaves were admitted
+	// to add: memory.high never throttles below it.
+	brake, admitted uint64
 }
 
 // DefaultMargin is the headroom kept free below a target: 5 %, at least
@@ -314,17 +319,22 @@ func New(cfg Config) *Controller {
 }
 
 // High is the memory.high the box should have now (0 when Config.High is
-// 0): growth faster than the controller can look is braked by the kernel,
-// so memory.high sits where admission stops, the reserve below Config.High,
-// and rises to Config.High while the one process allowed the reserve is the
-// only one growing. Before anything is known of the box (no leaf seen and
-// no size from an earlier run) there is no reserve: the box runs freely up
-// to Config.High. The caller writes it to the box whenever it changes.
+// 0): growth faster than the controller can look is braked by the kernel.
+// memory.high sits the size of the largest kind below Config.High, but
+// never below what is in use plus what the running leaves were admitted to
+// add and half a margin, so the kernel throttles only growth nobody
+// admitted (a burst of new processes between two looks); it rises to
+// Config.High while the one process allowed the reserve is the only one
+// growing. Before anything is known of the box (no leaf seen and no size
+// from an earlier run) there is no brake: the box runs freely up to
+// Config.High. The caller writes it to the box when it changes.
 func (c *Controller) High() uint64 {
-	if c.cfg.High == 0 {
-		return 0
+	h := c.cfg.High
+	if h == 0 || c.brake == 0 {
+		return h
 	}
-	return c.cfg.High - min(c.brake, c.cfg.High/2)
+	floor := max(h-min(c.brake, h/2), c.admitted+c.cfg.Margin/2)
+	return min(h, floor)
 }
 
 // Stats returns what the controller did so far.
@@ -443,6 +453,7 @@ type look struct {
 	o      Observation
 	byPID  map[int]Proc
 	live   map[string]uint64 // the largest live process of each name
+	flat   map[string]uint64 // the largest that grew, then stayed flat
 	expect map[string]uint64 // the learned size of each name, when known
 	// running are the unpaused leaves (the command's own excepted), paused
 	// the paused ones, both oldest first.
@@ -455,14 +466,19 @@ func (l *look) size(comm string) (uint64, bool) {
 	if e, ok := l.expect[comm]; ok {
 		return e, true
 	}
+	if f, ok := l.flat[comm]; ok {
+		// One grew and stopped: its size is the evidence, unless a live
+		// one has grown past it since.
+		return max(f, l.live[comm]), true
+	}
 	return l.live[comm], false
 }
 
 // need is what p is still expected to add: up to the size of its kind, plus
 // a twentieth of a learned size for what resident size does not show (page
 // tables, kernel memory charged to the box). A paused process that is the
-// largest of a kind nothing has learned yet is expected to go on as it
-// grew before its pause.
+// largest of a kind nothing has taught a size yet is expected to go on as
+// it grew in the look before its pause.
 func (l *look) need(p Proc) uint64 {
 	e, known := l.size(p.Comm)
 	if known {
@@ -476,6 +492,18 @@ func (l *look) need(p Proc) uint64 {
 		n = st.growth
 	}
 	return n
+}
+
+// growthFor is how much the running leaves of kinds of unknown size grew
+// since the last look.
+func (l *look) growthFor() uint64 {
+	var g uint64
+	for _, p := range l.running {
+		if _, known := l.size(p.Comm); !known && l.growing(p) {
+			g += p.RSS - l.c.procs[p.PID].prev
+		}
+	}
+	return g
 }
 
 // growing reports whether p's memory rose since the last look. A process
@@ -493,6 +521,11 @@ func (l *look) growing(p Proc) bool {
 // above memory.high to a page every few looks): the choice of the process
 // allowed the reserve, and lifting the kernel's brake for it.
 const recentGrowth = 200 * time.Millisecond
+
+// flatAfter is how long a process that grew must stay flat for its size to
+// count as its kind's: long enough that a process growing in steps (or
+// throttled by the kernel) is not taken for done.
+const flatAfter = 250 * time.Millisecond
 
 // grewLately reports whether p's memory rose within recentGrowth.
 func (l *look) grewLately(p Proc) bool {
@@ -554,6 +587,19 @@ func (c *Controller) Step(o Observation) []Action {
 	// all.
 	committed := int64(l.committed(0))
 	left := len(l.running)
+	// learning names, for each kind of unknown size, the one process that
+	// grows on to show its size while the others wait, small: when what the
+	// running leaves are expected to add does not fit, or when their
+	// growth would reach the limit within the next two looks at the pace
+	// of the last one.
+	learning := map[string]int{}
+	if g := int64(l.growthFor()); room > 0 && (committed > room-reserve || 4*g > room-reserve-committed) {
+		for _, p := range l.running {
+			if _, known := l.size(p.Comm); !known && l.growing(p) && learning[p.Comm] == 0 {
+				learning[p.Comm] = p.PID
+			}
+		}
+	}
 	for i := len(l.running) - 1; i >= 0; i-- {
 		p := l.running[i]
 		if !l.growing(p) || o.Now.Before(c.procs[p.PID].holdUntil) || left == 1 {
@@ -561,11 +607,17 @@ func (c *Controller) Step(o Observation) []Action {
 			// the run.
 			continue
 		}
+		_, known := l.size(p.Comm)
 		switch {
 		case room <= 0 && !o.Holders[p.PID]:
 			acts = append(acts, c.pause(p.PID, o.Now, full))
 		case room > 0 && p.PID != prio && committed > room-reserve && l.need(p) > 0:
 			acts = append(acts, c.pause(p.PID, o.Now, WhyNoRoom))
+		case room > 0 && !known && learning[p.Comm] != p.PID && learning[p.Comm] != 0:
+			// Its kind's growth does not fit and nothing has shown its
+			// size: the oldest grows on alone until it does, and the
+			// others wait while they are small.
+			acts = append(acts, c.pause(p.PID, o.Now, WhyUnknown))
 		default:
 			continue
 		}
@@ -578,7 +630,12 @@ func (c *Controller) Step(o Observation) []Action {
 	// as soon as their expected growth fits.
 	for _, p := range l.paused {
 		n := int64(l.need(p))
+		_, known := l.size(p.Comm)
 		switch {
+		case c.procs[p.PID].pausedAt.Equal(o.Now):
+			// Paused in this very look.
+		case !known && learning[p.Comm] != 0:
+			// Its kind is showing its size: wait for it.
 		case n == 0:
 			acts = append(acts, c.resume(p.PID, o.Now, WhyHolds, false))
 		case room > 0 && committed+n <= room-reserve:
@@ -600,9 +657,10 @@ func (c *Controller) Step(o Observation) []Action {
 		}
 	}
 
-	// The kernel's brake: at the admission line, unless the one process
-	// allowed the reserve is the only one growing.
+	// The kernel's brake: at the admission line, above what was admitted,
+	// and lifted while the one process allowed the reserve grows alone.
 	c.brake = l.brake(limit)
+	c.admitted = o.Usage + l.committed(0)
 	if prio != 0 && !c.procs[prio].paused() {
 		alone := true
 		for _, p := range l.running {
@@ -657,7 +715,7 @@ func (c *Controller) holding(now time.Time) bool {
 // digest records the observation: new processes, peaks, exits (whose peaks
 // teach the size of their kind) and the box's CPU progress.
 func (c *Controller) digest(o Observation) *look {
-	l := &look{c: c, o: o, byPID: make(map[int]Proc, len(o.Procs)), live: map[string]uint64{}, expect: map[string]uint64{}}
+	l := &look{c: c, o: o, byPID: make(map[int]Proc, len(o.Procs)), live: map[string]uint64{}, flat: map[string]uint64{}, expect: map[string]uint64{}}
 	hasChild := map[int]bool{}
 	for _, p := range o.Procs {
 		l.byPID[p.PID] = p
@@ -697,6 +755,9 @@ func (c *Controller) digest(o Observation) *look {
 		st.leaf = !hasChild[p.PID] && p.PID != c.cfg.Main
 		if st.leaf {
 			l.live[p.Comm] = max(l.live[p.Comm], p.RSS)
+			if !st.grew.IsZero() && !st.paused() && o.Now.Sub(st.grew) >= flatAfter {
+				l.flat[p.Comm] = max(l.flat[p.Comm], p.RSS)
+			}
 		}
 	}
 	for comm, peaks := range c.finished {
