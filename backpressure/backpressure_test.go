@@ -87,8 +87,16 @@ func TestStep(t *testing.T) {
 		steps []obs
 	}{
 		{"a box with room pauses nothing", cfg, []obs{
+			{ms: 0, usage: 50, cpu: 1, procs: []Proc{leaf(2, 2, 20), leaf(3, 3, 20)}},
+			{ms: 10, usage: 60, cpu: 2, procs: []Proc{leaf(2, 2, 25), leaf(3, 3, 25)}},
+		}},
+		{"growth that would fill the box within a few looks: the oldest shows its kind's size", cfg, []obs{
 			{ms: 0, usage: 90, cpu: 1, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 40)}},
-			{ms: 10, usage: 130, cpu: 2, procs: []Proc{leaf(2, 2, 60), leaf(3, 3, 60)}},
+			{ms: 10, usage: 130, cpu: 2, procs: []Proc{leaf(2, 2, 60), leaf(3, 3, 60)}, paused: []int{3}},
+			// 2 stops at 70M and stays flat: after 250 ms jobs are 70M, and
+			// 3 needs 13.5M more, which fits.
+			{ms: 20, usage: 140, cpu: 3, procs: []Proc{leaf(2, 2, 70), leaf(3, 3, 60)}},
+			{ms: 270, usage: 140, cpu: 4, procs: []Proc{leaf(2, 2, 70), leaf(3, 3, 60)}, resumed: []int{3}},
 		}},
 		{"a flat process is never paused, even in a full box", cfg, []obs{
 			{ms: 0, usage: 195, cpu: 1, procs: []Proc{leaf(2, 2, 60), leaf(3, 3, 60), leaf(4, 4, 60)}},
