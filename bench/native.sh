@@ -185,7 +185,10 @@ printf 'machine: %s %s %s, %s CPUs, %s MiB RAM (%s MiB available); boxrun at com
 
 now() { printf '%s\n' "${EPOCHREALTIME:-$(date +%s.%N)}"; }
 # boxes lists the box directories boxrun has made in the parent.
-boxes() { find "$dir/boxrun.slice" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort; }
+boxes() { find "$dir/boxrun.slice" -mindepth 1 -maxdepth 1 -type d 2>/dev/null; }
+# newboxes BEFORE: the boxes not listed in BEFORE. (No process substitution:
+# /dev/fd is missing where no init system made it.)
+newboxes() { boxes | awk -v before="$1" 'BEGIN { n = split(before, b, "\n"); for (i = 1; i <= n; i++) old[b[i]] = 1 } !old[$0]'; }
 # atleast A B: whether the number A is at least B.
 atleast() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 
@@ -236,8 +239,14 @@ run() {
 	else
 		[ "$finished" = yes ] || reap "$name" "$before"
 		if [ -s "$res/report.json" ]; then
-			{ read -r oom; read -r pause; read -r paused; read -r bp; } < <(
-				"$jsonget" "$res/report.json" memory.events.oom_kill backpressure.max_pause_seconds backpressure.paused backpressure)
+			local js got=()
+			if js=$("$jsonget" "$res/report.json" memory.events.oom_kill backpressure.max_pause_seconds backpressure.paused backpressure); then
+				mapfile -t got <<<"$js"
+				oom=${got[0]:--} pause=${got[1]:--} paused=${got[2]:--} bp=${got[3]:--}
+			else
+				say "$name: cannot read boxrun's report $res/report.json"
+				status=2
+			fi
 		elif [ "$finished" = yes ]; then
 			say "$name: boxrun exited $rc and wrote no report; its output ends:"
 			tail -5 "$res/err" >&2
@@ -301,10 +310,10 @@ join() {
 reap() {
 	local name=$1 before=$2 b pid
 	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		[ -n "$(comm -13 <(printf '%s\n' "$before") <(boxes))" ] || return 0
+		[ -n "$(newboxes "$before")" ] || return 0
 		sleep 0.5
 	done
-	for b in $(comm -13 <(printf '%s\n' "$before") <(boxes)); do
+	for b in $(newboxes "$before"); do
 		while read -r pid; do
 			if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$tmp/"; then
 				say "warning: $name: box $b outlived boxrun; killing what is in it"
