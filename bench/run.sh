@@ -11,6 +11,9 @@
 #   - editor: an editor-like probe's wake-up lateness and working-set touch
 #     time, idle and beside a runaway suite: bare, systemd-run --scope,
 #     boxrun --policy tests;
+#   - native: bench/native.sh's burst and lock patterns, scaled down to
+#     the guest (cgroupfs boot only; on a native host run the script
+#     itself);
 #   - micro: Go benchmarks of policy resolution and report formatting, on
 #     the host.
 #

@@ -29,6 +29,9 @@ import (
 // artifacts are the binaries built once for all guests.
 type artifacts struct {
 	dir, boxrun, guest string
+	// workload and jsonget are bench/native.sh's helpers, which the guest
+	// (no Go toolchain, a read-only view of the repository) cannot build.
+	workload, jsonget string
 	// crate is a built copy of integration/testdata/memcrate, cargo the
 	// host's cargo; both "" when the host has no Rust toolchain.
 	crate, cargo string
@@ -65,10 +68,13 @@ func build(t *testing.T) artifacts {
 			return
 		}
 		os.Chmod(dir, 0o755) // the unprivileged guest user runs these
-		built = artifacts{dir: dir, boxrun: filepath.Join(dir, "boxrun"), guest: filepath.Join(dir, "guest.test")}
+		built = artifacts{dir: dir, boxrun: filepath.Join(dir, "boxrun"), guest: filepath.Join(dir, "guest.test"),
+			workload: filepath.Join(dir, "workload"), jsonget: filepath.Join(dir, "jsonget")}
 		for _, args := range [][]string{
 			{"build", "-o", built.boxrun, "./cmd/boxrun"},
 			{"test", "-c", "-tags", "boxrunguest", "-o", built.guest, "./integration/guest"},
+			{"build", "-o", built.workload, "./bench/workload"},
+			{"build", "-o", built.jsonget, "./bench/jsonget"},
 		} {
 			cmd := exec.Command("go", args...)
 			cmd.Dir = repoRoot()
@@ -162,16 +168,17 @@ func guestRun(a artifacts, mode, prefix string) string {
 }
 
 // modeEnv is the environment of one mode's scenarios. Root reaches the
-// host's Rust toolchain (under /root) for the cargo scenario.
+// host's Rust toolchain (under /root) for the cargo scenario. The
+// repository (the guest sees the host's files) holds bench/native.sh.
 func modeEnv(a artifacts, mode string) string {
-	soak := ""
+	common := fmt.Sprintf(" BOXRUN_IT_REPO=%s BOXRUN_IT_WORKLOAD=%s BOXRUN_IT_JSONGET=%s", repoRoot(), a.workload, a.jsonget)
 	if n, err := strconv.Atoi(os.Getenv("BOXRUN_IT_SOAK")); err == nil && n > 0 {
-		soak = fmt.Sprintf(" BOXRUN_IT_SOAK=%d", n) // make soak: the long version
+		common += fmt.Sprintf(" BOXRUN_IT_SOAK=%d", n) // make soak: the long version
 	}
 	if mode == "user" {
-		return "HOME=/home/boxtest XDG_RUNTIME_DIR=/run/user/1500" + soak
+		return "HOME=/home/boxtest XDG_RUNTIME_DIR=/run/user/1500" + common
 	}
-	env := "HOME=/root" + soak
+	env := "HOME=/root" + common
 	if a.cargo != "" {
 		env += fmt.Sprintf(" BOXRUN_IT_CARGO=%s BOXRUN_IT_CRATE=%s CARGO_HOME=%s RUSTUP_HOME=%s",
 			a.cargo, a.crate, filepath.Dir(filepath.Dir(a.cargo)), filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(a.cargo))), ".rustup"))

@@ -146,6 +146,8 @@ func table(w io.Writer, r *results) {
 		"footprint":  {"mode", "steady_cpu_percent", "cpu_percent_of_one_cpu", "peak_rss_kib", "threads"},
 		"throughput": {"mode", "bare_s", "boxrun_s", "boxrun_over_bare"},
 		"editor":     {"mode", "scenario", "survived", "late_p50_ms", "late_p99_ms", "late_p99_over_idle", "touch_p50_ms", "touch_p99_ms"},
+		// bench/native.sh's summary rows, scaled down to the guest.
+		"native": {"mode", "pattern", "box", "tasks_passed", "oom_kills", "longest_pause", "paused", "wall", "vs_unboxed", "bounds"},
 	}
 	names := make([]string, 0, len(r.Bench))
 	for n := range r.Bench {

@@ -32,3 +32,19 @@ BenchmarkText-2   	  195307	      7025 ns/op	    8081 B/op	      44 allocs/op
 		t.Error("a broken bench line was accepted")
 	}
 }
+
+// TestTableNative: bench/native.sh's rows (strings, as its summary prints
+// them) come out in the native table's columns.
+func TestTableNative(t *testing.T) {
+	log := `cgroupfs|     bench_native_test.go:1: figures: bench: {"bench":"native","mode":"cgroupfs","pattern":"lock","box":"100M","tasks_passed":"16/16","oom_kills":"0","longest_pause":"4.2s","paused":"9","wall":"12.0s","vs_unboxed":"1.80x","bounds":"ok (pause < 10s, <= 2x)"}
+`
+	r, err := parse(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	table(&out, r)
+	if want := "cgroupfs | lock | 100M | 16/16 | 0 | 4.2s | 9 | 12.0s | 1.80x | ok (pause < 10s, <= 2x)"; !strings.Contains(out.String(), want) {
+		t.Errorf("table:\n%s\nwant a row %q", out.String(), want)
+	}
+}

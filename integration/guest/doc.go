@@ -7,6 +7,9 @@
 //
 // Environment (set by the host side):
 //
-//	BOXRUN_BIN       the boxrun binary under test
-//	BOXRUN_IT_MODE   root | user | cgroupfs
+//	BOXRUN_BIN          the boxrun binary under test
+//	BOXRUN_IT_MODE      root | user | cgroupfs
+//	BOXRUN_IT_REPO      the repository checkout, for bench/native.sh
+//	BOXRUN_IT_WORKLOAD  bench/workload, built on the host
+//	BOXRUN_IT_JSONGET   bench/jsonget, built on the host
 package guest
