@@ -120,12 +120,13 @@ func RunHelper(args []string) int {
 		// The parent gave up before placing us: leave without a word.
 		return 125
 	}
-	env := os.Environ()
+	var box []string
 	for _, kv := range bytes.Split(msg[len(releaseMagic):], []byte{0}) {
 		if len(kv) > 0 {
-			env = append(env, string(kv))
+			box = append(box, string(kv))
 		}
 	}
+	env := withBoxEnv(os.Environ(), box)
 	if c.oomScoreAdj != nil {
 		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*c.oomScoreAdj)), 0); err != nil {
 			fmt.Fprintf(status, "W setting oom_score_adj to %d: %v\n", *c.oomScoreAdj, err)
@@ -175,4 +176,20 @@ func parseHelperStatus(data []byte) helperStatus {
 		}
 	}
 	return s
+}
+
+// withBoxEnv is env with the box's variables (BOXRUN_POLICY, BOXRUN_UNIT,
+// BOXRUN_CGROUP as KEY=VALUE in box) set: inherited copies are dropped
+// first, since the first copy of a variable is the one programs see, and a
+// copy inherited from a box the caller has left would name that box.
+func withBoxEnv(env, box []string) []string {
+	out := make([]string, 0, len(env)+len(box))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == EnvPolicy || k == EnvUnit || k == EnvCgroup {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, box...)
 }

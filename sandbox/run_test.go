@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -227,5 +228,32 @@ func TestForwardSignalsEscalates(t *testing.T) {
 	}
 	if got := syscall.Signal(first.Load()); got != syscall.SIGTERM {
 		t.Errorf("the first signal recorded is %v, want SIGTERM (the report says boxrun was interrupted by it)", got)
+	}
+}
+
+func TestWithBoxEnv(t *testing.T) {
+	got := withBoxEnv(
+		[]string{"PATH=/bin", "BOXRUN_CGROUP=/stale", "HOME=/h", "BOXRUN_UNIT=old.scope", "BOXRUN_POLICY=build", "BOXRUN_CGROUP_PARENT=/p"},
+		[]string{"BOXRUN_POLICY=tests", "BOXRUN_UNIT=", "BOXRUN_CGROUP=/boxrun.slice/boxrun-tests-1a2b3c4d"})
+	want := []string{"PATH=/bin", "HOME=/h", "BOXRUN_CGROUP_PARENT=/p", "BOXRUN_POLICY=tests", "BOXRUN_UNIT=", "BOXRUN_CGROUP=/boxrun.slice/boxrun-tests-1a2b3c4d"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("withBoxEnv = %q\nwant          %q", got, want)
+	}
+}
+
+func TestBoxOf(t *testing.T) {
+	tests := []struct{ cg, box, unit string }{
+		{"/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope",
+			"/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope", "boxrun-tests-1a2b3c4d.scope"},
+		{"/boxrun.slice/boxrun-tests-1a2b3c4d/boxrun.paused", "/boxrun.slice/boxrun-tests-1a2b3c4d", ""},
+		{"/user.slice/user-1000.slice/session-2.scope", "", ""},
+		{"/user.slice", "", ""},
+		{"/boxrun.slice/boxrun-tests-nothex00.scope", "", ""},
+	}
+	for _, tt := range tests {
+		box, unit, ok := boxOf(tt.cg)
+		if box != tt.box || unit != tt.unit || ok != (tt.box != "") {
+			t.Errorf("boxOf(%q) = %q, %q, %v; want %q, %q", tt.cg, box, unit, ok, tt.box, tt.unit)
+		}
 	}
 }

@@ -54,7 +54,9 @@ if [ -z "$real" ]; then
 fi
 
 # Already in a box (boxrun runs cargo, or a test runs cargo): no second one.
-if [ -n "$BOXRUN_CGROUP" ]; then
+# The kernel says where this process runs; an inherited BOXRUN_CGROUP may
+# be stale (a shell that left its box), so it is not asked.
+if grep -Eq '^0::.*/boxrun-[^/]+-[0-9a-f]{8}(\.scope)?(/|$)' "${BOXRUN_SHIM_CGROUP_FILE:-/proc/self/cgroup}" 2>/dev/null; then
 	exec "$real" "$@"
 fi
 

@@ -24,7 +24,9 @@ func stub(t *testing.T, path, body string) {
 func runShim(t *testing.T, shim, path string, env []string, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(shim, args...)
-	cmd.Env = append([]string{"PATH=" + path, "HOME=/nonexistent"}, env...)
+	// Where the shim looks for its own cgroup: outside any box unless
+	// the case says otherwise, wherever the tests themselves run.
+	cmd.Env = append([]string{"PATH=" + path, "HOME=/nonexistent", "BOXRUN_SHIM_CGROUP_FILE=" + cgFile(t, "0::/user.slice/session-1.scope\n")}, env...)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -72,7 +74,10 @@ func TestCargoShimDispatch(t *testing.T) {
 		{"global option with a value", nil, []string{"-C", "test", "build"}, "real-cargo -C test build"},
 		{"--color value", nil, []string{"--color", "always", "test"}, boxed("--color always test")},
 		{"another policy", []string{"BOXRUN_CARGO_POLICY=check"}, []string{"test"}, "boxrun --policy check -- " + real + " test"},
-		{"inside a box already", []string{"BOXRUN_CGROUP=/boxrun.slice/x"}, []string{"test"}, "real-cargo test"},
+		{"inside a box already", []string{"BOXRUN_SHIM_CGROUP_FILE=" + cgFile(t, "0::/user.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope\n")}, []string{"test"}, "real-cargo test"},
+		{"inside a cgroupfs box, below its frozen child", []string{"BOXRUN_SHIM_CGROUP_FILE=" + cgFile(t, "0::/boxrun.slice/boxrun-tests-1a2b3c4d/boxrun.paused\n")}, []string{"test"}, "real-cargo test"},
+		{"a stale BOXRUN_CGROUP is not a box", []string{"BOXRUN_CGROUP=/user.slice", "BOXRUN_SHIM_CGROUP_FILE=" + cgFile(t, "0::/user.slice/user-1000.slice/session-2.scope\n")}, []string{"test"}, boxed("test")},
+		{"a name like a box's is not one", []string{"BOXRUN_SHIM_CGROUP_FILE=" + cgFile(t, "0::/user.slice/boxrun-tests-notahexid.scope\n")}, []string{"test"}, boxed("test")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,4 +185,14 @@ func TestCargoConfigRunnerRoundTrip(t *testing.T) {
 	if _, _, err := removeRunner(edited); err == nil || !strings.Contains(err.Error(), "edited by hand") {
 		t.Errorf("a hand-edited block: %v", err)
 	}
+}
+
+// cgFile writes a /proc/self/cgroup stand-in for the shim.
+func cgFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cgroup")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

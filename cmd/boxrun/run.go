@@ -332,7 +332,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	}
 	// Inside a box of an outer boxrun (a cargo shim under boxrun, a test
 	// that runs boxrun): its limits already hold, and its slot is ours.
-	if cg, unit, ok := sandbox.Enclosing(os.Getenv); ok && o.backend == sandbox.KindAuto {
+	if cg, unit, ok := sandbox.Enclosing(); ok && o.backend == sandbox.KindAuto {
 		where := cg
 		if unit != "" {
 			where = unit
