@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 
 	"github.com/boxrun/boxrun/policy"
@@ -28,9 +29,12 @@ type reporter struct {
 	sampler *sandbox.Sampler
 	obs     []sandbox.Observer
 
-	json        *os.File // --report-json's file, or stdout for "-"
-	jsonCreated bool     // the file did not exist before boxrun made it
-	finished    bool
+	// json is where the JSON report goes: stdout for "-", else a temporary
+	// file beside --report-json's, renamed over it once the report is
+	// whole, so that a run that never starts, or a boxrun that dies,
+	// leaves whatever file was there as it was.
+	json     *os.File
+	finished bool
 }
 
 // newReporter prepares the report of one run. It opens the --report-json
@@ -47,12 +51,16 @@ func newReporter(o options, pol *policy.Resolved, argv []string, stdout, stderr 
 	case "-":
 		r.json = stdout
 	default:
-		_, statErr := os.Stat(o.reportJSON)
-		f, err := os.OpenFile(o.reportJSON, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		f, err := os.CreateTemp(filepath.Dir(o.reportJSON), "."+filepath.Base(o.reportJSON)+".*.tmp")
 		if err != nil {
-			return nil, fmt.Errorf("--report-json: %w (give a writable file, or - for stdout)", err)
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = &os.PathError{Op: "open", Path: o.reportJSON, Err: pe.Err} // the user's name, not the temporary one
+			}
+			return nil, fmt.Errorf("--report-json: %w (give a file in a directory you can write, or - for stdout)", err)
 		}
-		r.json, r.jsonCreated = f, errors.Is(statErr, os.ErrNotExist)
+		_ = f.Chmod(0o644) // as an ordinary file; the temporary name is private
+		r.json = f
 	}
 	return r, nil
 }
@@ -60,15 +68,24 @@ func newReporter(o options, pol *policy.Resolved, argv []string, stdout, stderr 
 // observers are the Observers to give Run.
 func (r *reporter) observers() []sandbox.Observer { return r.obs }
 
-// close releases the report file; when the command never ran, it removes
-// the file boxrun created for it.
+// close releases the report file: a whole report replaces --report-json's
+// file; an unfinished one (the command never ran) is removed.
 func (r *reporter) close() {
 	if r.json == nil || r.o.reportJSON == "-" {
 		return
 	}
-	r.json.Close()
-	if !r.finished && r.jsonCreated {
-		os.Remove(r.o.reportJSON)
+	tmp := r.json.Name()
+	err := r.json.Close()
+	if !r.finished || err != nil {
+		os.Remove(tmp)
+		if err != nil {
+			r.out.errorf("--report-json %s: %v", r.o.reportJSON, err)
+		}
+		return
+	}
+	if err := os.Rename(tmp, r.o.reportJSON); err != nil {
+		os.Remove(tmp)
+		r.out.errorf("--report-json %s: %v", r.o.reportJSON, err)
 	}
 }
 

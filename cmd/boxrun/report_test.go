@@ -71,6 +71,31 @@ func TestReportCLI(t *testing.T) {
 	}
 }
 
+// TestReportJSONKeepsTheOldFile: --report-json used to truncate its file
+// before the run, and leave it empty when the command never started.
+func TestReportJSONKeepsTheOldFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "last.json")
+	if err := os.WriteFile(path, []byte(`{"from": "the run before"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := runCLI(t, "-q", "--backend", "none", "--report-json", path, "--", filepath.Join(dir, "missing")); code != 127 {
+		t.Fatalf("exit %d, want 127", code)
+	}
+	if b, _ := os.ReadFile(path); string(b) != `{"from": "the run before"}` {
+		t.Errorf("a run that never started changed the report file: %q", b)
+	}
+	if code, _, _ := runCLI(t, "-q", "--backend", "none", "--report-json", path, "--", "true"); code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), `"exit_code": 0`) {
+		t.Errorf("the report of a finished run did not replace the file: %q", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("temporary files left beside the report: %v", entries)
+	}
+}
+
 func TestStatusCLI(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "status", "--json")
 	if code != 0 || !strings.HasPrefix(strings.TrimSpace(stdout), "[") {
