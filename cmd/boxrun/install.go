@@ -247,7 +247,7 @@ func cargoConfigHook(install, global bool, exe string, out *printer) int {
 		out.errorf("%s cargo-hook: %v", verb, err)
 		return 1
 	}
-	if err := os.WriteFile(file, updated, 0o644); err != nil {
+	if err := replaceFile(file, updated); err != nil {
 		out.errorf("%s cargo-hook: writing %s: %v", verb, file, err)
 		return 1
 	}
@@ -257,4 +257,36 @@ func cargoConfigHook(install, global bool, exe string, out *printer) int {
 		out.infof("removed the boxrun runner from %s", file)
 	}
 	return 0
+}
+
+// replaceFile writes data to a new file beside path and renames it over
+// path, keeping path's mode: a reader (cargo) never sees half of it, and a
+// failed write leaves the old file as it was. A path that is a symbolic
+// link (a config kept with dotfiles) stays one: its target is replaced.
+func replaceFile(path string, data []byte) error {
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(mode)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }

@@ -29,19 +29,28 @@ func processIDs() ids {
 func checkUnprivileged() error {
 	exe, _ := os.Executable()
 	var mode fs.FileMode
+	caps := false
 	if exe != "" {
 		if fi, err := os.Stat(exe); err == nil {
 			mode = fi.Mode()
 		}
+		// File capabilities (setcap) raise a process the way setuid does:
+		// cap_sys_resource alone would let any user lower the
+		// oom_score_adj of what boxrun runs.
+		n, err := unix.Getxattr(exe, "security.capability", nil)
+		caps = err == nil && n > 0
 	}
-	return privilegeError(processIDs(), exe, mode)
+	return privilegeError(processIDs(), exe, mode, caps)
 }
 
 // privilegeError says why a process with these ids, running the binary
-// exe with this mode, must not go on; nil when nothing is wrong. exe may
-// be "" (and mode 0) when the binary cannot be found.
-func privilegeError(id ids, exe string, mode fs.FileMode) error {
+// exe with this mode (and file capabilities, caps), must not go on; nil
+// when nothing is wrong. exe may be "" (and mode 0) when the binary cannot
+// be found.
+func privilegeError(id ids, exe string, mode fs.FileMode, caps bool) error {
 	switch {
+	case caps:
+		return fmt.Errorf("refusing to run: the binary %s has file capabilities (boxrun needs no privilege; remove them with sudo setcap -r %s)", exe, exe)
 	case mode&fs.ModeSetuid != 0:
 		return fmt.Errorf("refusing to run: the binary %s is setuid (boxrun needs no privilege; remove the bit with chmod u-s %s)", exe, exe)
 	case mode&fs.ModeSetgid != 0:
