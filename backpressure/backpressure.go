@@ -522,6 +522,10 @@ func (l *look) growing(p Proc) bool {
 // allowed the reserve, and lifting the kernel's brake for it.
 const recentGrowth = 200 * time.Millisecond
 
+// starving is how long a paused process may be overtaken by younger ones
+// whose growth fits before it: from then on it is resumed first.
+const starving = 3 * time.Second
+
 // flatAfter is how long a process that grew must stay flat for its size to
 // count as its kind's: long enough that a process growing in steps (or
 // throttled by the kernel) is not taken for done.
@@ -567,7 +571,7 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 	l.split()
 
-	limit := sub(c.cfg.Target, c.cfg.Margin)
+	limit := c.limit()
 	room := int64(limit) - int64(o.Usage)
 	full := WhyFull
 	if o.Slice != nil && o.Slice.Limit > 0 {
@@ -628,6 +632,7 @@ func (c *Controller) Step(o Observation) []Action {
 
 	// Resume oldest first: at once what holds its expected size, the rest
 	// as soon as their expected growth fits.
+	waiting := false // an older paused process has waited too long for room
 	for _, p := range l.paused {
 		n := int64(l.need(p))
 		_, known := l.size(p.Comm)
@@ -638,9 +643,14 @@ func (c *Controller) Step(o Observation) []Action {
 			// Its kind is showing its size: wait for it.
 		case n == 0:
 			acts = append(acts, c.resume(p.PID, o.Now, WhyHolds, false))
-		case room > 0 && committed+n <= room-reserve:
+		case !waiting && room > 0 && committed+n <= room-reserve:
 			acts = append(acts, c.resume(p.PID, o.Now, WhyRoom, false))
 			committed += n
+		default:
+			// A younger one that fits may overtake it, unless it has
+			// waited starving already: then first come, first resumed,
+			// or a large one could wait for ever.
+			waiting = waiting || o.Now.Sub(c.procs[p.PID].pausedAt) >= starving
 		}
 	}
 	l.split()
@@ -866,11 +876,17 @@ func (l *look) stalled() (string, bool) {
 		return WhyNoneLeft, true
 	case blocked == len(l.running):
 		return WhyBlocked, true
-	case l.o.Now.Sub(l.c.progress) >= l.c.cfg.Stall:
+	case l.o.Now.Sub(l.c.progress) >= l.c.cfg.Stall && l.o.Usage+l.need(l.byPID[l.unblocker()]) <= sub(l.c.cfg.Target, l.c.cfg.Margin/2):
+		// Only when the one to resume fits under memory.high: in a full
+		// box, processes the kernel throttles there use no CPU either,
+		// and resuming one more would push the box to memory.max.
 		return WhyNoCPU, true
 	}
 	return "", false
 }
+
+// limit is where the controller pauses: Target less Margin.
+func (c *Controller) limit() uint64 { return sub(c.cfg.Target, c.cfg.Margin) }
 
 // unblocker picks the paused process to resume when the run is stalled: a
 // holder of a lock others wait for, else the one with the least left to add

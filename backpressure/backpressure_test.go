@@ -165,11 +165,19 @@ func TestStep(t *testing.T) {
 		{"no CPU used for the stall time resumes one; no second while it holds off", cfg, []obs{
 			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 30), leaf(4, 4, 20)}},
 			{ms: 10, usage: 190, cpu: 2, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 50), leaf(4, 4, 40)}, paused: []int{3, 4}},
-			{ms: 200, usage: 190, cpu: 2, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 50), leaf(4, 4, 40)}},
-			// 260 ms without CPU: 3 (closest to its size) goes on.
-			{ms: 270, usage: 190, cpu: 2, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 50), leaf(4, 4, 40)}, resumed: []int{3}},
+			// A cache was dropped: 150M in use, but no room for 3 (30M more)
+			// beside the reserve kept for a kind of unknown size.
+			{ms: 200, usage: 150, cpu: 2, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 50), leaf(4, 4, 40)}},
+			// 260 ms without CPU: 3 (closest to its size) goes on; it fits
+			// under memory.high.
+			{ms: 270, usage: 150, cpu: 2, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 50), leaf(4, 4, 40)}, resumed: []int{3}},
 			// 3 grows in a full box, but holds off; 4 is not forced while it does.
 			{ms: 600, usage: 195, cpu: 2, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 60), leaf(4, 4, 40)}},
+		}},
+		{"no CPU in a full box is the kernel throttling: nothing is forced into it", cfg, []obs{
+			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 30), leaf(4, 4, 20)}},
+			{ms: 10, usage: 190, cpu: 2, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 50), leaf(4, 4, 40)}, paused: []int{3, 4}},
+			{ms: 600, usage: 196, cpu: 2, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 50), leaf(4, 4, 40)}},
 		}},
 		{"a box that used CPU is not stalled", cfg, []obs{
 			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 30), leaf(4, 4, 20)}},
@@ -491,7 +499,10 @@ func TestSimulatedNativeSpeed(t *testing.T) {
 		// in a 6000M box: it fits, so nothing may be paused.
 		{name: "burst in a box it fits", n: 96, p: 24, size: 150, hold: 50, box: 6000, pauseNothing: true, ratio: 1.01},
 		// The same burst, demand 1.5x the box.
-		{name: "burst in a box it overfills", n: 96, p: 24, size: 150, hold: 50, box: 2400, longest: 1000, ratio: 2},
+		// The model gives 2.13x (2.00x when a stalled box is allowed a
+		// forced resume that would cross memory.high, which on a real
+		// kernel ended in OOM kills); the goal is 2x.
+		{name: "burst in a box it overfills", n: 96, p: 24, size: 150, hold: 50, box: 2400, longest: 1000, ratio: 2.2},
 		// The lock pattern: 60M, then 60M more under one lock.
 		{name: "lock pattern in a box half its demand", n: 48, p: 24, size: 60, more: 60, hold: 15, box: 800, longest: 1000, ratio: 2, known: true},
 		{name: "lock pattern in a box it fits", n: 48, p: 24, size: 60, more: 60, hold: 15, box: 3000, pauseNothing: true, ratio: 1.01},
