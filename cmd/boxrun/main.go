@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"os"
+	"syscall"
 
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -24,5 +25,10 @@ func main() {
 		}
 		os.Exit(sandbox.RunHelper(os.Args))
 	}
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	var sig syscall.Signal
+	code := run(withDeath(context.Background(), &sig), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if sig != 0 {
+		die(sig) // the command's death, passed on (see reraise.go)
+	}
+	os.Exit(code)
 }

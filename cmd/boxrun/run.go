@@ -418,6 +418,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 		return startFailure(err, out)
 	}
 	code = rep.finish(res, bp, sizes)
+	dieOf(ctx, res.Signal)
 	tm.mark("report")
 	return code
 }

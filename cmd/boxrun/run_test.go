@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/boxrun/boxrun/sandbox"
@@ -124,5 +126,48 @@ func TestShowRowsOrigins(t *testing.T) {
 	}
 	if !strings.Contains(out, "p.toml:3") || !strings.Contains(out, "built-in") {
 		t.Errorf("show must say where each value came from (p.toml:3 for pids.max, built-in for the rest):\n%s", out)
+	}
+}
+
+// TestDeathSignalPassedOn: a command that dies of Ctrl-C makes boxrun die
+// of it too (after the report), so that a shell loop around boxrun stops.
+func TestDeathSignalPassedOn(t *testing.T) {
+	for _, tt := range []struct {
+		script string
+		want   syscall.Signal
+	}{
+		{"kill -INT $$", syscall.SIGINT},
+		{"kill -TERM $$", syscall.SIGTERM},
+		{"kill -KILL $$", 0}, // an OOM kill's signal is reported, not passed on
+		{"exit 130", 0},      // an exit status is not a signal
+	} {
+		var sig syscall.Signal
+		dir := t.TempDir()
+		out, _ := os.Create(filepath.Join(dir, "out"))
+		in, _ := os.Open(os.DevNull)
+		t.Setenv("BOXRUN_POLICY_FILE", "")
+		t.Setenv("XDG_CONFIG_HOME", dir)
+		code := run(withDeath(context.Background(), &sig), []string{"-q", "--backend", "none", "--", "sh", "-c", tt.script}, in, out, out)
+		in.Close()
+		out.Close()
+		if sig != tt.want {
+			t.Errorf("%s: exit %d, die of %v; want %v", tt.script, code, sig, tt.want)
+		}
+	}
+}
+
+// TestBinaryDiesOfTheCommandsSignal runs the real binary: a shell sees it
+// die of SIGINT, as if the command had run without boxrun.
+func TestBinaryDiesOfTheCommandsSignal(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "boxrun")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building boxrun: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-q", "--backend", "none", "--", "sh", "-c", "kill -INT $$")
+	cmd.Env = append(os.Environ(), "BOXRUN_POLICY_FILE=", "XDG_CONFIG_HOME="+t.TempDir())
+	err := cmd.Run()
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if err == nil || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Errorf("boxrun ended with %v (%v); want death by SIGINT, like its command", cmd.ProcessState, err)
 	}
 }
