@@ -28,6 +28,9 @@ type Run struct {
 	Cgroup string `json:"cgroup"`
 	// Backend is "systemd", "cgroupfs" or "none".
 	Backend string `json:"backend"`
+	// Enforced is false when no limit of the policy was in force (backend
+	// none): then the memory, pids and cpu figures were not measured.
+	Enforced bool `json:"enforced"`
 	// Command is the command's argv.
 	Command []string `json:"command"`
 	// PID is the command's process id.
@@ -323,6 +326,7 @@ type runJSON struct {
 	Unit            *string       `json:"unit"`
 	Cgroup          *string       `json:"cgroup"`
 	Backend         string        `json:"backend"`
+	Enforced        bool          `json:"enforced"`
 	Command         []string      `json:"command"`
 	PID             int           `json:"pid"`
 	ExitCode        int           `json:"exit_code"`
@@ -353,7 +357,7 @@ func JSON(w io.Writer, r *Run) error {
 		return &s
 	}
 	j := runJSON{
-		Policy: r.Policy, Unit: nullable(r.Unit), Cgroup: nullable(r.Cgroup), Backend: r.Backend,
+		Policy: r.Policy, Unit: nullable(r.Unit), Cgroup: nullable(r.Cgroup), Backend: r.Backend, Enforced: r.Enforced,
 		Command: orEmpty(r.Command), PID: r.PID, ExitCode: r.ExitCode, Signal: nullable(r.Signal), Interrupted: nullable(r.Interrupted),
 		WallSeconds: round3(r.WallSeconds), Memory: r.Memory, Pids: r.Pids, CPU: r.CPU,
 		Samples: orEmpty(r.Samples), OOMVictims: orEmpty(r.OOMVictims), OutsideOOMKills: r.OutsideOOMKills,

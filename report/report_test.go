@@ -41,6 +41,15 @@ func ramp(n int, top uint64) []Sample {
 // runs are the report's fixtures: each is rendered to testdata/NAME.golden
 // (text) and testdata/NAME.json.golden.
 func runs() map[string]*Run {
+	rs := fixtures()
+	for _, r := range rs {
+		r.Enforced = r.Backend != "none"
+	}
+	return rs
+}
+
+// fixtures are the runs as made, Enforced aside.
+func fixtures() map[string]*Run {
 	return map[string]*Run{
 		// The block of issue 3: cargo test OOM-killed in its box, with
 		// forks refused and processes left behind.

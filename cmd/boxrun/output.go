@@ -11,7 +11,8 @@ import (
 //   - each starts with "boxrun: ", is lowercase, and has no trailing period;
 //   - warnings say "boxrun: warning: ", and a line that tells the user what
 //     to do next says "boxrun: hint: ";
-//   - with -q, only errors and what the user must know (refusals) are printed;
+//   - with -q, only errors and what the user must know (refusals, and once a
+//     day that a run had no box) are printed;
 //   - a block (the run report) starts with a "boxrun: " line; the lines under
 //     it are indented by two spaces instead of prefixed.
 //
@@ -31,6 +32,11 @@ func (p *printer) warnf(format string, a ...any) {
 	if !p.quiet {
 		fmt.Fprintf(p.w, "boxrun: warning: "+format+"\n", a...)
 	}
+}
+
+// noticef prints a warning the user must see even with -q.
+func (p *printer) noticef(format string, a ...any) {
+	fmt.Fprintf(p.w, "boxrun: warning: "+format+"\n", a...)
 }
 
 // hintf prints a hint unless quiet.

@@ -157,12 +157,13 @@ func reportBackpressure(st sandbox.BackpressureStats, sizes *sizesStore) *report
 // buildRun assembles the report of one run.
 func buildRun(pol *policy.Resolved, argv []string, res *sandbox.Result, st sandbox.Stats) *report.Run {
 	run := &report.Run{
-		Policy:  reportPolicy(pol),
-		Unit:    res.Unit,
-		Cgroup:  res.Cgroup,
-		Backend: res.Backend,
-		Command: argv,
-		PID:     st.PID,
+		Policy:   reportPolicy(pol),
+		Unit:     res.Unit,
+		Cgroup:   res.Cgroup,
+		Backend:  res.Backend,
+		Enforced: res.Backend != sandbox.KindNone,
+		Command:  argv,
+		PID:      st.PID,
 		// ExitCode is 128+N for death by signal N, as the shell says.
 		ExitCode:        res.ExitCode,
 		Signal:          signalName(res.Signal),
@@ -178,6 +179,7 @@ func buildRun(pol *policy.Resolved, argv []string, res *sandbox.Result, st sandb
 		run.Leftovers = append(run.Leftovers, report.Leftover{PID: p.PID, Comm: p.Comm, Cmdline: p.Cmdline})
 	}
 	if !st.Measured {
+		run.Notes = append(run.Notes, "nothing was limited or measured: there was no cgroup (backend "+res.Backend+"); memory, pids and cpu read 0 because they were not measured")
 		return run
 	}
 	run.Memory = report.Memory{PeakBytes: st.Memory.Peak, PeakSource: st.Memory.PeakSource, Events: report.MemoryEvents(st.Memory.Events)}

@@ -48,7 +48,7 @@ func TestReportCLI(t *testing.T) {
 			if !strings.Contains(stdout, tt.stdout) || !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("stdout %q (want %q), stderr %q (want %q)", stdout, tt.stdout, stderr, tt.stderr)
 			}
-			if tt.noStderr && stderr != "" {
+			if tt.noStderr && withoutNoBoxNotice(stderr) != "" {
 				t.Errorf("want no stderr, got %q", stderr)
 			}
 			if strings.Contains(stderr, "\x1b[") {

@@ -515,6 +515,14 @@ func warnChecks(backend string, checks []sandbox.LimitCheck, pol *policy.Resolve
 		if why == "" && len(checks) > 0 {
 			why = strings.TrimPrefix(checks[0].Problem, "no cgroup: ")
 		}
+		if out.quiet {
+			// -q (an editor's check on every save) must not hide that
+			// nothing is enforced, nor say it every time: once a day.
+			if onceADay(stateDir(os.Getenv), "none-warned") {
+				out.noticef("no box here (backend none): policy %q is not enforced (said once a day; boxrun doctor says why)", pol.Name)
+			}
+			return
+		}
 		out.warnf("ran without a box (backend none): %s not enforced; only oom_score_adj and RLIMIT_NPROC were applied. why: %s",
 			orNone(strings.Join(keys, ", ")), why)
 		out.hintf("run boxrun on a cgroup v2 system with systemd, or set %s to a delegated cgroup; --strict refuses instead of running degraded", sandbox.ParentEnv)
@@ -536,4 +544,25 @@ func orNone(s string) string {
 		return "no limit"
 	}
 	return s
+}
+
+// onceADay reports whether the stamp file name in dir is missing or older
+// than a day, and stamps it. Without a state directory, or one that cannot
+// be written, it says yes every time: a warning too many beats none.
+func onceADay(dir, name string) bool {
+	if dir == "" {
+		return true
+	}
+	stamp := filepath.Join(dir, name)
+	if fi, err := os.Stat(stamp); err == nil && time.Since(fi.ModTime()) < 24*time.Hour {
+		return false
+	}
+	if os.MkdirAll(dir, 0o700) == nil && checkOwnedDir(dir) == nil {
+		if f, err := os.OpenFile(stamp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600); err == nil {
+			f.Close()
+			now := time.Now()
+			_ = os.Chtimes(stamp, now, now) // a stamp that keeps its old time only repeats the warning
+		}
+	}
+	return true
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -106,7 +107,7 @@ func TestCLI(t *testing.T) {
 			if !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("stderr %q does not contain %q", stderr, tt.stderr)
 			}
-			if tt.noStderr && stderr != "" {
+			if tt.noStderr && withoutNoBoxNotice(stderr) != "" {
 				t.Errorf("want no stderr, got %q", stderr)
 			}
 			for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
@@ -169,5 +170,53 @@ func TestBinaryDiesOfTheCommandsSignal(t *testing.T) {
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if err == nil || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
 		t.Errorf("boxrun ended with %v (%v); want death by SIGINT, like its command", cmd.ProcessState, err)
+	}
+}
+
+// withoutNoBoxNotice drops the once-a-day line that -q still prints when a
+// run had no box (these tests run with --backend none).
+func withoutNoBoxNotice(stderr string) string {
+	var keep []string
+	for _, l := range strings.SplitAfter(stderr, "\n") {
+		if !strings.HasPrefix(l, "boxrun: warning: no box here (backend none)") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "")
+}
+
+func TestOnceADay(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if !onceADay(dir, "stamp") {
+		t.Fatal("the first time: want yes")
+	}
+	if onceADay(dir, "stamp") {
+		t.Error("again at once: want no")
+	}
+	old := time.Now().Add(-25 * time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "stamp"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if !onceADay(dir, "stamp") {
+		t.Error("a day later: want yes")
+	}
+	if !onceADay("", "stamp") {
+		t.Error("without a state directory: want yes every time")
+	}
+}
+
+func TestQuietRunWithoutABoxSaysSo(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	if os.Geteuid() == 0 {
+		// Root keeps its state in /var/lib/boxrun whatever the
+		// environment says: start from no stamp there.
+		os.Remove("/var/lib/boxrun/none-warned")
+	}
+	code, _, stderr := runCLI(t, "-q", "--backend", "none", "--", "true")
+	if code != 0 || !strings.Contains(stderr, `no box here (backend none): policy "tests" is not enforced`) {
+		t.Errorf("-q without a box: exit %d, stderr %q; want one line saying nothing is enforced", code, stderr)
+	}
+	if _, _, stderr := runCLI(t, "-q", "--backend", "none", "--", "true"); stderr != "" {
+		t.Errorf("-q without a box, again the same day: stderr %q, want nothing", stderr)
 	}
 }

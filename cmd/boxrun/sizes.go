@@ -30,9 +30,7 @@ type sizesStore struct {
 }
 
 // sizesPath is where learned sizes live: $BOXRUN_SIZES, else
-// $XDG_STATE_HOME/boxrun/sizes.json (~/.local/state/boxrun/sizes.json) for
-// a user, and /var/lib/boxrun/sizes.json for root, whose environment may be
-// a user's (sudo -E) and is not trusted for where root writes.
+// sizes.json in the state directory (see stateDir).
 func sizesPath(getenv func(string) string) string {
 	if p := getenv(sizesEnv); p != "" {
 		if p == "off" {
@@ -40,14 +38,25 @@ func sizesPath(getenv func(string) string) string {
 		}
 		return p
 	}
+	if d := stateDir(getenv); d != "" {
+		return filepath.Join(d, "sizes.json")
+	}
+	return ""
+}
+
+// stateDir is where boxrun keeps what it learns between runs:
+// $XDG_STATE_HOME/boxrun (~/.local/state/boxrun) for a user, and
+// /var/lib/boxrun for root, whose environment may be a user's (sudo -E)
+// and is not trusted for where root writes. "" when there is none.
+func stateDir(getenv func(string) string) string {
 	if os.Geteuid() == 0 {
-		return "/var/lib/boxrun/sizes.json"
+		return "/var/lib/boxrun"
 	}
 	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
-		return filepath.Join(d, "boxrun", "sizes.json")
+		return filepath.Join(d, "boxrun")
 	}
 	if h := getenv("HOME"); filepath.IsAbs(h) {
-		return filepath.Join(h, ".local", "state", "boxrun", "sizes.json")
+		return filepath.Join(h, ".local", "state", "boxrun")
 	}
 	return ""
 }
