@@ -2,8 +2,10 @@ package integration
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/containerd/cgroups/v3"
@@ -19,6 +21,11 @@ func runHost(t *testing.T, bin string, args ...string) (int, string, string) {
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			// As a shell reports it: boxrun dies of the signal its
+			// command died of (SIGINT, SIGHUP, SIGTERM).
+			code = 128 + int(ws.Signal())
+		}
 	} else if err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +53,18 @@ func TestNoneBackendOnThisHost(t *testing.T) {
 		t.Errorf("--strict --backend none: exit %d, stderr %q; want 125", code, errs)
 	}
 
+	// -q: one line that nothing is enforced, once a day (a stamp in the
+	// state directory: root's is /var/lib/boxrun whatever the environment
+	// says, so start from no stamp), then silence.
+	os.Remove("/var/lib/boxrun/none-warned")
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	code, _, errs = runHost(t, a.boxrun, append([]string{"-q", "--backend", "none"}, show...)...)
+	if code != 0 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "no box here (backend none)") {
+		t.Errorf("-q: exit %d, stderr %q; want one line saying nothing is enforced", code, errs)
+	}
 	code, _, errs = runHost(t, a.boxrun, append([]string{"-q", "--backend", "none"}, show...)...)
 	if code != 0 || errs != "" {
-		t.Errorf("-q: exit %d, stderr %q; want silence", code, errs)
+		t.Errorf("-q again the same day: exit %d, stderr %q; want silence", code, errs)
 	}
 
 	if cgroups.Mode() == cgroups.Hybrid || cgroups.Mode() == cgroups.Legacy {

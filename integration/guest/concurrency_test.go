@@ -60,7 +60,7 @@ func TestMaxConcurrentBoundsBoxes(t *testing.T) {
 			var errb strings.Builder
 			cmd.Stderr = &errb
 			err := cmd.Run()
-			runs[i] = run{code: cmd.ProcessState.ExitCode(), stderr: errb.String()}
+			runs[i] = run{code: shellCode(cmd.ProcessState), stderr: errb.String()}
 			if err != nil && cmd.ProcessState.ExitCode() < 0 {
 				runs[i].code = -1
 			}
@@ -201,7 +201,7 @@ func TestSoak(t *testing.T) {
 		cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-q", "-f", policyFile, "-p", "it", "--set", "leftovers_grace=0.2s",
 			"--", "sh", "-c", c.script, soakMarker)...)
 		out, _ := cmd.CombinedOutput()
-		if code := cmd.ProcessState.ExitCode(); code != c.code {
+		if code := shellCode(cmd.ProcessState); code != c.code {
 			t.Fatalf("run %d (%q): exit %d, want %d\n%s", i, c.script, code, c.code, out)
 		}
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -222,7 +222,7 @@ func TestSoak(t *testing.T) {
 				cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-q", "-f", pf, "-p", "it", "--",
 					"sh", "-c", fmt.Sprintf("exit %d", want), soakMarker)...)
 				out, _ := cmd.CombinedOutput()
-				if code := cmd.ProcessState.ExitCode(); code != want {
+				if code := shellCode(cmd.ProcessState); code != want {
 					errs <- fmt.Sprintf("concurrent run %d.%d: exit %d, want %d: %s", g, j, code, want, out)
 				}
 			}

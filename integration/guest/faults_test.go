@@ -126,8 +126,8 @@ func TestBoxrunSignalledTwice(t *testing.T) {
 				<-done
 				t.Fatalf("boxrun did not return within 30s of two %v", sig)
 			}
-			if want := 128 + int(sig); cmd.ProcessState.ExitCode() != want {
-				t.Errorf("exit %d, want %d (the command's death by %v); output %q", cmd.ProcessState.ExitCode(), want, sig, out.String())
+			if want := 128 + int(sig); shellCode(cmd.ProcessState) != want {
+				t.Errorf("exit %d, want %d (the command's death by %v); output %q", shellCode(cmd.ProcessState), want, sig, out.String())
 			}
 			nothingLeft(t, pidsIn(t, pidfile), before)
 		})
@@ -171,7 +171,7 @@ func TestTerminalClosing(t *testing.T) {
 		data, _ := os.ReadFile(errFile.Name())
 		t.Fatalf("boxrun did not return within 30s of the terminal closing\n%s\nboxrun's stderr:\n%s", ps, data)
 	}
-	t.Logf("boxrun exited %d after the hangup", cmd.ProcessState.ExitCode())
+	t.Logf("boxrun exited %d after the hangup", shellCode(cmd.ProcessState))
 	nothingLeft(t, pidsIn(t, pidfile), before)
 }
 
@@ -235,7 +235,7 @@ func TestStrictContainsBombs(t *testing.T) {
 		if !strings.Contains(stderr, "fork failed") || !strings.Contains(stderr, "pids.max") {
 			t.Errorf("the report does not say forks failed at pids.max:\n%s", stderr)
 		}
-		t.Logf("figures: fork bomb under strict (pids.max 512): contained; boxrun returned %.1fs after SIGINT, exit %d", took.Seconds(), cmd.ProcessState.ExitCode())
+		t.Logf("figures: fork bomb under strict (pids.max 512): contained; boxrun returned %.1fs after SIGINT, exit %d", took.Seconds(), shellCode(cmd.ProcessState))
 		nothingLeft(t, nil, before)
 	})
 	t.Run("memory bomb", func(t *testing.T) {
@@ -425,7 +425,7 @@ func TestManagerReexecDuringRun(t *testing.T) {
 		t.Fatalf("boxrun did not return within 60s after the manager re-executed; stderr:\n%s", stderr.String())
 	}
 	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-	if code := cmd.ProcessState.ExitCode(); code != 7 {
+	if code := shellCode(cmd.ProcessState); code != 7 {
 		t.Errorf("exit %d, want the command's 7", code)
 	}
 	if !strings.Contains(stdout.String(), "finished") {

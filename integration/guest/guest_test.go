@@ -109,7 +109,14 @@ func boxrun(t *testing.T, args ...string) result {
 		}
 		code = ee.ExitCode()
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			t.Fatalf("boxrun itself died by %v (args %v)\nstderr:\n%s", ws.Signal(), full, errb.String())
+			switch ws.Signal() {
+			case syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM:
+				// boxrun dies of the signal its command died of, after
+				// cleaning up: as a shell reports it.
+				code = 128 + int(ws.Signal())
+			default:
+				t.Fatalf("boxrun itself died by %v (args %v)\nstderr:\n%s", ws.Signal(), full, errb.String())
+			}
 		}
 	}
 	r := result{code: code, stdout: out.String(), stderr: errb.String()}
@@ -478,4 +485,14 @@ func TestBuiltinPolicyWorksWithNoFile(t *testing.T) {
 	if f["pids.max"] != "4096" || f["oom_score_adj"] != "500" || f["memory.max"] == "max" || f["memory.max"] == "missing" {
 		t.Errorf("built-in tests policy not applied: %v", f)
 	}
+}
+
+// shellCode is a finished process's status as a shell reports it: its exit
+// status, or 128+N when it died of signal N (boxrun dies of the SIGINT,
+// SIGHUP or SIGTERM its command died of).
+func shellCode(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
 }

@@ -87,7 +87,7 @@ func runBoxrun(t *testing.T, args ...string) result {
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	_ = cmd.Run()
-	return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
+	return result{code: shellCode(cmd.ProcessState), stdout: out.String(), stderr: errb.String()}
 }
 
 // TestCargoShimBoxesTests installs the cargo shim and runs the real cargo
@@ -108,7 +108,7 @@ func TestCargoShimBoxesTests(t *testing.T) {
 		cmd := exec.Command("sh", "-c", "cd "+crate+" && MEMCRATE_MIB=4 MEMCRATE_MILLIS=10 cargo "+args)
 		cmd.Env = append(os.Environ(), "PATH="+path)
 		out, _ := cmd.CombinedOutput()
-		return string(out), cmd.ProcessState.ExitCode()
+		return string(out), shellCode(cmd.ProcessState)
 	}
 	out, code := run("test --offline -q -- --test-threads=4")
 	if code != 0 || !strings.Contains(out, "48 passed") || !strings.Contains(out, "boxrun: tests ·") {
