@@ -300,7 +300,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer signal.Stop(sigs)
 	fwdDone := make(chan struct{})
 	var interrupted atomic.Int32
-	go forwardSignals(sigs, helper.Process.Pid, o.Stdin, fwdDone, box, warn, &interrupted)
+	go forwardSignals(sigs, helper.Process, o.Stdin, fwdDone, box, warn, &interrupted)
 	defer close(fwdDone)
 
 	msg := []byte(releaseMagic)
@@ -418,7 +418,7 @@ func startHelper(o Options, path string, env []string, cgroup *os.File) (*exec.C
 // the third kills everything in the box at once. Signals further apart than
 // insistWindow start over, so an interactive program under boxrun (a REPL,
 // a debugger) can be interrupted any number of times.
-func forwardSignals(sigs <-chan os.Signal, pid int, stdin *os.File, done <-chan struct{}, box Box, warn func(string), first *atomic.Int32) {
+func forwardSignals(sigs <-chan os.Signal, cmd *os.Process, stdin *os.File, done <-chan struct{}, box Box, warn func(string), first *atomic.Int32) {
 	var ins insistence
 	for {
 		select {
@@ -441,7 +441,10 @@ func forwardSignals(sigs <-chan os.Signal, pid int, stdin *os.File, done <-chan 
 			if (sig == syscall.SIGINT || sig == syscall.SIGQUIT) && inForeground(stdin) {
 				continue // the terminal sent it to the command already
 			}
-			_ = syscall.Kill(pid, sig)
+			// Through the process's pidfd: once the command is reaped
+			// (boxrun is handling leftovers) this fails instead of
+			// signalling whatever process got its pid next.
+			_ = cmd.Signal(sig)
 		}
 	}
 }

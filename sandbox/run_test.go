@@ -204,7 +204,7 @@ func TestForwardSignalsEscalates(t *testing.T) {
 	var warnings []string
 	warned := make(chan struct{}, 3)
 	var first atomic.Int32
-	go forwardSignals(sigs, child.Process.Pid, nil, done, box, func(s string) { warnings = append(warnings, s); warned <- struct{}{} }, &first)
+	go forwardSignals(sigs, child.Process, nil, done, box, func(s string) { warnings = append(warnings, s); warned <- struct{}{} }, &first)
 
 	sigs <- syscall.SIGTERM // first: to the command only
 	child.Wait()
