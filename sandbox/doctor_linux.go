@@ -733,7 +733,7 @@ func (d *doctor) checkGroup(g ProtectGroup) Check {
 		}
 		sort.Strings(nl)
 		where := cg
-		if u, _, _ := unitOwner(cg); u != "" {
+		if u, _, _ := systemd.UnitOwner(cg); u != "" {
 			where = u
 		}
 		line := fmt.Sprintf("%d processes (%s) in %s", len(ms), strings.Join(nl, ", "), where)
@@ -830,7 +830,7 @@ func (d *doctor) checkOOMD() Check {
 		seen := map[string]bool{}
 		for _, cg := range d.editorCgroups {
 			for _, lvl := range append([]string{"/-.slice"}, cgroupAncestors(cg)...) {
-				unit, manager, _ := unitOwner(lvl)
+				unit, manager, _ := systemd.UnitOwner(lvl)
 				if unit == "" || seen[unit] {
 					continue
 				}

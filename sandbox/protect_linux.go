@@ -598,39 +598,6 @@ func computeProtection(levels []CgroupLevel, recursive bool, want uint64, mount 
 	return p
 }
 
-// unitSuffixes are the unit types that appear as cgroups.
-var unitSuffixes = []string{".slice", ".scope", ".service", ".socket", ".mount", ".swap"}
-
-// isUnitName reports whether a cgroup directory name is a systemd unit.
-func isUnitName(name string) bool {
-	for _, s := range unitSuffixes {
-		if strings.HasSuffix(name, s) && len(name) > len(s) {
-			return true
-		}
-	}
-	return false
-}
-
-// unitOwner says who manages the cgroup: the unit (its directory name when
-// that is a unit) and the manager, "user" for cgroups below a
-// user@UID.service (uid is then that UID), "system" for other units, and
-// "" for plain cgroups.
-func unitOwner(cgroup string) (unit, manager string, uid int) {
-	comps := strings.Split(strings.Trim(cgroup, "/"), "/")
-	base := comps[len(comps)-1]
-	if !isUnitName(base) {
-		return "", "", -1
-	}
-	for i, c := range comps[:len(comps)-1] {
-		if rest, ok := strings.CutPrefix(c, "user@"); ok && strings.HasSuffix(rest, ".service") && i < len(comps)-1 {
-			if n, err := strconv.Atoi(strings.TrimSuffix(rest, ".service")); err == nil {
-				return base, "user", n
-			}
-		}
-	}
-	return base, "system", -1
-}
-
 // systemdSize spells a byte count for systemctl set-property.
 func systemdSize(b uint64) string {
 	return policy.Size{Bytes: b}.String()
@@ -638,7 +605,7 @@ func systemdSize(b uint64) string {
 
 // fixFor is the command that sets memory.low of one cgroup to want.
 func fixFor(cgroup string, want uint64, mount string, uid int) Fix {
-	unit, manager, owner := unitOwner(cgroup)
+	unit, manager, owner := systemd.UnitOwner(cgroup)
 	f := Fix{Cgroup: cgroup, Unit: unit, Manager: manager}
 	runtime := ""
 	if strings.HasSuffix(unit, ".scope") {
@@ -935,7 +902,7 @@ func (p *Protector) apply(ctx context.Context, matches []Match) (*ProtectReport,
 	// oom_score_adj, process by process.
 	for _, m := range matches {
 		pp := ProtectedProcess{PID: m.PID, StartTime: m.StartTime, Comm: m.Comm, Group: m.Group, Via: m.Via, Cgroup: m.Cgroup}
-		pp.Unit, _, _ = unitOwner(m.Cgroup)
+		pp.Unit, _, _ = systemd.UnitOwner(m.Cgroup)
 		pp.OOMTarget = groups[m.Group].OOMScoreAdj
 		cur, err := p.oom.Get(m.PID)
 		if err != nil {
@@ -1008,7 +975,7 @@ func (p *Protector) sameProcess(m Match) bool {
 // or the file for a plain cgroup), computes the effective protection and,
 // with System, lifts the ancestors that cap it.
 func (p *Protector) protectCgroup(ctx context.Context, mount cgroupfs.Mount, cg, group string, want uint64, st *protectState, rep *ProtectReport) ProtectedUnit {
-	unit, manager, owner := unitOwner(cg)
+	unit, manager, owner := systemd.UnitOwner(cg)
 	u := ProtectedUnit{Cgroup: cg, Unit: unit, Manager: manager, Group: group}
 	problem := func(format string, a ...any) {
 		msg := fmt.Sprintf(format, a...)
@@ -1109,7 +1076,7 @@ func (p *Protector) applyFix(ctx context.Context, mount cgroupfs.Mount, f Fix, w
 	case "system", "user":
 		ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
 		defer cancel()
-		_, _, owner := unitOwner(f.Cgroup)
+		_, _, owner := systemd.UnitOwner(f.Cgroup)
 		c, err := p.conn(ctx, f.Manager, systemd.SocketFor(f.Manager, owner))
 		if err != nil {
 			return err
@@ -1520,7 +1487,7 @@ func UninstallUserUnit(ctx context.Context, file string) (bool, error) {
 	defer c.Close()
 	ch := make(chan string, 1)
 	if _, err := c.StopUnitContext(ctx, name, "replace", ch); err != nil {
-		if !isNoSuchUnit(err) {
+		if !systemd.IsNoSuchUnit(err) {
 			return existed, fmt.Errorf("stopping %s: %w", name, systemd.ExplainError(err))
 		}
 	} else {
@@ -1531,7 +1498,7 @@ func UninstallUserUnit(ctx context.Context, file string) (bool, error) {
 		}
 	}
 	if changes, err := c.DisableUnitFilesContext(ctx, []string{name}, false); err != nil {
-		if !isNoSuchUnit(err) && existed {
+		if !systemd.IsNoSuchUnit(err) && existed {
 			return existed, fmt.Errorf("disabling %s: %w", name, systemd.ExplainError(err))
 		}
 	} else if len(changes) > 0 {
