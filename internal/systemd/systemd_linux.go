@@ -2,9 +2,9 @@
 // socket of the system or a user manager, one dial (one D-Bus connection
 // for calls and signals, within a deadline), a cache of connections by
 // socket, and the few helpers every caller needs (errors systemd explains,
-// unit types, which unit and manager own a cgroup). The backend, editor
-// protection, doctor and the user-unit installer all connect through it.
-// It never runs systemctl or systemd-run.
+// unit types, which unit and manager own a cgroup), and the installer of
+// user units (boxrun install user-unit). The backend, editor protection and
+// doctor all connect through it. It never runs systemctl or systemd-run.
 package systemd
 
 import (
