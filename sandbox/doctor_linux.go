@@ -294,7 +294,7 @@ func (d *doctor) checkCgroup2() Check {
 		c.Summary = fmt.Sprintf("hybrid hierarchy: cgroup v1 holds the controllers, cgroup v2 at %s has none to limit memory, pids or cpu", d.mount.Path)
 		c.Fix = bootFix
 	default:
-		ctrl, _ := fs.ReadFile(d.m.FS, fsPath(d.mount.Path, "cgroup.controllers"))
+		ctrl, _ := fs.ReadFile(d.m.FS, cgroupfs.FSPath(d.mount.Path, "cgroup.controllers"))
 		c.Status = CheckOK
 		c.Summary = fmt.Sprintf("cgroup v2: unified hierarchy at %s (controllers: %s)", d.mount.Path, orNoneText(strings.Join(strings.Fields(string(ctrl)), " ")))
 	}
@@ -351,7 +351,7 @@ func (d *doctor) probeBackend() {
 		}
 		if parent != "" {
 			parent = "/" + strings.Trim(strings.TrimPrefix(parent, d.mount.Path), "/")
-			if d.m.Writable != nil && d.m.Writable(fsPath(d.mount.Path, parent, "cgroup.subtree_control")) {
+			if d.m.Writable != nil && d.m.Writable(cgroupfs.FSPath(d.mount.Path, parent, "cgroup.subtree_control")) {
 				d.backend, d.cgroupfsParent = KindCgroupfs, parent
 				return
 			}
@@ -452,11 +452,11 @@ func (d *doctor) checkControllers() (Check, bool) {
 	switch {
 	case d.backend == KindSystemd && d.user:
 		cg := d.userManagerCgroup()
-		file, where = fsPath(d.mount.Path, cg, "cgroup.subtree_control"), "delegated to your user manager ("+strings.TrimPrefix(cg, "/")+")"
+		file, where = cgroupfs.FSPath(d.mount.Path, cg, "cgroup.subtree_control"), "delegated to your user manager ("+strings.TrimPrefix(cg, "/")+")"
 	case d.backend == KindSystemd:
-		file, where = fsPath(d.mount.Path, "cgroup.controllers"), "available to the system manager"
+		file, where = cgroupfs.FSPath(d.mount.Path, "cgroup.controllers"), "available to the system manager"
 	case d.backend == KindCgroupfs:
-		file, where = fsPath(d.mount.Path, d.cgroupfsParent, "cgroup.controllers"), "available under "+d.cgroupfsParent
+		file, where = cgroupfs.FSPath(d.mount.Path, d.cgroupfsParent, "cgroup.controllers"), "available under "+d.cgroupfsParent
 	default:
 		return c, false
 	}
@@ -602,7 +602,7 @@ func (d *doctor) probeCgroup() string {
 		return ""
 	}
 	has := func(cg string) bool {
-		_, err := fs.Stat(d.m.FS, fsPath(d.mount.Path, cg, "memory.current"))
+		_, err := fs.Stat(d.m.FS, cgroupfs.FSPath(d.mount.Path, cg, "memory.current"))
 		return err == nil
 	}
 	if own := d.ownCgroup(); own != "" && own != "/" && has(own) {
@@ -611,7 +611,7 @@ func (d *doctor) probeCgroup() string {
 	if cg := d.userManagerCgroup(); has(cg) {
 		return cg
 	}
-	entries, _ := fs.ReadDir(d.m.FS, fsPath(d.mount.Path))
+	entries, _ := fs.ReadDir(d.m.FS, cgroupfs.FSPath(d.mount.Path))
 	for _, e := range entries {
 		if e.IsDir() && has("/"+e.Name()) {
 			return "/" + e.Name()
@@ -623,7 +623,7 @@ func (d *doctor) probeCgroup() string {
 func (d *doctor) checkCgroupFile(file, version, without string) Check {
 	c := Check{ID: file}
 	if cg := d.probeCgroup(); cg != "" {
-		if _, err := fs.Stat(d.m.FS, fsPath(d.mount.Path, cg, file)); err == nil {
+		if _, err := fs.Stat(d.m.FS, cgroupfs.FSPath(d.mount.Path, cg, file)); err == nil {
 			c.Status, c.Summary = CheckOK, fmt.Sprintf("%s is present (seen on %s)", file, cg)
 			return c
 		}

@@ -642,15 +642,6 @@ func readCgroupValue(fsys fs.FS, name string) (uint64, bool) {
 	return cgroupfs.ParseLimit(string(b))
 }
 
-// fsPath turns an absolute path into an fs.FS name.
-func fsPath(parts ...string) string {
-	p := strings.TrimPrefix(path.Join(append([]string{"/"}, parts...)...), "/")
-	if p == "" {
-		return "."
-	}
-	return p
-}
-
 // EffectiveProtection computes the memory.low protection the cgroup
 // (below the cgroup2 mount) gets, from the real files of fsys (rooted at
 // "/"), and the fixes that would bring it to want. override, when not nil,
@@ -674,7 +665,7 @@ func EffectiveProtection(fsys fs.FS, cgroup string, want uint64, override *uint6
 			continue
 		}
 		cur += "/" + c
-		low, ok := readCgroupValue(fsys, fsPath(m.Path, cur, "memory.low"))
+		low, ok := readCgroupValue(fsys, cgroupfs.FSPath(m.Path, cur, "memory.low"))
 		if i == len(comps)-1 && override != nil {
 			low, ok = max(low, *override), true
 		}
@@ -984,7 +975,7 @@ func (p *Protector) protectCgroup(ctx context.Context, mount cgroupfs.Mount, cg,
 		}
 		rep.Problems = append(rep.Problems, msg)
 	}
-	lowFile := fsPath(mount.Path, cg, "memory.low")
+	lowFile := cgroupfs.FSPath(mount.Path, cg, "memory.low")
 	cur, haveFile := readCgroupValue(p.rootFS, lowFile)
 	u.Before, u.Set = cur, cur
 	root := os.Geteuid() == 0
@@ -1092,7 +1083,7 @@ func (p *Protector) applyFix(ctx context.Context, mount cgroupfs.Mount, f Fix, w
 		return nil
 	case "":
 		full := filepath.Join(mount.Path, f.Cgroup, "memory.low")
-		prev, _ := readCgroupValue(p.rootFS, fsPath(mount.Path, f.Cgroup, "memory.low"))
+		prev, _ := readCgroupValue(p.rootFS, cgroupfs.FSPath(mount.Path, f.Cgroup, "memory.low"))
 		if err := os.WriteFile(full, []byte(strconv.FormatUint(want, 10)), 0); err != nil {
 			return err
 		}
@@ -1367,7 +1358,7 @@ func UndoProtection(ctx context.Context, statePath string, timeout time.Duration
 		if e.Manager == "" {
 			r.What = name + " memory.low"
 			full := filepath.Join(mount.Path, e.Cgroup, "memory.low")
-			v, ok := readCgroupValue(os.DirFS("/"), fsPath(mount.Path, e.Cgroup, "memory.low"))
+			v, ok := readCgroupValue(os.DirFS("/"), cgroupfs.FSPath(mount.Path, e.Cgroup, "memory.low"))
 			switch {
 			case mount.Path == "" || !ok:
 				r.Skipped = "the cgroup is gone"
