@@ -44,6 +44,7 @@ import (
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/procfs"
+	"github.com/boxrun/boxrun/internal/rundir"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 )
@@ -718,13 +719,7 @@ func ProtectUID(getenv func(string) string) int {
 // $XDG_RUNTIME_DIR/boxrun/protect.json, /run/boxrun/protect.json for root,
 // else /run/user/UID/boxrun/protect.json.
 func DefaultStatePath(getenv func(string) string) string {
-	if d := getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
-		return filepath.Join(d, "boxrun", "protect.json")
-	}
-	if os.Getuid() == 0 {
-		return "/run/boxrun/protect.json"
-	}
-	return filepath.Join("/run/user", strconv.Itoa(os.Getuid()), "boxrun", "protect.json")
+	return filepath.Join(rundir.Dir(getenv), "protect.json")
 }
 
 // ProtectedProcess is what protection did to one process.
