@@ -26,6 +26,7 @@ import (
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/protect"
 )
 
 // CheckStatus is the verdict of one check.
@@ -220,7 +221,7 @@ type DoctorOptions struct {
 	// Policy is the policy to enforce (the default, tests).
 	Policy *policy.Resolved
 	// Groups are its protection groups; Others the names of the rest.
-	Groups []ProtectGroup
+	Groups []protect.ProtectGroup
 	Others []string
 	// Timeout bounds each D-Bus question; 0 means 5s.
 	Timeout time.Duration
@@ -299,14 +300,6 @@ func (d *doctor) checkCgroup2() Check {
 		c.Summary = fmt.Sprintf("cgroup v2: unified hierarchy at %s (controllers: %s)", d.mount.Path, orNoneText(strings.Join(strings.Fields(string(ctrl)), " ")))
 	}
 	return c
-}
-
-// FormatLow spells a memory.low value: "0", "2G", "max".
-func FormatLow(b uint64) string {
-	if b == 0 {
-		return "0"
-	}
-	return policy.FormatBytes(b)
 }
 
 func orNoneText(s string) string {
@@ -680,7 +673,7 @@ func (d *doctor) checkContainer() Check {
 }
 
 // checkGroup: the group's processes and the protection they actually get.
-func (d *doctor) checkGroup(g ProtectGroup) Check {
+func (d *doctor) checkGroup(g protect.ProtectGroup) Check {
 	c := Check{ID: "protect:" + g.Name}
 	procFS, err := fs.Sub(d.m.FS, "proc")
 	if err != nil {
@@ -691,18 +684,18 @@ func (d *doctor) checkGroup(g ProtectGroup) Check {
 	if d.m.Readlink != nil {
 		readlink = func(name string) (string, error) { return d.m.Readlink("proc/" + name) }
 	}
-	procs, err := ReadProcs(procFS, readlink)
+	procs, err := protect.ReadProcs(procFS, readlink)
 	if err != nil {
 		c.Status, c.Summary = CheckWarn, "cannot read /proc: "+err.Error()
 		return c
 	}
-	matches := MatchProcesses(procs, []ProtectGroup{g}, MatchOptions{UID: d.m.UID, Others: d.opt.Others})
+	matches := protect.MatchProcesses(procs, []protect.ProtectGroup{g}, protect.MatchOptions{UID: d.m.UID, Others: d.opt.Others})
 	if len(matches) == 0 {
 		c.Status = CheckOK
 		c.Summary = fmt.Sprintf("%s: no process of yours is running (%s)", g.Name, strings.Join(g.Match, ", "))
 		return c
 	}
-	byCgroup := map[string][]Match{}
+	byCgroup := map[string][]protect.Match{}
 	var cgroups []string
 	for _, m := range matches {
 		if _, ok := byCgroup[m.Cgroup]; !ok {
@@ -748,13 +741,13 @@ func (d *doctor) checkGroup(g ProtectGroup) Check {
 			}
 		}
 		if g.MemoryLow != nil {
-			p, err := EffectiveProtection(d.m.FS, cg, *g.MemoryLow, nil, d.m.UID)
+			p, err := protect.EffectiveProtection(d.m.FS, cg, *g.MemoryLow, nil, d.m.UID)
 			if err == nil {
 				own := uint64(0)
 				if len(p.Levels) > 0 {
 					own = p.Levels[len(p.Levels)-1].Low
 				}
-				line += fmt.Sprintf(", memory.low %s, effective %s of %s", FormatLow(own), FormatLow(p.Effective), FormatLow(*g.MemoryLow))
+				line += fmt.Sprintf(", memory.low %s, effective %s of %s", protect.FormatLow(own), protect.FormatLow(p.Effective), protect.FormatLow(*g.MemoryLow))
 				if p.Note != "" {
 					line += " (" + p.Note + ")"
 				}
