@@ -32,7 +32,7 @@
 //
 // What was changed is remembered (previous oom_score_adj per pid and start
 // time, previous MemoryLow per unit) in a state file in boxrun's runtime
-// directory (state_linux.go) so that UndoProtection can restore it
+// directory (state_linux.go) so that Undo can restore it
 // (undo_linux.go).
 //
 // Boxes are sandbox's business: this package does not import sandbox, and

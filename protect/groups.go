@@ -9,9 +9,9 @@ import (
 	"github.com/boxrun/boxrun/policy"
 )
 
-// ProtectGroup is one protection group ([protect.NAME] of a policy file)
+// Group is one protection group ([protect.NAME] of a policy file)
 // with its sizes resolved for this machine.
-type ProtectGroup struct {
+type Group struct {
 	// Name is NAME in [protect.NAME].
 	Name string
 	// Match lists the process names of the group.
@@ -24,11 +24,11 @@ type ProtectGroup struct {
 	OOMScoreAdj *int
 }
 
-// ResolveProtectGroups looks up the named groups in the stack and resolves
+// ResolveGroups looks up the named groups in the stack and resolves
 // their sizes for env. It fails on an unknown name, listing the known ones.
-func ResolveProtectGroups(st *policy.Stack, names []string, env policy.Env) ([]ProtectGroup, error) {
+func ResolveGroups(st *policy.Stack, names []string, env policy.Env) ([]Group, error) {
 	defs := st.ProtectGroups()
-	var out []ProtectGroup
+	var out []Group
 	for _, name := range names {
 		g, ok := defs[name]
 		if !ok {
@@ -39,7 +39,7 @@ func ResolveProtectGroups(st *policy.Stack, names []string, env policy.Env) ([]P
 			sort.Strings(known)
 			return nil, fmt.Errorf("unknown protection group %q (known: %s)", name, strings.Join(known, ", "))
 		}
-		pg := ProtectGroup{Name: name, Match: slices.Clone(g.Match)}
+		pg := Group{Name: name, Match: slices.Clone(g.Match)}
 		if g.MemoryLow != nil {
 			b, err := g.MemoryLow.Resolve(env)
 			if err != nil {

@@ -126,7 +126,7 @@ type Match struct {
 // a process of another group, boxrun itself or a box. Processes of other
 // users, zombies, kernel threads and processes in boxrun boxes are never
 // picked. A process matched by several groups goes to the first.
-func MatchProcesses(procs []ProcInfo, groups []ProtectGroup, opt MatchOptions) []Match {
+func MatchProcesses(procs []ProcInfo, groups []Group, opt MatchOptions) []Match {
 	byPID := make(map[int]ProcInfo, len(procs))
 	children := map[int][]int{}
 	for _, p := range procs {

@@ -41,8 +41,8 @@ func mkProcs(specs ...procSpec) []ProcInfo {
 }
 
 var (
-	editorsGroup = ProtectGroup{Name: "editors", Match: []string{"code", "code-insiders", "codium", "code-oss", "cursor", "windsurf"}}
-	lspGroup     = ProtectGroup{Name: "language-servers", Match: []string{"rust-analyzer", "gopls", "tsserver", "typescript-language-server"}}
+	editorsGroup = Group{Name: "editors", Match: []string{"code", "code-insiders", "codium", "code-oss", "cursor", "windsurf"}}
+	lspGroup     = Group{Name: "language-servers", Match: []string{"rust-analyzer", "gopls", "tsserver", "typescript-language-server"}}
 )
 
 func TestMatchProcesses(t *testing.T) {
@@ -86,26 +86,26 @@ func TestMatchProcesses(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		groups []ProtectGroup
+		groups []Group
 		others []string
 		want   []m
 	}{
-		{"editors only", []ProtectGroup{editorsGroup}, lspGroup.Match, []m{
+		{"editors only", []Group{editorsGroup}, lspGroup.Match, []m{
 			{4242, "editors", "comm"}, {4250, "editors", "comm"}, {4252, "editors", "comm"}, {5400, "editors", "comm"},
 			{4253, "editors", "child of 4252 (code)"},
 		}},
-		{"editors and language servers", []ProtectGroup{editorsGroup, lspGroup}, nil, []m{
+		{"editors and language servers", []Group{editorsGroup, lspGroup}, nil, []m{
 			{4242, "editors", "comm"}, {4250, "editors", "comm"}, {4252, "editors", "comm"}, {5400, "editors", "comm"},
 			{4253, "editors", "child of 4252 (code)"},
 			{4400, "language-servers", "comm"}, {4500, "language-servers", "script"}, {5300, "language-servers", "comm"},
 			{4401, "language-servers", "child of 4400 (rust-analyzer)"},
 		}},
-		{"language servers only", []ProtectGroup{lspGroup}, editorsGroup.Match, []m{
+		{"language servers only", []Group{lspGroup}, editorsGroup.Match, []m{
 			{4400, "language-servers", "comm"}, {4500, "language-servers", "script"}, {5300, "language-servers", "comm"},
 			{4401, "language-servers", "child of 4400 (rust-analyzer)"},
 		}},
-		{"nothing matches", []ProtectGroup{{Name: "x", Match: []string{"emacs"}}}, nil, nil},
-		{"empty pattern matches nothing", []ProtectGroup{{Name: "x", Match: []string{""}}}, nil, nil},
+		{"nothing matches", []Group{{Name: "x", Match: []string{"emacs"}}}, nil, nil},
+		{"empty pattern matches nothing", []Group{{Name: "x", Match: []string{""}}}, nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,13 +126,13 @@ func TestMatchProcesses(t *testing.T) {
 			procSpec{pid: 11, ppid: 10, comm: "boxrun", exe: "/usr/local/bin/boxrun"},
 			procSpec{pid: 12, ppid: 11, comm: "make", exe: "/usr/bin/make"},
 		)
-		got := MatchProcesses(ps, []ProtectGroup{editorsGroup}, MatchOptions{UID: 1000, SelfExe: "/usr/local/bin/boxrun"})
+		got := MatchProcesses(ps, []Group{editorsGroup}, MatchOptions{UID: 1000, SelfExe: "/usr/local/bin/boxrun"})
 		if len(got) != 1 || got[0].PID != 10 {
 			t.Errorf("got %+v, want only pid 10", got)
 		}
 	})
 	t.Run("root protects only root's processes", func(t *testing.T) {
-		got := MatchProcesses(desktop, []ProtectGroup{editorsGroup}, MatchOptions{UID: 0})
+		got := MatchProcesses(desktop, []Group{editorsGroup}, MatchOptions{UID: 0})
 		if len(got) != 0 {
 			t.Errorf("got %+v, want none: no editor runs as root", got)
 		}

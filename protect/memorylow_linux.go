@@ -55,7 +55,7 @@ func setMemoryLow(ctx context.Context, c *sd.Conn, unit string, v uint64) error 
 // protectCgroup sets memory.low of one cgroup (through its unit's manager,
 // or the file for a plain cgroup), computes the effective protection and,
 // with System, lifts the ancestors that cap it.
-func (p *Protector) protectCgroup(ctx context.Context, mount cgroupfs.Mount, cg, group string, want uint64, st *protectState, rep *ProtectReport) ProtectedUnit {
+func (p *Protector) protectCgroup(ctx context.Context, mount cgroupfs.Mount, cg, group string, want uint64, st *protectState, rep *Report) ProtectedUnit {
 	unit, manager, owner := systemd.UnitOwner(cg)
 	u := ProtectedUnit{Cgroup: cg, Unit: unit, Manager: manager, Group: group}
 	problem := func(format string, a ...any) {

@@ -17,10 +17,10 @@ import (
 	"github.com/boxrun/boxrun/internal/systemd"
 )
 
-// ProtectOptions configures a Protector.
-type ProtectOptions struct {
+// Options configures a Protector.
+type Options struct {
 	// Groups are the groups to protect, in order of precedence.
-	Groups []ProtectGroup
+	Groups []Group
 	// Others are the names of the groups not applied (OtherGroupNames).
 	Others []string
 	// UID is whose processes to protect (see ProtectUID).
@@ -98,8 +98,8 @@ type ProtectedUnit struct {
 	Error string `json:"error,omitempty"`
 }
 
-// ProtectReport is the result of one Apply.
-type ProtectReport struct {
+// Report is the result of one Apply.
+type Report struct {
 	// DryRun is true when nothing was changed.
 	DryRun bool `json:"dry_run"`
 	// UID is the user whose processes were protected.
@@ -114,7 +114,7 @@ type ProtectReport struct {
 // Protector applies protection groups. It keeps its D-Bus connections
 // between Apply calls (protect --watch); Close releases them.
 type Protector struct {
-	opt   ProtectOptions
+	opt   Options
 	oom   OOMAdjuster
 	conns systemd.Conns
 	// done remembers processes already brought as low as they go.
@@ -130,7 +130,7 @@ type lowered struct {
 }
 
 // NewProtector prepares to apply opt.
-func NewProtector(opt ProtectOptions) *Protector {
+func NewProtector(opt Options) *Protector {
 	if opt.Timeout == 0 {
 		opt.Timeout = 10 * time.Second
 	}
@@ -157,7 +157,7 @@ func (p *Protector) conn(ctx context.Context, which, sock string) (*sd.Conn, err
 }
 
 // Apply protects the groups' processes once and reports what it did.
-func (p *Protector) Apply(ctx context.Context) (*ProtectReport, error) {
+func (p *Protector) Apply(ctx context.Context) (*Report, error) {
 	matches, err := p.Matches()
 	if err != nil {
 		return nil, err
@@ -165,13 +165,13 @@ func (p *Protector) Apply(ctx context.Context) (*ProtectReport, error) {
 	return p.apply(ctx, matches)
 }
 
-func (p *Protector) apply(ctx context.Context, matches []Match) (*ProtectReport, error) {
-	rep := &ProtectReport{DryRun: p.opt.DryRun, UID: p.opt.UID,
+func (p *Protector) apply(ctx context.Context, matches []Match) (*Report, error) {
+	rep := &Report{DryRun: p.opt.DryRun, UID: p.opt.UID,
 		Processes: []ProtectedProcess{}, Units: []ProtectedUnit{}, Problems: []string{}}
 	if len(matches) == 0 {
 		return rep, nil
 	}
-	groups := map[string]ProtectGroup{}
+	groups := map[string]Group{}
 	for _, g := range p.opt.Groups {
 		groups[g.Name] = g
 	}

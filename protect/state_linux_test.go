@@ -69,7 +69,7 @@ func TestProtectStateRoundTrip(t *testing.T) {
 	if err := saveState(file, gone); err != nil {
 		t.Fatal(err)
 	}
-	got, err := UndoProtection(t.Context(), file, 0)
+	got, err := Undo(t.Context(), file, 0)
 	if err != nil || len(got) != 1 || got[0].Skipped != "the process has exited" {
 		t.Errorf("undo: %+v, %v", got, err)
 	}

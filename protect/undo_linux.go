@@ -25,11 +25,11 @@ type Restored struct {
 	Skipped string `json:"skipped,omitempty"`
 }
 
-// UndoProtection restores what protection changed, as remembered in the
+// Undo restores what protection changed, as remembered in the
 // state file: a value is put back only where it is still what boxrun set
 // (someone else's later change wins). What could not be restored for a
 // passing reason (a manager that does not answer) stays in the state file.
-func UndoProtection(ctx context.Context, statePath string, timeout time.Duration) ([]Restored, error) {
+func Undo(ctx context.Context, statePath string, timeout time.Duration) ([]Restored, error) {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
@@ -42,7 +42,7 @@ func UndoProtection(ctx context.Context, statePath string, timeout time.Duration
 	if err != nil {
 		return nil, err
 	}
-	p := NewProtector(ProtectOptions{Timeout: timeout})
+	p := NewProtector(Options{Timeout: timeout})
 	defer p.Close()
 	var out []Restored
 	keep := &protectState{Version: stateVersion}

@@ -26,7 +26,7 @@ func PIDSet(procFS fs.FS) (map[int]struct{}, error) {
 // Watch applies the groups, calls ready, and then re-applies whenever new
 // processes have appeared since the last look, polling /proc every
 // interval, until ctx is done. Each report goes to onReport.
-func (p *Protector) Watch(ctx context.Context, interval time.Duration, ready func(), onReport func(*ProtectReport, error)) error {
+func (p *Protector) Watch(ctx context.Context, interval time.Duration, ready func(), onReport func(*Report, error)) error {
 	prev, err := PIDSet(p.procFS)
 	if err != nil {
 		return fmt.Errorf("listing processes: %w", err)

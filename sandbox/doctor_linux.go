@@ -221,7 +221,7 @@ type DoctorOptions struct {
 	// Policy is the policy to enforce (the default, tests).
 	Policy *policy.Resolved
 	// Groups are its protection groups; Others the names of the rest.
-	Groups []protect.ProtectGroup
+	Groups []protect.Group
 	Others []string
 	// Timeout bounds each D-Bus question; 0 means 5s.
 	Timeout time.Duration
@@ -673,7 +673,7 @@ func (d *doctor) checkContainer() Check {
 }
 
 // checkGroup: the group's processes and the protection they actually get.
-func (d *doctor) checkGroup(g protect.ProtectGroup) Check {
+func (d *doctor) checkGroup(g protect.Group) Check {
 	c := Check{ID: "protect:" + g.Name}
 	procFS, err := fs.Sub(d.m.FS, "proc")
 	if err != nil {
@@ -689,7 +689,7 @@ func (d *doctor) checkGroup(g protect.ProtectGroup) Check {
 		c.Status, c.Summary = CheckWarn, "cannot read /proc: "+err.Error()
 		return c
 	}
-	matches := protect.MatchProcesses(procs, []protect.ProtectGroup{g}, protect.MatchOptions{UID: d.m.UID, Others: d.opt.Others})
+	matches := protect.MatchProcesses(procs, []protect.Group{g}, protect.MatchOptions{UID: d.m.UID, Others: d.opt.Others})
 	if len(matches) == 0 {
 		c.Status = CheckOK
 		c.Summary = fmt.Sprintf("%s: no process of yours is running (%s)", g.Name, strings.Join(g.Match, ", "))

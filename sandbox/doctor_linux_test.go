@@ -68,7 +68,7 @@ func TestDoctor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	groups, err := protect.ResolveProtectGroups(st, pol.Protect, policy.Env{MemoryBytes: 16 << 30})
+	groups, err := protect.ResolveGroups(st, pol.Protect, policy.Env{MemoryBytes: 16 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func runDoctor(ctx context.Context, o options, args []string, stdout io.Writer, 
 	for _, ig := range pol.Ignored {
 		out.warnf("%s", ig)
 	}
-	groups, err := protect.ResolveProtectGroups(st, pol.Protect, env)
+	groups, err := protect.ResolveGroups(st, pol.Protect, env)
 	if err != nil {
 		out.errorf("%v", err)
 		return exitBoxrunFailed

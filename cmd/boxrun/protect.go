@@ -92,12 +92,12 @@ func runProtect(ctx context.Context, o options, args []string, stdout io.Writer,
 		}
 		names = pol.Protect
 	}
-	groups, err := protect.ResolveProtectGroups(st, names, env)
+	groups, err := protect.ResolveGroups(st, names, env)
 	if err != nil {
 		out.errorf("protect: %v", err)
 		return exitBoxrunFailed
 	}
-	p := protect.NewProtector(protect.ProtectOptions{
+	p := protect.NewProtector(protect.Options{
 		Groups:    groups,
 		Others:    protect.OtherGroupNames(st, names),
 		UID:       protect.ProtectUID(os.Getenv),
@@ -141,7 +141,7 @@ func groupNames(st *policy.Stack) []string {
 }
 
 // describeGroups names groups with their process names, for messages.
-func describeGroups(groups []protect.ProtectGroup) string {
+func describeGroups(groups []protect.Group) string {
 	var parts []string
 	for _, g := range groups {
 		parts = append(parts, fmt.Sprintf("group %s (%s)", g.Name, strings.Join(g.Match, ", ")))
@@ -192,7 +192,7 @@ func needsRoot(u protect.ProtectedUnit) string {
 }
 
 // printProtectTable prints one row per process.
-func printProtectTable(w io.Writer, rep *protect.ProtectReport) {
+func printProtectTable(w io.Writer, rep *protect.Report) {
 	units := map[string]protect.ProtectedUnit{}
 	for _, u := range rep.Units {
 		units[u.Cgroup] = u
@@ -220,7 +220,7 @@ func printProtectTable(w io.Writer, rep *protect.ProtectReport) {
 
 // explainProtect says, on stderr, what limited the protection and how to
 // lift it.
-func explainProtect(rep *protect.ProtectReport, groups []protect.ProtectGroup, out *printer) {
+func explainProtect(rep *protect.Report, groups []protect.Group, out *printer) {
 	if rep.DryRun {
 		out.infof("dry run: nothing was changed; values marked ? are what boxrun would set (the kernel may stop oom_score_adj at a process's floor)")
 	}
@@ -268,7 +268,7 @@ func explainProtect(rep *protect.ProtectReport, groups []protect.ProtectGroup, o
 
 // protectWatch re-applies protection as new processes appear, until
 // SIGTERM or SIGINT; it tells systemd it is ready (Type=notify).
-func protectWatch(ctx context.Context, p *protect.Protector, groups []protect.ProtectGroup, po protectOptions, stdout io.Writer, out *printer) int {
+func protectWatch(ctx context.Context, p *protect.Protector, groups []protect.Group, po protectOptions, stdout io.Writer, out *printer) int {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	out.infof("watching for processes of %s every %v", describeGroups(groups), watchInterval)
@@ -285,7 +285,7 @@ func protectWatch(ctx context.Context, p *protect.Protector, groups []protect.Pr
 			out.warnf("telling systemd boxrun is ready: %v", err)
 		}
 	}
-	err := p.Watch(ctx, watchInterval, ready, func(rep *protect.ProtectReport, err error) {
+	err := p.Watch(ctx, watchInterval, ready, func(rep *protect.Report, err error) {
 		if err != nil {
 			if once("error " + err.Error()) {
 				out.warnf("%v", err)
@@ -332,7 +332,7 @@ func orCgroup(u protect.ProtectedUnit) string {
 
 // protectUndo restores what protection changed.
 func protectUndo(ctx context.Context, statePath string, po protectOptions, stdout io.Writer, out *printer) int {
-	restored, err := protect.UndoProtection(ctx, statePath, 0)
+	restored, err := protect.Undo(ctx, statePath, 0)
 	if err != nil {
 		out.errorf("protect --undo: %v", err)
 		return 1
@@ -387,11 +387,11 @@ func protectForRun(ctx context.Context, st *policy.Stack, pol *policy.Resolved) 
 	defer cancel()
 	what := strings.Join(pol.Protect, ", ")
 	mem, _ := sandbox.MemoryAvailable()
-	groups, err := protect.ResolveProtectGroups(st, pol.Protect, policy.Env{MemoryBytes: mem})
+	groups, err := protect.ResolveGroups(st, pol.Protect, policy.Env{MemoryBytes: mem})
 	if err != nil {
 		return []string{fmt.Sprintf("protecting %s: %v", what, err)}
 	}
-	p := protect.NewProtector(protect.ProtectOptions{
+	p := protect.NewProtector(protect.Options{
 		Groups:    groups,
 		Others:    protect.OtherGroupNames(st, pol.Protect),
 		UID:       protect.ProtectUID(os.Getenv),

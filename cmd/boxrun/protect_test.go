@@ -147,7 +147,7 @@ func TestProtectAndUndoNatively(t *testing.T) {
 	pid := ed.Process.Pid
 
 	code, stdout, stderr := runCLI(t, "protect", "--dry-run", "--json")
-	var rep protect.ProtectReport
+	var rep protect.Report
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != 0 {
 		t.Fatalf("dry run: exit %d, %v\n%s\n%s", code, err, stdout, stderr)
 	}
