@@ -13,12 +13,12 @@ import (
 	"github.com/boxrun/boxrun/protect"
 )
 
-// loadMachine reads a fixture machine from testdata/protect: text before
+// loadMachine reads a fixture machine from testdata: text before
 // the first "-- name --" line describes it; each such line starts a file
 // of the machine's root file system.
 func loadMachine(t *testing.T, name string) fstest.MapFS {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", "protect", name))
+	data, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
