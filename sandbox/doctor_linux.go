@@ -26,6 +26,7 @@ import (
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/protect"
 )
 
 // CheckStatus is the verdict of one check.
@@ -220,7 +221,7 @@ type DoctorOptions struct {
 	// Policy is the policy to enforce (the default, tests).
 	Policy *policy.Resolved
 	// Groups are its protection groups; Others the names of the rest.
-	Groups []ProtectGroup
+	Groups []protect.Group
 	Others []string
 	// Timeout bounds each D-Bus question; 0 means 5s.
 	Timeout time.Duration
@@ -294,19 +295,11 @@ func (d *doctor) checkCgroup2() Check {
 		c.Summary = fmt.Sprintf("hybrid hierarchy: cgroup v1 holds the controllers, cgroup v2 at %s has none to limit memory, pids or cpu", d.mount.Path)
 		c.Fix = bootFix
 	default:
-		ctrl, _ := fs.ReadFile(d.m.FS, fsPath(d.mount.Path, "cgroup.controllers"))
+		ctrl, _ := fs.ReadFile(d.m.FS, cgroupfs.FSPath(d.mount.Path, "cgroup.controllers"))
 		c.Status = CheckOK
 		c.Summary = fmt.Sprintf("cgroup v2: unified hierarchy at %s (controllers: %s)", d.mount.Path, orNoneText(strings.Join(strings.Fields(string(ctrl)), " ")))
 	}
 	return c
-}
-
-// FormatLow spells a memory.low value: "0", "2G", "max".
-func FormatLow(b uint64) string {
-	if b == 0 {
-		return "0"
-	}
-	return policy.FormatBytes(b)
 }
 
 func orNoneText(s string) string {
@@ -351,7 +344,7 @@ func (d *doctor) probeBackend() {
 		}
 		if parent != "" {
 			parent = "/" + strings.Trim(strings.TrimPrefix(parent, d.mount.Path), "/")
-			if d.m.Writable != nil && d.m.Writable(fsPath(d.mount.Path, parent, "cgroup.subtree_control")) {
+			if d.m.Writable != nil && d.m.Writable(cgroupfs.FSPath(d.mount.Path, parent, "cgroup.subtree_control")) {
 				d.backend, d.cgroupfsParent = KindCgroupfs, parent
 				return
 			}
@@ -452,11 +445,11 @@ func (d *doctor) checkControllers() (Check, bool) {
 	switch {
 	case d.backend == KindSystemd && d.user:
 		cg := d.userManagerCgroup()
-		file, where = fsPath(d.mount.Path, cg, "cgroup.subtree_control"), "delegated to your user manager ("+strings.TrimPrefix(cg, "/")+")"
+		file, where = cgroupfs.FSPath(d.mount.Path, cg, "cgroup.subtree_control"), "delegated to your user manager ("+strings.TrimPrefix(cg, "/")+")"
 	case d.backend == KindSystemd:
-		file, where = fsPath(d.mount.Path, "cgroup.controllers"), "available to the system manager"
+		file, where = cgroupfs.FSPath(d.mount.Path, "cgroup.controllers"), "available to the system manager"
 	case d.backend == KindCgroupfs:
-		file, where = fsPath(d.mount.Path, d.cgroupfsParent, "cgroup.controllers"), "available under "+d.cgroupfsParent
+		file, where = cgroupfs.FSPath(d.mount.Path, d.cgroupfsParent, "cgroup.controllers"), "available under "+d.cgroupfsParent
 	default:
 		return c, false
 	}
@@ -602,7 +595,7 @@ func (d *doctor) probeCgroup() string {
 		return ""
 	}
 	has := func(cg string) bool {
-		_, err := fs.Stat(d.m.FS, fsPath(d.mount.Path, cg, "memory.current"))
+		_, err := fs.Stat(d.m.FS, cgroupfs.FSPath(d.mount.Path, cg, "memory.current"))
 		return err == nil
 	}
 	if own := d.ownCgroup(); own != "" && own != "/" && has(own) {
@@ -611,7 +604,7 @@ func (d *doctor) probeCgroup() string {
 	if cg := d.userManagerCgroup(); has(cg) {
 		return cg
 	}
-	entries, _ := fs.ReadDir(d.m.FS, fsPath(d.mount.Path))
+	entries, _ := fs.ReadDir(d.m.FS, cgroupfs.FSPath(d.mount.Path))
 	for _, e := range entries {
 		if e.IsDir() && has("/"+e.Name()) {
 			return "/" + e.Name()
@@ -623,7 +616,7 @@ func (d *doctor) probeCgroup() string {
 func (d *doctor) checkCgroupFile(file, version, without string) Check {
 	c := Check{ID: file}
 	if cg := d.probeCgroup(); cg != "" {
-		if _, err := fs.Stat(d.m.FS, fsPath(d.mount.Path, cg, file)); err == nil {
+		if _, err := fs.Stat(d.m.FS, cgroupfs.FSPath(d.mount.Path, cg, file)); err == nil {
 			c.Status, c.Summary = CheckOK, fmt.Sprintf("%s is present (seen on %s)", file, cg)
 			return c
 		}
@@ -680,7 +673,7 @@ func (d *doctor) checkContainer() Check {
 }
 
 // checkGroup: the group's processes and the protection they actually get.
-func (d *doctor) checkGroup(g ProtectGroup) Check {
+func (d *doctor) checkGroup(g protect.Group) Check {
 	c := Check{ID: "protect:" + g.Name}
 	procFS, err := fs.Sub(d.m.FS, "proc")
 	if err != nil {
@@ -691,18 +684,18 @@ func (d *doctor) checkGroup(g ProtectGroup) Check {
 	if d.m.Readlink != nil {
 		readlink = func(name string) (string, error) { return d.m.Readlink("proc/" + name) }
 	}
-	procs, err := ReadProcs(procFS, readlink)
+	procs, err := protect.ReadProcs(procFS, readlink)
 	if err != nil {
 		c.Status, c.Summary = CheckWarn, "cannot read /proc: "+err.Error()
 		return c
 	}
-	matches := MatchProcesses(procs, []ProtectGroup{g}, MatchOptions{UID: d.m.UID, Others: d.opt.Others})
+	matches := protect.MatchProcesses(procs, []protect.Group{g}, protect.MatchOptions{UID: d.m.UID, Others: d.opt.Others})
 	if len(matches) == 0 {
 		c.Status = CheckOK
 		c.Summary = fmt.Sprintf("%s: no process of yours is running (%s)", g.Name, strings.Join(g.Match, ", "))
 		return c
 	}
-	byCgroup := map[string][]Match{}
+	byCgroup := map[string][]protect.Match{}
 	var cgroups []string
 	for _, m := range matches {
 		if _, ok := byCgroup[m.Cgroup]; !ok {
@@ -733,7 +726,7 @@ func (d *doctor) checkGroup(g ProtectGroup) Check {
 		}
 		sort.Strings(nl)
 		where := cg
-		if u, _, _ := unitOwner(cg); u != "" {
+		if u, _, _ := systemd.UnitOwner(cg); u != "" {
 			where = u
 		}
 		line := fmt.Sprintf("%d processes (%s) in %s", len(ms), strings.Join(nl, ", "), where)
@@ -748,13 +741,13 @@ func (d *doctor) checkGroup(g ProtectGroup) Check {
 			}
 		}
 		if g.MemoryLow != nil {
-			p, err := EffectiveProtection(d.m.FS, cg, *g.MemoryLow, nil, d.m.UID)
+			p, err := protect.EffectiveProtection(d.m.FS, cg, *g.MemoryLow, nil, d.m.UID)
 			if err == nil {
 				own := uint64(0)
 				if len(p.Levels) > 0 {
 					own = p.Levels[len(p.Levels)-1].Low
 				}
-				line += fmt.Sprintf(", memory.low %s, effective %s of %s", FormatLow(own), FormatLow(p.Effective), FormatLow(*g.MemoryLow))
+				line += fmt.Sprintf(", memory.low %s, effective %s of %s", protect.FormatLow(own), protect.FormatLow(p.Effective), protect.FormatLow(*g.MemoryLow))
 				if p.Note != "" {
 					line += " (" + p.Note + ")"
 				}
@@ -830,7 +823,7 @@ func (d *doctor) checkOOMD() Check {
 		seen := map[string]bool{}
 		for _, cg := range d.editorCgroups {
 			for _, lvl := range append([]string{"/-.slice"}, cgroupAncestors(cg)...) {
-				unit, manager, _ := unitOwner(lvl)
+				unit, manager, _ := systemd.UnitOwner(lvl)
 				if unit == "" || seen[unit] {
 					continue
 				}

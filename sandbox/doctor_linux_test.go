@@ -10,14 +10,15 @@ import (
 	"testing/fstest"
 
 	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/protect"
 )
 
-// loadMachine reads a fixture machine from testdata/protect: text before
+// loadMachine reads a fixture machine from testdata: text before
 // the first "-- name --" line describes it; each such line starts a file
 // of the machine's root file system.
 func loadMachine(t *testing.T, name string) fstest.MapFS {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", "protect", name))
+	data, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestDoctor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	groups, err := ResolveProtectGroups(st, pol.Protect, policy.Env{MemoryBytes: 16 << 30})
+	groups, err := protect.ResolveGroups(st, pol.Protect, policy.Env{MemoryBytes: 16 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func TestDoctor(t *testing.T) {
 					return "", os.ErrNotExist
 				},
 			}
-			checks := Doctor(context.Background(), m, DoctorOptions{Policy: pol, Groups: groups, Others: OtherGroupNames(st, pol.Protect)})
+			checks := Doctor(context.Background(), m, DoctorOptions{Policy: pol, Groups: groups, Others: protect.OtherGroupNames(st, pol.Protect)})
 			byID := map[string]Check{}
 			for _, c := range checks {
 				if _, dup := byID[c.ID]; dup {

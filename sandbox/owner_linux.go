@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"github.com/boxrun/boxrun/internal/rundir"
 )
 
 // ownerRecord says which boxrun runs a box. It lets `boxrun status` and
@@ -26,9 +28,9 @@ type ownerRecord struct {
 }
 
 // DefaultOwnerDir is where boxrun records the boxes it runs, next to the
-// other runtime state (see DefaultStatePath).
+// other runtime state (see rundir.Dir).
 func DefaultOwnerDir(getenv func(string) string) string {
-	return filepath.Join(filepath.Dir(DefaultStatePath(getenv)), "boxes")
+	return filepath.Join(rundir.Dir(getenv), "boxes")
 }
 
 // writeOwner records (or rewrites) the owner of the box at cgroup.

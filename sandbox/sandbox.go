@@ -8,8 +8,11 @@
 // it, even for a moment: it starts a small helper (boxrun itself, re-executed)
 // that blocks until the box holds it, and only then executes the command.
 //
-// Everything that touches cgroups, systemd or processes lives in this package;
-// the policy package is pure and cmd/boxrun only wires flags and output.
+// Everything that touches cgroups, systemd or processes for boxes lives in this
+// package; editor protection is package protect (which doctor, here, uses to
+// report how well the editor is protected), and the readers and the systemd
+// connection both share are under internal/. The policy package is pure and
+// cmd/boxrun only wires flags and output.
 package sandbox
 
 import (

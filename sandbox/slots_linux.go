@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/boxrun/boxrun/internal/rundir"
 )
 
 // ErrNoSlot is returned (wrapped) by AcquireSlot with NoWait when every
@@ -42,7 +44,7 @@ type SlotRequest struct {
 // /run/boxrun/slots for root, else /run/user/UID/boxrun/slots — a tmpfs
 // that is the user's own and emptied at logout or boot.
 func DefaultSlotDir(getenv func(string) string) string {
-	return filepath.Join(filepath.Dir(DefaultStatePath(getenv)), "slots")
+	return filepath.Join(rundir.Dir(getenv), "slots")
 }
 
 // AcquireSlot waits for a free slot and returns the function that frees it.

@@ -395,7 +395,7 @@ func (x *systemdBox) Destroy(ctx context.Context) error {
 		return err
 	})
 	switch {
-	case err != nil && isNoSuchUnit(err):
+	case err != nil && systemd.IsNoSuchUnit(err):
 	case err != nil && !x.b.conn.Connected():
 		// Without the manager: an empty scope is stopped and collected by
 		// systemd itself; only a scope that still holds processes stays.
@@ -417,7 +417,7 @@ func (x *systemdBox) Destroy(ctx context.Context) error {
 			errs = append(errs, ctx.Err())
 		}
 	}
-	if err := x.b.call(ctx, x.req.Warn, func(c *sd.Conn) error { return c.ResetFailedUnitContext(ctx, x.unit) }); err != nil && !isNoSuchUnit(err) && !isNotFailed(err) {
+	if err := x.b.call(ctx, x.req.Warn, func(c *sd.Conn) error { return c.ResetFailedUnitContext(ctx, x.unit) }); err != nil && !systemd.IsNoSuchUnit(err) && !isNotFailed(err) {
 		errs = append(errs, fmt.Errorf("resetting scope %s: %w", x.unit, err))
 	}
 	return errors.Join(errs...)
@@ -426,11 +426,6 @@ func (x *systemdBox) Destroy(ctx context.Context) error {
 // mentionsProperty reports whether systemd refused a property by name.
 func mentionsProperty(err error, name string) bool {
 	return strings.Contains(err.Error(), name)
-}
-
-func isNoSuchUnit(err error) bool {
-	var de godbus.Error
-	return errors.As(err, &de) && strings.HasSuffix(de.Name, ".NoSuchUnit")
 }
 
 func isNotFailed(err error) bool {

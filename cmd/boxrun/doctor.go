@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/protect"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -50,14 +51,14 @@ func runDoctor(ctx context.Context, o options, args []string, stdout io.Writer, 
 	for _, ig := range pol.Ignored {
 		out.warnf("%s", ig)
 	}
-	groups, err := sandbox.ResolveProtectGroups(st, pol.Protect, env)
+	groups, err := protect.ResolveGroups(st, pol.Protect, env)
 	if err != nil {
 		out.errorf("%v", err)
 		return exitBoxrunFailed
 	}
 	m := sandbox.LiveMachine()
 	defer m.Close()
-	checks := sandbox.Doctor(ctx, m, sandbox.DoctorOptions{Policy: pol, Groups: groups, Others: sandbox.OtherGroupNames(st, pol.Protect)})
+	checks := sandbox.Doctor(ctx, m, sandbox.DoctorOptions{Policy: pol, Groups: groups, Others: protect.OtherGroupNames(st, pol.Protect)})
 	ok := sandbox.DoctorOK(checks)
 	if *asJSON {
 		if err := writeJSON(stdout, doctorReport{OK: ok, Policy: pol.Name, Checks: checks}); err != nil {

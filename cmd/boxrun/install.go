@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/boxrun/boxrun/sandbox"
+	"github.com/boxrun/boxrun/internal/systemd"
 )
 
 // protectUnitName is the user unit that keeps the editor protected.
@@ -105,7 +105,7 @@ func runInstall(ctx context.Context, install bool, args []string, stdout io.Writ
 		return exitBoxrunFailed
 	}
 	if !install {
-		removed, err := sandbox.UninstallUserUnit(ctx, file)
+		removed, err := systemd.UninstallUserUnit(ctx, file)
 		if err != nil {
 			out.errorf("uninstall user-unit: %v", err)
 			return 1
@@ -129,7 +129,7 @@ func runInstall(ctx context.Context, install bool, args []string, stdout io.Writ
 	if strings.HasPrefix(exe, os.TempDir()+"/") || strings.Contains(exe, "/go-build") {
 		out.warnf("the unit will run %s, a temporary build; install boxrun first (go install ./cmd/boxrun) and run that", exe)
 	}
-	if err := sandbox.InstallUserUnit(ctx, file, protectUnit(exe)); err != nil {
+	if err := systemd.InstallUserUnit(ctx, file, protectUnit(exe)); err != nil {
 		out.errorf("install user-unit: %v", err)
 		return 1
 	}

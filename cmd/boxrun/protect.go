@@ -17,6 +17,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/protect"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
@@ -62,7 +63,7 @@ func runProtect(ctx context.Context, o options, args []string, stdout io.Writer,
 		out.hintf("sudo boxrun protect --system")
 		return exitBoxrunFailed
 	}
-	statePath := sandbox.DefaultStatePath(os.Getenv)
+	statePath := protect.DefaultStatePath(os.Getenv)
 	if po.undo {
 		return protectUndo(ctx, statePath, po, stdout, out)
 	}
@@ -91,15 +92,15 @@ func runProtect(ctx context.Context, o options, args []string, stdout io.Writer,
 		}
 		names = pol.Protect
 	}
-	groups, err := sandbox.ResolveProtectGroups(st, names, env)
+	groups, err := protect.ResolveGroups(st, names, env)
 	if err != nil {
 		out.errorf("protect: %v", err)
 		return exitBoxrunFailed
 	}
-	p := sandbox.NewProtector(sandbox.ProtectOptions{
+	p := protect.NewProtector(protect.Options{
 		Groups:    groups,
-		Others:    sandbox.OtherGroupNames(st, names),
-		UID:       sandbox.ProtectUID(os.Getenv),
+		Others:    protect.OtherGroupNames(st, names),
+		UID:       protect.ProtectUID(os.Getenv),
 		DryRun:    po.dryRun,
 		System:    po.system,
 		StatePath: statePath,
@@ -140,7 +141,7 @@ func groupNames(st *policy.Stack) []string {
 }
 
 // describeGroups names groups with their process names, for messages.
-func describeGroups(groups []sandbox.ProtectGroup) string {
+func describeGroups(groups []protect.Group) string {
 	var parts []string
 	for _, g := range groups {
 		parts = append(parts, fmt.Sprintf("group %s (%s)", g.Name, strings.Join(g.Match, ", ")))
@@ -155,7 +156,7 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // oomColumn renders "300 → 100 (floor)".
-func oomColumn(p sandbox.ProtectedProcess, dryRun bool) string {
+func oomColumn(p protect.ProtectedProcess, dryRun bool) string {
 	switch {
 	case p.OOMTarget == nil:
 		return fmt.Sprint(p.OOMBefore)
@@ -173,7 +174,7 @@ func oomColumn(p sandbox.ProtectedProcess, dryRun bool) string {
 
 // needsRoot lists the cgroups only root can change to make protection
 // effective.
-func needsRoot(u sandbox.ProtectedUnit) string {
+func needsRoot(u protect.ProtectedUnit) string {
 	var names []string
 	for _, f := range u.Protection.Fixes {
 		if f.NeedsRoot && !f.Applied {
@@ -191,8 +192,8 @@ func needsRoot(u sandbox.ProtectedUnit) string {
 }
 
 // printProtectTable prints one row per process.
-func printProtectTable(w io.Writer, rep *sandbox.ProtectReport) {
-	units := map[string]sandbox.ProtectedUnit{}
+func printProtectTable(w io.Writer, rep *protect.Report) {
+	units := map[string]protect.ProtectedUnit{}
 	for _, u := range rep.Units {
 		units[u.Cgroup] = u
 	}
@@ -205,11 +206,11 @@ func printProtectTable(w io.Writer, rep *sandbox.ProtectReport) {
 		}
 		low, eff, root := "-", "-", "-"
 		if u, ok := units[p.Cgroup]; ok {
-			low = sandbox.FormatLow(u.Set)
+			low = protect.FormatLow(u.Set)
 			if rep.DryRun && u.Set != u.Before {
 				low += "?"
 			}
-			eff = sandbox.FormatLow(u.Protection.Effective)
+			eff = protect.FormatLow(u.Protection.Effective)
 			root = needsRoot(u)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Comm, p.PID, p.Group, unit, oomColumn(p, rep.DryRun), low, eff, root)
@@ -219,7 +220,7 @@ func printProtectTable(w io.Writer, rep *sandbox.ProtectReport) {
 
 // explainProtect says, on stderr, what limited the protection and how to
 // lift it.
-func explainProtect(rep *sandbox.ProtectReport, groups []sandbox.ProtectGroup, out *printer) {
+func explainProtect(rep *protect.Report, groups []protect.Group, out *printer) {
 	if rep.DryRun {
 		out.infof("dry run: nothing was changed; values marked ? are what boxrun would set (the kernel may stop oom_score_adj at a process's floor)")
 	}
@@ -260,14 +261,14 @@ func explainProtect(rep *sandbox.ProtectReport, groups []sandbox.ProtectGroup, o
 			out.infof("memory.low of %s: %s", name, u.Protection.Note)
 		case len(todo) > 0:
 			out.hintf("memory.low of %s is effective at %s of %s; to make it effective: %s", name,
-				sandbox.FormatLow(u.Protection.Effective), sandbox.FormatLow(u.Protection.Want), strings.Join(todo, " && "))
+				protect.FormatLow(u.Protection.Effective), protect.FormatLow(u.Protection.Want), strings.Join(todo, " && "))
 		}
 	}
 }
 
 // protectWatch re-applies protection as new processes appear, until
 // SIGTERM or SIGINT; it tells systemd it is ready (Type=notify).
-func protectWatch(ctx context.Context, p *sandbox.Protector, groups []sandbox.ProtectGroup, po protectOptions, stdout io.Writer, out *printer) int {
+func protectWatch(ctx context.Context, p *protect.Protector, groups []protect.Group, po protectOptions, stdout io.Writer, out *printer) int {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	out.infof("watching for processes of %s every %v", describeGroups(groups), watchInterval)
@@ -284,7 +285,7 @@ func protectWatch(ctx context.Context, p *sandbox.Protector, groups []sandbox.Pr
 			out.warnf("telling systemd boxrun is ready: %v", err)
 		}
 	}
-	err := p.Watch(ctx, watchInterval, ready, func(rep *sandbox.ProtectReport, err error) {
+	err := p.Watch(ctx, watchInterval, ready, func(rep *protect.Report, err error) {
 		if err != nil {
 			if once("error " + err.Error()) {
 				out.warnf("%v", err)
@@ -307,7 +308,7 @@ func protectWatch(ctx context.Context, p *sandbox.Protector, groups []sandbox.Pr
 			if !u.Changed {
 				continue
 			}
-			out.infof("set MemoryLow=%s on %s (effective %s)", sandbox.FormatLow(u.Set), orCgroup(u), sandbox.FormatLow(u.Protection.Effective))
+			out.infof("set MemoryLow=%s on %s (effective %s)", protect.FormatLow(u.Set), orCgroup(u), protect.FormatLow(u.Protection.Effective))
 		}
 		for _, pr := range rep.Problems {
 			if once("problem " + pr) {
@@ -322,7 +323,7 @@ func protectWatch(ctx context.Context, p *sandbox.Protector, groups []sandbox.Pr
 	return 0
 }
 
-func orCgroup(u sandbox.ProtectedUnit) string {
+func orCgroup(u protect.ProtectedUnit) string {
 	if u.Unit != "" {
 		return u.Unit
 	}
@@ -331,14 +332,14 @@ func orCgroup(u sandbox.ProtectedUnit) string {
 
 // protectUndo restores what protection changed.
 func protectUndo(ctx context.Context, statePath string, po protectOptions, stdout io.Writer, out *printer) int {
-	restored, err := sandbox.UndoProtection(ctx, statePath, 0)
+	restored, err := protect.Undo(ctx, statePath, 0)
 	if err != nil {
 		out.errorf("protect --undo: %v", err)
 		return 1
 	}
 	if po.asJSON {
 		if restored == nil {
-			restored = []sandbox.Restored{}
+			restored = []protect.Restored{}
 		}
 		if err := writeJSON(stdout, restored); err != nil {
 			out.errorf("writing the result: %v", err)
@@ -386,15 +387,15 @@ func protectForRun(ctx context.Context, st *policy.Stack, pol *policy.Resolved) 
 	defer cancel()
 	what := strings.Join(pol.Protect, ", ")
 	mem, _ := sandbox.MemoryAvailable()
-	groups, err := sandbox.ResolveProtectGroups(st, pol.Protect, policy.Env{MemoryBytes: mem})
+	groups, err := protect.ResolveGroups(st, pol.Protect, policy.Env{MemoryBytes: mem})
 	if err != nil {
 		return []string{fmt.Sprintf("protecting %s: %v", what, err)}
 	}
-	p := sandbox.NewProtector(sandbox.ProtectOptions{
+	p := protect.NewProtector(protect.Options{
 		Groups:    groups,
-		Others:    sandbox.OtherGroupNames(st, pol.Protect),
-		UID:       sandbox.ProtectUID(os.Getenv),
-		StatePath: sandbox.DefaultStatePath(os.Getenv),
+		Others:    protect.OtherGroupNames(st, pol.Protect),
+		UID:       protect.ProtectUID(os.Getenv),
+		StatePath: protect.DefaultStatePath(os.Getenv),
 		Timeout:   protectRunTimeout,
 	})
 	defer p.Close()

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun/sandbox"
+	"github.com/boxrun/boxrun/protect"
 )
 
 func TestProtectUnitMatchesContrib(t *testing.T) {
@@ -147,7 +147,7 @@ func TestProtectAndUndoNatively(t *testing.T) {
 	pid := ed.Process.Pid
 
 	code, stdout, stderr := runCLI(t, "protect", "--dry-run", "--json")
-	var rep sandbox.ProtectReport
+	var rep protect.Report
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != 0 {
 		t.Fatalf("dry run: exit %d, %v\n%s\n%s", code, err, stdout, stderr)
 	}
@@ -157,7 +157,7 @@ func TestProtectAndUndoNatively(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(runtime, "boxrun", "protect.json")); err == nil {
 		t.Error("--dry-run wrote the state file")
 	}
-	var found *sandbox.ProtectedProcess
+	var found *protect.ProtectedProcess
 	for i := range rep.Processes {
 		if rep.Processes[i].PID == pid {
 			found = &rep.Processes[i]
@@ -175,10 +175,10 @@ func TestProtectAndUndoNatively(t *testing.T) {
 	if !strings.Contains(stdout, fmt.Sprintf("300 → %d", after)) || !strings.Contains(stdout, strconv.Itoa(pid)) {
 		t.Errorf("the table does not show the change:\n%s", stdout)
 	}
-	if sandbox.HasCapSysResource() && after != -500 {
+	if protect.HasCapSysResource() && after != -500 {
 		t.Errorf("with CAP_SYS_RESOURCE the target -500 is allowed, got %d", after)
 	}
-	if !sandbox.HasCapSysResource() && !strings.Contains(stdout, fmt.Sprintf("300 → %d (floor)", after)) {
+	if !protect.HasCapSysResource() && !strings.Contains(stdout, fmt.Sprintf("300 → %d (floor)", after)) {
 		t.Errorf("without CAP_SYS_RESOURCE the table should say the floor stopped it:\n%s", stdout)
 	}
 

@@ -42,6 +42,24 @@ func TestReadMount(t *testing.T) {
 	}
 }
 
+func TestFSPath(t *testing.T) {
+	tests := []struct {
+		parts []string
+		want  string
+	}{
+		{[]string{"/sys/fs/cgroup", "/user.slice", "memory.low"}, "sys/fs/cgroup/user.slice/memory.low"},
+		{[]string{"/sys/fs/cgroup", "", "cgroup.controllers"}, "sys/fs/cgroup/cgroup.controllers"},
+		{[]string{"/sys/fs/cgroup"}, "sys/fs/cgroup"},
+		{[]string{"/"}, "."},
+		{nil, "."},
+	}
+	for _, tt := range tests {
+		if got := FSPath(tt.parts...); got != tt.want {
+			t.Errorf("FSPath(%q) = %q, want %q", tt.parts, got, tt.want)
+		}
+	}
+}
+
 func TestParseProcCgroup(t *testing.T) {
 	got, err := ParseProcCgroup(strings.NewReader("0::/user.slice/user-1000.slice/session-2.scope\n"))
 	if err != nil || got != "/user.slice/user-1000.slice/session-2.scope" {

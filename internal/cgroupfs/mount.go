@@ -15,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,17 @@ func ReadMount(fsys fs.FS) (Mount, error) {
 	}
 	defer f.Close()
 	return ParseMounts(f)
+}
+
+// FSPath turns an absolute path, given in parts, into the name of the file
+// in an fs.FS rooted at "/" (ReadMount's): FSPath(m.Path, cgroup,
+// "memory.low").
+func FSPath(parts ...string) string {
+	p := strings.TrimPrefix(path.Join(append([]string{"/"}, parts...)...), "/")
+	if p == "" {
+		return "."
+	}
+	return p
 }
 
 // MountPoint is where this system mounts cgroup2, "" when it does not.

@@ -2,9 +2,9 @@
 // socket of the system or a user manager, one dial (one D-Bus connection
 // for calls and signals, within a deadline), a cache of connections by
 // socket, and the few helpers every caller needs (errors systemd explains,
-// unit types). The backend, editor protection, doctor and the user-unit
-// installer all connect through it. It never runs systemctl or
-// systemd-run.
+// unit types, which unit and manager own a cgroup), and the installer of
+// user units (boxrun install user-unit). The backend, editor protection and
+// doctor all connect through it. It never runs systemctl or systemd-run.
 package systemd
 
 import (
@@ -153,6 +153,13 @@ func ExplainError(err error) error {
 		}
 	}
 	return err
+}
+
+// IsNoSuchUnit reports whether systemd answered that the unit does not
+// exist (it was never loaded, or was stopped and collected).
+func IsNoSuchUnit(err error) bool {
+	var de godbus.Error
+	return errors.As(err, &de) && strings.HasSuffix(de.Name, ".NoSuchUnit")
 }
 
 // UnitType is the D-Bus interface suffix of a unit: "Scope" for x.scope.

@@ -1,0 +1,26 @@
+package systemd
+
+import "testing"
+
+func TestUnitOwner(t *testing.T) {
+	tests := []struct {
+		cg, unit, manager string
+		uid               int
+	}{
+		{"/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-code-4242.scope", "app-gnome-code-4242.scope", "user", 1000},
+		{"/user.slice/user-1000.slice/user@1000.service/app.slice", "app.slice", "user", 1000},
+		{"/user.slice/user-1000.slice/user@1000.service", "user@1000.service", "system", -1},
+		{"/user.slice/user-1000.slice/session-2.scope", "session-2.scope", "system", -1},
+		{"/user.slice", "user.slice", "system", -1},
+		{"/system.slice/boxrun-test.service", "boxrun-test.service", "system", -1},
+		{"/itprot/editor", "", "", -1},
+		{"/", "", "", -1},
+		{"/.slice", "", "", -1},
+	}
+	for _, tt := range tests {
+		unit, manager, uid := UnitOwner(tt.cg)
+		if unit != tt.unit || manager != tt.manager || uid != tt.uid {
+			t.Errorf("UnitOwner(%q) = %q, %q, %d; want %q, %q, %d", tt.cg, unit, manager, uid, tt.unit, tt.manager, tt.uid)
+		}
+	}
+}
