@@ -125,7 +125,7 @@ func saveState(file string, s *protectState) error {
 		}
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+	if err := rundir.Make(filepath.Dir(file)); err != nil {
 		return fmt.Errorf("remembering what protection changed: %w", err)
 	}
 	s.Version = stateVersion
@@ -147,7 +147,7 @@ func saveState(file string, s *protectState) error {
 // lockState takes an exclusive lock beside the state file, so that runs
 // starting at once do not lose each other's records.
 func lockState(file string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+	if err := rundir.Make(filepath.Dir(file)); err != nil {
 		return nil, fmt.Errorf("locking the protection state: %w", err)
 	}
 	f, err := os.OpenFile(file+".lock", os.O_CREATE|os.O_RDWR, 0o600)

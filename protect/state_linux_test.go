@@ -77,3 +77,19 @@ func TestProtectStateRoundTrip(t *testing.T) {
 		t.Errorf("undo left the state file (%v)", err)
 	}
 }
+
+func TestInsideMount(t *testing.T) {
+	for cg, want := range map[string]bool{
+		"/user.slice/user-1000.slice":  true,
+		"/../../tmp/x":                 false,
+		"/user.slice/../../../etc":     false,
+		"/":                            false,
+		"":                             false,
+		"relative":                     false,
+		"/user.slice/../system.slice/": true,
+	} {
+		if got := insideMount("/sys/fs/cgroup", cg); got != want {
+			t.Errorf("insideMount(%q) = %v, want %v", cg, got, want)
+		}
+	}
+}

@@ -81,6 +81,10 @@ func Undo(ctx context.Context, statePath string, timeout time.Duration) ([]Resto
 			full := filepath.Join(mount.Path, e.Cgroup, "memory.low")
 			v, ok := readCgroupValue(os.DirFS("/"), cgroupfs.FSPath(mount.Path, e.Cgroup, "memory.low"))
 			switch {
+			case !insideMount(mount.Path, e.Cgroup):
+				// A state file can be edited: a recorded cgroup such as
+				// /../../tmp/x must not make this write elsewhere.
+				r.Skipped = "the recorded cgroup " + strconv.Quote(e.Cgroup) + " is not below the cgroup2 mount"
 			case mount.Path == "" || !ok:
 				r.Skipped = "the cgroup is gone"
 			case v != e.After:
@@ -129,4 +133,14 @@ func (p *Protector) undoUnit(ctx context.Context, e stateUnit, timeout time.Dura
 		return err.Error()
 	}
 	return ""
+}
+
+// insideMount reports whether the cgroup path cg, joined onto the cgroup2
+// mount, stays below it.
+func insideMount(mount, cg string) bool {
+	if mount == "" || !strings.HasPrefix(cg, "/") {
+		return false
+	}
+	full := filepath.Join(mount, cg)
+	return full != mount && strings.HasPrefix(full, mount+"/")
 }

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/rundir"
 )
 
 // Collected is one box `boxrun gc` removed (or would remove).
@@ -65,6 +66,9 @@ func removeBox(ctx context.Context, mount string, b LiveBox) error {
 
 // pruneRecords removes the records of boxes that no longer exist.
 func pruneRecords(dir string, live map[string]bool) {
+	if !rundir.Private(dir) {
+		return // not this user's own: deleting there could delete anything
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return

@@ -38,7 +38,7 @@ func writeOwner(dir string, rec ownerRecord) error {
 	if dir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := rundir.Make(dir); err != nil {
 		return fmt.Errorf("recording the box: %w", err)
 	}
 	data, _ := json.Marshal(rec)

@@ -62,7 +62,7 @@ func AcquireSlot(ctx context.Context, req SlotRequest) (release func(), err erro
 	if req.Poll == 0 {
 		req.Poll = 50 * time.Millisecond
 	}
-	if err := os.MkdirAll(req.Dir, 0o700); err != nil {
+	if err := rundir.Make(req.Dir); err != nil {
 		return nil, fmt.Errorf("making the slot directory: %w", err)
 	}
 	prefix := slotPrefix(req.Policy)
