@@ -481,7 +481,9 @@ func (l *look) size(comm string) (uint64, bool) {
 // it grew in the look before its pause.
 func (l *look) need(p Proc) uint64 {
 	e, known := l.size(p.Comm)
-	if known {
+	if known && p.RSS < e {
+		// A twentieth more for what is charged but not resident; a
+		// process at its kind's size has that charged already.
 		e += e / 20
 	}
 	var n uint64
@@ -514,6 +516,25 @@ func (l *look) growing(p Proc) bool {
 	const noise = 64 << 10
 	st := l.c.procs[p.PID]
 	return st.seen && p.RSS >= st.prev+noise
+}
+
+// mayGrow reports whether p may be paused as a grower: its memory rose
+// since the last look; or it is new and short of the size of its kind (a
+// learned size, or in a full box the largest live one's): a process born
+// between two looks has not shown its growth yet, but its kind has. In a
+// full box a process that grew within recentGrowth counts too: the kernel
+// may have throttled it at memory.high since, so that it grew nothing in
+// the last look, and it grows on as soon as the throttle lets go.
+func (l *look) mayGrow(p Proc, full bool) bool {
+	if l.growing(p) {
+		return true
+	}
+	st := l.c.procs[p.PID]
+	_, known := l.size(p.Comm)
+	if !st.seen && (known || full) && l.need(p) > 0 {
+		return true
+	}
+	return full && l.grewLately(p)
 }
 
 // recentGrowth is how long a process counts as still growing after its
@@ -606,7 +627,7 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 	for i := len(l.running) - 1; i >= 0; i-- {
 		p := l.running[i]
-		if !l.growing(p) || o.Now.Before(c.procs[p.PID].holdUntil) || left == 1 {
+		if !l.mayGrow(p, room <= 0) || o.Now.Before(c.procs[p.PID].holdUntil) || left == 1 {
 			// The last running leaf goes on: pausing it would only stall
 			// the run.
 			continue

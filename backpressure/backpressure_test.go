@@ -131,7 +131,7 @@ func TestStep(t *testing.T) {
 			{ms: 10, usage: 190, cpu: 2, procs: []Proc{leaf(2, 2, 50), leaf(3, 3, 60), leaf(4, 4, 30)}, paused: []int{3, 4}},
 			// A job elsewhere finished at 55M: jobs are 55M. 3 holds 60M; 2
 			// and 4 are still short of it, and the box is full.
-			{ms: 20, usage: 190, cpu: 3, procs: []Proc{leaf(2, 2, 50), leaf(3, 3, 60), leaf(4, 4, 30), leaf(5, 5, 55)}},
+			{ms: 20, usage: 170, cpu: 3, procs: []Proc{leaf(2, 2, 50), leaf(3, 3, 60), leaf(4, 4, 30), leaf(5, 5, 55)}},
 			{ms: 30, usage: 190, cpu: 4, procs: []Proc{leaf(2, 2, 50), leaf(3, 3, 60), leaf(4, 4, 30)}, resumed: []int{3}},
 		}},
 		{"a paused process resumes when its growth fits", cfg, []obs{
@@ -144,12 +144,12 @@ func TestStep(t *testing.T) {
 		{"every running process waiting on a lock resumes the holder at once", cfg, []obs{
 			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 40), leaf(4, 4, 40)}},
 			// 4 took the lock and grows; the box is full: it is paused.
-			// At the target, the holder goes on growing; 5 (new) is judged
-			// at the next look.
+			// At the target, the holder goes on growing; 5, new and short
+			// of the largest job's size in a full box, waits.
 			{ms: 10, usage: 186, cpu: 2, procs: []Proc{waiting(2, 2, 40, OnLock), waiting(3, 3, 40, OnLock), leaf(4, 4, 60), leaf(5, 5, 20)},
-				holders: []int{4}},
-			{ms: 20, usage: 192, cpu: 3, procs: []Proc{waiting(2, 2, 40, OnLock), waiting(3, 3, 40, OnLock), leaf(4, 4, 65), leaf(5, 5, 21)},
 				holders: []int{4}, paused: []int{5}},
+			{ms: 20, usage: 192, cpu: 3, procs: []Proc{waiting(2, 2, 40, OnLock), waiting(3, 3, 40, OnLock), leaf(4, 4, 65), leaf(5, 5, 20)},
+				holders: []int{4}},
 		}},
 		{"a paused lock holder is resumed when all others wait for it", cfg, []obs{
 			{ms: 0, usage: 120, cpu: 1, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 40), leaf(4, 4, 20)}},
@@ -206,9 +206,10 @@ func TestStep(t *testing.T) {
 		}},
 		{"sizes known from an earlier run hold back the first wave", Config{Target: 200 * mib, Margin: 20 * mib, Main: 1, Known: map[string]uint64{"job": 60 * mib}}, []obs{
 			// 4 x 60M (+5%) = 252M cannot fit 180M; nothing is known in
-			// this run yet, but the newest growing ones wait.
-			{ms: 0, usage: 40, cpu: 1, procs: []Proc{leaf(2, 2, 10), leaf(3, 3, 10), leaf(4, 4, 10), leaf(5, 5, 10)}},
-			{ms: 10, usage: 80, cpu: 2, procs: []Proc{leaf(2, 2, 20), leaf(3, 3, 20), leaf(4, 4, 20), leaf(5, 5, 20)}, paused: []int{4, 5}},
+			// this run yet, but the newest wait from the first look: a new
+			// process of a known kind short of its size will grow.
+			{ms: 0, usage: 40, cpu: 1, procs: []Proc{leaf(2, 2, 10), leaf(3, 3, 10), leaf(4, 4, 10), leaf(5, 5, 10)}, paused: []int{4, 5}},
+			{ms: 10, usage: 60, cpu: 2, procs: []Proc{leaf(2, 2, 20), leaf(3, 3, 20), leaf(4, 4, 10), leaf(5, 5, 10)}},
 		}},
 		{"the slice's limit admits less than the box's", cfg, []obs{
 			{ms: 0, usage: 60, cpu: 1, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 10), leaf(4, 4, 5)}, slice: &Budget{Limit: 400 * mib, Usage: 300 * mib}},
