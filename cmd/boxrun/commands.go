@@ -158,6 +158,21 @@ func commands() []command {
 			summary:  "print boxrun's version and the revision it was built from",
 			run:      runVersion,
 		},
+		{
+			name:     "completion",
+			synopsis: []string{"completion bash|zsh|fish"},
+			summary:  "print the shell completion script",
+			operands: []string{"bash", "zsh", "fish"},
+			examples: []string{"boxrun completion bash > ~/.local/share/bash-completion/completions/boxrun"},
+			run:      runCompletion,
+		},
+		{
+			name:     completeCommand,
+			synopsis: []string{completeCommand + " WORD..."},
+			summary:  "print the completions of a command line (used by the completion scripts)",
+			hidden:   true,
+			run:      runComplete,
+		},
 	}
 }
 

@@ -106,9 +106,9 @@ func writeRootHelp(w io.Writer, fs *pflag.FlagSet) {
 	for _, e := range rootExamples {
 		fmt.Fprintf(w, "  %s\n", e)
 	}
-	fmt.Fprintf(w, "\npolicy lookup, nearest first (a nearer definition of a name replaces a farther one):\n")
+	fmt.Fprintf(w, "\npolicy lookup, nearest first (a nearer definition replaces a farther one):\n")
 	for i, l := range lookup {
-		fmt.Fprintf(w, "  %d. %s\n", i+1, l)
+		writeColumns(w, fmt.Sprintf("%d.", i+1), l, 2)
 	}
 	fmt.Fprintf(w, "\nenvironment:\n")
 	writeTable(w, environment)

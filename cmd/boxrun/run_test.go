@@ -13,10 +13,15 @@ import (
 	"github.com/boxrun/boxrun/sandbox"
 )
 
-// TestMain lets the test binary serve as boxrun's helper, as main does.
+// TestMain lets the test binary serve as boxrun's helper, as main does,
+// and as boxrun itself with BOXRUN_TEST_AS_MAIN=1 (for the shells that
+// the completion tests run).
 func TestMain(m *testing.M) {
 	if sandbox.IsHelper(os.Args) {
 		os.Exit(sandbox.RunHelper(os.Args))
+	}
+	if os.Getenv("BOXRUN_TEST_AS_MAIN") == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
