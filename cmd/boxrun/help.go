@@ -282,8 +282,16 @@ func flagUsages(fs *pflag.FlagSet) string {
 // runHelp implements `boxrun help [COMMAND]` and `boxrun help --man`.
 func runHelp(_ context.Context, _ options, args []string, stdout io.Writer, out *printer) int {
 	fs := newSubcommand("help", "usage: boxrun help [COMMAND]", out)
+	man := fs.Bool("man", false, "print the manual page boxrun(1) as roff (man -l - shows it)")
 	if code, done := parseSubcommand(fs, "help", args, "", out); done {
 		return code
+	}
+	if *man {
+		if !noArguments(fs, "help --man", "boxrun help --man | man -l -", out) {
+			return exitBoxrunFailed
+		}
+		writeMan(stdout)
+		return 0
 	}
 	if fs.NArg() == 0 {
 		writeRootHelp(stdout, rootFlags())
