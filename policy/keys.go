@@ -188,3 +188,9 @@ func ptrOf[T any](x T, err error) (*T, error) {
 	}
 	return &x, nil
 }
+
+// Keys returns the keys of a [policies.NAME] table, as written in TOML and
+// in --set, in the order they are documented (for help and completion).
+func Keys() []string {
+	return slices.Clone(policyKeys)
+}

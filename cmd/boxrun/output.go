@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+
+	"github.com/spf13/pflag"
 )
 
 // Output rules, for every line boxrun itself prints:
@@ -16,10 +18,19 @@ import (
 //   - a block (the run report) starts with a "boxrun: " line; the lines under
 //     it are indented by two spaces instead of prefixed.
 //
+// Help that was asked for (--help, boxrun help) is not one of these lines:
+// it goes to stdout, unprefixed, so that it can be paged or searched.
+//
 // The printer below is the only place that formats them.
 type printer struct {
 	w     io.Writer
 	quiet bool
+	// help is where help that was asked for goes (stdout).
+	help io.Writer
+	// describe, when set, is given each subcommand's flag set instead of
+	// parsing its arguments (see describeFlags): help, the man page and
+	// completion learn the flags from the runners themselves.
+	describe func(*pflag.FlagSet)
 }
 
 // errorf prints an error; it is shown even with -q.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,42 +12,73 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/sandbox"
 )
 
-// runPolicy implements `boxrun policy list|show NAME|check [FILE]`.
-func runPolicy(o options, args []string, stdout io.Writer, out *printer) int {
-	if len(args) == 0 {
+// runPolicy implements `boxrun policy` without one of its subcommands
+// (which lookupCommand finds first): it says which there are.
+func runPolicy(_ context.Context, _ options, args []string, _ io.Writer, out *printer) int {
+	fs := newSubcommand("policy", "", out)
+	fs.SetInterspersed(false)
+	var names []string
+	for _, c := range subcommands("policy") {
+		names = append(names, c.name)
+	}
+	hint := "use " + strings.Join(names, ", ") + "; their flags go after them (boxrun policy list -f FILE)"
+	if code, done := parseSubcommand(fs, "policy", args, hint, out); done {
+		return code
+	}
+	if fs.NArg() == 0 {
 		out.errorf("policy: missing subcommand")
-		out.hintf("use boxrun policy list, show NAME, check [FILE] or export NAME --format oci|systemd|k8s|json")
-		return exitBoxrunFailed
+	} else {
+		out.errorf("policy: unknown subcommand %q", fs.Arg(0))
 	}
-	switch args[0] {
-	case "list":
-		return policyList(o, stdout, out)
-	case "show":
-		name := o.policyName
-		if len(args) > 1 {
-			name = args[1]
-		}
-		return policyShow(o, name, stdout, out)
-	case "check":
-		return policyCheck(o, args[1:], stdout, out)
-	case "export":
-		return policyExport(o, args[1:], stdout, out)
-	default:
-		out.errorf("policy: unknown subcommand %q", args[0])
-		out.hintf("use boxrun policy list, show NAME, check [FILE] or export NAME --format oci|systemd|k8s|json")
-		return exitBoxrunFailed
-	}
+	out.hintf("%s", hint)
+	return exitBoxrunFailed
 }
 
-func policyList(o options, stdout io.Writer, out *printer) int {
+// policyListEntry is one policy in `boxrun policy list --json`.
+type policyListEntry struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	DefinedIn   string   `json:"defined_in"`
+	Project     bool     `json:"project"`
+	Replaces    []string `json:"replaces"`
+}
+
+// policyList implements `boxrun policy list`.
+func policyList(_ context.Context, o options, args []string, stdout io.Writer, out *printer) int {
+	fs := newSubcommand("policy list", "", out)
+	policyFlags(fs, &o, false, false)
+	asJSON := fs.Bool("json", false, "print the policies as a JSON array")
+	if code, done := parseSubcommand(fs, "policy list", args, "", out); done {
+		return code
+	}
+	if tooManyArguments(fs, "policy list", 0, out) {
+		return exitBoxrunFailed
+	}
 	st, err := loadStack(o, out)
 	if err != nil {
 		out.errorf("%v", err)
 		return exitBoxrunFailed
+	}
+	if *asJSON {
+		list := []policyListEntry{}
+		for _, e := range st.Names() {
+			le := policyListEntry{Name: e.Name, Description: e.Description, DefinedIn: e.Origin.String(), Project: e.Project, Replaces: []string{}}
+			for _, s := range e.Shadowed {
+				le.Replaces = append(le.Replaces, s.String())
+			}
+			list = append(list, le)
+		}
+		if err := writeJSON(stdout, list); err != nil {
+			out.errorf("writing the policies: %v", err)
+			return exitBoxrunFailed
+		}
+		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tDEFINED IN\tDESCRIPTION")
@@ -69,16 +101,44 @@ func policyList(o options, stdout io.Writer, out *printer) int {
 	return 0
 }
 
+// policyNamed parses the flags of a subcommand that takes one policy
+// (NAME, or -p) and sets o.policyName; done and code as parseSubcommand.
+func policyNamed(fs *pflag.FlagSet, name string, o *options, args []string, out *printer) (code int, done bool) {
+	policyFlags(fs, o, true, true)
+	if code, done := parseSubcommand(fs, name, args, "", out); done {
+		return code, true
+	}
+	if fs.NArg() > 1 {
+		out.errorf("%s: one policy at a time, not %q", name, strings.Join(fs.Args(), " "))
+		return exitBoxrunFailed, true
+	}
+	if fs.NArg() == 1 {
+		o.policyName = fs.Arg(0)
+	}
+	return 0, false
+}
+
 // policyShow prints the resolved values of one policy, in bytes and in a
 // readable form, with where each came from.
-func policyShow(o options, name string, stdout io.Writer, out *printer) int {
-	o.policyName = name
+func policyShow(_ context.Context, o options, args []string, stdout io.Writer, out *printer) int {
+	fs := newSubcommand("policy show", "", out)
+	asJSON := fs.Bool("json", false, "print the resolved policy as JSON (as policy export --format json)")
+	if code, done := policyNamed(fs, "policy show", &o, args, out); done {
+		return code
+	}
 	_, pol, err := resolvePolicy(o, out)
 	if err != nil {
 		policyError(err, out)
 		return exitBoxrunFailed
 	}
 	mem, _ := sandbox.MemoryAvailable()
+	if *asJSON {
+		if err := pol.Export(stdout, policy.FormatJSON, policy.Env{MemoryBytes: mem}); err != nil {
+			out.errorf("policy show: %v", err)
+			return exitBoxrunFailed
+		}
+		return 0
+	}
 	fmt.Fprintf(stdout, "policy %s", pol.Name)
 	if pol.Description != "" {
 		fmt.Fprintf(stdout, ": %s", pol.Description)
@@ -154,7 +214,16 @@ func showRows(p *policy.Resolved) [][2]string {
 
 // policyCheck parses the given files (or every file of the lookup) and
 // resolves each of their policies, reporting every problem.
-func policyCheck(o options, files []string, stdout io.Writer, out *printer) int {
+func policyCheck(_ context.Context, o options, args []string, stdout io.Writer, out *printer) int {
+	fs := newSubcommand("policy check", "", out)
+	policyFlags(fs, &o, false, false)
+	if code, done := parseSubcommand(fs, "policy check", args, "", out); done {
+		return code
+	}
+	files := fs.Args()
+	if len(files) > 0 && o.policyFile != "" {
+		files = append([]string{o.policyFile}, files...) // -f is one more file to check
+	}
 	var st *policy.Stack
 	if len(files) > 0 {
 		st = &policy.Stack{}
@@ -212,18 +281,11 @@ func policyCheck(o options, files []string, stdout io.Writer, out *printer) int 
 
 // policyExport implements `boxrun policy export NAME [--format F]`: the
 // resolved policy in another tool's terms.
-func policyExport(o options, args []string, stdout io.Writer, out *printer) int {
-	fs := newSubcommand("policy export", "usage: boxrun policy export [NAME] [--format "+strings.Join(policy.ExportFormats, "|")+"]", out)
+func policyExport(_ context.Context, o options, args []string, stdout io.Writer, out *printer) int {
+	fs := newSubcommand("policy export", "", out)
 	format := fs.String("format", policy.FormatJSON, "json, oci (runtime-spec linux.resources), systemd (drop-in) or k8s (container resources)")
-	if code, done := parseSubcommand(fs, "policy export", args, "", out); done {
+	if code, done := policyNamed(fs, "policy export", &o, args, out); done {
 		return code
-	}
-	if fs.NArg() > 1 {
-		out.errorf("policy export: one policy at a time, not %q", strings.Join(fs.Args(), " "))
-		return exitBoxrunFailed
-	}
-	if fs.NArg() == 1 {
-		o.policyName = fs.Arg(0)
 	}
 	if !slices.Contains(policy.ExportFormats, *format) {
 		out.errorf("policy export: unknown format %q", *format)

@@ -36,6 +36,7 @@ type options struct {
 	strict     bool
 	quiet      bool
 	help       bool
+	version    bool     // --version
 	progress   bool     // --progress: a live status line on a terminal
 	reportJSON string   // --report-json PATH, "-" for stdout
 	noWait     bool     // --no-wait: fail instead of waiting for a slot or memory
@@ -58,15 +59,8 @@ func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&o.reportJSON, "report-json", "", "write the run report as JSON to this file (- for stdout)")
 	fs.BoolVar(&o.noWait, "no-wait", false, "fail (exit 125) instead of waiting for a slot (max_concurrent) or for memory (start_when_available)")
 	fs.BoolVarP(&o.help, "help", "h", false, "show this help")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: boxrun [flags] [--] COMMAND [ARGS...]\n"+
-			"       boxrun policy list | show NAME | check [FILE] | export NAME --format oci|systemd|k8s|json\n"+
-			"       boxrun status [--json]\n"+
-			"       boxrun gc [--dry-run] [--kept]\n"+
-			"       boxrun protect [GROUP...] [--dry-run] [--json] [--undo] [--system] [--watch]\n"+
-			"       boxrun doctor [--json]\n"+
-			"       boxrun install|uninstall user-unit | cargo-hook [--shim DIR | --config [--global]]\n\nflags:\n%s", fs.FlagUsages())
-	}
+	fs.BoolVarP(&o.version, "version", "V", false, "print boxrun's version and exit")
+	fs.Usage = func() { writeRootHelp(fs.Output(), fs) }
 	return fs
 }
 
@@ -82,7 +76,7 @@ func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int
 // runWith is run with the backend selection given: boxes are only ever
 // made by a backend that selectBackend returned.
 func runWith(ctx context.Context, selectBackend selectFunc, args []string, stdin, stdout, stderr *os.File) int {
-	out := &printer{w: stderr}
+	out := &printer{w: stderr, help: stdout}
 	if err := checkUnprivileged(); err != nil {
 		out.errorf("%v", err)
 		return exitBoxrunFailed
@@ -102,31 +96,30 @@ func runWith(ctx context.Context, selectBackend selectFunc, args []string, stdin
 		out.hintf("run boxrun --help for the flags")
 		return exitBoxrunFailed
 	}
-	if o.help {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return 0
-	}
-	out.quiet = o.quiet
 	rest := fs.Args()
 	// A subcommand is only recognised when no "--" came before it, so that
 	// `boxrun -- policy` still runs a program called policy.
 	dashdash := fs.ArgsLenAtDash() == 0
-	if len(rest) > 0 && !dashdash {
-		switch rest[0] {
-		case "policy":
-			return runPolicy(o, rest[1:], stdout, out)
-		case "status":
-			return runStatus(ctx, rest[1:], stdout, out)
-		case "gc":
-			return runGC(ctx, rest[1:], stdout, out)
-		case "protect":
-			return runProtect(ctx, o, rest[1:], stdout, out)
-		case "doctor":
-			return runDoctor(ctx, o, rest[1:], stdout, out)
-		case "install", "uninstall":
-			return runInstall(ctx, rest[0] == "install", rest[1:], stdout, out)
+	c, n, isCommand := lookupCommand(rest)
+	isCommand = isCommand && !dashdash
+	switch {
+	case o.help && isCommand: // boxrun --help policy list
+		writeHelp(stdout, c.name, "", describeFlags(c))
+		return 0
+	case o.help:
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0
+	case o.version:
+		fmt.Fprintln(stdout, versionLine())
+		return 0
+	}
+	out.quiet = o.quiet
+	if isCommand {
+		if !checkGlobals(fs, c, out) {
+			return exitBoxrunFailed
 		}
+		return c.run(ctx, o, rest[n:], stdout, out)
 	}
 	if len(rest) == 0 {
 		out.errorf("no command given")

@@ -13,10 +13,15 @@ import (
 	"github.com/boxrun/boxrun/sandbox"
 )
 
-// TestMain lets the test binary serve as boxrun's helper, as main does.
+// TestMain lets the test binary serve as boxrun's helper, as main does,
+// and as boxrun itself with BOXRUN_TEST_AS_MAIN=1 (for the shells that
+// the completion tests run).
 func TestMain(m *testing.M) {
 	if sandbox.IsHelper(os.Args) {
 		os.Exit(sandbox.RunHelper(os.Args))
+	}
+	if os.Getenv("BOXRUN_TEST_AS_MAIN") == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -94,6 +99,32 @@ func TestCLI(t *testing.T) {
 		{"policy export bad format", []string{"policy", "export", "tests", "--format", "yaml"}, 125, "", `unknown format "yaml"`, false},
 		{"policy export unknown policy", []string{"policy", "export", "nope"}, 125, "", `unknown policy "nope"`, false},
 		{"policy export two policies", []string{"policy", "export", "tests", "strict"}, 125, "", "one policy at a time", false},
+		// A native tool: --version, help, flags after the subcommand.
+		{"--version", []string{"--version"}, 0, "boxrun ", "", false},
+		{"-V", []string{"-V"}, 0, "boxrun ", "", false},
+		{"version", []string{"version"}, 0, "boxrun ", "", false},
+		{"version takes no argument", []string{"version", "x"}, 125, "", `unexpected argument "x"`, false},
+		{"dashdash runs a program called help", []string{"--", "help"}, 127, "", "help: command not found", false},
+		{"dashdash runs a program called version", []string{"--", "version"}, 127, "", "version: command not found", false},
+		{"help of an unknown command", []string{"help", "frob"}, 125, "", `unknown command "frob"`, false},
+		{"help of policy show", []string{"help", "policy", "show"}, 0, "usage: boxrun policy show", "", false},
+		{"policy --help lists its commands", []string{"policy", "--help"}, 0, "policy export", "", false},
+		{"policy list -f", []string{"policy", "list", "-f", good}, 0, "mine", "", false},
+		{"policy list --policy-file=", []string{"policy", "list", "--policy-file=" + good}, 0, "mine", "", false},
+		{"policy list --json", []string{"policy", "list", "-f", good, "--json"}, 0, `"name": "mine"`, "", false},
+		{"policy list extra", []string{"policy", "list", "x"}, 125, "", `unexpected argument "x"`, false},
+		{"policy list --set refused", []string{"policy", "list", "--set", "pids.max=1"}, 125, "", "unknown flag: --set", false},
+		{"policy show -f", []string{"policy", "show", "mine", "-f", good}, 0, "pids.max", "", false},
+		{"policy show --set after", []string{"--set", "cpu.weight=7", "policy", "show", "--set", "pids.max=99"}, 0, "99", "", false},
+		{"policy show -p", []string{"policy", "show", "-p", "strict"}, 0, "policy strict", "", false},
+		{"policy show --json", []string{"policy", "show", "strict", "--json"}, 0, `"name": "strict"`, "", false},
+		{"policy show two", []string{"policy", "show", "tests", "strict"}, 125, "", "one policy at a time", false},
+		{"policy check -f", []string{"policy", "check", "-f", good}, 0, "ok: ", "", false},
+		{"policy export -f", []string{"policy", "export", "mine", "-f", good, "--format", "oci"}, 0, `"limit": 77`, "", false},
+		{"policy flags before the subcommand", []string{"policy", "-f", good, "list"}, 125, "", "their flags go after them", false},
+		{"run flag before status", []string{"--strict", "status"}, 125, "", "--strict is a flag of a run", false},
+		{"run flag before policy list", []string{"-p", "build", "policy", "list"}, 125, "", "--policy is a flag of a run", false},
+		{"gc extra", []string{"gc", "x"}, 125, "", `unexpected argument "x"`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
