@@ -177,14 +177,14 @@ func TestBashCompletion(t *testing.T) {
 }
 
 // TestZshFishCompletion checks that the zsh and fish scripts parse, and
-// asks fish for real completions; each shell that is not installed is
-// skipped with the reason.
+// asks fish for real completions; a shell that is not installed fails
+// the test with what to install (make test's packages include both).
 func TestZshFishCompletion(t *testing.T) {
 	for _, shell := range []string{"zsh", "fish"} {
 		t.Run(shell, func(t *testing.T) {
 			path, err := exec.LookPath(shell)
 			if err != nil {
-				t.Skipf("%s is not installed (apt-get install %s)", shell, shell)
+				t.Fatalf("%s is not installed (apt-get install %s): its completion cannot be checked", shell, shell)
 			}
 			script := completionScript(t, shell)
 			if out, err := exec.Command(path, "-n", script).CombinedOutput(); err != nil {
@@ -194,7 +194,7 @@ func TestZshFishCompletion(t *testing.T) {
 	}
 	fish, err := exec.LookPath("fish")
 	if err != nil {
-		return
+		t.Fatalf("fish is not installed (apt-get install fish): %v", err)
 	}
 	script := completionScript(t, "fish")
 	_, env := asBoxrun(t)

@@ -66,7 +66,7 @@ func TestManPage(t *testing.T) {
 func TestManPageHasNoTroffWarnings(t *testing.T) {
 	groff, err := exec.LookPath("groff")
 	if err != nil {
-		t.Skip("groff is not installed")
+		t.Fatal("groff is not installed (apt-get install groff-base): the man page cannot be checked for warnings")
 	}
 	_, page, _ := runCLI(t, "help", "--man")
 	cmd := exec.Command(groff, "-man", "-Tascii", "-ww", "-z")
