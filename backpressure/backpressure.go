@@ -283,15 +283,20 @@ func DefaultMargin(target uint64) uint64 {
 }
 
 // HighFor is the memory.high that goes with backpressure steering to
-// target: half a margin above the pause threshold (target - margin), so the
-// kernel throttles an allocation burst that overshoots the threshold between
-// two looks, and nothing is throttled below it.
+// target (memory.max): two margins below it. The controller pauses half a
+// margin below that (see limit), so nothing it admitted is throttled; a
+// burst that overshoots between two looks is. The gap up to memory.max is
+// what makes that throttle a brake: the kernel's delay grows with the
+// square of the overage above memory.high and is skipped while it is
+// small, so with memory.high just under memory.max (half a margin, as
+// boxrun had it) a burst of allocations in the emulated VM ran through it
+// into OOM kills.
 func HighFor(target uint64) uint64 {
 	m := DefaultMargin(target)
-	if target < m {
-		return target
+	if target < 4*m {
+		return target - min(target, m)/2
 	}
-	return target - m/2
+	return target - 2*m
 }
 
 // New returns a controller for cfg.
@@ -897,7 +902,7 @@ func (l *look) stalled() (string, bool) {
 		return WhyNoneLeft, true
 	case blocked == len(l.running):
 		return WhyBlocked, true
-	case l.o.Now.Sub(l.c.progress) >= l.c.cfg.Stall && l.o.Usage+l.need(l.byPID[l.unblocker()]) <= sub(l.c.cfg.Target, l.c.cfg.Margin/2):
+	case l.o.Now.Sub(l.c.progress) >= l.c.cfg.Stall && l.o.Usage+l.need(l.byPID[l.unblocker()]) <= HighFor(l.c.cfg.Target):
 		// Only when the one to resume fits under memory.high: in a full
 		// box, processes the kernel throttles there use no CPU either,
 		// and resuming one more would push the box to memory.max.
@@ -906,8 +911,9 @@ func (l *look) stalled() (string, bool) {
 	return "", false
 }
 
-// limit is where the controller pauses: Target less Margin.
-func (c *Controller) limit() uint64 { return sub(c.cfg.Target, c.cfg.Margin) }
+// limit is where the controller pauses: half a margin under the
+// memory.high that goes with Target (HighFor).
+func (c *Controller) limit() uint64 { return sub(HighFor(c.cfg.Target), c.cfg.Margin/2) }
 
 // unblocker picks the paused process to resume when the run is stalled: a
 // holder of a lock others wait for, else the one with the least left to add

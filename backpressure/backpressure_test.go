@@ -77,7 +77,8 @@ func run(t *testing.T, cfg Config, steps []obs) *Controller {
 	return c
 }
 
-// The box: target 200M, margin 20M, so the controller steers to 180M.
+// The box: target (memory.max) 200M, margin 20M: memory.high goes at
+// 180M (HighFor) and the controller pauses at 170M.
 var cfg = Config{Target: 200 * mib, Margin: 20 * mib, Main: 1}
 
 func TestStep(t *testing.T) {
@@ -131,11 +132,11 @@ func TestStep(t *testing.T) {
 			{ms: 10, usage: 190, cpu: 2, procs: []Proc{leaf(2, 2, 50), leaf(3, 3, 60), leaf(4, 4, 30)}, paused: []int{3, 4}},
 			// A job elsewhere finished at 55M: jobs are 55M. 3 holds 60M; 2
 			// and 4 are still short of it, and the box is full.
-			{ms: 20, usage: 170, cpu: 3, procs: []Proc{leaf(2, 2, 50), leaf(3, 3, 60), leaf(4, 4, 30), leaf(5, 5, 55)}},
+			{ms: 20, usage: 160, cpu: 3, procs: []Proc{leaf(2, 2, 50), leaf(3, 3, 60), leaf(4, 4, 30), leaf(5, 5, 55)}},
 			{ms: 30, usage: 190, cpu: 4, procs: []Proc{leaf(2, 2, 50), leaf(3, 3, 60), leaf(4, 4, 30)}, resumed: []int{3}},
 		}},
 		{"a paused process resumes when its growth fits", cfg, []obs{
-			{ms: 0, usage: 175, cpu: 1, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 50), leaf(4, 4, 20)}},
+			{ms: 0, usage: 165, cpu: 1, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 50), leaf(4, 4, 20)}},
 			{ms: 10, usage: 185, cpu: 2, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 50), leaf(4, 4, 30)}, paused: []int{4}},
 			// 3 exits at 50M: jobs are 50M (+2.5M). 4 needs 22.5M, and the
 			// box has 45M of room.

@@ -83,7 +83,7 @@ func PrepareBackpressure(p *policy.Resolved) string {
 	if p.Origins != nil {
 		p.Origins["memory.high"] = policy.Origin{File: "memory.backpressure"}
 	}
-	return fmt.Sprintf("memory.high set to %s, just under memory.max, for memory.backpressure", policy.FormatBytes(high))
+	return fmt.Sprintf("memory.high set to %s, a tenth under memory.max, for memory.backpressure", policy.FormatBytes(high))
 }
 
 // NewBackpressure returns the observer for a policy with
