@@ -2,12 +2,8 @@ package sandbox
 
 import (
 	"bufio"
-	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -31,45 +27,22 @@ type scan struct {
 // Processes that exit while being read are left out.
 func scanBox(dir string, waits bool) (scan, error) {
 	s := scan{state: map[int]byte{}, origin: map[int]string{}}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // a child cgroup removed while walking
-			}
-			return err
+	err := cgroupDir{mount: dir, rel: "/"}.eachProc(func(cg string, pid int) {
+		proc, state, ok := readProcState(pid)
+		if !ok {
+			return
 		}
-		if !d.IsDir() {
-			return nil
+		proc.Wait = waitOfState(state)
+		if waits && proc.Wait == backpressure.Asleep {
+			if w, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/wchan"); err == nil {
+				proc.Wait = waitOf(string(w))
+			}
 		}
-		data, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		for _, f := range strings.Fields(string(data)) {
-			pid, err := strconv.Atoi(f)
-			if err != nil {
-				continue
-			}
-			proc, state, ok := readProcState(pid)
-			if !ok {
-				continue
-			}
-			proc.Wait = waitOfState(state)
-			if waits && proc.Wait == backpressure.Asleep {
-				if w, err := os.ReadFile("/proc/" + f + "/wchan"); err == nil {
-					proc.Wait = waitOf(string(w))
-				}
-			}
-			s.procs = append(s.procs, proc)
-			s.state[pid], s.origin[pid] = state, p
-		}
-		return nil
+		s.procs = append(s.procs, proc)
+		s.state[pid], s.origin[pid] = state, cg
 	})
 	if err != nil {
-		return scan{}, fmt.Errorf("listing processes of cgroup %s: %w", dir, err)
+		return scan{}, err
 	}
 	return s, nil
 }

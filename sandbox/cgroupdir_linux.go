@@ -31,6 +31,14 @@ func (c cgroupDir) file(name string) string { return filepath.Join(c.mount, c.re
 // procs lists the processes of the cgroup and of all its descendants.
 func (c cgroupDir) procs() ([]int, error) {
 	var pids []int
+	err := c.eachProc(func(_ string, pid int) { pids = append(pids, pid) })
+	return pids, err
+}
+
+// eachProc calls fn for every process of the cgroup and of its
+// descendants, with the cgroup directory it is in. Cgroups removed while
+// walking are passed over.
+func (c cgroupDir) eachProc(fn func(dir string, pid int)) error {
 	err := filepath.WalkDir(c.dir(), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -50,15 +58,15 @@ func (c cgroupDir) procs() ([]int, error) {
 		}
 		for _, f := range strings.Fields(string(data)) {
 			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
+				fn(p, pid)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing processes of cgroup %s: %w", c.dir(), err)
+		return fmt.Errorf("listing processes of cgroup %s: %w", c.dir(), err)
 	}
-	return pids, nil
+	return nil
 }
 
 // populated reads the "populated" field of cgroup.events. A cgroup that no
