@@ -270,6 +270,9 @@ type Controller struct {
 	// admitted what is in use plus what the running leaves were admitted
 	// to add: memory.high never throttles below it.
 	brake, admitted uint64
+	// released is set while the box is above memory.high and stalled: the
+	// kernel's throttle is all that holds the run, so it is let go.
+	released bool
 }
 
 // DefaultMargin is the headroom kept free below a target: 5 %, at least
@@ -325,6 +328,8 @@ func New(cfg Config) *Controller {
 
 // High is the memory.high the box should have now (0 when Config.High is
 // 0): growth faster than the controller can look is braked by the kernel.
+// While the box is above it and stalled, it is memory.max: the throttle
+// is released rather than freeze the run.
 // memory.high sits the size of the largest kind below Config.High, but
 // never below what is in use plus what the running leaves were admitted to
 // add and half a margin, so the kernel throttles only growth nobody
@@ -335,6 +340,9 @@ func New(cfg Config) *Controller {
 // Config.High. The caller writes it to the box when it changes.
 func (c *Controller) High() uint64 {
 	h := c.cfg.High
+	if h != 0 && c.released {
+		return max(h, c.cfg.Target)
+	}
 	if h == 0 || c.brake == 0 {
 		return h
 	}
@@ -697,6 +705,17 @@ func (c *Controller) Step(o Observation) []Action {
 	// and lifted while the one process allowed the reserve grows alone.
 	c.brake = l.brake(limit)
 	c.admitted = o.Usage + l.committed(0)
+	// Above memory.high with no CPU used for the stall time, the running
+	// processes are throttled by the kernel and the paused ones hold what
+	// they took: nothing would ever finish. Let the throttle go (memory.max
+	// is the limit then, and an OOM kill there the last resort); take it
+	// back once the box is under the pause threshold again.
+	switch {
+	case o.Usage >= HighFor(c.cfg.Target) && o.Now.Sub(c.progress) >= c.cfg.Stall:
+		c.released = true
+	case o.Usage < limit:
+		c.released = false
+	}
 	if prio != 0 && !c.procs[prio].paused() {
 		alone := true
 		for _, p := range l.running {

@@ -569,3 +569,28 @@ func ExampleController() {
 	// Output:
 	// pause 4 its expected growth does not fit the box
 }
+
+// TestHighReleasedWhenStalled: above memory.high with no CPU used, the
+// running processes are throttled and the paused ones hold their memory:
+// the throttle is let go rather than freeze the run, and comes back once
+// the box is under the pause threshold.
+func TestHighReleasedWhenStalled(t *testing.T) {
+	c := New(Config{Target: 200 * mib, Margin: 20 * mib, Main: 1, High: HighFor(200 * mib)})
+	o := func(ms int, usage uint64, cpu int) {
+		c.Step(Observation{Now: at(ms), Usage: usage * mib, CPU: time.Duration(cpu) * time.Millisecond, HaveCPU: true,
+			Procs: []Proc{mainProc, leaf(2, 2, 80), leaf(3, 3, 80)}})
+	}
+	o(0, 185, 1)
+	if h := c.High(); h != HighFor(200*mib) {
+		t.Fatalf("High = %d MiB before any stall, want %d", h/mib, HighFor(200*mib)/mib)
+	}
+	o(100, 185, 1)
+	o(300, 185, 1) // 300 ms without CPU above memory.high
+	if h := c.High(); h != 200*mib {
+		t.Errorf("High = %d MiB while stalled above it, want memory.max (200)", h/mib)
+	}
+	o(400, 160, 2)
+	if h := c.High(); h > HighFor(200*mib) {
+		t.Errorf("High = %d MiB back under the pause threshold, want the brake back (at most %d)", h/mib, HighFor(200*mib)/mib)
+	}
+}
