@@ -625,6 +625,16 @@ func (c *Controller) Step(o Observation) []Action {
 	// all.
 	committed := int64(l.committed(0))
 	left := len(l.running)
+	// A process paused for starving or longer has the room it needs kept
+	// for it: new processes wait behind it instead of taking that room as
+	// it frees, one look ahead of the resume below.
+	var owed int64
+	for _, p := range l.paused {
+		if o.Now.Sub(c.procs[p.PID].pausedAt) >= starving {
+			owed = int64(l.need(p))
+			break
+		}
+	}
 	// learning names, for each kind of unknown size, the one process that
 	// grows on to show its size while the others wait, small: when what the
 	// running leaves are expected to add does not fit, or when their
@@ -649,7 +659,7 @@ func (c *Controller) Step(o Observation) []Action {
 		switch {
 		case room <= 0 && !o.Holders[p.PID]:
 			acts = append(acts, c.pause(p.PID, o.Now, full))
-		case room > 0 && p.PID != prio && committed > room-reserve && l.need(p) > 0:
+		case room > 0 && p.PID != prio && committed+owed > room-reserve && l.need(p) > 0:
 			acts = append(acts, c.pause(p.PID, o.Now, WhyNoRoom))
 		case room > 0 && !known && learning[p.Comm] != p.PID && learning[p.Comm] != 0:
 			// Its kind's growth does not fit and nothing has shown its

@@ -219,6 +219,13 @@ func TestStep(t *testing.T) {
 			{ms: 10, usage: 70, cpu: 2, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 20), leaf(4, 4, 10)}, slice: &Budget{Limit: 400 * mib, Usage: 330 * mib}, paused: []int{4}},
 			{ms: 20, usage: 75, cpu: 3, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 25), leaf(4, 4, 10)}, slice: &Budget{Limit: 400 * mib, Usage: 390 * mib}, paused: []int{3}},
 		}},
+		{"a process paused 3 s is owed its room: a new one waits behind it", Config{Target: 200 * mib, Margin: 20 * mib, Main: 1, Known: map[string]uint64{"job": 40 * mib}}, []obs{
+			// 5 is new and short of 40M (42M with a twentieth): it waits.
+			{ms: 0, usage: 140, cpu: 1, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 40), leaf(4, 4, 40), leaf(5, 5, 10)}, paused: []int{5}},
+			// 3 s later 2 is gone: 60M of room. 6, new, would fit alone,
+			// but 5 has waited long enough: 6 waits and 5 goes on.
+			{ms: 3010, usage: 110, cpu: 3, procs: []Proc{leaf(3, 3, 40), leaf(4, 4, 40), leaf(5, 5, 10), leaf(6, 6, 2)}, paused: []int{6}, resumed: []int{5}},
+		}},
 		{"a pid reused while paused is a new process", cfg, []obs{
 			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 30)}},
 			{ms: 10, usage: 190, cpu: 2, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 60)}, paused: []int{3}},
