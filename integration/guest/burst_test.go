@@ -520,3 +520,61 @@ func TestBurstThatOverfillsFinishes(t *testing.T) {
 		t.Errorf("the run took %.2fx its unboxed time, want at most 4x", ratio)
 	}
 }
+
+// TestLockHoldersFinish is the lock pattern of test suites (a shared
+// fixture, cargo's build directory): 12 tasks, 6 at once, each allocating
+// 30M, then taking one shared exclusive flock, allocating 30M more under
+// it, holding 0.5 s and exiting. The box is half of what 6 tasks want at
+// their peak, so backpressure must act; the tasks that wait for the lock
+// hold memory and make no progress, and a paused lock holder would leave
+// all of them waiting. Every task passes, no OOM kill, no pause of 10 s or
+// more.
+func TestLockHoldersFinish(t *testing.T) {
+	dir := t.TempDir()
+	b := burst{tasks: 12, width: 6, mb: 30, hold: 500 * time.Millisecond, env: "HOG_LOCK=" + filepath.Join(dir, "lock") + " HOG_MB2=30"}
+	demand := b.width * (b.mb + 30 + runtimeMB)
+	boxMB := demand / 2
+	unboxed := runUnboxed(t, b.script(filepath.Join(dir, "holds-unboxed")))
+	report := filepath.Join(dir, "report.json")
+	r := boxrunTimed(t, 2*time.Minute, append(backpressureArgs(itPolicy(t, ""), report, boxMB), "--", "sh", "-c", b.script(filepath.Join(dir, "holds")))...)
+	rep := checkRun(t, r, report, 10*time.Second)
+	t.Logf("figures: lock pattern (%d tasks, %d at once, %dM then %dM under one flock; demand %dM, box %dM): unboxed %.1fs; boxed %.1fs (%.2fx unboxed); backpressure: %s",
+		b.tasks, b.width, b.mb, 30, demand, boxMB, unboxed.Seconds(), r.took.Seconds(), r.took.Seconds()/unboxed.Seconds(), rep.bpSummary())
+}
+
+// TestPipelineConsumerFinishes: `producer | consumer` in the box, the
+// consumer the newest process and growing as it reads (a `| sort`, a log
+// collector). The producer holds 80M and writes 120M, which the consumer
+// keeps. Alone, the pipeline wants three quarters of the box: past half of
+// it a controller may hold the consumer back, and the producer then blocks
+// on the full pipe, so nothing left running can free anything. Beside an
+// older hog holding 100M for 3 s, it does not fit until the hog exits, so
+// backpressure must act. Either way the pipeline must finish (no deadlock),
+// with no OOM kill and no pause of 10 s or more.
+func TestPipelineConsumerFinishes(t *testing.T) {
+	self, _ := os.Executable()
+	const producerMB, streamMB, boxMB = 80, 120, 280
+	pipeline := fmt.Sprintf(`d=$(mktemp -d)
+( env %[1]s=hog HOG_MB=%[2]d HOG_WRITE_MB=%[3]d %[4]s; echo $? > $d/p ) | ( sleep 0.5; env %[1]s=hog HOG_READ=1 %[4]s; echo $? > $d/c )
+p=$(cat $d/p); c=$(cat $d/c); rm -rf $d
+echo "producer=$p"; echo "consumer=$c"`, roleEnv, producerMB, streamMB, self)
+	for _, tc := range []struct{ name, script string }{
+		{"alone", pipeline + "\n" + `echo "failed=$(( (${p:-1} != 0) + (${c:-1} != 0) ))"`},
+		{"beside a hog", fmt.Sprintf("env %s=hog HOG_MB=100 HOG_HOLD=3s %s >/dev/null & hp=$!; sleep 0.5\n%s\n", roleEnv, self, pipeline) +
+			`wait $hp; h=$?; echo "hog=$h"; echo "failed=$(( (${p:-1} != 0) + (${c:-1} != 0) + (h != 0) ))"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			unboxed := runUnboxed(t, tc.script)
+			report := filepath.Join(t.TempDir(), "report.json")
+			r := boxrunTimed(t, 2*time.Minute, append(backpressureArgs(itPolicy(t, ""), report, boxMB), "--", "sh", "-c", tc.script)...)
+			rep := checkRun(t, r, report, 10*time.Second)
+			f := fields(r.stdout)
+			if f["producer"] != "0" || f["consumer"] != "0" || !strings.Contains(r.stdout, fmt.Sprintf("hog held %d MB", streamMB)) ||
+				(tc.name != "alone" && f["hog"] != "0") {
+				t.Errorf("producer exit %q, consumer exit %q, hog exit %q; want 0 and the consumer holding all %dM", f["producer"], f["consumer"], f["hog"], streamMB)
+			}
+			t.Logf("figures: pipeline %s (producer %dM writing %dM to a consumer that keeps it, box %dM): unboxed %.1fs; boxed %.1fs (%.2fx unboxed); backpressure: %s",
+				tc.name, producerMB, streamMB, boxMB, unboxed.Seconds(), r.took.Seconds(), r.took.Seconds()/unboxed.Seconds(), rep.bpSummary())
+		})
+	}
+}
