@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(spin())
 	case "probe":
 		os.Exit(probe())
+	case "waiter":
+		os.Exit(waiter())
 	}
 	os.Exit(m.Run())
 }
