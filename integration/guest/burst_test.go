@@ -24,8 +24,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -678,4 +680,195 @@ func lastLine(s, prefix string) string {
 		}
 	}
 	return last
+}
+
+// ptyReader collects what a pseudo-terminal's master side reads.
+type ptyReader struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (p *ptyReader) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.buf.String()
+}
+
+// waitFor waits until the terminal showed a match of re, and returns it.
+func (p *ptyReader) waitFor(re *regexp.Regexp, limit time.Duration) []string {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(p.String()); m != nil {
+			return m
+		}
+	}
+	return nil
+}
+
+// TestCtrlZWhileBackpressurePauses runs boxrun in an interactive shell
+// with job control on a pseudo-terminal, as a user does. Backpressure
+// pauses a hog (an older one holds most of the box); then the user presses
+// Ctrl-Z (SIGTSTP to boxrun's process group) and, a second later, fg
+// (SIGCONT to it). The hog backpressure paused must stay paused through fg
+// — the job's SIGCONT must not resume it behind boxrun's back, and the
+// report still counts the pause — and the run finishes with exit status 0,
+// no OOM kill, nothing left stopped or frozen and no box left.
+func TestCtrlZWhileBackpressurePauses(t *testing.T) {
+	self, _ := os.Executable()
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "pids")
+	report := filepath.Join(dir, "report.json")
+	const boxMB = 130
+	// 64M + 44M fit under 130M less backpressure's margin; a third does not.
+	// One line: the interactive shell reads it as typed.
+	script := fmt.Sprintf(`env %[1]s=hog HOG_MB=60 HOG_HOLD=8s %[2]s >/dev/null & sleep 0.5; `+
+		`for i in 1 2; do env %[1]s=hog HOG_MB=40 HOG_HOLD=4s %[2]s >/dev/null & echo $! >> %[3]s; done; wait`, roleEnv, self, pidfile)
+	args := append(append(backendArgs(t), backpressureArgs(itPolicy(t, ""), report, boxMB)...), "--", "sh", "-c", script)
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+
+	master, slave := openPTY(t)
+	sh := exec.Command("sh", "-i")
+	sh.Stdin, sh.Stdout, sh.Stderr = slave, slave, slave
+	sh.Env = append(os.Environ(), "PS1=$ ", "ENV=")
+	sh.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := sh.Start(); err != nil {
+		t.Fatalf("starting an interactive shell: %v", err)
+	}
+	slave.Close()
+	term := &ptyReader{}
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := master.Read(b)
+			term.mu.Lock()
+			term.buf.Write(b[:n])
+			term.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		master.Write([]byte("exit\n"))
+		done := make(chan struct{})
+		go func() { sh.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			sh.Process.Kill()
+			<-done
+		}
+		master.Close()
+	}()
+	// Everything of the run is killed if the scenario fails half-way.
+	var boxrunPid int
+	giveUp := func(format string, a ...any) {
+		t.Helper()
+		ps, _ := exec.Command("ps", "-eo", "pid,ppid,pgid,stat,wchan:32,args").CombinedOutput()
+		if boxrunPid != 0 {
+			syscall.Kill(boxrunPid, syscall.SIGKILL) // its guard cleans the box
+			syscall.Kill(boxrunPid, syscall.SIGCONT)
+		}
+		t.Fatalf(format+"\nterminal:\n%s\nprocesses:\n%s", append(a, term.String(), ps)...)
+	}
+	// boxrun alone on its line: a shell that sees a job stop goes on with
+	// the rest of its list, so its status is asked for after fg.
+	fmt.Fprintf(master, "%s %s\n", boxrunBin(t), strings.Join(quoted, " "))
+
+	// Wait for backpressure to pause one of the two hogs.
+	var held []int
+	var seen time.Time
+	for deadline := time.Now().Add(60 * time.Second); len(held) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			giveUp("backpressure paused neither hog within 60s (pids %v)", pidsIn(t, pidfile))
+		}
+		for _, pid := range pidsIn(t, pidfile) {
+			if paused(pid) {
+				held = append(held, pid)
+			}
+		}
+		seen = time.Now()
+	}
+	boxrunPid = findBoxrun(report)
+	if boxrunPid == 0 {
+		giveUp("cannot find the boxrun process of the run")
+	}
+
+	// Ctrl-Z: the terminal stops the job, boxrun and the box's processes.
+	master.Write([]byte{0x1a})
+	for deadline := time.Now().Add(20 * time.Second); procState(boxrunPid) != "T"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			giveUp("Ctrl-Z did not stop boxrun (pid %d, state %q) within 20s", boxrunPid, procState(boxrunPid))
+		}
+	}
+	if term.waitFor(regexp.MustCompile(`Stopped`), 20*time.Second) == nil {
+		giveUp("the shell did not report the job stopped within 20s of Ctrl-Z")
+	}
+	time.Sleep(time.Second)
+
+	// fg: the shell sends SIGCONT to the job's process group.
+	fg := time.Now()
+	master.Write([]byte("fg; echo \"rc=$?\"\n"))
+	var resumed []string
+	for until := time.Now().Add(300 * time.Millisecond); time.Now().Before(until); time.Sleep(5 * time.Millisecond) {
+		for _, pid := range held {
+			if st := procState(pid); st != "" && st != "Z" && !paused(pid) {
+				resumed = append(resumed, fmt.Sprintf("%d (state %s, %.0fms after fg)", pid, st, time.Since(fg).Seconds()*1000))
+			}
+		}
+		if len(resumed) > 0 {
+			break
+		}
+	}
+	m := term.waitFor(regexp.MustCompile(`rc=(\d+)`), 3*time.Minute)
+	if m == nil {
+		giveUp("the run did not finish within 3 minutes of fg")
+	}
+	time.Sleep(200 * time.Millisecond) // boxrun has exited; let the kernel settle the box
+	rep := readReport(t, report)
+	t.Logf("terminal:\n%s", term.String())
+	if m[1] != "0" {
+		t.Errorf("the shell saw boxrun exit %s, want 0", m[1])
+	}
+	if code, ok := rep.num("exit_code"); !ok || code != 0 {
+		t.Errorf("report exit_code %v (present %v), want 0", code, ok)
+	}
+	if n := rep.oomKills(t); n > 0 {
+		t.Errorf("%d OOM kills in the box", n)
+	}
+	if len(resumed) > 0 {
+		t.Errorf("fg resumed processes backpressure had paused, behind boxrun's back: %v (paused before Ctrl-Z: %v)", resumed, held)
+	}
+	// The hog was paused from before seen until after fg.
+	if p := rep.maxPause(t); p >= 0 && p < fg.Sub(seen)-250*time.Millisecond {
+		t.Errorf("longest pause in the report %.2fs, but a hog was paused for at least %.2fs (seen paused, Ctrl-Z, 1s, fg)", p.Seconds(), fg.Sub(seen).Seconds())
+	}
+	for _, p := range pausedProcs() {
+		t.Errorf("left stopped or frozen after the run: %s", p)
+	}
+	for _, b := range boxes(t) {
+		t.Errorf("box left behind: %s", b)
+	}
+	t.Logf("figures: Ctrl-Z and fg while backpressure paused %v: exit %s; resumed behind boxrun's back: %d; backpressure: %s",
+		held, m[1], len(resumed), rep.bpSummary())
+}
+
+// findBoxrun finds the boxrun process whose command line names report
+// (not its guard or helper).
+func findBoxrun(report string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		args := strings.Split(string(data), "\x00")
+		if len(args) > 0 && filepath.Base(args[0]) == "boxrun" && bytes.Contains(data, []byte(report)) && !bytes.Contains(data, []byte("__boxrun")) {
+			return pid
+		}
+	}
+	return 0
 }
