@@ -157,8 +157,12 @@ func modeEnv(a artifacts, mode string) string {
 	}
 	env := "HOME=/root" + soak
 	if a.cargo != "" {
-		env += fmt.Sprintf(" BOXRUN_IT_CARGO=%s BOXRUN_IT_CRATE=%s CARGO_HOME=%s RUSTUP_HOME=%s",
-			a.cargo, a.crate, filepath.Dir(filepath.Dir(a.cargo)), filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(a.cargo))), ".rustup"))
+		env += fmt.Sprintf(" BOXRUN_IT_CARGO=%s BOXRUN_IT_CRATE=%s", a.cargo, a.crate)
+		// A rustup install (~/.cargo/bin/cargo, a proxy) needs its homes;
+		// a distribution's /usr/bin/cargo needs none.
+		if home := filepath.Dir(filepath.Dir(a.cargo)); filepath.Base(home) == ".cargo" {
+			env += fmt.Sprintf(" CARGO_HOME=%s RUSTUP_HOME=%s", home, filepath.Join(filepath.Dir(home), ".rustup"))
+		}
 	}
 	return env
 }
