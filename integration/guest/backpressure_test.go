@@ -110,15 +110,20 @@ func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
 	if err := ed.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("the editor-like process beside the box died: %v", err)
 	}
-	// Nothing stays stopped.
+	// Nothing stays stopped or frozen.
 	for _, b := range boxes(t) {
 		t.Errorf("box left behind: %s", b)
+	}
+	for _, p := range pausedProcs() {
+		t.Errorf("left stopped or frozen: %s", p)
 	}
 }
 
 // TestKilledBoxrunLeavesNothingBehind SIGKILLs boxrun while backpressure
-// holds processes stopped: its guard must resume and kill everything in the
-// box, and the box must go — nothing stopped forever, nothing running on.
+// holds processes paused (stopped by SIGSTOP, or frozen by the cgroup v2
+// freezer: see paused): its guard must resume and kill everything in the
+// box, and the box must go — nothing stopped or frozen forever, nothing
+// running on.
 func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 	pf := itPolicy(t, "")
 	self, _ := os.Executable()
@@ -144,7 +149,7 @@ func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 	for time.Now().Before(deadline) && stopped == 0 {
 		time.Sleep(200 * time.Millisecond)
 		for _, pid := range readPids() {
-			if procState(pid) == "T" {
+			if paused(pid) {
 				stopped++
 			}
 		}
@@ -163,18 +168,77 @@ func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 		alive = nil
 		for _, pid := range readPids() {
 			if st := procState(pid); st != "" && st != "Z" {
-				alive = append(alive, fmt.Sprintf("%d (%s)", pid, st))
+				alive = append(alive, fmt.Sprintf("%d (%s, paused %v)", pid, st, paused(pid)))
 			}
 		}
-		if len(alive) == 0 && len(boxes(t)) == 0 {
+		if len(alive) == 0 && len(boxes(t)) == 0 && len(pausedProcs()) == 0 {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Errorf("15s after boxrun was killed: processes of its box still there: %v; boxes: %v", alive, boxes(t))
+	t.Errorf("15s after boxrun was killed: processes of its box still there: %v; boxes: %v; stopped or frozen: %v", alive, boxes(t), pausedProcs())
 	for _, pid := range readPids() {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+// paused reports whether backpressure (or anything else) holds a process:
+// stopped (state T: SIGSTOP, a job-control stop) or frozen by the cgroup v2
+// freezer, which leaves it in state S (wchan do_freezer_trap) inside a
+// cgroup whose cgroup.freeze is 1 — its own or an ancestor's — or whose
+// cgroup.events says "frozen 1".
+func paused(pid int) bool {
+	if procState(pid) == "T" {
+		return true
+	}
+	cg := ""
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	for _, line := range strings.Split(string(data), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			cg = p
+		}
+	}
+	if cg == "" {
+		return false
+	}
+	events, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup", cg, "cgroup.events"))
+	for _, line := range strings.Split(string(events), "\n") {
+		if line == "frozen 1" {
+			return true
+		}
+	}
+	for dir := cg; dir != "/" && dir != "." && dir != ""; dir = filepath.Dir(dir) {
+		if readTrim(filepath.Join("/sys/fs/cgroup", dir, "cgroup.freeze")) == "1" {
+			return true
+		}
+	}
+	return false
+}
+
+// pausedProcs lists every process of this user that is stopped or frozen
+// (see paused), other than this test binary and its ancestors: after a
+// run, nothing may be left so.
+func pausedProcs() []string {
+	mine := ancestors(os.Getpid())
+	me := os.Getuid()
+	var found []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || mine[pid] {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) != nil || int(st.Uid) != me {
+			continue
+		}
+		if paused(pid) {
+			cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+			found = append(found, fmt.Sprintf("%d %s (state %s, %s)", pid, readTrim(filepath.Join("/proc", e.Name(), "comm")),
+				procState(pid), strings.TrimSpace(string(cg))))
+		}
+	}
+	return found
 }
 
 // procState returns the state letter of /proc/PID/stat ("" if gone).

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(spin())
 	case "probe":
 		os.Exit(probe())
+	case "waiter":
+		os.Exit(waiter())
 	}
 	// What backpressure learns of a workload's sizes is kept per suite
 	// (directory and policy), and every scenario runs in /tmp with policy
@@ -36,12 +39,109 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// hog allocates HOG_MB megabytes, touching every page, holds them for
-// HOG_HOLD (a duration), and exits 0.
+// hog allocates HOG_MB megabytes in one step, touching every page, holds
+// them flat for HOG_HOLD (a duration), and exits 0. Options, for the
+// backpressure scenarios (burst_test.go):
+//
+//	HOG_REPORT=FILE  append "hold PID PLANNED_MS ACTUAL_MS GAP_MS" to FILE
+//	                 after the hold: the wall time the flat hold really took,
+//	                 and the longest gap between its 10 ms wake-ups. A
+//	                 process paused while it holds shows the pause in the gap
+//	                 (and in the overshoot, if the pause outlasts the hold).
+//	HOG_LOCK=FILE    after the first allocation, take flock(LOCK_EX) on FILE
+//	HOG_MB2=N        (with HOG_LOCK) then allocate N MiB more, and hold; the
+//	                 lock goes with the process at exit
+//	HOG_WRITE_MB=N   after allocating, write N MiB to stdout (a producer)
+//	HOG_READ=1       after allocating, read stdin to EOF keeping every byte
+//	                 (a consumer that grows as it reads)
+//	HOG_FLAT=DIR     hold with a file DIR/PID present: the process has done
+//	                 all its growing and holds flat (see flatWatch)
 func hog() int {
 	mb, _ := strconv.Atoi(os.Getenv("HOG_MB"))
 	hold, _ := time.ParseDuration(os.Getenv("HOG_HOLD"))
-	bufs := make([][]byte, 0, mb)
+	bufs := allocate(nil, mb)
+	if path := os.Getenv("HOG_LOCK"); path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
+		if err == nil {
+			err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "hog: locking %s: %v\n", path, err)
+			return 1
+		}
+		mb2, _ := strconv.Atoi(os.Getenv("HOG_MB2"))
+		bufs = allocate(bufs, mb2)
+	}
+	if n, _ := strconv.Atoi(os.Getenv("HOG_WRITE_MB")); n > 0 {
+		chunk := bytes.Repeat([]byte{'x'}, 1<<20)
+		for i := 0; i < n; i++ {
+			if _, err := os.Stdout.Write(chunk); err != nil {
+				fmt.Fprintf(os.Stderr, "hog: writing: %v\n", err)
+				return 1
+			}
+		}
+	}
+	if os.Getenv("HOG_READ") != "" {
+		for {
+			b := make([]byte, 1<<20)
+			n, err := io.ReadFull(os.Stdin, b)
+			if n > 0 {
+				bufs = append(bufs, b[:n])
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "hog: reading: %v\n", err)
+				return 1
+			}
+		}
+	}
+	flat := ""
+	if dir := os.Getenv("HOG_FLAT"); dir != "" {
+		flat = filepath.Join(dir, strconv.Itoa(os.Getpid()))
+		if err := os.WriteFile(flat, nil, 0o666); err != nil {
+			fmt.Fprintf(os.Stderr, "hog: %v\n", err)
+			return 1
+		}
+	}
+	start := time.Now()
+	var gap time.Duration
+	for last := start; ; {
+		left := hold - time.Since(start)
+		if left <= 0 {
+			break
+		}
+		time.Sleep(min(left, 10*time.Millisecond))
+		now := time.Now()
+		gap = max(gap, now.Sub(last))
+		last = now
+	}
+	took := time.Since(start)
+	if flat != "" {
+		os.Remove(flat)
+	}
+	if path := os.Getenv("HOG_REPORT"); path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o666)
+		if err == nil {
+			// One short write with O_APPEND: lines of concurrent hogs do
+			// not interleave.
+			_, err = fmt.Fprintf(f, "hold %d %d %d %d\n", os.Getpid(), hold.Milliseconds(), took.Milliseconds(), gap.Milliseconds())
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "hog: reporting the hold: %v\n", err)
+			return 1
+		}
+	}
+	if os.Getenv("HOG_WRITE_MB") == "" {
+		fmt.Printf("hog held %d MB\n", len(bufs))
+	}
+	return 0
+}
+
+// allocate appends mb MiB to bufs, touching every page.
+func allocate(bufs [][]byte, mb int) [][]byte {
 	for i := 0; i < mb; i++ {
 		b := make([]byte, 1<<20)
 		for j := 0; j < len(b); j += 4096 {
@@ -49,9 +149,7 @@ func hog() int {
 		}
 		bufs = append(bufs, b)
 	}
-	time.Sleep(hold)
-	fmt.Printf("hog held %d MB\n", len(bufs))
-	return 0
+	return bufs
 }
 
 // mode is the guest configuration this binary runs under.

@@ -99,7 +99,8 @@ func TestNothingLeftBehind(t *testing.T) {
 
 // leftover reports whether a command line is boxrun's or a scenario's
 // command: the boxrun binary or its guard, the test binary acting in a box
-// (hog, spin, probe), or the sleeps and shells scenarios start.
+// (hog, spin, probe, waiter), or the sleeps, shells and cargo processes
+// scenarios start.
 func leftover(args []string) bool {
 	if len(args) == 0 || args[0] == "" {
 		return false
@@ -110,7 +111,7 @@ func leftover(args []string) bool {
 		return true
 	case base == "guest.test":
 		return len(args) == 1 // a role (hog, spin, probe): the runner has -test flags
-	case base == "sleep", base == "sh" && len(args) > 1 && args[1] == "-c", base == "cargo", base == "memcrate":
+	case base == "sleep", base == "sh" && len(args) > 1 && args[1] == "-c", base == "cargo", base == "memcrate", base == "helper":
 		return true
 	}
 	return false
