@@ -273,6 +273,9 @@ type Controller struct {
 	// released is set while the box is above memory.high and stalled: the
 	// kernel's throttle is all that holds the run, so it is let go.
 	released bool
+	// firstWave is set until a size is known or the box first reaches half
+	// the pause threshold: see High.
+	firstWave bool
 }
 
 // DefaultMargin is the headroom kept free below a target: 5 %, at least
@@ -316,7 +319,7 @@ func New(cfg Config) *Controller {
 	if cfg.Stall == 0 {
 		cfg.Stall = 250 * time.Millisecond
 	}
-	c := &Controller{cfg: cfg, procs: map[int]*proc{}, finished: map[string][]uint64{}}
+	c := &Controller{cfg: cfg, procs: map[int]*proc{}, finished: map[string][]uint64{}, firstWave: len(cfg.Known) == 0}
 	c.stats.Why, c.stats.Forced = map[string]Count{}, map[string]int{}
 	c.stats.Known = len(cfg.Known)
 	for _, v := range cfg.Known {
@@ -342,6 +345,14 @@ func (c *Controller) High() uint64 {
 	h := c.cfg.High
 	if h != 0 && c.released {
 		return max(h, c.cfg.Target)
+	}
+	if h != 0 && c.firstWave {
+		// Nothing is known yet: a first wave of processes that all grow
+		// at once is throttled by the kernel at half the box (a margin
+		// above), so that those the controller then holds back have
+		// taken little; lifted at the first look that finds the box there
+		// or any size known. Processes already allocated are not braked.
+		return min(h, c.limit()/2+c.cfg.Margin)
 	}
 	if h == 0 || c.brake == 0 {
 		return h
@@ -718,6 +729,9 @@ func (c *Controller) Step(o Observation) []Action {
 	// and lifted while the one process allowed the reserve grows alone.
 	c.brake = l.brake(limit)
 	c.admitted = o.Usage + l.committed(0)
+	if o.Usage >= limit/2 || len(l.expect) > 0 || len(l.flat) > 0 {
+		c.firstWave = false
+	}
 	// Above memory.high with no CPU used for the stall time, the running
 	// processes are throttled by the kernel and the paused ones hold what
 	// they took: nothing would ever finish. Let the throttle go (memory.max

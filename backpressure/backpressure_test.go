@@ -327,6 +327,9 @@ type sim struct {
 	longest   int     // longest pause in looks
 	pausedAt  map[int]int
 	tick      int // the current look
+	// flatPaused counts pauses of a task that had allocated all it wants
+	// and was holding it.
+	flatPaused int
 	trace     func(look, usage int)
 }
 
@@ -344,6 +347,9 @@ func (s *sim) run(t *testing.T, bp bool) int {
 				for _, w := range th {
 					if w.pid == a.PID {
 						w.paused = a.Kind == Pause
+						if w.paused && w.rss >= w.size+w.more && w.held > 0 {
+							s.flatPaused++
+						}
 						if w.paused {
 							s.pausedAt[w.pid] = look
 						} else if d := look - s.pausedAt[w.pid]; d > s.longest {
@@ -508,10 +514,11 @@ func TestSimulatedNativeSpeed(t *testing.T) {
 		// in a 6000M box: it fits, so nothing may be paused.
 		{name: "burst in a box it fits", n: 96, p: 24, size: 150, hold: 50, box: 6000, pauseNothing: true, ratio: 1.01},
 		// The same burst, demand 1.5x the box.
-		// The model gives 2.13x (2.00x when a stalled box is allowed a
-		// forced resume that would cross memory.high, which on a real
-		// kernel ended in OOM kills); the goal is 2x.
-		{name: "burst in a box it overfills", n: 96, p: 24, size: 150, hold: 50, box: 2400, longest: 1000, ratio: 2.2},
+		// The model gives 2.25x (2.00x without the first wave's brake
+		// and when a stalled box is allowed a forced resume that would
+		// cross memory.high, both of which on a real kernel ended in long
+		// pauses or OOM kills); the goal is 2x.
+		{name: "burst in a box it overfills", n: 96, p: 24, size: 150, hold: 50, box: 2400, longest: 1000, ratio: 2.3},
 		// The lock pattern: 60M, then 60M more under one lock.
 		{name: "lock pattern in a box half its demand", n: 48, p: 24, size: 60, more: 60, hold: 15, box: 800, longest: 1000, ratio: 2, known: true},
 		{name: "lock pattern in a box it fits", n: 48, p: 24, size: 60, more: 60, hold: 15, box: 3000, pauseNothing: true, ratio: 1.01},
@@ -548,8 +555,11 @@ func TestSimulatedNativeSpeed(t *testing.T) {
 			if s.oom {
 				t.Errorf("the box went over memory.max: an OOM kill")
 			}
-			if tt.pauseNothing && st.Paused > 0 {
-				t.Errorf("paused %d processes in a box the workload fits: %v", st.Paused, st.Why)
+			if tt.pauseNothing && (s.flatPaused > 0 || s.longest >= 100) {
+				// In a box it fits, a process that holds flat is never
+				// paused, and no pause lasts a second (the first wave is
+				// braked at half the box until its size shows).
+				t.Errorf("in a box the workload fits: %d flat processes paused, longest pause %d looks: %v", s.flatPaused, s.longest, st.Why)
 			}
 			if !tt.pauseNothing && s.longest > tt.longest {
 				t.Errorf("a pause lasted %d looks, want at most %d", s.longest, tt.longest)
