@@ -330,7 +330,7 @@ type sim struct {
 	// flatPaused counts pauses of a task that had allocated all it wants
 	// and was holding it.
 	flatPaused int
-	trace     func(look, usage int)
+	trace      func(look, usage int)
 }
 
 func (s *sim) run(t *testing.T, bp bool) int {

@@ -873,7 +873,6 @@ func findBoxrun(report string) int {
 	return 0
 }
 
-
 // TestCargoRunLockUnderBackpressure is the lock pattern with the real
 // cargo: memcrate's 24 lock tests (tests/lock.rs, run with --ignored) each
 // run the workspace's helper through `cargo run -p helper`, under 12 test
