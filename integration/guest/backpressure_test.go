@@ -134,8 +134,11 @@ func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 		data, _ := os.ReadFile(pidfile)
 		var pids []int
 		for _, s := range strings.Fields(string(data)) {
-			pid, _ := strconv.Atoi(s)
-			pids = append(pids, pid)
+			// A line that is not a pid must not become pid 0: killing
+			// it would kill the harness's whole process group.
+			if pid, err := strconv.Atoi(s); err == nil && pid > 0 {
+				pids = append(pids, pid)
+			}
 		}
 		return pids
 	}
