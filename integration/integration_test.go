@@ -160,11 +160,42 @@ const sweep = "TestNothingLeftBehind"
 // guestRun is a shell snippet running the guest tests in one mode, then the
 // sweep, each line of output prefixed with "MODE| ", ending with
 // "MODE| exit=N" (N is non-zero when either invocation failed).
-func guestRun(a artifacts, mode, prefix string) string {
-	run := fmt.Sprintf("%s env -i %s TMPDIR=/tmp %s BOXRUN_BIN=%s BOXRUN_IT_MODE=%s %s -test.v -test.timeout 20m",
-		prefix, guestPath, modeEnv(a, mode), a.boxrun, mode, a.guest)
+//
+// Each invocation's -test.timeout comes out of the guest's budget (the
+// shell variable $end, see guestScript), keeping reserve for what follows:
+// a scenario that hangs then fails with Go's goroutine dump and the name of
+// the test, instead of eating the VM's time and taking every result with it.
+func guestRun(a artifacts, mode, prefix string, reserve time.Duration) string {
+	run := func(timeout string) string {
+		return fmt.Sprintf("%s env -i %s TMPDIR=/tmp %s BOXRUN_BIN=%s BOXRUN_IT_MODE=%s %s -test.v -test.timeout %s",
+			prefix, guestPath, modeEnv(a, mode), a.boxrun, mode, a.guest, timeout)
+	}
+	budget := fmt.Sprintf("$(( end - $(date +%%s) - %d ))s", int((reserve + sweepTimeout).Seconds()))
 	return fmt.Sprintf(`(cd /tmp && %s %s; e=$?; %s -test.run '^%s$'; echo "exit=$((e | $?))") 2>&1 | sed -u 's/^/%s| /'`,
-		run, modeFlags(mode), run, sweep, mode)
+		run(budget), modeFlags(mode), run(sweepTimeout.String()), sweep, mode)
+}
+
+// sweepTimeout bounds the sweep, which only lists what is left.
+const sweepTimeout = 2 * time.Minute
+
+// vmTimeout bounds each boot; guestBudget is what the guest's scenarios may
+// use of it (booting, powering off and a margin take the rest).
+const (
+	vmTimeout   = 24 * time.Minute
+	guestBudget = vmTimeout - 2*time.Minute
+)
+
+// guestScript joins the lines of a guest's command. It sets $end, the time
+// by which the scenarios must be done, and prints a heartbeat every 30 s
+// (uptime, available memory, memory pressure): a guest that froze shows as
+// a gap in them, one that thrashed as their pressure.
+func guestScript(lines ...string) string {
+	head := []string{
+		quietConsole,
+		fmt.Sprintf("end=$(( $(date +%%s) + %d ))", int(guestBudget.Seconds())),
+		`(while sleep 30; do echo "heartbeat| up $(cut -d' ' -f1 /proc/uptime)s, $(grep MemAvailable /proc/meminfo | tr -s ' '), memory pressure $(head -1 /proc/pressure/memory)"; done) & hb=$!`,
+	}
+	return strings.Join(append(append(head, lines...), "kill $hb"), "\n")
 }
 
 // modeEnv is the environment of one mode's scenarios. Root reaches the
@@ -232,6 +263,7 @@ type guestReport struct {
 	order   []string            // tests in the order they finished
 	logs    map[string][]string // test -> its output lines
 	exit    string              // the test binary's exit status, "" if never seen
+	running string              // the last top-level test that started and never ended
 }
 
 // parseGuest splits the console output of one mode into per-test results.
@@ -253,6 +285,11 @@ func parseGuest(output, mode string) guestReport {
 		if m := resultLine.FindStringSubmatch(line); m != nil && m[1] == mode {
 			r.results[m[3]] = m[2]
 			r.order = append(r.order, m[3])
+		}
+		if current != "" && r.results[current] == "" {
+			r.running = current
+		} else {
+			r.running = ""
 		}
 		if e, ok := strings.CutPrefix(body, "exit="); ok {
 			r.exit = e
@@ -308,14 +345,14 @@ func report(t *testing.T, mode string, r guestReport) (passed, failed int) {
 func TestRealKernelSystemd(t *testing.T) {
 	requireVM(t)
 	a := build(t)
-	script := strings.Join([]string{
-		quietConsole,
+	script := guestScript(
 		"mkdir -p /home/boxtest && chown 1500:1500 /home/boxtest",
 		"systemctl start user@1500.service || echo 'starting user@1500.service failed'",
-		guestRun(a, "root", ""),
-		guestRun(a, "user", "setpriv --reuid=1500 --regid=1500 --init-groups"),
-	}, "\n")
-	res := boot(t, vm.Config{Mode: vm.Systemd, Command: script, Files: testUserFiles, MemoryMB: 1024})
+		// The user's scenarios have taken 4-6 minutes.
+		guestRun(a, "root", "", 8*time.Minute),
+		guestRun(a, "user", "setpriv --reuid=1500 --regid=1500 --init-groups", 0),
+	)
+	res := boot(t, vm.Config{Mode: vm.Systemd, Command: script, Files: testUserFiles, MemoryMB: 1024}, "root", "user")
 	total := 0
 	var passed, failed int
 	for _, mode := range []string{"root", "user"} {
@@ -329,22 +366,38 @@ func TestRealKernelSystemd(t *testing.T) {
 func TestRealKernelCgroupfs(t *testing.T) {
 	requireVM(t)
 	a := build(t)
-	res := boot(t, vm.Config{Mode: vm.NoSystemd, Command: quietConsole + "\n" + guestRun(a, "cgroupfs", ""), MemoryMB: 1024})
+	res := boot(t, vm.Config{Mode: vm.NoSystemd, Command: guestScript(guestRun(a, "cgroupfs", "", 0)), MemoryMB: 1024}, "cgroupfs")
 	p, f := report(t, "cgroupfs", parseGuest(res.Output, "cgroupfs"))
 	t.Logf("real kernel (no systemd, cgroupfs backend): %d passed, %d failed; boot %.1fs, scenarios %.1fs",
 		p, f, res.Boot.Seconds(), res.Run.Seconds())
 }
 
-// boot runs one VM and fails the test when it does not come back.
-func boot(t *testing.T, cfg vm.Config) *vm.Result {
+// boot runs one VM and fails the test when it does not come back. When the
+// VM's time ran out mid-run, it first reports what the guest's modes had
+// done: their results, the scenario that was running and its output, and
+// the last heartbeats.
+func boot(t *testing.T, cfg vm.Config, modes ...string) *vm.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout+time.Minute)
 	defer cancel()
-	cfg.Timeout = 24 * time.Minute
+	cfg.Timeout = vmTimeout
 	if os.Getenv("BOXRUN_VM_LOG") != "" {
 		cfg.Log = os.Stderr
 	}
 	res, err := vm.Boot(ctx, cfg)
+	if err != nil && res != nil && res.Partial {
+		for _, mode := range modes {
+			r := parseGuest(res.Output, mode)
+			if len(r.results) > 0 || r.running != "" {
+				report(t, mode, r)
+			}
+			if r.running != "" {
+				t.Errorf("%s: %s was still running when the VM's time ran out; its output:\n%s",
+					mode, r.running, strings.Join(r.logs[r.running], "\n"))
+			}
+		}
+		t.Errorf("heartbeats (a gap means the guest froze):\n%s", heartbeats(res.Output, 10))
+	}
 	if err != nil {
 		t.Fatalf("booting the real-kernel VM: %v", err)
 	}
@@ -352,4 +405,18 @@ func boot(t *testing.T, cfg vm.Config) *vm.Result {
 		t.Logf("guest script exited %d", res.ExitCode)
 	}
 	return res
+}
+
+// heartbeats returns the last n heartbeat lines of a guest's output.
+func heartbeats(output string, n int) string {
+	var hb []string
+	for _, l := range strings.Split(output, "\n") {
+		if strings.HasPrefix(l, "heartbeat| ") {
+			hb = append(hb, l)
+		}
+	}
+	if len(hb) > n {
+		hb = hb[len(hb)-n:]
+	}
+	return strings.Join(hb, "\n")
 }

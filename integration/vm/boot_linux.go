@@ -119,8 +119,10 @@ func Available() error {
 // command printed.
 //
 // Boot fails when the VM cannot boot, the timeout or ctx ends it first (the error
-// includes the last console lines), or the command's end marker never comes. A
-// command that exits non-zero is not an error: see Result.ExitCode. QEMU and virtiofsd
+// includes the last console lines), or the command's end marker never comes. When
+// the timeout ends a command that started, Boot returns a Partial Result with the
+// error: what the command printed until then says where it stopped. A command that
+// exits non-zero is not an error: see Result.ExitCode. QEMU and virtiofsd
 // are killed on every return path.
 func Boot(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.MemoryMB == 0 {
@@ -268,11 +270,21 @@ wait:
 			break wait // the command ended; a guest that does not power off is not its fault
 		case <-ctx.Done():
 			started, _, _ := cons.state()
-			what := "booting"
-			if !started.IsZero() {
-				what = "running the command (it started; no end marker)"
+			if started.IsZero() {
+				return fail("booting: %v after %s", context.Cause(ctx), time.Since(startedAt).Round(time.Millisecond))
 			}
-			return fail("%s: %v after %s", what, context.Cause(ctx), time.Since(startedAt).Round(time.Millisecond))
+			// The command ran but never ended: what it printed so far says
+			// where it stopped, so the caller gets it along with the error.
+			text := cons.text()
+			_, err := fail("running the command (it started; no end marker): %v after %s", context.Cause(ctx), time.Since(startedAt).Round(time.Millisecond))
+			return &Result{
+				Console:  text,
+				Output:   outputSoFar(text, cons.token),
+				ExitCode: -1,
+				Boot:     started.Sub(startedAt),
+				Run:      time.Since(started),
+				Partial:  true,
+			}, err
 		}
 	}
 

@@ -117,6 +117,21 @@ func parseOutput(text, token string) (output string, exitCode int, ok bool) {
 	return rest[:j], code, true
 }
 
+// outputSoFar returns what the command printed after the start marker, for a
+// command that never reached its end marker ("" before the start marker).
+func outputSoFar(text, token string) string {
+	start := markerStart + token
+	i := strings.Index(text, start)
+	if i < 0 {
+		return ""
+	}
+	rest := text[i+len(start):]
+	if nl := strings.IndexByte(rest, '\n'); nl >= 0 {
+		return rest[nl+1:]
+	}
+	return ""
+}
+
 // lastLines returns the last n lines of text.
 func lastLines(text string, n int) string {
 	text = strings.TrimRight(text, "\n")
