@@ -71,6 +71,7 @@ func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
 		}
 		return time.Since(start)
 	}
+	requireRoomUnboxed(t, threads*(mb+4))
 	unboxed1 := unboxedRun()
 
 	// A kill-only box: memory.max at half the demand OOM-kills jobs.
@@ -180,6 +181,19 @@ func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 	}
 }
 
+// requireRoomUnboxed fails the scenario unless the guest has room for an
+// unboxed baseline that holds wantMB at once, with 256 MiB to spare for the
+// page cache of the programs it runs. Without it the baseline drives the
+// whole guest into reclaim, where re-reading executables over virtiofs
+// under emulation can stall every process for many minutes: the very
+// freeze boxrun prevents, and one that took a whole CI boot with it.
+func requireRoomUnboxed(t *testing.T, wantMB int) {
+	t.Helper()
+	if avail := memAvailableMB(t); avail < wantMB+256 {
+		t.Fatalf("the guest has %d MiB available; the unboxed baseline holds about %d MiB and needs 256 MiB more to run without thrashing the guest: give the VM more memory (integration's guestMemoryMB)", avail, wantMB)
+	}
+}
+
 // procState returns the state letter of /proc/PID/stat ("" if gone).
 func procState(pid int) string {
 	if f := statFields(pid); len(f) > 0 {
@@ -202,6 +216,7 @@ func TestCargoTestUnderBackpressure(t *testing.T) {
 	// 24 threads x (24M + the binary's own ~2M) want about 620M at once.
 	test := fmt.Sprintf(`cd %s && MEMCRATE_MIB=24 MEMCRATE_MILLIS=1000 %s test --offline -q -- --test-threads=24 2>&1; `+
 		`echo "cargo_exit=$?"; echo "oom_kill=$(sed -n 's/^oom_kill //p' /sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/memory.events 2>/dev/null)"`, crate, cargo)
+	requireRoomUnboxed(t, 24*(24+2))
 	start := time.Now()
 	out, _ := exec.Command("sh", "-c", test).CombinedOutput()
 	unboxed := time.Since(start)
