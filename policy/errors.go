@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode"
@@ -95,3 +96,47 @@ func plain(s string) bool {
 
 // Unwrap returns Err.
 func (e *ParseError) Unwrap() error { return e.Err }
+
+// ParseErrors are the problems Parse found in one file when there are more
+// than one, in the order of their lines (every element names the same
+// file). Error formats the first and counts the others, so that a caller
+// that prints one line still says there is more; errors.As finds the first
+// *ParseError. boxrun policy check prints each.
+type ParseErrors []*ParseError
+
+// Error formats the first problem and says how many more there are.
+func (e ParseErrors) Error() string {
+	switch len(e) {
+	case 0:
+		return "no problems"
+	case 1:
+		return e[0].Error()
+	}
+	more := "problem"
+	if len(e) > 2 {
+		more = "problems"
+	}
+	return fmt.Sprintf("%s (and %d more %s in %s)", e[0].Error(), len(e)-1, more, e[0].File)
+}
+
+// Unwrap returns the problems, for errors.Is and errors.As.
+func (e ParseErrors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, pe := range e {
+		out[i] = pe
+	}
+	return out
+}
+
+// Problems returns every problem err holds: the elements of a ParseErrors
+// (anywhere in its chain), or err alone.
+func Problems(err error) []error {
+	var list ParseErrors
+	if errors.As(err, &list) {
+		return list.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}

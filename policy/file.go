@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -134,7 +135,11 @@ const utf8BOM = "\xEF\xBB\xBF"
 // rejects larger input, input that is not UTF-8, TOML syntax errors, unknown
 // tables and keys, values of the wrong type or out of range, and keys or
 // tables defined twice. Problems with the content are *ParseError values
-// naming the file and line.
+// naming the file and line. Parse reports every problem it finds, not just
+// the first: when there are several it returns them as ParseErrors, in the
+// order of their lines. A TOML syntax error ends the reading (what follows
+// it cannot be read reliably), so problems after it are found only once it
+// is fixed.
 func Parse(path string, r io.Reader) (*File, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
@@ -157,130 +162,143 @@ func Parse(path string, r io.Reader) (*File, error) {
 		}
 		return nil, b.errorf(b.lineAt(off), "invalid UTF-8 at byte %d (policy files must be UTF-8 text)", off)
 	}
-	root, err := parseDocument(path, data)
-	if err != nil {
-		return nil, err
+	root, truncated := b.document()
+	f := b.file(root, truncated)
+	if len(b.errs) > 0 {
+		return nil, b.problems()
 	}
-	return b.file(root)
+	return f, nil
 }
 
-// file interprets the root table of a document.
-func (b *docBuilder) file(root *tomlValue) (*File, error) {
+// fail records a problem; err is always a *ParseError.
+func (b *docBuilder) fail(err error) {
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		pe = &ParseError{File: b.path, Err: err}
+	}
+	b.errs = append(b.errs, pe)
+}
+
+// problems returns the problems recorded, by line: the one, or
+// ParseErrors.
+func (b *docBuilder) problems() error {
+	sort.SliceStable(b.errs, func(i, j int) bool { return b.errs[i].Line < b.errs[j].Line })
+	if len(b.errs) == 1 {
+		return b.errs[0]
+	}
+	return ParseErrors(b.errs)
+}
+
+// file interprets the root table of a document, recording every problem.
+// truncated says that a syntax error ended the document early, so that
+// what may still have followed (a protection group's match) is not
+// required.
+func (b *docBuilder) file(root *tomlValue, truncated bool) *File {
 	f := &File{Path: b.path, Policies: map[string]*Policy{}, Protect: map[string]*ProtectGroup{}}
 	for _, k := range root.table.keys {
 		v := root.table.entries[k]
 		switch k {
 		case "policies":
-			if err := b.eachNamed(v, k, "policy", func(name string, t *tomlValue) error {
-				p, err := b.policy(name, t)
-				f.Policies[name] = p
-				return err
-			}); err != nil {
-				return nil, err
-			}
+			b.eachNamed(v, k, "policy", func(name string, t *tomlValue) {
+				f.Policies[name] = b.policy(name, t)
+			})
 		case "protect":
-			if err := b.eachNamed(v, k, "protection group", func(name string, t *tomlValue) error {
-				g, err := b.protectGroup(name, t)
-				f.Protect[name] = g
-				return err
-			}); err != nil {
-				return nil, err
-			}
+			b.eachNamed(v, k, "protection group", func(name string, t *tomlValue) {
+				f.Protect[name] = b.protectGroup(name, t, truncated)
+			})
 		case "slice":
 			if !v.isTable() {
-				return nil, &ParseError{File: b.path, Line: v.line, Key: k, Value: v.written(), Err: typeError("a table [slice]", v)}
+				b.fail(&ParseError{File: b.path, Line: v.line, Key: k, Value: v.written(), Err: typeError("a table [slice]", v)})
+				continue
 			}
-			s, err := b.slice(v)
-			if err != nil {
-				return nil, err
-			}
-			f.Slice = s
+			f.Slice = b.slice(v)
 		default:
 			what := fmt.Sprintf("key %q", shortPath([]string{k}))
 			if v.isTable() {
 				what = fmt.Sprintf("table [%s]", shortPath([]string{k}))
 			}
-			return nil, &ParseError{File: b.path, Line: v.line, Value: k,
-				Err: fmt.Errorf("unknown %s (known: [policies.NAME], [protect.NAME], [slice])", what)}
+			b.fail(&ParseError{File: b.path, Line: v.line, Value: k,
+				Err: fmt.Errorf("unknown %s (%s)", what, topLevelHint(k, v))})
 		}
 	}
-	return f, nil
+	return f
 }
 
-// eachNamed calls fn for every NAME of a [top.NAME] table, in order.
-func (b *docBuilder) eachNamed(v *tomlValue, top, kind string, fn func(name string, t *tomlValue) error) error {
+// eachNamed calls fn for every NAME of a [top.NAME] table, in order,
+// recording the names and values that are not valid.
+func (b *docBuilder) eachNamed(v *tomlValue, top, kind string, fn func(name string, t *tomlValue)) {
 	example := fmt.Sprintf("[%s.NAME]", top)
 	if !v.isTable() {
-		return &ParseError{File: b.path, Line: v.line, Key: top, Value: v.written(),
-			Err: typeError("tables like "+example, v)}
+		b.fail(&ParseError{File: b.path, Line: v.line, Key: top, Value: v.written(),
+			Err: typeError("tables like "+example, v)})
+		return
 	}
 	for _, name := range v.table.keys {
 		t := v.table.entries[name]
 		if err := checkName(name); err != nil {
-			return &ParseError{File: b.path, Line: t.line, Value: name, Err: fmt.Errorf("%s name %w", kind, err)}
+			b.fail(&ParseError{File: b.path, Line: t.line, Value: name, Err: fmt.Errorf("%s name %w", kind, err)})
+			continue
 		}
 		if !t.isTable() {
-			return &ParseError{File: b.path, Line: t.line, Key: top + "." + name, Value: t.written(),
-				Err: typeError("a table "+strings.Replace(example, "NAME", name, 1), t)}
+			b.fail(&ParseError{File: b.path, Line: t.line, Key: top + "." + name, Value: t.written(),
+				Err: typeError("a table "+strings.Replace(example, "NAME", name, 1), t)})
+			continue
 		}
-		if err := fn(name, t); err != nil {
-			return err
-		}
+		fn(name, t)
 	}
-	return nil
 }
 
 func (b *docBuilder) origin(line int) Origin { return Origin{File: b.path, Line: line} }
 
-func (b *docBuilder) policy(name string, t *tomlValue) (*Policy, error) {
+func (b *docBuilder) policy(name string, t *tomlValue) *Policy {
 	p := &Policy{Name: name, Origins: map[string]Origin{}, Defined: b.origin(t.line)}
-	err := b.walk(t, "", "", policyKeys, fmt.Sprintf("in policy %q", name), func(key string, v *tomlValue) error {
+	b.walk(t, "", "", policyKeys, fmt.Sprintf("in policy %q", name), func(key string, v *tomlValue) error {
 		if err := setPolicyKey(p, key, v); err != nil {
 			return err
 		}
 		p.Origins[key] = b.origin(v.line)
 		return nil
 	})
-	return p, err
+	return p
 }
 
-func (b *docBuilder) protectGroup(name string, t *tomlValue) (*ProtectGroup, error) {
+func (b *docBuilder) protectGroup(name string, t *tomlValue, truncated bool) *ProtectGroup {
 	g := &ProtectGroup{Name: name, Origins: map[string]Origin{}, Defined: b.origin(t.line)}
 	prefix := "protect." + name + "."
-	err := b.walk(t, "", prefix, protectKeys, fmt.Sprintf("in protection group %q", name), func(key string, v *tomlValue) error {
+	matchBad := false
+	b.walk(t, "", prefix, protectKeys, fmt.Sprintf("in protection group %q", name), func(key string, v *tomlValue) error {
 		if err := setProtectKey(g, key, v); err != nil {
+			matchBad = matchBad || key == "match"
 			return err
 		}
 		g.Origins[key] = b.origin(v.line)
 		return nil
 	})
-	if err != nil {
-		return g, err
+	if g.Match == nil && !matchBad && !truncated {
+		b.fail(&ParseError{File: b.path, Line: t.line, Key: "protect." + name,
+			Err: errors.New(`match is required (list the process names to protect, e.g. match = ["code"])`)})
 	}
-	if g.Match == nil {
-		return g, &ParseError{File: b.path, Line: t.line, Key: "protect." + name,
-			Err: errors.New(`match is required (list the process names to protect, e.g. match = ["code"])`)}
-	}
-	return g, nil
+	return g
 }
 
-func (b *docBuilder) slice(t *tomlValue) (*SliceLimits, error) {
+func (b *docBuilder) slice(t *tomlValue) *SliceLimits {
 	s := &SliceLimits{Origins: map[string]Origin{}, Defined: b.origin(t.line)}
-	err := b.walk(t, "", "slice.", sliceKeys, "in [slice]", func(key string, v *tomlValue) error {
+	b.walk(t, "", "slice.", sliceKeys, "in [slice]", func(key string, v *tomlValue) error {
 		if err := setSliceKey(s, key, v); err != nil {
 			return err
 		}
 		s.Origins[key] = b.origin(v.line)
 		return nil
 	})
-	return s, err
+	return s
 }
 
 // walk calls set for every leaf of the table t with its dotted key (rel is
-// the key of t itself, "" at the top). Keys not in known are errors that
-// say where (`in policy "tests"`) and list the known keys; errKey prefixes
+// the key of t itself, "" at the top), recording every problem. Keys not in
+// known are problems that say where (`in policy "tests"`) and suggest the
+// key meant (see unknownKeyHint), or list the known keys; errKey prefixes
 // keys in ParseError.Key.
-func (b *docBuilder) walk(t *tomlValue, rel, errKey string, known []string, where string, set func(key string, v *tomlValue) error) error {
+func (b *docBuilder) walk(t *tomlValue, rel, errKey string, known []string, where string, set func(key string, v *tomlValue) error) {
 	for _, k := range t.table.keys {
 		v := t.table.entries[k]
 		key := keyPath([]string{k})
@@ -294,22 +312,63 @@ func (b *docBuilder) walk(t *tomlValue, rel, errKey string, known []string, wher
 				if errors.As(err, &le) && le.line > 0 {
 					line, err = le.line, le.err
 				}
-				return &ParseError{File: b.path, Line: line, Key: errKey + key, Value: v.written(), Err: err}
+				b.fail(&ParseError{File: b.path, Line: line, Key: errKey + key, Value: v.written(), Err: err})
 			}
 			continue
 		}
 		sub := subKeys(known, key)
 		switch {
 		case len(sub) == 0:
-			return &ParseError{File: b.path, Line: v.line, Value: key,
-				Err: fmt.Errorf("unknown key %s %s (known: %s)", quote(key), where, strings.Join(known, ", "))}
+			b.unknownKey(key, v, known, where)
 		case !v.isTable():
-			return &ParseError{File: b.path, Line: v.line, Key: errKey + key, Value: v.written(),
-				Err: typeError("sub-keys ("+strings.Join(sub, ", ")+")", v)}
-		}
-		if err := b.walk(v, key, errKey, known, where, set); err != nil {
-			return err
+			b.fail(&ParseError{File: b.path, Line: v.line, Key: errKey + key, Value: v.written(),
+				Err: typeError("sub-keys ("+strings.Join(sub, ", ")+")", v)})
+		default:
+			b.walk(v, key, errKey, known, where, set)
 		}
 	}
-	return nil
+}
+
+// unknownKey records key, not one of known. When key is a table
+// ([policies.tests.memroy]) whose leaves are near known keys (memroy.high
+// for memory.high), each such leaf is reported where it is set, with the
+// key meant; otherwise key itself, once.
+func (b *docBuilder) unknownKey(key string, v *tomlValue, known []string, where string) {
+	if v.isTable() {
+		var hinted []*ParseError
+		for _, l := range leaves(v, key) {
+			if hint := unknownKeyHint(l.key, known); hint != "" {
+				hinted = append(hinted, &ParseError{File: b.path, Line: l.v.line, Value: l.key,
+					Err: fmt.Errorf("unknown key %s %s (%s)", quote(l.key), where, hint)})
+			}
+		}
+		if len(hinted) > 0 {
+			for _, e := range hinted {
+				b.fail(e)
+			}
+			return
+		}
+	}
+	b.fail(&ParseError{File: b.path, Line: v.line, Value: key, Err: unknownKeyError(key, known, where)})
+}
+
+// leaf is a value that is not a table, with its dotted key.
+type leaf struct {
+	key string
+	v   *tomlValue
+}
+
+// leaves lists the values under the table v, whose key is rel, in order.
+func leaves(v *tomlValue, rel string) []leaf {
+	var out []leaf
+	for _, k := range v.table.keys {
+		e := v.table.entries[k]
+		key := rel + "." + keyPath([]string{k})
+		if e.isTable() {
+			out = append(out, leaves(e, key)...)
+		} else {
+			out = append(out, leaf{key, e})
+		}
+	}
+	return out
 }

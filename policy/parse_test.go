@@ -65,7 +65,15 @@ func TestParseErrors(t *testing.T) {
 		{"syntax: missing value", "[policies.tests]\nmemory.max =\n",
 			"bad.toml:2: TOML syntax error: unexpected character U+000A at start of value"},
 		{"syntax: unquoted string", "[policies.tests]\n\nmemory.max = 4G\n",
-			"bad.toml:3: TOML syntax error: strings must be quoted"},
+			`bad.toml:3: TOML syntax error: strings must be quoted (did you mean memory.max = "4G"? sizes, shares and max are strings in TOML)`},
+		{"syntax: unquoted size in another tool's unit", "[policies.tests]\nmemory.max = 4GB # the box\n",
+			`bad.toml:2: TOML syntax error: strings must be quoted (did you mean memory.max = "4G"? sizes, shares and max are strings in TOML)`},
+		{"syntax: unquoted percentage", "[policies.tests]\ncpu.max = 50%\n",
+			`bad.toml:2: TOML syntax error: expected newline but got U+0025 '%' (did you mean cpu.max = "50%"? sizes, shares and max are strings in TOML)`},
+		{"syntax: unquoted max", "[slice]\nmemory.max = max\n",
+			`bad.toml:2: TOML syntax error: unexpected character U+006D 'm' at start of value (did you mean memory.max = "max"? sizes, shares and max are strings in TOML)`},
+		{"syntax: no hint for a number", "[policies.tests]\npids.max = 12 34\n",
+			`bad.toml:2: TOML syntax error: expected newline but got U+0033 '3'`},
 		{"syntax: unclosed table", "[policies.tests\n",
 			"bad.toml:1: TOML syntax error: expected ']' to close table name"},
 		{"syntax: error at end of input", "[policies.tests]\ndescription = \"x",
@@ -81,9 +89,9 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key in slice", "[slice]\npids.max = 1\npids.max = 2\n",
 			`bad.toml:3: duplicate key "pids.max" in [slice] (first set on line 2)`},
 		{"duplicate top-level key", "x = 1\nx = 2\n",
-			`bad.toml:2: duplicate key "x" (first set on line 1)`},
-		{"table over a value", "policies = 1\n[policies.tests]\n",
-			`bad.toml:2: duplicate key "policies" (first set on line 1)`},
+			`bad.toml:1: unknown key "x" (known: [policies.NAME], [protect.NAME], [slice]) (and 1 more problem in bad.toml)`},
+		{"table over a value", "[policies]\ntests = 1\n[policies.tests]\n",
+			`bad.toml:2: policies.tests: expected a table [policies.tests], got integer 1 (and 1 more problem in bad.toml)`},
 		{"table defined twice", "[policies.tests]\n[policies.build]\n[policies.tests]\n",
 			"bad.toml:3: table [policies.tests] is defined twice (first on line 1)"},
 		{"table after dotted keys", "[policies.tests]\nmemory.max = \"1G\"\n[policies.tests.memory]\n",
@@ -97,7 +105,11 @@ func TestParseErrors(t *testing.T) {
 
 		// Top level.
 		{"unknown table", "[policies.tests]\n[polices.build]\n",
-			"bad.toml:2: unknown table [polices] (known: [policies.NAME], [protect.NAME], [slice])"},
+			"bad.toml:2: unknown table [polices] (did you mean [policies.NAME]?)"},
+		{"unknown table, nothing near", "[policies.tests]\n[limits]\n",
+			"bad.toml:2: unknown table [limits] (known: [policies.NAME], [protect.NAME], [slice])"},
+		{"keys of a policy without its header", "memory.max = \"4G\"\n",
+			"bad.toml:1: unknown table [memory] (the keys of a policy go under a [policies.NAME] header)"},
 		{"unknown top-level key", "version = 2\n",
 			`bad.toml:1: unknown key "version" (known: [policies.NAME], [protect.NAME], [slice])`},
 		{"policies not a table", "policies = \"tests\"\n",
@@ -117,13 +129,27 @@ func TestParseErrors(t *testing.T) {
 
 		// Keys of a policy.
 		{"unknown key", "[policies.tests]\ndescription = \"x\"\n\n\nmemory.hihg = \"1G\"\n",
-			`bad.toml:5: unknown key "memory.hihg" in policy "tests" (known: ` + allKeys + `)`},
+			`bad.toml:5: unknown key "memory.hihg" in policy "tests" (did you mean memory.high?)`},
+		{"unknown key, nothing near", "[policies.tests]\nlimit = \"1G\"\n",
+			`bad.toml:2: unknown key "limit" in policy "tests" (known: ` + allKeys + `)`},
+		{"systemd's name of a key", "[policies.tests]\nMemoryMax = \"4G\"\n",
+			`bad.toml:2: unknown key "MemoryMax" in policy "tests" (did you mean memory.max? boxrun's keys are named after the cgroup v2 files, not systemd's properties)`},
+		{"systemd's name of a key in a protection group", "[protect.editors]\nmatch = [\"code\"]\nMemoryLow = \"2G\"\n",
+			`bad.toml:3: unknown key "MemoryLow" in protection group "editors" (did you mean memory.low? boxrun's keys are named after the cgroup v2 files, not systemd's properties)`},
+		{"memory.low in a policy", "[policies.tests]\nmemory.low = \"2G\"\n",
+			`bad.toml:2: unknown key "memory.low" in policy "tests" (memory.low is a setting of a [protect.NAME] group, which shields the editor from the boxes; a box is limited with memory.high and memory.max)`},
+		{"systemd's MemoryLow in a policy", "[policies.tests]\nMemoryLow = \"2G\"\n",
+			`bad.toml:2: unknown key "MemoryLow" in policy "tests" (memory.low is a setting of a [protect.NAME] group, which shields the editor from the boxes; a box is limited with memory.high and memory.max)`},
+		{"systemd's name of a key boxrun lacks", "[policies.tests]\nMemoryMin = \"2G\"\n",
+			`bad.toml:2: unknown key "MemoryMin" in policy "tests" (boxrun has no memory.min; a [protect.NAME] group's memory.low shields the editor instead)`},
 		{"unknown key in a sub-table", "[policies.tests.memory]\nhihg = \"1G\"\n",
-			`bad.toml:2: unknown key "memory.hihg" in policy "tests" (known: ` + allKeys + `)`},
+			`bad.toml:2: unknown key "memory.hihg" in policy "tests" (did you mean memory.high?)`},
 		{"unknown table in a policy", "[policies.tests.memroy]\nhigh = \"1G\"\n",
-			`bad.toml:1: unknown key "memroy" in policy "tests" (known: ` + allKeys + `)`},
+			`bad.toml:2: unknown key "memroy.high" in policy "tests" (did you mean memory.high?)`},
+		{"unknown table in a policy, nothing near", "[policies.tests.limits]\nram = \"1G\"\n",
+			`bad.toml:1: unknown key "limits" in policy "tests" (known: ` + allKeys + `)`},
 		{"quoted dotted key is not a dotted key", "[policies.tests]\n\"memory.max\" = \"1G\"\n",
-			`bad.toml:2: unknown key "\"memory.max\"" in policy "tests" (known: ` + allKeys + `)`},
+			`bad.toml:2: unknown key "\"memory.max\"" in policy "tests" (did you mean memory.max, without the quotes? a quoted key is one key, not a dotted one)`},
 		{"value where sub-keys belong", "[policies.tests]\nmemory = \"8G\"\n",
 			`bad.toml:2: memory: expected sub-keys (memory.high, memory.max, memory.swap.max, memory.oom_group, memory.backpressure), got string "8G"`},
 		{"table where a value belongs", "[policies.tests.memory.max]\nbytes = 1\n",
@@ -132,6 +158,8 @@ func TestParseErrors(t *testing.T) {
 		// Values.
 		{"not a size", "[policies.tests]\nmemory.max = \"12Q\"\n",
 			`bad.toml:2: memory.max: "12Q" is not a size (use 512M, 8G, 60% or max)`},
+		{"a decimal unit", "[policies.tests]\nmemory.max = \"4GB\"\n",
+			`bad.toml:2: memory.max: "4GB" is not a size (did you mean "4G"? K, M, G and T are powers of 1024)`},
 		{"size of the wrong type", "[policies.tests]\nmemory.high = true\n",
 			`bad.toml:2: memory.high: expected a size like "8G", "60%" or "max", got boolean true`},
 		{"size as a float", "[policies.tests]\nmemory.high = 1.5\n",
@@ -244,6 +272,104 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("ParseError.File = %q, want bad.toml", pe.File)
 			}
 		})
+	}
+}
+
+// TestParseReportsEveryProblem: Parse reports all the problems of a file,
+// by line, not only the first (issue #19); a syntax error ends the file.
+func TestParseReportsEveryProblem(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string // each problem, in order
+	}{
+		{"one problem is a ParseError of its own", "[policies.a]\nmemory.max = \"12Q\"\n",
+			[]string{`bad.toml:2: memory.max: "12Q" is not a size (use 512M, 8G, 60% or max)`}},
+		{"bad values in several policies", "[policies.a]\nmemory.max = \"12Q\"\npids.max = 0\n[policies.b]\ncpu.weight = 0\n",
+			[]string{
+				`bad.toml:2: memory.max: "12Q" is not a size (use 512M, 8G, 60% or max)`,
+				`bad.toml:3: pids.max: 0 is out of range (use 1 or more, or "max")`,
+				`bad.toml:5: cpu.weight: 0 is out of range (use 1 to 10000; the default is 100)`,
+			}},
+		{"structure, keys and values together, by line", "[policies.a]\nmemory.mx = \"1G\"\n[policies.a]\n[protect.e]\nmemory.low = \"1G\"\n[slice]\npids.max = \"x\"\npids.max = 2\n",
+			[]string{
+				`bad.toml:2: unknown key "memory.mx" in policy "a" (did you mean memory.max?)`,
+				`bad.toml:3: table [policies.a] is defined twice (first on line 1)`,
+				`bad.toml:4: protect.e: match is required (list the process names to protect, e.g. match = ["code"])`,
+				`bad.toml:7: slice.pids.max: expected a number of processes or "max", got string "x"`,
+				`bad.toml:8: duplicate key "pids.max" in [slice] (first set on line 7)`,
+			}},
+		{"keys under a refused header are not read as the first table's", "[policies.a]\npids.max = 1\n[policies.a]\npids.max = 0\n",
+			[]string{`bad.toml:3: table [policies.a] is defined twice (first on line 1)`}},
+		{"a bad match is not also missing", "[protect.e]\nmatch = \"code\"\n",
+			[]string{`bad.toml:2: protect.e.match: expected a list of process names like ["code"], got string "code"`}},
+		{"a syntax error ends the file", "[policies.a]\nmemory.max = \"12Q\"\n[protect.e]\nmemory.low = = 1\nmatch = [\"code\"]\npids.max = 0\n",
+			[]string{
+				`bad.toml:2: memory.max: "12Q" is not a size (use 512M, 8G, 60% or max)`,
+				`bad.toml:4: TOML syntax error: unexpected character U+003D '=' at start of value`,
+			}},
+		{"unknown tables at the top", "[polices.a]\n[slise]\n",
+			[]string{
+				`bad.toml:1: unknown table [polices] (did you mean [policies.NAME]?)`,
+				`bad.toml:2: unknown table [slise] (did you mean [slice]?)`,
+			}},
+		{"every mistyped key of an unknown table", "[policies.a.memroy]\nhigh = \"1G\"\nmax = \"2G\"\n",
+			[]string{
+				`bad.toml:2: unknown key "memroy.high" in policy "a" (did you mean memory.high?)`,
+				`bad.toml:3: unknown key "memroy.max" in policy "a" (did you mean memory.max?)`,
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("bad.toml", strings.NewReader(tt.in))
+			var got []string
+			for _, e := range Problems(err) {
+				var pe *ParseError
+				if !errors.As(e, &pe) || pe.File != "bad.toml" {
+					t.Errorf("problem %q (%T) is not a *ParseError of bad.toml", e, e)
+				}
+				got = append(got, e.Error())
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			var list ParseErrors
+			switch {
+			case len(tt.want) == 1 && errors.As(err, &list):
+				t.Errorf("one problem came as ParseErrors")
+			case len(tt.want) > 1 && !errors.As(err, &list):
+				t.Errorf("%d problems came as %T, want ParseErrors", len(tt.want), err)
+			}
+			var first *ParseError
+			if !errors.As(err, &first) || first.Error() != tt.want[0] {
+				t.Errorf("errors.As finds %v, want the first problem", first)
+			}
+		})
+	}
+}
+
+// TestParseErrorsError: one line that still says there is more.
+func TestParseErrorsError(t *testing.T) {
+	p := func(line int) *ParseError {
+		return &ParseError{File: "f.toml", Line: line, Err: errors.New("bad")}
+	}
+	for _, tt := range []struct {
+		list ParseErrors
+		want string
+	}{
+		{ParseErrors{p(1)}, "f.toml:1: bad"},
+		{ParseErrors{p(1), p(2)}, "f.toml:1: bad (and 1 more problem in f.toml)"},
+		{ParseErrors{p(1), p(2), p(3)}, "f.toml:1: bad (and 2 more problems in f.toml)"},
+	} {
+		if got := tt.list.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+	if got := Problems(nil); got != nil {
+		t.Errorf("Problems(nil) = %v", got)
+	}
+	if got := Problems(errors.New("x")); len(got) != 1 {
+		t.Errorf("Problems of one error = %v", got)
 	}
 }
 

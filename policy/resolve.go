@@ -207,7 +207,11 @@ func parseOverride(o string) (*Policy, string, error) {
 	case key == "":
 		return nil, "", fail("", errors.New(`missing key (use KEY=VALUE, e.g. memory.max=4G)`))
 	case !slices.Contains(policyKeys, key):
-		return nil, "", fail(key, fmt.Errorf("unknown key %s (known: %s)", quote(key), strings.Join(policyKeys, ", ")))
+		hint := overrideKeyHint(o, key)
+		if hint == "" {
+			hint = "known: " + strings.Join(policyKeys, ", ")
+		}
+		return nil, "", fail(key, fmt.Errorf("unknown key %s (%s)", quote(key), hint))
 	case key == "extends":
 		return nil, "", fail(key, errors.New("cannot be changed with --set (write a policy that extends this one instead)"))
 	}
@@ -317,7 +321,7 @@ func (s *Stack) resolve(p *Policy, setArgs map[string]string, env Env) (*Resolve
 			if _, ok := groups[g]; !ok {
 				known := slices.Collect(maps.Keys(groups))
 				sort.Strings(known)
-				return nil, errAt("protect", g, fmt.Errorf("unknown protection group %q (known: %s)", g, knownNames(known)))
+				return nil, errAt("protect", g, fmt.Errorf("unknown protection group %q (%s)", g, nameHint(g, known)))
 			}
 		}
 	}

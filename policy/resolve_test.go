@@ -82,7 +82,24 @@ func TestResolveOverrideErrors(t *testing.T) {
 	}{
 		{"memory.max", `--set "memory.max": missing "=" (use KEY=VALUE, e.g. memory.max=4G)`},
 		{"=4G", `--set =4G: missing key (use KEY=VALUE, e.g. memory.max=4G)`},
-		{"memory.hihg=1G", `--set memory.hihg=1G: unknown key "memory.hihg" (known: ` + allKeys + `)`},
+		{"memory.hihg=1G", `--set memory.hihg=1G: unknown key "memory.hihg" (did you mean --set memory.high=1G?)`},
+		{"memory.mx=4G", `--set memory.mx=4G: unknown key "memory.mx" (did you mean --set memory.max=4G?)`},
+		{"memory_max=4GB", `--set memory_max=4GB: unknown key "memory_max" (did you mean memory.max?)`},
+		// systemd's names, with systemd's values in boxrun's spelling.
+		{"MemoryMax=4G", `--set MemoryMax=4G: unknown key "MemoryMax" (did you mean --set memory.max=4G?)`},
+		{"MemoryHigh=infinity", `--set MemoryHigh=infinity: unknown key "MemoryHigh" (did you mean --set memory.high=max?)`},
+		{"TasksMax=512", `--set TasksMax=512: unknown key "TasksMax" (did you mean --set pids.max=512?)`},
+		{"TasksMax=10%", `--set TasksMax=10%: unknown key "TasksMax" (did you mean pids.max? boxrun's keys are named after the cgroup v2 files, not systemd's properties)`},
+		{"CPUQuota=50%", `--set CPUQuota=50%: unknown key "CPUQuota" (did you mean --set cpu.max=50%?)`},
+		{"CPUWeight=20", `--set CPUWeight=20: unknown key "CPUWeight" (did you mean --set cpu.weight=20?)`},
+		{"IOWeight=20", `--set IOWeight=20: unknown key "IOWeight" (did you mean --set io.weight=20?)`},
+		{"OOMScoreAdjust=500", `--set OOMScoreAdjust=500: unknown key "OOMScoreAdjust" (did you mean --set oom_score_adj=500?)`},
+		{"OOMPolicy=kill", `--set OOMPolicy=kill: unknown key "OOMPolicy" (did you mean --set memory.oom_group=true?)`},
+		{"MemorySwapMax=0", `--set MemorySwapMax=0: unknown key "MemorySwapMax" (did you mean --set memory.swap.max=0?)`},
+		{"memorymax=4G", `--set memorymax=4G: unknown key "memorymax" (did you mean --set memory.max=4G?)`},
+		{"MemoryLow=2G", `--set MemoryLow=2G: unknown key "MemoryLow" (memory.low is a setting of a [protect.NAME] group, which shields the editor from the boxes; a box is limited with memory.high and memory.max)`},
+		{"MemoryMin=1G", `--set MemoryMin=1G: unknown key "MemoryMin" (boxrun has no memory.min; a [protect.NAME] group's memory.low shields the editor instead)`},
+		{"memory.max=4GB", `--set memory.max=4GB: "4GB" is not a size (did you mean "4G"? K, M, G and T are powers of 1024)`},
 		{"memory=4G", `--set memory=4G: unknown key "memory" (known: ` + allKeys + `)`},
 		{"memory.max=12Q", `--set memory.max=12Q: "12Q" is not a size (use 512M, 8G, 60% or max)`},
 		{"memory.max=0", `--set memory.max=0: 0 is zero bytes (use "max" for no limit, or a positive size like 8G)`},
@@ -93,6 +110,7 @@ func TestResolveOverrideErrors(t *testing.T) {
 		{"pids.max=0", `--set pids.max=0: 0 is out of range (use 1 or more, or "max")`},
 		{"leftovers_grace=5", `--set leftovers_grace=5: expected a duration like "2s", got integer 5`},
 		{"protect=nope", `--set protect=nope: unknown protection group "nope" (known: editors, language-servers)`},
+		{"protect=editor", `--set protect=editor: unknown protection group "editor" (did you mean editors?)`},
 		{"description=caf\xe9", `--set "description=caf\xe9": is not valid UTF-8 text`},
 		{"description=\x1b[2J", `--set "description=\x1b[2J": "\x1b[2J" contains the control character U+001B (use one line of plain text)`},
 		{"memory.high=50%", `--set memory.high=50%: 50% is a share of memory, but the memory size is unknown (use a size like 8G)`},
@@ -205,7 +223,7 @@ func TestResolveUnknownProtectGroup(t *testing.T) {
 		Builtin(),
 	}}
 	_, err := s.Resolve("p", nil, Env{MemoryBytes: gib})
-	want := `p.toml:3: protect: unknown protection group "editor" (known: editors, language-servers)`
+	want := `p.toml:3: protect: unknown protection group "editor" (did you mean editors?)`
 	if err == nil || err.Error() != want {
 		t.Errorf("Resolve error = %v, want %s", err, want)
 	}

@@ -115,6 +115,42 @@ func unitMultiplier(unit string) (uint64, bool) {
 	return 0, false
 }
 
+// unitSpellings are units of other tools, and the unit of boxrun each
+// means: decimal units (GB, which boxrun reads as 1024³ like the kernel's
+// and systemd's G), Kubernetes' binary ones (Gi), and words.
+var unitSpellings = map[string]string{
+	"kb": "K", "mb": "M", "gb": "G", "tb": "T",
+	"ki": "K", "mi": "M", "gi": "G", "ti": "T",
+	"kbytes": "K", "mbytes": "M", "gbytes": "G", "tbytes": "T",
+	"bytes": "", "byte": "",
+}
+
+// suggestSize returns the size that t, a number with a unit ParseSize does
+// not read, probably meant: "4GB", "4gb" and "4Gi" give "4G" (otherUnit:
+// the unit was another tool's), "4 G" gives "4G". It reports false when the
+// unit is no unit of memory.
+func suggestSize(t string) (fixed string, otherUnit, ok bool) {
+	intPart, fracPart, ok := splitNumber(t)
+	if !ok {
+		return "", false, false
+	}
+	n := len(intPart)
+	if fracPart != "" {
+		n += 1 + len(fracPart)
+	}
+	num, unit := t[:n], strings.ToLower(strings.TrimSpace(t[n:]))
+	if u, ok := unitSpellings[unit]; ok {
+		return num + u, true, true
+	}
+	if unit == "%" { // "60 %"
+		return num + "%", false, true
+	}
+	if _, ok := unitMultiplier(unit); ok && unit != strings.ToLower(t[n:]) { // only the space was wrong
+		return num + strings.ToUpper(unit[:min(1, len(unit))]), false, true
+	}
+	return "", false, false
+}
+
 // ParseSize parses a memory size: a number of bytes with an optional unit
 // (K, M, G, T or KiB, MiB, GiB, TiB, all powers of 1024, in any case; B or no
 // unit for bytes), a percentage of the available memory ("60%", more than 0
@@ -160,6 +196,13 @@ func ParseSize(s string) (Size, error) {
 	}
 	mult, ok := unitMultiplier(unit)
 	if !ok {
+		if fixed, otherUnit, ok := suggestSize(t); ok {
+			why := ""
+			if otherUnit {
+				why = " K, M, G and T are powers of 1024"
+			}
+			return Size{}, fmt.Errorf("%s is not a size (did you mean %q?%s)", quote(s), fixed, why)
+		}
 		return Size{}, fmt.Errorf("%s is not a size %s", quote(s), sizeHint)
 	}
 	// bytes = floor((intPart.fracPart) * mult), computed exactly.

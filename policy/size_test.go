@@ -56,8 +56,16 @@ func TestParseSize(t *testing.T) {
 		{name: "zero percent", in: "0%", wantErr: `"0%" is not a useful share of memory (use a percentage above 0%, or max)`},
 		{name: "101 percent", in: "101%", wantErr: `"101%" is more than 100% of memory`},
 		{name: "just over 100 percent", in: "100.5%", wantErr: `"100.5%" is more than 100% of memory`},
-		{name: "decimal units are ambiguous", in: "1GB", wantErr: `"1GB" is not a size (use 512M, 8G, 60% or max)`},
-		{name: "space before unit", in: "4 G", wantErr: `"4 G" is not a size (use 512M, 8G, 60% or max)`},
+		// Decimal units are ambiguous (GB is 1000³ or 1024³ depending on
+		// who wrote it): refused, with the unit boxrun reads as 1024³.
+		{name: "decimal units are ambiguous", in: "1GB", wantErr: `"1GB" is not a size (did you mean "1G"? K, M, G and T are powers of 1024)`},
+		{name: "decimal unit in lower case", in: "4gb", wantErr: `"4gb" is not a size (did you mean "4G"? K, M, G and T are powers of 1024)`},
+		{name: "decimal unit with a fraction", in: "1.5MB", wantErr: `"1.5MB" is not a size (did you mean "1.5M"? K, M, G and T are powers of 1024)`},
+		{name: "Kubernetes unit", in: "512Mi", wantErr: `"512Mi" is not a size (did you mean "512M"? K, M, G and T are powers of 1024)`},
+		{name: "space before unit", in: "4 G", wantErr: `"4 G" is not a size (did you mean "4G"?)`},
+		{name: "space before a binary unit", in: "4 GiB", wantErr: `"4 GiB" is not a size (did you mean "4G"?)`},
+		{name: "space before percent", in: "60 %", wantErr: `"60 %" is not a size (did you mean "60%"?)`},
+		{name: "a unit of something else", in: "4Hz", wantErr: `"4Hz" is not a size (use 512M, 8G, 60% or max)`},
 		{name: "no integer part", in: ".5G", wantErr: `".5G" is not a size (use 512M, 8G, 60% or max)`},
 		{name: "no fraction digits", in: "5.G", wantErr: `"5.G" is not a size (use 512M, 8G, 60% or max)`},
 		{name: "two points", in: "1.5.5G", wantErr: `"1.5.5G" is not a size (use 512M, 8G, 60% or max)`},

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/boxrun/boxrun/internal/suggest"
 )
 
 // Stack is the ordered list of policy files in effect, nearest first; the
@@ -230,6 +232,16 @@ func (s *Stack) parent(l link) (link, bool) {
 	return link{q, j}, q != nil
 }
 
+// nameHint says which of names was probably meant by name, for an error
+// message ("did you mean tests?"), or lists them ("known: ...") when none
+// is near.
+func nameHint(name string, names []string) string {
+	if m := suggest.Closest(name, names); len(m) > 0 {
+		return "did you mean " + suggest.Or(m) + "?"
+	}
+	return "known: " + knownNames(names)
+}
+
 // knownNames lists names for an error message, at most 30 of them.
 func knownNames(names []string) string {
 	const limit = 30
@@ -244,7 +256,11 @@ func knownNames(names []string) string {
 func (s *Stack) chain(name string) ([]link, error) {
 	p, i := s.find(name, 0)
 	if p == nil {
-		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownPolicy, name, knownNames(s.names()))
+		hint := nameHint(name, s.names())
+		if set, ok := SuggestOverride(name); ok {
+			hint = "did you mean --set " + set + "? a policy is named, a setting is changed with --set"
+		}
+		return nil, fmt.Errorf("%w %q (%s)", ErrUnknownPolicy, name, hint)
 	}
 	chain := []link{{p, i}}
 	seen := map[link]bool{chain[0]: true}
@@ -253,7 +269,7 @@ func (s *Stack) chain(name string) ([]link, error) {
 		next, ok := s.parent(cur)
 		o := cur.p.Origins["extends"]
 		if !ok {
-			err := fmt.Errorf("policy %q extends %q, which is not defined (known: %s)", cur.p.Name, parent, knownNames(s.names()))
+			err := fmt.Errorf("policy %q extends %q, which is not defined (%s)", cur.p.Name, parent, nameHint(parent, s.names()))
 			if parent == cur.p.Name {
 				err = fmt.Errorf("policy %q extends itself, but no farther file defines %q to build on", parent, parent)
 			}

@@ -245,6 +245,12 @@ func TestExtendsErrors(t *testing.T) {
 			want:   `missing-parent.toml:3: extends: policy "child" extends "nope", which is not defined (known: child)`,
 		},
 		{
+			name:   "mistyped parent",
+			files:  []*File{parseString(t, "typo.toml", "[policies.mine]\nextends = \"test\"\n"), Builtin()},
+			policy: "mine",
+			want:   `typo.toml:2: extends: policy "mine" extends "test", which is not defined (did you mean tests?)`,
+		},
+		{
 			name:   "self-extends with nothing farther",
 			files:  []*File{parseString(t, "solo.toml", "[policies.tests]\nextends = \"tests\"\n")},
 			policy: "tests",
@@ -283,12 +289,24 @@ func TestExtendsErrors(t *testing.T) {
 
 func TestResolveUnknownPolicy(t *testing.T) {
 	s := builtinStack(t)
-	_, err := s.Resolve("nope", nil, Env{MemoryBytes: 1 << 30})
-	if !errors.Is(err, ErrUnknownPolicy) {
-		t.Fatalf("error %v does not wrap ErrUnknownPolicy", err)
-	}
-	if want := `unknown policy "nope" (known: base, build, check, strict, tests)`; err.Error() != want {
-		t.Errorf("error = %q, want %q", err, want)
+	for _, tt := range []struct {
+		name, want string
+	}{
+		{"nope", `unknown policy "nope" (known: base, build, check, strict, tests)`},
+		{"test", `unknown policy "test" (did you mean tests?)`},
+		{"Strict", `unknown policy "Strict" (did you mean strict?)`},
+		// -p given a setting, as systemd-run -p takes one.
+		{"MemoryMax=4G", `unknown policy "MemoryMax=4G" (did you mean --set memory.max=4G? a policy is named, a setting is changed with --set)`},
+		{"memory.max=4G", `unknown policy "memory.max=4G" (did you mean --set memory.max=4G? a policy is named, a setting is changed with --set)`},
+		{"memory.max=lots", `unknown policy "memory.max=lots" (known: base, build, check, strict, tests)`},
+	} {
+		_, err := s.Resolve(tt.name, nil, Env{MemoryBytes: 1 << 30})
+		if !errors.Is(err, ErrUnknownPolicy) {
+			t.Fatalf("error %v does not wrap ErrUnknownPolicy", err)
+		}
+		if err.Error() != tt.want {
+			t.Errorf("Resolve(%q) error = %q, want %q", tt.name, err, tt.want)
+		}
 	}
 }
 

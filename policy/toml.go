@@ -95,6 +95,8 @@ type docBuilder struct {
 	path     string
 	data     []byte
 	newlines []int // offsets of the '\n' bytes in data, computed on first use
+	// errs are the problems found so far (see fail).
+	errs []*ParseError
 }
 
 // lineAt returns the 1-based line of a byte offset into the document.
@@ -115,16 +117,19 @@ func (b *docBuilder) errorf(line int, format string, args ...any) error {
 	return &ParseError{File: b.path, Line: line, Err: fmt.Errorf(format, args...)}
 }
 
-// parseDocument parses data (valid UTF-8, with cap(data) == len(data)) into
-// its root table.
-func parseDocument(path string, data []byte) (*tomlValue, error) {
-	b := &docBuilder{path: path, data: data}
-	root := newTableValue(unstable.Table, 1)
+// document parses b.data (valid UTF-8, with cap(data) == len(data)) into
+// its root table. Problems are recorded (b.fail) and reading goes on: a key
+// or table defined twice, or a value that cannot be set, is left out, and
+// the keys under a table header that is refused go to a table of their own
+// that nothing reads. A syntax error ends the document, which truncated
+// then reports.
+func (b *docBuilder) document() (root *tomlValue, truncated bool) {
+	root = newTableValue(unstable.Table, 1)
 	root.table.header = true
 	cur, curPath := root, (*keyPrefix)(nil)
 
 	var p unstable.Parser
-	p.Reset(data)
+	p.Reset(b.data)
 	for p.NextExpression() {
 		e := p.Expression()
 		switch e.Kind {
@@ -132,20 +137,23 @@ func parseDocument(path string, data []byte) (*tomlValue, error) {
 			keys, line := b.key(e.Key())
 			t, err := b.defineTable(root, keys, line)
 			if err != nil {
-				return nil, err
+				b.fail(err)
+				t = newTableValue(unstable.Table, line) // its keys are checked for syntax only
 			}
 			cur, curPath = t, &keyPrefix{keys: keys}
 		case unstable.ArrayTable:
 			keys, line := b.key(e.Key())
-			return nil, b.errorf(line, "arrays of tables ([[%s]]) are not supported; use [%s.NAME] tables", shortPath(keys), shortPath(keys))
+			b.fail(b.errorf(line, "arrays of tables ([[%s]]) are not supported; use [%s.NAME] tables", shortPath(keys), shortPath(keys)))
+			cur, curPath = newTableValue(unstable.Table, line), &keyPrefix{keys: keys}
 		case unstable.KeyValue:
 			keys, line := b.key(e.Key())
 			v, err := b.value(e.Value(), line, curPath.with(keys))
 			if err != nil {
-				return nil, err
+				b.fail(err)
+				continue
 			}
 			if err := b.setKey(cur, curPath, keys, v, line); err != nil {
-				return nil, err
+				b.fail(err)
 			}
 		}
 	}
@@ -155,9 +163,14 @@ func parseDocument(path string, data []byte) (*tomlValue, error) {
 		if errors.As(err, &perr) {
 			line = b.lineAt(b.offsetOf(perr.Highlight))
 		}
-		return nil, &ParseError{File: path, Line: line, Err: fmt.Errorf("TOML syntax error: %w", err)}
+		msg := fmt.Sprintf("TOML syntax error: %v", err)
+		if hint := b.syntaxHint(line); hint != "" {
+			msg += " (" + hint + ")"
+		}
+		b.fail(&ParseError{File: b.path, Line: line, Err: errors.New(msg)})
+		return root, true
 	}
-	return root, nil
+	return root, false
 }
 
 // offsetOf returns the offset of a subslice of the document. This is how
