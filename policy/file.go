@@ -29,6 +29,10 @@ type File struct {
 	// zero value); the caller sets Project for a project's .boxrun.toml
 	// (see SearchFiles) before putting the file in a Stack.
 	Trust Trust
+	// Warnings are the settings of the file that are valid but probably
+	// not what was meant, that Parse can tell from one value: a memory size
+	// under 1M (memory.max = 4096 is 4K). See Stack.Lint for the others.
+	Warnings []Warning
 }
 
 // Policy is one [policies.NAME] table as written, before extends and
@@ -167,6 +171,7 @@ func Parse(path string, r io.Reader) (*File, error) {
 	if len(b.errs) > 0 {
 		return nil, b.problems()
 	}
+	f.Warnings = b.warnings
 	return f, nil
 }
 
@@ -257,6 +262,7 @@ func (b *docBuilder) policy(name string, t *tomlValue) *Policy {
 			return err
 		}
 		p.Origins[key] = b.origin(v.line)
+		b.lintSize(key, v, fmt.Sprintf("policy %q", name))
 		return nil
 	})
 	return p
@@ -272,6 +278,7 @@ func (b *docBuilder) protectGroup(name string, t *tomlValue, truncated bool) *Pr
 			return err
 		}
 		g.Origins[key] = b.origin(v.line)
+		b.lintSize(key, v, fmt.Sprintf("protection group %q", name))
 		return nil
 	})
 	if g.Match == nil && !matchBad && !truncated {
@@ -288,6 +295,7 @@ func (b *docBuilder) slice(t *tomlValue) *SliceLimits {
 			return err
 		}
 		s.Origins[key] = b.origin(v.line)
+		b.lintSize(key, v, "[slice]")
 		return nil
 	})
 	return s

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -82,6 +83,10 @@ type Resolved struct {
 	// because a project file may not make them, or replaced by the
 	// baseline's tighter value (see Project), for the user.
 	Ignored []Ignored
+	// Warnings are the settings along the chain that are valid but
+	// probably not what was meant: memory.high above memory.max (which
+	// Notes also describe, as adjusted). See Stack.Lint.
+	Warnings []Warning
 }
 
 // Resolve resolves the policy name: it starts from the root of its extends
@@ -336,6 +341,8 @@ func (s *Stack) resolve(p *Policy, setArgs map[string]string, env Env) (*Resolve
 	if h, m := r.MemoryHigh, r.MemoryMax; h != nil && m != nil && *h != Unlimited && *m != Unlimited && *h > *m {
 		r.Notes = append(r.Notes, fmt.Sprintf("memory.high %s (%s) is above memory.max %s (%s); using %s for memory.high",
 			describeSize(p.MemoryHigh, *h), p.Origins["memory.high"], describeSize(p.MemoryMax, *m), p.Origins["memory.max"], FormatBytes(*m)))
+		r.Warnings = append(r.Warnings, Warning{At: p.Origins["memory.high"], Key: "memory.high", Value: strconv.Quote(p.MemoryHigh.String()),
+			In: fmt.Sprintf("policy %q", p.Name), Problem: highAboveMaxProblem(p.MemoryHigh, *h, p.MemoryMax, *m, p.Origins["memory.max"], "the box")})
 		capped := *m
 		r.MemoryHigh = &capped
 	}

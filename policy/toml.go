@@ -97,6 +97,9 @@ type docBuilder struct {
 	newlines []int // offsets of the '\n' bytes in data, computed on first use
 	// errs are the problems found so far (see fail).
 	errs []*ParseError
+	// warnings are the settings found so far that are valid but probably
+	// not what was meant (see lintSize).
+	warnings []Warning
 }
 
 // lineAt returns the 1-based line of a byte offset into the document.
