@@ -27,7 +27,9 @@ var ErrUnknownFormat = fmt.Errorf("unknown export format")
 // suite into other tools:
 //
 //   - json: boxrun's own resolved policy (sizes in bytes, null for unset).
-//   - oci: the OCI runtime-spec linux.resources object (see LinuxResources).
+//   - oci: the OCI runtime-spec linux.resources object (see LinuxResources);
+//     what it cannot express (Unexpressed) is the caller's to say, since
+//     JSON has no comments.
 //   - systemd: resource settings for a unit drop-in or systemctl
 //     set-property, with what systemd cannot express said in comments.
 //   - k8s: a Kubernetes container's resources (YAML), likewise.
@@ -163,19 +165,59 @@ func (r *Resolved) systemdDropIn(env Env) string {
 	} else {
 		line("OOMPolicy", "continue")
 	}
-	var lost []string
-	if r.MemoryBackpressure {
-		lost = append(lost, "memory.backpressure (boxrun pauses processes itself)")
-	}
-	if len(r.Protect) > 0 {
-		lost = append(lost, "protect (run boxrun protect, or its user unit)")
-	}
-	if r.MaxConcurrent > 0 || r.StartWhenAvailable != nil {
-		lost = append(lost, "max_concurrent and start_when_available (boxrun waits before starting)")
-	}
-	lost = append(lost, fmt.Sprintf("leftovers = %q (a service's KillMode=control-group kills what is left when it stops)", r.Leftovers))
-	b.WriteString("# Not expressible here: " + strings.Join(lost, "; ") + ".\n")
+	b.WriteString("# Not expressible here: " + strings.Join(r.Unexpressed(FormatSystemd), "; ") + ".\n")
 	return b.String()
+}
+
+// Unexpressed lists the settings of r that format cannot express, each
+// with what does the job instead ("protect (run boxrun protect, or its user
+// unit)"); nil for json, which holds everything. Export writes them as a
+// comment in the formats that have comments (systemd, k8s); for oci, whose
+// JSON has none, the caller should tell the user.
+func (r *Resolved) Unexpressed(format string) []string {
+	var lost []string
+	boxrunOnly := func() {
+		if r.MemoryBackpressure {
+			lost = append(lost, "memory.backpressure (boxrun pauses processes itself)")
+		}
+		if len(r.Protect) > 0 {
+			lost = append(lost, "protect (run boxrun protect, or its user unit)")
+		}
+		if r.MaxConcurrent > 0 || r.StartWhenAvailable != nil {
+			lost = append(lost, "max_concurrent and start_when_available (boxrun waits before starting)")
+		}
+	}
+	switch format {
+	case FormatSystemd:
+		boxrunOnly()
+		lost = append(lost, fmt.Sprintf("leftovers = %q (a service's KillMode=control-group kills what is left when it stops)", r.Leftovers))
+	case FormatOCI:
+		if r.OOMScoreAdj != nil {
+			lost = append(lost, fmt.Sprintf("oom_score_adj = %d (the spec's process.oomScoreAdj, outside linux.resources)", *r.OOMScoreAdj))
+		}
+		boxrunOnly()
+		lost = append(lost, fmt.Sprintf("leftovers = %q (a container's processes all end when it stops)", r.Leftovers))
+	case FormatK8s:
+		if r.MemoryHigh != nil {
+			lost = append(lost, "memory.high (the kubelet's MemoryQoS derives its own)")
+		}
+		if r.PidsMax != nil {
+			lost = append(lost, "pids.max (a node setting: the kubelet's podPidsLimit)")
+		}
+		if r.CPUWeight != nil {
+			lost = append(lost, "cpu.weight (follows from requests.cpu)")
+		}
+		if r.OOMScoreAdj != nil {
+			lost = append(lost, "oom_score_adj (set by the kubelet from the QoS class)")
+		}
+		if r.MemorySwapMax != nil {
+			lost = append(lost, "memory.swap.max (a node setting: memorySwap.swapBehavior)")
+		}
+		if r.MemoryBackpressure {
+			lost = append(lost, "memory.backpressure")
+		}
+	}
+	return lost
 }
 
 // k8sQuantity spells bytes as a Kubernetes quantity: the largest binary
@@ -202,26 +244,7 @@ func (r *Resolved) k8sResources(env Env) string {
 	if q := r.CPUQuotaPerSecUSec; q != nil && *q != Unlimited {
 		limits = append(limits, fmt.Sprintf("    cpu: %q", strconv.FormatUint((*q+500)/1000, 10)+"m"))
 	}
-	var lost []string
-	if r.MemoryHigh != nil {
-		lost = append(lost, "memory.high (the kubelet's MemoryQoS derives its own)")
-	}
-	if r.PidsMax != nil {
-		lost = append(lost, "pids.max (a node setting: the kubelet's podPidsLimit)")
-	}
-	if r.CPUWeight != nil {
-		lost = append(lost, "cpu.weight (follows from requests.cpu)")
-	}
-	if r.OOMScoreAdj != nil {
-		lost = append(lost, "oom_score_adj (set by the kubelet from the QoS class)")
-	}
-	if r.MemorySwapMax != nil {
-		lost = append(lost, "memory.swap.max (a node setting: memorySwap.swapBehavior)")
-	}
-	if r.MemoryBackpressure {
-		lost = append(lost, "memory.backpressure")
-	}
-	if len(lost) > 0 {
+	if lost := r.Unexpressed(FormatK8s); len(lost) > 0 {
 		b.WriteString("# Not expressible here: " + strings.Join(lost, "; ") + ".\n")
 	}
 	b.WriteString("resources:\n")

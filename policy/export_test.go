@@ -94,3 +94,58 @@ func TestK8sQuantity(t *testing.T) {
 		}
 	}
 }
+
+// TestUnexpressed: each format says what it drops, oci included, through
+// the one list the comments of systemd and k8s are made from.
+func TestUnexpressed(t *testing.T) {
+	env := Env{MemoryBytes: 16 << 30}
+	st := &Stack{Files: []*File{Builtin()}}
+	tests := []struct {
+		policy, format string
+		want           []string
+	}{
+		{"tests", FormatJSON, nil},
+		{"tests", FormatOCI, []string{
+			"oom_score_adj = 500 (the spec's process.oomScoreAdj, outside linux.resources)",
+			"memory.backpressure (boxrun pauses processes itself)",
+			"protect (run boxrun protect, or its user unit)",
+			`leftovers = "kill" (a container's processes all end when it stops)`,
+		}},
+		{"check", FormatOCI, []string{
+			"oom_score_adj = 700 (the spec's process.oomScoreAdj, outside linux.resources)",
+			`leftovers = "kill" (a container's processes all end when it stops)`,
+		}},
+		{"tests", FormatSystemd, []string{
+			"memory.backpressure (boxrun pauses processes itself)",
+			"protect (run boxrun protect, or its user unit)",
+			`leftovers = "kill" (a service's KillMode=control-group kills what is left when it stops)`,
+		}},
+		{"check", FormatK8s, []string{
+			"pids.max (a node setting: the kubelet's podPidsLimit)",
+			"cpu.weight (follows from requests.cpu)",
+			"oom_score_adj (set by the kubelet from the QoS class)",
+			"memory.swap.max (a node setting: memorySwap.swapBehavior)",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.policy+"/"+tt.format, func(t *testing.T) {
+			pol, err := st.Resolve(tt.policy, nil, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := pol.Unexpressed(tt.format)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("Unexpressed(%s):\n%s\nwant:\n%s", tt.format, strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			if tt.format == FormatSystemd || tt.format == FormatK8s {
+				var buf bytes.Buffer
+				if err := pol.Export(&buf, tt.format, env); err != nil {
+					t.Fatal(err)
+				}
+				if want := "# Not expressible here: " + strings.Join(got, "; ") + ".\n"; !strings.Contains(buf.String(), want) {
+					t.Errorf("the %s export does not say %q:\n%s", tt.format, want, buf.String())
+				}
+			}
+		})
+	}
+}

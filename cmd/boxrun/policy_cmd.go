@@ -302,6 +302,13 @@ func policyExport(_ context.Context, o options, args []string, stdout io.Writer,
 		out.errorf("policy export: %v", err)
 		return exitBoxrunFailed
 	}
+	if *format == policy.FormatOCI {
+		// The systemd and k8s exports say this in a comment; JSON has
+		// none, so it goes to stderr, where it does not spoil the output.
+		if lost := pol.Unexpressed(*format); len(lost) > 0 {
+			out.warnf("not expressible in the oci format: %s", strings.Join(lost, "; "))
+		}
+	}
 	return 0
 }
 

@@ -39,13 +39,14 @@ func Distance(a, b string) int {
 }
 
 // MaxDistance is how many edits a word of n runes may be away from a
-// candidate and still count as a typo of it: 1 up to 4 runes, 2 up to 8,
-// 3 beyond.
+// candidate and still count as a typo of it: 1 up to 5 runes, 2 up to 10,
+// 3 beyond. (At 3 edits for 10 runes, memory.max would pass for a typo of
+// memory.low.)
 func MaxDistance(n int) int {
 	switch {
-	case n <= 4:
+	case n <= 5:
 		return 1
-	case n <= 8:
+	case n <= 10:
 		return 2
 	}
 	return 3

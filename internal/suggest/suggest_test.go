@@ -39,7 +39,7 @@ func TestDistance(t *testing.T) {
 }
 
 func TestMaxDistance(t *testing.T) {
-	for _, tt := range []struct{ n, want int }{{1, 1}, {4, 1}, {5, 2}, {8, 2}, {9, 3}, {40, 3}} {
+	for _, tt := range []struct{ n, want int }{{1, 1}, {5, 1}, {6, 2}, {10, 2}, {11, 3}, {40, 3}} {
 		if got := MaxDistance(tt.n); got != tt.want {
 			t.Errorf("MaxDistance(%d) = %d, want %d", tt.n, got, tt.want)
 		}
@@ -65,6 +65,7 @@ func TestClosest(t *testing.T) {
 		{"equally near: both, in order", "cpu.maxx", []string{"cpu.max", "cpu.maxy"}, []string{"cpu.max", "cpu.maxy"}},
 		{"the nearest wins", "pids.mx", []string{"pids.mix", "pids.max", "pid"}, []string{"pids.mix", "pids.max"}},
 		{"too far", "weight", keys, nil},
+		{"a sibling key is no typo", "memory.low", keys, nil},
 		{"nothing alike", "frobnicate", commands, nil},
 		{"a command", "polcy", commands, []string{"policy"}},
 		{"a two-letter command", "gv", commands, []string{"gc"}},
