@@ -91,11 +91,11 @@ func commands() []command {
 		},
 		{
 			name:     "policy check",
-			synopsis: []string{"policy check [FILE...] [-f FILE]"},
-			summary:  "parse policy files (default: the lookup) and resolve each policy, reporting every problem",
+			synopsis: []string{"policy check [FILE...] [-f FILE] [--strict]"},
+			summary:  "parse policy files (default: the lookup) and resolve each policy, reporting every error, and as warnings what a run would ignore or is probably a mistake",
 			globals:  []string{"policy-file"},
 			operands: []string{operandFile},
-			examples: []string{"boxrun policy check .boxrun.toml"},
+			examples: []string{"boxrun policy check .boxrun.toml", "boxrun policy check --strict ~/.config/boxrun/policies.toml"},
 			run:      policyCheck,
 		},
 		{

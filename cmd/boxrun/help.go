@@ -45,7 +45,7 @@ var exitStatuses = []envVar{
 	{"125", "boxrun failed before the command started: a bad flag, a bad or unknown policy, an unusable backend, a --strict refusal"},
 	{"126", "the command is not executable"},
 	{"127", "the command does not exist"},
-	{"0, 1", "of the other commands: success, failure (policy check found problems, doctor cannot enforce the policy); 125 for bad input"},
+	{"0, 1", "of the other commands: success, failure (policy check found errors, or warnings with --strict; doctor cannot enforce the policy); 125 for bad input"},
 }
 
 // lookup is where policies are looked up, nearest first. Read-only.

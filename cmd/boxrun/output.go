@@ -31,6 +31,9 @@ type printer struct {
 	// parsing its arguments (see describeFlags): help, the man page and
 	// completion learn the flags from the runners themselves.
 	describe func(*pflag.FlagSet)
+	// warnings counts the warnings given to warnf and noticef, printed
+	// or not (-q), for policy check --strict.
+	warnings int
 }
 
 // errorf prints an error; it is shown even with -q.
@@ -40,6 +43,7 @@ func (p *printer) errorf(format string, a ...any) {
 
 // warnf prints a warning unless quiet.
 func (p *printer) warnf(format string, a ...any) {
+	p.warnings++
 	if !p.quiet {
 		fmt.Fprintf(p.w, "boxrun: warning: "+format+"\n", a...)
 	}
@@ -47,6 +51,7 @@ func (p *printer) warnf(format string, a ...any) {
 
 // noticef prints a warning the user must see even with -q.
 func (p *printer) noticef(format string, a ...any) {
+	p.warnings++
 	fmt.Fprintf(p.w, "boxrun: warning: "+format+"\n", a...)
 }
 

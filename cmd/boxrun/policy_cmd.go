@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -213,10 +214,16 @@ func showRows(p *policy.Resolved) [][2]string {
 }
 
 // policyCheck parses the given files (or every file of the lookup) and
-// resolves each of their policies, reporting every problem.
+// resolves each of their policies, reporting every problem: each error of
+// each file (not only the first), then the settings a run would ignore
+// (a positional FILE named .boxrun.toml is checked as a project file) and
+// those that are probably mistakes (policy.Stack.Lint) as warnings. It
+// exits 0 with warnings, 1 with errors, and with --strict 1 with warnings
+// too.
 func policyCheck(_ context.Context, o options, args []string, stdout io.Writer, out *printer) int {
 	fs := newSubcommand("policy check", "", out)
 	policyFlags(fs, &o, false, false)
+	strict := fs.Bool("strict", false, "fail (exit 1) on warnings too: settings a run would ignore, values that are probably mistakes")
 	if code, done := parseSubcommand(fs, "policy check", args, "", out); done {
 		return code
 	}
@@ -224,59 +231,127 @@ func policyCheck(_ context.Context, o options, args []string, stdout io.Writer, 
 	if len(files) > 0 && o.policyFile != "" {
 		files = append([]string{o.policyFile}, files...) // -f is one more file to check
 	}
+	where := "the policy lookup"
+	if len(files) > 0 {
+		where = strings.Join(files, ", ")
+	}
+	c := &checkReport{out: out, seen: map[string]bool{}}
 	var st *policy.Stack
 	if len(files) > 0 {
 		st = &policy.Stack{}
-		for _, f := range files {
+		for i, f := range files {
 			pf, err := readPolicyFile(f, out)
 			if err != nil {
-				out.errorf("%v", err)
-				return 1
+				c.errors(err)
+				continue
+			}
+			if filepath.Base(f) == ".boxrun.toml" && (i > 0 || o.policyFile == "") {
+				pf.Trust = policy.Project // as the lookup reads it; -f is trusted, as in a run
 			}
 			st.Files = append(st.Files, pf)
 		}
 		st.Files = append(st.Files, policy.Builtin())
+		for _, ig := range st.Ignored() {
+			c.warn(ig.String())
+		}
 	} else {
 		var err error
-		if st, err = loadStack(o, out); err != nil {
-			out.errorf("%v", err)
-			return 1
+		if st, err = loadStack(o, out); err != nil { // it warns of what is ignored
+			c.errors(err)
 		}
+	}
+	if c.nErrors > 0 {
+		// A file that does not parse leaves the others' extends and
+		// protect names dangling: their errors would be noise.
+		return c.finish(stdout, where, 0, *strict)
 	}
 	mem, err := sandbox.MemoryAvailable()
 	if err != nil {
 		mem = 16 << 30 // only to check percentages resolve
 	}
-	bad := 0
+	env := policy.Env{MemoryBytes: mem}
 	n := 0
-	warned := map[string]bool{}
 	for _, e := range st.Names() {
 		if len(files) > 0 && e.Origin.File == policy.OriginBuiltin {
 			continue // check what the user wrote
 		}
 		n++
-		r, err := st.Resolve(e.Name, nil, policy.Env{MemoryBytes: mem})
+		r, err := st.Resolve(e.Name, nil, env)
 		if err != nil {
-			out.errorf("%v", err)
-			bad++
+			c.errors(err)
 			continue
 		}
 		for _, ig := range r.Ignored {
-			if w := ig.String(); !warned[w] { // once, though many policies extend it
-				warned[w] = true
-				out.warnf("%s", w)
-			}
+			c.warn(ig.String())
 		}
 	}
-	if bad > 0 {
+	for _, w := range st.Lint(env) {
+		c.warn(w.String())
+	}
+	return c.finish(stdout, where, n, *strict)
+}
+
+// checkReport prints the problems policy check finds, each once (many
+// policies extend the same broken one), and counts them.
+type checkReport struct {
+	out     *printer
+	seen    map[string]bool
+	nErrors int
+}
+
+// errors prints every problem err holds (all of a file's, see
+// policy.Problems).
+func (c *checkReport) errors(err error) {
+	for _, e := range policy.Problems(err) {
+		if msg := e.Error(); !c.seen[msg] {
+			c.seen[msg] = true
+			c.nErrors++
+			c.out.errorf("%s", msg)
+		}
+	}
+}
+
+// warn prints a warning.
+func (c *checkReport) warn(msg string) {
+	if !c.seen[msg] {
+		c.seen[msg] = true
+		c.out.warnf("%s", msg)
+	}
+}
+
+// finish says how the check went and returns its exit status: "ok: N
+// policies in WHERE" on stdout, or an error line counting the problems.
+func (c *checkReport) finish(stdout io.Writer, where string, n int, strict bool) int {
+	warnings := c.out.warnings
+	switch {
+	case c.nErrors > 0:
+		found := count(c.nErrors, "error")
+		if warnings > 0 {
+			found += " and " + count(warnings, "warning")
+		}
+		c.out.errorf("policy check: %s in %s", found, where)
+		return 1
+	case warnings > 0 && strict:
+		c.out.errorf("policy check: %s in %s, which --strict counts as errors", count(warnings, "warning"), where)
 		return 1
 	}
-	where := "the policy lookup"
-	if len(files) > 0 {
-		where = strings.Join(files, ", ")
+	fmt.Fprintf(stdout, "ok: %s in %s", count(n, "policy"), where)
+	if warnings > 0 {
+		fmt.Fprintf(stdout, ", with %s", count(warnings, "warning"))
 	}
-	fmt.Fprintf(stdout, "ok: %d policies in %s\n", n, where)
+	fmt.Fprintln(stdout)
 	return 0
+}
+
+// count spells n things: "1 policy", "2 policies", "0 warnings".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "y") {
+		noun = strings.TrimSuffix(noun, "y") + "ie"
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // policyExport implements `boxrun policy export NAME [--format F]`: the

@@ -88,7 +88,7 @@ func TestCLI(t *testing.T) {
 		{"policy show", []string{"-f", good, "policy", "show", "mine"}, 0, "pids.max", "", true},
 		{"policy show set", []string{"--set", "pids.max=99", "policy", "show", "tests"}, 0, "99", "", true},
 		{"policy show unknown", []string{"policy", "show", "nope"}, 125, "", "unknown policy", false},
-		{"policy check good", []string{"policy", "check", good}, 0, "ok: 1 policies", "", true},
+		{"policy check good", []string{"policy", "check", good}, 0, "ok: 1 policy in ", "", true},
 		{"policy check bad", []string{"policy", "check", bad}, 1, "", "bad.toml:2", false},
 		{"policy no subcommand", []string{"policy"}, 125, "", "missing subcommand", false},
 		{"policy bad subcommand", []string{"policy", "frob"}, 125, "", `unknown subcommand "frob"`, false},
