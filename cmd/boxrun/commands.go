@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/boxrun/boxrun/internal/suggest"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -188,6 +189,46 @@ func lookupCommand(args []string) (command, int, bool) {
 		}
 	}
 	return best, n, n > 0
+}
+
+// mistypedCommand returns the name of the command args probably meant,
+// when their first words are not one but near one (internal/suggest):
+// "policy list" for "polcy list", for "policy lsit" and for "polcy". It
+// returns "" when args name a command already, or nothing is near. Only
+// visible commands are suggested, and only one: two equally near are no
+// suggestion.
+func mistypedCommand(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	nearest := func(word, parent string) (string, bool) {
+		var names []string
+		for _, c := range subcommands(parent) {
+			names = append(names, c.name[strings.LastIndex(c.name, " ")+1:])
+		}
+		if slices.Contains(names, word) {
+			return word, true
+		}
+		m := suggest.Closest(word, names)
+		if len(m) != 1 {
+			return "", false
+		}
+		return m[0], true
+	}
+	top, ok := nearest(args[0], "")
+	if !ok {
+		return ""
+	}
+	words := []string{top}
+	if len(args) > 1 && len(subcommands(top)) > 0 {
+		if sub, ok := nearest(args[1], top); ok {
+			words = append(words, sub)
+		}
+	}
+	if slices.Equal(words, args[:len(words)]) {
+		return "" // nothing was mistyped
+	}
+	return strings.Join(words, " ")
 }
 
 // subcommands lists the visible commands directly under parent ("" for

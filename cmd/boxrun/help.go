@@ -298,7 +298,11 @@ func runHelp(_ context.Context, _ options, args []string, stdout io.Writer, out 
 	}
 	c, n, ok := lookupCommand(fs.Args())
 	if !ok || n != fs.NArg() {
-		out.errorf("help: unknown command %q", strings.Join(fs.Args(), " "))
+		if meant := mistypedCommand(fs.Args()); meant != "" && len(strings.Fields(meant)) == fs.NArg() {
+			out.errorf("help: unknown command %q (did you mean %s?)", strings.Join(fs.Args(), " "), meant)
+		} else {
+			out.errorf("help: unknown command %q", strings.Join(fs.Args(), " "))
+		}
 		out.hintf("boxrun help lists the commands")
 		return exitBoxrunFailed
 	}

@@ -32,9 +32,12 @@ func runPolicy(_ context.Context, _ options, args []string, _ io.Writer, out *pr
 	if code, done := parseSubcommand(fs, "policy", args, hint, out); done {
 		return code
 	}
-	if fs.NArg() == 0 {
+	switch meant := mistypedCommand(append([]string{"policy"}, fs.Args()...)); {
+	case fs.NArg() == 0:
 		out.errorf("policy: missing subcommand")
-	} else {
+	case meant != "":
+		out.errorf("policy: unknown subcommand %q (did you mean %s?)", fs.Arg(0), meant)
+	default:
 		out.errorf("policy: unknown subcommand %q", fs.Arg(0))
 	}
 	out.hintf("%s", hint)
@@ -388,10 +391,14 @@ func policyExport(_ context.Context, o options, args []string, stdout io.Writer,
 }
 
 // policyError prints why a policy could not be resolved, with a hint when
-// the name is unknown.
+// the name is unknown or a file has more problems than the line shows.
 func policyError(err error, out *printer) {
 	out.errorf("%v", err)
-	if errors.Is(err, policy.ErrUnknownPolicy) {
+	var list policy.ParseErrors
+	switch {
+	case errors.Is(err, policy.ErrUnknownPolicy):
 		out.hintf("boxrun policy list shows the policies defined here")
+	case errors.As(err, &list):
+		out.hintf("boxrun policy check %s lists every problem", list[0].File)
 	}
 }

@@ -41,6 +41,9 @@ type options struct {
 	reportJSON string   // --report-json PATH, "-" for stdout
 	noWait     bool     // --no-wait: fail instead of waiting for a slot or memory
 	args       []string // the arguments as given, for a crossing to the host
+	// dashdash is true when the command came after "--": it is a program,
+	// never a mistyped boxrun command.
+	dashdash bool
 }
 
 func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
@@ -100,6 +103,7 @@ func runWith(ctx context.Context, selectBackend selectFunc, args []string, stdin
 	// A subcommand is only recognised when no "--" came before it, so that
 	// `boxrun -- policy` still runs a program called policy.
 	dashdash := fs.ArgsLenAtDash() == 0
+	o.dashdash = dashdash
 	c, n, isCommand := lookupCommand(rest)
 	isCommand = isCommand && !dashdash
 	switch {
@@ -321,7 +325,14 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	// Reject a missing or non-executable command before making any box.
 	path, err := sandbox.ResolveCommand(argv[0], nil)
 	if err != nil {
-		return startFailure(err, out)
+		code := startFailure(err, out)
+		// boxrun polcy list: no program is called polcy, so it was
+		// meant for boxrun. Without "--" only: with it, a program was
+		// named on purpose.
+		if meant := mistypedCommand(argv); code == exitNotFound && !o.dashdash && meant != "" && !strings.Contains(argv[0], "/") {
+			out.hintf("did you mean boxrun %s?", meant)
+		}
+		return code
 	}
 	// Inside a box of an outer boxrun (a cargo shim under boxrun, a test
 	// that runs boxrun): its limits already hold, and its slot is ours.

@@ -127,6 +127,16 @@ func TestCLI(t *testing.T) {
 		{"run flag before status", []string{"--strict", "status"}, 125, "", "--strict is a flag of a run", false},
 		{"run flag before policy list", []string{"-p", "build", "policy", "list"}, 125, "", "--policy is a flag of a run", false},
 		{"gc extra", []string{"gc", "x"}, 125, "", `unexpected argument "x"`, false},
+		// Did you mean (issue #19).
+		{"mistyped policy name", []string{"-p", "test", "--", "true"}, 125, "", `unknown policy "test" (did you mean tests?)`, false},
+		{"a setting for -p", []string{"-p", "MemoryMax=4G", "--", "true"}, 125, "", `unknown policy "MemoryMax=4G" (did you mean --set memory.max=4G?`, false},
+		{"systemd's name for --set", []string{"--set", "MemoryMax=4G", "--", "true"}, 125, "", `unknown key "MemoryMax" (did you mean --set memory.max=4G?)`, false},
+		{"a decimal unit for --set", []string{"--set", "memory.max=4GB", "--", "true"}, 125, "", `"4GB" is not a size (did you mean "4G"?`, false},
+		{"mistyped command", []string{"polcy", "list"}, 127, "", "boxrun: polcy: command not found\nboxrun: hint: did you mean boxrun policy list?\n", false},
+		{"mistyped command, one word", []string{"stauts"}, 127, "", "boxrun: hint: did you mean boxrun status?\n", false},
+		{"mistyped subcommand", []string{"policy", "lsit"}, 125, "", `boxrun: policy: unknown subcommand "lsit" (did you mean policy list?)`, false},
+		{"mistyped command after help", []string{"help", "polcy", "shwo"}, 125, "", `boxrun: help: unknown command "polcy shwo" (did you mean policy show?)`, false},
+		{"mistyped command after --: no hint", []string{"--", "polcy", "list"}, 127, "", "boxrun: polcy: command not found\n", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
