@@ -34,8 +34,8 @@ func runHost(t *testing.T, bin string, args ...string) (int, string, string) {
 
 // TestNoneBackendOnThisHost runs boxrun natively. On the project's hybrid
 // build machines no cgroup v2 box can be had, so auto must fall back to the
-// none backend, say so once, still raise oom_score_adj, and --strict must
-// refuse.
+// none backend, say so in one line that fits the host, still raise
+// oom_score_adj, and --strict must refuse.
 func TestNoneBackendOnThisHost(t *testing.T) {
 	a := build(t)
 	show := []string{"--", "sh", "-c", "cat /proc/self/oom_score_adj"}
@@ -44,8 +44,8 @@ func TestNoneBackendOnThisHost(t *testing.T) {
 	if code != 0 || strings.TrimSpace(out) != "500" {
 		t.Errorf("--backend none: exit %d, stdout %q; want 0 and oom_score_adj 500 from the tests policy", code, out)
 	}
-	if n := strings.Count(errs, "warning: ran without a box"); n != 1 || !strings.Contains(errs, "memory.max") {
-		t.Errorf("--backend none: want exactly one warning naming what is not enforced, got %q", errs)
+	if n := strings.Count(errs, "warning: not boxed"); n != 1 || !strings.Contains(errs, "warning: not boxed: --backend none was asked for") {
+		t.Errorf("--backend none: want exactly one warning saying there is no box, got %q", errs)
 	}
 
 	code, _, errs = runHost(t, a.boxrun, append([]string{"--strict", "--backend", "none"}, show...)...)
@@ -53,14 +53,14 @@ func TestNoneBackendOnThisHost(t *testing.T) {
 		t.Errorf("--strict --backend none: exit %d, stderr %q; want 125", code, errs)
 	}
 
-	// -q: one line that nothing is enforced, once a day (a stamp in the
+	// -q: one line that there is no box, once a day (a stamp in the
 	// state directory: root's is /var/lib/boxrun whatever the environment
 	// says, so start from no stamp), then silence.
 	os.Remove("/var/lib/boxrun/none-warned")
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	code, _, errs = runHost(t, a.boxrun, append([]string{"-q", "--backend", "none"}, show...)...)
-	if code != 0 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "no box here (backend none)") {
-		t.Errorf("-q: exit %d, stderr %q; want one line saying nothing is enforced", code, errs)
+	if code != 0 || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "not boxed: --backend none was asked for (said once a day with -q)") {
+		t.Errorf("-q: exit %d, stderr %q; want one line saying there is no box", code, errs)
 	}
 	code, _, errs = runHost(t, a.boxrun, append([]string{"-q", "--backend", "none"}, show...)...)
 	if code != 0 || errs != "" {
@@ -69,8 +69,14 @@ func TestNoneBackendOnThisHost(t *testing.T) {
 
 	if cgroups.Mode() == cgroups.Hybrid || cgroups.Mode() == cgroups.Legacy {
 		code, out, errs = runHost(t, a.boxrun, show...)
-		if code != 0 || strings.TrimSpace(out) != "500" || !strings.Contains(errs, "ran without a box") || !strings.Contains(errs, "hybrid") {
-			t.Errorf("auto on a hybrid host: exit %d, stdout %q, stderr %q; want the none backend with the reason", code, out, errs)
+		if code != 0 || strings.TrimSpace(out) != "500" || strings.Count(errs, "warning: not boxed: ") != 1 ||
+			!strings.Contains(errs, "hybrid") && !strings.Contains(errs, "cgroup v1 only") || !strings.Contains(errs, "boxrun doctor") {
+			t.Errorf("auto on a hybrid host: exit %d, stdout %q, stderr %q; want the none backend with one line: the reason and boxrun doctor", code, out, errs)
+		}
+		// A delegated cgroup cannot help here: the line must not send the
+		// user to BOXRUN_CGROUP_PARENT.
+		if strings.Contains(errs, "BOXRUN_CGROUP_PARENT") {
+			t.Errorf("auto on a hybrid host suggests BOXRUN_CGROUP_PARENT, which cannot help there: %q", errs)
 		}
 		code, _, errs = runHost(t, a.boxrun, append([]string{"--backend", "systemd"}, show...)...)
 		if code != 125 || !strings.Contains(errs, "systemd") {

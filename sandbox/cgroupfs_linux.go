@@ -22,18 +22,50 @@ import (
 // under which the cgroupfs backend creates its boxes.
 const ParentEnv = "BOXRUN_CGROUP_PARENT"
 
-// requireUnified fails unless the host runs the unified cgroup v2 hierarchy.
+// requireUnified fails unless the host runs the unified cgroup v2
+// hierarchy, with a *hierarchyError.
 func requireUnified(mount string) error {
-	switch cgroups.Mode() {
+	switch mode := cgroups.Mode(); mode {
 	case cgroups.Unified:
 		return nil
-	case cgroups.Hybrid:
-		return fmt.Errorf("%w: this host has a hybrid cgroup hierarchy (cgroup v1 controllers, an empty cgroup v2 at %s): memory, pids and cpu cannot be limited through cgroup v2 (boot with systemd.unified_cgroup_hierarchy=1 to switch)", ErrUnavailable, mount)
-	case cgroups.Legacy:
-		return fmt.Errorf("%w: this host uses cgroup v1 only (boot with systemd.unified_cgroup_hierarchy=1 to switch to cgroup v2)", ErrUnavailable)
 	default:
-		return fmt.Errorf("%w: no cgroup filesystem is mounted at /sys/fs/cgroup", ErrUnavailable)
+		return &hierarchyError{mode: mode, mount: mount}
 	}
+}
+
+// hierarchyError is ErrUnavailable on a host without the unified cgroup
+// v2 hierarchy, where no backend can make a box and no delegated cgroup
+// helps.
+type hierarchyError struct {
+	mode  cgroups.CGMode // not Unified
+	mount string         // the cgroup2 mount, "" when there is none
+}
+
+func (e *hierarchyError) Error() string {
+	var why string
+	switch e.mode {
+	case cgroups.Hybrid:
+		why = fmt.Sprintf("this host has a hybrid cgroup hierarchy (cgroup v1 controllers, an empty cgroup v2 at %s): memory, pids and cpu cannot be limited through cgroup v2 (boot with systemd.unified_cgroup_hierarchy=1 to switch)", e.mount)
+	case cgroups.Legacy:
+		why = "this host uses cgroup v1 only (boot with systemd.unified_cgroup_hierarchy=1 to switch to cgroup v2)"
+	default:
+		why = "no cgroup filesystem is mounted at /sys/fs/cgroup"
+	}
+	return ErrUnavailable.Error() + ": " + why
+}
+
+// Unwrap returns ErrUnavailable.
+func (e *hierarchyError) Unwrap() error { return ErrUnavailable }
+
+// noBox is the short account of e for a run without a box.
+func (e *hierarchyError) noBox() NoBox {
+	switch e.mode {
+	case cgroups.Hybrid:
+		return NoBox{Reason: "this host has a hybrid cgroup hierarchy, where cgroup v1 holds the controllers", Fix: "boxrun doctor says how to switch to cgroup v2"}
+	case cgroups.Legacy:
+		return NoBox{Reason: "this host has cgroup v1 only", Fix: "boxrun doctor says how to switch to cgroup v2"}
+	}
+	return NoBox{Reason: "no cgroup file system is mounted here", Fix: "boxrun doctor says what to do"}
 }
 
 // cgroupfsBackend makes boxes as child cgroups of a delegated, writable
@@ -54,6 +86,9 @@ func NewCgroupfs(parentOverride string) (Backend, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if mount == "" {
+		if err := requireUnified(""); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: no cgroup v2 hierarchy is mounted", ErrUnavailable)
 	}
 	if err := requireUnified(mount); err != nil {

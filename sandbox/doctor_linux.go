@@ -383,6 +383,12 @@ func (d *doctor) checkSystemd() Check {
 		c.Fix = "nothing needed: boxes are made directly in cgroup v2 (cgroupfs backend)"
 	case d.user && d.m.Getenv("XDG_RUNTIME_DIR") == "":
 		c.Fix = fmt.Sprintf("XDG_RUNTIME_DIR is not set: log in through a session (ssh, a desktop) or export XDG_RUNTIME_DIR=/run/user/%d; with no session at all: sudo loginctl enable-linger $USER", d.m.UID)
+	case !d.unified() && d.user:
+		// A delegated cgroup cannot help without cgroup v2: no mention of
+		// BOXRUN_CGROUP_PARENT.
+		c.Fix = "start your user manager: log in through a session, or sudo loginctl enable-linger $USER (boxes also need the unified cgroup v2 hierarchy: see the cgroup2 line)"
+	case !d.unified():
+		c.Fix = "boot with systemd as init (boxes also need the unified cgroup v2 hierarchy: see the cgroup2 line)"
 	case d.user:
 		c.Fix = "start your user manager: log in through a session, or sudo loginctl enable-linger $USER; or set " + ParentEnv + " to a delegated cgroup for the cgroupfs backend"
 	default:

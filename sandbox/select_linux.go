@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 )
@@ -30,7 +32,7 @@ func Select(ctx context.Context, c Choice) (Backend, []string, error) {
 		b, err := NewCgroupfs(c.CgroupParent)
 		return b, nil, err
 	case KindNone:
-		return NewNone("the none backend was asked for (--backend none)"), nil, nil
+		return newNone("the none backend was asked for (--backend none)", NoBox{Reason: "--backend none was asked for"}), nil, nil
 	case KindAuto, "":
 	default:
 		return nil, nil, CheckKind(c.Kind)
@@ -46,7 +48,24 @@ func Select(ctx context.Context, c Choice) (Backend, []string, error) {
 		return b, skipped, nil
 	}
 	skipped = append(skipped, "cgroupfs: "+trimUnavailable(err))
-	return NewNone(trimUnavailable(err)), skipped, nil
+	return newNone(trimUnavailable(err), noBoxReason(err, c.CgroupParent)), skipped, nil
+}
+
+// noBoxReason says in short why neither systemd nor cgroupfs can make a
+// box, from the cgroupfs backend's error (systemd's is the same on a host
+// without the unified hierarchy, and beside the point on one with it):
+// the hierarchy, or on a unified host the missing manager and delegated
+// cgroup, where $BOXRUN_CGROUP_PARENT can help.
+func noBoxReason(cgroupfsErr error, parent string) NoBox {
+	var he *hierarchyError
+	if errors.As(cgroupfsErr, &he) {
+		return he.noBox()
+	}
+	if parent != "" {
+		return NoBox{Reason: fmt.Sprintf("no systemd manager is reachable, and %s=%s cannot be used", ParentEnv, parent), Fix: "boxrun doctor says why"}
+	}
+	return NoBox{Reason: "no systemd manager is reachable, and no cgroup is delegated to boxrun",
+		Fix: fmt.Sprintf("see boxrun doctor, or set %s to a cgroup v2 directory delegated to you", ParentEnv)}
 }
 
 // trimUnavailable drops the sentinel's text from an ErrUnavailable message.

@@ -372,7 +372,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	if o.system {
 		user = false
 	}
-	backend, skipped, err := selectBackend(ctx, sandbox.Choice{Kind: o.backend, User: user, CgroupParent: os.Getenv(sandbox.ParentEnv)})
+	backend, _, err := selectBackend(ctx, sandbox.Choice{Kind: o.backend, User: user, CgroupParent: os.Getenv(sandbox.ParentEnv)})
 	if err != nil {
 		out.errorf("backend %s: %v", o.backend, err)
 		out.hintf("boxrun --backend auto picks what works here; --backend none runs without a box")
@@ -386,13 +386,19 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 		}
 	}
 	if backend.Name() == sandbox.KindNone && o.strict {
-		out.errorf("--strict: no cgroup can be had here, so policy %q cannot be enforced: %s", pol.Name, strings.Join(skipped, "; "))
+		nb := noBox(backend, nil)
+		out.errorf("--strict: not boxed: %s, so policy %q cannot be enforced", nb.Reason, pol.Name)
+		if nb.Fix != "" {
+			out.hintf("%s", nb.Fix)
+		}
 		return exitBoxrunFailed
 	}
 	warn := func(s string) { out.warnf("%s", s) }
 	var observers []sandbox.Observer
 	var bp *sandbox.Backpressure
-	if pol.MemoryBackpressure {
+	// Without a box there is nothing to steer; the one line that says
+	// there is no box says enough.
+	if pol.MemoryBackpressure && backend.Name() != sandbox.KindNone {
 		if bp = sandbox.NewBackpressure(pol, warn); bp != nil {
 			observers = append(observers, bp)
 		}
@@ -411,7 +417,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 		Warn:      warn,
 		Observers: observers,
 		Checked: func(checks []sandbox.LimitCheck) {
-			warnChecks(backend.Name(), checks, pol, skipped, out)
+			warnChecks(backend, checks, pol, out)
 			protected(out)
 			tm.mark("protect")
 		},
@@ -506,28 +512,18 @@ func startFailure(err error, out *printer) int {
 }
 
 // warnChecks explains, before the command starts, the limits that are not in
-// force.
-func warnChecks(backend string, checks []sandbox.LimitCheck, pol *policy.Resolved, skipped []string, out *printer) {
-	if backend == sandbox.KindNone {
-		var keys []string
-		for _, c := range checks {
-			keys = append(keys, c.Key)
+// force. Without a box that is one line, the reason and what helps (see
+// noBoxLine); boxrun doctor has the details. With -q (an editor's check on
+// every save) that line must not hide that nothing is enforced, nor be
+// said every time: once a day.
+func warnChecks(backend sandbox.Backend, checks []sandbox.LimitCheck, pol *policy.Resolved, out *printer) {
+	if backend.Name() == sandbox.KindNone {
+		line := noBoxLine(noBox(backend, checks))
+		if !out.quiet {
+			out.warnf("%s", line)
+		} else if onceADay(stateDir(os.Getenv), "none-warned") {
+			out.noticef("%s (said once a day with -q)", line)
 		}
-		why := strings.Join(skipped, "; ")
-		if why == "" && len(checks) > 0 {
-			why = strings.TrimPrefix(checks[0].Problem, "no cgroup: ")
-		}
-		if out.quiet {
-			// -q (an editor's check on every save) must not hide that
-			// nothing is enforced, nor say it every time: once a day.
-			if onceADay(stateDir(os.Getenv), "none-warned") {
-				out.noticef("no box here (backend none): policy %q is not enforced (said once a day; boxrun doctor says why)", pol.Name)
-			}
-			return
-		}
-		out.warnf("ran without a box (backend none): %s not enforced; only oom_score_adj and RLIMIT_NPROC were applied. why: %s",
-			orNone(strings.Join(keys, ", ")), why)
-		out.hintf("run boxrun on a cgroup v2 system with systemd, or set %s to a delegated cgroup; --strict refuses instead of running degraded", sandbox.ParentEnv)
 		return
 	}
 	for _, c := range checks {
@@ -541,11 +537,26 @@ func warnChecks(backend string, checks []sandbox.LimitCheck, pol *policy.Resolve
 	}
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "no limit"
+// noBox is why backend, the none backend, makes no box; from its checks
+// when it does not say (a backend that wraps it).
+func noBox(backend sandbox.Backend, checks []sandbox.LimitCheck) sandbox.NoBox {
+	if nb, ok := sandbox.NoBoxOf(backend); ok {
+		return nb
 	}
-	return s
+	if len(checks) > 0 {
+		return sandbox.NoBox{Reason: strings.TrimPrefix(checks[0].Problem, "no cgroup: ")}
+	}
+	return sandbox.NoBox{Reason: "the none backend makes no cgroup"}
+}
+
+// noBoxLine is the one line a run without a box prints: "not boxed:
+// REASON; FIX".
+func noBoxLine(nb sandbox.NoBox) string {
+	line := "not boxed: " + nb.Reason
+	if nb.Fix != "" {
+		line += "; " + nb.Fix
+	}
+	return line
 }
 
 // onceADay reports whether the stamp file name in dir is missing or older

@@ -221,7 +221,7 @@ func TestBinaryDiesOfTheCommandsSignal(t *testing.T) {
 func withoutNoBoxNotice(stderr string) string {
 	var keep []string
 	for _, l := range strings.SplitAfter(stderr, "\n") {
-		if !strings.HasPrefix(l, "boxrun: warning: no box here (backend none)") {
+		if !strings.HasPrefix(l, "boxrun: warning: not boxed: ") {
 			keep = append(keep, l)
 		}
 	}
@@ -256,10 +256,50 @@ func TestQuietRunWithoutABoxSaysSo(t *testing.T) {
 		os.Remove("/var/lib/boxrun/none-warned")
 	}
 	code, _, stderr := runCLI(t, "-q", "--backend", "none", "--", "true")
-	if code != 0 || !strings.Contains(stderr, `no box here (backend none): policy "tests" is not enforced`) {
-		t.Errorf("-q without a box: exit %d, stderr %q; want one line saying nothing is enforced", code, stderr)
+	if want := "boxrun: warning: not boxed: --backend none was asked for (said once a day with -q)\n"; code != 0 || stderr != want {
+		t.Errorf("-q without a box: exit %d, stderr %q; want one line saying there was no box: %q", code, stderr, want)
 	}
 	if _, _, stderr := runCLI(t, "-q", "--backend", "none", "--", "true"); stderr != "" {
 		t.Errorf("-q without a box, again the same day: stderr %q, want nothing", stderr)
+	}
+}
+
+// TestRunWithoutABoxSaysSoInOneLine: a run without a box says so in one
+// line, with the reason; the details are boxrun doctor's (issue #19).
+func TestRunWithoutABoxSaysSoInOneLine(t *testing.T) {
+	code, _, stderr := runCLI(t, "--backend", "none", "--", "true")
+	var warnings []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "boxrun: warning: ") || strings.HasPrefix(l, "boxrun: hint: ") {
+			warnings = append(warnings, l)
+		}
+	}
+	if want := "boxrun: warning: not boxed: --backend none was asked for"; code != 0 || strings.Join(warnings, "\n") != want {
+		t.Errorf("exit %d, stderr %q; want one warning, %q (and the run report)", code, stderr, want)
+	}
+	code, _, stderr = runCLI(t, "--strict", "--backend", "none", "--", "true")
+	if want := "boxrun: --strict: not boxed: --backend none was asked for, so policy \"tests\" cannot be enforced\n"; code != 125 || stderr != want {
+		t.Errorf("--strict: exit %d, stderr %q; want 125 and %q", code, stderr, want)
+	}
+}
+
+func TestNoBoxLine(t *testing.T) {
+	tests := []struct {
+		nb   sandbox.NoBox
+		want string
+	}{
+		{sandbox.NoBox{Reason: "--backend none was asked for"}, "not boxed: --backend none was asked for"},
+		{sandbox.NoBox{Reason: "this host has a hybrid cgroup hierarchy, where cgroup v1 holds the controllers", Fix: "boxrun doctor says how to switch to cgroup v2"},
+			"not boxed: this host has a hybrid cgroup hierarchy, where cgroup v1 holds the controllers; boxrun doctor says how to switch to cgroup v2"},
+	}
+	for _, tt := range tests {
+		if got := noBoxLine(tt.nb); got != tt.want {
+			t.Errorf("noBoxLine(%+v) = %q, want %q", tt.nb, got, tt.want)
+		}
+	}
+	// A backend that wraps the none backend: the reason its checks give.
+	checks := []sandbox.LimitCheck{{Key: "memory.max", Problem: "no cgroup: test"}}
+	if got := noBox(&countingBackend{Backend: sandbox.NewNone("test")}, checks); got.Reason != "test" {
+		t.Errorf("noBox of a wrapped none backend = %+v, want the reason of its checks", got)
 	}
 }
