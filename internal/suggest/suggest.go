@@ -56,15 +56,22 @@ func MaxDistance(n int) int {
 // megabyte-long policy name) costs nothing.
 const maxWordLen = 256
 
+// maxCandidates bounds the candidates Closest looks through: a file that
+// defines thousands of policies, each with a broken extends, must not
+// cost thousands of distances per error, and among so many names a guess
+// is as likely wrong as right.
+const maxCandidates = 1000
+
 // Closest returns the candidates nearest to word when they are near enough
 // to be what was meant: at most MaxDistance edits away, and fewer edits than
 // either word has runes, so that a short word is never "corrected" into an
 // unrelated one ("x" is not a typo of "gc"). Case does not count. Equally
 // near candidates are all returned, in the order given; nil when none is
-// near, when word is empty or very long, or when word is a candidate.
+// near, when word is empty or very long, when word is a candidate, or
+// when there are more than 1000 candidates.
 func Closest(word string, candidates []string) []string {
 	n := utf8.RuneCountInString(word)
-	if n == 0 || len(word) > maxWordLen {
+	if n == 0 || len(word) > maxWordLen || len(candidates) > maxCandidates {
 		return nil
 	}
 	w := strings.ToLower(word)
@@ -75,11 +82,12 @@ func Closest(word string, candidates []string) []string {
 		if c == word {
 			return nil
 		}
-		if len(c) > maxWordLen {
-			continue
+		m := utf8.RuneCountInString(c)
+		if len(c) > maxWordLen || m-n > limit || n-m > limit {
+			continue // each edit changes the length by one at most
 		}
 		d := Distance(w, strings.ToLower(c))
-		if d > limit || d >= n || d >= utf8.RuneCountInString(c) {
+		if d > limit || d >= n || d >= m {
 			continue
 		}
 		switch {

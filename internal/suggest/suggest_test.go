@@ -75,6 +75,8 @@ func TestClosest(t *testing.T) {
 		{"empty", "", policies, nil},
 		{"absurdly long", strings.Repeat("x", 300), policies, nil},
 		{"no candidates", "tests", nil, nil},
+		{"too many candidates to guess among", "test", append(make([]string, 1000), "tests"), nil},
+		{"as many as may be", "test", append(make([]string, 999), "tests"), []string{"tests"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
