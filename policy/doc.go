@@ -20,5 +20,9 @@
 //
 // The package is pure: it reads from io.Readers and strings, never opens
 // files, reads /proc or makes system calls. Every error about the content of
-// a file is a *ParseError that names the file and line.
+// a file is a *ParseError that names the file and line (Parse returns all
+// of a file's at once, as ParseErrors, when there are several), and says
+// what was probably meant when a key, name or unit is near a known one
+// (internal/suggest decides how near). Settings that are valid but probably
+// mistakes are Warnings (Stack.Lint), for boxrun policy check.
 package policy
