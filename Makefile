@@ -23,9 +23,10 @@ GOVULNCHECK := golang.org/x/vuln/cmd/govulncheck@v1.9.0
 # The packager, the same way.
 NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
 
-# Where make package puts what it makes (packaging/packaging_test.go sets
-# a temporary one).
-DIST    ?= dist
+# Where make package puts what it makes; packaging/packaging_test.go sets a
+# temporary one on the command line. Not taken from the environment, where
+# DIST often names a Debian release (pbuilder's DIST=bookworm).
+DIST    := dist
 
 all: build
 
@@ -63,7 +64,7 @@ test: vet lint
 	$(GO) test -p 1 -count=1 -timeout 40m -v ./... 2>&1 | tee test.log | $(FILTER)
 
 clean:
-	rm -rf bin test.log $(DIST)
+	rm -rf bin test.log dist
 
 # The packages, from one native build: the man page and the completions are
 # what the packaged binary itself prints, so the build cannot be for another
