@@ -4,6 +4,9 @@
 #   make test      vet, unit tests and the real-kernel integration suite (QEMU)
 #   make unit      unit tests only (no VM)
 #   make soak      the long soak: 1000 runs in each mode of the VM
+#   make package   a .deb and an .rpm of boxrun in dist/ (packaging/nfpm.yaml):
+#                  the binary, boxrun(1), the bash/zsh/fish completions and
+#                  the protect user unit, versioned by packaging/version
 GO      ?= go
 BIN     ?= bin/boxrun
 export CGO_ENABLED = 0
@@ -12,11 +15,18 @@ SHELL   := /bin/bash
 # Keep test output to results and summaries; the full log is in test.log.
 FILTER  := grep -E --line-buffered '^(--- |    --- FAIL|ok |FAIL|PASS$$|panic:)|passed, [0-9]+ failed|figures: '
 
-.PHONY: all build install test unit vet lint vulncheck integration bench soak clean
+.PHONY: all build install test unit vet lint vulncheck integration bench soak clean package
 
 # Linters, fetched at a pinned version from the Go module proxy.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOVULNCHECK := golang.org/x/vuln/cmd/govulncheck@v1.9.0
+# The packager, the same way.
+NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+
+# Where make package puts what it makes; packaging/packaging_test.go sets a
+# temporary one on the command line. Not taken from the environment, where
+# DIST often names a Debian release (pbuilder's DIST=bookworm).
+DIST    := dist
 
 all: build
 
@@ -54,7 +64,33 @@ test: vet lint
 	$(GO) test -p 1 -count=1 -timeout 40m -v ./... 2>&1 | tee test.log | $(FILTER)
 
 clean:
-	rm -rf bin test.log
+	rm -rf bin test.log dist
+
+# The packages, from one native build: the man page and the completions are
+# what the packaged binary itself prints, so the build cannot be for another
+# architecture. The version (packaging/version: git describe made valid for
+# dpkg and rpm) is linked into the binary with -X main.linkedVersion, so that
+# boxrun --version says what dpkg and rpm say; the build info cannot carry
+# it (an untagged commit only has a pseudo-version, and -buildvcs may be
+# off). SOURCE_DATE_EPOCH, the commit's time, is the time of every file in
+# the packages. The unit's ExecStart is moved to /usr/bin/boxrun, where the
+# packages put the binary. Only what this target makes is removed first.
+package:
+	rm -rf $(DIST)/files $(DIST)/VERSION $(DIST)/*.deb $(DIST)/*.rpm
+	mkdir -p $(DIST)/files
+	packaging/version > $(DIST)/VERSION
+	$(GO) build -trimpath -ldflags "-X main.linkedVersion=$$(cat $(DIST)/VERSION)" -o $(DIST)/files/boxrun ./cmd/boxrun
+	$(DIST)/files/boxrun help --man | gzip -9n > $(DIST)/files/boxrun.1.gz
+	$(DIST)/files/boxrun completion bash > $(DIST)/files/boxrun.bash
+	$(DIST)/files/boxrun completion zsh > $(DIST)/files/_boxrun
+	$(DIST)/files/boxrun completion fish > $(DIST)/files/boxrun.fish
+	sed 's|^ExecStart=/usr/local/bin/boxrun |ExecStart=/usr/bin/boxrun |' contrib/systemd/boxrun-protect.service > $(DIST)/files/boxrun-protect.service
+	grep -q '^ExecStart=/usr/bin/boxrun ' $(DIST)/files/boxrun-protect.service
+	for p in deb rpm; do \
+	  BOXRUN_VERSION=$$(cat $(DIST)/VERSION) BOXRUN_FILES=$(DIST)/files GOARCH=$$($(GO) env GOARCH) \
+	  SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \
+	  $(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager $$p --target $(DIST)/ || exit; \
+	done
 
 # Real-kernel benchmarks (see bench/): prints a table, writes bench/results/latest.json.
 bench:

@@ -100,25 +100,32 @@ func TestFormatVersion(t *testing.T) {
 		return s
 	}
 	tests := []struct {
-		name string
-		bi   *debug.BuildInfo
-		want string
+		name   string
+		linked string // -X main.linkedVersion
+		bi     *debug.BuildInfo
+		want   string
 	}{
-		{"no build info", nil, "boxrun (devel) "},
-		{"go build, no vcs", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "(devel)"}},
+		{"no build info", "", nil, "boxrun (devel) "},
+		{"go build, no vcs", "", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "(devel)"}},
 			"boxrun (devel) go1.26.0 linux/amd64"},
-		{"tagged", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.3"}},
+		{"tagged", "", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.3"}},
 			"boxrun v1.2.3 go1.26.0 linux/amd64"},
-		{"pseudo-version is not a tag", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v0.0.0-20250102030405-1a2b3c4d5e6f+dirty"},
+		{"pseudo-version is not a tag", "", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v0.0.0-20250102030405-1a2b3c4d5e6f+dirty"},
 			Settings: settings("vcs.revision", "1a2b3c4d5e6f7a8b9c0d", "vcs.time", "2025-01-02T03:04:05Z", "vcs.modified", "true")},
 			"boxrun (devel) (revision 1a2b3c4d5e6f, 2025-01-02T03:04:05Z, modified) go1.26.0 linux/amd64"},
-		{"tagged and clean", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.3"},
+		{"tagged and clean", "", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.3"},
 			Settings: settings("vcs.revision", "1a2b3c4d5e6f7a8b9c0d", "vcs.modified", "false")},
 			"boxrun v1.2.3 (revision 1a2b3c4d5e6f) go1.26.0 linux/amd64"},
+		// make package: the package's version, whatever the go command stamped.
+		{"packaged, no vcs", "0.0.0~git1a2b3c4+dirty", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "(devel)"}},
+			"boxrun 0.0.0~git1a2b3c4+dirty go1.26.0 linux/amd64"},
+		{"packaged over a pseudo-version", "1.2.3+4.g1a2b3c4", &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Version: "v1.2.4-0.20250102030405-1a2b3c4d5e6f"},
+			Settings: settings("vcs.revision", "1a2b3c4d5e6f7a8b9c0d", "vcs.modified", "false")},
+			"boxrun 1.2.3+4.g1a2b3c4 (revision 1a2b3c4d5e6f) go1.26.0 linux/amd64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := formatVersion(tt.bi, "linux/amd64")
+			got := formatVersion(tt.linked, tt.bi, "linux/amd64")
 			if tt.bi == nil {
 				if !strings.HasPrefix(got, tt.want) {
 					t.Errorf("got %q, want it to start with %q", got, tt.want)

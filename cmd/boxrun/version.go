@@ -14,17 +14,25 @@ import (
 // untagged commit (v0.0.0-20250102030405-1a2b3c4d5e6f, +dirty).
 var pseudoVersion = regexp.MustCompile(`-(0\.)?\d{14}-[0-9a-f]{12}(\+dirty)?$|\+dirty$`)
 
+// linkedVersion is the version of the package boxrun was built for:
+// make package links it in with -ldflags "-X main.linkedVersion=VERSION"
+// (VERSION from packaging/version, e.g. 1.2.3+4.g1a2b3c4), so that
+// boxrun --version says what dpkg and rpm say. Empty in every other build,
+// where the build info tells the version. Set only by the linker.
+var linkedVersion string
+
 // versionLine is what boxrun --version and boxrun version print.
 func versionLine() string {
 	bi, _ := debug.ReadBuildInfo()
-	return formatVersion(bi, runtime.GOOS+"/"+runtime.GOARCH)
+	return formatVersion(linkedVersion, bi, runtime.GOOS+"/"+runtime.GOARCH)
 }
 
 // formatVersion says which boxrun bi is: "boxrun v1.2.3 (revision
 // 1a2b3c4d5e6f, 2025-01-02T03:04:05Z, modified) go1.26.0 linux/amd64". The
-// version is the module's tag, or "(devel)" for a build that is not of a
-// tag; the revision is there when the build recorded one.
-func formatVersion(bi *debug.BuildInfo, platform string) string {
+// version is linked when it is not empty (a packaged build), else the
+// module's tag, or "(devel)" for a build that is not of a tag; the revision
+// is there when the build recorded one.
+func formatVersion(linked string, bi *debug.BuildInfo, platform string) string {
 	version, goVersion := "(devel)", runtime.Version()
 	var vcs []string
 	if bi != nil {
@@ -45,6 +53,9 @@ func formatVersion(bi *debug.BuildInfo, platform string) string {
 				vcs = append(vcs, "modified")
 			}
 		}
+	}
+	if linked != "" {
+		version = linked
 	}
 	line := "boxrun " + version
 	if len(vcs) > 0 {
