@@ -381,8 +381,10 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	warn := func(s string) { out.warnf("%s", s) }
 	var observers []sandbox.Observer
 	var bp *sandbox.Backpressure
+	var sizes *sizesStore
 	if pol.MemoryBackpressure {
-		if bp = sandbox.NewBackpressure(pol, warn); bp != nil {
+		sizes = loadSizes(sizesPath(os.Getenv), pol.Name, warn)
+		if bp = sandbox.NewBackpressure(pol, sizes.known(), warn); bp != nil {
 			observers = append(observers, bp)
 		}
 	}
@@ -408,7 +410,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	if err != nil {
 		return startFailure(err, out)
 	}
-	code = rep.finish(res, bp)
+	code = rep.finish(res, bp, sizes)
 	dieOf(ctx, res.Signal)
 	tm.mark("report")
 	return code
