@@ -374,18 +374,30 @@ func stuckProcess(root int, since map[int]time.Time) string {
 }
 
 // descendants lists the processes below root (children, their children...).
+// /proc is not a snapshot: a process whose parent dies during the scan is
+// reparented (to PID 1 or a subreaper) between two reads of its parent, so
+// each parent is read once and no process is visited twice: two reads can
+// link a box's process to PID 1, whose descendants include this test and
+// so the box again, and the walk would never end.
 func descendants(root int) []int {
 	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			children[parentOf(pid)] = append(children[parentOf(pid)], pid)
+			ppid := parentOf(pid)
+			children[ppid] = append(children[ppid], pid)
 		}
 	}
 	var out []int
-	for queue := children[root]; len(queue) > 0; queue = queue[1:] {
-		out = append(out, queue[0])
-		queue = append(queue, children[queue[0]]...)
+	seen := map[int]bool{root: true}
+	for queue := append([]int(nil), children[root]...); len(queue) > 0; queue = queue[1:] {
+		p := queue[0]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+		queue = append(queue, children[p]...)
 	}
 	return out
 }
