@@ -49,6 +49,23 @@ const flatBound = 500 * time.Millisecond
 // a pause decided while the process still grew that lands as it turns flat.
 const flatSeenBound = 100 * time.Millisecond
 
+// pausedSpans keeps, per process, since when it has been seen paused in a
+// row: flatWatch and the stuck-run watchdog both ask "paused for how long".
+type pausedSpans map[int]time.Time
+
+// see looks at pid now: ok tells whether it is paused (see paused), d for
+// how long it has been seen paused in a row.
+func (s pausedSpans) see(pid int, now time.Time) (d time.Duration, ok bool) {
+	if !paused(pid) {
+		delete(s, pid)
+		return 0, false
+	}
+	if s[pid].IsZero() {
+		s[pid] = now
+	}
+	return now.Sub(s[pid]), true
+}
+
 // flatWatch samples, every 10 ms, the processes that hold flat (the hogs'
 // HOG_FLAT files) and records those it sees paused (see paused).
 type flatWatch struct {
@@ -64,7 +81,7 @@ type flatWatch struct {
 }
 
 // watchFlat starts watching the flat holds announced in a new directory
-// under parent; Dir is what HOG_FLAT must be.
+// under parent; the watch's dir is what HOG_FLAT must be.
 func watchFlat(t *testing.T, parent, name string) *flatWatch {
 	t.Helper()
 	w := &flatWatch{dir: filepath.Join(parent, name), stop: make(chan struct{}), done: make(chan struct{})}
@@ -74,8 +91,8 @@ func watchFlat(t *testing.T, parent, name string) *flatWatch {
 	os.Chmod(w.dir, 0o777)
 	go func() {
 		defer close(w.done)
-		since := map[int]time.Time{} // pid -> first seen paused, in a row
-		counted := map[int]bool{}
+		spans := pausedSpans{}
+		seen, over := map[int]bool{}, map[int]bool{}
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -91,23 +108,17 @@ func watchFlat(t *testing.T, parent, name string) *flatWatch {
 				if err != nil {
 					continue
 				}
-				if !paused(pid) {
-					delete(since, pid)
+				d, ok := spans.see(pid, now)
+				if !ok {
 					continue
 				}
-				if since[pid].IsZero() {
-					since[pid] = now
-				}
-				if !counted[pid] {
-					counted[pid] = true
+				if !seen[pid] {
+					seen[pid] = true
 					w.seen++
 				}
-				d := now.Sub(since[pid])
-				if d > w.longest {
-					w.longest = d
-				}
-				if d >= flatSeenBound && !counted[-pid] {
-					counted[-pid] = true
+				w.longest = max(w.longest, d)
+				if d >= flatSeenBound && !over[pid] {
+					over[pid] = true
 					w.over = append(w.over, fmt.Sprintf("%d (state %s)", pid, procState(pid)))
 				}
 			}
@@ -311,7 +322,7 @@ func runTimed(t *testing.T, limit time.Duration, args ...string) timedRun {
 	done := make(chan struct{})
 	go func() {
 		defer close(killed)
-		since := map[int]time.Time{}
+		spans := pausedSpans{}
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -322,7 +333,7 @@ func runTimed(t *testing.T, limit time.Duration, args ...string) timedRun {
 			case <-ctx.Done():
 				why = fmt.Sprintf("the run did not finish within %v", limit)
 			case <-tick.C:
-				why = stuckProcess(cmd.Process.Pid, since)
+				why = stuckProcess(cmd.Process.Pid, spans)
 			}
 			if why != "" {
 				ps, _ := exec.Command("ps", "-eo", "pid,ppid,pgid,stat,wchan:32,rss,args").CombinedOutput()
@@ -348,26 +359,20 @@ func runTimed(t *testing.T, limit time.Duration, args ...string) timedRun {
 }
 
 // stuckProcess describes a descendant of root that has been paused (see
-// paused) for stuckAfter or more in a row, "" if none; since keeps when
+// paused) for stuckAfter or more in a row, "" if none; spans keeps when
 // each was first seen paused, from one call to the next.
-func stuckProcess(root int, since map[int]time.Time) string {
+func stuckProcess(root int, spans pausedSpans) string {
 	now := time.Now()
-	seen := map[int]bool{}
+	alive := map[int]bool{}
 	for _, pid := range descendants(root) {
-		if !paused(pid) {
-			continue
-		}
-		seen[pid] = true
-		if since[pid].IsZero() {
-			since[pid] = now
-		}
-		if d := now.Sub(since[pid]); d >= stuckAfter {
+		alive[pid] = true
+		if d, ok := spans.see(pid, now); ok && d >= stuckAfter {
 			return fmt.Sprintf("pid %d (%s) has been paused for %.0fs in a row: the run is stuck", pid, readTrim(fmt.Sprintf("/proc/%d/comm", pid)), d.Seconds())
 		}
 	}
-	for pid := range since {
-		if !seen[pid] {
-			delete(since, pid)
+	for pid := range spans {
+		if !alive[pid] {
+			delete(spans, pid)
 		}
 	}
 	return ""
