@@ -160,6 +160,7 @@ type Action struct {
 const (
 	WhyNoRoom    = "its expected growth does not fit the box"
 	WhyUnknown   = "the size of its kind is unknown and the growth does not fit"
+	WhyNewcomer  = "it is new, and its kind's size is still being shown by others"
 	WhyFull      = "the box is at its memory target"
 	WhySliceFull = "the slice shared with other boxes is at its limit"
 	WhyHolds     = "it holds its expected size"
@@ -576,6 +577,17 @@ const starving = 3 * time.Second
 // throttled by the kernel) is not taken for done.
 const flatAfter = 250 * time.Millisecond
 
+// newcomerRSS is the resident size under which a process seen for the
+// first time has not started on its own memory yet (a runtime's start-up:
+// 2-10 MiB for Go, Rust or Python test binaries).
+const newcomerRSS = 16 << 20
+
+// showers is how many processes of a kind with no size yet grow at once
+// while newcomers of that kind wait: enough that one stalled on its own
+// does not hold the others, few enough that a wave that overfills the box
+// is held back small.
+const showers = 2
+
 // grewLately reports whether p's memory rose within recentGrowth.
 func (l *look) grewLately(p Proc) bool {
 	st := l.c.procs[p.PID]
@@ -662,8 +674,33 @@ func (c *Controller) Step(o Observation) []Action {
 			}
 		}
 	}
+	// Newcomers: a process not seen before, still small, of a kind with no
+	// size yet, waits while showers of its kind grow: a first wave of
+	// equal processes that all grow together holds, when the box fills,
+	// what none of them can finish with. At native speed a newcomer has
+	// usually allocated before the first look (it is not small then) and
+	// those held wait for one look at the showers going flat.
+	showing := map[string]int{}
+	for _, p := range l.running {
+		if _, known := l.size(p.Comm); known || len(l.running)-len(acts) <= 1 {
+			continue
+		}
+		st := c.procs[p.PID]
+		if !st.seen && p.RSS < newcomerRSS && showing[p.Comm] >= showers {
+			acts = append(acts, c.pause(p.PID, o.Now, WhyNewcomer))
+			committed -= int64(l.need(p))
+			left--
+			continue
+		}
+		if !st.seen || l.grewLately(p) {
+			showing[p.Comm]++
+		}
+	}
 	for i := len(l.running) - 1; i >= 0; i-- {
 		p := l.running[i]
+		if c.procs[p.PID].paused() {
+			continue
+		}
 		if !l.mayGrow(p, room <= 0) || o.Now.Before(c.procs[p.PID].holdUntil) || left == 1 {
 			// The last running leaf goes on: pausing it would only stall
 			// the run.
@@ -699,6 +736,8 @@ func (c *Controller) Step(o Observation) []Action {
 			// Paused in this very look.
 		case !known && learning[p.Comm] != 0:
 			// Its kind is showing its size: wait for it.
+		case !known && c.procs[p.PID].why == WhyNewcomer && showing[p.Comm] >= showers:
+			// Still shown by others: a newcomer waits small.
 		case n == 0:
 			acts = append(acts, c.resume(p.PID, o.Now, WhyHolds, false))
 		case !waiting && room > 0 && committed+n <= room-reserve:

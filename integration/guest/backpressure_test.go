@@ -3,6 +3,7 @@
 package guest
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
