@@ -905,7 +905,10 @@ func TestCargoRunLockUnderBackpressure(t *testing.T) {
 		t.Fatal("BOXRUN_IT_CARGO and BOXRUN_IT_CRATE are not set: the host found no cargo to build integration/testdata/memcrate with")
 	}
 	pf := itPolicy(t, "")
-	test := fmt.Sprintf(`cd %s && MEMCRATE_MIB=32 MEMCRATE_MILLIS=1000 %s test --offline -q --test lock -- --ignored --test-threads=12 2>&1; echo "cargo_exit=$?"`, crate, cargo)
+	// 12 threads x (cargo's own ~30M + the helper's 16M) hold about 550M
+	// at the peak: room beside it in the 1 GiB guest (requireRoomUnboxed).
+	requireRoomUnboxed(t, 12*(30+16))
+	test := fmt.Sprintf(`cd %s && MEMCRATE_MIB=16 MEMCRATE_MILLIS=1000 %s test --offline -q --test lock -- --ignored --test-threads=12 2>&1; echo "cargo_exit=$?"`, crate, cargo)
 	start := time.Now()
 	out, _ := exec.Command("sh", "-c", test).CombinedOutput()
 	unboxed := time.Since(start)
