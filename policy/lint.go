@@ -28,20 +28,25 @@ type Warning struct {
 
 // String formats the warning: `FILE:LINE: KEY = VALUE in IN: PROBLEM`.
 func (w Warning) String() string {
+	return settingAt(w.At, w.Key, w.Value, w.In) + ": " + w.Problem
+}
+
+// settingAt formats where a setting is and what it says, for warnings of
+// either kind: `FILE:LINE: KEY = VALUE in IN` (the value and table only
+// when known).
+func settingAt(at Origin, key, value, in string) string {
 	var b strings.Builder
-	b.WriteString(w.At.String())
+	b.WriteString(at.String())
 	b.WriteString(": ")
-	b.WriteString(w.Key)
-	if w.Value != "" {
+	b.WriteString(key)
+	if value != "" {
 		b.WriteString(" = ")
-		b.WriteString(w.Value)
+		b.WriteString(value)
 	}
-	if w.In != "" {
+	if in != "" {
 		b.WriteString(" in ")
-		b.WriteString(w.In)
+		b.WriteString(in)
 	}
-	b.WriteString(": ")
-	b.WriteString(w.Problem)
 	return b.String()
 }
 

@@ -107,20 +107,11 @@ type Ignored struct {
 // String formats the setting for a warning: `FILE:LINE: KEY = VALUE in
 // policy "NAME" ignored: REASON`.
 func (i Ignored) String() string {
-	var b strings.Builder
-	b.WriteString(i.At.String())
-	b.WriteString(": ")
-	b.WriteString(i.Key)
-	if i.Value != "" {
-		b.WriteString(" = ")
-		b.WriteString(i.Value)
-	}
+	in := ""
 	if i.Policy != "" {
-		fmt.Fprintf(&b, " in policy %q", i.Policy)
+		in = fmt.Sprintf("policy %q", i.Policy)
 	}
-	b.WriteString(" ignored: ")
-	b.WriteString(i.Reason)
-	return b.String()
+	return settingAt(i.At, i.Key, i.Value, in) + " ignored: " + i.Reason
 }
 
 // userConfigHint says where a setting that a project file may not make
