@@ -178,12 +178,11 @@ func guestRun(a artifacts, mode, prefix string, reserve time.Duration) string {
 // sweepTimeout bounds the sweep, which only lists what is left.
 const sweepTimeout = 2 * time.Minute
 
-// guestMemoryMB is each guest's RAM. The global OOM scenario exhausts it
-// on purpose, and under emulation the guest thrashes on the executables it
-// rereads over virtiofs for longer the more page cache it has (43 s at 1
-// GiB, over 6 minutes at 1.5 GiB); every other scenario's unboxed baseline
-// must leave room (see requireRoomUnboxed in guest/), or it freezes the
-// guest the same way.
+// guestMemoryMB is each guest's RAM. No scenario may exhaust it: under
+// emulation the guest then thrashes on the executables it rereads over
+// virtiofs, for minutes, before the OOM killer acts (see globalOOM in
+// guest/). Every scenario's unboxed baseline must leave room (see
+// requireRoomUnboxed in guest/).
 const guestMemoryMB = 1024
 
 // vmTimeout bounds each boot; guestBudget is what the guest's scenarios may
@@ -363,31 +362,43 @@ func TestRealKernelSystemd(t *testing.T) {
 		guestRun(a, "root", "", 8*time.Minute),
 		guestRun(a, "user", "setpriv --reuid=1500 --regid=1500 --init-groups", 0),
 	)
-	res := boot(t, vm.Config{Mode: vm.Systemd, Command: script, Files: testUserFiles, MemoryMB: guestMemoryMB}, "root", "user")
-	total := 0
-	var passed, failed int
-	for _, mode := range []string{"root", "user"} {
-		p, f := report(t, mode, parseGuest(res.Output, mode))
-		passed, failed, total = passed+p, failed+f, total+p+f
-	}
-	t.Logf("real kernel (systemd as PID 1): %d passed, %d failed; boot %.1fs, scenarios %.1fs",
-		passed, failed, res.Boot.Seconds(), res.Run.Seconds())
+	b := boot(t, vm.Config{Mode: vm.Systemd, Command: script, Files: testUserFiles, MemoryMB: guestMemoryMB}, "root", "user")
+	t.Logf("real kernel (systemd as PID 1): %s", b.summary())
 }
 
 func TestRealKernelCgroupfs(t *testing.T) {
 	requireVM(t)
 	a := build(t)
-	res := boot(t, vm.Config{Mode: vm.NoSystemd, Command: guestScript(guestRun(a, "cgroupfs", "", 0)), MemoryMB: guestMemoryMB}, "cgroupfs")
-	p, f := report(t, "cgroupfs", parseGuest(res.Output, "cgroupfs"))
-	t.Logf("real kernel (no systemd, cgroupfs backend): %d passed, %d failed; boot %.1fs, scenarios %.1fs",
-		p, f, res.Boot.Seconds(), res.Run.Seconds())
+	b := boot(t, vm.Config{Mode: vm.NoSystemd, Command: guestScript(guestRun(a, "cgroupfs", "", 0)), MemoryMB: guestMemoryMB}, "cgroupfs")
+	t.Logf("real kernel (no systemd, cgroupfs backend): %s", b.summary())
 }
 
-// boot runs one VM and fails the test when it does not come back. When the
-// VM's time ran out mid-run, it first reports what the guest's modes had
-// done: their results, the scenario that was running and its output, and
-// the last heartbeats.
-func boot(t *testing.T, cfg vm.Config, modes ...string) *vm.Result {
+// booted is what one VM's modes did.
+type booted struct {
+	res            *vm.Result // nil when the VM never ran the command
+	passed, failed int
+	stopped        string // why the VM stopped before the command ended, "" if it did not
+}
+
+// summary is the one line a run's log keeps for the VM: the counts and, for
+// a VM that stopped early, where and why, so that even a log cut down to
+// its summary lines says what happened.
+func (b booted) summary() string {
+	s := fmt.Sprintf("%d passed, %d failed", b.passed, b.failed)
+	if b.res != nil {
+		s += fmt.Sprintf("; boot %.1fs, scenarios %.1fs", b.res.Boot.Seconds(), b.res.Run.Seconds())
+	}
+	if b.stopped != "" {
+		s += "; the VM stopped early: " + b.stopped
+	}
+	return s
+}
+
+// boot runs one VM, reports each mode's results as subtests and counts
+// them. When the VM stopped before the command ended (its time ran out,
+// QEMU exited) it also reports the scenario that was running, with its
+// output, and the last heartbeats, and fails the test.
+func boot(t *testing.T, cfg vm.Config, modes ...string) booted {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout+time.Minute)
 	defer cancel()
@@ -396,26 +407,41 @@ func boot(t *testing.T, cfg vm.Config, modes ...string) *vm.Result {
 		cfg.Log = os.Stderr
 	}
 	res, err := vm.Boot(ctx, cfg)
-	if err != nil && res != nil && res.Partial {
-		for _, mode := range modes {
-			r := parseGuest(res.Output, mode)
-			if len(r.results) > 0 || r.running != "" {
-				report(t, mode, r)
-			}
-			if r.running != "" {
-				t.Errorf("%s: %s was still running when the VM's time ran out; its output:\n%s",
-					mode, r.running, strings.Join(r.logs[r.running], "\n"))
-			}
+	if err != nil && (res == nil || !res.Partial) {
+		t.Errorf("booting the real-kernel VM: %v", err)
+		return booted{failed: 1, stopped: firstLine(err.Error())}
+	}
+	b := booted{res: res}
+	for _, mode := range modes {
+		r := parseGuest(res.Output, mode)
+		if err != nil && len(r.results) == 0 && r.running == "" {
+			continue // the VM stopped before this mode began
 		}
-		t.Errorf("heartbeats (a gap means the guest froze):\n%s", heartbeats(res.Output, 10))
+		p, f := report(t, mode, r)
+		b.passed, b.failed = b.passed+p, b.failed+f
+		if err != nil && r.running != "" {
+			t.Errorf("%s: %s was still running when the VM stopped; its output:\n%s",
+				mode, r.running, strings.Join(r.logs[r.running], "\n"))
+			b.failed++
+			b.stopped = fmt.Sprintf("%s %s was running; ", mode, r.running)
+		}
 	}
 	if err != nil {
-		t.Fatalf("booting the real-kernel VM: %v", err)
+		t.Errorf("heartbeats (a gap means the guest froze):\n%s", heartbeats(res.Output, 10))
+		t.Errorf("the real-kernel VM: %v", err)
+		b.stopped += firstLine(err.Error())
+		return b
 	}
 	if res.ExitCode != 0 {
 		t.Logf("guest script exited %d", res.ExitCode)
 	}
-	return res
+	return b
+}
+
+// firstLine is the first line of s (errors of vm.Boot carry console lines after it).
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 // heartbeats returns the last n heartbeat lines of a guest's output.

@@ -120,8 +120,9 @@ func Available() error {
 //
 // Boot fails when the VM cannot boot, the timeout or ctx ends it first (the error
 // includes the last console lines), or the command's end marker never comes. When
-// the timeout ends a command that started, Boot returns a Partial Result with the
-// error: what the command printed until then says where it stopped. A command that
+// a command that started never ends (the timeout, or QEMU exiting first),
+// Boot returns a Partial Result with the error: what the command printed until
+// then says where it stopped. A command that
 // exits non-zero is not an error: see Result.ExitCode. QEMU and virtiofsd
 // are killed on every return path.
 func Boot(ctx context.Context, cfg Config) (*Result, error) {
@@ -242,6 +243,21 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("vm: %s; last console lines:\n%s", msg, lastLines(cons.text(), 40))
 	}
 
+	// partial goes with an error of a command that started and never
+	// ended: what it printed so far says where it stopped.
+	partial := func(_ *Result, err error) (*Result, error) {
+		started, _, _ := cons.state()
+		text := cons.text()
+		return &Result{
+			Console:  text,
+			Output:   outputSoFar(text, cons.token),
+			ExitCode: -1,
+			Boot:     started.Sub(startedAt),
+			Run:      time.Since(started),
+			Partial:  true,
+		}, err
+	}
+
 	var endGrace <-chan time.Time
 wait:
 	for {
@@ -251,8 +267,11 @@ wait:
 			if _, _, initErr := cons.state(); initErr != "" {
 				return fail("the guest's setup failed: %s", initErr)
 			}
-			if _, ended, _ := cons.state(); ended.IsZero() {
-				return fail("qemu exited (%v) before the command's end marker", exitStatus(err))
+			if started, ended, _ := cons.state(); ended.IsZero() {
+				if started.IsZero() {
+					return fail("qemu exited (%v) before the command's start marker", exitStatus(err))
+				}
+				return partial(fail("qemu exited (%v) before the command's end marker (the guest powered off, rebooted or panicked mid-command)", exitStatus(err)))
 			}
 			break wait
 		case <-cons.changed:
@@ -273,18 +292,7 @@ wait:
 			if started.IsZero() {
 				return fail("booting: %v after %s", context.Cause(ctx), time.Since(startedAt).Round(time.Millisecond))
 			}
-			// The command ran but never ended: what it printed so far says
-			// where it stopped, so the caller gets it along with the error.
-			text := cons.text()
-			_, err := fail("running the command (it started; no end marker): %v after %s", context.Cause(ctx), time.Since(startedAt).Round(time.Millisecond))
-			return &Result{
-				Console:  text,
-				Output:   outputSoFar(text, cons.token),
-				ExitCode: -1,
-				Boot:     started.Sub(startedAt),
-				Run:      time.Since(started),
-				Partial:  true,
-			}, err
+			return partial(fail("running the command (it started; no end marker): %v after %s", context.Cause(ctx), time.Since(startedAt).Round(time.Millisecond)))
 		}
 	}
 

@@ -97,9 +97,9 @@ type Result struct {
 	// Run is the time from the command's start to its end as seen from the host
 	// (start and end markers reaching the host).
 	Run time.Duration
-	// Partial is true for a command that started but did not end before
-	// Config.Timeout: Boot then returns this Result along with its error,
-	// Output holding what the command printed until then, ExitCode -1 and
-	// Run the time until the timeout.
+	// Partial is true for a command that started but never ended (the
+	// Config.Timeout or ctx ended it, or QEMU exited first): Boot then
+	// returns this Result along with its error, Output holding what the
+	// command printed until then, ExitCode -1 and Run the time until then.
 	Partial bool
 }
