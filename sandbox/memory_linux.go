@@ -5,8 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +19,11 @@ import (
 // MemoryAvailable returns the memory a policy's percentages are taken of: the
 // machine's RAM, or the smallest memory.max of the cgroups enclosing boxrun
 // when that is smaller (a container, or a slice with a limit).
-func MemoryAvailable() (uint64, error) {
-	f, err := os.Open("/proc/meminfo")
+func MemoryAvailable() (uint64, error) { return memoryAvailable(os.DirFS("/")) }
+
+// memoryAvailable is MemoryAvailable on the machine whose root is fsys.
+func memoryAvailable(fsys fs.FS) (uint64, error) {
+	f, err := fsys.Open("proc/meminfo")
 	if err != nil {
 		return 0, fmt.Errorf("reading the machine's memory size: %w", err)
 	}
@@ -28,25 +32,40 @@ func MemoryAvailable() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	mount, err := cgroupfs.MountPoint()
-	if err != nil || mount == "" {
+	m, err := cgroupfs.ReadMount(fsys)
+	if err != nil || m.Path == "" {
 		return total, nil
 	}
-	own, err := cgroupfs.OwnCgroup()
+	cg, err := fsys.Open("proc/self/cgroup")
 	if err != nil {
 		return total, nil
 	}
-	for dir := own; ; dir = filepath.Dir(dir) {
-		if data, err := os.ReadFile(filepath.Join(mount, dir, "memory.max")); err == nil {
-			if v, ok := cgroupfs.ParseLimit(string(data)); ok && v < total {
-				total = v
-			}
-		}
-		if dir == "/" || dir == "." {
-			break
-		}
+	own, err := cgroupfs.ParseProcCgroup(cg)
+	cg.Close()
+	if err != nil {
+		return total, nil
+	}
+	if limit, ok := smallestMemoryMax(fsys, m.Path, own); ok && limit < total {
+		total = limit
 	}
 	return total, nil
+}
+
+// smallestMemoryMax is the smallest memory.max of the cgroup dir (below
+// the mount) and of every cgroup above it, up to the root of the
+// hierarchy; ok is false when none of them has a limit.
+func smallestMemoryMax(fsys fs.FS, mount, dir string) (limit uint64, ok bool) {
+	limit = policy.Unlimited
+	for dir = path.Clean("/" + dir); ; dir = path.Dir(dir) {
+		if data, err := fs.ReadFile(fsys, cgroupfs.FSPath(mount, dir, "memory.max")); err == nil {
+			if v, parsed := cgroupfs.ParseLimit(string(data)); parsed && v != policy.Unlimited && v < limit {
+				limit, ok = v, true
+			}
+		}
+		if dir == "/" {
+			return limit, ok
+		}
+	}
 }
 
 // parseMemTotal reads MemTotal from /proc/meminfo, in bytes.
