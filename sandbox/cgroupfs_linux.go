@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -105,15 +106,18 @@ func NewCgroupfs(parentOverride string) (Backend, error) {
 		}
 		parent = "/"
 	}
-	parent = strings.TrimPrefix(parent, mount)
-	if !strings.HasPrefix(parent, "/") {
-		parent = "/" + parent
-	}
+	parent = cgroupRel(mount, parent)
 	dir := filepath.Join(mount, parent)
 	if err := unix.Access(filepath.Join(dir, "cgroup.subtree_control"), unix.W_OK); err != nil {
 		return nil, fmt.Errorf("%w: cannot write %s: %v (is it delegated to you?)", ErrUnavailable, filepath.Join(dir, "cgroup.subtree_control"), err)
 	}
 	return &cgroupfsBackend{mount: mount, parent: parent}, nil
+}
+
+// cgroupRel turns a cgroup directory given as a path below the mount
+// ("/sys/fs/cgroup/ci") or relative to it ("/ci") into the latter.
+func cgroupRel(mount, dir string) string {
+	return path.Clean("/" + strings.TrimPrefix(dir, mount))
 }
 
 func (b *cgroupfsBackend) Name() string { return KindCgroupfs }

@@ -429,16 +429,9 @@ func (d *doctor) checkBackend() Check {
 	return c
 }
 
-// userManagerCgroup is the cgroup of user@UID.service: from this process's
-// own cgroup when it runs below it, else where systemd puts it.
-func (d *doctor) userManagerCgroup() string {
-	svc := fmt.Sprintf("user@%d.service", d.m.UID)
-	own := d.ownCgroup()
-	if i := strings.Index(own, "/"+svc); i >= 0 {
-		return own[:i+len(svc)+1]
-	}
-	return fmt.Sprintf("/user.slice/user-%d.slice/%s", d.m.UID, svc)
-}
+// userManagerCgroup is the cgroup of user@UID.service (see the function
+// of that name).
+func (d *doctor) userManagerCgroup() string { return userManagerCgroup(d.ownCgroup(), d.m.UID) }
 
 // delegateFix delegates every controller to user managers.
 const delegateFix = "sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' | sudo tee /etc/systemd/system/user@.service.d/delegate.conf && sudo systemctl daemon-reload, then log out and in again"

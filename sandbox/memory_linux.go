@@ -16,13 +16,22 @@ import (
 	"github.com/boxrun/boxrun/policy"
 )
 
-// MemoryAvailable returns the memory a policy's percentages are taken of: the
-// machine's RAM, or the smallest memory.max of the cgroups enclosing boxrun
-// when that is smaller (a container, or a slice with a limit).
-func MemoryAvailable() (uint64, error) { return memoryAvailable(os.DirFS("/")) }
+// MachineMemory returns the memory that the percentages of policies are
+// taken of, for runs made with choice c: the memory of the machine that
+// holds boxrun.slice, and with it every box. That is MemTotal or, when
+// smaller, the lowest memory.max of the cgroup that holds boxrun.slice
+// (see sliceHome) and of every cgroup above it: a container's limit counts
+// (its cgroup is the root of its cgroup namespace), and so does one set on
+// user-UID.slice. The cgroup boxrun is started from does not: no box lives
+// in it, so a terminal's 4G scope says nothing about what the boxes share.
+// Nor does boxrun.slice's own limit, which the [slice] percentages set.
+func MachineMemory(c Choice) (uint64, error) {
+	return machineMemory(os.DirFS("/"), c, os.Geteuid())
+}
 
-// memoryAvailable is MemoryAvailable on the machine whose root is fsys.
-func memoryAvailable(fsys fs.FS) (uint64, error) {
+// machineMemory is MachineMemory on the machine whose root is fsys, for
+// the user uid.
+func machineMemory(fsys fs.FS, c Choice, uid int) (uint64, error) {
 	f, err := fsys.Open("proc/meminfo")
 	if err != nil {
 		return 0, fmt.Errorf("reading the machine's memory size: %w", err)
@@ -36,19 +45,45 @@ func memoryAvailable(fsys fs.FS) (uint64, error) {
 	if err != nil || m.Path == "" {
 		return total, nil
 	}
-	cg, err := fsys.Open("proc/self/cgroup")
-	if err != nil {
-		return total, nil
+	own := ""
+	if cg, err := fsys.Open("proc/self/cgroup"); err == nil {
+		own, _ = cgroupfs.ParseProcCgroup(cg)
+		cg.Close()
 	}
-	own, err := cgroupfs.ParseProcCgroup(cg)
-	cg.Close()
-	if err != nil {
-		return total, nil
-	}
-	if limit, ok := smallestMemoryMax(fsys, m.Path, own); ok && limit < total {
+	if limit, ok := smallestMemoryMax(fsys, m.Path, sliceHome(fsys, m.Path, own, c, uid)); ok && limit < total {
 		total = limit
 	}
 	return total, nil
+}
+
+// sliceHome is the cgroup, below the mount, that holds boxrun.slice for
+// runs made with choice c: for systemd the user manager's cgroup
+// (user@UID.service) or, for the system manager, the root; for cgroupfs
+// its parent ($BOXRUN_CGROUP_PARENT, else the root it uses when boxrun
+// runs there); for none the root. For --backend auto, which backend will
+// answer is not known before Select: it is systemd's when that cgroup
+// exists (the user manager runs), else cgroupfs's, in Select's order.
+func sliceHome(fsys fs.FS, mount, own string, c Choice, uid int) string {
+	systemd := "/"
+	if c.User {
+		systemd = userManagerCgroup(own, uid)
+	}
+	direct := "/"
+	if c.CgroupParent != "" {
+		direct = cgroupRel(mount, c.CgroupParent)
+	}
+	switch c.Kind {
+	case KindSystemd:
+		return systemd
+	case KindCgroupfs:
+		return direct
+	case KindNone:
+		return "/"
+	}
+	if fi, err := fs.Stat(fsys, cgroupfs.FSPath(mount, systemd)); err == nil && fi.IsDir() {
+		return systemd
+	}
+	return direct
 }
 
 // smallestMemoryMax is the smallest memory.max of the cgroup dir (below
