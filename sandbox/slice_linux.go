@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/policy"
@@ -47,24 +49,61 @@ func readLiveSlice(fsys fs.FS, name string) liveSlice {
 
 // sliceToApply reads what the slice's cgroup at dir holds now and returns
 // the limits of s to set on it (see keepWhatSliceHolds); warn, when not
-// nil, is told of each limit kept.
+// nil, is told of the limits kept.
 func sliceToApply(dir cgroupDir, s *policy.ResolvedSlice, warn func(string)) *policy.ResolvedSlice {
 	if s.Empty() {
 		return s
 	}
-	s, warnings := keepWhatSliceHolds(s, readLiveSlice(os.DirFS("/"), cgroupfs.FSPath(dir.dir())))
-	if warn != nil {
-		for _, w := range warnings {
-			warn(w)
-		}
+	s, warning := keepWhatSliceHolds(s, readLiveSlice(os.DirFS("/"), cgroupfs.FSPath(dir.dir())))
+	if warn != nil && warning != "" {
+		warn(warning)
 	}
 	return s
 }
 
 // keepWhatSliceHolds returns the limits of s to set on a slice that holds
-// live: s as resolved.
-func keepWhatSliceHolds(s *policy.ResolvedSlice, live liveSlice) (*policy.ResolvedSlice, []string) {
-	return s, nil
+// live. A run never lowers the slice's memory.high or memory.max below the
+// memory.current it holds: that would take memory from the boxes running
+// in it (reclaim, throttling, an OOM kill) for a run that has not started
+// yet. Such a limit is left as it is (nil in the copy returned: not set),
+// and warning says in one line what and why; not memory.current rounded
+// up, which would be a limit no policy asked for, with no room left under
+// it. The next run that finds the slice holding less lowers it. A limit
+// lower than the present one but above what the slice holds is set, and a
+// raise always is. s itself is not changed.
+func keepWhatSliceHolds(s *policy.ResolvedSlice, live liveSlice) (_ *policy.ResolvedSlice, warning string) {
+	if s.Empty() || !live.exists {
+		return s, ""
+	}
+	kept := *s
+	var stays, wanted, keys []string
+	for _, f := range []struct {
+		key     string
+		dst     **uint64
+		present *uint64
+	}{{"memory.high", &kept.MemoryHigh, live.high}, {"memory.max", &kept.MemoryMax, live.max}} {
+		want := *f.dst
+		if want == nil || *want >= live.current || (f.present != nil && *want >= *f.present) {
+			continue
+		}
+		*f.dst = nil
+		at := "as it is"
+		if f.present != nil {
+			at = "at " + policy.FormatBytes(*f.present)
+		}
+		stays = append(stays, at)
+		wanted = append(wanted, policy.FormatBytes(*want))
+		keys = append(keys, fmt.Sprintf("%s (%s)", f.key, s.Origins[f.key]))
+	}
+	switch len(keys) {
+	case 0:
+		return s, ""
+	case 1:
+		warning = fmt.Sprintf("its %s stays %s, not the %s of [slice] %s", strings.Fields(keys[0])[0], stays[0], wanted[0], keys[0])
+	default:
+		warning = fmt.Sprintf("its memory.high stays %s and its memory.max %s, not the %s and %s of [slice] %s and %s", stays[0], stays[1], wanted[0], wanted[1], keys[0], keys[1])
+	}
+	return &kept, fmt.Sprintf("%s holds %s now: %s, which would take memory from the boxes running in it", SliceName, policy.FormatBytes(live.current), warning)
 }
 
 // sliceChecks reads back the shared budget from the slice's cgroup dir
