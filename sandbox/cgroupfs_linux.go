@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -80,7 +81,7 @@ type cgroupfsBackend struct {
 // in: $BOXRUN_CGROUP_PARENT when set, else the cgroup boxrun runs in when it
 // is the root of the hierarchy (a VM or a container with its own cgroup
 // namespace). Other places hold processes, and cgroup v2 forbids enabling
-// controllers there (the no-internal-processes rule).
+// controllers there (the no-internal-processes rule). See probeCgroupfs.
 func NewCgroupfs(parentOverride string) (Backend, error) {
 	mount, err := cgroupfs.MountPoint()
 	if err != nil {
@@ -95,23 +96,50 @@ func NewCgroupfs(parentOverride string) (Backend, error) {
 	if err := requireUnified(mount); err != nil {
 		return nil, err
 	}
-	parent := parentOverride
-	if parent == "" {
-		own, err := cgroupfs.OwnCgroup()
-		if err != nil {
+	own := ""
+	if parentOverride == "" {
+		if own, err = cgroupfs.OwnCgroup(); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
+	}
+	return newCgroupfsIn(os.DirFS("/"), mount, own, parentOverride, accessWrite)
+}
+
+// accessWrite says why the FS name (a path without its leading "/") may
+// not be written by this process, nil when it may.
+func accessWrite(name string) error { return unix.Access("/"+name, unix.W_OK) }
+
+// newCgroupfsIn is NewCgroupfs on the machine whose root is fsys, with
+// cgroup2 mounted at mount (unified), for a process in cgroup own.
+func newCgroupfsIn(fsys fs.FS, mount, own, parentOverride string, writable func(name string) error) (Backend, error) {
+	parent, err := probeCgroupfs(fsys, mount, own, parentOverride, writable)
+	if err != nil {
+		return nil, err
+	}
+	return &cgroupfsBackend{mount: mount, parent: parent}, nil
+}
+
+// probeCgroupfs is the one check of whether the cgroupfs backend can make
+// boxes on the machine whose root is fsys: NewCgroupfs decides by it, and
+// doctor reports its verdict. It returns the cgroup, below mount, to make
+// them under: override ($BOXRUN_CGROUP_PARENT) when set, else own, the
+// cgroup boxrun runs in, when that is the root of the hierarchy as boxrun
+// sees it. writable says why an FS name may not be written, nil when it
+// may. Errors wrap ErrUnavailable and say what to change.
+func probeCgroupfs(fsys fs.FS, mount, own, override string, writable func(name string) error) (string, error) {
+	parent := override
+	if parent == "" {
 		if own != "/" {
-			return nil, fmt.Errorf("%w: boxrun runs in cgroup %s, which holds processes, so cgroup v2 allows no limited child cgroups there; set %s to a delegated cgroup you may write (one whose cgroup.subtree_control you can set, holding no processes)", ErrUnavailable, own, ParentEnv)
+			return "", fmt.Errorf("%w: boxrun runs in cgroup %s, which holds processes, so cgroup v2 allows no limited child cgroups there; set %s to a delegated cgroup you may write (one whose cgroup.subtree_control you can set, holding no processes)", ErrUnavailable, own, ParentEnv)
 		}
 		parent = "/"
 	}
 	parent = cgroupRel(mount, parent)
-	dir := filepath.Join(mount, parent)
-	if err := unix.Access(filepath.Join(dir, "cgroup.subtree_control"), unix.W_OK); err != nil {
-		return nil, fmt.Errorf("%w: cannot write %s: %v (is it delegated to you?)", ErrUnavailable, filepath.Join(dir, "cgroup.subtree_control"), err)
+	control := cgroupfs.FSPath(mount, parent, "cgroup.subtree_control")
+	if err := writable(control); err != nil {
+		return "", fmt.Errorf("%w: cannot write %s: %v (is it delegated to you?)", ErrUnavailable, "/"+control, err)
 	}
-	return &cgroupfsBackend{mount: mount, parent: parent}, nil
+	return parent, nil
 }
 
 // cgroupRel turns a cgroup directory given as a path below the mount

@@ -100,8 +100,9 @@ type Machine struct {
 	UID int
 	// Kernel is the kernel release (uname -r).
 	Kernel string
-	// Writable reports whether an FS name may be written (access W_OK).
-	Writable func(name string) bool
+	// Writable says why an FS name may not be written (access W_OK), nil
+	// when it may.
+	Writable func(name string) error
 	// Readlink reads a symbolic link given by FS name; nil when links
 	// cannot be read.
 	Readlink func(name string) (string, error)
@@ -123,7 +124,7 @@ func LiveMachine() *Machine {
 		Getenv:   os.Getenv,
 		UID:      os.Getuid(),
 		Kernel:   kernel,
-		Writable: func(name string) bool { return unix.Access("/"+name, unix.W_OK) == nil },
+		Writable: accessWrite,
 		LookPath: exec.LookPath,
 		Readlink: func(name string) (string, error) { return os.Readlink("/" + name) },
 		Systemd:  &liveSystemd{conns: map[bool]*sd.Conn{}},
@@ -241,8 +242,10 @@ type doctor struct {
 	managerErr error
 	// backend is what --backend auto would pick.
 	backend string
-	// cgroupfsParent is where the cgroupfs backend would make boxes.
+	// cgroupfsParent is where the cgroupfs backend would make boxes;
+	// cgroupfsErr why it cannot, when it was asked (see probeCgroupfs).
 	cgroupfsParent string
+	cgroupfsErr    error
 	// editorCgroups are the cgroups holding protected processes.
 	editorCgroups []string
 }
@@ -297,7 +300,7 @@ func (d *doctor) checkCgroup2() Check {
 	default:
 		ctrl, _ := fs.ReadFile(d.m.FS, cgroupfs.FSPath(d.mount.Path, "cgroup.controllers"))
 		c.Status = CheckOK
-		c.Summary = fmt.Sprintf("cgroup v2: unified hierarchy at %s (controllers: %s)", d.mount.Path, orNoneText(strings.Join(strings.Fields(string(ctrl)), " ")))
+		c.Summary = fmt.Sprintf("cgroup v2: unified hierarchy at %s (controllers: %s)", d.mount.Path, orNoneText(strings.Join(cgroupfs.ParseControllers(string(ctrl)), " ")))
 	}
 	return c
 }
@@ -338,18 +341,16 @@ func (d *doctor) probeBackend() {
 	case d.managerErr == nil:
 		d.backend = KindSystemd
 	default:
-		parent := d.m.Getenv(ParentEnv)
-		if parent == "" && d.ownCgroup() == "/" {
-			parent = "/"
+		writable := d.m.Writable
+		if writable == nil {
+			writable = func(string) error { return errors.New("cannot tell whether it may be written") }
 		}
-		if parent != "" {
-			parent = "/" + strings.Trim(strings.TrimPrefix(parent, d.mount.Path), "/")
-			if d.m.Writable != nil && d.m.Writable(cgroupfs.FSPath(d.mount.Path, parent, "cgroup.subtree_control")) {
-				d.backend, d.cgroupfsParent = KindCgroupfs, parent
-				return
-			}
+		parent, err := probeCgroupfs(d.m.FS, d.mount.Path, d.ownCgroup(), d.m.Getenv(ParentEnv), writable)
+		if err != nil {
+			d.backend, d.cgroupfsErr = KindNone, err
+			return
 		}
-		d.backend = KindNone
+		d.backend, d.cgroupfsParent = KindCgroupfs, parent
 	}
 }
 
@@ -453,7 +454,7 @@ func (d *doctor) checkControllers() (Check, bool) {
 		return c, false
 	}
 	data, err := fs.ReadFile(d.m.FS, file)
-	have := strings.Fields(string(data))
+	have := cgroupfs.ParseControllers(string(data))
 	need := neededControllers(d.opt.Policy)
 	var missing, missingOpt []string
 	for _, ctl := range []string{"memory", "pids", "cpu", "io"} {

@@ -197,13 +197,13 @@ func TestDoctor(t *testing.T) {
 				Getenv: func(k string) string { return tt.env[k] },
 				UID:    tt.uid,
 				Kernel: tt.kernel,
-				Writable: func(name string) bool {
+				Writable: func(name string) error {
 					for _, w := range tt.writable {
 						if w == name {
-							return true
+							return nil
 						}
 					}
-					return false
+					return os.ErrPermission
 				},
 				Systemd: tt.systemd,
 				LookPath: func(name string) (string, error) {
