@@ -124,8 +124,11 @@ func newCgroupfsIn(fsys fs.FS, mount, own, parentOverride string, writable func(
 // doctor reports its verdict. It returns the cgroup, below mount, to make
 // them under: override ($BOXRUN_CGROUP_PARENT) when set, else own, the
 // cgroup boxrun runs in, when that is the root of the hierarchy as boxrun
-// sees it. writable says why an FS name may not be written, nil when it
-// may. Errors wrap ErrUnavailable and say what to change.
+// sees it — the real root in a VM, or in a container with its own cgroup
+// namespace the container's cgroup. It must be writable (writable says
+// why an FS name may not be written, nil when it may) and able to enable
+// memory and pids for its children (see internalProcesses). Errors wrap
+// ErrUnavailable and say what to change.
 func probeCgroupfs(fsys fs.FS, mount, own, override string, writable func(name string) error) (string, error) {
 	parent := override
 	if parent == "" {
@@ -139,7 +142,95 @@ func probeCgroupfs(fsys fs.FS, mount, own, override string, writable func(name s
 	if err := writable(control); err != nil {
 		return "", fmt.Errorf("%w: cannot write %s: %v (is it delegated to you?)", ErrUnavailable, "/"+control, err)
 	}
+	if err := internalProcesses(fsys, mount, parent, override == ""); err != nil {
+		return "", err
+	}
 	return parent, nil
+}
+
+// internalProcesses returns a *busyCgroupError when cgroup v2's
+// no-internal-processes rule keeps boxrun from enabling memory and pids
+// below dir (below mount): dir holds processes, does not have both enabled
+// in its cgroup.subtree_control yet, and is not the root of the hierarchy,
+// the only cgroup exempt. The root of a cgroup namespace is not that root:
+// it has cgroup.type (Linux 4.14+), which the real root lacks. nsRoot says
+// dir was chosen because boxrun runs in it (no $BOXRUN_CGROUP_PARENT).
+// Files that cannot be read count as no obstacle: the backend's own error
+// then says what went wrong.
+func internalProcesses(fsys fs.FS, mount, dir string, nsRoot bool) error {
+	if _, err := fs.Stat(fsys, cgroupfs.FSPath(mount, dir, "cgroup.type")); err != nil {
+		return nil // the real root, or a kernel too old to tell
+	}
+	procs, err := fs.ReadFile(fsys, cgroupfs.FSPath(mount, dir, "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	n := len(cgroupfs.ParseProcs(string(procs)))
+	if n == 0 {
+		return nil
+	}
+	available, _ := fs.ReadFile(fsys, cgroupfs.FSPath(mount, dir, "cgroup.controllers"))
+	enabled, _ := fs.ReadFile(fsys, cgroupfs.FSPath(mount, dir, "cgroup.subtree_control"))
+	var missing []string
+	for _, c := range []string{"memory", "pids"} {
+		if contains(cgroupfs.ParseControllers(string(available)), c) && !contains(cgroupfs.ParseControllers(string(enabled)), c) {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return &busyCgroupError{mount: mount, dir: path.Join(mount, dir), procs: n, missing: missing, nsRoot: nsRoot && dir == "/"}
+}
+
+// busyCgroupError is ErrUnavailable for a cgroup that holds processes and
+// so cannot enable controllers for boxes (see internalProcesses).
+type busyCgroupError struct {
+	mount   string   // the cgroup2 mount
+	dir     string   // the cgroup's directory, e.g. /sys/fs/cgroup
+	procs   int      // how many processes it holds
+	missing []string // controllers not enabled in its cgroup.subtree_control
+	// nsRoot is true when it is the root of boxrun's cgroup namespace (a
+	// container's cgroup), used because boxrun runs there.
+	nsRoot bool
+}
+
+func (e *busyCgroupError) Error() string {
+	return ErrUnavailable.Error() + ": " + e.reason() + "; " + e.noBox().Fix
+}
+
+// reason says what stands in the way, without what to do about it.
+func (e *busyCgroupError) reason() string {
+	held := fmt.Sprintf("holds %d processes", e.procs)
+	if e.procs == 1 {
+		held = "holds 1 process"
+	}
+	rule := fmt.Sprintf("so %s cannot be enabled in its cgroup.subtree_control (cgroup v2 lets only the real root enable controllers while it holds processes: the no-internal-processes rule)", strings.Join(e.missing, " and "))
+	if e.nsRoot {
+		return fmt.Sprintf("%s is the root of this container's cgroup namespace, not of the hierarchy, and %s, %s", e.dir, held, rule)
+	}
+	return fmt.Sprintf("%s=%s %s, %s", ParentEnv, e.dir, held, rule)
+}
+
+// Unwrap returns ErrUnavailable.
+func (e *busyCgroupError) Unwrap() error { return ErrUnavailable }
+
+// noBox is the short account of e for a run without a box.
+func (e *busyCgroupError) noBox() NoBox {
+	if e.nsRoot {
+		return NoBox{Reason: "the container's root cgroup holds processes, so cgroup v2 lets no controller be enabled below it",
+			Fix: fmt.Sprintf("move them into a child cgroup and set %s=%s (boxrun doctor says how)", ParentEnv, e.mount)}
+	}
+	return NoBox{Reason: fmt.Sprintf("%s=%s holds processes, so cgroup v2 lets no controller be enabled below it", ParentEnv, e.dir),
+		Fix: "set it to a delegated cgroup that holds none"}
+}
+
+// fix is what doctor says to do about e.
+func (e *busyCgroupError) fix() string {
+	if !e.nsRoot {
+		return fmt.Sprintf("set %s to a delegated cgroup v2 directory that holds no processes (its cgroup.subtree_control writable)", ParentEnv)
+	}
+	return fmt.Sprintf("when the container starts, before anything else, move its processes into a child cgroup, as docker-in-docker entrypoints do: mkdir %[1]s/init && xargs -rn1 < %[1]s/cgroup.procs > %[1]s/init/cgroup.procs; then export %[2]s=%[1]s, and boxes are made below the container's root", e.mount, ParentEnv)
 }
 
 // cgroupRel turns a cgroup directory given as a path below the mount

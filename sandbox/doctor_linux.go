@@ -420,9 +420,13 @@ func (d *doctor) checkBackend() Check {
 	default:
 		c.Status = CheckFail
 		c.Summary = fmt.Sprintf("no box can be made here (--backend auto falls back to none): the limits of policy %q are not enforced, only its oom_score_adj (and pids.max as RLIMIT_NPROC)", name)
+		var busy *busyCgroupError
 		switch {
 		case !d.unified():
 			c.Fix = "switch to the unified cgroup v2 hierarchy (see the cgroup2 line)"
+		case errors.As(d.cgroupfsErr, &busy):
+			c.Summary += ": " + busy.reason()
+			c.Fix = busy.fix()
 		default:
 			c.Fix = fmt.Sprintf("make the %s reachable, or set %s to a cgroup v2 directory delegated to you (its cgroup.subtree_control writable, holding no processes)", d.managerName(), ParentEnv)
 		}
@@ -668,6 +672,11 @@ func (d *doctor) checkContainer() Check {
 	c.Status, c.Summary, c.Fix = CheckWarn, summary+"; the host's editor is out of reach of protect", fix
 	if !ok {
 		c.Fix = fix
+		// The container has a cgroup namespace; its root is what stands in
+		// the way (see the backend line).
+		if busy := (*busyCgroupError)(nil); errors.As(d.cgroupfsErr, &busy) {
+			c.Fix = busy.fix()
+		}
 	}
 	return c
 }

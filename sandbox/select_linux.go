@@ -66,12 +66,17 @@ func (op openers) choose(ctx context.Context, c Choice) (Backend, []string, erro
 // noBoxReason says in short why neither systemd nor cgroupfs can make a
 // box, from the cgroupfs backend's error (systemd's is the same on a host
 // without the unified hierarchy, and beside the point on one with it):
-// the hierarchy, or on a unified host the missing manager and delegated
-// cgroup, where $BOXRUN_CGROUP_PARENT can help.
+// the hierarchy, a cgroup that holds processes, or on a unified host the
+// missing manager and delegated cgroup, where $BOXRUN_CGROUP_PARENT can
+// help.
 func noBoxReason(cgroupfsErr error, parent string) NoBox {
 	var he *hierarchyError
 	if errors.As(cgroupfsErr, &he) {
 		return he.noBox()
+	}
+	var be *busyCgroupError
+	if errors.As(cgroupfsErr, &be) {
+		return be.noBox()
 	}
 	if parent != "" {
 		return NoBox{Reason: fmt.Sprintf("no systemd manager is reachable, and %s=%s cannot be used", ParentEnv, parent), Fix: "boxrun doctor says why"}
