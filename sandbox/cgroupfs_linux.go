@@ -312,7 +312,7 @@ func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) 
 			usable = append(usable, c)
 		}
 	}
-	req.Slice = sliceToApply(cgroupDir{mount: b.mount, rel: slice}, req.Slice, req.Warn)
+	req.Slice = sliceToApply(cgroupDir{mount: b.mount, rel: slice}, name, req.Slice, req.Warn)
 	sliceRes := &cgroup2.Resources{}
 	if s := req.Slice; !s.Empty() {
 		sliceRes = cgroupResources(&policy.Resolved{MemoryHigh: s.MemoryHigh, MemoryMax: s.MemoryMax, PidsMax: s.PidsMax, CPUWeight: s.CPUWeight}, usable)

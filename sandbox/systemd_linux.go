@@ -291,7 +291,7 @@ func (x *systemdBox) Place(ctx context.Context, pid int) error {
 	}
 	x.cg = cgroupDir{mount: x.b.mount, rel: cg}
 	slice := cgroupDir{mount: x.b.mount, rel: filepath.Dir(cg)}
-	x.req.Slice = sliceToApply(slice, x.req.Slice, x.req.Warn)
+	x.req.Slice = sliceToApply(slice, filepath.Base(cg), x.req.Slice, x.req.Warn)
 	if !x.req.Slice.Empty() && !sliceHolds(slice, x.req.Slice) {
 		if err := x.b.setSlice(ctx, x.req.Slice); err != nil {
 			x.sliceErr = err
