@@ -17,9 +17,11 @@ import (
 
 // Env is what resolution needs to know about the machine.
 type Env struct {
-	// MemoryBytes is the memory available to the user: the RAM, or the
-	// limit of the enclosing cgroup when that is smaller. Percentages are
-	// of this. Zero means unknown; resolving a percentage then fails.
+	// MemoryBytes is the memory of the machine the boxes live in: the RAM,
+	// or the limit of a cgroup that holds every box (a container's) when
+	// that is smaller; never the limit of the cgroup the run was started
+	// from, which holds no box. Percentages are of this. Zero means
+	// unknown; resolving a percentage then fails.
 	MemoryBytes uint64
 }
 

@@ -26,13 +26,13 @@ const maxSizeLen = 64
 const sizeHint = "(use 512M, 8G, 60% or max)"
 
 // Size is a memory size as written in a policy: a number of bytes, a
-// percentage of the memory available to the user, or "max". Exactly one of
+// percentage of the machine's memory (Env.MemoryBytes), or "max". Exactly one of
 // the fields is meaningful: Max if it is true, else Percent if it is not
 // zero, else Bytes.
 type Size struct {
 	// Bytes is an absolute size in bytes, at most MaxSizeBytes.
 	Bytes uint64
-	// Percent is a share of the available memory, in (0, 100].
+	// Percent is a share of the machine's memory, in (0, 100].
 	Percent float64
 	// Max is true for "max", no limit.
 	Max bool

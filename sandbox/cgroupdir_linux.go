@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -56,10 +55,8 @@ func (c cgroupDir) eachProc(fn func(dir string, pid int)) error {
 			}
 			return err
 		}
-		for _, f := range strings.Fields(string(data)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				fn(p, pid)
-			}
+		for _, pid := range cgroupfs.ParseProcs(string(data)) {
+			fn(p, pid)
 		}
 		return nil
 	})

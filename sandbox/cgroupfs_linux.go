@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -79,7 +81,7 @@ type cgroupfsBackend struct {
 // in: $BOXRUN_CGROUP_PARENT when set, else the cgroup boxrun runs in when it
 // is the root of the hierarchy (a VM or a container with its own cgroup
 // namespace). Other places hold processes, and cgroup v2 forbids enabling
-// controllers there (the no-internal-processes rule).
+// controllers there (the no-internal-processes rule). See probeCgroupfs.
 func NewCgroupfs(parentOverride string) (Backend, error) {
 	mount, err := cgroupfs.MountPoint()
 	if err != nil {
@@ -94,26 +96,147 @@ func NewCgroupfs(parentOverride string) (Backend, error) {
 	if err := requireUnified(mount); err != nil {
 		return nil, err
 	}
-	parent := parentOverride
-	if parent == "" {
-		own, err := cgroupfs.OwnCgroup()
-		if err != nil {
+	own := ""
+	if parentOverride == "" {
+		if own, err = cgroupfs.OwnCgroup(); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
+	}
+	return newCgroupfsIn(os.DirFS("/"), mount, own, parentOverride, accessWrite)
+}
+
+// accessWrite says why the FS name (a path without its leading "/") may
+// not be written by this process, nil when it may.
+func accessWrite(name string) error { return unix.Access("/"+name, unix.W_OK) }
+
+// newCgroupfsIn is NewCgroupfs on the machine whose root is fsys, with
+// cgroup2 mounted at mount (unified), for a process in cgroup own.
+func newCgroupfsIn(fsys fs.FS, mount, own, parentOverride string, writable func(name string) error) (Backend, error) {
+	parent, err := probeCgroupfs(fsys, mount, own, parentOverride, writable)
+	if err != nil {
+		return nil, err
+	}
+	return &cgroupfsBackend{mount: mount, parent: parent}, nil
+}
+
+// probeCgroupfs is the one check of whether the cgroupfs backend can make
+// boxes on the machine whose root is fsys: NewCgroupfs decides by it, and
+// doctor reports its verdict. It returns the cgroup, below mount, to make
+// them under: override ($BOXRUN_CGROUP_PARENT) when set, else own, the
+// cgroup boxrun runs in, when that is the root of the hierarchy as boxrun
+// sees it — the real root in a VM, or in a container with its own cgroup
+// namespace the container's cgroup. It must be writable (writable says
+// why an FS name may not be written, nil when it may) and able to enable
+// memory and pids for its children (see internalProcesses). Errors wrap
+// ErrUnavailable and say what to change.
+func probeCgroupfs(fsys fs.FS, mount, own, override string, writable func(name string) error) (string, error) {
+	parent := override
+	if parent == "" {
 		if own != "/" {
-			return nil, fmt.Errorf("%w: boxrun runs in cgroup %s, which holds processes, so cgroup v2 allows no limited child cgroups there; set %s to a delegated cgroup you may write (one whose cgroup.subtree_control you can set, holding no processes)", ErrUnavailable, own, ParentEnv)
+			return "", fmt.Errorf("%w: boxrun runs in cgroup %s, which holds processes, so cgroup v2 allows no limited child cgroups there; set %s to a delegated cgroup you may write (one whose cgroup.subtree_control you can set, holding no processes)", ErrUnavailable, own, ParentEnv)
 		}
 		parent = "/"
 	}
-	parent = strings.TrimPrefix(parent, mount)
-	if !strings.HasPrefix(parent, "/") {
-		parent = "/" + parent
+	parent = cgroupRel(mount, parent)
+	control := cgroupfs.FSPath(mount, parent, "cgroup.subtree_control")
+	if err := writable(control); err != nil {
+		return "", fmt.Errorf("%w: cannot write %s: %v (is it delegated to you?)", ErrUnavailable, "/"+control, err)
 	}
-	dir := filepath.Join(mount, parent)
-	if err := unix.Access(filepath.Join(dir, "cgroup.subtree_control"), unix.W_OK); err != nil {
-		return nil, fmt.Errorf("%w: cannot write %s: %v (is it delegated to you?)", ErrUnavailable, filepath.Join(dir, "cgroup.subtree_control"), err)
+	if err := internalProcesses(fsys, mount, parent, override == ""); err != nil {
+		return "", err
 	}
-	return &cgroupfsBackend{mount: mount, parent: parent}, nil
+	return parent, nil
+}
+
+// internalProcesses returns a *busyCgroupError when cgroup v2's
+// no-internal-processes rule keeps boxrun from enabling memory and pids
+// below dir (below mount): dir holds processes, does not have both enabled
+// in its cgroup.subtree_control yet, and is not the root of the hierarchy,
+// the only cgroup exempt. The root of a cgroup namespace is not that root:
+// it has cgroup.type (Linux 4.14+), which the real root lacks. nsRoot says
+// dir was chosen because boxrun runs in it (no $BOXRUN_CGROUP_PARENT).
+// Files that cannot be read count as no obstacle: the backend's own error
+// then says what went wrong.
+func internalProcesses(fsys fs.FS, mount, dir string, nsRoot bool) error {
+	if _, err := fs.Stat(fsys, cgroupfs.FSPath(mount, dir, "cgroup.type")); err != nil {
+		return nil // the real root, or a kernel too old to tell
+	}
+	procs, err := fs.ReadFile(fsys, cgroupfs.FSPath(mount, dir, "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	n := len(cgroupfs.ParseProcs(string(procs)))
+	if n == 0 {
+		return nil
+	}
+	available, _ := fs.ReadFile(fsys, cgroupfs.FSPath(mount, dir, "cgroup.controllers"))
+	enabled, _ := fs.ReadFile(fsys, cgroupfs.FSPath(mount, dir, "cgroup.subtree_control"))
+	var missing []string
+	for _, c := range []string{"memory", "pids"} {
+		if contains(cgroupfs.ParseControllers(string(available)), c) && !contains(cgroupfs.ParseControllers(string(enabled)), c) {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return &busyCgroupError{mount: mount, dir: path.Join(mount, dir), procs: n, missing: missing, nsRoot: nsRoot && dir == "/"}
+}
+
+// busyCgroupError is ErrUnavailable for a cgroup that holds processes and
+// so cannot enable controllers for boxes (see internalProcesses).
+type busyCgroupError struct {
+	mount   string   // the cgroup2 mount
+	dir     string   // the cgroup's directory, e.g. /sys/fs/cgroup
+	procs   int      // how many processes it holds
+	missing []string // controllers not enabled in its cgroup.subtree_control
+	// nsRoot is true when it is the root of boxrun's cgroup namespace (a
+	// container's cgroup), used because boxrun runs there.
+	nsRoot bool
+}
+
+func (e *busyCgroupError) Error() string {
+	return ErrUnavailable.Error() + ": " + e.reason() + "; " + e.noBox().Fix
+}
+
+// reason says what stands in the way, without what to do about it.
+func (e *busyCgroupError) reason() string {
+	held := fmt.Sprintf("holds %d processes", e.procs)
+	if e.procs == 1 {
+		held = "holds 1 process"
+	}
+	rule := fmt.Sprintf("so %s cannot be enabled in its cgroup.subtree_control (cgroup v2 lets only the real root enable controllers while it holds processes: the no-internal-processes rule)", strings.Join(e.missing, " and "))
+	if e.nsRoot {
+		return fmt.Sprintf("%s is the root of this container's cgroup namespace, not of the hierarchy, and %s, %s", e.dir, held, rule)
+	}
+	return fmt.Sprintf("%s=%s %s, %s", ParentEnv, e.dir, held, rule)
+}
+
+// Unwrap returns ErrUnavailable.
+func (e *busyCgroupError) Unwrap() error { return ErrUnavailable }
+
+// noBox is the short account of e for a run without a box.
+func (e *busyCgroupError) noBox() NoBox {
+	if e.nsRoot {
+		return NoBox{Reason: "the container's root cgroup holds processes, so cgroup v2 lets no controller be enabled below it",
+			Fix: fmt.Sprintf("move them into a child cgroup and set %s=%s (boxrun doctor says how)", ParentEnv, e.mount)}
+	}
+	return NoBox{Reason: fmt.Sprintf("%s=%s holds processes, so cgroup v2 lets no controller be enabled below it", ParentEnv, e.dir),
+		Fix: "set it to a delegated cgroup that holds none"}
+}
+
+// fix is what doctor says to do about e.
+func (e *busyCgroupError) fix() string {
+	if !e.nsRoot {
+		return fmt.Sprintf("set %s to a delegated cgroup v2 directory that holds no processes (its cgroup.subtree_control writable)", ParentEnv)
+	}
+	return fmt.Sprintf("when the container starts, before anything else, move its processes into a child cgroup, as docker-in-docker entrypoints do: mkdir %[1]s/init && xargs -rn1 < %[1]s/cgroup.procs > %[1]s/init/cgroup.procs; then export %[2]s=%[1]s, and boxes are made below the container's root", e.mount, ParentEnv)
+}
+
+// cgroupRel turns a cgroup directory given as a path below the mount
+// ("/sys/fs/cgroup/ci") or relative to it ("/ci") into the latter.
+func cgroupRel(mount, dir string) string {
+	return path.Clean("/" + strings.TrimPrefix(dir, mount))
 }
 
 func (b *cgroupfsBackend) Name() string { return KindCgroupfs }
@@ -189,6 +312,7 @@ func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) 
 			usable = append(usable, c)
 		}
 	}
+	req.Slice = sliceToApply(cgroupDir{mount: b.mount, rel: slice}, name, req.Slice, req.Warn)
 	sliceRes := &cgroup2.Resources{}
 	if s := req.Slice; !s.Empty() {
 		sliceRes = cgroupResources(&policy.Resolved{MemoryHigh: s.MemoryHigh, MemoryMax: s.MemoryMax, PidsMax: s.PidsMax, CPUWeight: s.CPUWeight}, usable)

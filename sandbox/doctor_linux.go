@@ -100,8 +100,9 @@ type Machine struct {
 	UID int
 	// Kernel is the kernel release (uname -r).
 	Kernel string
-	// Writable reports whether an FS name may be written (access W_OK).
-	Writable func(name string) bool
+	// Writable says why an FS name may not be written (access W_OK), nil
+	// when it may.
+	Writable func(name string) error
 	// Readlink reads a symbolic link given by FS name; nil when links
 	// cannot be read.
 	Readlink func(name string) (string, error)
@@ -123,7 +124,7 @@ func LiveMachine() *Machine {
 		Getenv:   os.Getenv,
 		UID:      os.Getuid(),
 		Kernel:   kernel,
-		Writable: func(name string) bool { return unix.Access("/"+name, unix.W_OK) == nil },
+		Writable: accessWrite,
 		LookPath: exec.LookPath,
 		Readlink: func(name string) (string, error) { return os.Readlink("/" + name) },
 		Systemd:  &liveSystemd{conns: map[bool]*sd.Conn{}},
@@ -241,8 +242,10 @@ type doctor struct {
 	managerErr error
 	// backend is what --backend auto would pick.
 	backend string
-	// cgroupfsParent is where the cgroupfs backend would make boxes.
+	// cgroupfsParent is where the cgroupfs backend would make boxes;
+	// cgroupfsErr why it cannot, when it was asked (see probeCgroupfs).
 	cgroupfsParent string
+	cgroupfsErr    error
 	// editorCgroups are the cgroups holding protected processes.
 	editorCgroups []string
 }
@@ -297,7 +300,7 @@ func (d *doctor) checkCgroup2() Check {
 	default:
 		ctrl, _ := fs.ReadFile(d.m.FS, cgroupfs.FSPath(d.mount.Path, "cgroup.controllers"))
 		c.Status = CheckOK
-		c.Summary = fmt.Sprintf("cgroup v2: unified hierarchy at %s (controllers: %s)", d.mount.Path, orNoneText(strings.Join(strings.Fields(string(ctrl)), " ")))
+		c.Summary = fmt.Sprintf("cgroup v2: unified hierarchy at %s (controllers: %s)", d.mount.Path, orNoneText(strings.Join(cgroupfs.ParseControllers(string(ctrl)), " ")))
 	}
 	return c
 }
@@ -338,18 +341,16 @@ func (d *doctor) probeBackend() {
 	case d.managerErr == nil:
 		d.backend = KindSystemd
 	default:
-		parent := d.m.Getenv(ParentEnv)
-		if parent == "" && d.ownCgroup() == "/" {
-			parent = "/"
+		writable := d.m.Writable
+		if writable == nil {
+			writable = func(string) error { return errors.New("cannot tell whether it may be written") }
 		}
-		if parent != "" {
-			parent = "/" + strings.Trim(strings.TrimPrefix(parent, d.mount.Path), "/")
-			if d.m.Writable != nil && d.m.Writable(cgroupfs.FSPath(d.mount.Path, parent, "cgroup.subtree_control")) {
-				d.backend, d.cgroupfsParent = KindCgroupfs, parent
-				return
-			}
+		parent, err := probeCgroupfs(d.m.FS, d.mount.Path, d.ownCgroup(), d.m.Getenv(ParentEnv), writable)
+		if err != nil {
+			d.backend, d.cgroupfsErr = KindNone, err
+			return
 		}
-		d.backend = KindNone
+		d.backend, d.cgroupfsParent = KindCgroupfs, parent
 	}
 }
 
@@ -419,9 +420,13 @@ func (d *doctor) checkBackend() Check {
 	default:
 		c.Status = CheckFail
 		c.Summary = fmt.Sprintf("no box can be made here (--backend auto falls back to none): the limits of policy %q are not enforced, only its oom_score_adj (and pids.max as RLIMIT_NPROC)", name)
+		var busy *busyCgroupError
 		switch {
 		case !d.unified():
 			c.Fix = "switch to the unified cgroup v2 hierarchy (see the cgroup2 line)"
+		case errors.As(d.cgroupfsErr, &busy):
+			c.Summary += ": " + busy.reason()
+			c.Fix = busy.fix()
 		default:
 			c.Fix = fmt.Sprintf("make the %s reachable, or set %s to a cgroup v2 directory delegated to you (its cgroup.subtree_control writable, holding no processes)", d.managerName(), ParentEnv)
 		}
@@ -429,16 +434,9 @@ func (d *doctor) checkBackend() Check {
 	return c
 }
 
-// userManagerCgroup is the cgroup of user@UID.service: from this process's
-// own cgroup when it runs below it, else where systemd puts it.
-func (d *doctor) userManagerCgroup() string {
-	svc := fmt.Sprintf("user@%d.service", d.m.UID)
-	own := d.ownCgroup()
-	if i := strings.Index(own, "/"+svc); i >= 0 {
-		return own[:i+len(svc)+1]
-	}
-	return fmt.Sprintf("/user.slice/user-%d.slice/%s", d.m.UID, svc)
-}
+// userManagerCgroup is the cgroup of user@UID.service (see the function
+// of that name).
+func (d *doctor) userManagerCgroup() string { return userManagerCgroup(d.ownCgroup(), d.m.UID) }
 
 // delegateFix delegates every controller to user managers.
 const delegateFix = "sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' | sudo tee /etc/systemd/system/user@.service.d/delegate.conf && sudo systemctl daemon-reload, then log out and in again"
@@ -460,7 +458,7 @@ func (d *doctor) checkControllers() (Check, bool) {
 		return c, false
 	}
 	data, err := fs.ReadFile(d.m.FS, file)
-	have := strings.Fields(string(data))
+	have := cgroupfs.ParseControllers(string(data))
 	need := neededControllers(d.opt.Policy)
 	var missing, missingOpt []string
 	for _, ctl := range []string{"memory", "pids", "cpu", "io"} {
@@ -674,6 +672,11 @@ func (d *doctor) checkContainer() Check {
 	c.Status, c.Summary, c.Fix = CheckWarn, summary+"; the host's editor is out of reach of protect", fix
 	if !ok {
 		c.Fix = fix
+		// The container has a cgroup namespace; its root is what stands in
+		// the way (see the backend line).
+		if busy := (*busyCgroupError)(nil); errors.As(d.cgroupfsErr, &busy) {
+			c.Fix = busy.fix()
+		}
 	}
 	return c
 }

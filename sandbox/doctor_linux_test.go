@@ -183,6 +183,19 @@ func TestDoctor(t *testing.T) {
 			},
 		},
 		{
+			name: "a container with its own cgroup namespace, processes in its root", fixture: "doctor-cgroupns.txt", uid: 0, kernel: "6.8.0",
+			env: map[string]string{}, systemd: fakeSystemd{}, writable: []string{"sys/fs/cgroup/cgroup.subtree_control"}, ok: false,
+			want: map[string]want{
+				"cgroup2": {CheckOK, nil},
+				"systemd": {CheckFail, []string{"not reachable"}},
+				"backend": {CheckFail, []string{"falls back to none", "root of this container's cgroup namespace", "holds 3 processes", "no-internal-processes",
+					"mkdir /sys/fs/cgroup/init", ParentEnv + "=/sys/fs/cgroup"}},
+				"container": {CheckWarn, []string{"podman container (ci-runner)", ParentEnv + "=/sys/fs/cgroup"}},
+			},
+			absent: []string{"controllers"},
+			never:  []string{"--cgroupns=private", "cgroups under /"},
+		},
+		{
 			name: "the same VM when the root cgroup is not writable", fixture: "doctor-cgroupfs-vm.txt", uid: 1000, kernel: "6.1.0",
 			env: map[string]string{}, systemd: fakeSystemd{}, ok: false,
 			want: map[string]want{
@@ -197,13 +210,13 @@ func TestDoctor(t *testing.T) {
 				Getenv: func(k string) string { return tt.env[k] },
 				UID:    tt.uid,
 				Kernel: tt.kernel,
-				Writable: func(name string) bool {
+				Writable: func(name string) error {
 					for _, w := range tt.writable {
 						if w == name {
-							return true
+							return nil
 						}
 					}
-					return false
+					return os.ErrPermission
 				},
 				Systemd: tt.systemd,
 				LookPath: func(name string) (string, error) {

@@ -5,8 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -15,11 +16,23 @@ import (
 	"github.com/boxrun/boxrun/policy"
 )
 
-// MemoryAvailable returns the memory a policy's percentages are taken of: the
-// machine's RAM, or the smallest memory.max of the cgroups enclosing boxrun
-// when that is smaller (a container, or a slice with a limit).
-func MemoryAvailable() (uint64, error) {
-	f, err := os.Open("/proc/meminfo")
+// MachineMemory returns the memory that the percentages of policies are
+// taken of, for runs made with choice c: the memory of the machine that
+// holds boxrun.slice, and with it every box. That is MemTotal or, when
+// smaller, the lowest memory.max of the cgroup that holds boxrun.slice
+// (see sliceHome) and of every cgroup above it: a container's limit counts
+// (its cgroup is the root of its cgroup namespace), and so does one set on
+// user-UID.slice. The cgroup boxrun is started from does not: no box lives
+// in it, so a terminal's 4G scope says nothing about what the boxes share.
+// Nor does boxrun.slice's own limit, which the [slice] percentages set.
+func MachineMemory(c Choice) (uint64, error) {
+	return machineMemory(os.DirFS("/"), c, os.Geteuid())
+}
+
+// machineMemory is MachineMemory on the machine whose root is fsys, for
+// the user uid.
+func machineMemory(fsys fs.FS, c Choice, uid int) (uint64, error) {
+	f, err := fsys.Open("proc/meminfo")
 	if err != nil {
 		return 0, fmt.Errorf("reading the machine's memory size: %w", err)
 	}
@@ -28,25 +41,66 @@ func MemoryAvailable() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	mount, err := cgroupfs.MountPoint()
-	if err != nil || mount == "" {
+	m, err := cgroupfs.ReadMount(fsys)
+	if err != nil || m.Path == "" {
 		return total, nil
 	}
-	own, err := cgroupfs.OwnCgroup()
-	if err != nil {
-		return total, nil
+	own := ""
+	if cg, err := fsys.Open("proc/self/cgroup"); err == nil {
+		own, _ = cgroupfs.ParseProcCgroup(cg)
+		cg.Close()
 	}
-	for dir := own; ; dir = filepath.Dir(dir) {
-		if data, err := os.ReadFile(filepath.Join(mount, dir, "memory.max")); err == nil {
-			if v, ok := cgroupfs.ParseLimit(string(data)); ok && v < total {
-				total = v
-			}
-		}
-		if dir == "/" || dir == "." {
-			break
-		}
+	if limit, ok := smallestMemoryMax(fsys, m.Path, sliceHome(fsys, m.Path, own, c, uid)); ok && limit < total {
+		total = limit
 	}
 	return total, nil
+}
+
+// sliceHome is the cgroup, below the mount, that holds boxrun.slice for
+// runs made with choice c: for systemd the user manager's cgroup
+// (user@UID.service) or, for the system manager, the root; for cgroupfs
+// its parent ($BOXRUN_CGROUP_PARENT, else the root it uses when boxrun
+// runs there); for none the root. For --backend auto, which backend will
+// answer is not known before Select: it is systemd's when that cgroup
+// exists (the user manager runs), else cgroupfs's, in Select's order.
+func sliceHome(fsys fs.FS, mount, own string, c Choice, uid int) string {
+	systemd := "/"
+	if c.User {
+		systemd = userManagerCgroup(own, uid)
+	}
+	direct := "/"
+	if c.CgroupParent != "" {
+		direct = cgroupRel(mount, c.CgroupParent)
+	}
+	switch c.Kind {
+	case KindSystemd:
+		return systemd
+	case KindCgroupfs:
+		return direct
+	case KindNone:
+		return "/"
+	}
+	if fi, err := fs.Stat(fsys, cgroupfs.FSPath(mount, systemd)); err == nil && fi.IsDir() {
+		return systemd
+	}
+	return direct
+}
+
+// smallestMemoryMax is the smallest memory.max of the cgroup dir (below
+// the mount) and of every cgroup above it, up to the root of the
+// hierarchy; ok is false when none of them has a limit.
+func smallestMemoryMax(fsys fs.FS, mount, dir string) (limit uint64, ok bool) {
+	limit = policy.Unlimited
+	for dir = path.Clean("/" + dir); ; dir = path.Dir(dir) {
+		if data, err := fs.ReadFile(fsys, cgroupfs.FSPath(mount, dir, "memory.max")); err == nil {
+			if v, parsed := cgroupfs.ParseLimit(string(data)); parsed && v != policy.Unlimited && v < limit {
+				limit, ok = v, true
+			}
+		}
+		if dir == "/" {
+			return limit, ok
+		}
+	}
 }
 
 // parseMemTotal reads MemTotal from /proc/meminfo, in bytes.

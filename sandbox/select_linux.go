@@ -24,12 +24,24 @@ type Choice struct {
 // not usable (for the user's warning). An explicit kind that is not usable
 // is an error.
 func Select(ctx context.Context, c Choice) (Backend, []string, error) {
+	return openers{systemd: NewSystemd, cgroupfs: NewCgroupfs}.choose(ctx, c)
+}
+
+// openers open the backends Select chooses from: this machine's, or in
+// tests ones on fixture machines.
+type openers struct {
+	systemd  func(ctx context.Context, user bool) (Backend, error)
+	cgroupfs func(parentOverride string) (Backend, error)
+}
+
+// choose is Select with the backends op opens.
+func (op openers) choose(ctx context.Context, c Choice) (Backend, []string, error) {
 	switch c.Kind {
 	case KindSystemd:
-		b, err := NewSystemd(ctx, c.User)
+		b, err := op.systemd(ctx, c.User)
 		return b, nil, err
 	case KindCgroupfs:
-		b, err := NewCgroupfs(c.CgroupParent)
+		b, err := op.cgroupfs(c.CgroupParent)
 		return b, nil, err
 	case KindNone:
 		return newNone("the none backend was asked for (--backend none)", NoBox{Reason: "--backend none was asked for"}), nil, nil
@@ -38,12 +50,12 @@ func Select(ctx context.Context, c Choice) (Backend, []string, error) {
 		return nil, nil, CheckKind(c.Kind)
 	}
 	var skipped []string
-	b, err := NewSystemd(ctx, c.User)
+	b, err := op.systemd(ctx, c.User)
 	if err == nil {
 		return b, nil, nil
 	}
 	skipped = append(skipped, "systemd: "+trimUnavailable(err))
-	b, err = NewCgroupfs(c.CgroupParent)
+	b, err = op.cgroupfs(c.CgroupParent)
 	if err == nil {
 		return b, skipped, nil
 	}
@@ -54,12 +66,17 @@ func Select(ctx context.Context, c Choice) (Backend, []string, error) {
 // noBoxReason says in short why neither systemd nor cgroupfs can make a
 // box, from the cgroupfs backend's error (systemd's is the same on a host
 // without the unified hierarchy, and beside the point on one with it):
-// the hierarchy, or on a unified host the missing manager and delegated
-// cgroup, where $BOXRUN_CGROUP_PARENT can help.
+// the hierarchy, a cgroup that holds processes, or on a unified host the
+// missing manager and delegated cgroup, where $BOXRUN_CGROUP_PARENT can
+// help.
 func noBoxReason(cgroupfsErr error, parent string) NoBox {
 	var he *hierarchyError
 	if errors.As(cgroupfsErr, &he) {
 		return he.noBox()
+	}
+	var be *busyCgroupError
+	if errors.As(cgroupfsErr, &be) {
+		return be.noBox()
 	}
 	if parent != "" {
 		return NoBox{Reason: fmt.Sprintf("no systemd manager is reachable, and %s=%s cannot be used", ParentEnv, parent), Fix: "boxrun doctor says why"}

@@ -22,6 +22,20 @@ import (
 // SliceName is the slice every boxrun scope lives in.
 const SliceName = "boxrun.slice"
 
+// userManagerCgroup is the cgroup of user@UID.service, below the mount:
+// from own, the cgroup this process runs in, when that is below it, else
+// where systemd puts it.
+func userManagerCgroup(own string, uid int) string {
+	svc := "user@" + strconv.Itoa(uid) + ".service"
+	parts := strings.Split(own, "/")
+	for i, p := range parts {
+		if p == svc && i > 0 {
+			return strings.Join(parts[:i+1], "/")
+		}
+	}
+	return "/user.slice/user-" + strconv.Itoa(uid) + ".slice/" + svc
+}
+
 // systemdBackend makes boxes as transient scopes of a systemd manager.
 type systemdBackend struct {
 	conn  *sd.Conn
@@ -276,7 +290,9 @@ func (x *systemdBox) Place(ctx context.Context, pid int) error {
 		}
 	}
 	x.cg = cgroupDir{mount: x.b.mount, rel: cg}
-	if !x.req.Slice.Empty() && !sliceHolds(cgroupDir{mount: x.b.mount, rel: filepath.Dir(cg)}, x.req.Slice) {
+	slice := cgroupDir{mount: x.b.mount, rel: filepath.Dir(cg)}
+	x.req.Slice = sliceToApply(slice, filepath.Base(cg), x.req.Slice, x.req.Warn)
+	if !x.req.Slice.Empty() && !sliceHolds(slice, x.req.Slice) {
 		if err := x.b.setSlice(ctx, x.req.Slice); err != nil {
 			x.sliceErr = err
 		}

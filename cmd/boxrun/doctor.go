@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/protect"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -37,12 +36,11 @@ func runDoctor(ctx context.Context, o options, args []string, stdout io.Writer, 
 		out.errorf("%v", err)
 		return exitBoxrunFailed
 	}
-	mem, err := sandbox.MemoryAvailable()
+	env, err := machineEnv(o)
 	if err != nil {
 		out.errorf("%v", err)
 		return 1
 	}
-	env := policy.Env{MemoryBytes: mem}
 	pol, err := st.Resolve(o.policyName, o.sets, env)
 	if err != nil {
 		out.errorf("%v", err)

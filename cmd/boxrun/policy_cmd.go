@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/boxrun/boxrun/policy"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // runPolicy implements `boxrun policy` without one of its subcommands
@@ -130,14 +129,13 @@ func policyShow(_ context.Context, o options, args []string, stdout io.Writer, o
 	if code, done := policyNamed(fs, "policy show", &o, args, out); done {
 		return code
 	}
-	_, pol, err := resolvePolicy(o, out)
+	pol, env, err := resolvePolicy(o, out)
 	if err != nil {
 		policyError(err, out)
 		return exitBoxrunFailed
 	}
-	mem, _ := sandbox.MemoryAvailable()
 	if *asJSON {
-		if err := pol.Export(stdout, policy.FormatJSON, policy.Env{MemoryBytes: mem}); err != nil {
+		if err := pol.Export(stdout, policy.FormatJSON, env); err != nil {
 			out.errorf("policy show: %v", err)
 			return exitBoxrunFailed
 		}
@@ -147,7 +145,7 @@ func policyShow(_ context.Context, o options, args []string, stdout io.Writer, o
 	if pol.Description != "" {
 		fmt.Fprintf(stdout, ": %s", pol.Description)
 	}
-	fmt.Fprintf(stdout, "\n(percentages of %s available memory)\n", policy.FormatBytes(mem))
+	fmt.Fprintf(stdout, "\n(percentages of %s, the memory of the machine boxes live in)\n", policy.FormatBytes(env.MemoryBytes))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, row := range showRows(pol) {
 		origin := ""
@@ -268,11 +266,10 @@ func policyCheck(_ context.Context, o options, args []string, stdout io.Writer, 
 		// protect names dangling: their errors would be noise.
 		return c.finish(stdout, where, 0, *strict)
 	}
-	mem, err := sandbox.MemoryAvailable()
+	env, err := machineEnv(o)
 	if err != nil {
-		mem = 16 << 30 // only to check percentages resolve
+		env.MemoryBytes = 16 << 30 // only to check percentages resolve
 	}
-	env := policy.Env{MemoryBytes: mem}
 	n := 0
 	for _, e := range st.Names() {
 		if len(files) > 0 && e.Origin.File == policy.OriginBuiltin {
@@ -370,13 +367,12 @@ func policyExport(_ context.Context, o options, args []string, stdout io.Writer,
 		out.hintf("--format is one of %s", strings.Join(policy.ExportFormats, ", "))
 		return exitBoxrunFailed
 	}
-	_, pol, err := resolvePolicy(o, out)
+	pol, env, err := resolvePolicy(o, out)
 	if err != nil {
 		policyError(err, out)
 		return exitBoxrunFailed
 	}
-	mem, _ := sandbox.MemoryAvailable()
-	if err := pol.Export(stdout, *format, policy.Env{MemoryBytes: mem}); err != nil {
+	if err := pol.Export(stdout, *format, env); err != nil {
 		out.errorf("policy export: %v", err)
 		return exitBoxrunFailed
 	}

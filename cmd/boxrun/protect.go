@@ -18,7 +18,6 @@ import (
 
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/protect"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // watchInterval is how often `protect --watch` looks for new processes.
@@ -72,12 +71,11 @@ func runProtect(ctx context.Context, o options, args []string, stdout io.Writer,
 		out.errorf("%v", err)
 		return exitBoxrunFailed
 	}
-	mem, err := sandbox.MemoryAvailable()
+	env, err := machineEnv(o)
 	if err != nil {
 		out.errorf("%v", err)
 		return 1
 	}
-	env := policy.Env{MemoryBytes: mem}
 	names := fs.Args()
 	if len(names) == 0 {
 		pol, err := st.Resolve(o.policyName, o.sets, env)
@@ -367,9 +365,9 @@ func protectUndo(ctx context.Context, statePath string, po protectOptions, stdou
 // that waits for it and prints what went wrong. Run calls that function
 // before the command is released, so protection is in place when the
 // command starts; calling it again does nothing.
-func protectDuringStart(ctx context.Context, st *policy.Stack, pol *policy.Resolved) func(*printer) {
+func protectDuringStart(ctx context.Context, st *policy.Stack, pol *policy.Resolved, env policy.Env) func(*printer) {
 	done := make(chan []string, 1)
-	go func() { done <- protectForRun(ctx, st, pol) }()
+	go func() { done <- protectForRun(ctx, st, pol, env) }()
 	var once sync.Once
 	return func(out *printer) {
 		once.Do(func() {
@@ -380,14 +378,13 @@ func protectDuringStart(ctx context.Context, st *policy.Stack, pol *policy.Resol
 	}
 }
 
-// protectForRun protects the policy's groups once and returns the
-// warnings to print.
-func protectForRun(ctx context.Context, st *policy.Stack, pol *policy.Resolved) []string {
+// protectForRun protects the policy's groups, their sizes resolved
+// against env, once and returns the warnings to print.
+func protectForRun(ctx context.Context, st *policy.Stack, pol *policy.Resolved, env policy.Env) []string {
 	ctx, cancel := context.WithTimeout(ctx, protectRunTimeout)
 	defer cancel()
 	what := strings.Join(pol.Protect, ", ")
-	mem, _ := sandbox.MemoryAvailable()
-	groups, err := protect.ResolveGroups(st, pol.Protect, policy.Env{MemoryBytes: mem})
+	groups, err := protect.ResolveGroups(st, pol.Protect, env)
 	if err != nil {
 		return []string{fmt.Sprintf("protecting %s: %v", what, err)}
 	}

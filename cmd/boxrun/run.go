@@ -268,25 +268,47 @@ func fileKind(m os.FileMode) string {
 	return "special file"
 }
 
-// resolvePolicy loads the lookup and resolves the named policy; out gets
-// the warnings of loadStack.
-func resolvePolicy(o options, out *printer) (*policy.Stack, *policy.Resolved, error) {
-	st, pol, _, err := resolveRun(o, out)
-	return st, pol, err
+// choice is the backend the flags ask for.
+func (o options) choice() sandbox.Choice {
+	user := sandbox.DefaultUser()
+	if o.user {
+		user = true
+	}
+	if o.system {
+		user = false
+	}
+	return sandbox.Choice{Kind: o.backend, User: user, CgroupParent: os.Getenv(sandbox.ParentEnv)}
+}
+
+// machineEnv is what policies are resolved against for the backend the
+// flags ask for: percentages are of the memory of the machine the boxes
+// live in (sandbox.MachineMemory), not of the cgroup boxrun is started
+// from.
+func machineEnv(o options) (policy.Env, error) {
+	mem, err := sandbox.MachineMemory(o.choice())
+	return policy.Env{MemoryBytes: mem}, err
+}
+
+// resolvePolicy loads the lookup and resolves the named policy against
+// the machine (machineEnv), which it returns too; out gets the warnings of
+// loadStack.
+func resolvePolicy(o options, out *printer) (*policy.Resolved, policy.Env, error) {
+	env, err := machineEnv(o)
+	if err != nil {
+		return nil, env, err
+	}
+	_, pol, _, err := resolveRun(o, env, out)
+	return pol, env, err
 }
 
 // resolveRun loads the lookup and resolves the named policy and the
-// [slice] budget shared by all boxes; out gets the warnings of loadStack.
-func resolveRun(o options, out *printer) (*policy.Stack, *policy.Resolved, *policy.ResolvedSlice, error) {
+// [slice] budget shared by all boxes against env; out gets the warnings
+// of loadStack.
+func resolveRun(o options, env policy.Env, out *printer) (*policy.Stack, *policy.Resolved, *policy.ResolvedSlice, error) {
 	st, err := loadStack(o, out)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	mem, err := sandbox.MemoryAvailable()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	env := policy.Env{MemoryBytes: mem}
 	pol, err := st.Resolve(o.policyName, o.sets, env)
 	if err != nil {
 		return nil, nil, nil, err
@@ -309,7 +331,12 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 			fmt.Fprintf(out.w, "boxrun: timing: %s\n", tm) // asked for: printed even with -q
 		}()
 	}
-	st, pol, slice, err := resolveRun(o, out)
+	env, err := machineEnv(o)
+	if err != nil {
+		out.errorf("%v", err)
+		return exitBoxrunFailed
+	}
+	st, pol, slice, err := resolveRun(o, env, out)
 	tm.mark("policy")
 	if err != nil {
 		policyError(err, out)
@@ -362,17 +389,10 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	// is waited for before the command starts (and on every way out).
 	protected := func(*printer) {}
 	if len(pol.Protect) > 0 {
-		protected = protectDuringStart(ctx, st, pol)
+		protected = protectDuringStart(ctx, st, pol, env)
 	}
 	defer protected(out)
-	user := sandbox.DefaultUser()
-	if o.user {
-		user = true
-	}
-	if o.system {
-		user = false
-	}
-	backend, _, err := selectBackend(ctx, sandbox.Choice{Kind: o.backend, User: user, CgroupParent: os.Getenv(sandbox.ParentEnv)})
+	backend, _, err := selectBackend(ctx, o.choice())
 	if err != nil {
 		out.errorf("backend %s: %v", o.backend, err)
 		out.hintf("boxrun --backend auto picks what works here; --backend none runs without a box")

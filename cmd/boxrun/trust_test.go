@@ -127,9 +127,9 @@ pids.max = "max"
 
 // TestProjectFileKeepsMemoryLimit checks that the box gets the limit a
 // project file tried to lift: the built-in tests policy's memory.max, 75%
-// of the memory available.
+// of the machine's memory.
 func TestProjectFileKeepsMemoryLimit(t *testing.T) {
-	mem, err := sandbox.MemoryAvailable()
+	mem, err := sandbox.MachineMemory(sandbox.Choice{Kind: sandbox.KindAuto, User: sandbox.DefaultUser()})
 	if err != nil {
 		t.Skipf("memory available unknown: %v", err)
 	}

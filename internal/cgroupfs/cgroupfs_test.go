@@ -88,3 +88,19 @@ func TestValueFormats(t *testing.T) {
 		t.Error(`ParseCounter("max") is not a counter`)
 	}
 }
+
+func TestParseProcs(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []int
+	}{
+		{"", nil},
+		{"1\n42\n4242\n", []int{1, 42, 4242}},
+		{"7\n\nnot-a-pid\n8", []int{7, 8}},
+	}
+	for _, tt := range tests {
+		if got := ParseProcs(tt.in); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("ParseProcs(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

@@ -64,12 +64,27 @@ func ParseLimit(s string) (uint64, bool) {
 	return ParseCounter(s)
 }
 
-// ReadControllers reads a space-separated controller list file such as
+// ParseControllers parses a space-separated controller list file such as
 // cgroup.controllers or cgroup.subtree_control.
+func ParseControllers(s string) []string { return strings.Fields(s) }
+
+// ReadControllers reads a controller list file (see ParseControllers).
 func ReadControllers(path string) ([]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return strings.Fields(string(data)), nil
+	return ParseControllers(string(data)), nil
+}
+
+// ParseProcs parses cgroup.procs: one pid a line. Lines that are not a
+// pid are skipped.
+func ParseProcs(s string) []int {
+	var pids []int
+	for _, f := range strings.Fields(s) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
