@@ -18,7 +18,8 @@ import (
 // second invocation of the test binary (integration/ runs it last): whatever
 // the scenarios did (signals, OOM kills, SIGKILLed boxruns, protect
 // watchers), no boxrun process, box, cgroup directory or runtime file of
-// this user survives them, and no process of this user other than its
+// this user survives them, no process of this user is left stopped or
+// frozen (see paused), and no process of this user other than its
 // service managers holds an inotify instance or an unusual number of file
 // descriptors. The kernel allows 128 inotify instances per user
 // (fs.inotify.max_user_instances): a leak there is how a user-mode run once
@@ -78,6 +79,9 @@ func TestNothingLeftBehind(t *testing.T) {
 	b := boxes(t)
 	if len(b) > 0 {
 		t.Errorf("boxes left behind: %v", b)
+	}
+	if p := pausedProcs(); len(p) > 0 {
+		t.Errorf("processes left stopped or frozen: %v", p)
 	}
 	if len(stray) > 0 || len(b) > 0 {
 		// Reported above; now cleared, so that the next mode (the guest
