@@ -3,9 +3,11 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,7 +41,17 @@ type Backpressure struct {
 	// restopped counts processes job control resumed behind boxrun's back
 	// (SIGSTOP only).
 	restopped int
+	// trace gets one line per look when set (see SetTrace).
+	trace io.Writer
+	began time.Time
 }
+
+// SetTrace makes the observer write one line to w for every look at the
+// box's processes: the time since it started, memory.current, the
+// memory.high it holds, every process with its size and state, and what it
+// did. It is how a slow or stalled run is taken apart; call it before
+// Started.
+func (b *Backpressure) SetTrace(w io.Writer) { b.trace = w }
 
 // backpressureTarget is the memory backpressure steers by: memory.max, or
 // a little above memory.high when the policy throttles lower than
@@ -110,6 +122,7 @@ func (b *Backpressure) Started(dir string, pid int) {
 		return
 	}
 	b.dir = dir
+	b.began = time.Now()
 	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid, High: b.high, Known: b.known})
 	b.pauser = newPauser(dir)
 	b.written = b.high
@@ -271,7 +284,9 @@ func (b *Backpressure) look(usage uint64, cpu *cgroupfs.StatFile, slice *sliceBu
 			b.pauser.restop(pid, st)
 		}
 	}
-	for _, a := range b.ctrl.Step(o) {
+	acts := b.ctrl.Step(o)
+	defer b.traceLook(o, acts)
+	for _, a := range acts {
 		var err error
 		if a.Kind == backpressure.Pause {
 			var start uint64
@@ -291,6 +306,37 @@ func (b *Backpressure) look(usage uint64, cpu *cgroupfs.StatFile, slice *sliceBu
 	}
 	b.setHigh()
 	return nil
+}
+
+// traceLook writes one look's line to the trace (see SetTrace); b.mu is
+// held. A process is pid/comm/size in MiB/state: R running, S asleep, L on
+// a lock, P on a pipe, T stopped; * marks one paused.
+func (b *Backpressure) traceLook(o backpressure.Observation, acts []backpressure.Action) {
+	if b.trace == nil {
+		return
+	}
+	paused := map[int]bool{}
+	for _, pid := range b.ctrl.Paused() {
+		paused[pid] = true
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%.3f usage=%dM high=%dM cpu=%dms", o.Now.Sub(b.began).Seconds(), o.Usage>>20, b.ctrl.High()>>20, o.CPU.Milliseconds())
+	if o.Slice != nil {
+		fmt.Fprintf(&sb, " slice=%dM/%dM", o.Slice.Usage>>20, o.Slice.Limit>>20)
+	}
+	sb.WriteString(" procs")
+	for _, p := range o.Procs {
+		mark := ""
+		if paused[p.PID] {
+			mark = "*"
+		}
+		fmt.Fprintf(&sb, " %d/%s/%d/%c%s", p.PID, p.Comm, p.RSS>>20, "RSLPT"[p.Wait], mark)
+	}
+	for _, a := range acts {
+		fmt.Fprintf(&sb, " | %s %d: %s", a.Kind, a.PID, a.Reason)
+	}
+	sb.WriteByte('\n')
+	io.WriteString(b.trace, sb.String())
 }
 
 // fail records why the loop stopped and resumes at once what is paused: a

@@ -402,6 +402,15 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	if pol.MemoryBackpressure && backend.Name() != sandbox.KindNone {
 		sizes = loadSizes(sizesPath(os.Getenv), pol.Name, warn)
 		if bp = sandbox.NewBackpressure(pol, sizes.known(), warn); bp != nil {
+			if path := os.Getenv(backpressureTraceEnv); path != "" {
+				f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+				if err != nil {
+					warn(fmt.Sprintf("%s: %v; no trace for this run", backpressureTraceEnv, err))
+				} else {
+					defer f.Close()
+					bp.SetTrace(f)
+				}
+			}
 			observers = append(observers, bp)
 		}
 	}

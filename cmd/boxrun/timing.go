@@ -11,6 +11,11 @@ import (
 // (bench/ breaks it down this way).
 const timingEnv = "BOXRUN_TIMING"
 
+// backpressureTraceEnv names a file where backpressure writes one line per
+// look at the box (see sandbox.Backpressure.SetTrace): how a slow or
+// stalled run is taken apart.
+const backpressureTraceEnv = "BOXRUN_BACKPRESSURE_TRACE"
+
 // timing records the phases of one run as they end.
 type timing struct {
 	start, last time.Time

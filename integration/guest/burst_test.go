@@ -442,6 +442,39 @@ func backpressureArgs(pf, report string, boxMB int) []string {
 		"--set", "memory.high=max", "--set", "pids.max=max", "--set", "cpu.max=max", "--set", "memory.backpressure=true"}
 }
 
+// traceBackpressure has every boxrun the test starts write its
+// backpressure trace (BOXRUN_BACKPRESSURE_TRACE: one line per look) to a
+// file of the test's, and logs an excerpt of the last one when the test
+// fails: what each look saw and did is what takes a slow or stalled run
+// apart, and the guest's files are gone after the boot.
+func traceBackpressure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "backpressure.trace")
+	t.Setenv("BOXRUN_BACKPRESSURE_TRACE", path)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("backpressure trace of the last run (looks that acted, and every 50th):\n%s", traceExcerpt(readTrim(path), 150, 50))
+		}
+	})
+}
+
+// traceExcerpt keeps the lines of a trace that acted (at most acted of
+// them) and every nth line of the rest, with how many were left out.
+func traceExcerpt(trace string, acted, nth int) string {
+	var out []string
+	skipped := 0
+	for i, l := range strings.Split(trace, "\n") {
+		if strings.Contains(l, " | ") && acted > 0 {
+			acted--
+			out = append(out, l)
+		} else if i%nth == 0 {
+			out = append(out, l)
+		} else {
+			skipped++
+		}
+	}
+	return strings.Join(out, "\n") + fmt.Sprintf("\n(%d lines left out)", skipped)
+}
+
 // checkRun fails the test unless the run passed every task (the script's
 // failed=0), exited 0, had no OOM kill and no pause of limit or more. It
 // returns the report.
@@ -482,6 +515,7 @@ func checkRun(t *testing.T, r timedRun, report string, limit time.Duration) repo
 // does shows only in flatWatch, and in the gap figure). The unboxed run of
 // the same boot shows that neither sees scheduling noise.
 func TestBurstThatFitsIsNeverPaused(t *testing.T) {
+	traceBackpressure(t)
 	b := burst{tasks: 24, width: 8, mb: 40, hold: time.Second}
 	boxMB := b.peakMB() * 7 / 4
 	dir := t.TempDir()
@@ -522,6 +556,7 @@ func TestBurstThatFitsIsNeverPaused(t *testing.T) {
 // bench/ measures performance). How many flat holds were paused is logged:
 // here a pause that lands as a process turns flat is a race, not a rule.
 func TestBurstThatOverfillsFinishes(t *testing.T) {
+	traceBackpressure(t)
 	b := burst{tasks: 24, width: 8, mb: 40, hold: time.Second}
 	boxMB := b.peakMB() * 2 / 3
 	dir := t.TempDir()
@@ -550,6 +585,7 @@ func TestBurstThatOverfillsFinishes(t *testing.T) {
 // all of them waiting. Every task passes, no OOM kill, no pause of 10 s or
 // more.
 func TestLockHoldersFinish(t *testing.T) {
+	traceBackpressure(t)
 	dir := t.TempDir()
 	b := burst{tasks: 12, width: 6, mb: 30, hold: 500 * time.Millisecond, env: "HOG_LOCK=" + filepath.Join(dir, "lock") + " HOG_MB2=30"}
 	demand := b.width * (b.mb + 30 + runtimeMB)
@@ -572,6 +608,7 @@ func TestLockHoldersFinish(t *testing.T) {
 // backpressure must act. Either way the pipeline must finish (no deadlock),
 // with no OOM kill and no pause of 10 s or more.
 func TestPipelineConsumerFinishes(t *testing.T) {
+	traceBackpressure(t)
 	self, _ := os.Executable()
 	const producerMB, streamMB, boxMB = 80, 120, 280
 	pipeline := fmt.Sprintf(`d=$(mktemp -d)
@@ -653,6 +690,7 @@ func waiter() int {
 // The cgroup freezer is invisible to wait4; SIGSTOP is not. Every child
 // passes and no OOM kill.
 func TestWaitingParentNeverSeesAStop(t *testing.T) {
+	traceBackpressure(t)
 	self, _ := os.Executable()
 	dir := t.TempDir()
 	const parents, mb, boxMB = 6, 40, 160
@@ -730,6 +768,7 @@ func (p *ptyReader) waitFor(re *regexp.Regexp, limit time.Duration) []string {
 // report still counts the pause — and the run finishes with exit status 0,
 // no OOM kill, nothing left stopped or frozen and no box left.
 func TestCtrlZWhileBackpressurePauses(t *testing.T) {
+	traceBackpressure(t)
 	self, _ := os.Executable()
 	dir := t.TempDir()
 	pidfile := filepath.Join(dir, "pids")
@@ -900,6 +939,7 @@ func findBoxrun(report string) int {
 // or more. The host builds the crate beforehand; only root and the
 // cgroupfs boot reach its Rust toolchain.
 func TestCargoRunLockUnderBackpressure(t *testing.T) {
+	traceBackpressure(t)
 	cargo, crate := os.Getenv("BOXRUN_IT_CARGO"), os.Getenv("BOXRUN_IT_CRATE")
 	if cargo == "" || crate == "" {
 		t.Fatal("BOXRUN_IT_CARGO and BOXRUN_IT_CRATE are not set: the host found no cargo to build integration/testdata/memcrate with")
