@@ -25,6 +25,7 @@ var environment = []envVar{
 	{sandbox.ParentEnv, "a delegated cgroup v2 directory to make boxes under when systemd cannot (the cgroupfs backend)"},
 	{sizesEnv, "where backpressure keeps the process sizes it learned (default $XDG_STATE_HOME/boxrun/sizes.json); off keeps none"},
 	{timingEnv, "when set, print on stderr how long each phase of the run took"},
+	{backpressureTraceEnv, "a file where backpressure writes one line per look at the box: its memory, every process and what was paused or resumed, and why"},
 	{"BOXRUN_CARGO_POLICY", "the policy the cargo shim of boxrun install cargo-hook uses (default tests)"},
 	{"XDG_CONFIG_HOME", "user policies are in $XDG_CONFIG_HOME/boxrun/policies.toml (default ~/.config)"},
 	{"XDG_STATE_HOME", "learned sizes and once-a-day notices are kept in $XDG_STATE_HOME/boxrun (default ~/.local/state)"},
