@@ -250,6 +250,11 @@ type proc struct {
 	why       string    // why it was paused
 	growth    uint64    // its growth in the look before the pause
 	holdUntil time.Time // exempt from pausing until then
+	// admitted is set when the process was resumed because what it is
+	// expected to add fit: that room is its, and only a full box pauses
+	// it again (else a resume and a pause alternate look after look as
+	// the box's usage wavers).
+	admitted bool
 	grew      time.Time // when its memory last rose
 }
 
@@ -455,6 +460,7 @@ func (c *Controller) resume(pid int, now time.Time, why string, forced bool) Act
 		c.stats.Forced[why]++
 		p.holdUntil = now.Add(c.cfg.HoldOff)
 	}
+	p.admitted = why == WhyRoom || why == WhyHolds
 	return Action{Kind: Resume, PID: pid, Reason: why}
 }
 
@@ -710,6 +716,9 @@ func (c *Controller) Step(o Observation) []Action {
 		switch {
 		case room <= 0 && !o.Holders[p.PID]:
 			acts = append(acts, c.pause(p.PID, o.Now, full))
+		case room > 0 && c.procs[p.PID].admitted:
+			// Resumed into room kept for it: only a full box pauses it.
+			continue
 		case room > 0 && p.PID != prio && committed+owed > room-reserve && l.need(p) > 0:
 			acts = append(acts, c.pause(p.PID, o.Now, WhyNoRoom))
 		case room > 0 && !known && learning[p.Comm] != p.PID && learning[p.Comm] != 0:
@@ -725,10 +734,13 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 	l.split()
 
-	// Resume oldest first: at once what holds its expected size, the rest
-	// as soon as their expected growth fits.
-	waiting := false // an older paused process has waited too long for room
-	for _, p := range l.paused {
+	// Resume at once what holds its expected size, the rest as soon as
+	// their expected growth fits, closest to finishing first: a paused
+	// process holds what it took, and the one with least left to add gives
+	// it all back soonest (a box where processes were paused halfway must
+	// finish them before it can start any other).
+	waiting := false // a paused process has waited too long for room
+	for _, p := range l.closestFirst() {
 		n := int64(l.need(p))
 		_, known := l.size(p.Comm)
 		switch {
@@ -918,6 +930,18 @@ func (l *look) split() {
 	}
 	sort.Slice(l.running, func(i, j int) bool { return older(l.running[i], l.running[j]) })
 	sort.Slice(l.paused, func(i, j int) bool { return older(l.paused[i], l.paused[j]) })
+}
+
+// closestFirst returns the paused leaves by what they are still expected
+// to add, least first, the oldest first among equals.
+func (l *look) closestFirst() []Proc {
+	ps := append([]Proc(nil), l.paused...)
+	need := make(map[int]uint64, len(ps))
+	for _, p := range ps {
+		need[p.PID] = l.need(p)
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return need[ps[i].PID] < need[ps[j].PID] })
+	return ps
 }
 
 // reserve is the room admission keeps free for the one process the others

@@ -274,7 +274,13 @@ func (b *Backpressure) look(usage uint64, cpu *cgroupfs.StatFile, slice *sliceBu
 		o.CPU, o.HaveCPU = time.Duration(v)*time.Microsecond, true
 	}
 	if deep {
-		o.Holders = lockHolders()
+		locks := readLocks()
+		o.Holders = locks.holders
+		for i := range o.Procs {
+			if locks.waiters[o.Procs[i].PID] {
+				o.Procs[i].Wait = backpressure.OnLock
+			}
+		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

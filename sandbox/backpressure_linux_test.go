@@ -45,7 +45,10 @@ func TestParseLocks(t *testing.T) {
 3: -> OFDLCK ADVISORY  WRITE -1 08:01:78 0 EOF
 `
 	got := parseLocks(strings.NewReader(locks))
-	if want := map[int]bool{4242: true}; !reflect.DeepEqual(got, want) {
-		t.Errorf("parseLocks = %v, want %v (only a lock others wait for, with a pid)", got, want)
+	if want := map[int]bool{4242: true}; !reflect.DeepEqual(got.holders, want) {
+		t.Errorf("parseLocks holders = %v, want %v (only a lock others wait for, with a pid)", got.holders, want)
+	}
+	if want := map[int]bool{4243: true, 4244: true}; !reflect.DeepEqual(got.waiters, want) {
+		t.Errorf("parseLocks waiters = %v, want %v (an OFD lock's waiter has no pid)", got.waiters, want)
 	}
 }

@@ -90,12 +90,18 @@ func waitOf(wchan string) backpressure.Wait {
 	return backpressure.Asleep
 }
 
-// lockHolders reads /proc/locks: the pids holding a file lock that another
-// process waits for.
-func lockHolders() map[int]bool {
+// fileLocks is who holds and who waits for file locks, from /proc/locks.
+type fileLocks struct {
+	// holders hold a lock another process waits for; waiters are blocked
+	// taking one.
+	holders, waiters map[int]bool
+}
+
+// readLocks reads /proc/locks; empty when it cannot be read.
+func readLocks() fileLocks {
 	f, err := os.Open("/proc/locks")
 	if err != nil {
-		return nil
+		return fileLocks{}
 	}
 	defer f.Close()
 	return parseLocks(f)
@@ -103,10 +109,14 @@ func lockHolders() map[int]bool {
 
 // parseLocks parses /proc/locks. A lock is a line "ID: CLASS MODE TYPE PID
 // DEV:INODE START END"; the processes blocked on it follow as lines
-// "ID: -> CLASS ..." with the same ID.
-func parseLocks(r io.Reader) map[int]bool {
+// "ID: -> CLASS MODE TYPE PID ..." with the same ID. The waiters' pids are
+// the kernel's word that a process is blocked on a lock, whichever of its
+// threads waits: a multi-threaded program (a Go or Rust test binary) takes
+// a lock on a thread whose wchan /proc/PID/wchan does not show.
+func parseLocks(r io.Reader) fileLocks {
 	holder := map[string]int{}
 	waited := map[string]bool{}
+	locks := fileLocks{holders: map[int]bool{}, waiters: map[int]bool{}}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -116,17 +126,21 @@ func parseLocks(r io.Reader) map[int]bool {
 		id := f[0]
 		if f[1] == "->" {
 			waited[id] = true
+			if len(f) > 5 {
+				if pid, err := strconv.Atoi(f[5]); err == nil && pid > 0 {
+					locks.waiters[pid] = true
+				}
+			}
 			continue
 		}
 		if pid, err := strconv.Atoi(f[4]); err == nil && pid > 0 {
 			holder[id] = pid
 		}
 	}
-	out := map[int]bool{}
 	for id := range waited {
 		if pid, ok := holder[id]; ok {
-			out[pid] = true
+			locks.holders[pid] = true
 		}
 	}
-	return out
+	return locks
 }
