@@ -255,7 +255,7 @@ type proc struct {
 	// it again (else a resume and a pause alternate look after look as
 	// the box's usage wavers).
 	admitted bool
-	grew      time.Time // when its memory last rose
+	grew     time.Time // when its memory last rose
 }
 
 func (p *proc) paused() bool { return !p.pausedAt.IsZero() }
