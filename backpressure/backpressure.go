@@ -750,7 +750,11 @@ func (c *Controller) Step(o Observation) []Action {
 			// Its kind is showing its size: wait for it.
 		case !known && c.procs[p.PID].why == WhyNewcomer && showing[p.Comm] >= showers:
 			// Still shown by others: a newcomer waits small.
-		case n == 0:
+		case n == 0 && (known || !l.grewLately(p)):
+			// (The largest of a kind nobody has sized "holds its size"
+			// only by being the largest: while it still grows, that says
+			// nothing, and resuming it into a full box only has it paused
+			// again the next look.)
 			acts = append(acts, c.resume(p.PID, o.Now, WhyHolds, false))
 		case !waiting && room > 0 && committed+n <= room-reserve:
 			acts = append(acts, c.resume(p.PID, o.Now, WhyRoom, false))
