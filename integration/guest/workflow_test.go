@@ -4,9 +4,11 @@ package guest
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +65,108 @@ func TestSliceBudgetIsShared(t *testing.T) {
 		t.Errorf("both 120M hogs lived in a 200M slice: the slice's budget is not in force\n%s\n%s", res[0].stdout, res[1].stdout)
 	}
 	// Each hog fits its own box (150M): a kill can only be the slice's.
+}
+
+// sliceMaxScript prints the memory.max of the slice that holds the box.
+const sliceMaxScript = `cg=$(sed -n 's/^0:://p' /proc/self/cgroup); echo "slice_max=$(cat /sys/fs/cgroup$(dirname $cg)/memory.max)"`
+
+// TestSliceBudgetIgnoresTheCaller: the [slice] percentages are of the
+// machine, not of the cgroup boxrun is started from (issue #17, item 8):
+// a run from a cgroup limited to 64M gives boxrun.slice 85% of the guest's
+// memory, not 85% of 64M.
+func TestSliceBudgetIgnoresTheCaller(t *testing.T) {
+	pf := policyFile(t, fmt.Sprintf(basePolicy, "")+"\n[slice]\nmemory.high = \"max\"\nmemory.max = \"85%\"\n")
+	args := append(backendArgs(t), "-f", pf, "-p", "it", "--", "sh", "-c", sliceMaxScript)
+	var cmd *exec.Cmd
+	if sr := systemdRun(t, "-p", "MemoryMax=64M"); sr != nil {
+		cmd = exec.Command(sr[0], append(append(sr[1:], boxrunBin(t)), args...)...)
+	} else {
+		// Without systemd: a child of the root limited to 64M holds the
+		// caller; the boxes go below the root, which boxrun, no longer
+		// running there, is told of.
+		const caller = "/sys/fs/cgroup/itcaller"
+		if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+memory"), 0); err != nil {
+			t.Fatalf("enabling memory below the root: %v", err)
+		}
+		if err := os.Mkdir(caller, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(caller) })
+		if err := os.WriteFile(caller+"/memory.max", []byte("67108864"), 0); err != nil {
+			t.Fatal(err)
+		}
+		cmd = exec.Command("sh", append([]string{"-c", `echo $$ > ` + caller + `/cgroup.procs && exec "$@"`, "sh", boxrunBin(t)}, args...)...)
+		cmd.Env = append(os.Environ(), "BOXRUN_CGROUP_PARENT=/sys/fs/cgroup")
+	}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, errb.String())
+	}
+	var memTotalKB uint64
+	for _, l := range strings.Split(readTrim("/proc/meminfo"), "\n") {
+		if rest, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+			memTotalKB, _ = strconv.ParseUint(strings.Fields(rest)[0], 10, 64)
+		}
+	}
+	want := uint64(math.Floor(0.85 * float64(memTotalKB*1024)))
+	want -= want % 4096
+	got := fields(out.String())["slice_max"]
+	t.Logf("figures: a caller limited to 64M, MemTotal %d kB: slice memory.max %s (85%% of the machine is %d, of 64M 57042944)", memTotalKB, got, want)
+	if got != strconv.FormatUint(want, 10) {
+		t.Errorf("slice memory.max %q, want %d (85%% of MemTotal %d kB), whatever the caller's limit\nstdout:\n%s\nstderr:\n%s", got, want, memTotalKB, out.String(), errb.String())
+	}
+}
+
+// TestLiveSliceIsNotLowered: a run whose [slice] memory.max is below what
+// the slice holds leaves the slice's limit as it is and says so, and the
+// box holding the memory lives on (issue #17, item 8); once the slice
+// holds less, the next run lowers it.
+func TestLiveSliceIsNotLowered(t *testing.T) {
+	slice := func(max string) string {
+		return policyFile(t, fmt.Sprintf(basePolicy, "")+"\n[slice]\nmemory.high = \"max\"\nmemory.max = \""+max+"\"\n")
+	}
+	big, small := slice("600M"), slice("100M")
+	self, _ := os.Executable()
+	flat := t.TempDir()
+	var holder result
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		holder = runBoxrun(t, "-f", big, "-p", "it", "--set", "memory.max=300M", "--set", "memory.high=max", "--set", "memory.backpressure=false", "--",
+			"sh", "-c", sliceMaxScript+fmt.Sprintf(`; %s=hog HOG_MB=150 HOG_HOLD=8s HOG_FLAT=%s %s; echo "hog=$?"`, roleEnv, flat, self))
+	}()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if held, _ := os.ReadDir(flat); len(held) > 0 {
+			break
+		}
+		select {
+		case <-done:
+			t.Fatalf("the 150M box ended before it held its memory:\n%s\n%s", holder.stdout, holder.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the 150M box never held its memory")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	lower := boxrun(t, "-f", small, "-p", "it", "--", "sh", "-c", sliceMaxScript)
+	<-done
+	after := boxrun(t, "-f", small, "-p", "it", "--", "sh", "-c", sliceMaxScript)
+	t.Logf("figures: slice memory.max while 150M is held: %s (asked 100M); after: %s", fields(lower.stdout)["slice_max"], fields(after.stdout)["slice_max"])
+	if got := fields(lower.stdout)["slice_max"]; got != fmt.Sprint(600<<20) {
+		t.Errorf("while the slice holds 150M, a run asking for 100M set its memory.max to %q, want it left at %d\n%s", got, 600<<20, lower.stderr)
+	}
+	if !strings.Contains(lower.stderr, "boxrun.slice holds") || !strings.Contains(lower.stderr, "its memory.max stays at 600M, not the 100M of [slice] memory.max") {
+		t.Errorf("the run that left the slice's limit did not say why:\n%s", lower.stderr)
+	}
+	if f := fields(holder.stdout); f["slice_max"] != fmt.Sprint(600<<20) || f["hog"] != "0" {
+		t.Errorf("the box holding 150M: slice memory.max %q, hog exit %q; want %d and 0 (not killed at the slice)\n%s", f["slice_max"], f["hog"], 600<<20, holder.stderr)
+	}
+	if got := fields(after.stdout)["slice_max"]; got != fmt.Sprint(100<<20) || strings.Contains(after.stderr, "boxrun.slice holds") {
+		t.Errorf("once the slice holds less, a run asking for 100M: slice memory.max %q, want %d, without a warning\n%s", got, 100<<20, after.stderr)
+	}
 }
 
 // TestNestedBoxrunStaysInItsBox: boxrun run inside a box runs the command
