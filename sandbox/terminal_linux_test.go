@@ -179,6 +179,7 @@ func runOnTerminal(dir string) int {
 		return 125
 	}
 	res, err := Run(context.Background(), Options{
+		Warn:       func(s string) { fmt.Fprintln(out, "warning:", s) },
 		Backend:    NewNone("unit test"),
 		Policy:     &policy.Resolved{Name: "unit", Leftovers: "kill", LeftoversGrace: time.Second},
 		Args:       []string{exe},
@@ -232,46 +233,65 @@ func countSignals(file string) int {
 
 // TestTerminalSignalsReachTheCommandOnce runs Run on a real pseudo-terminal
 // with stdin from /dev/null (boxrun -- pytest </dev/null): Ctrl-C typed
-// there, and the SIGHUP of the terminal closing, reach the command once,
-// from the terminal, and not a second time through boxrun.
+// there, and the SIGHUPs of the terminal closing, reach the command from
+// the terminal (or the shell) and not a second time through boxrun, and a
+// hang-up's two SIGHUPs do not count as insisting.
 func TestTerminalSignalsReachTheCommandOnce(t *testing.T) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	typeKey := func(key byte) func(*testing.T, *os.File) {
+		return func(t *testing.T, master *os.File) {
+			if _, err := master.Write([]byte{key}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hangUp := func(t *testing.T, master *os.File) { master.Close() }
 	tests := []struct {
 		name string
-		// leader runs the session: "" is boxrun itself; "sh" is a shell
-		// that runs boxrun (so a hang-up's SIGHUP goes to the foreground
-		// group when the shell dies of its own).
-		leader string
-		act    func(t *testing.T, master *os.File)
+		// leader runs the session and starts the run; nil: the run
+		// leads the session itself.
+		leader []string
+		act    func(*testing.T, *os.File)
 		want   string
+		most   int // the command gets the signal once, or up to this often from others
 	}{
-		{"Ctrl-C", "", func(t *testing.T, master *os.File) {
-			if _, err := master.Write([]byte{3}); err != nil {
-				t.Fatal(err)
-			}
-		}, "SIGINT"},
-		{"Ctrl-\\", "", func(t *testing.T, master *os.File) {
-			if _, err := master.Write([]byte{0x1c}); err != nil {
-				t.Fatal(err)
-			}
-		}, "SIGQUIT"},
-		{"hang-up", "sh", func(t *testing.T, master *os.File) { master.Close() }, "SIGHUP"},
+		{"Ctrl-C", nil, typeKey(3), "SIGINT", 1},
+		{"Ctrl-\\", nil, typeKey(0x1c), "SIGQUIT", 1},
+		// sh dies of the hang-up; the kernel then sends SIGHUP to the
+		// foreground group, once.
+		{"hang-up under sh", []string{"sh", "-c", `"$0"; exit 0`, exe}, hangUp, "SIGHUP", 1},
+		// Interactive bash passes the SIGHUP on to its jobs, then dies,
+		// and the kernel sends its own: two, from the others.
+		{"hang-up under interactive bash", []string{"bash", "--norc", "--noprofile", "-i"}, hangUp, "SIGHUP", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			interactive := len(tt.leader) > 0 && tt.leader[0] == "bash"
+			if len(tt.leader) > 0 {
+				if _, err := exec.LookPath(tt.leader[0]); err != nil {
+					t.Skipf("no %s here to lead the terminal's session", tt.leader[0])
+				}
+			}
 			dir := t.TempDir()
 			master, slave := openPTY(t)
 			defer master.Close()
 			cmd := exec.Command(exe)
-			if tt.leader != "" {
-				cmd = exec.Command("sh", "-c", `"$0"; exit 0`, exe)
+			if len(tt.leader) > 0 {
+				cmd = exec.Command(tt.leader[0], tt.leader[1:]...)
 			}
-			cmd.Env = append(os.Environ(), runOnTerminalEnv+"="+dir)
+			cmd.Env = append(os.Environ(), runOnTerminalEnv+"="+dir, "RUN="+exe)
 			cmd.ExtraFiles = []*os.File{slave}
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 3}
+			if interactive {
+				// An interactive shell reads the terminal: it starts the
+				// run as a job in the foreground.
+				cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+				cmd.ExtraFiles = nil
+				cmd.SysProcAttr.Ctty = 0
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -290,11 +310,19 @@ func TestTerminalSignalsReachTheCommandOnce(t *testing.T) {
 				_ = cmd.Process.Kill()
 				<-exited
 			}()
+			if interactive {
+				if _, err := master.Write([]byte("\"$RUN\"\n")); err != nil {
+					t.Fatal(err)
+				}
+			}
 			waitUntil(t, dir, "the command", func() bool { return exists(dir, "count.ready") })
 			tt.act(t, master)
 			waitUntil(t, dir, "the end of the run", func() bool { return exists(dir, "result") })
-			if got := strings.Fields(readFile(dir, "count")); len(got) != 1 || got[0] != tt.want {
-				t.Errorf("the command got %q; want %s once, from the terminal", got, tt.want)
+			if got := strings.Fields(readFile(dir, "count")); len(got) < 1 || len(got) > tt.most || strings.Count(strings.Join(got, " "), tt.want) != len(got) {
+				t.Errorf("the command got %q; want %s, at most %d time(s), none of them from boxrun", got, tt.want, tt.most)
+			}
+			if out := readFile(dir, "out"); strings.Contains(out, "warning:") {
+				t.Errorf("the run warned (a signal taken for insisting?):\n%s", out)
 			}
 			if r := readFile(dir, "result"); r != "0" {
 				t.Errorf("run ended %s, want 0 (the command's exit after the signal)\n%s", r, readFile(dir, "out"))
