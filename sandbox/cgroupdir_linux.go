@@ -115,19 +115,14 @@ func (c cgroupDir) waitEmpty(ctx context.Context, timeout time.Duration) bool {
 	}
 }
 
-// signal sends sig to every process in the cgroup tree.
+// signal sends sig to every process in the cgroup tree, each through a
+// pidfd, never to a pid that left the tree (see signalPids).
 func (c cgroupDir) signal(sig syscall.Signal) error {
 	pids, err := c.procs()
 	if err != nil {
 		return err
 	}
-	var firstErr error
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) && firstErr == nil {
-			firstErr = fmt.Errorf("sending %v to pid %d: %w", sig, pid, err)
-		}
-	}
-	return firstErr
+	return c.signalPids(pids, sig)
 }
 
 // kill kills every process of the cgroup tree through cgroup.kill (Linux
