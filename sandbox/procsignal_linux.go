@@ -1,12 +1,18 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 )
 
 // Signalling the processes of a box. The box lists them by pid
@@ -93,4 +99,59 @@ func killPids(pids []int, sig syscall.Signal) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// killEach kills every process of the cgroup tree by signalling each, for
+// kernels without cgroup.kill (before 5.14). Where the freezer exists
+// (cgroup.freeze, 5.2) the tree is frozen first, so that nothing forks,
+// exits or hands its pid on between listing and killing (SIGKILL still ends
+// a frozen process), and thawed after. A few rounds catch what a freeze
+// that did not complete in time let by (a process in uninterruptible
+// sleep freezes only when it wakes).
+func (c cgroupDir) killEach(ctx context.Context) error {
+	for i := 0; i < 5; i++ {
+		thaw := c.freeze(ctx, time.Second)
+		err := c.signal(syscall.SIGKILL)
+		thaw()
+		if err != nil {
+			return err
+		}
+		if c.waitEmpty(ctx, 200*time.Millisecond) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// freeze freezes the cgroup tree and waits up to timeout until every
+// process in it is frozen. thaw sets cgroup.freeze back to what it was.
+// Without a freezer (before Linux 5.2), or one boxrun may not write, it
+// does nothing.
+func (c cgroupDir) freeze(ctx context.Context, timeout time.Duration) (thaw func()) {
+	file := c.file("cgroup.freeze")
+	was, err := os.ReadFile(file)
+	if err != nil {
+		return func() {}
+	}
+	if err := os.WriteFile(file, []byte("1"), 0); err != nil {
+		return func() {}
+	}
+	thaw = func() { _ = os.WriteFile(file, []byte(strings.TrimSpace(string(was))), 0) }
+	changed, stop := cgroupfs.Watch(c.file("cgroup.events"))
+	defer stop()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		if v, err := c.event("frozen"); err != nil || v == "1" {
+			return thaw
+		}
+		select {
+		case <-ctx.Done():
+			return thaw
+		case <-deadline.C:
+			return thaw
+		case <-changed:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
