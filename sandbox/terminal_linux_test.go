@@ -94,6 +94,7 @@ func TestForwardSignalsLeavesWhatTheTerminalSent(t *testing.T) {
 			box := &recordingBox{signals: make(chan syscall.Signal, 8), kills: make(chan struct{}, 8)}
 			sigs := make(chan os.Signal, len(tt.sigs)+1)
 			done := make(chan struct{})
+			defer close(done)
 			handled := make(chan struct{})
 			var calls atomic.Int32
 			// forwardSignals asks where things stand once per signal, in
@@ -132,7 +133,6 @@ func TestForwardSignalsLeavesWhatTheTerminalSent(t *testing.T) {
 				default:
 				}
 			}
-			close(done)
 			if len(box.signals) != tt.boxSigs || len(box.kills) != 0 || int(warned.Load()) != tt.warnings {
 				t.Errorf("box signalled %d times, killed %d times, %d warnings; want %d, 0, %d", len(box.signals), len(box.kills), warned.Load(), tt.boxSigs, tt.warnings)
 			}
