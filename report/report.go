@@ -36,7 +36,8 @@ type Run struct {
 	// PID is the command's process id.
 	PID int `json:"pid"`
 	// ExitCode is the command's status as a shell reports it (128+N for
-	// death by signal N).
+	// death by signal N), also when boxrun then dies of that signal itself
+	// (SIGINT, SIGTERM, SIGHUP) rather than exiting with it.
 	ExitCode int `json:"exit_code"`
 	// Signal is the name of the signal that killed the command ("SIGKILL"),
 	// "" when it exited (JSON null).

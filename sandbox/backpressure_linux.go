@@ -137,12 +137,31 @@ func (b *Backpressure) Exited() {
 	close(b.stop)
 	<-b.done
 	b.mu.Lock()
-	for _, a := range b.ctrl.Finish(time.Now()) {
-		_ = syscall.Kill(a.PID, syscall.SIGCONT)
-	}
+	b.act(b.ctrl.Finish(time.Now()))
 	b.mu.Unlock()
 	if b.err != nil {
 		b.warn(fmt.Sprintf("backpressure stopped early: %v", b.err))
+	}
+}
+
+// act pauses (SIGSTOP) and resumes (SIGCONT) processes as the controller
+// decided, in its order, each only while it is still in the box: its pid
+// was read up to a scan ago, and may name another process by now
+// (signalPids).
+func (b *Backpressure) act(acts []backpressure.Action) {
+	box := cgroupDir{mount: b.dir, rel: "/"}
+	for len(acts) > 0 {
+		kind := acts[0].Kind
+		var pids []int
+		for len(acts) > 0 && acts[0].Kind == kind {
+			pids = append(pids, acts[0].PID)
+			acts = acts[1:]
+		}
+		sig := syscall.SIGCONT
+		if kind == backpressure.Pause {
+			sig = syscall.SIGSTOP
+		}
+		_ = box.signalPids(pids, sig)
 	}
 }
 
@@ -203,13 +222,7 @@ func (b *Backpressure) loop() {
 			b.mu.Lock()
 			acts := b.ctrl.Step(backpressure.Observation{Now: time.Now(), Usage: usage, Procs: procs})
 			b.mu.Unlock()
-			for _, a := range acts {
-				sig := syscall.SIGCONT
-				if a.Kind == backpressure.Pause {
-					sig = syscall.SIGSTOP
-				}
-				_ = syscall.Kill(a.PID, sig)
-			}
+			b.act(acts)
 			// Raise memory.high only once the newest are paused.
 			b.setHigh()
 		}

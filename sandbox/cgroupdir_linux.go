@@ -69,21 +69,28 @@ func (c cgroupDir) eachProc(fn func(dir string, pid int)) error {
 // populated reads the "populated" field of cgroup.events. A cgroup that no
 // longer exists counts as empty.
 func (c cgroupDir) populated() (bool, error) {
+	v, err := c.event("populated")
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return v == "1", err
+}
+
+// event reads one field of cgroup.events ("populated", "frozen"); "" when
+// the file does not have it.
+func (c cgroupDir) event(key string) (string, error) {
 	f, err := os.Open(c.file("cgroup.events"))
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		return false, err
+		return "", err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "populated "); ok {
-			return v == "1", nil
+		if v, ok := strings.CutPrefix(sc.Text(), key+" "); ok {
+			return v, nil
 		}
 	}
-	return false, sc.Err()
+	return "", sc.Err()
 }
 
 // waitEmpty waits until the cgroup holds no process, up to timeout. It
@@ -112,24 +119,19 @@ func (c cgroupDir) waitEmpty(ctx context.Context, timeout time.Duration) bool {
 	}
 }
 
-// signal sends sig to every process in the cgroup tree.
+// signal sends sig to every process in the cgroup tree, each through a
+// pidfd, never to a pid that left the tree (see signalPids).
 func (c cgroupDir) signal(sig syscall.Signal) error {
 	pids, err := c.procs()
 	if err != nil {
 		return err
 	}
-	var firstErr error
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) && firstErr == nil {
-			firstErr = fmt.Errorf("sending %v to pid %d: %w", sig, pid, err)
-		}
-	}
-	return firstErr
+	return c.signalPids(pids, sig)
 }
 
 // kill kills every process of the cgroup tree through cgroup.kill (Linux
-// 5.14+), or by signalling each process where that file is missing, then
-// waits for the tree to empty.
+// 5.14+), or by freezing it and signalling each process where that file is
+// missing (killEach), then waits for the tree to empty.
 func (c cgroupDir) kill(ctx context.Context) error {
 	err := os.WriteFile(c.file("cgroup.kill"), []byte("1"), 0)
 	if err != nil {
@@ -138,15 +140,8 @@ func (c cgroupDir) kill(ctx context.Context) error {
 				return nil // the cgroup is gone: nothing to kill
 			}
 		}
-		// Older kernel: no cgroup.kill. Signal every process; repeat a few
-		// times to catch processes forked meanwhile.
-		for i := 0; i < 5; i++ {
-			if err := c.signal(syscall.SIGKILL); err != nil {
-				return err
-			}
-			if c.waitEmpty(ctx, 200*time.Millisecond) {
-				return nil
-			}
+		if err := c.killEach(ctx); err != nil {
+			return err
 		}
 	}
 	if !c.waitEmpty(ctx, 5*time.Second) {

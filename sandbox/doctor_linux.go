@@ -268,7 +268,7 @@ func Doctor(ctx context.Context, m *Machine, opt DoctorOptions) []Check {
 		d.checkSwap(),
 		d.checkPSI(),
 		d.checkCgroupFile("memory.peak", "5.19", "the run report falls back to sampling the peak"),
-		d.checkCgroupFile("cgroup.kill", "5.14", "leftovers are killed by signalling each process instead"),
+		d.checkCgroupFile("cgroup.kill", "5.14", "leftovers are killed by freezing the box (cgroup.freeze, 5.2) and signalling each process instead"),
 		d.checkCloneIntoCgroup(),
 		d.checkContainer(),
 	)

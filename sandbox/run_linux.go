@@ -300,7 +300,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer signal.Stop(sigs)
 	fwdDone := make(chan struct{})
 	var interrupted atomic.Int32
-	go forwardSignals(sigs, helper.Process, o.Stdin, fwdDone, box, warn, &interrupted)
+	tty := openTerminal()
+	defer tty.Close()
+	where := func() groups { return tty.groups(helper.Process) }
+	go forwardSignals(sigs, helper.Process, where, fwdDone, box, warn, &interrupted)
 	defer close(fwdDone)
 
 	msg := []byte(releaseMagic)
@@ -408,9 +411,11 @@ func startHelper(o Options, path string, env []string, cgroup *os.File) (*exec.C
 	return cmd, relW, stR, nil
 }
 
-// forwardSignals passes signals sent to boxrun on to the command. SIGINT and
-// SIGQUIT typed at the terminal already reach the command, which shares
-// boxrun's foreground process group, so those are not sent twice.
+// forwardSignals passes signals sent to boxrun on to the command. Those
+// the terminal sent to its whole foreground group (Ctrl-C, Ctrl-\, a
+// hang-up's SIGHUP) reached the command already, so they are not sent
+// twice, and a hang-up's second SIGHUP is not counted again: see
+// deliveryOf. where tells how things stand when a signal arrives.
 //
 // Insisting escalates, as with Ctrl-C pressed again: the second signal in a
 // row goes to every process in the box (a test binary blocked on a child
@@ -418,14 +423,22 @@ func startHelper(o Options, path string, env []string, cgroup *os.File) (*exec.C
 // the third kills everything in the box at once. Signals further apart than
 // insistWindow start over, so an interactive program under boxrun (a REPL,
 // a debugger) can be interrupted any number of times.
-func forwardSignals(sigs <-chan os.Signal, cmd *os.Process, stdin *os.File, done <-chan struct{}, box Box, warn func(string), first *atomic.Int32) {
+func forwardSignals(sigs <-chan os.Signal, cmd *os.Process, where func() groups, done <-chan struct{}, box Box, warn func(string), first *atomic.Int32) {
 	var ins insistence
+	hangupSeen := false
 	for {
 		select {
 		case <-done:
 			return
 		case s := <-sigs:
 			sig := s.(syscall.Signal)
+			d := deliveryOf(sig, where(), hangupSeen)
+			if d == repeated {
+				continue
+			}
+			if d == delivered && sig == syscall.SIGHUP {
+				hangupSeen = true
+			}
 			first.CompareAndSwap(0, int32(sig))
 			n := ins.next(time.Now())
 			switch {
@@ -438,7 +451,7 @@ func forwardSignals(sigs <-chan os.Signal, cmd *os.Process, stdin *os.File, done
 				go func() { _ = box.Kill(context.Background()) }()
 				continue
 			}
-			if (sig == syscall.SIGINT || sig == syscall.SIGQUIT) && inForeground(stdin) {
+			if d == delivered {
 				continue // the terminal sent it to the command already
 			}
 			// Through the process's pidfd: once the command is reaped
@@ -476,16 +489,6 @@ func signalName(sig syscall.Signal) string {
 		return name
 	}
 	return sig.String()
-}
-
-// inForeground reports whether f is a terminal whose foreground process group
-// is boxrun's own.
-func inForeground(f *os.File) bool {
-	if f == nil {
-		return false
-	}
-	pgrp, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
-	return err == nil && pgrp == unix.Getpgrp()
 }
 
 // exitStatus maps a wait status to a shell exit code.

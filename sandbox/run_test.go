@@ -18,10 +18,17 @@ import (
 
 // TestMain lets the test binary act as boxrun's helper, as the real binary
 // does, so that Run can be tested end to end with the none backend on any
-// host (the real-kernel backends are tested in integration/).
+// host (the real-kernel backends are tested in integration/). It also plays
+// boxrun and a command on a terminal for TestTerminalSignalsReachTheCommandOnce.
 func TestMain(m *testing.M) {
 	if IsHelper(os.Args) {
 		os.Exit(RunHelper(os.Args))
+	}
+	if file := os.Getenv(countSignalsEnv); file != "" {
+		os.Exit(countSignals(file))
+	}
+	if dir := os.Getenv(runOnTerminalEnv); dir != "" {
+		os.Exit(runOnTerminal(dir))
 	}
 	os.Exit(m.Run())
 }
@@ -204,7 +211,7 @@ func TestForwardSignalsEscalates(t *testing.T) {
 	var warnings []string
 	warned := make(chan struct{}, 3)
 	var first atomic.Int32
-	go forwardSignals(sigs, child.Process, nil, done, box, func(s string) { warnings = append(warnings, s); warned <- struct{}{} }, &first)
+	go forwardSignals(sigs, child.Process, noTerminal, done, box, func(s string) { warnings = append(warnings, s); warned <- struct{}{} }, &first)
 
 	sigs <- syscall.SIGTERM // first: to the command only
 	child.Wait()

@@ -41,7 +41,7 @@ var commandEnvironment = []envVar{
 // exitStatuses are boxrun's exit statuses. Read-only.
 var exitStatuses = []envVar{
 	{"N", "the command's own exit status"},
-	{"128+N", "the command died of signal N"},
+	{"128+N", "the command died of signal N. For SIGINT, SIGTERM and SIGHUP boxrun then dies of that signal itself, after its report and the box's removal: a shell reads 128+N and, on Ctrl-C, stops a loop around boxrun. Other signals (SIGQUIT 131, SIGKILL 137, SIGSEGV 139) end boxrun with the exit status: it does not dump core for its command"},
 	{"125", "boxrun failed before the command started: a bad flag, a bad or unknown policy, an unusable backend, a --strict refusal"},
 	{"126", "the command is not executable"},
 	{"127", "the command does not exist"},

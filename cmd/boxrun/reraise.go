@@ -16,6 +16,15 @@ import (
 // its child died of SIGINT, not when it exited 130. So when the command
 // died of SIGINT, SIGHUP or SIGTERM, boxrun finishes everything it has to
 // do (the report, removing the box), then dies of the same signal.
+//
+// Only those three. The default action of SIGQUIT, SIGSEGV, SIGABRT and
+// the like dumps core: boxrun dying of them would leave a core file (or a
+// crash report) of boxrun, which did not crash; and SIGKILL, mostly the
+// OOM killer's, is explained by the report, not passed on (a shell would
+// print "Killed" for boxrun). They end boxrun with 128+N, as does a signal
+// boxrun cannot die of because it was started with it ignored (a
+// background job of a script ignores SIGINT): signal.Reset restores that,
+// and the raise does nothing.
 
 // deathKey carries where runCommand puts the signal to die of.
 type deathKey struct{}

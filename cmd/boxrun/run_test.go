@@ -200,19 +200,104 @@ func TestDeathSignalPassedOn(t *testing.T) {
 	}
 }
 
-// TestBinaryDiesOfTheCommandsSignal runs the real binary: a shell sees it
-// die of SIGINT, as if the command had run without boxrun.
-func TestBinaryDiesOfTheCommandsSignal(t *testing.T) {
+// buildBoxrun builds the boxrun binary into a temporary directory.
+func buildBoxrun(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "boxrun")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("building boxrun: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-q", "--backend", "none", "--", "sh", "-c", "kill -INT $$")
-	cmd.Env = append(os.Environ(), "BOXRUN_POLICY_FILE=", "XDG_CONFIG_HOME="+t.TempDir())
-	err := cmd.Run()
+	return bin
+}
+
+// TestBinaryEndsAsItsCommand runs the real binary: whoever ran it sees it
+// die of the signal its command died of (SIGINT, SIGTERM, SIGHUP), as if
+// the command had run without boxrun; other deaths, and a run that cannot
+// die of its signal, end in 128+N.
+func TestBinaryEndsAsItsCommand(t *testing.T) {
+	bin := buildBoxrun(t)
+	env := append(os.Environ(), "BOXRUN_POLICY_FILE=", "XDG_CONFIG_HOME="+t.TempDir(), "BOXRUN="+bin)
+	tests := []struct {
+		name   string
+		script string // run by sh, with $BOXRUN the binary
+		died   syscall.Signal
+		code   int // when died is 0
+	}{
+		{"SIGINT", `exec "$BOXRUN" -q --backend none -- sh -c 'kill -INT $$'`, syscall.SIGINT, 0},
+		{"SIGTERM", `exec "$BOXRUN" -q --backend none -- sh -c 'kill -TERM $$'`, syscall.SIGTERM, 0},
+		{"SIGHUP", `exec "$BOXRUN" -q --backend none -- sh -c 'kill -HUP $$'`, syscall.SIGHUP, 0},
+		// Its default action dumps core: boxrun did not crash.
+		{"SIGQUIT: 131, no core of boxrun", `exec "$BOXRUN" -q --backend none -- sh -c 'kill -QUIT $$'`, 0, 131},
+		// An OOM kill's SIGKILL is the report's to explain.
+		{"SIGKILL: 137", `exec "$BOXRUN" -q --backend none -- sh -c 'kill -KILL $$'`, 0, 137},
+		{"exit 130 is an exit", `exec "$BOXRUN" -q --backend none -- sh -c 'exit 130'`, 0, 130},
+		// Started with SIGINT ignored (a background job of a script),
+		// boxrun cannot die of it: it exits 130.
+		{"SIGINT ignored by boxrun's parent", `trap '' INT; exec "$BOXRUN" -q --backend none -- env --default-signal=INT sh -c 'kill -INT $$'`, 0, 130},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("sh", "-c", tt.script)
+			cmd.Env = env
+			out, _ := cmd.CombinedOutput()
+			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			switch {
+			case tt.died != 0 && (!ws.Signaled() || ws.Signal() != tt.died):
+				t.Errorf("boxrun ended with %v; want death by %v, like its command\n%s", cmd.ProcessState, tt.died, out)
+			case tt.died == 0 && (ws.Signaled() || ws.ExitStatus() != tt.code):
+				t.Errorf("boxrun ended with %v; want exit %d\n%s", cmd.ProcessState, tt.code, out)
+			}
+		})
+	}
+}
+
+// TestCtrlCStopsAShellLoop: Ctrl-C (SIGINT to the whole foreground group)
+// during "for t in a b; do boxrun -- ...; done" stops the loop, as it
+// would without boxrun; bash goes on only when its child exited, even with
+// 130, rather than died of the signal.
+func TestCtrlCStopsAShellLoop(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash here: the loop needs a shell that waits and exits cooperatively on SIGINT")
+	}
+	bin := buildBoxrun(t)
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "-c", `for t in a b; do "$BOXRUN" -q --backend none -- sh -c 'touch "$READY.$0"; exec sleep 30' $t; echo "after $t"; done`)
+	cmd.Env = append(os.Environ(), "BOXRUN_POLICY_FILE=", "XDG_CONFIG_HOME="+dir, "BOXRUN="+bin, "READY="+filepath.Join(dir, "ready"))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the terminal's foreground group
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	defer func() {
+		select {
+		case <-done:
+		default: // bash still leads the group this test made
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, "ready.a")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first command never started:\n%s", out.String())
+		}
+	}
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil { // Ctrl-C
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the loop still runs 20s after Ctrl-C:\n%s", out.String())
+	}
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if err == nil || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
-		t.Errorf("boxrun ended with %v (%v); want death by SIGINT, like its command", cmd.ProcessState, err)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGINT || strings.Contains(out.String(), "after") {
+		t.Errorf("bash ended with %v and printed %q; want death by SIGINT before any \"after\"", cmd.ProcessState, out.String())
 	}
 }
 

@@ -79,8 +79,9 @@ func nothingLeft(t *testing.T, pids []int, boxesBefore int) {
 	}
 }
 
-// TestCommandKilledBySignal: the command dies by a signal; boxrun exits
-// 128+N, and its children and box are gone.
+// TestCommandKilledBySignal: the command dies by a signal; boxrun ends as
+// a shell reads 128+N (it dies of SIGTERM itself, exits 137 and 139 for
+// SIGKILL and SIGSEGV), and its children and box are gone.
 func TestCommandKilledBySignal(t *testing.T) {
 	pf := itPolicy(t, "")
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM, syscall.SIGSEGV} {
@@ -173,6 +174,75 @@ func TestTerminalClosing(t *testing.T) {
 	}
 	t.Logf("boxrun exited %d after the hangup", shellCode(cmd.ProcessState))
 	nothingLeft(t, pidsIn(t, pidfile), before)
+}
+
+// TestTerminalClosingUnderAShell closes the terminal of an interactive bash
+// that runs boxrun in the foreground: bash sends SIGHUP to its job, then
+// dies, and the kernel sends SIGHUP to the foreground group. The command
+// gets those two from them, none more from boxrun, and boxrun does not take
+// the second for insisting (it warned "SIGHUP again" and signalled the
+// whole box); nothing of the run is left.
+func TestTerminalClosingUnderAShell(t *testing.T) {
+	pf := itPolicy(t, "")
+	before := len(boxes(t))
+	dir := t.TempDir()
+	master, slave := openPTY(t)
+	// The command counts its SIGHUPs; a second after the first it exits 3.
+	script := filepath.Join(dir, "count")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+trap 'echo HUP >> "$1"' HUP
+echo $$ > "$1.pid"
+while [ ! -s "$1" ]; do sleep 0.1; done
+sleep 1
+exit 3
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hups := filepath.Join(dir, "hups")
+	errFile := filepath.Join(dir, "stderr")
+	cmd := exec.Command("bash", "--norc", "--noprofile", "-i")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	line := strings.Join(append(append([]string{boxrunBin(t)}, backendArgs(t)...), "-f", pf, "-p", "it", "--", script, hups), " ")
+	if _, err := fmt.Fprintf(master, "%s 2>%s\n", line, errFile); err != nil {
+		t.Fatal(err)
+	}
+	waitForPids(t, cmd, hups+".pid", 1, noOutput{})
+	boxrunPid := 0
+	if out, err := exec.Command("pgrep", "-n", "-f", "^"+boxrunBin(t)+" ").Output(); err == nil {
+		boxrunPid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+	}
+	master.Close() // the window closes
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("bash did not end within 30s of the terminal closing")
+	}
+	// boxrun outlives bash until its command exits, a second later.
+	for deadline := time.Now().Add(30 * time.Second); boxrunPid != 0 && procState(boxrunPid) != "" && procState(boxrunPid) != "Z"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("boxrun (pid %d) still runs 30s after the terminal closed", boxrunPid)
+		}
+	}
+	got, _ := os.ReadFile(hups)
+	stderr, _ := os.ReadFile(errFile)
+	if n := strings.Count(string(got), "HUP"); n < 1 || n > 2 {
+		t.Errorf("the command got SIGHUP %d times; want 1 or 2 (bash's and the kernel's), none from boxrun\nboxrun's stderr:\n%s", n, stderr)
+	}
+	if strings.Contains(string(stderr), "again") || strings.Contains(string(stderr), "killing every process") {
+		t.Errorf("boxrun took the hang-up's SIGHUPs for insisting:\n%s", stderr)
+	}
+	t.Logf("the command got %d SIGHUP(s); boxrun's stderr:\n%s", strings.Count(string(got), "HUP"), stderr)
+	nothingLeft(t, pidsIn(t, hups+".pid"), before)
 }
 
 // openPTY opens a pseudo-terminal pair.
