@@ -189,16 +189,20 @@ func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) [
 		props = appendLimits(append(props, sd.Property{Name: "IOAccounting", Value: godbus.MakeVariant(true)}),
 			[]namedLimit{{"IOWeight", p.IOWeight}})
 	}
-	// The scope's default OOMPolicy, "stop" (DefaultOOMPolicy), would
-	// SIGTERM all of `cargo test` when one test binary is OOM-killed;
-	// "continue" lets only the victim die. "kill" sets memory.oom.group so
-	// the whole tree goes together.
+	// OOMPolicy is "continue" whatever memory.oom_group says: the manager
+	// must not act on an OOM kill in the box. The scope's default, "stop"
+	// (DefaultOOMPolicy), would SIGTERM all of `cargo test` when one test
+	// binary is OOM-killed. "kill" is no way to get memory.oom_group
+	// either: besides setting memory.oom.group, a manager that knows
+	// OOMPolicy on scopes (systemd 253 to 256 at least, and 252.5 on) stops the
+	// scope on its first OOM kill, which for a scope means SIGTERM to every
+	// process still in it, sent while the kernel is SIGKILLing the group
+	// one process after the other. A process the SIGTERM reaches first
+	// dies of SIGTERM: the command was reported "killed by SIGTERM" (143)
+	// where the kernel's OOM kill took the box. Place writes
+	// memory.oom.group itself, so the kernel alone kills the box.
 	if oomPolicy {
-		pol := "continue"
-		if p.MemoryOOMGroup {
-			pol = "kill"
-		}
-		props = append(props, sd.Property{Name: "OOMPolicy", Value: godbus.MakeVariant(pol)})
+		props = append(props, sd.Property{Name: "OOMPolicy", Value: godbus.MakeVariant("continue")})
 	}
 	return props
 }
@@ -297,9 +301,11 @@ func (x *systemdBox) Place(ctx context.Context, pid int) error {
 			x.sliceErr = err
 		}
 	}
-	// Without OOMPolicy=kill, memory.oom.group is ours to write (the
-	// scope's cgroup belongs to the manager's user).
-	if x.req.Policy.MemoryOOMGroup && x.b.noOOMPolicy {
+	// memory.oom.group is ours to write, never OOMPolicy=kill's (see
+	// scopeProperties); the scope's cgroup belongs to the manager's user.
+	// The command is still held by the helper: nothing in the box can
+	// allocate before the file says 1.
+	if x.req.Policy.MemoryOOMGroup {
 		if err := os.WriteFile(x.cg.file("memory.oom.group"), []byte("1"), 0); err != nil {
 			return fmt.Errorf("setting memory.oom.group on %s: %w", x.cg.dir(), err)
 		}
