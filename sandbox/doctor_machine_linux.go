@@ -1,0 +1,156 @@
+package sandbox
+
+// The machine doctor examines: its file system and the D-Bus questions it
+// asks, live or from a fixture.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	"golang.org/x/sys/unix"
+
+	"github.com/boxrun/boxrun/internal/systemd"
+)
+
+// SystemdProbe answers doctor's D-Bus questions.
+type SystemdProbe interface {
+	// Manager connects to the user (user=true) or system manager and
+	// returns its version (0 when unknown).
+	Manager(ctx context.Context, user bool) (int, error)
+	// UnitProperty returns a unit property of the user or system manager
+	// as text (strings unquoted).
+	UnitProperty(ctx context.Context, user bool, unit, name string) (string, error)
+}
+
+// Machine is doctor's view of the machine.
+type Machine struct {
+	// FS is the file system rooted at "/".
+	FS fs.FS
+	// Getenv reads the environment.
+	Getenv func(string) string
+	// UID is the user boxrun runs as.
+	UID int
+	// Kernel is the kernel release (uname -r).
+	Kernel string
+	// Writable says why an FS name may not be written (access W_OK), nil
+	// when it may.
+	Writable func(name string) error
+	// Readlink reads a symbolic link given by FS name; nil when links
+	// cannot be read.
+	Readlink func(name string) (string, error)
+	// Systemd asks the managers; nil when none can be asked.
+	Systemd SystemdProbe
+	// LookPath finds a command on PATH; nil finds none.
+	LookPath func(string) (string, error)
+}
+
+// LiveMachine is this machine. Close releases its D-Bus connections.
+func LiveMachine() *Machine {
+	kernel := ""
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	return &Machine{
+		FS:       os.DirFS("/"),
+		Getenv:   os.Getenv,
+		UID:      os.Getuid(),
+		Kernel:   kernel,
+		Writable: accessWrite,
+		LookPath: exec.LookPath,
+		Readlink: func(name string) (string, error) { return os.Readlink("/" + name) },
+		Systemd:  &liveSystemd{conns: map[bool]*sd.Conn{}},
+	}
+}
+
+// Close releases the machine's connections.
+func (m *Machine) Close() error {
+	if c, ok := m.Systemd.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// liveSystemd asks the real managers over their private sockets; the
+// system manager's socket is root's only, so an unprivileged user asks it
+// through the system bus when there is one.
+type liveSystemd struct {
+	conns map[bool]*sd.Conn
+}
+
+func (l *liveSystemd) conn(ctx context.Context, user bool) (*sd.Conn, error) {
+	if c, ok := l.conns[user]; ok {
+		return c, nil
+	}
+	which := "system"
+	if user {
+		which = "user"
+	}
+	sock := systemd.Socket(user)
+	var c *sd.Conn
+	var err error
+	if !user && os.Geteuid() != 0 {
+		const bus = "/run/dbus/system_bus_socket"
+		if _, serr := os.Stat(bus); serr != nil {
+			return nil, fmt.Errorf("the system manager's socket is root's, and there is no system bus at %s", bus)
+		}
+		c, err = sd.NewSystemConnectionContext(ctx)
+	} else {
+		if fi, serr := os.Stat(sock); serr != nil || fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("no systemd %s manager socket at %s", which, sock)
+		}
+		c, err = systemd.Dial(ctx, which, sock)
+	}
+	if err != nil {
+		return nil, errors.New(systemd.Trim(err))
+	}
+	l.conns[user] = c
+	return c, nil
+}
+
+func (l *liveSystemd) Manager(ctx context.Context, user bool) (int, error) {
+	c, err := l.conn(ctx, user)
+	if err != nil {
+		return 0, err
+	}
+	v, err := c.GetManagerProperty("Version")
+	if err != nil {
+		return 0, systemd.ExplainError(err)
+	}
+	return parseSystemdVersion(v), nil
+}
+
+func (l *liveSystemd) UnitProperty(ctx context.Context, user bool, unit, name string) (string, error) {
+	c, err := l.conn(ctx, user)
+	if err != nil {
+		return "", err
+	}
+	typ := systemd.UnitType(unit)
+	var p *sd.Property
+	if typ == "Unit" || name == "ActiveState" {
+		p, err = c.GetUnitPropertyContext(ctx, unit, name)
+	} else {
+		p, err = c.GetUnitTypePropertyContext(ctx, unit, typ, name)
+	}
+	if err != nil {
+		return "", systemd.ExplainError(err)
+	}
+	if s, ok := p.Value.Value().(string); ok {
+		return s, nil
+	}
+	return p.Value.String(), nil
+}
+
+func (l *liveSystemd) Close() error {
+	for k, c := range l.conns {
+		c.Close()
+		delete(l.conns, k)
+	}
+	return nil
+}
