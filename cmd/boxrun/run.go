@@ -416,10 +416,12 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	warn := func(s string) { out.warnf("%s", s) }
 	var observers []sandbox.Observer
 	var bp *sandbox.Backpressure
+	var sizes *sizesStore
 	// Without a box there is nothing to steer; the one line that says
 	// there is no box says enough.
 	if pol.MemoryBackpressure && backend.Name() != sandbox.KindNone {
-		if bp = sandbox.NewBackpressure(pol, warn); bp != nil {
+		sizes = loadSizes(sizesPath(os.Getenv), pol.Name, warn)
+		if bp = sandbox.NewBackpressure(pol, sizes.known(), warn); bp != nil {
 			observers = append(observers, bp)
 		}
 	}
@@ -445,7 +447,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	if err != nil {
 		return startFailure(err, out)
 	}
-	code = rep.finish(res, bp)
+	code = rep.finish(res, bp, sizes)
 	dieOf(ctx, res.Signal)
 	tm.mark("report")
 	return code

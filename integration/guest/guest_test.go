@@ -29,7 +29,13 @@ func TestMain(m *testing.M) {
 		os.Exit(spin())
 	case "probe":
 		os.Exit(probe())
+	case "waiter":
+		os.Exit(waiter())
 	}
+	// What backpressure learns of a workload's sizes is kept per suite
+	// (directory and policy), and every scenario runs in /tmp with policy
+	// "it": a scenario that wants sizes kept names its own file.
+	os.Setenv("BOXRUN_SIZES", "off")
 	os.Exit(m.Run())
 }
 
