@@ -8,45 +8,43 @@
 // start times, parents, resident sizes and what they wait for) and carries
 // out the actions it returns (pause and resume). Its rules:
 //
-//   - Pause growth, not processes. Only a leaf process (one with no child in
-//     the box, not the command itself) whose memory rose since the last look
-//     is ever paused, and only when the box cannot take what the running
-//     leaves are still expected to add. A process whose memory is flat has
-//     done its growing: pausing it would only keep its memory held longer.
+//   - Pause growth, not processes. Only a growing leaf process (one with no
+//     child in the box, not the command itself) is ever paused: its memory
+//     rose since the last look, or the kernel throttles it at memory.high.
+//     A process whose memory is flat has done its growing: pausing it would
+//     only keep its memory held longer. At native speed a process allocates
+//     150M between two looks and stops; it is never paused for that.
 //   - Evidence, not fractions. A process is expected to grow to the size of
 //     its kind (its command name): the upper quartile of the peaks of
-//     finished leaves of that name, or the size an earlier run learned
-//     (Config.Known). Until then the largest live process of the name is the
-//     evidence: the others are expected to reach it, and the largest one is
-//     expected to add nothing. Nothing is projected from a growth rate: at
-//     native speed a process allocates 150M between two looks and stops, and
-//     pausing it for a growth it has finished is exactly the freeze this
-//     package exists to avoid. Growth faster than the controller can look is
-//     the kernel's to brake: memory.high sits just above the point where the
-//     controller pauses (HighFor), and throttles without killing.
-//   - Keep room for one more. While a kind has no learned size, admission
-//     keeps free the size of its largest process, so that the one process
-//     the others wait for (the holder of a lock, else the oldest growing
-//     leaf) can still grow; it alone may use that reserve.
-//   - Brake what a look cannot see, never what was admitted. memory.high
-//     (High) is held below the box's by the size of the largest kind,
-//     which a new process can allocate between two looks, but never below
-//     what is in use plus what the running leaves were admitted to add
-//     (and half a margin); it is lifted while the one process allowed the
-//     reserve is the only one growing. A first burst that overfills the
-//     box before anything is known is braked only at memory.high; sizes
-//     learned by an earlier run (Config.Known) brake it from the start.
-//   - Resume at once what costs nothing: a paused process that already holds
-//     its expected size. Resume the others oldest first, as soon as what
-//     they are expected to add fits.
+//     finished leaves of that name, the size an earlier run learned
+//     (Config.Known), or the size of one that grew and then stayed flat.
+//     A process of a kind nothing has taught is expected to grow as much
+//     again as it holds (or to the largest of its name), and as much as it
+//     last grew on top.
+//   - One queue for the room (what is left under the pause line, less what
+//     flat processes short of their known size may still add): the holders
+//     of a lock others wait for, then growers already admitted, then the
+//     paused (those paused 3 s or more first come, first served; the others
+//     closest to their size first), then new growers. What fits goes on or
+//     is resumed; a grower that does not fit is paused. The head of the
+//     queue may use the half margin up to memory.high; the last running
+//     leaf always goes on.
+//   - Resume at once what costs nothing: a paused process that already
+//     holds its kind's size.
 //   - Liveness. When processes are paused and nothing unpaused makes
 //     progress — every running leaf waits on a file lock or a pipe, no leaf
-//     runs at all, or the box used no CPU for Config.Stall — one paused
-//     process is resumed at once: the holder of a lock others wait for, else
-//     the one closest to its expected size. It is then exempt from pausing
-//     for Config.HoldOff, and no other is forced while it is. No pause
-//     lasts longer than Config.MaxPause, a last resort that the report
-//     names.
+//     runs at all, or the box used less than a tenth of a CPU for
+//     Config.Stall under its pause line — one paused process is resumed at
+//     once: the holder of a lock others wait for, else the one closest to
+//     its size. It is then exempt from pausing for Config.HoldOff, and no
+//     other is forced while it is. No pause lasts longer than
+//     Config.MaxPause, a last resort that the report names.
+//   - Let the kernel brake what a look cannot see (High): memory.high sits
+//     the size of the largest kind under its ceiling, never below what was
+//     admitted; a first wave of unknown size is braked at half the box.
+//     Above memory.high with no progress, the throttle is let go.
+//   - One budget across boxes: in a limited slice shared with other boxes,
+//     a box admits against its share of the slice's room.
 //   - Processes stopped by job control (Ctrl-Z) mean the user suspended the
 //     run: nothing is forced while any is stopped.
 package backpressure
@@ -73,6 +71,10 @@ const (
 	OnPipe
 	// Stopped by job control or a debugger (state T or t).
 	Stopped
+	// Throttled: the kernel holds it at the box's memory.high (a thread
+	// sleeps in mem_cgroup_handle_over_high): it is growing, a page at a
+	// time.
+	Throttled
 )
 
 func (w Wait) String() string {
@@ -85,6 +87,8 @@ func (w Wait) String() string {
 		return "on a pipe"
 	case Stopped:
 		return "stopped"
+	case Throttled:
+		return "throttled at memory.high"
 	}
 	return "running"
 }
@@ -109,6 +113,9 @@ type Proc struct {
 type Budget struct {
 	// Limit is the slice's memory limit and Usage its memory.current.
 	Limit, Usage uint64
+	// Boxes is how many boxes share the slice now (this one included):
+	// each is admitted against its share of the room the slice has left.
+	Boxes int
 }
 
 // Observation is one look at the box.
@@ -247,9 +254,12 @@ type proc struct {
 	leaf      bool
 	pausedAt  time.Time // zero when running
 	why       string    // why it was paused
-	growth    uint64    // its growth in the look before the pause
 	holdUntil time.Time // exempt from pausing until then
 	grew      time.Time // when its memory last rose
+	// lastGrowth is what it grew at the last look it grew at.
+	lastGrowth uint64
+	// admitted is set while it grows with room the controller gave it.
+	admitted bool
 }
 
 func (p *proc) paused() bool { return !p.pausedAt.IsZero() }
@@ -261,10 +271,11 @@ type Controller struct {
 	// finished holds the peaks of leaves that exited, by command name.
 	finished map[string][]uint64
 	stats    Stats
-	// lastNow, lastCPU and progress track the box's CPU: progress is the
-	// last time it used any, or a process exited.
+	// lastNow is the time of the last look; progress the last time the
+	// box made progress (used a tenth of a CPU since the progress before,
+	// or a process exited), and progressCPU its CPU time then.
 	lastNow, progress time.Time
-	lastCPU           time.Duration
+	progressCPU       time.Duration
 	haveCPU           bool
 	// brake is how far below Config.High memory.high may be held now, and
 	// admitted what is in use plus what the running leaves were admitted
@@ -276,6 +287,9 @@ type Controller struct {
 	// firstWave is set until a size is known or the box first reaches half
 	// the pause threshold: see High.
 	firstWave bool
+	// sliceCap is the most the box's memory.high may be in a shared
+	// slice: its usage plus its share of the slice's room; 0 for none.
+	sliceCap uint64
 }
 
 // DefaultMargin is the headroom kept free below a target: 5 %, at least
@@ -330,35 +344,42 @@ func New(cfg Config) *Controller {
 }
 
 // High is the memory.high the box should have now (0 when Config.High is
-// 0): growth faster than the controller can look is braked by the kernel.
-// While the box is above it and stalled, it is memory.max: the throttle
-// is released rather than freeze the run.
-// memory.high sits the size of the largest kind below Config.High, but
-// never below what is in use plus what the running leaves were admitted to
-// add and half a margin, so the kernel throttles only growth nobody
-// admitted (a burst of new processes between two looks); it rises to
-// Config.High while the one process allowed the reserve is the only one
-// growing. Before anything is known of the box (no leaf seen and no size
-// from an earlier run) there is no brake: the box runs freely up to
-// Config.High. The caller writes it to the box when it changes.
+// 0): growth faster than the controller can look is braked by the kernel,
+// growth it admitted is not. The caller writes it to the box when it
+// changes.
+//
+//   - Before anything is known of the box (no size learned, none shown),
+//     a first wave of processes that all grow at once is throttled at half
+//     the box (a margin above it, and never under what was admitted), so
+//     that those the controller then holds back have taken little; it is
+//     lifted at the first look that finds the box there.
+//   - Then it sits the size of the largest kind below Config.High (what
+//     one new process can allocate between two looks), but never below
+//     what is in use plus what was admitted, and half a margin: it may
+//     rise to half a margin under the target for that.
+//   - In a slice shared with other boxes, it is at most the box's use
+//     plus its share of the slice's room.
+//   - While the box is above it and stalled, it is the target: the
+//     throttle is released rather than freeze the run.
 func (c *Controller) High() uint64 {
 	h := c.cfg.High
-	if h != 0 && c.released {
+	if h == 0 {
+		return 0
+	}
+	if c.released {
 		return max(h, c.cfg.Target)
 	}
-	if h != 0 && c.firstWave {
-		// Nothing is known yet: a first wave of processes that all grow
-		// at once is throttled by the kernel at half the box (a margin
-		// above), so that those the controller then holds back have
-		// taken little; lifted at the first look that finds the box there
-		// or any size known. Processes already allocated are not braked.
-		return min(h, c.limit()/2+c.cfg.Margin)
+	m := c.cfg.Margin
+	var v uint64
+	if c.firstWave {
+		v = min(h, max(c.limit()/2+m, c.admitted+m/2))
+	} else {
+		v = min(max(h, sub(c.cfg.Target, m/2)), max(sub(h, c.brake), c.admitted+m/2))
 	}
-	if h == 0 || c.brake == 0 {
-		return h
+	if c.sliceCap != 0 {
+		v = min(v, c.sliceCap)
 	}
-	floor := max(h-min(c.brake, h/2), c.admitted+c.cfg.Margin/2)
-	return min(h, floor)
+	return v
 }
 
 // Stats returns what the controller did so far.
@@ -454,15 +475,14 @@ func (c *Controller) resume(pid int, now time.Time, why string, forced bool) Act
 		c.stats.Forced[why]++
 		p.holdUntil = now.Add(c.cfg.HoldOff)
 	}
+	// It grows on with room it was given.
+	p.admitted = true
 	return Action{Kind: Resume, PID: pid, Reason: why}
 }
 
 func (c *Controller) pause(pid int, now time.Time, why string) Action {
 	p := c.procs[pid]
-	p.pausedAt, p.why = now, why
-	if p.rss > p.prev {
-		p.growth = p.rss - p.prev
-	}
+	p.pausedAt, p.why, p.admitted = now, why, false
 	c.stats.Paused++
 	w := c.stats.Why[why]
 	w.N++
@@ -485,7 +505,8 @@ type look struct {
 }
 
 // size is the size processes named comm are expected to reach, and
-// whether it was learned (rather than the largest live one).
+// whether it is evidence (learned, or shown by one that grew and stopped)
+// rather than just the largest live one.
 func (l *look) size(comm string) (uint64, bool) {
 	if e, ok := l.expect[comm]; ok {
 		return e, true
@@ -498,38 +519,28 @@ func (l *look) size(comm string) (uint64, bool) {
 	return l.live[comm], false
 }
 
-// need is what p is still expected to add: up to the size of its kind, plus
-// a twentieth of a learned size for what resident size does not show (page
-// tables, kernel memory charged to the box). A paused process that is the
-// largest of a kind nothing has taught a size yet is expected to go on as
-// it grew in the look before its pause.
+// need is what p is still expected to add. Of a kind whose size is known:
+// up to that size, plus a twentieth for what resident size does not show
+// (page tables, kernel memory charged to the box). Of a kind nothing has
+// taught yet: up to the largest live one of its name, and at least as much
+// again as it holds (a process that has grown so far may well grow as far
+// again), plus what it grew at its last growing look.
 func (l *look) need(p Proc) uint64 {
 	e, known := l.size(p.Comm)
-	if known && p.RSS < e {
-		// A twentieth more for what is charged but not resident; a
-		// process at its kind's size has that charged already.
-		e += e / 20
+	if known {
+		if p.RSS >= e {
+			return 0
+		}
+		return e + e/20 - p.RSS
 	}
-	var n uint64
-	if e > p.RSS {
-		n = e - p.RSS
-	}
-	if st := l.c.procs[p.PID]; !known && st.paused() && st.growth > n {
-		n = st.growth
-	}
-	return n
+	return max(sub(e, p.RSS), p.RSS) + l.c.procs[p.PID].lastGrowth
 }
 
-// growthFor is how much the running leaves of kinds of unknown size grew
-// since the last look, and how much they hold.
-func (l *look) growthFor() (grew, hold uint64) {
-	for _, p := range l.running {
-		if _, known := l.size(p.Comm); !known && l.growing(p) {
-			grew += p.RSS - l.c.procs[p.PID].prev
-			hold += p.RSS
-		}
-	}
-	return grew, hold
+// holds reports whether p holds what its kind is known to reach: resuming
+// it costs nothing and lets it finish.
+func (l *look) holds(p Proc) bool {
+	e, known := l.size(p.Comm)
+	return known && p.RSS >= e
 }
 
 // growing reports whether p's memory rose since the last look. A process
@@ -542,33 +553,37 @@ func (l *look) growing(p Proc) bool {
 	return st.seen && p.RSS >= st.prev+noise
 }
 
-// mayGrow reports whether p may be paused as a grower: its memory rose
-// since the last look; or it is new and short of the size of its kind (a
-// learned size, or in a full box the largest live one's): a process born
-// between two looks has not shown its growth yet, but its kind has. In a
-// full box a process that grew within recentGrowth counts too: the kernel
-// may have throttled it at memory.high since, so that it grew nothing in
-// the last look, and it grows on as soon as the throttle lets go.
-func (l *look) mayGrow(p Proc, full bool) bool {
-	if l.growing(p) {
+// grower reports whether p is growing, the only kind of process ever
+// paused: its memory rose since the last look; or the kernel throttles it
+// at memory.high (it would grow, and grows a page at a time); or it grew
+// within recentGrowth and is short of its kind's known size (throttled
+// between looks); or it is new, of a kind whose size is known, and holds at
+// most a quarter of it (it has its growth ahead: at native speed one that
+// has allocated already holds near all of it, and is left alone). A flat
+// process of a kind nothing has taught is never a grower.
+func (l *look) grower(p Proc) bool {
+	if l.growing(p) || p.Wait == Throttled {
 		return true
 	}
 	st := l.c.procs[p.PID]
-	_, known := l.size(p.Comm)
-	if !st.seen && (known || full) && l.need(p) > 0 {
-		return true
+	e, known := l.size(p.Comm)
+	if !known {
+		return false
 	}
-	return full && l.grewLately(p)
+	if !st.seen {
+		return p.RSS <= e/4
+	}
+	return l.grewLately(p) && p.RSS < e
 }
 
 // recentGrowth is how long a process counts as still growing after its
 // memory last rose, where a slow grower matters (the kernel throttles a box
-// above memory.high to a page every few looks): the choice of the process
-// allowed the reserve, and lifting the kernel's brake for it.
+// above memory.high to a page every few looks).
 const recentGrowth = 200 * time.Millisecond
 
 // starving is how long a paused process may be overtaken by younger ones
-// whose growth fits before it: from then on it is resumed first.
+// whose growth fits before it: from then on the room it needs is kept for
+// it, first paused first.
 const starving = 3 * time.Second
 
 // flatAfter is how long a process that grew must stay flat for its size to
@@ -582,13 +597,18 @@ func (l *look) grewLately(p Proc) bool {
 	return !st.grew.IsZero() && l.o.Now.Sub(st.grew) < recentGrowth
 }
 
-// committed is what the running leaves are expected to add: all of it for
-// those not waiting on a lock, and the largest for those that are (a lock
-// lets them grow one at a time).
-func (l *look) committed(skip int) uint64 {
+// claims is the room kept for the running leaves that are not growing but
+// have not reached their kind's known size: they may grow again (a test
+// that allocates in steps, one waiting for a lock to grow under it). Those
+// waiting on a lock count only the largest: a lock lets them grow one at a
+// time.
+func (l *look) claims() uint64 {
 	var sum, lockMax uint64
 	for _, p := range l.running {
-		if p.PID == skip {
+		if l.grower(p) {
+			continue
+		}
+		if _, known := l.size(p.Comm); !known {
 			continue
 		}
 		n := l.need(p)
@@ -599,6 +619,46 @@ func (l *look) committed(skip int) uint64 {
 		sum += n
 	}
 	return sum + lockMax
+}
+
+// queue is the order in which growing and paused leaves get the box's room:
+// the holders of a lock others wait for; then the growers that were
+// already admitted (growing at the look before, resumed, or in the
+// hold-off after a forced resume), oldest first; then the paused, those
+// paused starving or longer first by the age of their pause, the others
+// closest to their size first; then the growers new to growing, oldest
+// first.
+func (l *look) queue() []Proc {
+	var holders, going, fresh []Proc
+	for _, p := range l.running {
+		if !l.grower(p) {
+			continue
+		}
+		st := l.c.procs[p.PID]
+		switch {
+		case l.o.Holders[p.PID]:
+			holders = append(holders, p)
+		case st.admitted || l.o.Now.Before(st.holdUntil):
+			going = append(going, p)
+		default:
+			fresh = append(fresh, p)
+		}
+	}
+	paused := append([]Proc(nil), l.paused...)
+	sort.SliceStable(paused, func(i, j int) bool {
+		a, b := l.c.procs[paused[i].PID], l.c.procs[paused[j].PID]
+		sa, sb := l.o.Now.Sub(a.pausedAt) >= starving, l.o.Now.Sub(b.pausedAt) >= starving
+		switch {
+		case sa != sb:
+			return sa
+		case sa:
+			return a.pausedAt.Before(b.pausedAt)
+		}
+		return l.need(paused[i]) < l.need(paused[j])
+	})
+	q := append(holders, going...)
+	q = append(q, paused...)
+	return append(q, fresh...)
 }
 
 // Step takes one observation and returns what to do now.
@@ -616,123 +676,98 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 	l.split()
 
+	// The room: what is left under the pause line, less what the flat
+	// leaves may still add; in a slice shared with other boxes, no more
+	// than this box's share of what the slice has left.
 	limit := c.limit()
 	room := int64(limit) - int64(o.Usage)
 	full := WhyFull
-	if o.Slice != nil && o.Slice.Limit > 0 {
-		sliceLimit := sub(o.Slice.Limit, DefaultMargin(o.Slice.Limit))
-		if r := int64(sliceLimit) - int64(o.Slice.Usage); r < room {
-			room, full = r, WhySliceFull
+	c.sliceCap = 0
+	if s := o.Slice; s != nil && s.Limit > 0 {
+		free := int64(sub(s.Limit, DefaultMargin(s.Limit))) - int64(s.Usage)
+		share := free / int64(max(s.Boxes, 1))
+		if share < room {
+			room, full = share, WhySliceFull
 		}
+		c.sliceCap = o.Usage + uint64(max(share, 0))
 	}
-	reserve := int64(l.reserve(limit))
-	prio := l.priority()
+	claimed := l.claims()
+	room -= int64(claimed)
+	slack := int64(c.cfg.Margin / 2)
 
-	// Admission: pause growing leaves, newest first, while what the
-	// running ones are expected to add does not fit; the one allowed the
-	// reserve goes on. When the box is at its target, every growing leaf
-	// is paused but a holder of a lock others wait for: the kernel
-	// throttles that one at memory.high, and pausing it would stall them
-	// all.
-	committed := int64(l.committed(0))
-	left := len(l.running)
-	// A process paused for starving or longer has the room it needs kept
-	// for it: new processes wait behind it instead of taking that room as
-	// it frees, one look ahead of the resume below.
-	var owed int64
-	for _, p := range l.paused {
-		if o.Now.Sub(c.procs[p.PID].pausedAt) >= starving {
-			owed = int64(l.need(p))
-			break
-		}
-	}
-	// learning names, for each kind of unknown size, the one process that
-	// grows on to show its size while the others wait, small: when what the
-	// running leaves are expected to add does not fit, when their growth
-	// would fill the room left within four looks at the pace of the last
-	// one, or when the growing processes of unknown size would not fit
-	// growing as much again as they have (a wave of equal processes that
-	// all grow halfway and then wait holds the box hostage).
-	learning := map[string]int{}
-	g, h := l.growthFor()
-	if free := room - reserve - committed; room > 0 && (free < 0 || 4*int64(g) > free || int64(h) > free) {
-		for _, p := range l.running {
-			if _, known := l.size(p.Comm); !known && l.growing(p) && learning[p.Comm] == 0 {
-				learning[p.Comm] = p.PID
+	// One queue for the room. What fits goes on (a paused process that
+	// fits is resumed); the head of the queue may use the half margin up to
+	// memory.high, where the kernel brakes it; lock holders and a process
+	// in its hold-off go on whatever the room. A growing process that does
+	// not fit is paused, and a paused one starving for its room keeps it:
+	// those behind it wait.
+	var admitted uint64
+	var stop []Proc
+	for i, p := range l.queue() {
+		st := c.procs[p.PID]
+		n := l.need(p)
+		fits := int64(n) <= room
+		if st.paused() {
+			switch {
+			case l.holds(p):
+				acts = append(acts, c.resume(p.PID, o.Now, WhyHolds, false))
+			case fits:
+				acts = append(acts, c.resume(p.PID, o.Now, WhyRoom, false))
+				room -= int64(n)
+				admitted += n
+			case o.Now.Sub(st.pausedAt) >= starving:
+				room -= int64(n)
 			}
-		}
-	}
-	for i := len(l.running) - 1; i >= 0; i-- {
-		p := l.running[i]
-		if !l.mayGrow(p, room <= 0) || o.Now.Before(c.procs[p.PID].holdUntil) || left == 1 {
-			// The last running leaf goes on: pausing it would only stall
-			// the run.
 			continue
 		}
+		if fits || i == 0 && int64(n) <= room+slack || o.Holders[p.PID] || o.Now.Before(st.holdUntil) {
+			st.admitted = true
+			room -= int64(n)
+			admitted += n
+			continue
+		}
+		stop = append(stop, p)
+	}
+	// The last running leaf goes on whatever the room: pausing every one
+	// would only stall the run. It is the first of the queue.
+	if len(stop) > 0 && len(stop) == len(l.running) {
+		c.procs[stop[0].PID].admitted = true
+		admitted += l.need(stop[0])
+		stop = stop[1:]
+	}
+	for _, p := range stop {
+		why := WhyNoRoom
 		_, known := l.size(p.Comm)
 		switch {
-		case room <= 0 && !o.Holders[p.PID]:
-			acts = append(acts, c.pause(p.PID, o.Now, full))
-		case room > 0 && p.PID != prio && committed+owed > room-reserve && l.need(p) > 0:
-			acts = append(acts, c.pause(p.PID, o.Now, WhyNoRoom))
-		case room > 0 && !known && learning[p.Comm] != p.PID && learning[p.Comm] != 0:
-			// Its kind's growth does not fit and nothing has shown its
-			// size: the oldest grows on alone until it does, and the
-			// others wait while they are small.
-			acts = append(acts, c.pause(p.PID, o.Now, WhyUnknown))
-		default:
-			continue
+		case int64(limit)-int64(o.Usage) <= 0 || room <= 0 && full == WhySliceFull:
+			why = full
+		case !known:
+			why = WhyUnknown
 		}
-		committed -= int64(l.need(p))
-		left--
+		acts = append(acts, c.pause(p.PID, o.Now, why))
 	}
 	l.split()
 
-	// Resume oldest first: at once what holds its expected size, the rest
-	// as soon as their expected growth fits.
-	waiting := false // an older paused process has waited too long for room
-	for _, p := range l.paused {
-		n := int64(l.need(p))
-		_, known := l.size(p.Comm)
-		switch {
-		case c.procs[p.PID].pausedAt.Equal(o.Now):
-			// Paused in this very look.
-		case !known && learning[p.Comm] != 0:
-			// Its kind is showing its size: wait for it.
-		case n == 0:
-			acts = append(acts, c.resume(p.PID, o.Now, WhyHolds, false))
-		case !waiting && room > 0 && committed+n <= room-reserve:
-			acts = append(acts, c.resume(p.PID, o.Now, WhyRoom, false))
-			committed += n
-		default:
-			// A younger one that fits may overtake it, unless it has
-			// waited starving already: then first come, first resumed,
-			// or a large one could wait for ever.
-			waiting = waiting || o.Now.Sub(c.procs[p.PID].pausedAt) >= starving
-		}
-	}
-	l.split()
-
-	// Liveness: nothing unpaused makes progress, so resume one.
+	// Liveness: nothing unpaused makes progress, so resume one (never one
+	// paused in this very look: the room it was paused for is still gone).
 	if len(l.paused) > 0 && !c.holding(o.Now) {
-		if why, ok := l.stalled(); ok {
-			pid := l.unblocker()
+		if why, pid, ok := l.stalled(); ok {
 			if o.Holders[pid] {
 				why = WhyLock
 			}
 			acts = append(acts, c.resume(pid, o.Now, why, true))
+			c.procs[pid].admitted = true
 			l.split()
 		}
 	}
 
-	// The kernel's brake: at the admission line, above what was admitted,
-	// and lifted while the one process allowed the reserve grows alone.
+	// The kernel's brake follows what was admitted.
 	c.brake = l.brake(limit)
-	c.admitted = o.Usage + l.committed(0)
+	c.admitted = min(o.Usage, limit) + claimed + admitted
 	if o.Usage >= limit/2 || len(l.expect) > 0 || len(l.flat) > 0 {
 		c.firstWave = false
 	}
-	// Above memory.high with no CPU used for the stall time, the running
+	// Above memory.high with no progress for the stall time, the running
 	// processes are throttled by the kernel and the paused ones hold what
 	// they took: nothing would ever finish. Let the throttle go (memory.max
 	// is the limit then, and an OOM kill there the last resort); take it
@@ -743,20 +778,14 @@ func (c *Controller) Step(o Observation) []Action {
 	case o.Usage < limit:
 		c.released = false
 	}
-	if prio != 0 && !c.procs[prio].paused() {
-		alone := true
-		for _, p := range l.running {
-			if p.PID != prio && l.grewLately(p) {
-				alone = false
-			}
-		}
-		if alone && l.grewLately(l.byPID[prio]) {
-			c.brake = 0
-		}
-	}
 	c.lastNow = o.Now
 	if len(l.running) > c.stats.MaxRunning {
 		c.stats.MaxRunning = len(l.running)
+	}
+	for _, p := range l.running {
+		if !l.grower(p) {
+			c.procs[p.PID].admitted = false
+		}
 	}
 	for _, p := range o.Procs {
 		c.procs[p.PID].prev = p.RSS
@@ -830,7 +859,7 @@ func (c *Controller) digest(o Observation) *look {
 			st.seen = true
 		}
 		if st.seen && p.RSS > st.prev {
-			st.grew = o.Now
+			st.grew, st.lastGrowth = o.Now, p.RSS-st.prev
 		}
 		st.rss, st.comm = p.RSS, p.Comm
 		st.peak = max(st.peak, p.RSS)
@@ -850,15 +879,21 @@ func (c *Controller) digest(o Observation) *look {
 			l.expect[comm] = v
 		}
 	}
-	// Progress: the box used CPU since the last look, or a process ended.
+	// Progress: a process ended, or the box used a tenth of a CPU since
+	// the last progress. A trickle (a process throttled at memory.high, a
+	// shell's wait) is not progress: the run would never end at its pace.
 	if c.progress.IsZero() || exited {
 		c.progress = o.Now
+		c.progressCPU = o.CPU
 	}
 	if o.HaveCPU {
-		if c.haveCPU && o.CPU > c.lastCPU {
-			c.progress = o.Now
+		if !c.haveCPU {
+			c.progressCPU = o.CPU
 		}
-		c.lastCPU, c.haveCPU = o.CPU, true
+		if used := o.CPU - c.progressCPU; used > 0 && used >= o.Now.Sub(c.progress)/10 {
+			c.progress, c.progressCPU = o.Now, o.CPU
+		}
+		c.haveCPU = true
 	}
 	return l
 }
@@ -881,20 +916,6 @@ func (l *look) split() {
 	sort.Slice(l.paused, func(i, j int) bool { return older(l.paused[i], l.paused[j]) })
 }
 
-// reserve is the room admission keeps free for the one process the others
-// may wait for, whose growth nothing has taught yet: the largest live
-// process of a kind with no learned size, at most half of limit. Learned
-// sizes are in what the running leaves are expected to add already.
-func (l *look) reserve(limit uint64) uint64 {
-	var r uint64
-	for comm, v := range l.live {
-		if _, known := l.size(comm); !known {
-			r = max(r, v)
-		}
-	}
-	return min(r, limit/2)
-}
-
 // brake is how far below Config.High the kernel should throttle: by the
 // size of the largest kind in the box (before any is seen, the largest
 // size an earlier run learned), which a new process may allocate between
@@ -913,48 +934,41 @@ func (l *look) brake(limit uint64) uint64 {
 	return min(r, limit/2)
 }
 
-// priority is the running leaf that may use the reserve: a holder of a lock
-// others wait for, else the oldest growing leaf; 0 for none.
-func (l *look) priority() int {
-	for _, p := range l.running {
-		if l.o.Holders[p.PID] {
-			return p.PID
-		}
-	}
-	for _, p := range l.running {
-		if l.grewLately(p) {
-			return p.PID
-		}
-	}
-	return 0
-}
-
-// stalled reports whether nothing unpaused makes progress, and why. A box
-// with a process stopped by job control is suspended, not stalled.
-func (l *look) stalled() (string, bool) {
-	blocked := 0
+// stalled reports whether nothing unpaused makes progress, why, and which
+// paused process to resume. A box with a process stopped by job control is
+// suspended, not stalled.
+func (l *look) stalled() (string, int, bool) {
 	for _, p := range l.o.Procs {
 		if p.Wait == Stopped && !l.c.procs[p.PID].paused() {
-			return "", false
+			return "", 0, false
 		}
 	}
+	pid := l.unblocker()
+	if pid == 0 {
+		return "", 0, false
+	}
+	blocked, throttled := 0, 0
 	for _, p := range l.running {
-		if p.Wait == OnLock || p.Wait == OnPipe {
+		switch p.Wait {
+		case OnLock, OnPipe:
 			blocked++
+		case Throttled:
+			throttled++
 		}
 	}
 	switch {
 	case len(l.running) == 0:
-		return WhyNoneLeft, true
+		return WhyNoneLeft, pid, true
 	case blocked == len(l.running):
-		return WhyBlocked, true
-	case l.o.Now.Sub(l.c.progress) >= l.c.cfg.Stall && l.o.Usage+l.need(l.byPID[l.unblocker()]) <= HighFor(l.c.cfg.Target):
-		// Only when the one to resume fits under memory.high: in a full
-		// box, processes the kernel throttles there use no CPU either,
-		// and resuming one more would push the box to memory.max.
-		return WhyNoCPU, true
+		return WhyBlocked, pid, true
+	case l.o.Now.Sub(l.c.progress) >= l.c.cfg.Stall && l.o.Usage < l.c.limit() && throttled == 0:
+		// Only under the pause line, with nothing throttled: in a full
+		// box, processes the kernel throttles at memory.high make no
+		// progress either, and resuming one more would push the box to
+		// memory.max (High lets that throttle go instead).
+		return WhyNoCPU, pid, true
 	}
-	return "", false
+	return "", 0, false
 }
 
 // limit is where the controller pauses: half a margin under the
@@ -964,19 +978,27 @@ func (c *Controller) limit() uint64 { return sub(HighFor(c.cfg.Target), c.cfg.Ma
 // unblocker picks the paused process to resume when the run is stalled: a
 // holder of a lock others wait for, else the one with the least left to add
 // (closest to finishing), the one holding the most on a tie, the oldest on
-// a tie again.
+// a tie again; never one paused in this very look. 0 for none.
 func (l *look) unblocker() int {
-	for _, p := range l.paused {
+	var best *Proc
+	for i, p := range l.paused {
+		if l.c.procs[p.PID].pausedAt.Equal(l.o.Now) {
+			continue
+		}
 		if l.o.Holders[p.PID] {
 			return p.PID
 		}
-	}
-	best := l.paused[0]
-	for _, p := range l.paused[1:] {
-		nb, np := l.need(best), l.need(p)
-		if np < nb || np == nb && p.RSS > best.RSS {
-			best = p
+		if best == nil {
+			best = &l.paused[i]
+			continue
 		}
+		nb, np := l.need(*best), l.need(p)
+		if np < nb || np == nb && p.RSS > best.RSS {
+			best = &l.paused[i]
+		}
+	}
+	if best == nil {
+		return 0
 	}
 	return best.PID
 }

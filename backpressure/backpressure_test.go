@@ -144,13 +144,14 @@ func TestStep(t *testing.T) {
 		}},
 		{"every running process waiting on a lock resumes the holder at once", cfg, []obs{
 			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 40), leaf(4, 4, 40)}},
-			// 4 took the lock and grows; the box is full: it is paused.
-			// At the target, the holder goes on growing; 5, new and short
-			// of the largest job's size in a full box, waits.
+			// 4 took the lock and grows in a full box: the holder goes on
+			// growing (the kernel throttles it at memory.high). 5 is new:
+			// it has shown no growth.
 			{ms: 10, usage: 186, cpu: 2, procs: []Proc{waiting(2, 2, 40, OnLock), waiting(3, 3, 40, OnLock), leaf(4, 4, 60), leaf(5, 5, 20)},
-				holders: []int{4}, paused: []int{5}},
-			{ms: 20, usage: 192, cpu: 3, procs: []Proc{waiting(2, 2, 40, OnLock), waiting(3, 3, 40, OnLock), leaf(4, 4, 65), leaf(5, 5, 20)},
 				holders: []int{4}},
+			// 5 grows too: it waits, the holder goes on.
+			{ms: 20, usage: 192, cpu: 3, procs: []Proc{waiting(2, 2, 40, OnLock), waiting(3, 3, 40, OnLock), leaf(4, 4, 65), leaf(5, 5, 25)},
+				holders: []int{4}, paused: []int{5}},
 		}},
 		{"a paused lock holder is resumed when all others wait for it", cfg, []obs{
 			{ms: 0, usage: 120, cpu: 1, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 40), leaf(4, 4, 20)}},
@@ -166,14 +167,15 @@ func TestStep(t *testing.T) {
 		{"no CPU used for the stall time resumes one; no second while it holds off", cfg, []obs{
 			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 30), leaf(4, 4, 20)}},
 			{ms: 10, usage: 190, cpu: 2, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 50), leaf(4, 4, 40)}, paused: []int{3, 4}},
-			// A cache was dropped: 150M in use, but no room for 3 (30M more)
-			// beside the reserve kept for a kind of unknown size.
+			// A cache was dropped: 150M in use, but no room for 3 or 4,
+			// of a kind nothing has taught, expected to grow as much again
+			// as they hold (and as they last grew).
 			{ms: 200, usage: 150, cpu: 2, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 50), leaf(4, 4, 40)}},
-			// 260 ms without CPU: 3 (closest to its size) goes on; it fits
-			// under memory.high.
-			{ms: 270, usage: 150, cpu: 2, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 50), leaf(4, 4, 40)}, resumed: []int{3}},
-			// 3 grows in a full box, but holds off; 4 is not forced while it does.
-			{ms: 600, usage: 195, cpu: 2, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 60), leaf(4, 4, 40)}},
+			// 260 ms without CPU under the pause line: 4 (the least left
+			// to add: 40M and 20M against 50M and 20M) goes on.
+			{ms: 270, usage: 150, cpu: 2, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 50), leaf(4, 4, 40)}, resumed: []int{4}},
+			// 4 grows in a full box, but holds off; 3 is not forced while it does.
+			{ms: 600, usage: 195, cpu: 2, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 50), leaf(4, 4, 50)}},
 		}},
 		{"no CPU in a full box is the kernel throttling: nothing is forced into it", cfg, []obs{
 			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 30), leaf(4, 4, 20)}},
@@ -221,10 +223,33 @@ func TestStep(t *testing.T) {
 		}},
 		{"a process paused 3 s is owed its room: a new one waits behind it", Config{Target: 200 * mib, Margin: 20 * mib, Main: 1, Known: map[string]uint64{"job": 40 * mib}}, []obs{
 			// 5 is new and short of 40M (42M with a twentieth): it waits.
-			{ms: 0, usage: 140, cpu: 1, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 40), leaf(4, 4, 40), leaf(5, 5, 10)}, paused: []int{5}},
+			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 40), leaf(4, 4, 40), leaf(5, 5, 10)}, paused: []int{5}},
 			// 3 s later 2 is gone: 60M of room. 6, new, would fit alone,
 			// but 5 has waited long enough: 6 waits and 5 goes on.
 			{ms: 3010, usage: 110, cpu: 3, procs: []Proc{leaf(3, 3, 40), leaf(4, 4, 40), leaf(5, 5, 10), leaf(6, 6, 2)}, paused: []int{6}, resumed: []int{5}},
+		}},
+		{"a process the kernel throttles at memory.high is growing, though its size barely moves", cfg, []obs{
+			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 30), leaf(4, 4, 20)}},
+			// 3 grew; 4 is held at memory.high a page at a time: both wait,
+			// 2 (flat) goes on.
+			{ms: 10, usage: 172, cpu: 2, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 50), waiting(4, 4, 20, Throttled)}, paused: []int{3, 4}},
+		}},
+		{"a trickle of CPU is not progress", cfg, []obs{
+			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 30), leaf(4, 4, 20)}},
+			{ms: 10, usage: 190, cpu: 2, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 50), leaf(4, 4, 40)}, paused: []int{3, 4}},
+			// 2 ms of CPU in 260 ms: a hundredth of a CPU, not a tenth.
+			{ms: 200, usage: 150, cpu: 3, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 50), leaf(4, 4, 40)}},
+			{ms: 270, usage: 150, cpu: 4, procs: []Proc{waiting(2, 2, 80, Asleep), leaf(3, 3, 50), leaf(4, 4, 40)}, resumed: []int{4}},
+		}},
+		{"one box alone in its slice has all the slice's room", cfg, []obs{
+			{ms: 0, usage: 60, cpu: 1, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 10), leaf(4, 4, 5)}, slice: &Budget{Limit: 400 * mib, Usage: 300 * mib, Boxes: 1}},
+			// 80M of slice room: 3 expects 30M, 4 35M; both fit.
+			{ms: 10, usage: 70, cpu: 2, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 20), leaf(4, 4, 10)}, slice: &Budget{Limit: 400 * mib, Usage: 310 * mib, Boxes: 1}},
+		}},
+		{"two boxes in the slice share its room", cfg, []obs{
+			{ms: 0, usage: 60, cpu: 1, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 10), leaf(4, 4, 5)}, slice: &Budget{Limit: 400 * mib, Usage: 300 * mib, Boxes: 2}},
+			// This box's share is half of 70M: 3 fits, 4 waits.
+			{ms: 10, usage: 70, cpu: 2, procs: []Proc{leaf(2, 2, 40), leaf(3, 3, 20), leaf(4, 4, 10)}, slice: &Budget{Limit: 400 * mib, Usage: 310 * mib, Boxes: 2}, paused: []int{4}},
 		}},
 		{"a pid reused while paused is a new process", cfg, []obs{
 			{ms: 0, usage: 150, cpu: 1, procs: []Proc{leaf(2, 2, 80), leaf(3, 3, 30)}},
@@ -310,6 +335,7 @@ type task struct {
 	started    int
 	paused     bool
 	holdingLck bool
+	throttled  bool // held at memory.high in its last growth
 	done       bool
 }
 
@@ -429,7 +455,8 @@ func (s *sim) run(t *testing.T, bp bool) int {
 // per 256K charged, and grows with the overage).
 func (s *sim) grow(w *task, want, usage int, cpu *time.Duration) (int, int) {
 	g := want
-	if usage+g > s.high {
+	w.throttled = usage+g > s.high
+	if w.throttled {
 		g = max(0, min(want, s.high-usage))
 		if s.tick%4 == 0 {
 			g++
@@ -451,7 +478,7 @@ func (s *sim) advance(w *task, usage int, cpu *time.Duration) (Wait, int) {
 		}
 		left, usage = s.grow(w, want, usage, cpu)
 		_ = left
-		return Running, usage
+		return s.waitOf(w), usage
 	case w.locked && !w.holdingLck:
 		if !contains(s.lock, w) {
 			s.lock = append(s.lock, w)
@@ -463,7 +490,7 @@ func (s *sim) advance(w *task, usage int, cpu *time.Duration) (Wait, int) {
 		fallthrough
 	case w.holdingLck && w.rss < w.size+w.more:
 		_, usage = s.grow(w, w.size+w.more-w.rss, usage, cpu)
-		return Running, usage
+		return s.waitOf(w), usage
 	}
 	if w.held++; w.held >= w.hold {
 		w.done = true
@@ -473,6 +500,15 @@ func (s *sim) advance(w *task, usage int, cpu *time.Duration) (Wait, int) {
 		}
 	}
 	return Asleep, usage
+}
+
+// waitOf is what the observer sees of a task that grew: throttled when the
+// kernel held it at memory.high.
+func (s *sim) waitOf(w *task) Wait {
+	if w.throttled {
+		return Throttled
+	}
+	return Running
 }
 
 func contains(ts []*task, w *task) bool {
@@ -555,6 +591,11 @@ func TestSimulatedNativeSpeed(t *testing.T) {
 			if s.oom {
 				t.Errorf("the box went over memory.max: an OOM kill")
 			}
+			if s.flatPaused > 0 {
+				// Whatever the box, a process that has allocated all it
+				// wants and holds it is never paused.
+				t.Errorf("%d processes paused while they held flat all they wanted", s.flatPaused)
+			}
 			if tt.pauseNothing && (s.flatPaused > 0 || s.longest >= 100) {
 				// In a box it fits, a process that holds flat is never
 				// paused, and no pause lasts a second (the first wave is
@@ -584,7 +625,7 @@ func ExampleController() {
 		fmt.Println(a.Kind, a.PID, a.Reason)
 	}
 	// Output:
-	// pause 4 its expected growth does not fit the box
+	// pause 4 the size of its kind is unknown and the growth does not fit
 }
 
 // TestHighReleasedWhenStalled: above memory.high with no CPU used, the
@@ -609,5 +650,41 @@ func TestHighReleasedWhenStalled(t *testing.T) {
 	o(400, 160, 2)
 	if h := c.High(); h > HighFor(200*mib) {
 		t.Errorf("High = %d MiB back under the pause threshold, want the brake back (at most %d)", h/mib, HighFor(200*mib)/mib)
+	}
+}
+
+// TestHigh: memory.high brakes a first wave at half the box, then follows
+// what was admitted, and in a shared slice stays within the box's share.
+func TestHigh(t *testing.T) {
+	high := HighFor(200 * mib) // 180M; the pause line is 170M
+	c := New(Config{Target: 200 * mib, Margin: 20 * mib, Main: 1, High: high})
+	if h := c.High(); h != 105*mib {
+		t.Errorf("before any look: High = %d MiB, want 105 (half the pause line and a margin)", h/mib)
+	}
+	other := leaf(3, 3, 40)
+	other.Comm = "cc"
+	c.Step(Observation{Now: at(0), Usage: 100 * mib, Procs: []Proc{mainProc, leaf(2, 2, 60), other}})
+	// Half the box reached: the brake is the largest kind (60M) under
+	// memory.high, above what is in use and half a margin.
+	if h := c.High(); h != 120*mib {
+		t.Errorf("after the first wave: High = %d MiB, want 120", h/mib)
+	}
+	// 3 (another kind) is gone and 2 grows alone: it is admitted (the last
+	// running leaf), expected to grow as much again as it holds and as it
+	// just grew; memory.high rises for it, to half a margin under the
+	// target at most.
+	c.Step(Observation{Now: at(10), Usage: 150 * mib, Procs: []Proc{mainProc, leaf(2, 2, 110)}})
+	if h := c.High(); h != 190*mib {
+		t.Errorf("with a grower admitted: High = %d MiB, want 190", h/mib)
+	}
+	// 2 is flat: memory.high comes back to the brake under the ceiling
+	// (110M, at most half the pause line), above what is in use.
+	c.Step(Observation{Now: at(20), Usage: 150 * mib, Procs: []Proc{mainProc, leaf(2, 2, 110)}, Slice: &Budget{Limit: 400 * mib, Usage: 300 * mib, Boxes: 2}})
+	if h := c.High(); h != 160*mib {
+		t.Errorf("flat, in a slice with room: High = %d MiB, want 160", h/mib)
+	}
+	c.Step(Observation{Now: at(30), Usage: 150 * mib, Procs: []Proc{mainProc, leaf(2, 2, 110)}, Slice: &Budget{Limit: 400 * mib, Usage: 370 * mib, Boxes: 2}})
+	if h := c.High(); h != 155*mib {
+		t.Errorf("in a slice near its limit: High = %d MiB, want 155 (the box's use and half the slice's 10M of room)", h/mib)
 	}
 }

@@ -211,6 +211,7 @@ func (b *Backpressure) loop() {
 	defer cpu.Close()
 	slice := openSliceBudget(b.dir)
 	defer slice.close()
+	first := true
 	for {
 		select {
 		case <-b.stop:
@@ -234,7 +235,10 @@ func (b *Backpressure) loop() {
 		paused := len(b.ctrl.Paused())
 		b.mu.Unlock()
 		sliceNear := slice.near()
-		if usage*3 >= b.target || paused > 0 || sliceNear {
+		// The first look is at once: a process that allocates before it
+		// is looked at must meet a controller that knows it is there.
+		if usage*3 >= b.target || paused > 0 || sliceNear || first {
+			first = false
 			interval = 10 * time.Millisecond
 			if err := b.look(usage, cpu, slice, paused > 0); err != nil {
 				b.fail(err)
@@ -252,7 +256,10 @@ func (b *Backpressure) look(usage uint64, cpu *cgroupfs.StatFile, slice *sliceBu
 	// only to resume the right one while something is paused, and to let
 	// a lock holder grow: read them while the box is near its target.
 	deep := anyPaused || usage >= b.target/2
-	sc, err := scanBox(b.dir, deep)
+	// The kernel throttles only above memory.high: ask each thread only
+	// when the box is within half a margin of it.
+	throttle := b.written != 0 && usage+backpressure.DefaultMargin(b.target)/2 >= b.written
+	sc, err := scanBox(b.dir, deep, throttle)
 	if err != nil {
 		return err
 	}
@@ -305,6 +312,7 @@ func (b *Backpressure) fail(err error) {
 // sliceBudget reads the memory of the slice a box shares with other boxes
 // (its parent, when that is boxrun.slice and has a memory limit).
 type sliceBudget struct {
+	dir     string
 	limit   uint64
 	current *cgroupfs.Counter
 	last    *backpressure.Budget
@@ -326,21 +334,37 @@ func openSliceBudget(boxDir string) *sliceBudget {
 	if limit == 0 {
 		return nil
 	}
-	return &sliceBudget{limit: limit, current: cgroupfs.OpenCounter(filepath.Join(parent, "memory.current"))}
+	return &sliceBudget{dir: parent, limit: limit, current: cgroupfs.OpenCounter(filepath.Join(parent, "memory.current"))}
 }
 
 // near reads the slice's memory.current and reports whether the slice is
-// a third full, so that the observer looks closely even while its own box
-// is small.
+// a sixth full, so that the observer looks closely even while its own box
+// is small: four boxes that each wait for a third of their own limit can
+// overfill a slice smaller than their sum between two slow looks. Once it
+// is, the boxes in the slice are counted too, for the box's share.
 func (s *sliceBudget) near() bool {
 	if s == nil {
 		return false
 	}
 	s.last = nil
-	if u, ok := s.current.Read(); ok {
-		s.last = &backpressure.Budget{Limit: s.limit, Usage: u}
+	u, ok := s.current.Read()
+	if !ok || u*6 < s.limit {
+		return false
 	}
-	return s.last != nil && s.last.Usage*3 >= s.limit
+	s.last = &backpressure.Budget{Limit: s.limit, Usage: u, Boxes: s.boxes()}
+	return true
+}
+
+// boxes counts the boxes in the slice (at least this one).
+func (s *sliceBudget) boxes() int {
+	n := 0
+	entries, _ := os.ReadDir(s.dir)
+	for _, e := range entries {
+		if e.IsDir() && boxNameRe.MatchString(e.Name()) {
+			n++
+		}
+	}
+	return max(n, 1)
 }
 
 // budget is the slice's budget as near last read it, nil for none.

@@ -23,9 +23,12 @@ type scan struct {
 // scanBox lists the processes of the cgroup tree at dir with their parent,
 // start time, resident size and state. With waits, a process asleep is
 // also asked what it waits for (/proc/PID/wchan): that costs a read per
-// sleeping process, so the observer asks only while something is paused.
-// Processes that exit while being read are left out.
-func scanBox(dir string, waits bool) (scan, error) {
+// sleeping process, so the observer asks only while something is paused
+// or the box is half full. With throttle, every thread of every process is
+// asked whether the kernel throttles it at memory.high (the observer asks
+// only while the box is near it). Processes that exit while being read are
+// left out.
+func scanBox(dir string, waits, throttle bool) (scan, error) {
 	s := scan{state: map[int]byte{}, origin: map[int]string{}}
 	err := cgroupDir{mount: dir, rel: "/"}.eachProc(func(cg string, pid int) {
 		proc, state, ok := readProcState(pid)
@@ -37,6 +40,9 @@ func scanBox(dir string, waits bool) (scan, error) {
 			if w, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/wchan"); err == nil {
 				proc.Wait = waitOf(string(w))
 			}
+		}
+		if throttle && throttled(pid) {
+			proc.Wait = backpressure.Throttled
 		}
 		s.procs = append(s.procs, proc)
 		s.state[pid], s.origin[pid] = state, cg
@@ -88,6 +94,27 @@ func waitOf(wchan string) backpressure.Wait {
 		return backpressure.OnPipe
 	}
 	return backpressure.Asleep
+}
+
+// overHigh is the kernel function a task sleeps in while it is throttled
+// for its cgroup's memory.high (mm/memcontrol.c).
+const overHigh = "mem_cgroup_handle_over_high"
+
+// throttled reports whether a thread of pid sleeps in the kernel's
+// memory.high throttle. The allocating thread of a test binary is seldom
+// its main one, so every thread is asked.
+func throttled(pid int) bool {
+	base := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(base)
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		if w, err := os.ReadFile(base + "/" + t.Name() + "/wchan"); err == nil && strings.TrimSpace(string(w)) == overHigh {
+			return true
+		}
+	}
+	return false
 }
 
 // lockHolders reads /proc/locks: the pids holding a file lock that another

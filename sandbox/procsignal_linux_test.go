@@ -64,9 +64,13 @@ func TestSignalsReachOnlyTheBox(t *testing.T) {
 		if !ok {
 			t.Fatal("cannot read the box's process")
 		}
+		out, ok := readProc(outside.Process.Pid)
+		if !ok {
+			t.Fatal("cannot read the other process")
+		}
 		p := newPauser(dir)
 		p.signal = true
-		if err := p.pause(outside.Process.Pid, in.Start+1, dir, func(s string) { t.Log(s) }); !errors.Is(err, errGone) {
+		if err := p.pause(outside.Process.Pid, out.Start+1000, dir, func(s string) { t.Log(s) }); !errors.Is(err, errGone) {
 			t.Errorf("pausing a pid observed with another start time: %v, want errGone", err)
 		}
 		if err := p.pause(inside.Process.Pid, in.Start, dir, func(s string) { t.Log(s) }); err != nil {
