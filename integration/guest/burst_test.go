@@ -915,3 +915,58 @@ func TestCargoRunLockUnderBackpressure(t *testing.T) {
 	t.Logf("figures: cargo run lock tests, 12 threads: unboxed %.1fs, peak %dM unlimited; box %dM: %.1fs (%.2fx unboxed), cargo exit %s; backpressure: %s",
 		unboxed.Seconds(), int(peak)>>20, boxMB, r.took.Seconds(), r.took.Seconds()/unboxed.Seconds(), f["cargo_exit"], rep.bpSummary())
 }
+
+// TestFourBoxesShareTheSlice is the second report's pattern: several suites
+// at once (there 8-10 concurrent cargo test runs), each in a box its own
+// burst fits in, in a slice smaller than their sum. Each box admits against
+// its share of the slice's room (the slice's room divided by the boxes in
+// it) and keeps memory.high within that share, so the slice's limit is
+// never reached: every task of every box passes, no OOM kill in any box
+// (a kill at the slice's limit counts in the box of its victim), no pause
+// of 10 s or more, and nothing is left paused or behind.
+func TestFourBoxesShareTheSlice(t *testing.T) {
+	const suites = 4
+	b := burst{tasks: 12, width: 4, mb: 20, hold: 500 * time.Millisecond}
+	boxMB := b.peakMB() * 3 / 2
+	sliceMB := suites * b.peakMB() * 2 / 3
+	requireRoomUnboxed(t, suites*b.peakMB())
+	dir := t.TempDir()
+	var all strings.Builder
+	outs := filepath.Join(dir, "unboxed-out")
+	for i := 0; i < suites; i++ {
+		fmt.Fprintf(&all, "( %s ) > %s.%d &\n", b.script(filepath.Join(dir, fmt.Sprintf("holds-unboxed-%d", i))), outs, i)
+	}
+	// Every suite's failures, and then their sum, which runUnboxed reads.
+	fmt.Fprintf(&all, "wait\ncat %s.*\necho \"failed=$(cat %s.* | grep -c ' failed: ')\"\n", outs, outs)
+	unboxed := runUnboxed(t, all.String())
+	pf := policyFile(t, fmt.Sprintf(basePolicy, "")+fmt.Sprintf("\n[slice]\nmemory.high = \"max\"\nmemory.max = \"%dM\"\n", sliceMB))
+	start := time.Now()
+	runs := make([]timedRun, suites)
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			report := filepath.Join(dir, fmt.Sprintf("report-%d.json", i))
+			runs[i] = runTimed(t, 3*time.Minute, append(backpressureArgs(pf, report, boxMB), "--", "sh", "-c",
+				sliceMaxScript+"\n"+b.script(filepath.Join(dir, fmt.Sprintf("holds-%d", i))))...)
+		}(i)
+	}
+	wg.Wait()
+	took := time.Since(start)
+	var figures []string
+	for i, r := range runs {
+		t.Logf("box %d: exit %d in %.1fs\nstdout:\n%s\nstderr:\n%s", i, r.code, r.took.Seconds(), r.stdout, r.stderr)
+		if r.killed != "" {
+			t.Errorf("box %d: %s: boxrun was killed\n%s", i, r.killed, r.ps)
+			continue
+		}
+		if got := fields(r.stdout)["slice_max"]; got != strconv.Itoa(sliceMB<<20) {
+			t.Errorf("box %d: its slice's memory.max is %q, want %d: the scenario is not the one it means to be", i, got, sliceMB<<20)
+		}
+		rep := checkRun(t, r, filepath.Join(dir, fmt.Sprintf("report-%d.json", i)), 10*time.Second)
+		figures = append(figures, rep.bpSummary())
+	}
+	t.Logf("figures: four boxes sharing a slice (%d suites of %d tasks, %d at once, %dM each; box %dM, slice %dM, demand %dM): unboxed %.1fs; boxed %.1fs (%.2fx); backpressure: %s",
+		suites, b.tasks, b.width, b.mb, boxMB, sliceMB, suites*b.peakMB(), unboxed.Seconds(), took.Seconds(), took.Seconds()/unboxed.Seconds(), strings.Join(figures, " | "))
+}
