@@ -676,76 +676,9 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 	l.split()
 
-	// The room: what is left under the pause line, less what the flat
-	// leaves may still add; in a slice shared with other boxes, no more
-	// than this box's share of what the slice has left.
-	limit := c.limit()
-	room := int64(limit) - int64(o.Usage)
-	full := WhyFull
-	c.sliceCap = 0
-	if s := o.Slice; s != nil && s.Limit > 0 {
-		free := int64(sub(s.Limit, DefaultMargin(s.Limit))) - int64(s.Usage)
-		share := free / int64(max(s.Boxes, 1))
-		if share < room {
-			room, full = share, WhySliceFull
-		}
-		c.sliceCap = o.Usage + uint64(max(share, 0))
-	}
+	room, full := c.room(o)
 	claimed := l.claims()
-	room -= int64(claimed)
-	slack := int64(c.cfg.Margin / 2)
-
-	// One queue for the room. What fits goes on (a paused process that
-	// fits is resumed); the head of the queue may use the half margin up to
-	// memory.high, where the kernel brakes it; lock holders and a process
-	// in its hold-off go on whatever the room. A growing process that does
-	// not fit is paused, and a paused one starving for its room keeps it:
-	// those behind it wait.
-	var admitted uint64
-	var stop []Proc
-	for i, p := range l.queue() {
-		st := c.procs[p.PID]
-		n := l.need(p)
-		fits := int64(n) <= room
-		if st.paused() {
-			switch {
-			case l.holds(p):
-				acts = append(acts, c.resume(p.PID, o.Now, WhyHolds, false))
-			case fits:
-				acts = append(acts, c.resume(p.PID, o.Now, WhyRoom, false))
-				room -= int64(n)
-				admitted += n
-			case o.Now.Sub(st.pausedAt) >= starving:
-				room -= int64(n)
-			}
-			continue
-		}
-		if fits || i == 0 && int64(n) <= room+slack || o.Holders[p.PID] || o.Now.Before(st.holdUntil) {
-			st.admitted = true
-			room -= int64(n)
-			admitted += n
-			continue
-		}
-		stop = append(stop, p)
-	}
-	// The last running leaf goes on whatever the room: pausing every one
-	// would only stall the run. It is the first of the queue.
-	if len(stop) > 0 && len(stop) == len(l.running) {
-		c.procs[stop[0].PID].admitted = true
-		admitted += l.need(stop[0])
-		stop = stop[1:]
-	}
-	for _, p := range stop {
-		why := WhyNoRoom
-		_, known := l.size(p.Comm)
-		switch {
-		case int64(limit)-int64(o.Usage) <= 0 || room <= 0 && full == WhySliceFull:
-			why = full
-		case !known:
-			why = WhyUnknown
-		}
-		acts = append(acts, c.pause(p.PID, o.Now, why))
-	}
+	acts, admitted := c.admit(l, acts, room-int64(claimed), full)
 	l.split()
 
 	// Liveness: nothing unpaused makes progress, so resume one (never one
@@ -756,28 +689,11 @@ func (c *Controller) Step(o Observation) []Action {
 				why = WhyLock
 			}
 			acts = append(acts, c.resume(pid, o.Now, why, true))
-			c.procs[pid].admitted = true
 			l.split()
 		}
 	}
+	c.brakeFor(l, claimed+admitted)
 
-	// The kernel's brake follows what was admitted.
-	c.brake = l.brake(limit)
-	c.admitted = min(o.Usage, limit) + claimed + admitted
-	if o.Usage >= limit/2 || len(l.expect) > 0 || len(l.flat) > 0 {
-		c.firstWave = false
-	}
-	// Above memory.high with no progress for the stall time, the running
-	// processes are throttled by the kernel and the paused ones hold what
-	// they took: nothing would ever finish. Let the throttle go (memory.max
-	// is the limit then, and an OOM kill there the last resort); take it
-	// back once the box is under the pause threshold again.
-	switch {
-	case o.Usage >= HighFor(c.cfg.Target) && o.Now.Sub(c.progress) >= c.cfg.Stall:
-		c.released = true
-	case o.Usage < limit:
-		c.released = false
-	}
 	c.lastNow = o.Now
 	if len(l.running) > c.stats.MaxRunning {
 		c.stats.MaxRunning = len(l.running)
@@ -791,6 +707,104 @@ func (c *Controller) Step(o Observation) []Action {
 		c.procs[p.PID].prev = p.RSS
 	}
 	return acts
+}
+
+// room is what is left under the pause line, and the reason to give a
+// pause for lack of it; in a slice shared with other boxes, no more than
+// this box's share of what the slice has left (which also caps High).
+func (c *Controller) room(o Observation) (int64, string) {
+	room := int64(c.limit()) - int64(o.Usage)
+	full := WhyFull
+	c.sliceCap = 0
+	if s := o.Slice; s != nil && s.Limit > 0 {
+		free := int64(sub(s.Limit, DefaultMargin(s.Limit))) - int64(s.Usage)
+		share := free / int64(max(s.Boxes, 1))
+		if share < room {
+			room, full = share, WhySliceFull
+		}
+		c.sliceCap = o.Usage + uint64(max(share, 0))
+	}
+	return room, full
+}
+
+// admit gives the room to the queue (see queue) and returns the actions
+// with its pauses and resumes, and what the processes let through are
+// expected to add. What fits goes on (a paused process that fits is
+// resumed); the head of the queue may use the half margin up to
+// memory.high, where the kernel brakes it; lock holders and a process in
+// its hold-off go on whatever the room. A growing process that does not
+// fit is paused, and a paused one starving for its room keeps it: those
+// behind it wait. The last running leaf always goes on.
+func (c *Controller) admit(l *look, acts []Action, room int64, full string) ([]Action, uint64) {
+	now := l.o.Now
+	slack := int64(c.cfg.Margin / 2)
+	var admitted uint64
+	var stop []Proc
+	for i, p := range l.queue() {
+		st := c.procs[p.PID]
+		n := l.need(p)
+		fits := int64(n) <= room
+		if st.paused() {
+			switch {
+			case l.holds(p):
+				acts = append(acts, c.resume(p.PID, now, WhyHolds, false))
+			case fits:
+				acts = append(acts, c.resume(p.PID, now, WhyRoom, false))
+				room -= int64(n)
+				admitted += n
+			case now.Sub(st.pausedAt) >= starving:
+				room -= int64(n)
+			}
+			continue
+		}
+		if fits || i == 0 && int64(n) <= room+slack || l.o.Holders[p.PID] || now.Before(st.holdUntil) {
+			st.admitted = true
+			room -= int64(n)
+			admitted += n
+			continue
+		}
+		stop = append(stop, p)
+	}
+	if len(stop) > 0 && len(stop) == len(l.running) {
+		c.procs[stop[0].PID].admitted = true
+		admitted += l.need(stop[0])
+		stop = stop[1:]
+	}
+	for _, p := range stop {
+		why := WhyNoRoom
+		_, known := l.size(p.Comm)
+		switch {
+		case room <= 0 && (full == WhySliceFull || l.o.Usage >= c.limit()):
+			why = full
+		case !known:
+			why = WhyUnknown
+		}
+		acts = append(acts, c.pause(p.PID, now, why))
+	}
+	return acts, admitted
+}
+
+// brakeFor sets what High needs after a look: the brake (the largest
+// kind), what was admitted (in use, up to the pause line, plus what the
+// processes let through may add), whether the first wave is over, and
+// whether the throttle is released: above memory.high with no progress for
+// the stall time, the running processes are throttled by the kernel and
+// the paused ones hold what they took, so nothing would ever finish. The
+// throttle is let go then (memory.max is the limit, and an OOM kill there
+// the last resort) and taken back once the box is under the pause line.
+func (c *Controller) brakeFor(l *look, admitted uint64) {
+	limit, usage := c.limit(), l.o.Usage
+	c.brake = l.brake(limit)
+	c.admitted = min(usage, limit) + admitted
+	if usage >= limit/2 || len(l.expect) > 0 || len(l.flat) > 0 {
+		c.firstWave = false
+	}
+	switch {
+	case usage >= HighFor(c.cfg.Target) && l.o.Now.Sub(c.progress) >= c.cfg.Stall:
+		c.released = true
+	case usage < limit:
+		c.released = false
+	}
 }
 
 // countBlocked adds the time since the last look to Stats.Blocked for each
