@@ -355,8 +355,10 @@ func New(cfg Config) *Controller {
 //     lifted at the first look that finds the box there.
 //   - Then it sits the size of the largest kind below Config.High (what
 //     one new process can allocate between two looks), but never below
-//     what is in use plus what was admitted, and half a margin: it may
-//     rise to half a margin under the target for that.
+//     what is in use plus what was admitted, and half a margin; never
+//     above Config.High: the kernel's throttle brakes only well below
+//     memory.max (see HighFor), and what was admitted beyond it is
+//     throttled, not killed.
 //   - In a slice shared with other boxes, it is at most the box's use
 //     plus its share of the slice's room.
 //   - While the box is above it and stalled, it is the target: the
@@ -374,7 +376,7 @@ func (c *Controller) High() uint64 {
 	if c.firstWave {
 		v = min(h, max(c.limit()/2+m, c.admitted+m/2))
 	} else {
-		v = min(max(h, sub(c.cfg.Target, m/2)), max(sub(h, c.brake), c.admitted+m/2))
+		v = min(h, max(sub(h, c.brake), c.admitted+m/2))
 	}
 	if c.sliceCap != 0 {
 		v = min(v, c.sliceCap)
@@ -597,6 +599,17 @@ func (l *look) grewLately(p Proc) bool {
 	return !st.grew.IsZero() && l.o.Now.Sub(st.grew) < recentGrowth
 }
 
+// growers counts the running leaves that grow.
+func (l *look) growers() int {
+	n := 0
+	for _, p := range l.running {
+		if l.grower(p) {
+			n++
+		}
+	}
+	return n
+}
+
 // claims is the room kept for the running leaves that are not growing but
 // have not reached their kind's known size: they may grow again (a test
 // that allocates in steps, one waiting for a lock to grow under it). Those
@@ -730,7 +743,7 @@ func (c *Controller) room(o Observation) (int64, string) {
 // admit gives the room to the queue (see queue) and returns the actions
 // with its pauses and resumes, and what the processes let through are
 // expected to add. What fits goes on (a paused process that fits is
-// resumed); the head of the queue may use the half margin up to
+// resumed); the head of the queue goes on while the box is under
 // memory.high, where the kernel brakes it; lock holders and a process in
 // its hold-off go on whatever the room. A growing process that does not
 // fit is paused, and a paused one starving for its room keeps it: those
@@ -757,7 +770,7 @@ func (c *Controller) admit(l *look, acts []Action, room int64, full string) ([]A
 			}
 			continue
 		}
-		if fits || i == 0 && int64(n) <= room+slack || l.o.Holders[p.PID] || now.Before(st.holdUntil) {
+		if fits || i == 0 && room > -slack || l.o.Holders[p.PID] || now.Before(st.holdUntil) {
 			st.admitted = true
 			room -= int64(n)
 			admitted += n
@@ -789,9 +802,11 @@ func (c *Controller) admit(l *look, acts []Action, room int64, full string) ([]A
 // processes let through may add), whether the first wave is over, and
 // whether the throttle is released: above memory.high with no progress for
 // the stall time, the running processes are throttled by the kernel and
-// the paused ones hold what they took, so nothing would ever finish. The
-// throttle is let go then (memory.max is the limit, and an OOM kill there
-// the last resort) and taken back once the box is under the pause line.
+// the paused ones hold what they took, so nothing would ever finish. Once
+// every grower but one is paused, the throttle is let go (memory.max is
+// the limit for that one, and an OOM kill there the last resort) and taken
+// back once the box is under the pause line. Let go for many at once, it
+// would run them all into memory.max.
 func (c *Controller) brakeFor(l *look, admitted uint64) {
 	limit, usage := c.limit(), l.o.Usage
 	c.brake = l.brake(limit)
@@ -800,7 +815,7 @@ func (c *Controller) brakeFor(l *look, admitted uint64) {
 		c.firstWave = false
 	}
 	switch {
-	case usage >= HighFor(c.cfg.Target) && l.o.Now.Sub(c.progress) >= c.cfg.Stall:
+	case usage >= HighFor(c.cfg.Target) && l.o.Now.Sub(c.progress) >= c.cfg.Stall && l.growers() <= 1:
 		c.released = true
 	case usage < limit:
 		c.released = false
