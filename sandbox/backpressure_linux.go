@@ -3,9 +3,11 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +41,40 @@ type Backpressure struct {
 	// restopped counts processes job control resumed behind boxrun's back
 	// (SIGSTOP only).
 	restopped int
+	// trace, when set, gets a line for every look that paused or resumed
+	// something or moved memory.high (see TraceTo); start is when the
+	// observer started.
+	trace io.Writer
+	start time.Time
+}
+
+// TraceTo makes the observer write what it decides to w, a line a look:
+// the time since the start, memory.current, the memory.high it leaves,
+// the processes by state, and each pause and resume with its pid, resident
+// size, what it waited for and why. For finding out why a run was slow;
+// the report says what happened in sum. Call before the run starts.
+func (b *Backpressure) TraceTo(w io.Writer) { b.trace = w }
+
+// traceLook writes one look to the trace, when there is one and the look
+// did something.
+func (b *Backpressure) traceLook(o backpressure.Observation, acts []backpressure.Action, highBefore uint64) {
+	if b.trace == nil || len(acts) == 0 && b.written == highBefore {
+		return
+	}
+	var w strings.Builder
+	fmt.Fprintf(&w, "+%.3fs usage %s high %s procs %d paused %d", o.Now.Sub(b.start).Seconds(), policy.FormatBytes(o.Usage), policy.FormatBytes(b.written), len(o.Procs), len(b.ctrl.Paused()))
+	if o.Slice != nil {
+		fmt.Fprintf(&w, " slice %s of %s (%d boxes)", policy.FormatBytes(o.Slice.Usage), policy.FormatBytes(o.Slice.Limit), o.Slice.Boxes)
+	}
+	for _, a := range acts {
+		for _, p := range o.Procs {
+			if p.PID == a.PID {
+				fmt.Fprintf(&w, "; %s %d %s %s (%s): %s", a.Kind, a.PID, p.Comm, policy.FormatBytes(p.RSS), p.Wait, a.Reason)
+			}
+		}
+	}
+	w.WriteByte('\n')
+	_, _ = io.WriteString(b.trace, w.String()) // a trace that cannot be written only loses the trace
 }
 
 // backpressureTarget is the memory backpressure steers by: memory.max, or
@@ -115,6 +151,7 @@ func (b *Backpressure) Started(dir string, pid int) {
 	b.written = b.high
 	b.setHigh()
 	b.stop, b.done = make(chan struct{}), make(chan struct{})
+	b.start = time.Now()
 	go b.loop()
 }
 
@@ -278,7 +315,10 @@ func (b *Backpressure) look(usage uint64, cpu *cgroupfs.StatFile, slice *sliceBu
 			b.pauser.restop(pid, st)
 		}
 	}
-	for _, a := range b.ctrl.Step(o) {
+	acts := b.ctrl.Step(o)
+	highBefore := b.written
+	defer func() { b.traceLook(o, acts, highBefore) }()
+	for _, a := range acts {
 		var err error
 		if a.Kind == backpressure.Pause {
 			var start uint64

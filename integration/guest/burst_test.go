@@ -465,6 +465,7 @@ func checkRun(t *testing.T, r timedRun, report string, limit time.Duration) repo
 // does shows only in flatWatch, and in the gap figure). The unboxed run of
 // the same boot shows that neither sees scheduling noise.
 func TestBurstThatFitsIsNeverPaused(t *testing.T) {
+	traceOnFailure(t)
 	b := burst{tasks: 24, width: 8, mb: 40, hold: time.Second}
 	boxMB := b.peakMB() * 7 / 4
 	dir := t.TempDir()
@@ -473,9 +474,16 @@ func TestBurstThatFitsIsNeverPaused(t *testing.T) {
 	unboxed := runUnboxed(t, b.script(filepath.Join(dir, "holds-unboxed")))
 	wu.Stop()
 	base := readHolds(t, filepath.Join(dir, "holds-unboxed"))
-	if base.n != b.tasks || base.worst >= flatBound/2 || wu.seen > 0 {
-		t.Fatalf("unboxed: %v, %v; want all %d holds, overshooting by under %v, none seen paused: the guest is too loaded for a %v bound to tell a paused process",
-			base, wu, b.tasks, flatBound/2, flatBound)
+	if base.n != b.tasks || wu.seen > 0 {
+		t.Fatalf("unboxed: %v, %v; want all %d holds, none seen paused", base, wu, b.tasks)
+	}
+	// The holds' own clock is a witness only where the unboxed run shows
+	// the guest's scheduling noise well under its bound (under emulation
+	// it has been 0.37 s); flatWatch, which sees the paused state itself,
+	// holds whatever the guest's speed.
+	clock := base.worst < flatBound/2
+	if !clock {
+		t.Logf("unboxed holds overshot by up to %.2fs: the guest is too loaded for the holds' clock to tell a pause from noise; flatWatch alone decides", base.worst.Seconds())
 	}
 	w := watchFlat(t, dir, "flat")
 	b.env = "HOG_FLAT=" + w.dir
@@ -489,7 +497,7 @@ func TestBurstThatFitsIsNeverPaused(t *testing.T) {
 	if h.n != b.tasks {
 		t.Errorf("%d holds reported, want %d", h.n, b.tasks)
 	}
-	if h.paused > 0 {
+	if clock && h.paused > 0 {
 		t.Errorf("%d flat holds overshot by %v or more (worst %.2fs; unboxed worst %.2fs): backpressure paused processes that had allocated and held flat",
 			h.paused, flatBound, h.worst.Seconds(), base.worst.Seconds())
 	}
@@ -505,6 +513,7 @@ func TestBurstThatFitsIsNeverPaused(t *testing.T) {
 // bench/ measures performance). How many flat holds were paused is logged:
 // here a pause that lands as a process turns flat is a race, not a rule.
 func TestBurstThatOverfillsFinishes(t *testing.T) {
+	traceOnFailure(t)
 	b := burst{tasks: 24, width: 8, mb: 40, hold: time.Second}
 	boxMB := b.peakMB() * 2 / 3
 	dir := t.TempDir()
@@ -533,6 +542,7 @@ func TestBurstThatOverfillsFinishes(t *testing.T) {
 // all of them waiting. Every task passes, no OOM kill, no pause of 10 s or
 // more.
 func TestLockHoldersFinish(t *testing.T) {
+	traceOnFailure(t)
 	dir := t.TempDir()
 	b := burst{tasks: 12, width: 6, mb: 30, hold: 500 * time.Millisecond, env: "HOG_LOCK=" + filepath.Join(dir, "lock") + " HOG_MB2=30"}
 	demand := b.width * (b.mb + 30 + runtimeMB)
@@ -555,6 +565,7 @@ func TestLockHoldersFinish(t *testing.T) {
 // backpressure must act. Either way the pipeline must finish (no deadlock),
 // with no OOM kill and no pause of 10 s or more.
 func TestPipelineConsumerFinishes(t *testing.T) {
+	traceOnFailure(t)
 	self, _ := os.Executable()
 	const producerMB, streamMB, boxMB = 80, 120, 280
 	pipeline := fmt.Sprintf(`d=$(mktemp -d)
@@ -636,6 +647,7 @@ func waiter() int {
 // The cgroup freezer is invisible to wait4; SIGSTOP is not. Every child
 // passes and no OOM kill.
 func TestWaitingParentNeverSeesAStop(t *testing.T) {
+	traceOnFailure(t)
 	self, _ := os.Executable()
 	dir := t.TempDir()
 	const parents, mb, boxMB = 6, 40, 160
@@ -713,6 +725,7 @@ func (p *ptyReader) waitFor(re *regexp.Regexp, limit time.Duration) []string {
 // report still counts the pause — and the run finishes with exit status 0,
 // no OOM kill, nothing left stopped or frozen and no box left.
 func TestCtrlZWhileBackpressurePauses(t *testing.T) {
+	traceOnFailure(t)
 	self, _ := os.Executable()
 	dir := t.TempDir()
 	pidfile := filepath.Join(dir, "pids")
@@ -883,6 +896,7 @@ func findBoxrun(report string) int {
 // or more. The host builds the crate beforehand; only root and the
 // cgroupfs boot reach its Rust toolchain.
 func TestCargoRunLockUnderBackpressure(t *testing.T) {
+	traceOnFailure(t)
 	cargo, crate := os.Getenv("BOXRUN_IT_CARGO"), os.Getenv("BOXRUN_IT_CRATE")
 	if cargo == "" || crate == "" {
 		t.Fatal("BOXRUN_IT_CARGO and BOXRUN_IT_CRATE are not set: the host found no cargo to build integration/testdata/memcrate with")
@@ -925,6 +939,7 @@ func TestCargoRunLockUnderBackpressure(t *testing.T) {
 // (a kill at the slice's limit counts in the box of its victim), no pause
 // of 10 s or more, and nothing is left paused or behind.
 func TestFourBoxesShareTheSlice(t *testing.T) {
+	traceOnFailure(t)
 	const suites = 4
 	b := burst{tasks: 12, width: 4, mb: 20, hold: 500 * time.Millisecond}
 	boxMB := b.peakMB() * 3 / 2
