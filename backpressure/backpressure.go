@@ -260,6 +260,8 @@ type proc struct {
 	lastGrowth uint64
 	// admitted is set while it grows with room the controller gave it.
 	admitted bool
+	// pausedGrowing is set when it was growing as it was paused.
+	pausedGrowing bool
 }
 
 func (p *proc) paused() bool { return !p.pausedAt.IsZero() }
@@ -284,6 +286,9 @@ type Controller struct {
 	// released is set while the box is above memory.high and stalled: the
 	// kernel's throttle is all that holds the run, so it is let go.
 	released bool
+	// releaseTo is where memory.high goes while released: room for what
+	// the lone grower is still expected to add, within the target.
+	releaseTo uint64
 	// firstWave is set until a size is known or the box first reaches half
 	// the pause threshold: see High.
 	firstWave bool
@@ -369,7 +374,7 @@ func (c *Controller) High() uint64 {
 		return 0
 	}
 	if c.released {
-		return max(h, c.cfg.Target)
+		return max(h, c.releaseTo)
 	}
 	m := c.cfg.Margin
 	var v uint64
@@ -383,6 +388,9 @@ func (c *Controller) High() uint64 {
 	}
 	return v
 }
+
+// Progress is when the box last made progress (see Config.Stall).
+func (c *Controller) Progress() time.Time { return c.progress }
 
 // Stats returns what the controller did so far.
 func (c *Controller) Stats() Stats {
@@ -482,8 +490,9 @@ func (c *Controller) resume(pid int, now time.Time, why string, forced bool) Act
 	return Action{Kind: Resume, PID: pid, Reason: why}
 }
 
-func (c *Controller) pause(pid int, now time.Time, why string) Action {
+func (c *Controller) pause(l *look, pid int, now time.Time, why string) Action {
 	p := c.procs[pid]
+	p.pausedGrowing = p.growingAt(l, l.byPID[pid])
 	p.pausedAt, p.why, p.admitted = now, why, false
 	c.stats.Paused++
 	w := c.stats.Why[why]
@@ -514,9 +523,10 @@ func (l *look) size(comm string) (uint64, bool) {
 		return e, true
 	}
 	if f, ok := l.flat[comm]; ok {
-		// One grew and stopped: its size is the evidence, unless a live
-		// one has grown past it since.
-		return max(f, l.live[comm]), true
+		// One grew and stopped: its size is the evidence. One growing
+		// past it is not (it may never stop): need says what it is
+		// expected to add.
+		return f, true
 	}
 	return l.live[comm], false
 }
@@ -529,20 +539,35 @@ func (l *look) size(comm string) (uint64, bool) {
 // again), plus what it grew at its last growing look.
 func (l *look) need(p Proc) uint64 {
 	e, known := l.size(p.Comm)
+	st := l.c.procs[p.PID]
 	if known {
-		if p.RSS >= e {
-			return 0
+		switch {
+		case p.RSS < e:
+			return e + e/20 - p.RSS
+		case p.RSS > e+e/20 && st.growingAt(l, p):
+			// It grows past its kind's size (and what a size does not
+			// show): the size is wrong for it, and it is expected to go
+			// on as it grew.
+			return max(st.lastGrowth, e/20)
 		}
-		return e + e/20 - p.RSS
+		return 0
 	}
-	return max(sub(e, p.RSS), p.RSS) + l.c.procs[p.PID].lastGrowth
+	return max(sub(e, p.RSS), p.RSS) + st.lastGrowth
 }
 
-// holds reports whether p holds what its kind is known to reach: resuming
-// it costs nothing and lets it finish.
+// growingAt reports whether the process grows now, or grew when it was
+// paused: a paused process keeps the growth it was stopped in.
+func (st *proc) growingAt(l *look, p Proc) bool {
+	if st.paused() {
+		return st.pausedGrowing
+	}
+	return l.growing(p) || p.Wait == Throttled
+}
+
+// holds reports whether p holds what its kind is known to reach and was
+// not growing past it: resuming it costs nothing and lets it finish.
 func (l *look) holds(p Proc) bool {
-	e, known := l.size(p.Comm)
-	return known && p.RSS >= e
+	return l.need(p) == 0
 }
 
 // growing reports whether p's memory rose since the last look. A process
@@ -792,7 +817,7 @@ func (c *Controller) admit(l *look, acts []Action, room int64, full string) ([]A
 		case !known:
 			why = WhyUnknown
 		}
-		acts = append(acts, c.pause(p.PID, now, why))
+		acts = append(acts, c.pause(l, p.PID, now, why))
 	}
 	return acts, admitted
 }
@@ -803,10 +828,11 @@ func (c *Controller) admit(l *look, acts []Action, room int64, full string) ([]A
 // whether the throttle is released: above memory.high with no progress for
 // the stall time, the running processes are throttled by the kernel and
 // the paused ones hold what they took, so nothing would ever finish. Once
-// every grower but one is paused, the throttle is let go (memory.max is
-// the limit for that one, and an OOM kill there the last resort) and taken
-// back once the box is under the pause line. Let go for many at once, it
-// would run them all into memory.max.
+// every grower but one is paused, the throttle is let go by what that one
+// is still expected to add (up to memory.max, where an OOM kill is the last
+// resort) and taken back once the box is under the pause line. Let go for
+// many at once, or all the way to memory.max, it would run whatever grows
+// next into memory.max.
 func (c *Controller) brakeFor(l *look, admitted uint64) {
 	limit, usage := c.limit(), l.o.Usage
 	c.brake = l.brake(limit)
@@ -816,7 +842,17 @@ func (c *Controller) brakeFor(l *look, admitted uint64) {
 	}
 	switch {
 	case usage >= HighFor(c.cfg.Target) && l.o.Now.Sub(c.progress) >= c.cfg.Stall && l.growers() <= 1:
+		// Room for what the lone grower is still expected to add, and
+		// no more: a process that starts to grow meanwhile meets the
+		// throttle again, and is paused at the next look.
 		c.released = true
+		var need uint64
+		for _, p := range l.running {
+			if l.grower(p) {
+				need = l.need(p)
+			}
+		}
+		c.releaseTo = min(c.cfg.Target, usage+need+c.cfg.Margin/2)
 	case usage < limit:
 		c.released = false
 	}

@@ -46,6 +46,8 @@ type Backpressure struct {
 	// observer started.
 	trace io.Writer
 	start time.Time
+	// traced is when the trace last got a line.
+	traced time.Time
 }
 
 // TraceTo makes the observer write what it decides to w, a line a look:
@@ -58,11 +60,32 @@ func (b *Backpressure) TraceTo(w io.Writer) { b.trace = w }
 // traceLook writes one look to the trace, when there is one and the look
 // did something.
 func (b *Backpressure) traceLook(o backpressure.Observation, acts []backpressure.Action, highBefore uint64) {
-	if b.trace == nil || len(acts) == 0 && b.written == highBefore {
+	if b.trace == nil {
 		return
 	}
+	paused := b.ctrl.Paused()
+	// While processes wait, a look that did nothing is written once a
+	// second too, with what runs and when the box last made progress:
+	// that is where a long pause shows its reason.
+	idle := len(acts) == 0 && b.written == highBefore
+	if idle && (len(paused) == 0 || o.Now.Sub(b.traced) < time.Second) {
+		return
+	}
+	b.traced = o.Now
 	var w strings.Builder
-	fmt.Fprintf(&w, "+%.3fs usage %s high %s procs %d paused %d", o.Now.Sub(b.start).Seconds(), policy.FormatBytes(o.Usage), policy.FormatBytes(b.written), len(o.Procs), len(b.ctrl.Paused()))
+	fmt.Fprintf(&w, "+%.3fs usage %s high %s procs %d paused %d", o.Now.Sub(b.start).Seconds(), policy.FormatBytes(o.Usage), policy.FormatBytes(b.written), len(o.Procs), len(paused))
+	if idle {
+		fmt.Fprintf(&w, " progress %.2fs ago; running:", o.Now.Sub(b.ctrl.Progress()).Seconds())
+		isPaused := map[int]bool{}
+		for _, pid := range paused {
+			isPaused[pid] = true
+		}
+		for _, p := range o.Procs {
+			if !isPaused[p.PID] {
+				fmt.Fprintf(&w, " %d %s %s %s;", p.PID, p.Comm, policy.FormatBytes(p.RSS), p.Wait)
+			}
+		}
+	}
 	if o.Slice != nil {
 		fmt.Fprintf(&w, " slice %s of %s (%d boxes)", policy.FormatBytes(o.Slice.Usage), policy.FormatBytes(o.Slice.Limit), o.Slice.Boxes)
 	}

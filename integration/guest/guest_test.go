@@ -38,12 +38,13 @@ func TestMain(m *testing.M) {
 	os.Setenv("BOXRUN_SIZES", "off")
 	// Every run with backpressure appends its decisions here; a failing
 	// backpressure scenario shows its part (see traceOnFailure).
-	os.Setenv("BOXRUN_BACKPRESSURE_TRACE", traceFile)
+	os.Setenv("BOXRUN_BACKPRESSURE_TRACE", traceFile())
 	os.Exit(m.Run())
 }
 
-// traceFile is where boxrun writes backpressure's decisions in the guest.
-const traceFile = "/tmp/boxrun-backpressure.trace"
+// traceFile is where boxrun writes backpressure's decisions in the guest,
+// one file for each user the scenarios run as.
+func traceFile() string { return fmt.Sprintf("/tmp/boxrun-backpressure-%d.trace", os.Getuid()) }
 
 // traceOnFailure logs, when the test fails, the backpressure decisions its
 // runs wrote (the last 200 lines): why a scenario was slow or paused for
@@ -51,14 +52,14 @@ const traceFile = "/tmp/boxrun-backpressure.trace"
 func traceOnFailure(t *testing.T) {
 	t.Helper()
 	var from int64
-	if fi, err := os.Stat(traceFile); err == nil {
+	if fi, err := os.Stat(traceFile()); err == nil {
 		from = fi.Size()
 	}
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
 		}
-		data, err := os.ReadFile(traceFile)
+		data, err := os.ReadFile(traceFile())
 		if err != nil || int64(len(data)) <= from {
 			t.Logf("no backpressure trace (%v)", err)
 			return
