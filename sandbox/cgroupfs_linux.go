@@ -75,6 +75,9 @@ func (e *hierarchyError) noBox() NoBox {
 type cgroupfsBackend struct {
 	mount  string
 	parent string // below mount, e.g. "/" or "/boxrun"
+	// nested is set when parent is a box, which a nested run divides
+	// (see NewNested).
+	nested bool
 }
 
 // NewCgroupfs finds a cgroup v2 directory this process may create children
@@ -295,13 +298,22 @@ func cgroupResources(p *policy.Resolved, available []string) *cgroup2.Resources 
 	return r
 }
 
+// boxName is the name of a cgroupfs box: its scope's name would be, without
+// ".scope".
+func boxName(req Request) string {
+	return strings.TrimSuffix(unitName(req.Policy.Name, req.ID), ".scope")
+}
+
 func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) {
+	if b.nested {
+		return b.createNested(ctx, req)
+	}
 	parentDir := filepath.Join(b.mount, b.parent)
 	available, err := cgroupfs.ReadControllers(filepath.Join(parentDir, "cgroup.controllers"))
 	if err != nil {
 		return nil, fmt.Errorf("reading the controllers of %s: %w", parentDir, err)
 	}
-	name := strings.TrimSuffix(unitName(req.Policy.Name, req.ID), ".scope")
+	name := boxName(req)
 	// Every box lives in one boxrun.slice directory, as with systemd, so
 	// that boxes running at once share the [slice] budget.
 	slice := filepath.Join(b.parent, SliceName)
@@ -359,11 +371,12 @@ type cgroupfsBox struct {
 	req Request
 	cg  cgroupDir
 	// home is the cgroup the guard's cgroup goes in: the one boxrun.slice
-	// is in.
+	// is in, or for a nested box the outer box.
 	home cgroupDir
 }
 
-// guardBirthplace makes the guard's cgroup beside the slice: not below boxrun.slice, whose limits are the boxes',
+// guardBirthplace makes the guard's cgroup beside the slice (or, nested,
+// beside the box): not below boxrun.slice, whose limits are the boxes',
 // nor in the cgroup boxrun runs in, which may be stopped as a unit.
 func (x *cgroupfsBox) guardBirthplace() (cgroupDir, error) {
 	g := cgroupDir{mount: x.home.mount, rel: filepath.Join(x.home.rel, guardName(filepath.Base(x.cg.rel)))}

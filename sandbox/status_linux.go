@@ -175,9 +175,10 @@ func policyFromName(name string) string {
 }
 
 // listCgroups walks the cgroup2 hierarchy below mount for the boxes owned by
-// uid that are not in seen. A box's cgroup belongs to whoever made it: root
-// for the system manager's scopes and root's cgroupfs boxes, the user for
-// the user manager's scopes. A guard's cgroup is no box.
+// uid that are not in seen, and the boxes nested inside boxes (see
+// NewNested). A box's cgroup belongs to whoever made it: root for the
+// system manager's scopes and root's cgroupfs boxes, the user for the user
+// manager's scopes. A guard's cgroup is no box.
 func listCgroups(mount string, uid int, seen map[string]bool) ([]LiveBox, error) {
 	var out []LiveBox
 	err := filepath.WalkDir(mount, func(p string, d fs.DirEntry, err error) error {
@@ -192,7 +193,7 @@ func listCgroups(mount string, uid int, seen map[string]bool) ([]LiveBox, error)
 		}
 		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, mount), "/")
 		if seen[rel] {
-			return fs.SkipDir
+			return nil // listed by its manager; boxes may be nested in it
 		}
 		fi, err := d.Info()
 		if err != nil {
@@ -214,7 +215,7 @@ func listCgroups(mount string, uid int, seen map[string]bool) ([]LiveBox, error)
 		}
 		readLive(&b, p)
 		out = append(out, b)
-		return fs.SkipDir
+		return nil // boxes may be nested in it
 	})
 	if err != nil {
 		return out, fmt.Errorf("looking for boxes in %s: %w", mount, err)
