@@ -75,6 +75,9 @@ func (e *hierarchyError) noBox() NoBox {
 type cgroupfsBackend struct {
 	mount  string
 	parent string // below mount, e.g. "/" or "/boxrun"
+	// nested is set when parent is a box, which a nested run divides
+	// (see NewNested).
+	nested bool
 }
 
 // NewCgroupfs finds a cgroup v2 directory this process may create children
@@ -295,13 +298,22 @@ func cgroupResources(p *policy.Resolved, available []string) *cgroup2.Resources 
 	return r
 }
 
+// boxName is the name of a cgroupfs box: its scope's name would be, without
+// ".scope".
+func boxName(req Request) string {
+	return strings.TrimSuffix(unitName(req.Policy.Name, req.ID), ".scope")
+}
+
 func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) {
+	if b.nested {
+		return b.createNested(ctx, req)
+	}
 	parentDir := filepath.Join(b.mount, b.parent)
 	available, err := cgroupfs.ReadControllers(filepath.Join(parentDir, "cgroup.controllers"))
 	if err != nil {
 		return nil, fmt.Errorf("reading the controllers of %s: %w", parentDir, err)
 	}
-	name := strings.TrimSuffix(unitName(req.Policy.Name, req.ID), ".scope")
+	name := boxName(req)
 	// Every box lives in one boxrun.slice directory, as with systemd, so
 	// that boxes running at once share the [slice] budget.
 	slice := filepath.Join(b.parent, SliceName)
@@ -336,21 +348,46 @@ func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) 
 		// NewManager removes the directory it made when it fails.
 		return nil, fmt.Errorf("creating cgroup %s: %w", filepath.Join(b.mount, rel), err)
 	}
-	box := &cgroupfsBox{req: req, cg: cgroupDir{mount: b.mount, rel: rel}}
-	if req.Policy.IOWeight != nil && contains(usable, "io") {
-		if err := os.WriteFile(box.cg.file("io.weight"), []byte("default "+strconv.FormatUint(*req.Policy.IOWeight, 10)), 0); err != nil {
-			_ = box.Destroy(ctx)
-			return nil, fmt.Errorf("writing io.weight of %s: %w", box.cg.dir(), err)
-		}
+	box := &cgroupfsBox{req: req, cg: cgroupDir{mount: b.mount, rel: rel}, home: cgroupDir{mount: b.mount, rel: b.parent}}
+	return box, box.setIOWeight(ctx, usable)
+}
+
+// setIOWeight writes the policy's io.weight, which containerd's resources
+// do not carry, when the io controller is usable; the box is destroyed
+// when it cannot be.
+func (x *cgroupfsBox) setIOWeight(ctx context.Context, usable []string) error {
+	if x.req.Policy.IOWeight == nil || !contains(usable, "io") {
+		return nil
 	}
-	return box, nil
+	if err := os.WriteFile(x.cg.file("io.weight"), []byte("default "+strconv.FormatUint(*x.req.Policy.IOWeight, 10)), 0); err != nil {
+		_ = x.Destroy(ctx)
+		return fmt.Errorf("writing io.weight of %s: %w", x.cg.dir(), err)
+	}
+	return nil
 }
 
 // cgroupfsBox is one cgroup made by the cgroupfs backend.
 type cgroupfsBox struct {
 	req Request
 	cg  cgroupDir
+	// home is the cgroup the guard's cgroup goes in: the one boxrun.slice
+	// is in, or for a nested box the outer box.
+	home cgroupDir
 }
+
+// guardBirthplace makes the guard's cgroup beside the slice (or, nested,
+// beside the box): not below boxrun.slice, whose limits are the boxes',
+// nor in the cgroup boxrun runs in, which may be stopped as a unit.
+func (x *cgroupfsBox) guardBirthplace() (cgroupDir, error) {
+	g := cgroupDir{mount: x.home.mount, rel: filepath.Join(x.home.rel, guardName(filepath.Base(x.cg.rel)))}
+	if err := os.Mkdir(g.dir(), 0o755); err != nil {
+		return cgroupDir{}, fmt.Errorf("creating the guard's cgroup: %w", err)
+	}
+	return g, nil
+}
+
+// adoptGuard has nothing to do: the guard was born in its cgroup.
+func (x *cgroupfsBox) adoptGuard(context.Context, int) func() error { return nil }
 
 func (x *cgroupfsBox) Unit() string { return "" }
 
@@ -384,7 +421,7 @@ func (x *cgroupfsBox) Place(ctx context.Context, pid int) error {
 
 func (x *cgroupfsBox) Check(ctx context.Context) []LimitCheck {
 	hint := func(ctrl string) string {
-		return fmt.Sprintf("enable it in the parent: echo +%s > %s", ctrl, filepath.Join(filepath.Dir(filepath.Dir(x.cg.dir())), "cgroup.subtree_control"))
+		return fmt.Sprintf("enable it in the parent: echo +%s > %s", ctrl, x.home.file("cgroup.subtree_control"))
 	}
 	checks := x.cg.check(x.req.Policy, hint)
 	if !x.req.Slice.Empty() {

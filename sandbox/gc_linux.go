@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +45,53 @@ func Collect(ctx context.Context, kept, dryRun bool) ([]Collected, []error) {
 	if !dryRun {
 		pruneRecords(DefaultOwnerDir(os.Getenv), live)
 	}
+	if mount == "" {
+		return out, errs
+	}
+	guards, err := leftoverGuards(mount, os.Geteuid())
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, rel := range guards {
+		c := Collected{Box: LiveBox{Backend: KindCgroupfs, Cgroup: rel, Policy: policyFromName(strings.TrimSuffix(filepath.Base(rel), guardSuffix)),
+			Command: "the cgroup of a guard that is gone", Owner: OwnerOrphaned}}
+		if !dryRun {
+			c.Err = cgroupDir{mount: mount, rel: rel}.remove()
+		}
+		out = append(out, c)
+	}
 	return out, errs
+}
+
+// leftoverGuards finds the empty cgroups of guards gone, below mount and
+// owned by uid: a cgroupfs guard cannot remove its own cgroup where the
+// cgroup above it takes no process (see leaveCgroup). A guard's scope is
+// systemd's to collect.
+func leftoverGuards(mount string, uid int) ([]string, error) {
+	var found []string
+	err := filepath.WalkDir(mount, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == mount {
+				return err
+			}
+			return nil // removed or unreadable while walking
+		}
+		if !d.IsDir() || !guardNameRe.MatchString(d.Name()) || strings.HasSuffix(d.Name(), ".scope") {
+			return nil
+		}
+		if fi, err := d.Info(); err != nil || !ownedBy(fi, uid) {
+			return fs.SkipDir
+		}
+		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, mount), "/")
+		if pop, err := (cgroupDir{mount: mount, rel: rel}).populated(); err == nil && !pop {
+			found = append(found, rel)
+		}
+		return fs.SkipDir
+	})
+	if err != nil {
+		return found, fmt.Errorf("looking for guards' cgroups in %s: %w", mount, err)
+	}
+	return found, nil
 }
 
 // removeBox kills what runs in a box and removes it.

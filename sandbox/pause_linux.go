@@ -136,7 +136,12 @@ func (p *pauser) resume(pid int) error {
 		err = unix.PidfdSendSignal(fd, unix.SIGCONT, nil, 0)
 	} else {
 		// Back where it was; out of the frozen cgroup it runs again.
+		// Where it was may hold no processes any more: a nested run
+		// since moved the box's own into boxrun.outer.
 		err = os.WriteFile(filepath.Join(pp.origin, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
+		if errors.Is(err, unix.EBUSY) || errors.Is(err, unix.EOPNOTSUPP) {
+			err = os.WriteFile(filepath.Join(OwnProcessesDir(p.dir), "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
+		}
 	}
 	if err != nil && alive(fd) {
 		return fmt.Errorf("resuming pid %d: %w", pid, err)
@@ -167,10 +172,12 @@ func (p *pauser) close() error {
 	}
 	if p.frozen != "" {
 		// Anything still inside (a process that forked as it was
-		// frozen) goes back to the box before the child is removed.
+		// frozen) goes back to the box's own processes before the child
+		// is removed.
+		own := OwnProcessesDir(p.dir)
 		if data, err := os.ReadFile(filepath.Join(p.frozen, "cgroup.procs")); err == nil {
 			for _, f := range strings.Fields(string(data)) {
-				if err := os.WriteFile(filepath.Join(p.dir, "cgroup.procs"), []byte(f), 0); err != nil && !errors.Is(err, syscall.ESRCH) {
+				if err := os.WriteFile(filepath.Join(own, "cgroup.procs"), []byte(f), 0); err != nil && !errors.Is(err, syscall.ESRCH) {
 					errs = append(errs, fmt.Errorf("moving pid %s out of %s: %w", f, p.frozen, err))
 				}
 			}

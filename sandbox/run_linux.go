@@ -231,6 +231,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
+	// From here the box must not outlive boxrun, however boxrun ends. The
+	// guard starts first: its own cgroup is made while the box's is.
+	grd := startGuardFor(ctx, o, box, warn)
+	defer grd.release()
+
 	var birth *os.File
 	if b, ok := box.(interface{ birthplace() (*os.File, error) }); ok {
 		birth, _ = b.birthplace() // without it, Place moves the helper
@@ -260,6 +265,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return abort(startErr(125, "placing the command in its box: %w", err))
 	}
 	res.Unit, res.Cgroup = box.Unit(), box.Cgroup()
+	if err := grd.settle(box.Dir()); err != nil {
+		warn(fmt.Sprintf("the guard stays in boxrun's cgroup (the box would outlive a caller stopped as a whole): %v", err))
+	}
+	tracePhase(ctx, "guard")
 	if res.Cgroup != "" {
 		if err := writeOwner(o.OwnerDir, selfOwner(res.Cgroup, res.Unit)); err != nil {
 			warn(fmt.Sprintf("%v (boxrun status will not know this box is ours)", err))
@@ -280,20 +289,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Checked != nil {
 		o.Checked(res.Checks)
 	}
-	// From here the box must not outlive boxrun, however boxrun ends.
-	var grd *guard
-	if dir := box.Dir(); dir != "" {
-		record := ""
-		if o.OwnerDir != "" && res.Cgroup != "" {
-			record = filepath.Join(o.OwnerDir, filepath.Base(res.Cgroup)+".json")
-		}
-		if grd, err = startGuard(o.Executable, dir, record, box.Unit() == ""); err != nil {
-			warn(fmt.Sprintf("no guard for the box (it would outlive a killed boxrun): %v", err))
-		}
-	}
-	tracePhase(ctx, "guard")
-	defer grd.release()
-
 	// Forward signals from now until the command is reaped.
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
@@ -354,6 +349,28 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		_ = writeOwner(o.OwnerDir, rec)
 	}
 	return res, nil
+}
+
+// startGuardFor starts the guard of box (see GuardArg), nil when the box
+// has no cgroup or the guard could not start (warn says so).
+func startGuardFor(ctx context.Context, o Options, box Box, warn func(string)) *guard {
+	name := box.Unit()
+	if name == "" {
+		name = filepath.Base(box.Dir())
+	}
+	if name == "" || name == "." {
+		return nil // the none backend
+	}
+	record := ""
+	if o.OwnerDir != "" {
+		record = filepath.Join(o.OwnerDir, name+".json")
+	}
+	grd, err := startGuard(ctx, o.Executable, box, record)
+	if err != nil {
+		warn(fmt.Sprintf("no guard for the box (it would outlive a killed boxrun): %v", err))
+		return nil
+	}
+	return grd
 }
 
 // describe is the scope description: policy and command line, shortened.

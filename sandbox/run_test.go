@@ -256,6 +256,12 @@ func TestBoxOf(t *testing.T) {
 		{"/user.slice/user-1000.slice/session-2.scope", "", ""},
 		{"/user.slice", "", ""},
 		{"/boxrun.slice/boxrun-tests-nothex00.scope", "", ""},
+		// The innermost box: a nested run's, in the outer box.
+		{"/boxrun.slice/boxrun-build-1a2b3c4d.scope/boxrun-strict-5e6f7a8b/boxrun.outer",
+			"/boxrun.slice/boxrun-build-1a2b3c4d.scope/boxrun-strict-5e6f7a8b", ""},
+		{"/boxrun.slice/boxrun-build-1a2b3c4d.scope/boxrun.outer", "/boxrun.slice/boxrun-build-1a2b3c4d.scope", "boxrun-build-1a2b3c4d.scope"},
+		// A guard's cgroup is no box.
+		{"/boxrun.slice/boxrun-build-1a2b3c4d-guard.scope", "", ""},
 	}
 	for _, tt := range tests {
 		box, unit, ok := boxOf(tt.cg)

@@ -39,7 +39,8 @@ func readLiveSlice(fsys fs.FS, name, own string) liveSlice {
 	}
 	children, _ := fs.ReadDir(fsys, name)
 	for _, c := range children {
-		if !c.IsDir() || c.Name() == own {
+		// Only boxes count: not the guards' scopes beside them.
+		if !c.IsDir() || c.Name() == own || !boxNameRe.MatchString(c.Name()) {
 			continue
 		}
 		events, err := fs.ReadFile(fsys, name+"/"+c.Name()+"/cgroup.events")

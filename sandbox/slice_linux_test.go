@@ -51,11 +51,15 @@ func TestReadLiveSlice(t *testing.T) {
 		want  liveSlice
 	}{
 		{"a slice holding 10G under limits of 12G and 13G, two boxes running", map[string]string{"memory.current": "10737418240", "memory.high": "12884901888", "memory.max": "13958643712",
-			"boxrun-tests-a1.scope/cgroup.events": "populated 1\nfrozen 0", "boxrun-build-b2.scope/cgroup.events": "populated 1\nfrozen 0"},
+			"boxrun-tests-a1a1a1a1.scope/cgroup.events": "populated 1\nfrozen 0", "boxrun-build-b2b2b2b2.scope/cgroup.events": "populated 1\nfrozen 0"},
 			liveSlice{boxes: 2, current: 10 << 30, high: u(12 << 30), max: u(13 << 30)}},
 		{"the run's own box and a box gone do not count", map[string]string{"memory.current": "10737418240", "memory.high": "max", "memory.max": "max",
-			"boxrun-tests-own.scope/cgroup.events": "populated 1\nfrozen 0", "boxrun-tests-gone.scope/cgroup.events": "populated 0\nfrozen 0"},
+			"boxrun-tests-0000000a.scope/cgroup.events": "populated 1\nfrozen 0", "boxrun-tests-99999999.scope/cgroup.events": "populated 0\nfrozen 0"},
 			liveSlice{current: 10 << 30, high: u(policy.Unlimited), max: u(policy.Unlimited)}},
+		{"guards and other scopes are no boxes", map[string]string{"memory.current": "10737418240", "memory.high": "max", "memory.max": "max",
+			"boxrun-tests-a1a1a1a1.scope/cgroup.events": "populated 1\nfrozen 0", "boxrun-tests-a1a1a1a1-guard.scope/cgroup.events": "populated 1\nfrozen 0",
+			"boxrun-tests-0000000a-guard.scope/cgroup.events": "populated 1\nfrozen 0", "run-r1234.scope/cgroup.events": "populated 1\nfrozen 0"},
+			liveSlice{boxes: 1, current: 10 << 30, high: u(policy.Unlimited), max: u(policy.Unlimited)}},
 		{"no memory controller", map[string]string{"pids.current": "3"}, liveSlice{}},
 		{"no slice yet", nil, liveSlice{}},
 	}
@@ -65,7 +69,7 @@ func TestReadLiveSlice(t *testing.T) {
 			for name, v := range tt.files {
 				fsys[dir+"/"+name] = &fstest.MapFile{Data: []byte(v + "\n")}
 			}
-			if got := readLiveSlice(fsys, dir, "boxrun-tests-own.scope"); !reflect.DeepEqual(got, tt.want) {
+			if got := readLiveSlice(fsys, dir, "boxrun-tests-0000000a.scope"); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("readLiveSlice = %+v, want %+v", got, tt.want)
 			}
 		})

@@ -206,7 +206,10 @@ func TestSamplerWithoutCgroup(t *testing.T) {
 func TestListCgroups(t *testing.T) {
 	mount := t.TempDir()
 	live := filepath.Join(mount, "boxrun-it-3f2a9c1d")
-	for _, d := range []string{live, filepath.Join(mount, "boxrun-it-00000000"), filepath.Join(mount, "system.slice", "boxrun.slice", "boxrun-x-11112222.scope"), filepath.Join(mount, "user.slice")} {
+	scope := filepath.Join(mount, "system.slice", "boxrun.slice", "boxrun-x-11112222.scope")
+	nested := filepath.Join(scope, "boxrun-y-44445555")
+	for _, d := range []string{live, filepath.Join(mount, "boxrun-it-00000000"), scope, filepath.Join(mount, "user.slice"),
+		filepath.Join(mount, "boxrun-it-3f2a9c1d-guard"), filepath.Join(scope, OuterCgroup), nested} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -217,14 +220,16 @@ func TestListCgroups(t *testing.T) {
 		"memory.current": "1048576\n", "memory.peak": "2097152\n", "memory.high": "max\n", "memory.max": "134217728\n",
 		"pids.current": "3\n", "pids.max": "64\n", "cpu.stat": "usage_usec 1500\n",
 	})
-	writeFiles(t, filepath.Join(mount, "system.slice", "boxrun.slice", "boxrun-x-11112222.scope"), map[string]string{"cgroup.procs": "1\n"})
+	writeFiles(t, filepath.Join(scope, OuterCgroup), map[string]string{"cgroup.procs": "1\n"})
+	writeFiles(t, nested, map[string]string{"cgroup.procs": strconv.Itoa(os.Getpid()) + "\n"})
+	writeFiles(t, filepath.Join(mount, "boxrun-it-3f2a9c1d-guard"), map[string]string{"cgroup.procs": "1\n"})
 	seen := map[string]bool{"/system.slice/boxrun.slice/boxrun-x-11112222.scope": true}
 	boxes, err := listCgroups(mount, os.Geteuid(), seen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(boxes) != 1 {
-		t.Fatalf("found %+v, want only the live box (the empty one and the one seen through systemd left out)", boxes)
+	if len(boxes) != 2 || boxes[1].Cgroup != "/system.slice/boxrun.slice/boxrun-x-11112222.scope/boxrun-y-44445555" || boxes[1].Policy != "y" {
+		t.Fatalf("found %+v, want the live box and the box nested in the one seen through systemd (not the empty one, the one seen, nor a guard)", boxes)
 	}
 	b := boxes[0]
 	self, _ := os.Executable()

@@ -125,6 +125,9 @@ func listScopes(ctx context.Context, user bool, mount string) ([]LiveBox, error)
 	}
 	var out []LiveBox
 	for _, u := range units {
+		if !boxNameRe.MatchString(u.Name) {
+			continue // a guard's scope (see GuardArg)
+		}
 		b := LiveBox{Backend: KindSystemd, Manager: which, Unit: u.Name}
 		b.Policy, b.Command = parseDescription(u.Description)
 		if b.Policy == "" {
@@ -172,9 +175,10 @@ func policyFromName(name string) string {
 }
 
 // listCgroups walks the cgroup2 hierarchy below mount for the boxes owned by
-// uid that are not in seen. A box's cgroup belongs to whoever made it: root
-// for the system manager's scopes and root's cgroupfs boxes, the user for
-// the user manager's scopes.
+// uid that are not in seen, and the boxes nested inside boxes (see
+// NewNested). A box's cgroup belongs to whoever made it: root for the
+// system manager's scopes and root's cgroupfs boxes, the user for the user
+// manager's scopes. A guard's cgroup is no box.
 func listCgroups(mount string, uid int, seen map[string]bool) ([]LiveBox, error) {
 	var out []LiveBox
 	err := filepath.WalkDir(mount, func(p string, d fs.DirEntry, err error) error {
@@ -189,13 +193,13 @@ func listCgroups(mount string, uid int, seen map[string]bool) ([]LiveBox, error)
 		}
 		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, mount), "/")
 		if seen[rel] {
-			return fs.SkipDir
+			return nil // listed by its manager; boxes may be nested in it
 		}
 		fi, err := d.Info()
 		if err != nil {
 			return fs.SkipDir
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != uid {
+		if !ownedBy(fi, uid) {
 			return fs.SkipDir
 		}
 		b := LiveBox{Backend: KindCgroupfs, Cgroup: rel, Policy: policyFromName(d.Name()), Started: fi.ModTime()}
@@ -211,7 +215,7 @@ func listCgroups(mount string, uid int, seen map[string]bool) ([]LiveBox, error)
 		}
 		readLive(&b, p)
 		out = append(out, b)
-		return fs.SkipDir
+		return nil // boxes may be nested in it
 	})
 	if err != nil {
 		return out, fmt.Errorf("looking for boxes in %s: %w", mount, err)
@@ -271,4 +275,10 @@ func readLimit(path string) *uint64 {
 		return nil
 	}
 	return &v
+}
+
+// ownedBy reports whether the file is uid's (true when that cannot be told).
+func ownedBy(fi fs.FileInfo, uid int) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || int(st.Uid) == uid
 }

@@ -315,24 +315,49 @@ func (x *systemdBox) Place(ctx context.Context, pid int) error {
 
 // startScope starts a transient scope and waits for its job.
 func (b *systemdBackend) startScope(ctx context.Context, unit string, props []sd.Property) error {
-	ch := make(chan string, 1) // buffered: go-systemd sends while holding a lock
-	if _, err := b.conn.StartTransientUnitContext(ctx, unit, "fail", props, ch); err != nil {
-		return fmt.Errorf("starting scope %s: %w", unit, systemd.ExplainError(err))
-	}
+	wait := b.startJob(ctx, unit, props)
 	tracePhase(ctx, "StartTransientUnit")
 	defer tracePhase(ctx, "job")
-	select {
-	case res := <-ch:
-		if res != "done" {
-			_ = b.conn.ResetFailedUnitContext(ctx, unit)
-			return fmt.Errorf("starting scope %s: job %s (see: journalctl %s-u %s)", unit, res, b.journalFlag(), unit)
-		}
-		return nil
-	case <-time.After(systemd.JobTimeout):
-		return fmt.Errorf("starting scope %s: no answer from systemd within %v", unit, systemd.JobTimeout)
-	case <-ctx.Done():
-		return fmt.Errorf("starting scope %s: %w", unit, ctx.Err())
+	return wait()
+}
+
+// startJob asks the manager to start a transient scope and returns at
+// once; wait waits for the job, with a timeout, and says how it ended.
+func (b *systemdBackend) startJob(ctx context.Context, unit string, props []sd.Property) (wait func() error) {
+	ch := make(chan string, 1) // buffered: go-systemd sends while holding a lock
+	if _, err := b.conn.StartTransientUnitContext(ctx, unit, "fail", props, ch); err != nil {
+		return func() error { return fmt.Errorf("starting scope %s: %w", unit, systemd.ExplainError(err)) }
 	}
+	return func() error {
+		select {
+		case res := <-ch:
+			if res != "done" {
+				_ = b.conn.ResetFailedUnitContext(ctx, unit)
+				return fmt.Errorf("starting scope %s: job %s (see: journalctl %s-u %s)", unit, res, b.journalFlag(), unit)
+			}
+			return nil
+		case <-time.After(systemd.JobTimeout):
+			return fmt.Errorf("starting scope %s: no answer from systemd within %v", unit, systemd.JobTimeout)
+		case <-ctx.Done():
+			return fmt.Errorf("starting scope %s: %w", unit, ctx.Err())
+		}
+	}
+}
+
+// guardBirthplace: the guard of a scope starts where boxrun is, and its
+// own scope is made for it (adoptGuard).
+func (x *systemdBox) guardBirthplace() (cgroupDir, error) { return cgroupDir{}, nil }
+
+// adoptGuard starts the guard's own scope in boxrun.slice, beside the box,
+// with pid, the guard, as its process. The scope has no limits: the guard
+// waits on a pipe. It goes when the guard exits (CollectMode).
+func (x *systemdBox) adoptGuard(ctx context.Context, pid int) func() error {
+	return x.b.startJob(ctx, guardName(x.unit), []sd.Property{
+		sd.PropDescription("boxrun: the guard of " + x.unit),
+		sd.PropSlice(SliceName),
+		sd.PropPids(uint32(pid)),
+		{Name: "CollectMode", Value: godbus.MakeVariant("inactive-or-failed")},
+	})
 }
 
 func (b *systemdBackend) journalFlag() string {

@@ -362,21 +362,22 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 		return code
 	}
 	// Inside a box of an outer boxrun (a cargo shim under boxrun, a test
-	// that runs boxrun): its limits already hold, and its slot is ours.
-	if cg, unit, ok := sandbox.Enclosing(); ok && o.backend == sandbox.KindAuto {
-		where := cg
-		if unit != "" {
-			where = unit
-		}
-		out.infof("already inside box %s: running %s in it directly, under its limits", where, argv[0])
-		return startFailure(sandbox.ExecDirect(path, argv), out)
-	}
-	release, code := waitForTurn(ctx, o, pol, argv, out)
-	if code != 0 {
+	// that runs boxrun): the box for this run goes inside it, and its slot
+	// is ours.
+	nested, direct, code := nestedBackend(ctx, o, pol, argv, out)
+	switch {
+	case code != 0:
 		return code
+	case direct:
+		return startFailure(sandbox.ExecDirect(path, argv), out)
+	case nested == nil:
+		release, code := waitForTurn(ctx, o, pol, argv, out)
+		if code != 0 {
+			return code
+		}
+		defer release()
+		tm.mark("slot")
 	}
-	defer release()
-	tm.mark("slot")
 	// Open the --report-json file before any backend (after any wait), so
 	// that a path that cannot be written fails before anything is set up.
 	rep, err := newReporter(o, pol, argv, stdout, stderr, out)
@@ -392,7 +393,10 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 		protected = protectDuringStart(ctx, st, pol, env)
 	}
 	defer protected(out)
-	backend, _, err := selectBackend(ctx, o.choice())
+	backend, err := nested, error(nil)
+	if backend == nil {
+		backend, _, err = selectBackend(ctx, o.choice())
+	}
 	if err != nil {
 		out.errorf("backend %s: %v", o.backend, err)
 		out.hintf("boxrun --backend auto picks what works here; --backend none runs without a box")
@@ -460,6 +464,37 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	dieOf(ctx, res.Signal)
 	tm.mark("report")
 	return code
+}
+
+// nestedBackend decides what a run inside a box of an outer boxrun does
+// (--backend auto only; a backend asked for by name is used as asked). Nil
+// when it runs in no box: the run is like any other. Else a backend that
+// makes its box inside the innermost enclosing box, with its own policy's
+// limits under the outer ones. Where that box is not boxrun's to divide,
+// direct: the command runs directly in the enclosing box, under its
+// limits, not the policy's, said in one line even under -q; refused under
+// --strict (a non-zero exit status, 125).
+func nestedBackend(ctx context.Context, o options, pol *policy.Resolved, argv []string, out *printer) (_ sandbox.Backend, direct bool, code int) {
+	cg, unit, ok := sandbox.Enclosing()
+	if !ok || o.backend != sandbox.KindAuto {
+		return nil, false, 0
+	}
+	where := cg
+	if unit != "" {
+		where = unit
+	}
+	backend, err := sandbox.NewNested(ctx, cg, unit)
+	if err == nil {
+		out.infof("inside box %s: %s gets a box of its own in it", where, argv[0])
+		return backend, false, 0
+	}
+	if o.strict {
+		out.errorf("--strict: running inside box %s, which boxrun cannot divide (%v), so policy %q cannot be enforced", where, err, pol.Name)
+		out.hintf("run boxrun outside the box, or start the outer box with boxrun, whose boxes nested runs can divide")
+		return nil, false, exitBoxrunFailed
+	}
+	out.noticef("inside box %s, which boxrun cannot divide (%v): running %s in it directly, under its limits, not policy %q's", where, err, argv[0], pol.Name)
+	return nil, true, 0
 }
 
 // waitForTurn holds the run back until the policy's max_concurrent and

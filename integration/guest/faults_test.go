@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -510,4 +511,120 @@ func TestManagerReexecDuringRun(t *testing.T) {
 		t.Errorf("no report after the connection was lost: stderr %q", stderr.String())
 	}
 	nothingLeft(t, pids, before)
+}
+
+// guardName matches the cgroup of a box's guard: the box's name with
+// "-guard" before any ".scope".
+var guardName = regexp.MustCompile(`^boxrun-\w+-[0-9a-f]{8}-guard(\.scope)?$`)
+
+// guardCgroups lists the guards' cgroups that exist now.
+func guardCgroups() []string { return cgroupsNamed(guardName) }
+
+// inRootChild is a command running args in a new child cgroup of the root,
+// /sys/fs/cgroup/NAME, removed when the test ends (without systemd).
+func inRootChild(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	dir := "/sys/fs/cgroup/" + name
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	return exec.Command("sh", append([]string{"-c", `echo $$ > ` + dir + `/cgroup.procs && exec "$@"`, "sh"}, args...)...)
+}
+
+// cgroupOf is the cgroup of a process, below the mount ("" once it is gone).
+func cgroupOf(pid int) string {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	for _, l := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(l, "0::"); ok {
+			return rest
+		}
+	}
+	return ""
+}
+
+// scopeSuffix is ".scope" where boxes are scopes, else "".
+func scopeSuffix(t *testing.T) string {
+	if mode(t) == "cgroupfs" {
+		return ""
+	}
+	return ".scope"
+}
+
+// TestStoppedCallerLeavesNoBox: the cgroup boxrun was started in (a
+// terminal's or an editor's scope) is killed as a unit, as systemd-oomd,
+// systemctl stop or a logout with KillUserProcesses=yes do: boxrun dies
+// with it, but its guard lives in a cgroup of its own (issue #17, item 4),
+// so the box and the guard's cgroup are gone shortly after.
+func TestStoppedCallerLeavesNoBox(t *testing.T) {
+	pf := itPolicy(t, "")
+	pidfile := filepath.Join(t.TempDir(), "pids")
+	args := append(append([]string{boxrunBin(t)}, backendArgs(t)...), "-q", "-f", pf, "-p", "it", "--", "sh", "-c",
+		fmt.Sprintf(`sleep 300 & echo $$ $! > %s; wait`, pidfile))
+	var cmd *exec.Cmd
+	caller := fmt.Sprintf("itcaller-%08x", uint32(time.Now().UnixNano()))
+	if sr := systemdRun(t, "--unit="+caller, "-p", "CollectMode=inactive-or-failed"); sr != nil {
+		cmd = exec.Command(sr[0], append(sr[1:], args...)...)
+	} else {
+		// Without systemd: a child of the root holds the caller; the
+		// boxes go below the root, which boxrun, no longer running
+		// there, is told of.
+		cmd = inRootChild(t, caller, args...)
+		cmd.Env = append(os.Environ(), "BOXRUN_CGROUP_PARENT=/sys/fs/cgroup")
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pids := waitForPids(t, cmd, pidfile, 2, noOutput{})
+	box := cgroupOf(pids[0])
+	callerCg := cgroupOf(cmd.Process.Pid)
+	guards := guardPids(t)
+	if len(guards) != 1 || box == "" || callerCg == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("box %q, caller %q, guards %v: want one box, boxrun in its caller's cgroup, one guard", box, callerCg, guards)
+	}
+	guard := cgroupOf(guards[0])
+	t.Logf("figures: caller %s, box %s, guard %s", callerCg, box, guard)
+	wantGuard := filepath.Join(filepath.Dir(box), strings.TrimSuffix(filepath.Base(box), ".scope")+"-guard"+scopeSuffix(t))
+	if mode(t) == "cgroupfs" {
+		wantGuard = "/" + filepath.Base(box) + "-guard"
+	}
+	if guard != wantGuard {
+		t.Errorf("the guard runs in %q, want its own cgroup %q (the caller's is %q)", guard, wantGuard, callerCg)
+	}
+	// Kill the caller's cgroup as a unit: boxrun, and whatever else is in it.
+	if err := os.WriteFile("/sys/fs/cgroup"+callerCg+"/cgroup.kill", []byte("1"), 0); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("killing the caller's cgroup %s: %v", callerCg, err)
+	}
+	cmd.Wait()
+	var left []string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		left = nil
+		for _, cg := range []string{box, guard} {
+			if _, err := os.Stat("/sys/fs/cgroup" + cg); err == nil {
+				procs, _ := os.ReadFile("/sys/fs/cgroup" + cg + "/cgroup.procs")
+				left = append(left, fmt.Sprintf("%s (processes %q)", cg, strings.Fields(string(procs))))
+			}
+		}
+		for _, pid := range pids {
+			if st := procState(pid); st != "" && st != "Z" {
+				left = append(left, fmt.Sprintf("process %d (%s)", pid, st))
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Errorf("60s after the caller's cgroup was killed, left: %v", left)
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }

@@ -556,11 +556,14 @@ func TestLeftoverIgnoringTERMIsKilled(t *testing.T) {
 var boxName = regexp.MustCompile(`^boxrun-\w+-[0-9a-f]{8}(\.scope)?$`)
 
 // boxes lists the boxrun cgroups that exist now.
-func boxes(t *testing.T) []string {
-	t.Helper()
+func boxes(t *testing.T) []string { return cgroupsNamed(boxName) }
+
+// cgroupsNamed lists the cgroups whose name re matches, not those below
+// them.
+func cgroupsNamed(re *regexp.Regexp) []string {
 	var found []string
 	filepath.WalkDir("/sys/fs/cgroup", func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() && boxName.MatchString(d.Name()) {
+		if err == nil && d.IsDir() && re.MatchString(d.Name()) {
 			found = append(found, p)
 			return filepath.SkipDir
 		}

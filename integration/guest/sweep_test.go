@@ -79,7 +79,11 @@ func TestNothingLeftBehind(t *testing.T) {
 	if len(b) > 0 {
 		t.Errorf("boxes left behind: %v", b)
 	}
-	if len(stray) > 0 || len(b) > 0 {
+	g := guardCgroups()
+	if len(g) > 0 {
+		t.Errorf("guards' cgroups left behind: %v", g)
+	}
+	if len(stray) > 0 || len(b) > 0 || len(g) > 0 {
 		// Reported above; now cleared, so that the next mode (the guest
 		// runs root's, then the user's) starts with the memory and the
 		// slots these held, and fails only for what it does itself.
@@ -125,6 +129,9 @@ func clearLeftovers(t *testing.T, pids []int) {
 	t.Logf("cleared what was left behind: killed %d processes; boxrun gc: exit %d %s", len(pids), r.code, strings.TrimSpace(r.stdout+r.stderr))
 	if b := boxes(t); len(b) > 0 {
 		t.Errorf("boxes still there after boxrun gc: %v", b)
+	}
+	if g := guardCgroups(); len(g) > 0 {
+		t.Errorf("guards' cgroups still there after boxrun gc: %v", g)
 	}
 }
 

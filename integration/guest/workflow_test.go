@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,18 +170,138 @@ func TestLiveSliceIsNotLowered(t *testing.T) {
 	}
 }
 
-// TestNestedBoxrunStaysInItsBox: boxrun run inside a box runs the command
-// in that box, saying so, instead of escaping to a box of its own.
-func TestNestedBoxrunStaysInItsBox(t *testing.T) {
+// nestScript is a shell script for the nested scenarios: run as
+// `sh SCRIPT LEVEL [MAX...]`, it prints its cgroup and that cgroup's
+// memory.max as cgLEVEL= and maxLEVEL=; with a MAX left, runs boxrun (auto
+// backend, as a cargo shim would) with memory.max=MAX on itself at the next
+// level, and prints that run's exit status (codeLEVEL=), whether its box
+// is gone (leftLEVEL=), and the cgroup its own shell is in after
+// (ownLEVEL=).
+const nestScript = `level=$1; shift
+cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
+echo "cg$level=$cg"
+echo "max$level=$(cat /sys/fs/cgroup$cg/memory.max)"
+if [ $# -gt 0 ]; then
+	next=$1; shift
+	out=$(%[1]s -f %[2]s -p it --set memory.max=$next --set memory.high=max -- sh %[3]s $((level+1)) "$@")
+	echo "code$level=$?"
+	echo "$out"
+	inner=$(echo "$out" | sed -n "s/^cg$((level+1))=//p")
+	if [ -d "/sys/fs/cgroup$inner" ]; then echo "left$level=yes"; else echo "left$level=no"; fi
+fi
+echo "own$level=$(sed -n 's/^0:://p' /proc/self/cgroup)"
+`
+
+// runNested runs the outer box (memory.max 128M) with nestScript, each
+// nested run at the next memory.max of maxes, and returns the run and the
+// fields it printed. The policy allows one run at a time: a nested run
+// must not wait for the slot its outer run holds.
+func runNested(t *testing.T, maxes ...string) (result, map[string]string) {
+	t.Helper()
 	pf := itPolicy(t, "max_concurrent = 1")
-	inner := fmt.Sprintf(`%s -f %s -p it -- sh -c 'echo inner=$(sed -n "s/^0:://p" /proc/self/cgroup)'`, boxrunBin(t), pf)
-	r := boxrun(t, "-f", pf, "-p", "it", "--", "sh", "-c", `echo outer=$(sed -n 's/^0:://p' /proc/self/cgroup); `+inner)
-	f := fields(r.stdout)
-	if r.code != 0 || f["outer"] == "" || f["inner"] != f["outer"] {
-		t.Errorf("nested run: exit %d, outer cgroup %q, inner %q; want the same box (and no wait for the slot the outer run holds)", r.code, f["outer"], f["inner"])
+	script := filepath.Join(t.TempDir(), "nest.sh")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf(nestScript, boxrunBin(t), pf, script)), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(r.stderr, "already inside box") {
-		t.Errorf("the nested run did not say it runs in the outer box: %q", r.stderr)
+	r := boxrun(t, append([]string{"-f", pf, "-p", "it", "--set", "memory.max=128M", "--set", "memory.high=max", "--", "sh", script, "1"}, maxes...)...)
+	return r, fields(r.stdout)
+}
+
+// nestedIn matches the cgroup of a box nested in the box at outer.
+func nestedIn(outer string) *regexp.Regexp {
+	return regexp.MustCompile("^" + regexp.QuoteMeta(outer) + `/boxrun-it-[0-9a-f]{8}$`)
+}
+
+// TestNestedRunGetsItsOwnBox: boxrun run inside a box makes its box inside
+// that box, with its own policy's limits (issue #17, item 3): a tighter
+// memory.max is in the nested box's own memory.max file, the outer box's
+// processes move to its boxrun.outer, the nested box goes when its run
+// ends, and the nested run does not wait for the slot its outer run holds.
+func TestNestedRunGetsItsOwnBox(t *testing.T) {
+	r, f := runNested(t, "64M")
+	if r.code != 0 || f["code1"] != "0" {
+		t.Fatalf("nested run: exit %d, nested exit %q\n%s", r.code, f["code1"], r.stderr)
+	}
+	t.Logf("figures: outer box %s (memory.max %s), nested box %s (memory.max %s), outer shell after in %s", f["cg1"], f["max1"], f["cg2"], f["max2"], f["own1"])
+	if !nestedIn(f["cg1"]).MatchString(f["cg2"]) {
+		t.Errorf("the nested run's cgroup is %q, want a box inside the outer box %q", f["cg2"], f["cg1"])
+	}
+	if f["max1"] != fmt.Sprint(128<<20) || f["max2"] != fmt.Sprint(64<<20) {
+		t.Errorf("memory.max: outer %q, nested %q; want %d and %d", f["max1"], f["max2"], 128<<20, 64<<20)
+	}
+	if f["own1"] != f["cg1"]+"/boxrun.outer" {
+		t.Errorf("the outer box's shell is in %q after the nested run, want %q", f["own1"], f["cg1"]+"/boxrun.outer")
+	}
+	if f["left1"] != "no" {
+		t.Errorf("the nested box %s is left after its run", f["cg2"])
+	}
+	if !strings.Contains(r.stderr, "gets a box of its own") {
+		t.Errorf("the nested run did not say it makes its box in the outer one: %q", r.stderr)
+	}
+}
+
+// TestNestedRunNestsInTheInnermostBox: a boxrun inside a nested box makes
+// its box in that box, the innermost, not in the outermost one.
+func TestNestedRunNestsInTheInnermostBox(t *testing.T) {
+	r, f := runNested(t, "64M", "32M")
+	if r.code != 0 || f["code1"] != "0" || f["code2"] != "0" {
+		t.Fatalf("nested runs: exit %d, nested exits %q and %q\n%s", r.code, f["code1"], f["code2"], r.stderr)
+	}
+	t.Logf("figures: boxes %s > %s > %s, memory.max %s > %s > %s", f["cg1"], f["cg2"], f["cg3"], f["max1"], f["max2"], f["max3"])
+	if !nestedIn(f["cg1"]).MatchString(f["cg2"]) || !nestedIn(f["cg2"]).MatchString(f["cg3"]) {
+		t.Errorf("cgroups %q > %q > %q: want each box inside the one before", f["cg1"], f["cg2"], f["cg3"])
+	}
+	if f["max3"] != fmt.Sprint(32<<20) {
+		t.Errorf("the innermost box's memory.max is %q, want %d", f["max3"], 32<<20)
+	}
+	if f["own2"] != f["cg2"]+"/boxrun.outer" || f["own3"] != f["cg3"] {
+		t.Errorf("after the runs the shells are in %q and %q, want %q and %q", f["own2"], f["own3"], f["cg2"]+"/boxrun.outer", f["cg3"])
+	}
+}
+
+// TestNestedStrictRefusedWhereNotDelegated: inside a box boxrun may not
+// divide (a scope named like a box but started without Delegate=yes; a
+// cgroupfs box of root's, for another user), a nested run refuses under
+// --strict, saying why, and otherwise runs in that box with one warning,
+// even under -q (issue #17, item 3).
+func TestNestedStrictRefusedWhereNotDelegated(t *testing.T) {
+	id := fmt.Sprintf("%08x", uint32(time.Now().UnixNano()))
+	run := func(unit string, args ...string) result {
+		t.Helper()
+		full := append([]string{boxrunBin(t), "-q"}, args...)
+		var cmd *exec.Cmd
+		if sr := systemdRun(t, "--unit="+unit); sr != nil {
+			cmd = exec.Command(sr[0], append(sr[1:], full...)...)
+		} else {
+			// Without systemd: root's box, and boxrun as nobody in it.
+			cmd = inRootChild(t, unit, append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, full...)...)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/nonexistent"}
+		}
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		_ = cmd.Run()
+		r := result{code: shellCode(cmd.ProcessState), stdout: out.String(), stderr: errb.String()}
+		t.Logf("%s -> %d\nstdout:\n%s\nstderr:\n%s", strings.Join(cmd.Args, " "), r.code, r.stdout, r.stderr)
+		return r
+	}
+	strict := run("boxrun-fake-"+id, "--strict", "-p", "tests", "--", "true")
+	if strict.code != 125 || !strings.Contains(strict.stderr, "--strict") || !strings.Contains(strict.stderr, "cannot divide") {
+		t.Errorf("--strict inside a box that is not delegated: exit %d, stderr %q; want 125 and why", strict.code, strict.stderr)
+	}
+	why := "Delegate=yes"
+	if mode(t) == "cgroupfs" {
+		why = "not writable by uid 65534"
+	}
+	if !strings.Contains(strict.stderr, why) {
+		t.Errorf("the refusal does not say why (%q): %q", why, strict.stderr)
+	}
+	other := fmt.Sprintf("%08x", uint32(time.Now().UnixNano())+1)
+	loose := run("boxrun-fake-"+other, "-p", "tests", "--", "sh", "-c", `sed -n 's/^0:://p' /proc/self/cgroup`)
+	if loose.code != 0 || !strings.HasSuffix(strings.TrimSpace(loose.stdout), "/boxrun-fake-"+other+scopeSuffix(t)) {
+		t.Errorf("without --strict: exit %d, cgroup %q; want the command run in the enclosing box", loose.code, loose.stdout)
+	}
+	if strings.Count(loose.stderr, "\n") != 1 || !strings.Contains(loose.stderr, "warning: inside box") {
+		t.Errorf("without --strict, under -q: stderr %q; want one warning line", loose.stderr)
 	}
 }
 
