@@ -126,11 +126,15 @@ func buildCrate(dir string) (crate, cargo string) {
 	if err := cp.Run(); err != nil {
 		return "", ""
 	}
-	b := exec.Command(cargo, "build", "--tests", "--offline", "-q")
-	b.Dir = crate
-	if out, err := b.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building memcrate: %v\n%s", err, out)
-		return "", ""
+	// The tests, and the workspace's helper that the lock tests run through
+	// `cargo run -p helper`.
+	for _, args := range [][]string{{"build", "--tests", "--offline", "-q"}, {"build", "--offline", "-q", "-p", "helper"}} {
+		b := exec.Command(cargo, args...)
+		b.Dir = crate
+		if out, err := b.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building memcrate (cargo %s): %v\n%s", strings.Join(args, " "), err, out)
+			return "", ""
+		}
 	}
 	return crate, cargo
 }
@@ -203,7 +207,11 @@ func guestScript(lines ...string) string {
 		// BOXRUN_IT_HEARTBEAT marks its processes as the harness's for the sweep.
 		// (A subshell would keep the parent's environ: the marker must be
 		// in what /proc shows, so the loop is a shell of its own.)
-		`BOXRUN_IT_HEARTBEAT=1 sh -c 'while :; do echo "heartbeat| up $(cut -d" " -f1 /proc/uptime)s, $(grep MemAvailable /proc/meminfo | tr -s " "), memory pressure $(head -1 /proc/pressure/memory)"; sleep 30; done' & hb=$!`,
+		// Below 200M available it also says where the memory is (the
+		// largest processes, shared memory, unreclaimable slab): a guest
+		// that runs out of memory powers off before anyone can look.
+		`BOXRUN_IT_HEARTBEAT=1 sh -c 'while :; do echo "heartbeat| up $(cut -d" " -f1 /proc/uptime)s, $(grep MemAvailable /proc/meminfo | tr -s " "), memory pressure $(head -1 /proc/pressure/memory)"; ` +
+			`if [ "$(sed -n "s/^MemAvailable: *\([0-9]*\).*/\1/p" /proc/meminfo)" -lt 204800 ]; then echo "heartbeat| low: $(grep -E "^(Shmem|SUnreclaim|Unevictable|AnonPages|Mlocked):" /proc/meminfo | tr -s " " | tr "\n" " ")largest: $(ps -eo rss=,comm= --sort=-rss | head -5 | tr -s " " | tr "\n" ";")"; sleep 5; else sleep 30; fi; done' & hb=$!`,
 	}
 	return strings.Join(append(append(head, lines...), "kill $hb"), "\n")
 }

@@ -298,11 +298,10 @@ func TestStatusShowsARunningBox(t *testing.T) {
 			t.Fatal("the boxed sleep never started")
 		}
 	}
-	// status takes no run flags (--backend, --system): it lists every box.
-	out, err := exec.Command(boxrunBin(t), "status", "--json").Output()
+	r := boxrun(t, "status", "--json")
 	var list []statusEntry
-	if err != nil || json.Unmarshal(out, &list) != nil {
-		t.Fatalf("status --json: %v\n%s", err, out)
+	if err := json.Unmarshal([]byte(r.stdout), &list); r.code != 0 || err != nil {
+		t.Fatalf("status --json: exit %d, %v", r.code, err)
 	}
 	var box *statusEntry
 	for i := range list {
@@ -328,8 +327,8 @@ func TestStatusShowsARunningBox(t *testing.T) {
 			t.Errorf("box %+v: want the cgroupfs box /boxrun.slice/boxrun-it-XXXXXXXX", box)
 		}
 	}
-	text, err := exec.Command(boxrunBin(t), "status").Output()
-	if err != nil || !strings.Contains(string(text), "POLICY") || !strings.Contains(string(text), filepath.Base(box.Cgroup)) {
-		t.Errorf("status: %v, stdout %q; want a table naming the box", err, text)
+	text := boxrun(t, "status")
+	if text.code != 0 || !strings.Contains(text.stdout, "POLICY") || !strings.Contains(text.stdout, filepath.Base(box.Cgroup)) {
+		t.Errorf("status: exit %d, stdout %q; want a table naming the box", text.code, text.stdout)
 	}
 }
