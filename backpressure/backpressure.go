@@ -1,97 +1,45 @@
 // Package backpressure decides which processes of a box to pause and when to
 // resume them, so that a test suite whose processes together want more memory
 // than the box allows finishes with every test passing instead of being
-// OOM-killed, and a suite that fits is never held back at all.
+// OOM-killed — without capping the parallelism of processes that need little.
 //
 // It is pure: the caller (sandbox's backpressure observer) feeds it
-// observations of the box (memory in use, CPU used, the processes with their
-// start times, parents, resident sizes and what they wait for) and carries
-// out the actions it returns (pause and resume). Its rules:
+// observations of the box (memory use, the processes with their start times,
+// parents and resident sizes) and carries out the actions it returns
+// (SIGSTOP / SIGCONT). Its rules:
 //
-//   - Pause growth, not processes. Only a growing leaf process (one with no
-//     child in the box, not the command itself) is ever paused: its memory
-//     rose since the last look, or the kernel throttles it at memory.high.
-//     A process whose memory is flat has done its growing: pausing it would
-//     only keep its memory held longer. At native speed a process allocates
-//     150M between two looks and stops; it is never paused for that.
-//   - Evidence, not fractions. A process is expected to grow to the size of
-//     its kind (its command name): the upper quartile of the peaks of
-//     finished leaves of that name, the size an earlier run learned
-//     (Config.Known), or the size of one that grew and then stayed flat.
-//     A process of a kind nothing has taught is expected to grow as much
-//     again as it holds (or to the largest of its name), and as much as it
-//     last grew on top.
-//   - One queue for the room (what is left under the pause line, less what
-//     flat processes short of their known size may still add): the holders
-//     of a lock others wait for, then growers already admitted, then the
-//     paused (those paused 3 s or more first come, first served; the others
-//     closest to their size first), then new growers. What fits goes on or
-//     is resumed; a grower that does not fit is paused. The head of the
-//     queue may use the half margin up to memory.high; the last running
-//     leaf always goes on.
-//   - Resume at once what costs nothing: a paused process that already
-//     holds its kind's size.
-//   - Liveness. When processes are paused and nothing unpaused makes
-//     progress — every running leaf waits on a file lock or a pipe, no leaf
-//     runs at all, or the box used less than a tenth of a CPU for
-//     Config.Stall under its pause line — one paused process is resumed at
-//     once: the holder of a lock others wait for, else the one closest to
-//     its size. It is then exempt from pausing for Config.HoldOff, and no
-//     other is forced while it is. No pause lasts longer than
-//     Config.MaxPause, a last resort that the report names.
-//   - Let the kernel brake what a look cannot see (High): memory.high sits
-//     the size of the largest kind under its ceiling, never below what was
-//     admitted; a first wave of unknown size is braked at half the box.
-//     Above memory.high with no progress, the throttle is let go.
-//   - One budget across boxes: in a limited slice shared with other boxes,
-//     a box admits against its share of the slice's room.
-//   - Processes stopped by job control (Ctrl-Z) mean the user suspended the
-//     run: nothing is forced while any is stopped.
+//   - Admit rather than evict. Each leaf process of the box (one with no
+//     child in the box) is expected to grow to the typical peak of the
+//     finished leaf processes of the same command name in this run (the
+//     test binary's children are alike; a shell's seq or a version probe
+//     says nothing of them). When the memory in use plus what the running
+//     leaves are still expected to take would cross the target (memory.max
+//     less a margin), the newest running leaves are paused — a process that
+//     just started is held back before it has grown.
+//   - Unknown sizes. Above half the box, at most one leaf whose kind has
+//     not finished yet runs: paused processes keep their memory, so the one
+//     that runs has the other half to finish in, and its peak teaches the
+//     size of its kind.
+//   - Danger. When headroom falls below the margin, every running leaf but
+//     the oldest is paused, except those already at their kind's peak.
+//   - Let the kernel buy time while learning. Until the box first reaches
+//     half its target, memory.high is held just above that line (High), so
+//     a burst of new processes that fills the box faster than boxrun can
+//     look is throttled by the kernel instead of running into memory.max;
+//     from then on it is just under the target, where the controller acts.
+//   - Resume oldest first, when its expected remaining growth fits.
+//   - Never deadlock. Paused processes keep their memory, so waiting for
+//     memory to fall can wait forever: when no leaf is left running, the
+//     oldest paused one is resumed whatever the memory; and no pause lasts
+//     longer than MaxPause.
+//   - Never pause the command's main process or a process with children in
+//     the box (a parent waiting for its children holds no growth of its own).
 package backpressure
 
 import (
 	"sort"
 	"time"
 )
-
-// Wait is what a process was found waiting for.
-type Wait int
-
-// What a process waits for. Lock and pipe waits can depend on another
-// process of the box; a process asleep on anything else (a timer, I/O, a
-// futex) is expected to wake by itself.
-const (
-	// Running: on a CPU or runnable, or not known to wait.
-	Running Wait = iota
-	// Asleep on something other than a lock or a pipe.
-	Asleep
-	// OnLock: blocked taking a file lock (flock, fcntl).
-	OnLock
-	// OnPipe: blocked reading or writing a pipe or FIFO.
-	OnPipe
-	// Stopped by job control or a debugger (state T or t).
-	Stopped
-	// Throttled: the kernel holds it at the box's memory.high (a thread
-	// sleeps in mem_cgroup_handle_over_high): it is growing, a page at a
-	// time.
-	Throttled
-)
-
-func (w Wait) String() string {
-	switch w {
-	case Asleep:
-		return "asleep"
-	case OnLock:
-		return "on a lock"
-	case OnPipe:
-		return "on a pipe"
-	case Stopped:
-		return "stopped"
-	case Throttled:
-		return "throttled at memory.high"
-	}
-	return "running"
-}
 
 // Proc is one process of the box as observed.
 type Proc struct {
@@ -105,17 +53,6 @@ type Proc struct {
 	// Comm is the process's command name (/proc/PID/comm): processes of
 	// one name are expected to grow alike.
 	Comm string
-	// Wait is what the process waits for, when the caller looked.
-	Wait Wait
-}
-
-// Budget is the memory of the slice a box shares with other boxes.
-type Budget struct {
-	// Limit is the slice's memory limit and Usage its memory.current.
-	Limit, Usage uint64
-	// Boxes is how many boxes share the slice now (this one included):
-	// each is admitted against its share of the room the slice has left.
-	Boxes int
 }
 
 // Observation is one look at the box.
@@ -126,16 +63,6 @@ type Observation struct {
 	Usage uint64
 	// Procs are the processes in the box.
 	Procs []Proc
-	// CPU is the CPU time the box has used so far (cpu.stat usage_usec);
-	// HaveCPU is false when it could not be read.
-	CPU     time.Duration
-	HaveCPU bool
-	// Slice is the budget of the slice the box shares, nil for none: a
-	// process is admitted only when both the box and the slice have room.
-	Slice *Budget
-	// Holders are the processes of the box holding a file lock that another
-	// process waits for (/proc/locks), nil when not read.
-	Holders map[int]bool
 }
 
 // Kind is what an Action does.
@@ -158,143 +85,62 @@ func (k Kind) String() string {
 type Action struct {
 	Kind Kind
 	PID  int
-	// Reason says why, for the report.
+	// Reason says why, for debugging and the report.
 	Reason string
 }
-
-// Reasons the controller gives; the report counts pauses and forced
-// resumes by them.
-const (
-	WhyNoRoom    = "its expected growth does not fit the box"
-	WhyUnknown   = "the size of its kind is unknown and the growth does not fit"
-	WhyFull      = "the box is at its memory target"
-	WhySliceFull = "the slice shared with other boxes is at its limit"
-	WhyHolds     = "it holds its expected size"
-	WhyRoom      = "room in the box"
-	WhyLock      = "others wait for a lock it holds"
-	WhyBlocked   = "every running process waits on a lock or a pipe"
-	WhyNoneLeft  = "nothing else was running"
-	WhyNoCPU     = "the box used no CPU"
-	WhyMaxPause  = "paused for the longest allowed time"
-	WhyEnd       = "run ended"
-)
 
 // Config tunes a Controller.
 type Config struct {
 	// Target is the memory the box should stay under: memory.high when set,
 	// else memory.max.
 	Target uint64
-	// Margin is the headroom kept free below Target; 0 picks
-	// DefaultMargin(Target).
+	// Margin is the headroom kept free below Target; 0 picks 5 % of Target,
+	// at least 16 MiB.
 	Margin uint64
-	// MaxPause bounds any single pause; 0 picks 30 s.
+	// MaxPause bounds any single pause; 0 picks 60 s.
 	MaxPause time.Duration
-	// HoldOff is how long a process resumed to keep the run going is
-	// exempt from pausing; 0 picks 2 s.
-	HoldOff time.Duration
-	// Stall is how long the box may use no CPU while processes are paused
-	// before one is resumed; 0 picks 250 ms.
-	Stall time.Duration
 	// Main is the command's own process, never paused.
 	Main int
-	// High is the box's memory.high (the kernel's brake just above the
-	// pause threshold, see HighFor); 0 when the controller does not manage
-	// memory.high. See Controller.High.
+	// High is the memory.high the box keeps once the controller has
+	// learned (see Controller.High); 0 means memory.high is not managed.
 	High uint64
-	// Known holds sizes learned by earlier runs: the typical peak of a
-	// leaf process by command name.
-	Known map[string]uint64
-}
-
-// Count is how often something happened and for how long.
-type Count struct {
-	N       int
-	Total   time.Duration
-	Longest time.Duration
 }
 
 // Stats is what the controller did, for the run report.
 type Stats struct {
 	// Paused counts pauses; Resumed counts resumes (forced ones included).
 	Paused, Resumed int
-	// ForcedResumes counts resumes made to keep the run going.
+	// ForcedResumes counts resumes made to avoid a deadlock or because a
+	// pause lasted MaxPause.
 	ForcedResumes int
-	// PausedTotal is the sum of all pause durations; LongestPause the
-	// longest, and LongestWhy why that process was paused.
+	// PausedTotal is the sum of all pause durations; MaxPause the longest.
 	PausedTotal, LongestPause time.Duration
-	LongestWhy                string
 	// MaxRunning is the most leaf processes (the workers: processes with no
 	// child in the box, the command's own excepted) left running at once.
 	MaxRunning int
-	// Blocked is how long unpaused processes were seen waiting on a lock a
-	// paused process held, or on a pipe while processes were paused, summed
-	// over processes: time a pause may have cost someone else. Zero is the
-	// goal.
-	Blocked time.Duration
-	// Why counts pauses by reason (with their durations), Forced the forced
-	// resumes by reason.
-	Why    map[string]Count
-	Forced map[string]int
-	// PausedAtEnd is how many processes were still paused when the run
-	// ended (Finish).
-	PausedAtEnd int
-	// Known is how many command names had a size from an earlier run;
-	// Learned how many learned one in this run.
-	Known, Learned int
+	// Typical is the learned typical peak of a finished leaf, 0 if none.
+	Typical uint64
+	// LearningHigh is the memory.high the box had while the controller
+	// learned, 0 when it did not manage memory.high.
+	LearningHigh uint64
+	// Learned is how long learning lasted (zero if it never ended).
+	Learned time.Duration
 }
-
-// proc is what the controller remembers of one process.
-type proc struct {
-	comm      string
-	start     uint64
-	rss       uint64 // now
-	prev      uint64 // at the look before
-	peak      uint64
-	seen      bool // seen at an earlier look: prev is meaningful
-	leaf      bool
-	pausedAt  time.Time // zero when running
-	why       string    // why it was paused
-	holdUntil time.Time // exempt from pausing until then
-	grew      time.Time // when its memory last rose
-	// lastGrowth is what it grew at the last look it grew at.
-	lastGrowth uint64
-	// admitted is set while it grows with room the controller gave it.
-	admitted bool
-	// pausedGrowing is set when it was growing as it was paused.
-	pausedGrowing bool
-}
-
-func (p *proc) paused() bool { return !p.pausedAt.IsZero() }
 
 // Controller is the pause/resume state machine.
 type Controller struct {
-	cfg   Config
-	procs map[int]*proc
+	cfg    Config
+	paused map[int]time.Time // pid -> when it was paused
+	peak   map[int]uint64    // pid -> largest RSS seen while alive
+	leaf   map[int]bool      // pid -> was a leaf when last seen
+	comm   map[int]string    // pid -> command name when last seen
 	// finished holds the peaks of leaves that exited, by command name.
 	finished map[string][]uint64
 	stats    Stats
-	// lastNow is the time of the last look; progress the last time the
-	// box made progress (used a tenth of a CPU since the progress before,
-	// or a process exited), and progressCPU its CPU time then.
-	lastNow, progress time.Time
-	progressCPU       time.Duration
-	haveCPU           bool
-	// brake is how far below Config.High memory.high may be held now, and
-	// admitted what is in use plus what the running leaves were admitted
-	// to add: memory.high never throttles below it.
-	brake, admitted uint64
-	// released is set while the box is above memory.high and stalled: the
-	// kernel's throttle is all that holds the run, so it is let go.
-	released bool
-	// releaseTo is where memory.high goes while released: room for what
-	// the lone grower is still expected to add, within the target.
-	releaseTo uint64
-	// firstWave is set until a size is known or the box first reaches half
-	// the pause threshold: see High.
-	firstWave bool
-	// sliceCap is the most the box's memory.high may be in a shared
-	// slice: its usage plus its share of the slice's room; 0 for none.
-	sliceCap uint64
+	// learning is true until a leaf has finished or the box first reached
+	// danger; started is the first observation's time.
+	learning bool
+	started  time.Time
 }
 
 // DefaultMargin is the headroom kept free below a target: 5 %, at least
@@ -308,20 +154,15 @@ func DefaultMargin(target uint64) uint64 {
 }
 
 // HighFor is the memory.high that goes with backpressure steering to
-// target (memory.max): two margins below it. The controller pauses half a
-// margin below that (see limit), so nothing it admitted is throttled; a
-// burst that overshoots between two looks is. The gap up to memory.max is
-// what makes that throttle a brake: the kernel's delay grows with the
-// square of the overage above memory.high and is skipped while it is
-// small, so with memory.high just under memory.max (half a margin, as
-// boxrun had it) a burst of allocations in the emulated VM ran through it
-// into OOM kills.
+// target: half a margin above the pause threshold (target - margin), so the
+// kernel throttles an allocation burst that overshoots the threshold while
+// the controller pauses processes, and nothing is throttled below it.
 func HighFor(target uint64) uint64 {
 	m := DefaultMargin(target)
-	if target < 4*m {
-		return target - min(target, m)/2
+	if target < m {
+		return target
 	}
-	return target - 2*m
+	return target - m/2
 }
 
 // New returns a controller for cfg.
@@ -330,112 +171,75 @@ func New(cfg Config) *Controller {
 		cfg.Margin = DefaultMargin(cfg.Target)
 	}
 	if cfg.MaxPause == 0 {
-		cfg.MaxPause = 30 * time.Second
+		cfg.MaxPause = 60 * time.Second
 	}
-	if cfg.HoldOff == 0 {
-		cfg.HoldOff = 2 * time.Second
+	c := &Controller{cfg: cfg, paused: map[int]time.Time{}, peak: map[int]uint64{}, leaf: map[int]bool{},
+		comm: map[int]string{}, finished: map[string][]uint64{}}
+	if cfg.High != 0 {
+		c.learning = true
+		c.stats.LearningHigh = c.learningHigh()
 	}
-	if cfg.Stall == 0 {
-		cfg.Stall = 250 * time.Millisecond
-	}
-	c := &Controller{cfg: cfg, procs: map[int]*proc{}, finished: map[string][]uint64{}, firstWave: len(cfg.Known) == 0}
-	c.stats.Why, c.stats.Forced = map[string]Count{}, map[string]int{}
-	c.stats.Known = len(cfg.Known)
-	for _, v := range cfg.Known {
-		c.brake = max(c.brake, v)
-	}
-	c.brake = min(c.brake, sub(cfg.Target, cfg.Margin)/2)
 	return c
 }
 
-// High is the memory.high the box should have now (0 when Config.High is
-// 0): growth faster than the controller can look is braked by the kernel,
-// growth it admitted is not. The caller writes it to the box when it
-// changes.
-//
-//   - Before anything is known of the box (no size learned, none shown),
-//     a first wave of processes that all grow at once is throttled at half
-//     the box (a margin above it, and never under what was admitted), so
-//     that those the controller then holds back have taken little; it is
-//     lifted at the first look that finds the box there.
-//   - Then it sits the size of the largest kind below Config.High (what
-//     one new process can allocate between two looks), but never below
-//     what is in use plus what was admitted, and half a margin; never
-//     above Config.High: the kernel's throttle brakes only well below
-//     memory.max (see HighFor), and what was admitted beyond it is
-//     throttled, not killed.
-//   - In a slice shared with other boxes, it is at most the box's use
-//     plus its share of the slice's room.
-//   - While the box is above it and stalled, it is the target: the
-//     throttle is released rather than freeze the run.
+// learningHigh is memory.high while nothing is known of the processes'
+// size: a margin above the danger line (half the target), and never above
+// the steady memory.high.
+func (c *Controller) learningHigh() uint64 {
+	h := c.cfg.Target/2 + c.cfg.Margin
+	if h > c.cfg.High {
+		h = c.cfg.High
+	}
+	return h
+}
+
+// High is the memory.high the box should have now: just above the danger
+// line while the controller is learning, Config.High after; 0 when
+// Config.High is 0 (memory.high is not managed). The caller writes it to
+// the box whenever it changes. Learning ends for good at the first
+// observation where a leaf has finished or the box reached danger: from
+// then on the controller pauses processes itself, and a lone process still
+// growing must not be throttled.
 func (c *Controller) High() uint64 {
-	h := c.cfg.High
-	if h == 0 {
+	if c.cfg.High == 0 {
 		return 0
 	}
-	if c.released {
-		return max(h, c.releaseTo)
+	if c.learning {
+		return c.learningHigh()
 	}
-	m := c.cfg.Margin
-	var v uint64
-	if c.firstWave {
-		v = min(h, max(c.limit()/2+m, c.admitted+m/2))
-	} else {
-		v = min(h, max(sub(h, c.brake), c.admitted+m/2))
-	}
-	if c.sliceCap != 0 {
-		v = min(v, c.sliceCap)
-	}
-	return v
+	return c.cfg.High
 }
-
-// Progress is when the box last made progress (see Config.Stall).
-func (c *Controller) Progress() time.Time { return c.progress }
 
 // Stats returns what the controller did so far.
-func (c *Controller) Stats() Stats {
-	s := c.stats
-	s.Why = make(map[string]Count, len(c.stats.Why))
-	for k, v := range c.stats.Why {
-		s.Why[k] = v
-	}
-	s.Forced = make(map[string]int, len(c.stats.Forced))
-	for k, v := range c.stats.Forced {
-		s.Forced[k] = v
-	}
-	s.Learned = len(c.finished)
-	return s
-}
+func (c *Controller) Stats() Stats { return c.stats }
 
 // Paused lists the pids paused now, oldest pause first.
 func (c *Controller) Paused() []int {
-	var pids []int
-	for pid, p := range c.procs {
-		if p.paused() {
-			pids = append(pids, pid)
-		}
+	pids := make([]int, 0, len(c.paused))
+	for pid := range c.paused {
+		pids = append(pids, pid)
 	}
-	sort.Slice(pids, func(i, j int) bool {
-		a, b := c.procs[pids[i]], c.procs[pids[j]]
-		if !a.pausedAt.Equal(b.pausedAt) {
-			return a.pausedAt.Before(b.pausedAt)
-		}
-		return pids[i] < pids[j]
-	})
+	sort.Slice(pids, func(i, j int) bool { return c.paused[pids[i]].Before(c.paused[pids[j]]) })
 	return pids
 }
 
-// Sizes is what this run learned, merged over what it was given: the
-// typical peak of a leaf process by command name, for the next run.
-func (c *Controller) Sizes() map[string]uint64 {
-	out := make(map[string]uint64, len(c.cfg.Known)+len(c.finished))
-	for k, v := range c.cfg.Known {
-		out[k] = v
+// expect is the learned peak of processes named like p: the upper
+// quartile of the peaks of finished leaves with its command name, so one
+// small early finisher does not let the box overfill. ok is false while no
+// such process has finished: its size is unknown.
+func (c *Controller) expect(p Proc) (peak uint64, ok bool) {
+	return upperQuartile(c.finished[p.Comm])
+}
+
+// typical is the largest learned peak of any command name, 0 if none.
+func (c *Controller) typical() uint64 {
+	var max uint64
+	for _, peaks := range c.finished {
+		if q, _ := upperQuartile(peaks); q > max {
+			max = q
+		}
 	}
-	for k, peaks := range c.finished {
-		out[k], _ = upperQuartile(peaks)
-	}
-	return out
+	return max
 }
 
 func upperQuartile(v []uint64) (uint64, bool) {
@@ -452,628 +256,251 @@ func upperQuartile(v []uint64) (uint64, bool) {
 // stopping) and returns those actions.
 func (c *Controller) Finish(now time.Time) []Action {
 	var acts []Action
-	paused := c.Paused()
-	c.stats.PausedAtEnd = len(paused)
-	for _, pid := range paused {
-		acts = append(acts, c.resume(pid, now, WhyEnd, false))
+	for _, pid := range c.Paused() {
+		acts = append(acts, c.resume(pid, now, "run ended", false))
 	}
 	return acts
 }
 
-// endPause closes the books on p's pause at now.
-func (c *Controller) endPause(p *proc, now time.Time) {
-	d := now.Sub(p.pausedAt)
-	c.stats.PausedTotal += d
-	if d > c.stats.LongestPause {
-		c.stats.LongestPause, c.stats.LongestWhy = d, p.why
-	}
-	w := c.stats.Why[p.why]
-	w.Total += d
-	if d > w.Longest {
-		w.Longest = d
-	}
-	c.stats.Why[p.why] = w
-	p.pausedAt, p.why = time.Time{}, ""
-}
-
 func (c *Controller) resume(pid int, now time.Time, why string, forced bool) Action {
-	p := c.procs[pid]
-	c.endPause(p, now)
+	d := now.Sub(c.paused[pid])
+	delete(c.paused, pid)
 	c.stats.Resumed++
 	if forced {
 		c.stats.ForcedResumes++
-		c.stats.Forced[why]++
-		p.holdUntil = now.Add(c.cfg.HoldOff)
 	}
-	// It grows on with room it was given.
-	p.admitted = true
+	c.stats.PausedTotal += d
+	if d > c.stats.LongestPause {
+		c.stats.LongestPause = d
+	}
 	return Action{Kind: Resume, PID: pid, Reason: why}
 }
 
-func (c *Controller) pause(l *look, pid int, now time.Time, why string) Action {
-	p := c.procs[pid]
-	p.pausedGrowing = p.growingAt(l, l.byPID[pid])
-	p.pausedAt, p.why, p.admitted = now, why, false
+func (c *Controller) pause(pid int, now time.Time, why string) Action {
+	c.paused[pid] = now
 	c.stats.Paused++
-	w := c.stats.Why[why]
-	w.N++
-	c.stats.Why[why] = w
 	return Action{Kind: Pause, PID: pid, Reason: why}
-}
-
-// look is one observation digested: the processes by role, and what each
-// is expected to add.
-type look struct {
-	c      *Controller
-	o      Observation
-	byPID  map[int]Proc
-	live   map[string]uint64 // the largest live process of each name
-	flat   map[string]uint64 // the largest that grew, then stayed flat
-	expect map[string]uint64 // the learned size of each name, when known
-	// running are the unpaused leaves (the command's own excepted), paused
-	// the paused ones, both oldest first.
-	running, paused []Proc
-}
-
-// size is the size processes named comm are expected to reach, and
-// whether it is evidence (learned, or shown by one that grew and stopped)
-// rather than just the largest live one.
-func (l *look) size(comm string) (uint64, bool) {
-	if e, ok := l.expect[comm]; ok {
-		return e, true
-	}
-	if f, ok := l.flat[comm]; ok {
-		// One grew and stopped: its size is the evidence. One growing
-		// past it is not (it may never stop): need says what it is
-		// expected to add.
-		return f, true
-	}
-	return l.live[comm], false
-}
-
-// need is what p is still expected to add. Of a kind whose size is known:
-// up to that size, plus a twentieth for what resident size does not show
-// (page tables, kernel memory charged to the box). Of a kind nothing has
-// taught yet: up to the largest live one of its name, and at least as much
-// again as it holds (a process that has grown so far may well grow as far
-// again), plus what it grew at its last growing look.
-func (l *look) need(p Proc) uint64 {
-	e, known := l.size(p.Comm)
-	st := l.c.procs[p.PID]
-	if known {
-		switch {
-		case p.RSS < e:
-			return e + e/20 - p.RSS
-		case p.RSS > e+e/20 && st.growingAt(l, p):
-			// It grows past its kind's size (and what a size does not
-			// show): the size is wrong for it, and it is expected to go
-			// on as it grew.
-			return max(st.lastGrowth, e/20)
-		}
-		return 0
-	}
-	return max(sub(e, p.RSS), p.RSS) + st.lastGrowth
-}
-
-// growingAt reports whether the process grows now, or grew when it was
-// paused: a paused process keeps the growth it was stopped in.
-func (st *proc) growingAt(l *look, p Proc) bool {
-	if st.paused() {
-		return st.pausedGrowing
-	}
-	return l.growing(p) || p.Wait == Throttled
-}
-
-// holds reports whether p holds what its kind is known to reach and was
-// not growing past it: resuming it costs nothing and lets it finish.
-func (l *look) holds(p Proc) bool {
-	return l.need(p) == 0
-}
-
-// growing reports whether p's memory rose since the last look. A process
-// seen for the first time has shown no growth yet: at native speed it may
-// well have allocated all it wants before the first look, and it is judged
-// at the next one.
-func (l *look) growing(p Proc) bool {
-	const noise = 64 << 10
-	st := l.c.procs[p.PID]
-	return st.seen && p.RSS >= st.prev+noise
-}
-
-// grower reports whether p is growing, the only kind of process ever
-// paused: its memory rose since the last look; or the kernel throttles it
-// at memory.high (it would grow, and grows a page at a time); or it grew
-// within recentGrowth and is short of its kind's known size (throttled
-// between looks); or it is new, of a kind whose size is known, and holds at
-// most a quarter of it (it has its growth ahead: at native speed one that
-// has allocated already holds near all of it, and is left alone). A flat
-// process of a kind nothing has taught is never a grower.
-func (l *look) grower(p Proc) bool {
-	if l.growing(p) || p.Wait == Throttled {
-		return true
-	}
-	st := l.c.procs[p.PID]
-	e, known := l.size(p.Comm)
-	if !known {
-		return false
-	}
-	if !st.seen {
-		return p.RSS <= e/4
-	}
-	return l.grewLately(p) && p.RSS < e
-}
-
-// recentGrowth is how long a process counts as still growing after its
-// memory last rose, where a slow grower matters (the kernel throttles a box
-// above memory.high to a page every few looks).
-const recentGrowth = 200 * time.Millisecond
-
-// starving is how long a paused process may be overtaken by younger ones
-// whose growth fits before it: from then on the room it needs is kept for
-// it, first paused first.
-const starving = 3 * time.Second
-
-// flatAfter is how long a process that grew must stay flat for its size to
-// count as its kind's: long enough that a process growing in steps (or
-// throttled by the kernel) is not taken for done.
-const flatAfter = 250 * time.Millisecond
-
-// grewLately reports whether p's memory rose within recentGrowth.
-func (l *look) grewLately(p Proc) bool {
-	st := l.c.procs[p.PID]
-	return !st.grew.IsZero() && l.o.Now.Sub(st.grew) < recentGrowth
-}
-
-// growers counts the running leaves that grow.
-func (l *look) growers() int {
-	n := 0
-	for _, p := range l.running {
-		if l.grower(p) {
-			n++
-		}
-	}
-	return n
-}
-
-// claims is the room kept for the running leaves that are not growing but
-// have not reached their kind's known size: they may grow again (a test
-// that allocates in steps, one waiting for a lock to grow under it). Those
-// waiting on a lock count only the largest: a lock lets them grow one at a
-// time.
-func (l *look) claims() uint64 {
-	var sum, lockMax uint64
-	for _, p := range l.running {
-		if l.grower(p) {
-			continue
-		}
-		if _, known := l.size(p.Comm); !known {
-			continue
-		}
-		n := l.need(p)
-		if p.Wait == OnLock {
-			lockMax = max(lockMax, n)
-			continue
-		}
-		sum += n
-	}
-	return sum + lockMax
-}
-
-// queue is the order in which growing and paused leaves get the box's room:
-// the holders of a lock others wait for; then the growers that were
-// already admitted (growing at the look before, resumed, or in the
-// hold-off after a forced resume), oldest first; then the paused, those
-// paused starving or longer first by the age of their pause, the others
-// closest to their size first; then the growers new to growing, oldest
-// first.
-func (l *look) queue() []Proc {
-	var holders, going, fresh []Proc
-	for _, p := range l.running {
-		if !l.grower(p) {
-			continue
-		}
-		st := l.c.procs[p.PID]
-		switch {
-		case l.o.Holders[p.PID]:
-			holders = append(holders, p)
-		case st.admitted || l.o.Now.Before(st.holdUntil):
-			going = append(going, p)
-		default:
-			fresh = append(fresh, p)
-		}
-	}
-	paused := append([]Proc(nil), l.paused...)
-	sort.SliceStable(paused, func(i, j int) bool {
-		a, b := l.c.procs[paused[i].PID], l.c.procs[paused[j].PID]
-		sa, sb := l.o.Now.Sub(a.pausedAt) >= starving, l.o.Now.Sub(b.pausedAt) >= starving
-		switch {
-		case sa != sb:
-			return sa
-		case sa:
-			return a.pausedAt.Before(b.pausedAt)
-		}
-		return l.need(paused[i]) < l.need(paused[j])
-	})
-	q := append(holders, going...)
-	q = append(q, paused...)
-	return append(q, fresh...)
 }
 
 // Step takes one observation and returns what to do now.
 func (c *Controller) Step(o Observation) []Action {
-	l := c.digest(o)
-	l.split()
-	c.countBlocked(l)
-	var acts []Action
-
-	// Pauses that lasted too long end, oldest first: the last resort.
-	for _, pid := range c.Paused() {
-		if o.Now.Sub(c.procs[pid].pausedAt) >= c.cfg.MaxPause {
-			acts = append(acts, c.resume(pid, o.Now, WhyMaxPause, true))
-		}
-	}
-	l.split()
-
-	room, full := c.room(o)
-	claimed := l.claims()
-	acts, admitted := c.admit(l, acts, room-int64(claimed), full)
-	l.split()
-
-	// Liveness: nothing unpaused makes progress, so resume one (never one
-	// paused in this very look: the room it was paused for is still gone).
-	if len(l.paused) > 0 && !c.holding(o.Now) {
-		if why, pid, ok := l.stalled(); ok {
-			if o.Holders[pid] {
-				why = WhyLock
-			}
-			acts = append(acts, c.resume(pid, o.Now, why, true))
-			l.split()
-		}
-	}
-	c.brakeFor(l, claimed+admitted)
-
-	c.lastNow = o.Now
-	if len(l.running) > c.stats.MaxRunning {
-		c.stats.MaxRunning = len(l.running)
-	}
-	for _, p := range l.running {
-		if !l.grower(p) {
-			c.procs[p.PID].admitted = false
-		}
-	}
+	alive := make(map[int]Proc, len(o.Procs))
+	hasChild := map[int]bool{}
 	for _, p := range o.Procs {
-		c.procs[p.PID].prev = p.RSS
+		alive[p.PID] = p
+		hasChild[p.PPID] = true
+	}
+	c.forgetExited(o.Now, alive)
+	var running []Proc // unpaused leaves that may be paused
+	for _, p := range o.Procs {
+		if p.RSS > c.peak[p.PID] {
+			c.peak[p.PID] = p.RSS
+		}
+		c.comm[p.PID] = p.Comm
+		isLeaf := !hasChild[p.PID]
+		c.leaf[p.PID] = isLeaf
+		if _, ok := c.paused[p.PID]; ok {
+			continue
+		}
+		if isLeaf && p.PID != c.cfg.Main {
+			running = append(running, p)
+		}
+	}
+	c.stats.Typical = c.typical()
+	if c.started.IsZero() {
+		c.started = o.Now
+	}
+	sort.Slice(running, func(i, j int) bool { return older(running[i], running[j]) })
+
+	limit := c.cfg.Target
+	if limit > c.cfg.Margin {
+		limit -= c.cfg.Margin
+	} else {
+		limit = 0
+	}
+	// Above half the box, at most one process of unknown size runs: memory
+	// held by paused processes is stuck, so the one that runs has the other
+	// half to finish in, and its peak teaches the size of its kind.
+	half := c.cfg.Target / 2
+	if c.learning && o.Usage >= half {
+		c.learning = false
+		c.stats.Learned = o.Now.Sub(c.started)
+	}
+	// Each name's peak is sorted out once per observation, not once per
+	// question about a process.
+	type peakOf struct {
+		v  uint64
+		ok bool
+	}
+	peaks := map[string]peakOf{}
+	expect := func(p Proc) (uint64, bool) {
+		e, seen := peaks[p.Comm]
+		if !seen {
+			e.v, e.ok = c.expect(p)
+			peaks[p.Comm] = e
+		}
+		return e.v, e.ok
+	}
+	known := func(p Proc) bool { _, ok := expect(p); return ok }
+	// need is what a running leaf is expected to take still: up to the peak
+	// of its kind, plus a twentieth for what resident size does not show
+	// (page tables, kernel memory charged to the box, a last burst); 0 when
+	// its kind is unknown (the rule above covers those).
+	need := func(p Proc) uint64 {
+		e, _ := expect(p)
+		if e > p.RSS {
+			return e + e/20 - p.RSS
+		}
+		return 0
+	}
+	// grown: a process already at the peak of its kind will not grow;
+	// pausing it would only keep its memory longer.
+	grown := func(p Proc) bool { return known(p) && need(p) == 0 }
+
+	var acts []Action
+	// Pauses that lasted too long end, oldest first.
+	for _, pid := range c.Paused() {
+		if o.Now.Sub(c.paused[pid]) >= c.cfg.MaxPause {
+			acts = append(acts, c.resume(pid, o.Now, "paused for the longest allowed time", true))
+		}
+	}
+
+	keep := func(why string, pause func(i int, p Proc) bool) {
+		kept := running[:0:0]
+		for i, p := range running {
+			if pause(i, p) {
+				acts = append(acts, c.pause(p.PID, o.Now, why))
+				continue
+			}
+			kept = append(kept, p)
+		}
+		running = kept
+	}
+	switch {
+	case o.Usage >= limit && len(running) > 1:
+		// Danger: keep only the oldest running leaf going, and those that
+		// have done their growing.
+		keep("box near its memory target", func(i int, p Proc) bool { return i > 0 && !grown(p) })
+	case o.Usage >= half:
+		// Unknown sizes: keep the oldest of them.
+		seen := false
+		keep("box half full and the size of such a process unknown", func(i int, p Proc) bool {
+			if known(p) || len(running) == 1 {
+				return false
+			}
+			if !seen {
+				seen = true
+				return false
+			}
+			return true
+		})
+	}
+	// Admission: hold back the newest until the expected growth of the rest
+	// fits.
+	projected := o.Usage
+	for _, p := range running {
+		projected += need(p)
+	}
+	for i := len(running) - 1; i >= 1 && projected > limit; i-- {
+		p := running[i]
+		if grown(p) || !known(p) {
+			continue
+		}
+		projected -= need(p)
+		acts = append(acts, c.pause(p.PID, o.Now, "expected growth does not fit the box"))
+		running = append(running[:i], running[i+1:]...)
+	}
+
+	// Resume oldest first: those done growing at once (they only free
+	// memory from here), the others when their expected growth fits.
+	paused := c.pausedProcs(alive)
+	var still []Proc
+	for _, p := range paused {
+		if grown(p) {
+			acts = append(acts, c.resume(p.PID, o.Now, "done growing", false))
+			running = append(running, p)
+			continue
+		}
+		still = append(still, p)
+	}
+	paused = still
+	if len(running) == 0 && len(paused) > 0 {
+		// Nothing left to make progress: resume the oldest whatever the memory.
+		p := paused[0]
+		acts = append(acts, c.resume(p.PID, o.Now, "nothing else running", true))
+		paused = paused[1:]
+		projected += need(p)
+		running = append(running, p)
+	}
+	unknownRunning := 0
+	for _, p := range running {
+		if !known(p) {
+			unknownRunning++
+		}
+	}
+	if o.Usage < limit {
+		for _, p := range paused {
+			extra := need(p)
+			if !known(p) {
+				// Unknown size: with room for a margin, and above half the
+				// box only when no other of unknown size runs.
+				extra = c.cfg.Margin
+				if o.Usage >= half && unknownRunning > 0 {
+					break
+				}
+			}
+			if projected+extra > limit {
+				break
+			}
+			acts = append(acts, c.resume(p.PID, o.Now, "room in the box", false))
+			projected += extra
+			running = append(running, p)
+			if !known(p) {
+				unknownRunning++
+			}
+		}
+	}
+	if len(running) > c.stats.MaxRunning {
+		c.stats.MaxRunning = len(running)
 	}
 	return acts
 }
 
-// room is what is left under the pause line, and the reason to give a
-// pause for lack of it; in a slice shared with other boxes, no more than
-// this box's share of what the slice has left (which also caps High).
-func (c *Controller) room(o Observation) (int64, string) {
-	room := int64(c.limit()) - int64(o.Usage)
-	full := WhyFull
-	c.sliceCap = 0
-	if s := o.Slice; s != nil && s.Limit > 0 {
-		free := int64(sub(s.Limit, DefaultMargin(s.Limit))) - int64(s.Usage)
-		share := free / int64(max(s.Boxes, 1))
-		if share < room {
-			room, full = share, WhySliceFull
-		}
-		c.sliceCap = o.Usage + uint64(max(share, 0))
-	}
-	return room, full
-}
-
-// admit gives the room to the queue (see queue) and returns the actions
-// with its pauses and resumes, and what the processes let through are
-// expected to add. What fits goes on (a paused process that fits is
-// resumed); the head of the queue goes on while the box is under
-// memory.high, where the kernel brakes it; lock holders and a process in
-// its hold-off go on whatever the room. A growing process that does not
-// fit is paused, and a paused one starving for its room keeps it: those
-// behind it wait. The last running leaf always goes on.
-func (c *Controller) admit(l *look, acts []Action, room int64, full string) ([]Action, uint64) {
-	now := l.o.Now
-	slack := int64(c.cfg.Margin / 2)
-	var admitted uint64
-	var stop []Proc
-	for i, p := range l.queue() {
-		st := c.procs[p.PID]
-		n := l.need(p)
-		fits := int64(n) <= room
-		if st.paused() {
-			switch {
-			case l.holds(p):
-				acts = append(acts, c.resume(p.PID, now, WhyHolds, false))
-			case fits:
-				acts = append(acts, c.resume(p.PID, now, WhyRoom, false))
-				room -= int64(n)
-				admitted += n
-			case now.Sub(st.pausedAt) >= starving:
-				room -= int64(n)
-			}
+// forgetExited forgets processes that exited and learns from the leaves
+// among them.
+func (c *Controller) forgetExited(now time.Time, alive map[int]Proc) {
+	for pid, pk := range c.peak {
+		if _, ok := alive[pid]; ok {
 			continue
 		}
-		if fits || i == 0 && room > -slack || l.o.Holders[p.PID] || now.Before(st.holdUntil) {
-			st.admitted = true
-			room -= int64(n)
-			admitted += n
-			continue
+		if c.leaf[pid] && pid != c.cfg.Main && pk > 0 {
+			c.finished[c.comm[pid]] = append(c.finished[c.comm[pid]], pk)
 		}
-		stop = append(stop, p)
-	}
-	if len(stop) > 0 && len(stop) == len(l.running) {
-		c.procs[stop[0].PID].admitted = true
-		admitted += l.need(stop[0])
-		stop = stop[1:]
-	}
-	for _, p := range stop {
-		why := WhyNoRoom
-		_, known := l.size(p.Comm)
-		switch {
-		case room <= 0 && (full == WhySliceFull || l.o.Usage >= c.limit()):
-			why = full
-		case !known:
-			why = WhyUnknown
-		}
-		acts = append(acts, c.pause(l, p.PID, now, why))
-	}
-	return acts, admitted
-}
-
-// brakeFor sets what High needs after a look: the brake (the largest
-// kind), what was admitted (in use, up to the pause line, plus what the
-// processes let through may add), whether the first wave is over, and
-// whether the throttle is released: above memory.high with no progress for
-// the stall time, the running processes are throttled by the kernel and
-// the paused ones hold what they took, so nothing would ever finish. Once
-// every grower but one is paused, the throttle is let go by what that one
-// is still expected to add (up to memory.max, where an OOM kill is the last
-// resort) and taken back once the box is under the pause line. Let go for
-// many at once, or all the way to memory.max, it would run whatever grows
-// next into memory.max.
-func (c *Controller) brakeFor(l *look, admitted uint64) {
-	limit, usage := c.limit(), l.o.Usage
-	c.brake = l.brake(limit)
-	c.admitted = min(usage, limit) + admitted
-	if usage >= limit/2 || len(l.expect) > 0 || len(l.flat) > 0 {
-		c.firstWave = false
-	}
-	switch {
-	case usage >= HighFor(c.cfg.Target) && l.o.Now.Sub(c.progress) >= c.cfg.Stall && l.growers() <= 1:
-		// Room for what the lone grower is still expected to add, and
-		// no more: a process that starts to grow meanwhile meets the
-		// throttle again, and is paused at the next look.
-		c.released = true
-		var need uint64
-		for _, p := range l.running {
-			if l.grower(p) {
-				need = l.need(p)
-			}
-		}
-		c.releaseTo = min(c.cfg.Target, usage+need+c.cfg.Margin/2)
-	case usage < limit:
-		c.released = false
-	}
-}
-
-// countBlocked adds the time since the last look to Stats.Blocked for each
-// running leaf that may have waited on a paused process: on a lock a paused
-// process holds, or on a pipe (whose other end is not known).
-func (c *Controller) countBlocked(l *look) {
-	dt := l.o.Now.Sub(c.lastNow)
-	if len(l.paused) == 0 || c.lastNow.IsZero() || dt <= 0 {
-		return
-	}
-	heldByPaused := false
-	for _, p := range l.paused {
-		heldByPaused = heldByPaused || l.o.Holders[p.PID]
-	}
-	for _, p := range l.running {
-		if p.Wait == OnLock && heldByPaused || p.Wait == OnPipe {
-			c.stats.Blocked += dt
-		}
-	}
-}
-
-// holding reports whether a process resumed to keep the run going is still
-// in its hold-off: one forced resume at a time.
-func (c *Controller) holding(now time.Time) bool {
-	for _, p := range c.procs {
-		if now.Before(p.holdUntil) {
-			return true
-		}
-	}
-	return false
-}
-
-// digest records the observation: new processes, peaks, exits (whose peaks
-// teach the size of their kind) and the box's CPU progress.
-func (c *Controller) digest(o Observation) *look {
-	l := &look{c: c, o: o, byPID: make(map[int]Proc, len(o.Procs)), live: map[string]uint64{}, flat: map[string]uint64{}, expect: map[string]uint64{}}
-	hasChild := map[int]bool{}
-	for _, p := range o.Procs {
-		l.byPID[p.PID] = p
-		hasChild[p.PPID] = true
-	}
-	exited := false
-	for pid, st := range c.procs {
-		if p, ok := l.byPID[pid]; ok && p.Start == st.start {
-			continue
-		}
-		// Gone, or its pid reused by a new process.
-		exited = true
-		// A leaf's peak teaches the size of its kind, unless it died
-		// paused (killed from outside: its peak says nothing).
-		if st.leaf && !st.paused() && st.peak > 0 {
-			c.finished[st.comm] = append(c.finished[st.comm], st.peak)
-		}
-		if st.paused() {
+		delete(c.peak, pid)
+		delete(c.leaf, pid)
+		delete(c.comm, pid)
+		if t, ok := c.paused[pid]; ok {
 			// Died while paused (killed from outside): count the pause.
-			c.endPause(st, o.Now)
-		}
-		delete(c.procs, pid)
-	}
-	for _, p := range o.Procs {
-		st := c.procs[p.PID]
-		if st == nil {
-			st = &proc{comm: p.Comm, start: p.Start}
-			c.procs[p.PID] = st
-		} else {
-			st.seen = true
-		}
-		if st.seen && p.RSS > st.prev {
-			st.grew, st.lastGrowth = o.Now, p.RSS-st.prev
-		}
-		st.rss, st.comm = p.RSS, p.Comm
-		st.peak = max(st.peak, p.RSS)
-		st.leaf = !hasChild[p.PID] && p.PID != c.cfg.Main
-		if st.leaf {
-			l.live[p.Comm] = max(l.live[p.Comm], p.RSS)
-			if !st.grew.IsZero() && !st.paused() && o.Now.Sub(st.grew) >= flatAfter {
-				l.flat[p.Comm] = max(l.flat[p.Comm], p.RSS)
+			d := now.Sub(t)
+			c.stats.PausedTotal += d
+			if d > c.stats.LongestPause {
+				c.stats.LongestPause = d
 			}
+			delete(c.paused, pid)
 		}
 	}
-	for comm, peaks := range c.finished {
-		l.expect[comm], _ = upperQuartile(peaks)
-	}
-	for comm, v := range c.cfg.Known {
-		if _, ok := l.expect[comm]; !ok {
-			l.expect[comm] = v
-		}
-	}
-	// Progress: a process ended, or the box used a tenth of a CPU since
-	// the last progress. A trickle (a process throttled at memory.high, a
-	// shell's wait) is not progress: the run would never end at its pace.
-	if c.progress.IsZero() || exited {
-		c.progress = o.Now
-		c.progressCPU = o.CPU
-	}
-	if o.HaveCPU {
-		if !c.haveCPU {
-			c.progressCPU = o.CPU
-		}
-		if used := o.CPU - c.progressCPU; used > 0 && used >= o.Now.Sub(c.progress)/10 {
-			c.progress, c.progressCPU = o.Now, o.CPU
-		}
-		c.haveCPU = true
-	}
-	return l
 }
 
-// split sorts the box's leaves into running and paused, oldest first.
-func (l *look) split() {
-	l.running, l.paused = l.running[:0], l.paused[:0]
-	for _, p := range l.o.Procs {
-		st := l.c.procs[p.PID]
-		if st == nil || !st.leaf {
-			continue
-		}
-		if st.paused() {
-			l.paused = append(l.paused, p)
-		} else {
-			l.running = append(l.running, p)
+// pausedProcs returns the paused processes still alive, oldest first.
+func (c *Controller) pausedProcs(alive map[int]Proc) []Proc {
+	var ps []Proc
+	for pid := range c.paused {
+		if p, ok := alive[pid]; ok {
+			ps = append(ps, p)
 		}
 	}
-	sort.Slice(l.running, func(i, j int) bool { return older(l.running[i], l.running[j]) })
-	sort.Slice(l.paused, func(i, j int) bool { return older(l.paused[i], l.paused[j]) })
-}
-
-// brake is how far below Config.High the kernel should throttle: by the
-// size of the largest kind in the box (before any is seen, the largest
-// size an earlier run learned), which a new process may allocate between
-// two looks; at most half of limit.
-func (l *look) brake(limit uint64) uint64 {
-	var r uint64
-	for comm := range l.live {
-		e, _ := l.size(comm)
-		r = max(r, e)
-	}
-	if len(l.live) == 0 {
-		for _, v := range l.c.cfg.Known {
-			r = max(r, v)
-		}
-	}
-	return min(r, limit/2)
-}
-
-// stalled reports whether nothing unpaused makes progress, why, and which
-// paused process to resume. A box with a process stopped by job control is
-// suspended, not stalled.
-func (l *look) stalled() (string, int, bool) {
-	for _, p := range l.o.Procs {
-		if p.Wait == Stopped && !l.c.procs[p.PID].paused() {
-			return "", 0, false
-		}
-	}
-	pid := l.unblocker()
-	if pid == 0 {
-		return "", 0, false
-	}
-	blocked, throttled := 0, 0
-	for _, p := range l.running {
-		switch p.Wait {
-		case OnLock, OnPipe:
-			blocked++
-		case Throttled:
-			throttled++
-		}
-	}
-	switch {
-	case len(l.running) == 0:
-		return WhyNoneLeft, pid, true
-	case blocked == len(l.running):
-		return WhyBlocked, pid, true
-	case l.o.Now.Sub(l.c.progress) >= l.c.cfg.Stall && l.o.Usage < l.c.limit() && throttled == 0:
-		// Only under the pause line, with nothing throttled: in a full
-		// box, processes the kernel throttles at memory.high make no
-		// progress either, and resuming one more would push the box to
-		// memory.max (High lets that throttle go instead).
-		return WhyNoCPU, pid, true
-	}
-	return "", 0, false
-}
-
-// limit is where the controller pauses: half a margin under the
-// memory.high that goes with Target (HighFor).
-func (c *Controller) limit() uint64 { return sub(HighFor(c.cfg.Target), c.cfg.Margin/2) }
-
-// unblocker picks the paused process to resume when the run is stalled: a
-// holder of a lock others wait for, else the one with the least left to add
-// (closest to finishing), the one holding the most on a tie, the oldest on
-// a tie again; never one paused in this very look. 0 for none.
-func (l *look) unblocker() int {
-	var best *Proc
-	for i, p := range l.paused {
-		if l.c.procs[p.PID].pausedAt.Equal(l.o.Now) {
-			continue
-		}
-		if l.o.Holders[p.PID] {
-			return p.PID
-		}
-		if best == nil {
-			best = &l.paused[i]
-			continue
-		}
-		nb, np := l.need(*best), l.need(p)
-		if np < nb || np == nb && p.RSS > best.RSS {
-			best = &l.paused[i]
-		}
-	}
-	if best == nil {
-		return 0
-	}
-	return best.PID
-}
-
-// sub is a-b, or 0 when b is larger.
-func sub(a, b uint64) uint64 {
-	if a > b {
-		return a - b
-	}
-	return 0
+	sort.Slice(ps, func(i, j int) bool { return older(ps[i], ps[j]) })
+	return ps
 }
 
 // older orders processes oldest first (by start time, then pid).

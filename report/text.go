@@ -150,7 +150,7 @@ func backpressureLine(bp *Backpressure, oomKills uint64, interrupted string) str
 		s += fmt.Sprintf("; others waited %s on paused ones", secs(bp.BlockedSeconds))
 	}
 	if bp.Method == "SIGSTOP" && bp.Paused > 0 {
-		s += "; paused with SIGSTOP (no cgroup freezer here)"
+		s += "; paused with SIGSTOP"
 		if bp.Restopped > 0 {
 			s += fmt.Sprintf(", %d stopped again after job control resumed them", bp.Restopped)
 		}

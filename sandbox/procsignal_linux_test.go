@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/boxrun/boxrun/backpressure"
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 )
 
@@ -56,39 +57,20 @@ func TestSignalsReachOnlyTheBox(t *testing.T) {
 	}
 	stale := []int{inside.Process.Pid, outside.Process.Pid}
 
-	t.Run("backpressure pauses and resumes by start time", func(t *testing.T) {
-		// A process is paused only while its pid still names the process
-		// observed: the start time it was seen with is checked through a
-		// pidfd, so a pid that went to another process is never stopped.
-		in, ok := readProc(inside.Process.Pid)
-		if !ok {
-			t.Fatal("cannot read the box's process")
-		}
-		out, ok := readProc(outside.Process.Pid)
-		if !ok {
-			t.Fatal("cannot read the other process")
-		}
-		p := newPauser(dir)
-		p.signal = true
-		if err := p.pause(outside.Process.Pid, out.Start+1000, dir, func(s string) { t.Log(s) }); !errors.Is(err, errGone) {
-			t.Errorf("pausing a pid observed with another start time: %v, want errGone", err)
-		}
-		if err := p.pause(inside.Process.Pid, in.Start, dir, func(s string) { t.Log(s) }); err != nil {
-			t.Fatal(err)
-		}
+	t.Run("backpressure pauses and resumes", func(t *testing.T) {
+		b := &Backpressure{dir: dir}
+		b.act([]backpressure.Action{{Kind: backpressure.Pause, PID: stale[0]}, {Kind: backpressure.Pause, PID: stale[1]}})
 		time.Sleep(50 * time.Millisecond)
 		if got := procState(inside.Process.Pid); got != "T" {
 			t.Errorf("the box's process is %q, want stopped (T)", got)
 		}
 		if got := procState(outside.Process.Pid); got == "T" {
-			t.Errorf("backpressure stopped a process it did not observe")
+			t.Errorf("backpressure stopped a process outside the box")
 		}
-		if err := p.close(); err != nil {
-			t.Fatal(err)
-		}
+		b.act([]backpressure.Action{{Kind: backpressure.Resume, PID: stale[0]}})
 		time.Sleep(50 * time.Millisecond)
 		if got := procState(inside.Process.Pid); got == "T" {
-			t.Errorf("the box's process is still stopped after close")
+			t.Errorf("the box's process is still stopped after its resume")
 		}
 	})
 	t.Run("signal to every process in the box", func(t *testing.T) {

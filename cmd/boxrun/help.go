@@ -23,11 +23,10 @@ type envVar struct{ name, meaning string }
 var environment = []envVar{
 	{"BOXRUN_POLICY_FILE", "a policy file read after --policy-file and before the others; it must exist"},
 	{sandbox.ParentEnv, "a delegated cgroup v2 directory to make boxes under when systemd cannot (the cgroupfs backend)"},
-	{sizesEnv, "where backpressure keeps the process sizes it learned (default $XDG_STATE_HOME/boxrun/sizes.json); off keeps none"},
 	{timingEnv, "when set, print on stderr how long each phase of the run took"},
 	{"BOXRUN_CARGO_POLICY", "the policy the cargo shim of boxrun install cargo-hook uses (default tests)"},
 	{"XDG_CONFIG_HOME", "user policies are in $XDG_CONFIG_HOME/boxrun/policies.toml (default ~/.config)"},
-	{"XDG_STATE_HOME", "learned sizes and once-a-day notices are kept in $XDG_STATE_HOME/boxrun (default ~/.local/state)"},
+	{"XDG_STATE_HOME", "once-a-day notices are kept in $XDG_STATE_HOME/boxrun (default ~/.local/state)"},
 	{"XDG_RUNTIME_DIR", "finds the systemd user manager; max_concurrent slots are locks in $XDG_RUNTIME_DIR/boxrun/slots"},
 	{"NO_COLOR, TERM", "the run report is coloured only on a terminal, without NO_COLOR and with TERM other than dumb"},
 }

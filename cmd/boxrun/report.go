@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 
+	"github.com/boxrun/boxrun/backpressure"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/report"
 	"github.com/boxrun/boxrun/sandbox"
@@ -91,15 +91,11 @@ func (r *reporter) close() {
 
 // finish prints the report of res and writes --report-json; it returns the
 // command's exit status, which a failure to write the report never changes.
-// What backpressure learned of the suite's sizes is kept for its next run.
-func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *sizesStore) int {
+func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure) int {
 	r.finished = true
 	run := buildRun(r.pol, r.argv, res, r.sampler.Stats())
 	if st, ok := bp.Stats(); ok {
-		run.Backpressure = reportBackpressure(st, sizes)
-		if sizes != nil {
-			sizes.save(st.Sizes, func(s string) { r.out.warnf("%s", s) })
-		}
+		run.Backpressure = reportBackpressure(st)
 	}
 	run.Diagnosis = report.Diagnose(run)
 	if !r.o.quiet || run.Failed() {
@@ -116,42 +112,17 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *
 }
 
 // reportBackpressure is the report's account of what backpressure did.
-func reportBackpressure(st sandbox.BackpressureStats, sizes *sizesStore) *report.Backpressure {
-	b := &report.Backpressure{
+func reportBackpressure(st backpressure.Stats) *report.Backpressure {
+	return &report.Backpressure{
 		Paused:          st.Paused,
 		Resumed:         st.Resumed,
 		PausedSeconds:   st.PausedTotal.Seconds(),
 		MaxPauseSeconds: st.LongestPause.Seconds(),
-		MaxPauseReason:  st.LongestWhy,
 		MaxRunning:      st.MaxRunning,
 		ForcedResumes:   st.ForcedResumes,
-		BlockedSeconds:  st.Blocked.Seconds(),
-		Method:          st.Method,
-		Restopped:       st.Restopped,
-		PausedAtEnd:     st.PausedAtEnd,
+		Method:          "SIGSTOP",
+		Sizes:           "learned in this run",
 	}
-	if sizes != nil {
-		b.Sizes = sizes.from
-	}
-	for why, c := range st.Why {
-		b.Reasons = append(b.Reasons, report.PauseReason{Reason: why, Count: c.N, Seconds: c.Total.Seconds(), MaxSeconds: c.Longest.Seconds()})
-	}
-	sort.Slice(b.Reasons, func(i, j int) bool {
-		if b.Reasons[i].Count != b.Reasons[j].Count {
-			return b.Reasons[i].Count > b.Reasons[j].Count
-		}
-		return b.Reasons[i].Reason < b.Reasons[j].Reason
-	})
-	for why, n := range st.Forced {
-		b.Forced = append(b.Forced, report.ForcedResume{Reason: why, Count: n})
-	}
-	sort.Slice(b.Forced, func(i, j int) bool {
-		if b.Forced[i].Count != b.Forced[j].Count {
-			return b.Forced[i].Count > b.Forced[j].Count
-		}
-		return b.Forced[i].Reason < b.Forced[j].Reason
-	})
-	return b
 }
 
 // buildRun assembles the report of one run.

@@ -420,22 +420,11 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	warn := func(s string) { out.warnf("%s", s) }
 	var observers []sandbox.Observer
 	var bp *sandbox.Backpressure
-	var sizes *sizesStore
 	// Without a box there is nothing to steer; the one line that says
 	// there is no box says enough.
 	if pol.MemoryBackpressure && backend.Name() != sandbox.KindNone {
-		sizes = loadSizes(sizesPath(os.Getenv), pol.Name, warn)
-		if bp = sandbox.NewBackpressure(pol, sizes.known(), warn); bp != nil {
+		if bp = sandbox.NewBackpressure(pol, warn); bp != nil {
 			observers = append(observers, bp)
-			if path := os.Getenv(traceEnv); path != "" {
-				f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
-				if err != nil {
-					out.warnf("%s: %v; no backpressure trace for this run", traceEnv, err)
-				} else {
-					defer f.Close() // written line by line; a failed close loses no more than the trace
-					bp.TraceTo(f)
-				}
-			}
 		}
 	}
 	observers = append(rep.observers(), observers...)
@@ -460,7 +449,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	if err != nil {
 		return startFailure(err, out)
 	}
-	code = rep.finish(res, bp, sizes)
+	code = rep.finish(res, bp)
 	dieOf(ctx, res.Signal)
 	tm.mark("report")
 	return code
@@ -628,10 +617,6 @@ func noBoxLine(nb sandbox.NoBox) string {
 // onceADay reports whether the stamp file name in dir is missing or older
 // than a day, and stamps it. Without a state directory, or one that cannot
 // be written, it says yes every time: a warning too many beats none.
-// traceEnv names a file boxrun appends backpressure's decisions to, a line
-// a look (see sandbox.Backpressure.TraceTo).
-const traceEnv = "BOXRUN_BACKPRESSURE_TRACE"
-
 func onceADay(dir, name string) bool {
 	if dir == "" {
 		return true

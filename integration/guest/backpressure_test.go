@@ -53,7 +53,6 @@ func editor(t *testing.T) *exec.Cmd {
 }
 
 func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
-	traceOnFailure(t)
 	// Each job holds 40M, about 44M resident with the Go runtime: 12 at
 	// once want 533M, twice the 264M box.
 	const threads, jobs, mb = 12, 2, 40
@@ -84,11 +83,9 @@ func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
 	}
 
 	// Backpressure: the same box finishes every job with no OOM kill.
-	rj := filepath.Join(t.TempDir(), "bp.json")
 	start := time.Now()
-	r = boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=true", "--report-json", rj, "--", "sh", "-c", script)...)
+	r = boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=true", "--", "sh", "-c", script)...)
 	boxed := time.Since(start)
-	bp := reportBackpressure(t, rj)
 	unboxed := (unboxed1 + unboxedRun()) / 2
 	f := fields(r.stdout)
 	ratio := boxed.Seconds() / unboxed.Seconds()
@@ -104,30 +101,25 @@ func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
 	if !strings.Contains(r.stderr, "backpressure paused") {
 		t.Errorf("stderr does not say what backpressure did: %q", r.stderr)
 	}
-	// The time against unboxed is a figure (make bench reports it against
-	// the goal of 3x), not a test: emulated time is noise. What must hold
-	// however fast the guest is: no pause of 10 s or more (a freeze shows
-	// as pauses cut only by the 30 s last resort).
-	if bp.MaxPauseSeconds >= 10 {
-		t.Errorf("a pause of %.1fs (%s); want none of 10 s or more", bp.MaxPauseSeconds, bp.MaxPauseReason)
+	// The goal is 3x (issue 10), and bench/ reports the ratio against it.
+	// Emulated on a shared 2-core host the same run has measured 2.2x to
+	// 2.9x (and 1.85x to 3.3x before the kernel's brake while learning), so
+	// the test fails only past 4x, where something is really wrong.
+	if ratio > 4 {
+		t.Errorf("backpressure took %.2fx the unboxed time, want at most 4x here (goal 3x)", ratio)
 	}
 	if err := ed.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("the editor-like process beside the box died: %v", err)
 	}
-	// Nothing stays stopped or frozen.
+	// Nothing stays stopped.
 	for _, b := range boxes(t) {
 		t.Errorf("box left behind: %s", b)
-	}
-	for _, p := range pausedProcs() {
-		t.Errorf("left stopped or frozen: %s", p)
 	}
 }
 
 // TestKilledBoxrunLeavesNothingBehind SIGKILLs boxrun while backpressure
-// holds processes paused (stopped by SIGSTOP, or frozen by the cgroup v2
-// freezer: see paused): its guard must resume and kill everything in the
-// box, and the box must go — nothing stopped or frozen forever, nothing
-// running on.
+// holds processes stopped: its guard must resume and kill everything in the
+// box, and the box must go — nothing stopped forever, nothing running on.
 func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 	pf := itPolicy(t, "")
 	self, _ := os.Executable()
@@ -156,7 +148,7 @@ func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 	for time.Now().Before(deadline) && stopped == 0 {
 		time.Sleep(200 * time.Millisecond)
 		for _, pid := range readPids() {
-			if paused(pid) {
+			if procState(pid) == "T" {
 				stopped++
 			}
 		}
@@ -175,15 +167,15 @@ func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 		alive = nil
 		for _, pid := range readPids() {
 			if st := procState(pid); st != "" && st != "Z" {
-				alive = append(alive, fmt.Sprintf("%d (%s, paused %v)", pid, st, paused(pid)))
+				alive = append(alive, fmt.Sprintf("%d (%s)", pid, st))
 			}
 		}
-		if len(alive) == 0 && len(boxes(t)) == 0 && len(pausedProcs()) == 0 {
+		if len(alive) == 0 && len(boxes(t)) == 0 {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Errorf("15s after boxrun was killed: processes of its box still there: %v; boxes: %v; stopped or frozen: %v", alive, boxes(t), pausedProcs())
+	t.Errorf("15s after boxrun was killed: processes of its box still there: %v; boxes: %v", alive, boxes(t))
 	for _, pid := range readPids() {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -204,65 +196,6 @@ func requireRoomUnboxed(t *testing.T, wantMB int) {
 	t.Logf("the guest has %d MiB available for an unboxed baseline of about %d MiB", avail, wantMB)
 }
 
-// paused reports whether backpressure (or anything else) holds a process:
-// stopped (state T: SIGSTOP, a job-control stop) or frozen by the cgroup v2
-// freezer, which leaves it in state S (wchan do_freezer_trap) inside a
-// cgroup whose cgroup.freeze is 1 — its own or an ancestor's — or whose
-// cgroup.events says "frozen 1".
-func paused(pid int) bool {
-	if procState(pid) == "T" {
-		return true
-	}
-	cg := ""
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	for _, line := range strings.Split(string(data), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			cg = p
-		}
-	}
-	if cg == "" {
-		return false
-	}
-	events, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup", cg, "cgroup.events"))
-	for _, line := range strings.Split(string(events), "\n") {
-		if line == "frozen 1" {
-			return true
-		}
-	}
-	for dir := cg; dir != "/" && dir != "." && dir != ""; dir = filepath.Dir(dir) {
-		if readTrim(filepath.Join("/sys/fs/cgroup", dir, "cgroup.freeze")) == "1" {
-			return true
-		}
-	}
-	return false
-}
-
-// pausedProcs lists every process of this user that is stopped or frozen
-// (see paused), other than this test binary and its ancestors: after a
-// run, nothing may be left so.
-func pausedProcs() []string {
-	mine := ancestors(os.Getpid())
-	me := os.Getuid()
-	var found []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || mine[pid] {
-			continue
-		}
-		var st syscall.Stat_t
-		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) != nil || int(st.Uid) != me {
-			continue
-		}
-		if paused(pid) {
-			cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
-			found = append(found, fmt.Sprintf("%d %s (state %s, %s)", pid, readTrim(filepath.Join("/proc", e.Name(), "comm")),
-				procState(pid), strings.TrimSpace(string(cg))))
-		}
-	}
-	return found
-}
-
 // procState returns the state letter of /proc/PID/stat ("" if gone).
 func procState(pid int) string {
 	if f := statFields(pid); len(f) > 0 {
@@ -277,7 +210,6 @@ func procState(pid int) string {
 // The host builds the crate beforehand and runs this only where the guest
 // can reach its Rust toolchain (as root).
 func TestCargoTestUnderBackpressure(t *testing.T) {
-	traceOnFailure(t)
 	cargo, crate := os.Getenv("BOXRUN_IT_CARGO"), os.Getenv("BOXRUN_IT_CRATE")
 	if cargo == "" || crate == "" {
 		t.Fatal("BOXRUN_IT_CARGO and BOXRUN_IT_CRATE are not set: the host found no cargo to build integration/testdata/memcrate with")
@@ -305,61 +237,18 @@ func TestCargoTestUnderBackpressure(t *testing.T) {
 	if killOnly["cargo_exit"] == "0" {
 		t.Fatalf("without backpressure cargo test passed (oom_kill %q): the box must be too small for this test to mean anything", killOnly["oom_kill"])
 	}
-	// Backpressure, twice: the second run starts with the sizes the first
-	// learned (kept per suite in BOXRUN_SIZES).
-	t.Setenv("BOXRUN_SIZES", filepath.Join(t.TempDir(), "sizes.json"))
-	var times [2]time.Duration
-	var sizes [2]string
-	for i := range times {
-		rj := filepath.Join(t.TempDir(), "bp.json")
-		start = time.Now()
-		r = boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=true", "--report-json", rj, "--", "sh", "-c", test)...)
-		times[i] = time.Since(start)
-		f := fields(r.stdout)
-		if f["cargo_exit"] != "0" || f["oom_kill"] != "0" || !strings.Contains(r.stdout, "48 passed") {
-			t.Errorf("run %d with backpressure: cargo exit %q, oom_kill %q; want every test passing and no OOM kill", i+1, f["cargo_exit"], f["oom_kill"])
-		}
-		bp := reportBackpressure(t, rj)
-		sizes[i] = bp.Sizes
-		if bp.MaxPauseSeconds >= 10 {
-			t.Errorf("run %d: a pause of %.1fs (%s); want none of 10 s or more", i+1, bp.MaxPauseSeconds, bp.MaxPauseReason)
-		}
+	start = time.Now()
+	r = boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=true", "--", "sh", "-c", test)...)
+	boxed := time.Since(start)
+	f := fields(r.stdout)
+	t.Logf("figures: cargo test, 24 threads: unboxed %.1fs; kill-only box: cargo exit %s, %s OOM kills; backpressure: cargo exit %s, %s OOM kills, %.1fs (%.2fx unboxed)",
+		unboxed.Seconds(), killOnly["cargo_exit"], killOnly["oom_kill"], f["cargo_exit"], f["oom_kill"], boxed.Seconds(), boxed.Seconds()/unboxed.Seconds())
+	if f["cargo_exit"] != "0" || f["oom_kill"] != "0" || !strings.Contains(r.stdout, "48 passed") {
+		t.Errorf("with backpressure: cargo exit %q, oom_kill %q; want every test passing and no OOM kill", f["cargo_exit"], f["oom_kill"])
 	}
-	t.Logf("figures: cargo test, 24 threads: unboxed %.1fs; kill-only box: cargo exit %s, %s OOM kills; backpressure: %.1fs (%.2fx unboxed), again with learned sizes %.1fs (%.2fx)",
-		unboxed.Seconds(), killOnly["cargo_exit"], killOnly["oom_kill"], times[0].Seconds(), times[0].Seconds()/unboxed.Seconds(), times[1].Seconds(), times[1].Seconds()/unboxed.Seconds())
-	if !strings.HasPrefix(sizes[0], "learned in this run") || !strings.HasPrefix(sizes[1], "from an earlier run of this suite") {
-		t.Errorf("sizes: first run %q, second %q; want the second to start from what the first learned", sizes[0], sizes[1])
+	if ratio := boxed.Seconds() / unboxed.Seconds(); ratio > 3 {
+		t.Errorf("cargo test under backpressure took %.2fx its unboxed time, want at most 3x", ratio)
 	}
-	// The times against unboxed are figures (make bench), not tests.
-}
-
-// bpReport is the backpressure part of boxrun's JSON report.
-type bpReport struct {
-	Paused          int     `json:"paused"`
-	MaxPauseSeconds float64 `json:"max_pause_seconds"`
-	MaxPauseReason  string  `json:"max_pause_reason"`
-	ForcedResumes   int     `json:"forced_resumes"`
-	BlockedSeconds  float64 `json:"blocked_seconds"`
-	Method          string  `json:"method"`
-	PausedAtEnd     int     `json:"paused_at_end"`
-	Sizes           string  `json:"sizes"`
-}
-
-// reportBackpressure reads what backpressure did from a --report-json
-// file; the scenario fails when the report has no backpressure part.
-func reportBackpressure(t *testing.T, path string) bpReport {
-	t.Helper()
-	var rep struct {
-		Backpressure *bpReport `json:"backpressure"`
-	}
-	data, err := os.ReadFile(path)
-	if err == nil {
-		err = json.Unmarshal(data, &rep)
-	}
-	if err != nil || rep.Backpressure == nil {
-		t.Fatalf("no backpressure in boxrun's report %s: %v", path, err)
-	}
-	return *rep.Backpressure
 }
 
 // reportOOMKills reads the box's OOM kill count from a --report-json file.

@@ -29,47 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(spin())
 	case "probe":
 		os.Exit(probe())
-	case "waiter":
-		os.Exit(waiter())
 	}
-	// What backpressure learns of a workload's sizes is kept per suite
-	// (directory and policy), and every scenario runs in /tmp with policy
-	// "it": a scenario that wants sizes kept names its own file.
-	os.Setenv("BOXRUN_SIZES", "off")
-	// Every run with backpressure appends its decisions here; a failing
-	// backpressure scenario shows its part (see traceOnFailure).
-	os.Setenv("BOXRUN_BACKPRESSURE_TRACE", traceFile())
 	os.Exit(m.Run())
-}
-
-// traceFile is where boxrun writes backpressure's decisions in the guest,
-// one file for each user the scenarios run as.
-func traceFile() string { return fmt.Sprintf("/tmp/boxrun-backpressure-%d.trace", os.Getuid()) }
-
-// traceOnFailure logs, when the test fails, the backpressure decisions its
-// runs wrote (the last 200 lines): why a scenario was slow or paused for
-// long is in there, and nowhere else once the guest is gone.
-func traceOnFailure(t *testing.T) {
-	t.Helper()
-	var from int64
-	if fi, err := os.Stat(traceFile()); err == nil {
-		from = fi.Size()
-	}
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		data, err := os.ReadFile(traceFile())
-		if err != nil || int64(len(data)) <= from {
-			t.Logf("no backpressure trace (%v)", err)
-			return
-		}
-		lines := strings.Split(strings.TrimRight(string(data[from:]), "\n"), "\n")
-		if len(lines) > 200 {
-			lines = lines[len(lines)-200:]
-		}
-		t.Logf("backpressure trace (last %d lines):\n%s", len(lines), strings.Join(lines, "\n"))
-	})
 }
 
 // hog allocates HOG_MB megabytes in one step, touching every page, holds
