@@ -171,6 +171,7 @@ const (
 	WhySliceFull = "the slice shared with other boxes is at its limit"
 	WhyHolds     = "it holds its expected size"
 	WhyRoom      = "room in the box"
+	WhyOwed      = "an exit freed room owed to it"
 	WhyLock      = "others wait for a lock it holds"
 	WhyBlocked   = "every running process waits on a lock or a pipe"
 	WhyNoneLeft  = "nothing else was running"
@@ -513,6 +514,9 @@ type look struct {
 	// running are the unpaused leaves (the command's own excepted), paused
 	// the paused ones, both oldest first.
 	running, paused []Proc
+	// freed is what the leaves that exited since the last look held at
+	// their peak: room that is owed first to those starving for it.
+	freed uint64
 }
 
 // size is the size processes named comm are expected to reach, and
@@ -790,6 +794,15 @@ func (c *Controller) admit(l *look, acts []Action, room int64, full string) ([]A
 				acts = append(acts, c.resume(p.PID, now, WhyRoom, false))
 				room -= int64(n)
 				admitted += n
+			case now.Sub(st.pausedAt) >= starving && n <= l.freed:
+				// The box is still full, but what just exited freed
+				// room, and it is owed to those paused longest, before
+				// a new process takes it: else a box full of paused
+				// processes runs one new process at a time for ever.
+				acts = append(acts, c.resume(p.PID, now, WhyOwed, false))
+				l.freed -= n
+				room -= int64(n)
+				admitted += n
 			case now.Sub(st.pausedAt) >= starving:
 				room -= int64(n)
 			}
@@ -829,8 +842,8 @@ func (c *Controller) admit(l *look, acts []Action, room int64, full string) ([]A
 // the stall time, the running processes are throttled by the kernel and
 // the paused ones hold what they took, so nothing would ever finish. Once
 // every grower but one is paused, the throttle is let go by what that one
-// is still expected to add (up to memory.max, where an OOM kill is the last
-// resort) and taken back once the box is under the pause line. Let go for
+// is still expected to add (up to a margin under memory.max, so that the
+// throttle still brakes what grows next) and taken back once the box is under the pause line. Let go for
 // many at once, or all the way to memory.max, it would run whatever grows
 // next into memory.max.
 func (c *Controller) brakeFor(l *look, admitted uint64) {
@@ -852,7 +865,7 @@ func (c *Controller) brakeFor(l *look, admitted uint64) {
 				need = l.need(p)
 			}
 		}
-		c.releaseTo = min(c.cfg.Target, usage+need+c.cfg.Margin/2)
+		c.releaseTo = min(sub(c.cfg.Target, DefaultMargin(c.cfg.Target)), usage+need+c.cfg.Margin/2)
 	case usage < limit:
 		c.released = false
 	}
@@ -908,6 +921,7 @@ func (c *Controller) digest(o Observation) *look {
 		// paused (killed from outside: its peak says nothing).
 		if st.leaf && !st.paused() && st.peak > 0 {
 			c.finished[st.comm] = append(c.finished[st.comm], st.peak)
+			l.freed += st.peak
 		}
 		if st.paused() {
 			// Died while paused (killed from outside): count the pause.
