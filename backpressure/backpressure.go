@@ -1,37 +1,37 @@
 // Package backpressure decides which processes of a box to pause and when to
 // resume them, so that a test suite whose processes together want more memory
 // than the box allows finishes with every test passing instead of being
-// OOM-killed — without capping the parallelism of processes that need little.
+// OOM-killed — without slowing a suite that fits.
 //
 // It is pure: the caller (sandbox's backpressure observer) feeds it
-// observations of the box (memory use, the processes with their start times,
-// parents and resident sizes) and carries out the actions it returns
-// (SIGSTOP / SIGCONT). Its rules:
+// observations of the box (memory use, CPU time, the processes with their
+// start times, parents and resident sizes) and carries out the actions it
+// returns. Its rules:
 //
-//   - Admit rather than evict. Each leaf process of the box (one with no
-//     child in the box) is expected to grow to the typical peak of the
-//     finished leaf processes of the same command name in this run (the
-//     test binary's children are alike; a shell's seq or a version probe
-//     says nothing of them). When the memory in use plus what the running
-//     leaves are still expected to take would cross the target (memory.max
-//     less a margin), the newest running leaves are paused — a process that
-//     just started is held back before it has grown.
-//   - Unknown sizes. Above half the box, at most one leaf whose kind has
-//     not finished yet runs: paused processes keep their memory, so the one
-//     that runs has the other half to finish in, and its peak teaches the
-//     size of its kind.
-//   - Danger. When headroom falls below the margin, every running leaf but
-//     the oldest is paused, except those already at their kind's peak.
-//   - Let the kernel buy time while learning. Until the box first reaches
-//     half its target, memory.high is held just above that line (High), so
-//     a burst of new processes that fills the box faster than boxrun can
-//     look is throttled by the kernel instead of running into memory.max;
-//     from then on it is just under the target, where the controller acts.
-//   - Resume oldest first, when its expected remaining growth fits.
-//   - Never deadlock. Paused processes keep their memory, so waiting for
-//     memory to fall can wait forever: when no leaf is left running, the
-//     oldest paused one is resumed whatever the memory; and no pause lasts
-//     longer than MaxPause.
+//   - Pause growth, not processes. Only a leaf process (one with no child in
+//     the box) whose resident size rose by GrowthNoise or more since the
+//     previous look may be paused. A process that already holds what it
+//     allocated and only sleeps, computes or waits is never paused: pausing
+//     it would save nothing and keep its memory held longer. A process seen
+//     for the first time has shown no growth yet.
+//   - Evidence, not fractions. Each leaf is expected to grow to the typical
+//     peak of the finished leaves of its command name in this run (the
+//     upper quartile: one small early finisher does not open the gates).
+//     Before any of its kind has finished, its growth over the last look,
+//     continued for two more looks, is all that is expected of it. When the
+//     memory in use plus what the running leaves are expected to add would
+//     cross the target (memory.max less a margin), the newest growing
+//     leaves are paused until it fits. At the target, every growing leaf
+//     but the oldest is paused.
+//   - Resume as soon as it fits, oldest first; at once for a process that
+//     already holds its kind's peak: resuming it costs nothing.
+//   - Liveness. Paused processes keep their memory, so waiting for memory
+//     to fall can wait forever. When no unpaused leaf is left, or the box
+//     has used next to no CPU for Stall while something is paused (the
+//     running processes sleep, or wait on a lock, a pipe or a child that is
+//     paused), the paused process holding the most is resumed at once and
+//     is exempt from pausing for HoldOff. No pause outlasts MaxPause, a last
+//     resort.
 //   - Never pause the command's main process or a process with children in
 //     the box (a parent waiting for its children holds no growth of its own).
 package backpressure
@@ -61,6 +61,10 @@ type Observation struct {
 	Now time.Time
 	// Usage is the box's memory.current in bytes.
 	Usage uint64
+	// CPU is the CPU time the box has used so far (cpu.stat usage_usec);
+	// zero when it cannot be read, which leaves only the "nothing left
+	// running" liveness rule.
+	CPU time.Duration
 	// Procs are the processes in the box.
 	Procs []Proc
 }
@@ -81,11 +85,24 @@ func (k Kind) String() string {
 	return "resume"
 }
 
+// Reasons for pausing and resuming, as the report states them.
+const (
+	WhyAtTarget    = "the box is at its memory target"
+	WhyNoFit       = "its expected growth does not fit the box"
+	WhyFastGrowth  = "its growth would reach the memory target within two looks"
+	WhyHoldsPeak   = "it holds its expected size"
+	WhyRoom        = "room in the box"
+	WhyNothingElse = "nothing else was running"
+	WhyStalled     = "the box used no CPU while processes were paused"
+	WhyMaxPause    = "paused for the longest allowed time"
+	WhyRunEnded    = "run ended"
+)
+
 // Action is a decision for one process.
 type Action struct {
 	Kind Kind
 	PID  int
-	// Reason says why, for debugging and the report.
+	// Reason says why (one of the Why constants).
 	Reason string
 }
 
@@ -94,53 +111,99 @@ type Config struct {
 	// Target is the memory the box should stay under: memory.high when set,
 	// else memory.max.
 	Target uint64
-	// Margin is the headroom kept free below Target; 0 picks 5 % of Target,
-	// at least 16 MiB.
+	// Margin is the headroom kept free below Target; 0 picks DefaultMargin.
 	Margin uint64
-	// MaxPause bounds any single pause; 0 picks 60 s.
+	// MaxPause bounds any single pause; 0 picks 30 s.
 	MaxPause time.Duration
+	// Stall is how long the box may use next to no CPU (under a fiftieth
+	// of one CPU) while processes are paused before one is resumed; 0
+	// picks 250 ms.
+	Stall time.Duration
+	// HoldOff is how long a process resumed to keep the run going is
+	// exempt from pausing; 0 picks 2 s.
+	HoldOff time.Duration
 	// Main is the command's own process, never paused.
 	Main int
-	// High is the memory.high the box keeps once the controller has
-	// learned (see Controller.High); 0 means memory.high is not managed.
+	// High is the memory.high the box keeps (see Controller.High); 0 means
+	// memory.high is not managed.
 	High uint64
+}
+
+// GrowthNoise is how much a process's resident size must rise between two
+// looks to count as growing: less is the noise of a process that holds
+// what it has (stack, a few pages of heap).
+const GrowthNoise = 1 << 20
+
+// Reason is how often, and how long in all, processes were paused for one
+// reason.
+type Reason struct {
+	Reason string
+	Count  int
+	// Total is the sum of the pauses' lengths, Longest the longest.
+	Total, Longest time.Duration
 }
 
 // Stats is what the controller did, for the run report.
 type Stats struct {
 	// Paused counts pauses; Resumed counts resumes (forced ones included).
 	Paused, Resumed int
-	// ForcedResumes counts resumes made to avoid a deadlock or because a
-	// pause lasted MaxPause.
+	// ForcedResumes counts resumes made to keep the run going (nothing
+	// else running, no CPU used) or because a pause lasted MaxPause;
+	// Forced counts them by reason.
 	ForcedResumes int
-	// PausedTotal is the sum of all pause durations; MaxPause the longest.
+	Forced        map[string]int
+	// PausedTotal is the sum of all pause durations; LongestPause the
+	// longest, paused for LongestReason.
 	PausedTotal, LongestPause time.Duration
+	LongestReason             string
+	// Reasons are the pauses by the reason they were made for, most
+	// paused time first.
+	Reasons []Reason
 	// MaxRunning is the most leaf processes (the workers: processes with no
 	// child in the box, the command's own excepted) left running at once.
 	MaxRunning int
 	// Typical is the learned typical peak of a finished leaf, 0 if none.
 	Typical uint64
-	// LearningHigh is the memory.high the box had while the controller
-	// learned, 0 when it did not manage memory.high.
-	LearningHigh uint64
-	// Learned is how long learning lasted (zero if it never ended).
-	Learned time.Duration
+	// PausedAtEnd counts the processes still paused when Finish resumed
+	// them (the command exited, or boxrun was stopped).
+	PausedAtEnd int
+}
+
+// seen is what the controller remembers of a live process.
+type seen struct {
+	rss, peak uint64
+	// grew is how much its resident size rose at the last look.
+	grew uint64
+	leaf bool
+	comm string
+	// fresh is true at the look that first saw it.
+	fresh bool
+}
+
+// pause is one process held paused.
+type pause struct {
+	at  time.Time
+	why string
+	// grew is how fast it grew when it was paused (bytes per look).
+	grew uint64
 }
 
 // Controller is the pause/resume state machine.
 type Controller struct {
 	cfg    Config
-	paused map[int]time.Time // pid -> when it was paused
-	peak   map[int]uint64    // pid -> largest RSS seen while alive
-	leaf   map[int]bool      // pid -> was a leaf when last seen
-	comm   map[int]string    // pid -> command name when last seen
+	procs  map[int]*seen
+	paused map[int]pause
+	// holdOff holds processes resumed to keep the run going, exempt from
+	// pausing until the time given.
+	holdOff map[int]time.Time
 	// finished holds the peaks of leaves that exited, by command name.
 	finished map[string][]uint64
-	stats    Stats
-	// learning is true until a leaf has finished or the box first reached
-	// danger; started is the first observation's time.
-	learning bool
-	started  time.Time
+	// markAt and markCPU are the last time the box was seen making
+	// progress (using CPU) while processes were paused.
+	markAt  time.Time
+	markCPU time.Duration
+	reasons map[string]*Reason
+	stats   Stats
 }
 
 // DefaultMargin is the headroom kept free below a target: 5 %, at least
@@ -171,47 +234,42 @@ func New(cfg Config) *Controller {
 		cfg.Margin = DefaultMargin(cfg.Target)
 	}
 	if cfg.MaxPause == 0 {
-		cfg.MaxPause = 60 * time.Second
+		cfg.MaxPause = 30 * time.Second
 	}
-	c := &Controller{cfg: cfg, paused: map[int]time.Time{}, peak: map[int]uint64{}, leaf: map[int]bool{},
-		comm: map[int]string{}, finished: map[string][]uint64{}}
-	if cfg.High != 0 {
-		c.learning = true
-		c.stats.LearningHigh = c.learningHigh()
+	if cfg.Stall == 0 {
+		cfg.Stall = 250 * time.Millisecond
 	}
-	return c
+	if cfg.HoldOff == 0 {
+		cfg.HoldOff = 2 * time.Second
+	}
+	return &Controller{cfg: cfg, procs: map[int]*seen{}, paused: map[int]pause{}, holdOff: map[int]time.Time{},
+		finished: map[string][]uint64{}, reasons: map[string]*Reason{}}
 }
 
-// learningHigh is memory.high while nothing is known of the processes'
-// size: a margin above the danger line (half the target), and never above
-// the steady memory.high.
-func (c *Controller) learningHigh() uint64 {
-	h := c.cfg.Target/2 + c.cfg.Margin
-	if h > c.cfg.High {
-		h = c.cfg.High
-	}
-	return h
-}
-
-// High is the memory.high the box should have now: just above the danger
-// line while the controller is learning, Config.High after; 0 when
-// Config.High is 0 (memory.high is not managed). The caller writes it to
-// the box whenever it changes. Learning ends for good at the first
-// observation where a leaf has finished or the box reached danger: from
-// then on the controller pauses processes itself, and a lone process still
-// growing must not be throttled.
-func (c *Controller) High() uint64 {
-	if c.cfg.High == 0 {
-		return 0
-	}
-	if c.learning {
-		return c.learningHigh()
-	}
-	return c.cfg.High
-}
+// High is the memory.high the box should have: Config.High, 0 when
+// memory.high is not managed. The caller writes it to the box when it
+// changes.
+func (c *Controller) High() uint64 { return c.cfg.High }
 
 // Stats returns what the controller did so far.
-func (c *Controller) Stats() Stats { return c.stats }
+func (c *Controller) Stats() Stats {
+	st := c.stats
+	st.Forced = make(map[string]int, len(c.stats.Forced))
+	for k, v := range c.stats.Forced {
+		st.Forced[k] = v
+	}
+	st.Reasons = st.Reasons[:0:0]
+	for _, r := range c.reasons {
+		st.Reasons = append(st.Reasons, *r)
+	}
+	sort.Slice(st.Reasons, func(i, j int) bool {
+		if st.Reasons[i].Total != st.Reasons[j].Total {
+			return st.Reasons[i].Total > st.Reasons[j].Total
+		}
+		return st.Reasons[i].Reason < st.Reasons[j].Reason
+	})
+	return st
+}
 
 // Paused lists the pids paused now, oldest pause first.
 func (c *Controller) Paused() []int {
@@ -219,16 +277,21 @@ func (c *Controller) Paused() []int {
 	for pid := range c.paused {
 		pids = append(pids, pid)
 	}
-	sort.Slice(pids, func(i, j int) bool { return c.paused[pids[i]].Before(c.paused[pids[j]]) })
+	sort.Slice(pids, func(i, j int) bool {
+		a, b := c.paused[pids[i]].at, c.paused[pids[j]].at
+		if !a.Equal(b) {
+			return a.Before(b)
+		}
+		return pids[i] < pids[j]
+	})
 	return pids
 }
 
 // expect is the learned peak of processes named like p: the upper
-// quartile of the peaks of finished leaves with its command name, so one
-// small early finisher does not let the box overfill. ok is false while no
-// such process has finished: its size is unknown.
-func (c *Controller) expect(p Proc) (peak uint64, ok bool) {
-	return upperQuartile(c.finished[p.Comm])
+// quartile of the peaks of finished leaves with its command name. ok is
+// false while no such process has finished: its size is unknown.
+func (c *Controller) expect(comm string) (peak uint64, ok bool) {
+	return upperQuartile(c.finished[comm])
 }
 
 // typical is the largest learned peak of any command name, 0 if none.
@@ -257,27 +320,53 @@ func upperQuartile(v []uint64) (uint64, bool) {
 func (c *Controller) Finish(now time.Time) []Action {
 	var acts []Action
 	for _, pid := range c.Paused() {
-		acts = append(acts, c.resume(pid, now, "run ended", false))
+		acts = append(acts, c.resume(pid, now, WhyRunEnded, false))
 	}
+	c.stats.PausedAtEnd += len(acts)
 	return acts
 }
 
-func (c *Controller) resume(pid int, now time.Time, why string, forced bool) Action {
-	d := now.Sub(c.paused[pid])
+// ended accounts for the end of pid's pause at now.
+func (c *Controller) ended(pid int, now time.Time) {
+	p := c.paused[pid]
 	delete(c.paused, pid)
+	d := now.Sub(p.at)
+	c.stats.PausedTotal += d
+	if d > c.stats.LongestPause {
+		c.stats.LongestPause, c.stats.LongestReason = d, p.why
+	}
+	r := c.reasons[p.why]
+	if r == nil {
+		r = &Reason{Reason: p.why}
+		c.reasons[p.why] = r
+	}
+	r.Count++
+	r.Total += d
+	if d > r.Longest {
+		r.Longest = d
+	}
+}
+
+func (c *Controller) resume(pid int, now time.Time, why string, forced bool) Action {
+	c.ended(pid, now)
 	c.stats.Resumed++
 	if forced {
 		c.stats.ForcedResumes++
-	}
-	c.stats.PausedTotal += d
-	if d > c.stats.LongestPause {
-		c.stats.LongestPause = d
+		if c.stats.Forced == nil {
+			c.stats.Forced = map[string]int{}
+		}
+		c.stats.Forced[why]++
+		c.holdOff[pid] = now.Add(c.cfg.HoldOff)
 	}
 	return Action{Kind: Resume, PID: pid, Reason: why}
 }
 
 func (c *Controller) pause(pid int, now time.Time, why string) Action {
-	c.paused[pid] = now
+	var grew uint64
+	if s := c.procs[pid]; s != nil {
+		grew = s.grew
+	}
+	c.paused[pid] = pause{at: now, why: why, grew: grew}
 	c.stats.Paused++
 	return Action{Kind: Pause, PID: pid, Reason: why}
 }
@@ -291,24 +380,36 @@ func (c *Controller) Step(o Observation) []Action {
 		hasChild[p.PPID] = true
 	}
 	c.forgetExited(o.Now, alive)
-	var running []Proc // unpaused leaves that may be paused
 	for _, p := range o.Procs {
-		if p.RSS > c.peak[p.PID] {
-			c.peak[p.PID] = p.RSS
+		s := c.procs[p.PID]
+		if s == nil {
+			// First sight: no growth shown yet.
+			s = &seen{rss: p.RSS, fresh: true}
+			c.procs[p.PID] = s
+		} else {
+			s.fresh = false
 		}
-		c.comm[p.PID] = p.Comm
-		isLeaf := !hasChild[p.PID]
-		c.leaf[p.PID] = isLeaf
-		if _, ok := c.paused[p.PID]; ok {
-			continue
+		s.grew = 0
+		if p.RSS > s.rss {
+			s.grew = p.RSS - s.rss
 		}
-		if isLeaf && p.PID != c.cfg.Main {
-			running = append(running, p)
+		s.rss = p.RSS
+		if p.RSS > s.peak {
+			s.peak = p.RSS
 		}
+		s.leaf = !hasChild[p.PID]
+		s.comm = p.Comm
 	}
 	c.stats.Typical = c.typical()
-	if c.started.IsZero() {
-		c.started = o.Now
+	c.watchProgress(o)
+
+	// running: unpaused leaves, the command's own excepted, oldest first.
+	var running []Proc
+	for _, p := range o.Procs {
+		if _, ok := c.paused[p.PID]; ok || !c.procs[p.PID].leaf || p.PID == c.cfg.Main {
+			continue
+		}
+		running = append(running, p)
 	}
 	sort.Slice(running, func(i, j int) bool { return older(running[i], running[j]) })
 
@@ -318,146 +419,205 @@ func (c *Controller) Step(o Observation) []Action {
 	} else {
 		limit = 0
 	}
-	// Above half the box, at most one process of unknown size runs: memory
-	// held by paused processes is stuck, so the one that runs has the other
-	// half to finish in, and its peak teaches the size of its kind.
-	half := c.cfg.Target / 2
-	if c.learning && o.Usage >= half {
-		c.learning = false
-		c.stats.Learned = o.Now.Sub(c.started)
-	}
-	// Each name's peak is sorted out once per observation, not once per
-	// question about a process.
+	// Each name's peak is sorted out once per observation.
 	type peakOf struct {
 		v  uint64
 		ok bool
 	}
 	peaks := map[string]peakOf{}
-	expect := func(p Proc) (uint64, bool) {
-		e, seen := peaks[p.Comm]
-		if !seen {
-			e.v, e.ok = c.expect(p)
-			peaks[p.Comm] = e
+	expect := func(comm string) (uint64, bool) {
+		e, done := peaks[comm]
+		if !done {
+			e.v, e.ok = c.expect(comm)
+			peaks[comm] = e
 		}
 		return e.v, e.ok
 	}
-	known := func(p Proc) bool { _, ok := expect(p); return ok }
-	// need is what a running leaf is expected to take still: up to the peak
-	// of its kind, plus a twentieth for what resident size does not show
-	// (page tables, kernel memory charged to the box, a last burst); 0 when
-	// its kind is unknown (the rule above covers those).
-	need := func(p Proc) uint64 {
-		e, _ := expect(p)
-		if e > p.RSS {
-			return e + e/20 - p.RSS
+	// need is what a process of a known kind is expected to add still: up
+	// to the peak of its kind, plus a twentieth for what resident size does
+	// not show (page tables, kernel memory charged to the box).
+	need := func(pid int) (uint64, bool) {
+		s := c.procs[pid]
+		e, ok := expect(s.comm)
+		if !ok {
+			return 0, false
 		}
-		return 0
+		if e+e/20 > s.rss {
+			return e + e/20 - s.rss, true
+		}
+		return 0, true
 	}
-	// grown: a process already at the peak of its kind will not grow;
-	// pausing it would only keep its memory longer.
-	grown := func(p Proc) bool { return known(p) && need(p) == 0 }
+	// growing: its resident size rose since the last look. A process
+	// just started that is of a kind known to grow much more counts too:
+	// holding it back at the door costs nothing, and it has allocated
+	// nothing it would keep while paused.
+	growing := func(pid int) bool {
+		s := c.procs[pid]
+		if s.grew >= GrowthNoise {
+			return true
+		}
+		e, known := expect(s.comm)
+		return s.fresh && known && s.rss < e/2
+	}
+	// largest is, by command name, the most a live process of that name
+	// holds: before any has finished, the best evidence of how far its
+	// siblings will grow.
+	largest := map[string]uint64{}
+	for _, p := range o.Procs {
+		largest[p.Comm] = max(largest[p.Comm], c.procs[p.PID].peak)
+	}
+	// estimate is what a running process is expected to add: its need when
+	// its kind is known; else, while it grows, two more looks of its
+	// growth, or up to the largest of its live siblings if more.
+	estimate := func(pid int) uint64 {
+		if n, ok := need(pid); ok {
+			return n
+		}
+		s := c.procs[pid]
+		if !growing(pid) {
+			return 0
+		}
+		e := 2 * s.grew
+		if l := largest[s.comm]; l > s.rss && l-s.rss > e {
+			e = l - s.rss
+		}
+		return e
+	}
+	exempt := func(pid int) bool {
+		until, ok := c.holdOff[pid]
+		return ok && o.Now.Before(until)
+	}
 
 	var acts []Action
 	// Pauses that lasted too long end, oldest first.
 	for _, pid := range c.Paused() {
-		if o.Now.Sub(c.paused[pid]) >= c.cfg.MaxPause {
-			acts = append(acts, c.resume(pid, o.Now, "paused for the longest allowed time", true))
+		if o.Now.Sub(c.paused[pid].at) >= c.cfg.MaxPause {
+			acts = append(acts, c.resume(pid, o.Now, WhyMaxPause, true))
+			running = append(running, alive[pid])
 		}
 	}
 
-	keep := func(why string, pause func(i int, p Proc) bool) {
-		kept := running[:0:0]
-		for i, p := range running {
-			if pause(i, p) {
-				acts = append(acts, c.pause(p.PID, o.Now, why))
-				continue
-			}
-			kept = append(kept, p)
-		}
-		running = kept
-	}
-	switch {
-	case o.Usage >= limit && len(running) > 1:
-		// Danger: keep only the oldest running leaf going, and those that
-		// have done their growing.
-		keep("box near its memory target", func(i int, p Proc) bool { return i > 0 && !grown(p) })
-	case o.Usage >= half:
-		// Unknown sizes: keep the oldest of them.
-		seen := false
-		keep("box half full and the size of such a process unknown", func(i int, p Proc) bool {
-			if known(p) || len(running) == 1 {
-				return false
-			}
-			if !seen {
-				seen = true
-				return false
-			}
-			return true
-		})
-	}
-	// Admission: hold back the newest until the expected growth of the rest
-	// fits.
-	projected := o.Usage
+	// Pause candidates: running leaves that grow and are not exempt,
+	// oldest first. The oldest process that grows keeps going (unless an
+	// exempt one grows: it is the one kept).
+	var candidates []Proc
+	keptOne := false
 	for _, p := range running {
-		projected += need(p)
-	}
-	for i := len(running) - 1; i >= 1 && projected > limit; i-- {
-		p := running[i]
-		if grown(p) || !known(p) {
+		if !growing(p.PID) {
 			continue
 		}
-		projected -= need(p)
-		acts = append(acts, c.pause(p.PID, o.Now, "expected growth does not fit the box"))
-		running = append(running[:i], running[i+1:]...)
+		if exempt(p.PID) {
+			keptOne = true
+			continue
+		}
+		candidates = append(candidates, p)
 	}
+	if !keptOne && len(candidates) > 0 {
+		candidates = candidates[1:]
+	}
+	paused := map[int]bool{}
+	stop := func(p Proc, why string) {
+		acts = append(acts, c.pause(p.PID, o.Now, why))
+		paused[p.PID] = true
+	}
+	projected := o.Usage
+	for _, p := range running {
+		projected += estimate(p.PID)
+	}
+	if o.Usage >= limit {
+		for _, p := range candidates {
+			projected -= estimate(p.PID)
+			stop(p, WhyAtTarget)
+		}
+	} else {
+		// Admission: hold back the newest growing until the rest fits.
+		for i := len(candidates) - 1; i >= 0 && projected > limit; i-- {
+			p := candidates[i]
+			e := estimate(p.PID)
+			if e == 0 {
+				continue
+			}
+			why := WhyNoFit
+			if _, known := need(p.PID); !known {
+				why = WhyFastGrowth
+			}
+			projected -= e
+			stop(p, why)
+		}
+	}
+	kept := running[:0:0]
+	for _, p := range running {
+		if !paused[p.PID] {
+			kept = append(kept, p)
+		}
+	}
+	running = kept
 
-	// Resume oldest first: those done growing at once (they only free
-	// memory from here), the others when their expected growth fits.
-	paused := c.pausedProcs(alive)
+	// Resume oldest first: those that hold their kind's peak at once, the
+	// others when what they are expected to add fits.
+	waiting := c.pausedProcs(alive, paused)
 	var still []Proc
-	for _, p := range paused {
-		if grown(p) {
-			acts = append(acts, c.resume(p.PID, o.Now, "done growing", false))
+	for _, p := range waiting {
+		if e, known := expect(c.procs[p.PID].comm); known && c.procs[p.PID].rss >= e {
+			acts = append(acts, c.resume(p.PID, o.Now, WhyHoldsPeak, false))
 			running = append(running, p)
 			continue
 		}
 		still = append(still, p)
 	}
-	paused = still
-	if len(running) == 0 && len(paused) > 0 {
-		// Nothing left to make progress: resume the oldest whatever the memory.
-		p := paused[0]
-		acts = append(acts, c.resume(p.PID, o.Now, "nothing else running", true))
-		paused = paused[1:]
-		projected += need(p)
-		running = append(running, p)
-	}
-	unknownRunning := 0
-	for _, p := range running {
-		if !known(p) {
-			unknownRunning++
+	waiting = still
+	// Of those of a known kind, the one closest to its peak first: it
+	// needs the least room and frees its memory soonest; then the others,
+	// oldest first.
+	sort.SliceStable(waiting, func(i, j int) bool {
+		ni, ki := need(waiting[i].PID)
+		nj, kj := need(waiting[j].PID)
+		if ki != kj {
+			return ki
+		}
+		return ki && ni < nj
+	})
+	if o.Usage < limit {
+		for len(waiting) > 0 {
+			p := waiting[0]
+			e, known := need(p.PID)
+			if !known {
+				// Unknown size: two looks of the growth it showed, and room
+				// for a margin at least.
+				e = max(2*c.paused[p.PID].grew, c.cfg.Margin)
+			}
+			if projected+e > limit {
+				break
+			}
+			acts = append(acts, c.resume(p.PID, o.Now, WhyRoom, false))
+			projected += e
+			running = append(running, p)
+			waiting = waiting[1:]
 		}
 	}
-	if o.Usage < limit {
-		for _, p := range paused {
-			extra := need(p)
-			if !known(p) {
-				// Unknown size: with room for a margin, and above half the
-				// box only when no other of unknown size runs.
-				extra = c.cfg.Margin
-				if o.Usage >= half && unknownRunning > 0 {
+
+	// Liveness.
+	if len(waiting) > 0 {
+		why := ""
+		switch {
+		case len(running) == 0:
+			why = WhyNothingElse
+		case c.stalled(o):
+			why = WhyStalled
+			for _, p := range running {
+				if exempt(p.PID) {
+					// One resumed to keep the run going still has its
+					// hold-off: let it work before resuming another.
+					why = ""
 					break
 				}
 			}
-			if projected+extra > limit {
-				break
-			}
-			acts = append(acts, c.resume(p.PID, o.Now, "room in the box", false))
-			projected += extra
+		}
+		if why != "" {
+			p := holdsMost(waiting, c.procs)
+			acts = append(acts, c.resume(p.PID, o.Now, why, true))
 			running = append(running, p)
-			if !known(p) {
-				unknownRunning++
-			}
+			c.markAt, c.markCPU = o.Now, o.CPU
 		}
 	}
 	if len(running) > c.stats.MaxRunning {
@@ -466,36 +626,61 @@ func (c *Controller) Step(o Observation) []Action {
 	return acts
 }
 
+// watchProgress keeps the last time the box was seen using CPU while
+// processes were paused: at least a fiftieth of one CPU since the mark.
+func (c *Controller) watchProgress(o Observation) {
+	if len(c.paused) == 0 || c.markAt.IsZero() || o.CPU < c.markCPU {
+		c.markAt, c.markCPU = o.Now, o.CPU
+		return
+	}
+	if d := o.Now.Sub(c.markAt); d > 0 && o.CPU-c.markCPU >= d/50 {
+		c.markAt, c.markCPU = o.Now, o.CPU
+	}
+}
+
+// stalled reports whether the box has used next to no CPU for Stall while
+// processes were paused. Without CPU figures it never is.
+func (c *Controller) stalled(o Observation) bool {
+	return o.CPU != 0 && o.Now.Sub(c.markAt) >= c.cfg.Stall
+}
+
+// holdsMost is the process of ps holding the most memory (the oldest of
+// equals): the one furthest along, which resuming lets finish soonest.
+func holdsMost(ps []Proc, procs map[int]*seen) Proc {
+	best := ps[0]
+	for _, p := range ps[1:] {
+		if procs[p.PID].rss > procs[best.PID].rss {
+			best = p
+		}
+	}
+	return best
+}
+
 // forgetExited forgets processes that exited and learns from the leaves
 // among them.
 func (c *Controller) forgetExited(now time.Time, alive map[int]Proc) {
-	for pid, pk := range c.peak {
+	for pid, s := range c.procs {
 		if _, ok := alive[pid]; ok {
 			continue
 		}
-		if c.leaf[pid] && pid != c.cfg.Main && pk > 0 {
-			c.finished[c.comm[pid]] = append(c.finished[c.comm[pid]], pk)
+		if s.leaf && pid != c.cfg.Main && s.peak > 0 {
+			c.finished[s.comm] = append(c.finished[s.comm], s.peak)
 		}
-		delete(c.peak, pid)
-		delete(c.leaf, pid)
-		delete(c.comm, pid)
-		if t, ok := c.paused[pid]; ok {
+		delete(c.procs, pid)
+		delete(c.holdOff, pid)
+		if _, ok := c.paused[pid]; ok {
 			// Died while paused (killed from outside): count the pause.
-			d := now.Sub(t)
-			c.stats.PausedTotal += d
-			if d > c.stats.LongestPause {
-				c.stats.LongestPause = d
-			}
-			delete(c.paused, pid)
+			c.ended(pid, now)
 		}
 	}
 }
 
-// pausedProcs returns the paused processes still alive, oldest first.
-func (c *Controller) pausedProcs(alive map[int]Proc) []Proc {
+// pausedProcs returns the paused processes still alive, oldest first,
+// leaving out those paused in this step.
+func (c *Controller) pausedProcs(alive map[int]Proc, skip map[int]bool) []Proc {
 	var ps []Proc
 	for pid := range c.paused {
-		if p, ok := alive[pid]; ok {
+		if p, ok := alive[pid]; ok && !skip[pid] {
 			ps = append(ps, p)
 		}
 	}

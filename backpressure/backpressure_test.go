@@ -44,64 +44,101 @@ func TestStep(t *testing.T) {
 	type step struct {
 		ms      int
 		usage   uint64 // MiB
+		cpu     time.Duration
 		procs   []Proc
 		paused  []int
 		resumed []int
 	}
+	parent := Proc{PID: 2, PPID: 1, Start: 2, RSS: 5 * mib}
 	tests := []struct {
 		name  string
 		steps []step
 	}{
 		{"below the target nothing happens", []step{
-			{0, 90, []Proc{mainProc, leaf(2, 2, 40), leaf(3, 3, 40)}, nil, nil},
+			{0, 90, 0, []Proc{mainProc, leaf(2, 2, 40), leaf(3, 3, 40)}, nil, nil},
+			{10, 120, 0, []Proc{mainProc, leaf(2, 2, 55), leaf(3, 3, 55)}, nil, nil},
 		}},
-		{"danger pauses every leaf but the oldest, never main or parents", []step{
-			// 2 is the parent of 3, so 3 is the oldest leaf.
-			{0, 185, []Proc{mainProc, {PID: 2, PPID: 1, Start: 2, RSS: 5 * mib}, {PID: 3, PPID: 2, Start: 3, RSS: 50 * mib}, leaf(4, 4, 50), leaf(5, 5, 50), leaf(6, 6, 20)}, []int{4, 5, 6}, nil},
+		{"flat processes are never paused, even at the target", []step{
+			{0, 150, 0, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 60)}, nil, nil},
+			// 4 is seen for the first time, already grown: no growth shown.
+			{10, 195, 0, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 60), leaf(4, 4, 60)}, nil, nil},
+			{20, 199, 0, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 60), leaf(4, 4, 60)}, nil, nil},
+		}},
+		{"at the target every growing leaf but the oldest is paused, never main or parents", []step{
+			{0, 100, 0, []Proc{mainProc, parent, {PID: 3, PPID: 2, Start: 3, RSS: 30 * mib}, leaf(4, 4, 30), leaf(5, 5, 30), leaf(6, 6, 5)}, nil, nil},
+			// 2 is the parent of 3, so 3 is the oldest leaf; 6 holds flat.
+			{10, 185, 0, []Proc{mainProc, parent, {PID: 3, PPID: 2, Start: 3, RSS: 50 * mib}, leaf(4, 4, 50), leaf(5, 5, 50), leaf(6, 6, 5)}, []int{4, 5}, nil},
+		}},
+		{"fast growth of unknown size is braked before the target, newest first", []step{
+			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30), leaf(4, 4, 30)}, nil, nil},
+			// Each grew 20M: two more looks take the box to 280M.
+			{10, 160, 0, []Proc{mainProc, leaf(2, 2, 50), leaf(3, 3, 50), leaf(4, 4, 50)}, []int{3, 4}, nil},
 		}},
 		{"a single running leaf is never paused", []step{
-			{0, 199, []Proc{mainProc, leaf(2, 2, 180)}, nil, nil},
+			{0, 150, 0, []Proc{mainProc, leaf(2, 2, 100)}, nil, nil},
+			{10, 199, 0, []Proc{mainProc, leaf(2, 2, 150)}, nil, nil},
 		}},
-		{"no leaf left running: the oldest paused resumes whatever the memory", []step{
-			{0, 190, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 30), leaf(4, 4, 30)}, []int{3, 4}, nil},
+		{"no leaf left running: the paused one holding the most resumes whatever the memory", []step{
+			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 40), leaf(3, 3, 20), leaf(4, 4, 10)}, nil, nil},
+			{10, 190, 0, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 30)}, []int{3, 4}, nil},
 			// 2 exited, but memory is still high (page cache, say).
-			{10, 190, []Proc{mainProc, leaf(3, 3, 30), leaf(4, 4, 30)}, nil, []int{3}},
+			{20, 190, 0, []Proc{mainProc, leaf(3, 3, 40), leaf(4, 4, 30)}, nil, []int{3}},
 		}},
-		{"a paused process done growing resumes at once, whatever the memory", []step{
-			{0, 195, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30)}, []int{3}, nil},
-			// 2 finished at 30 MiB, so 3 has done its growing; 4 runs.
-			{10, 195, []Proc{mainProc, leaf(3, 3, 30), leaf(4, 4, 4)}, nil, []int{3}},
+		{"a paused process that holds its kind's peak resumes at once, whatever the memory", []step{
+			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 10)}, nil, nil},
+			{10, 195, 0, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30)}, []int{3}, nil},
+			// 2 finished at 30M: 3 has done its growing.
+			{20, 195, 0, []Proc{mainProc, leaf(3, 3, 30), leaf(4, 4, 2)}, nil, []int{3}},
 		}},
-		{"learned size admits what fits and holds back the newest at once", []step{
-			{0, 195, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 30)}, []int{3}, nil},
-			// 2 finished at 60 MiB: typical is 60. 3 resumes (needs 30 more).
-			{10, 70, []Proc{mainProc, leaf(3, 3, 30)}, nil, []int{3}},
-			// Three new processes start small. Projected: 73 + 30 + 3*59 = 280
-			// is over 180: the two newest are held back before they grow.
-			{20, 73, []Proc{mainProc, leaf(3, 3, 30), leaf(7, 7, 1), leaf(8, 8, 1), leaf(9, 9, 1)}, []int{8, 9}, nil},
+		{"a learned size admits what fits and holds back new processes at the door", []step{
+			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 10)}, nil, nil},
+			{10, 150, 0, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 30)}, []int{3}, nil},
+			// 2 finished at 60M: 3 needs 33M more, which fits.
+			{20, 70, 0, []Proc{mainProc, leaf(3, 3, 30)}, nil, []int{3}},
+			// Three new ones, seen just started: 75 + 33 + 3*62 is over
+			// 180; the oldest new one runs, the two newest wait.
+			{30, 75, 0, []Proc{mainProc, leaf(3, 3, 30), leaf(7, 7, 1), leaf(8, 8, 1), leaf(9, 9, 1)}, []int{8, 9}, nil},
 		}},
 		{"a finished helper of another name teaches nothing of the workers' size", []step{
-			{0, 60, []Proc{mainProc, named(2, 2, 1, "seq"), named(3, 3, 10, "job"), named(4, 4, 10, "job")}, nil, nil},
-			// seq finished small; the jobs' size is still unknown, and
-			// above half the box only the oldest of them runs.
-			{10, 110, []Proc{mainProc, named(3, 3, 40, "job"), named(4, 4, 40, "job"), named(5, 5, 20, "job"), named(6, 6, 1, "seq")}, []int{4, 5}, nil},
-			// 3 finished at 40: 4 and 5 fit again (110 + 2 + 22 < 180).
-			{20, 110, []Proc{mainProc, named(4, 4, 40, "job"), named(5, 5, 20, "job")}, nil, []int{4, 5}},
+			{0, 60, 0, []Proc{mainProc, named(2, 2, 1, "seq"), named(3, 3, 10, "job"), named(4, 4, 10, "job")}, nil, nil},
+			// seq finished small; the jobs grow 30M a look, of unknown size.
+			{10, 110, 0, []Proc{mainProc, named(3, 3, 40, "job"), named(4, 4, 40, "job"), named(5, 5, 20, "job"), named(6, 6, 1, "seq")}, []int{4}, nil},
 		}},
-		{"paused processes resume oldest first as memory frees", []step{
-			{0, 195, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 5), leaf(4, 4, 5), leaf(5, 5, 5)}, []int{3, 4, 5}, nil},
-			{10, 40, []Proc{mainProc, leaf(3, 3, 5), leaf(4, 4, 5), leaf(5, 5, 5)}, nil, []int{3, 4}},
+		{"paused processes resume as memory frees, while they fit", []step{
+			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 5), leaf(4, 4, 5), leaf(5, 5, 5)}, nil, nil},
+			{10, 195, 0, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 10), leaf(4, 4, 10), leaf(5, 5, 10)}, []int{3, 4, 5}, nil},
+			// 2 finished at 60M: each needs 53M; two fit.
+			{20, 40, 0, []Proc{mainProc, leaf(3, 3, 10), leaf(4, 4, 10), leaf(5, 5, 10)}, nil, []int{3, 4}},
 		}},
 		{"a pause never outlasts MaxPause", []step{
-			{0, 195, []Proc{mainProc, leaf(2, 2, 100), leaf(3, 3, 50)}, []int{3}, nil},
-			{10000, 195, []Proc{mainProc, leaf(2, 2, 100), leaf(3, 3, 50)}, nil, []int{3}},
+			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 50), leaf(3, 3, 20)}, nil, nil},
+			{10, 195, 0, []Proc{mainProc, leaf(2, 2, 100), leaf(3, 3, 50)}, []int{3}, nil},
+			{10010, 195, 0, []Proc{mainProc, leaf(2, 2, 100), leaf(3, 3, 50)}, nil, []int{3}},
+		}},
+		{"no CPU used while paused: the one holding the most resumes, then a hold-off", []step{
+			{0, 100, time.Second, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 10), leaf(4, 4, 10)}, nil, nil},
+			{10, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}, []int{3, 4}, nil},
+			// 2 holds flat and sleeps: the box uses no CPU.
+			{100, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}, nil, nil},
+			{300, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}, nil, []int{3}},
+			// 3 grows at the target, exempt while its hold-off lasts.
+			{400, 195, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, nil},
+			// Stalled again, but 3 still has its hold-off: 4 waits.
+			{700, 195, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, nil},
+			{2400, 195, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, []int{4}},
+		}},
+		{"a box that uses CPU is not stalled", []step{
+			{0, 100, time.Second, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 10)}, nil, nil},
+			{10, 190, 2 * time.Second, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40)}, []int{3}, nil},
+			{300, 190, 3 * time.Second, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40)}, nil, nil},
+			{600, 190, 4 * time.Second, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40)}, nil, nil},
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := New(cfg)
 			for i, s := range tt.steps {
-				acts := c.Step(Observation{Now: at(s.ms), Usage: s.usage * mib, Procs: s.procs})
+				acts := c.Step(Observation{Now: at(s.ms), Usage: s.usage * mib, CPU: s.cpu, Procs: s.procs})
 				if got := pids(acts, Pause); !reflect.DeepEqual(got, s.paused) {
 					t.Errorf("step %d: paused %v, want %v (actions %v)", i, got, s.paused, acts)
 				}
@@ -109,8 +146,8 @@ func TestStep(t *testing.T) {
 					t.Errorf("step %d: resumed %v, want %v (actions %v)", i, got, s.resumed, acts)
 				}
 				for _, a := range acts {
-					if a.PID == cfg.Main {
-						t.Errorf("step %d: acted on the main process: %v", i, a)
+					if a.PID == cfg.Main || a.PID == parent.PID {
+						t.Errorf("step %d: acted on the main process or a parent: %v", i, a)
 					}
 				}
 			}
@@ -120,6 +157,7 @@ func TestStep(t *testing.T) {
 
 func TestExitWhilePausedAndFinish(t *testing.T) {
 	c := New(Config{Target: 100 * mib, Margin: 10 * mib, Main: 1})
+	c.Step(Observation{Now: at(0), Usage: 50 * mib, Procs: []Proc{mainProc, leaf(2, 2, 20), leaf(3, 3, 20), leaf(4, 4, 5)}})
 	c.Step(Observation{Now: at(0), Usage: 95 * mib, Procs: []Proc{mainProc, leaf(2, 2, 40), leaf(3, 3, 40), leaf(4, 4, 10)}})
 	if got := c.Paused(); len(got) != 2 {
 		t.Fatalf("paused %v, want 3 and 4", got)
@@ -139,8 +177,11 @@ func TestExitWhilePausedAndFinish(t *testing.T) {
 		t.Fatalf("Finish resumed %v, want [4]", got)
 	}
 	st := c.Stats()
-	if st.Paused != 2 || st.Resumed != 1 || st.LongestPause != time.Second || st.PausedTotal != 1500*time.Millisecond {
+	if st.Paused != 2 || st.Resumed != 1 || st.LongestPause != time.Second || st.PausedTotal != 1500*time.Millisecond || st.PausedAtEnd != 1 {
 		t.Errorf("stats %+v", st)
+	}
+	if st.LongestReason != WhyAtTarget || len(st.Reasons) != 1 || st.Reasons[0].Count != 2 {
+		t.Errorf("reasons: longest %q, %+v; want both pauses counted under %q", st.LongestReason, st.Reasons, WhyAtTarget)
 	}
 }
 
@@ -155,6 +196,8 @@ type worker struct {
 	comm         string
 	rss, held    int
 	done, paused bool
+	// grewLast is whether it grew in the last step.
+	grewLast bool
 }
 
 // simulate runs threads of workers in a box of max MiB whose backpressure
@@ -163,7 +206,10 @@ type worker struct {
 // allocations; the simulation lets each process grow only 1 MiB a step
 // there. It returns the steps taken and whether the box ever went over max
 // (an OOM kill for real).
-func simulate(t *testing.T, threads [][]*worker, target, max int, useBP bool) (steps int, oom bool, c *Controller) {
+//
+// flatPaused lists the pauses of processes that had not grown at the look
+// that paused them: a flat process must never be paused.
+func simulate(t *testing.T, threads [][]*worker, target, max int, useBP bool) (steps int, oom bool, c *Controller, flatPaused []string) {
 	t.Helper()
 	c = New(Config{Target: uint64(target) * mib, Main: 1})
 	byPID := map[int]*worker{}
@@ -178,6 +224,9 @@ func simulate(t *testing.T, threads [][]*worker, target, max int, useBP bool) (s
 	}
 	var pending []Action
 	usage := 0
+	// cpu is the box's CPU time: a growing process works, a holding one
+	// sleeps (as a test waiting on a child or a timer does).
+	cpu := time.Millisecond
 	for step := 0; step < 100000; step++ {
 		for _, a := range pending {
 			byPID[a.PID].paused = a.Kind == Pause
@@ -202,6 +251,7 @@ func simulate(t *testing.T, threads [][]*worker, target, max int, useBP bool) (s
 				continue // finished, or this thread starts a little later
 			}
 			alive++
+			w.grewLast = false
 			if w.start < 0 {
 				// A process is first seen right after exec, small.
 				w.start, w.rss = step, 2
@@ -218,7 +268,11 @@ func simulate(t *testing.T, threads [][]*worker, target, max int, useBP bool) (s
 						g = w.size - w.rss
 					}
 					w.rss += g
+					w.grewLast = g > 0
 					projected += g
+					if g > 0 {
+						cpu += 5 * time.Millisecond
+					}
 					if w.rss > w.size {
 						w.rss = w.size
 					}
@@ -237,14 +291,21 @@ func simulate(t *testing.T, threads [][]*worker, target, max int, useBP bool) (s
 			oom = true
 		}
 		if alive == 0 && step > 0 {
-			return step, oom, c
+			return step, oom, c, flatPaused
 		}
 		if useBP {
-			pending = c.Step(Observation{Now: at(step * 10), Usage: uint64(usage) * mib, Procs: procs})
+			pending = c.Step(Observation{Now: at(step * 10), Usage: uint64(usage) * mib, CPU: cpu, Procs: procs})
+			for _, a := range pending {
+				// A pause of a process that did not grow in the step it
+				// was seen in (and is not just started) pauses a flat one.
+				if w := byPID[a.PID]; a.Kind == Pause && !w.grewLast && w.start != step {
+					flatPaused = append(flatPaused, fmt.Sprintf("%d at step %d (%d MiB of %d)", w.pid, step, w.rss, w.size))
+				}
+			}
 		}
 	}
 	t.Fatal("simulation did not finish: deadlock")
-	return 0, oom, c
+	return 0, oom, c, flatPaused
 }
 
 // suite makes a test-suite-like workload: threads run jobs one after
@@ -253,13 +314,19 @@ func simulate(t *testing.T, threads [][]*worker, target, max int, useBP bool) (s
 // harness's version probe): they finish first, and must not teach the
 // controller that the jobs are small.
 func suite(threads, jobs, sizeMiB, hold int) [][]*worker {
+	return suiteGrowing(threads, jobs, sizeMiB, hold, sizeMiB/5)
+}
+
+// suiteGrowing is suite with jobs growing grow MiB a step: at native
+// speed a process allocates its whole size between two looks.
+func suiteGrowing(threads, jobs, sizeMiB, hold, grow int) [][]*worker {
 	var out [][]*worker
 	pid := 100
 	for th := 0; th < threads; th++ {
 		ws := []*worker{{pid: pid, start: -1, grow: 1, size: 1, hold: 1, comm: "seq"}}
 		pid++
 		for j := 0; j < jobs; j++ {
-			ws = append(ws, &worker{pid: pid, start: -1, grow: sizeMiB / 5, size: sizeMiB, hold: hold, comm: "job"})
+			ws = append(ws, &worker{pid: pid, start: -1, grow: grow, size: sizeMiB, hold: hold, comm: "job"})
 			pid++
 		}
 		out = append(out, ws)
@@ -284,17 +351,20 @@ func TestSimulatedSuiteFinishesWithoutOOM(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%dx%d of %dM in %dM", tc.threads, tc.jobs, tc.size, tc.max), func(t *testing.T) {
-			_, oomWithout, _ := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), tc.target, tc.max, false)
+			_, oomWithout, _, _ := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), tc.target, tc.max, false)
 			if !oomWithout {
 				t.Fatalf("workload fits without backpressure: not a test of it")
 			}
-			base, _, _ := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), 1<<30, 1<<30, false)
-			steps, oom, c := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), tc.target, tc.max, true)
+			base, _, _, _ := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), 1<<30, 1<<30, false)
+			steps, oom, c, flat := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), tc.target, tc.max, true)
 			st := c.Stats()
 			t.Logf("steps %d vs %d unboxed (%.2fx); paused %d, forced %d, longest %v, max running %d, typical %dM",
 				steps, base, float64(steps)/float64(base), st.Paused, st.ForcedResumes, st.LongestPause, st.MaxRunning, st.Typical/mib)
 			if oom {
 				t.Errorf("the box went over memory.max: an OOM kill")
+			}
+			if len(flat) > 0 {
+				t.Errorf("paused processes that held flat: %v", flat)
 			}
 			bound := 3.0
 			if tc.target < tc.max {
@@ -310,44 +380,16 @@ func TestSimulatedSuiteFinishesWithoutOOM(t *testing.T) {
 	}
 }
 
-func TestHighWhileLearning(t *testing.T) {
-	cfg := Config{Target: 200 * mib, Margin: 10 * mib, Main: 1, High: 195 * mib}
-	tests := []struct {
-		name  string
-		cfg   Config
-		steps []Observation
-		want  []uint64 // High() before the first step, then after each
-	}{
-		{"unmanaged memory.high stays unmanaged", Config{Target: 200 * mib, Main: 1}, []Observation{
-			{Now: at(0), Usage: 150 * mib, Procs: []Proc{mainProc, leaf(2, 2, 70), leaf(3, 3, 70)}},
-		}, []uint64{0, 0}},
-		{"held above the danger line until the box reaches it", cfg, []Observation{
-			{Now: at(0), Usage: 80 * mib, Procs: []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30)}},
-			{Now: at(10), Usage: 101 * mib, Procs: []Proc{mainProc, leaf(2, 2, 40), leaf(3, 3, 40)}},
-			// Raised for good, even when the box empties again.
-			{Now: at(20), Usage: 20 * mib, Procs: []Proc{mainProc, leaf(4, 4, 5)}},
-		}, []uint64{110 * mib, 110 * mib, 195 * mib, 195 * mib}},
-		{"kept low when a first leaf finishes: a small helper says nothing of the rest", cfg, []Observation{
-			{Now: at(0), Usage: 60 * mib, Procs: []Proc{mainProc, leaf(2, 2, 2), leaf(3, 3, 20)}},
-			{Now: at(10), Usage: 40 * mib, Procs: []Proc{mainProc, leaf(3, 3, 20)}},
-		}, []uint64{110 * mib, 110 * mib, 110 * mib}},
-		{"a lone process that outgrows the danger line is not throttled", cfg, []Observation{
-			{Now: at(0), Usage: 120 * mib, Procs: []Proc{mainProc, leaf(2, 2, 110)}},
-		}, []uint64{110 * mib, 195 * mib}},
-		{"never above the steady memory.high", Config{Target: 20 * mib, Margin: 8 * mib, Main: 1, High: 16 * mib}, nil, []uint64{16 * mib}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := New(tt.cfg)
-			got := []uint64{c.High()}
-			for _, o := range tt.steps {
-				c.Step(o)
-				got = append(got, c.High())
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("High() = %v MiB, want %v MiB", inMiB(got), inMiB(tt.want))
-			}
-		})
+func TestHighIsThePolicys(t *testing.T) {
+	for _, high := range []uint64{0, 195 * mib} {
+		c := New(Config{Target: 200 * mib, Main: 1, High: high})
+		got := []uint64{c.High()}
+		c.Step(Observation{Now: at(0), Usage: 150 * mib, Procs: []Proc{mainProc, leaf(2, 2, 70), leaf(3, 3, 70)}})
+		c.Step(Observation{Now: at(10), Usage: 199 * mib, Procs: []Proc{mainProc, leaf(2, 2, 90), leaf(3, 3, 90)}})
+		got = append(got, c.High())
+		if got[0] != high || got[1] != high {
+			t.Errorf("High() = %v MiB, want %d MiB throughout: nothing is throttled below the policy's line", inMiB(got), high/mib)
+		}
 	}
 }
 
@@ -357,4 +399,45 @@ func inMiB(v []uint64) []uint64 {
 		out[i] = x / mib
 	}
 	return out
+}
+
+// TestSimulatedNativeSpeed runs bursts whose processes allocate their whole
+// size in one step, as they do natively between two 10 ms looks, then hold
+// it flat: the native machine's burst of 24 at once, 150M each. In a box it
+// fits in nothing is paused; in one it overfills every job finishes with no
+// OOM kill and no deadlock; in neither is a flat process ever paused.
+func TestSimulatedNativeSpeed(t *testing.T) {
+	cases := []struct {
+		name                      string
+		threads, jobs, size, hold int
+		box                       int
+		fits                      bool
+	}{
+		{"24 at once of 150M in 6000M: fits", 24, 4, 150, 50, 6000, true},
+		{"24 at once of 150M in 3000M: overfills", 24, 4, 150, 50, 3000, false},
+		{"24 at once of 60M in 1000M: overfills", 24, 2, 60, 20, 1000, false},
+		{"8 at once of 40M in 400M: fits", 8, 6, 40, 10, 400, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			jobs := func() [][]*worker { return suiteGrowing(tc.threads, tc.jobs, tc.size, tc.hold, tc.size) }
+			base, _, _, _ := simulate(t, jobs(), 1<<30, 1<<30, false)
+			steps, oom, c, flat := simulate(t, jobs(), tc.box, tc.box, true)
+			st := c.Stats()
+			t.Logf("steps %d vs %d unboxed (%.2fx); paused %d, forced %d %v, longest %v, max running %d",
+				steps, base, float64(steps)/float64(base), st.Paused, st.ForcedResumes, st.Forced, st.LongestPause, st.MaxRunning)
+			if len(flat) > 0 {
+				t.Errorf("paused processes that held flat: %v", flat)
+			}
+			if oom {
+				t.Errorf("the box went over memory.max: an OOM kill")
+			}
+			if tc.fits && (st.Paused > 0 || steps != base) {
+				t.Errorf("a burst that fits was paused %d times and took %d steps against %d unboxed", st.Paused, steps, base)
+			}
+			if !tc.fits && st.LongestPause >= 10*time.Second {
+				t.Errorf("a pause of %v; want none of 10 s or more", st.LongestPause)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,6 +37,23 @@ type Backpressure struct {
 	// written is the memory.high last written to the box, 0 for none.
 	written    uint64
 	highFailed bool
+	// restopped counts paused processes something else resumed (job
+	// control's SIGCONT after Ctrl-Z and fg), stopped again.
+	restopped int
+	// trace, when set, gets a line per look that acted and once a second
+	// while processes are paused (see TraceTo).
+	trace     io.Writer
+	started   time.Time
+	lastTrace time.Time
+}
+
+// TraceTo makes the observer write its decisions to w: one line per look
+// that paused or resumed something, and one a second while processes stay
+// paused, with the box's memory and what runs. Call it before Started.
+func (b *Backpressure) TraceTo(w io.Writer) {
+	if b != nil {
+		b.trace = w
+	}
 }
 
 // backpressureTarget is the memory backpressure steers by: memory.max, or
@@ -166,20 +184,24 @@ func (b *Backpressure) act(acts []backpressure.Action) {
 }
 
 // Stats returns what backpressure did; ok is false when it never ran.
-func (b *Backpressure) Stats() (backpressure.Stats, bool) {
+// Restopped counts paused processes that something else resumed (job
+// control) and the observer stopped again.
+func (b *Backpressure) Stats() (st backpressure.Stats, restopped int, ok bool) {
 	if b == nil || b.ctrl == nil {
-		return backpressure.Stats{}, false
+		return backpressure.Stats{}, 0, false
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.ctrl.Stats(), true
+	return b.ctrl.Stats(), b.restopped, true
 }
 
 // loop observes the box until stopped: every 500 ms while it is less than a
-// sixth full, every 250 ms below a third, every 10 ms above, and at once when memory.events changes (the
-// kernel counts a "high" event when memory.high is crossed, and throttles the
-// burst that crossed it). A burst of new processes can fill a box in well
-// under 100 ms: memory.high and inotify, not the timer, catch it.
+// sixth full, every 250 ms below a third, every 10 ms above or while any
+// process is paused, and at once when memory.events changes (the kernel
+// counts a "high" event when memory.high is crossed, and throttles the burst
+// that crossed it). A burst of new processes can fill a box in well under
+// 100 ms: memory.high and inotify, not the timer, catch it. Whatever ends
+// the loop, nothing it paused stays paused: Exited resumes the rest.
 func (b *Backpressure) loop() {
 	defer close(b.done)
 	wake, closeWake := cgroupfs.Watch(filepath.Join(b.dir, "memory.events"))
@@ -188,6 +210,8 @@ func (b *Backpressure) loop() {
 	defer timer.Stop()
 	current := cgroupfs.OpenCounter(filepath.Join(b.dir, "memory.current"))
 	defer current.Close()
+	cpuStat := cgroupfs.OpenStatFile(filepath.Join(b.dir, "cpu.stat"))
+	defer cpuStat.Close()
 	for {
 		select {
 		case <-b.stop:
@@ -200,61 +224,116 @@ func (b *Backpressure) loop() {
 			if _, err := os.Stat(b.dir); errors.Is(err, os.ErrNotExist) {
 				return // the box is gone
 			}
-			b.err = fmt.Errorf("reading %s: cannot read memory.current", b.dir)
+			b.fail(fmt.Errorf("reading %s: cannot read memory.current", b.dir))
 			return
 		}
-		// Below a sixth of the box, memory.current every 500 ms, below a
-		// third every 250 ms: a burst that outruns that crosses
-		// memory.high, which the kernel throttles and inotify reports at
-		// once. From a third up, or while any process is paused, every
-		// 10 ms, scanning the processes too.
 		interval := 250 * time.Millisecond
 		if usage*6 < b.target {
 			interval = 500 * time.Millisecond
 		}
 		if usage*3 >= b.target || len(b.ctrl.Paused()) > 0 {
 			interval = 10 * time.Millisecond
-			procs, err := boxProcs(b.dir)
+			procs, states, err := boxProcs(b.dir)
 			if err != nil {
-				b.err = err
+				b.fail(err)
 				return
 			}
+			o := backpressure.Observation{Now: time.Now(), Usage: usage, Procs: procs}
+			if usec, ok := cpuStat.Value("usage_usec"); ok {
+				o.CPU = time.Duration(usec) * time.Microsecond
+			}
 			b.mu.Lock()
-			acts := b.ctrl.Step(backpressure.Observation{Now: time.Now(), Usage: usage, Procs: procs})
+			before := b.ctrl.Paused()
+			acts := b.ctrl.Step(o)
+			b.restop(before, states)
 			b.mu.Unlock()
 			b.act(acts)
-			// Raise memory.high only once the newest are paused.
+			b.traceLook(o, acts)
 			b.setHigh()
 		}
 		timer.Reset(interval)
 	}
 }
 
+// fail records why the loop ends early and resumes what it paused: a
+// paused process must never outlive the observer that would resume it.
+func (b *Backpressure) fail(err error) {
+	b.err = err
+	b.mu.Lock()
+	acts := b.ctrl.Finish(time.Now())
+	b.mu.Unlock()
+	b.act(acts)
+}
+
+// restop stops again every process paused before this look and still
+// paused after it that is no longer stopped: job control (fg, bg, a
+// SIGCONT from the shell) resumed it behind the controller's back. Called
+// with b.mu held.
+func (b *Backpressure) restop(before []int, states map[int]byte) {
+	still := map[int]bool{}
+	for _, pid := range b.ctrl.Paused() {
+		still[pid] = true
+	}
+	var pids []int
+	for _, pid := range before {
+		if st, ok := states[pid]; ok && still[pid] && st != 'T' && st != 't' && st != 'Z' {
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) > 0 {
+		b.restopped += len(pids)
+		_ = cgroupDir{mount: b.dir, rel: "/"}.signalPids(pids, syscall.SIGSTOP)
+	}
+}
+
+// traceLook writes one look to the trace: when it acted, and once a second
+// while processes stay paused.
+func (b *Backpressure) traceLook(o backpressure.Observation, acts []backpressure.Action) {
+	if b.trace == nil {
+		return
+	}
+	if b.started.IsZero() {
+		b.started = o.Now
+	}
+	paused := len(b.ctrl.Paused())
+	if len(acts) == 0 && (paused == 0 || o.Now.Sub(b.lastTrace) < time.Second) {
+		return
+	}
+	b.lastTrace = o.Now
+	rss := map[int]backpressure.Proc{}
+	for _, p := range o.Procs {
+		rss[p.PID] = p
+	}
+	line := fmt.Sprintf("%s +%.3fs usage %s cpu %.2fs procs %d paused %d", filepath.Base(b.dir), o.Now.Sub(b.started).Seconds(),
+		policy.FormatBytes(o.Usage), o.CPU.Seconds(), len(o.Procs), paused)
+	for _, a := range acts {
+		p := rss[a.PID]
+		line += fmt.Sprintf("; %s %d %s %s: %s", a.Kind, a.PID, p.Comm, policy.FormatBytes(p.RSS), a.Reason)
+	}
+	fmt.Fprintln(b.trace, line)
+}
+
 // boxProcs lists the processes of a cgroup tree with what backpressure
 // needs: parent, start time and resident size. Processes that exit while
 // being read are left out.
-func boxProcs(dir string) ([]backpressure.Proc, error) {
+// With them, the state letter of each (to find paused processes that job
+// control resumed).
+func boxProcs(dir string) ([]backpressure.Proc, map[int]byte, error) {
 	pids, err := cgroupDir{mount: dir, rel: "/"}.procs()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	procs := make([]backpressure.Proc, 0, len(pids))
+	states := make(map[int]byte, len(pids))
 	for _, pid := range pids {
-		p, ok := readProc(pid)
-		if ok {
-			procs = append(procs, p)
+		// One read per process: backpressure does this for every process
+		// of the box every 10 ms while the box is a third full.
+		st, err := procfs.ReadStat(pid)
+		if err != nil {
+			continue
 		}
+		procs = append(procs, backpressure.Proc{PID: st.PID, PPID: st.PPID, Start: st.StartTime, RSS: st.RSS(), Comm: st.Comm})
+		states[st.PID] = st.State
 	}
-	return procs, nil
-}
-
-// readProc reads /proc/PID/stat: parent, start time and resident pages.
-// One read per process: backpressure does this for every process of the
-// box every 10 ms while the box is a third full, beside the tests.
-func readProc(pid int) (backpressure.Proc, bool) {
-	st, err := procfs.ReadStat(pid)
-	if err != nil {
-		return backpressure.Proc{}, false
-	}
-	return backpressure.Proc{PID: st.PID, PPID: st.PPID, Start: st.StartTime, RSS: st.RSS(), Comm: st.Comm}, true
+	return procs, states, nil
 }

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/boxrun/boxrun/internal/procfs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -69,8 +70,8 @@ func selfOwner(cgroup, unit string) ownerRecord {
 
 // procStartTime reads the start time of a process (clock ticks since boot).
 func procStartTime(pid int) (uint64, bool) {
-	p, ok := readProc(pid)
-	return p.Start, ok
+	st, err := procfs.ReadStat(pid)
+	return st.StartTime, err == nil
 }
 
 // userSliceUID finds the uid of a cgroup under user-UID.slice.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/boxrun/boxrun/backpressure"
 	"github.com/boxrun/boxrun/policy"
@@ -94,8 +95,8 @@ func (r *reporter) close() {
 func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure) int {
 	r.finished = true
 	run := buildRun(r.pol, r.argv, res, r.sampler.Stats())
-	if st, ok := bp.Stats(); ok {
-		run.Backpressure = reportBackpressure(st)
+	if st, restopped, ok := bp.Stats(); ok {
+		run.Backpressure = reportBackpressure(st, restopped)
 	}
 	run.Diagnosis = report.Diagnose(run)
 	if !r.o.quiet || run.Failed() {
@@ -112,17 +113,33 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure) int {
 }
 
 // reportBackpressure is the report's account of what backpressure did.
-func reportBackpressure(st backpressure.Stats) *report.Backpressure {
-	return &report.Backpressure{
+func reportBackpressure(st backpressure.Stats, restopped int) *report.Backpressure {
+	bp := &report.Backpressure{
 		Paused:          st.Paused,
 		Resumed:         st.Resumed,
 		PausedSeconds:   st.PausedTotal.Seconds(),
 		MaxPauseSeconds: st.LongestPause.Seconds(),
+		MaxPauseReason:  st.LongestReason,
 		MaxRunning:      st.MaxRunning,
 		ForcedResumes:   st.ForcedResumes,
 		Method:          "SIGSTOP",
+		Restopped:       restopped,
+		PausedAtEnd:     st.PausedAtEnd,
 		Sizes:           "learned in this run",
 	}
+	for why, n := range st.Forced {
+		bp.Forced = append(bp.Forced, report.ForcedResume{Reason: why, Count: n})
+	}
+	sort.Slice(bp.Forced, func(i, j int) bool {
+		if bp.Forced[i].Count != bp.Forced[j].Count {
+			return bp.Forced[i].Count > bp.Forced[j].Count
+		}
+		return bp.Forced[i].Reason < bp.Forced[j].Reason
+	})
+	for _, r := range st.Reasons {
+		bp.Reasons = append(bp.Reasons, report.PauseReason{Reason: r.Reason, Count: r.Count, Seconds: r.Total.Seconds(), MaxSeconds: r.Longest.Seconds()})
+	}
+	return bp
 }
 
 // buildRun assembles the report of one run.

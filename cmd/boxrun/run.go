@@ -424,6 +424,10 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	// there is no box says enough.
 	if pol.MemoryBackpressure && backend.Name() != sandbox.KindNone {
 		if bp = sandbox.NewBackpressure(pol, warn); bp != nil {
+			if f := openTrace(os.Getenv(traceEnv), warn); f != nil {
+				defer f.Close()
+				bp.TraceTo(f)
+			}
 			observers = append(observers, bp)
 		}
 	}
@@ -633,4 +637,23 @@ func onceADay(dir, name string) bool {
 		}
 	}
 	return true
+}
+
+// traceEnv names a file to which backpressure appends its decisions (see
+// sandbox.Backpressure.TraceTo): for finding out why a suite was slow or
+// paused long, and for the real-kernel scenarios.
+const traceEnv = "BOXRUN_BACKPRESSURE_TRACE"
+
+// openTrace opens the backpressure trace file named by path for
+// appending; "" or a file that cannot be opened (warned) gives nil.
+func openTrace(path string, warn func(string)) *os.File {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		warn(fmt.Sprintf("%s: %v; backpressure runs without a trace", traceEnv, err))
+		return nil
+	}
+	return f
 }
