@@ -53,6 +53,7 @@ func editor(t *testing.T) *exec.Cmd {
 }
 
 func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
+	traceOnFailure(t)
 	// Each job holds 40M, about 44M resident with the Go runtime: 12 at
 	// once want 533M, twice the 264M box.
 	const threads, jobs, mb = 12, 2, 40
@@ -210,6 +211,7 @@ func procState(pid int) string {
 // The host builds the crate beforehand and runs this only where the guest
 // can reach its Rust toolchain (as root).
 func TestCargoTestUnderBackpressure(t *testing.T) {
+	traceOnFailure(t)
 	cargo, crate := os.Getenv("BOXRUN_IT_CARGO"), os.Getenv("BOXRUN_IT_CRATE")
 	if cargo == "" || crate == "" {
 		t.Fatal("BOXRUN_IT_CARGO and BOXRUN_IT_CRATE are not set: the host found no cargo to build integration/testdata/memcrate with")

@@ -30,7 +30,105 @@ func TestMain(m *testing.M) {
 	case "probe":
 		os.Exit(probe())
 	}
+	// Every run with backpressure appends its decisions here; a failing
+	// backpressure scenario shows its part (see traceOnFailure).
+	os.Setenv("BOXRUN_BACKPRESSURE_TRACE", traceFile())
 	os.Exit(m.Run())
+}
+
+// traceFile is where boxrun writes backpressure's decisions in the guest,
+// one file for each user the scenarios run as.
+func traceFile() string { return fmt.Sprintf("/tmp/boxrun-backpressure-%d.trace", os.Getuid()) }
+
+// The trace grows over the whole guest session, in the guest's /tmp: a
+// tmpfs, that is in its 1 GiB of RAM, as is this long-lived test process.
+// A failing scenario logs at most traceTailLines lines of the last
+// traceTailBytes its runs wrote, never the whole file; a scenario that
+// finds the file over traceCapBytes empties it first (the scenarios before
+// it have logged their part if they failed).
+const (
+	traceTailBytes = 256 << 10
+	traceTailLines = 200
+	traceCapBytes  = 8 << 20
+)
+
+// traceOnFailure logs, when the test fails, the backpressure decisions its
+// runs wrote (the last traceTailLines lines): why a scenario was slow or
+// paused for long is in there, and nowhere else once the guest is gone.
+func traceOnFailure(t *testing.T) {
+	t.Helper()
+	path := traceFile()
+	var from int64
+	if fi, err := os.Stat(path); err == nil {
+		from = fi.Size()
+		if from > traceCapBytes && os.Truncate(path, 0) == nil {
+			from = 0
+		}
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		lines, written, err := traceTail(path, from)
+		if err != nil || len(lines) == 0 {
+			t.Logf("no backpressure trace from this test's runs in %s (%d bytes written, error %v)", path, written, err)
+			return
+		}
+		t.Logf("backpressure trace (the last %d lines of the %d bytes this test's runs wrote to %s):\n%s",
+			len(lines), written, path, strings.Join(lines, "\n"))
+	})
+}
+
+// traceTail returns the last traceTailLines lines of what was appended to
+// the file at path after its first from bytes, reading at most the last
+// traceTailBytes of them, and how many bytes were appended. A file now
+// shorter than from was emptied or replaced: all of it is new.
+func traceTail(path string, from int64) (lines []string, written int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	end := fi.Size()
+	if end < from {
+		from = 0
+	}
+	written = end - from
+	if written == 0 {
+		return nil, 0, nil
+	}
+	start := max(from, end-traceTailBytes)
+	if start > from {
+		start-- // the byte before, to tell whether a line starts there
+	}
+	buf := make([]byte, end-start)
+	n, err := f.ReadAt(buf, start)
+	if err != nil && err != io.EOF {
+		return nil, written, err
+	}
+	buf = buf[:n]
+	if start > from {
+		// The read began inside the new bytes: drop up to the first line
+		// that starts in it.
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			buf = buf[i+1:]
+		} else {
+			buf = nil
+		}
+	}
+	text := strings.TrimRight(string(buf), "\n")
+	if text == "" {
+		return nil, written, nil
+	}
+	lines = strings.Split(text, "\n")
+	if len(lines) > traceTailLines {
+		lines = lines[len(lines)-traceTailLines:]
+	}
+	return lines, written, nil
 }
 
 // hog allocates HOG_MB megabytes in one step, touching every page, holds
