@@ -134,6 +134,11 @@ type Config struct {
 // what it has (stack, a few pages of heap).
 const GrowthNoise = 1 << 20
 
+// SlowGrowth is how much a process must grow between two looks to count as
+// growing once the box is at its pause line: throttled at memory.high, an
+// allocator gains only a few pages a look.
+const SlowGrowth = 64 << 10
+
 // Reason is how often, and how long in all, processes were paused for one
 // reason.
 type Reason struct {
@@ -451,9 +456,17 @@ func (c *Controller) Step(o Observation) []Action {
 	// just started that is of a kind known to grow much more counts too:
 	// holding it back at the door costs nothing, and it has allocated
 	// nothing it would keep while paused.
+	//
+	// At the line, any rise of SlowGrowth counts: the kernel throttles an
+	// allocator above memory.high to a crawl, and crawling processes that
+	// nothing pauses creep on to memory.max together.
+	noise := uint64(GrowthNoise)
+	if o.Usage >= limit {
+		noise = SlowGrowth
+	}
 	growing := func(pid int) bool {
 		s := c.procs[pid]
-		if s.grew >= GrowthNoise {
+		if s.grew >= noise {
 			return true
 		}
 		e, known := expect(s.comm)

@@ -19,6 +19,11 @@ func leaf(pid int, start uint64, rssMiB uint64) Proc {
 	return Proc{PID: pid, PPID: 1, Start: start, RSS: rssMiB * mib}
 }
 
+// kib builds a leaf of rssKiB KiB.
+func kib(pid int, start uint64, rssKiB uint64) Proc {
+	return Proc{PID: pid, PPID: 1, Start: start, RSS: rssKiB << 10}
+}
+
 // named builds a leaf with a command name.
 func named(pid int, start uint64, rssMiB uint64, comm string) Proc {
 	p := leaf(pid, start, rssMiB)
@@ -68,6 +73,14 @@ func TestStep(t *testing.T) {
 			{0, 100, 0, []Proc{mainProc, parent, {PID: 3, PPID: 2, Start: 3, RSS: 30 * mib}, leaf(4, 4, 30), leaf(5, 5, 30), leaf(6, 6, 5)}, nil, nil},
 			// 2 is the parent of 3, so 3 is the oldest leaf; 6 holds flat.
 			{10, 185, 0, []Proc{mainProc, parent, {PID: 3, PPID: 2, Start: 3, RSS: 50 * mib}, leaf(4, 4, 50), leaf(5, 5, 50), leaf(6, 6, 5)}, []int{4, 5}, nil},
+		}},
+		{"at the target, processes crawling at memory.high's throttle count as growing", []step{
+			{0, 150, 0, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 60), kib(4, 4, 60<<10)}, nil, nil},
+			{10, 185, 0, []Proc{mainProc, kib(2, 2, 60<<10+100), kib(3, 3, 60<<10+100), kib(4, 4, 60<<10+8)}, []int{3}, nil},
+		}},
+		{"below the target, a crawl is noise", []step{
+			{0, 150, 0, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 60)}, nil, nil},
+			{10, 170, 0, []Proc{mainProc, kib(2, 2, 60<<10+500), kib(3, 3, 60<<10+500)}, nil, nil},
 		}},
 		{"fast growth of unknown size is braked before the target, newest first", []step{
 			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30), leaf(4, 4, 30)}, nil, nil},

@@ -40,6 +40,8 @@ type Backpressure struct {
 	// restopped counts paused processes something else resumed (job
 	// control's SIGCONT after Ctrl-Z and fg), stopped again.
 	restopped int
+	// stopped holds the paused processes seen stopped (state T) at a look.
+	stopped map[int]bool
 	// trace, when set, gets a line per look that acted and once a second
 	// while processes are paused (see TraceTo).
 	trace     io.Writer
@@ -125,6 +127,7 @@ func (b *Backpressure) Started(dir string, pid int) {
 	}
 	b.dir = dir
 	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid, High: b.high})
+	b.stopped = map[int]bool{}
 	b.written = b.high
 	b.setHigh()
 	b.stop, b.done = make(chan struct{}), make(chan struct{})
@@ -276,8 +279,27 @@ func (b *Backpressure) restop(before []int, states map[int]byte) {
 	}
 	var pids []int
 	for _, pid := range before {
-		if st, ok := states[pid]; ok && still[pid] && st != 'T' && st != 't' && st != 'Z' {
-			pids = append(pids, pid)
+		st, ok := states[pid]
+		if !ok || !still[pid] {
+			delete(b.stopped, pid)
+			continue
+		}
+		switch st {
+		case 'T', 't':
+			b.stopped[pid] = true
+		case 'R', 'S':
+			// Seen stopped before and running now: resumed behind our
+			// back. One not yet seen stopped may still be taking the
+			// SIGSTOP (in D, or not yet scheduled): not counted.
+			if b.stopped[pid] {
+				pids = append(pids, pid)
+				delete(b.stopped, pid)
+			}
+		}
+	}
+	for pid := range b.stopped {
+		if !still[pid] {
+			delete(b.stopped, pid)
 		}
 	}
 	if len(pids) > 0 {
