@@ -1,7 +1,7 @@
-package sandbox
+package doctor
 
 // The machine doctor examines: its file system and the D-Bus questions it
-// asks, live or from a fixture.
+// asks, live or from a fixture (internal/machinetest).
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"golang.org/x/sys/unix"
 
+	"github.com/boxrun/boxrun/internal/probe"
 	"github.com/boxrun/boxrun/internal/systemd"
 )
 
@@ -62,7 +63,7 @@ func LiveMachine() *Machine {
 		Getenv:   os.Getenv,
 		UID:      os.Getuid(),
 		Kernel:   kernel,
-		Writable: accessWrite,
+		Writable: func(name string) error { return unix.Access("/"+name, unix.W_OK) },
 		LookPath: exec.LookPath,
 		Readlink: func(name string) (string, error) { return os.Readlink("/" + name) },
 		Systemd:  &liveSystemd{conns: map[bool]*sd.Conn{}},
@@ -123,7 +124,7 @@ func (l *liveSystemd) Manager(ctx context.Context, user bool) (int, error) {
 	if err != nil {
 		return 0, systemd.ExplainError(err)
 	}
-	return parseSystemdVersion(v), nil
+	return probe.SystemdVersion(v), nil
 }
 
 func (l *liveSystemd) UnitProperty(ctx context.Context, user bool, unit, name string) (string, error) {
