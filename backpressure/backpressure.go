@@ -595,9 +595,12 @@ func (c *Controller) Step(o Observation) []Action {
 			p := waiting[0]
 			e, known := need(p.PID)
 			if !known {
-				// Unknown size: two looks of the growth it showed, and room
-				// for a margin at least.
+				// Unknown size: two looks of the growth it showed, up to
+				// its largest live sibling, and room for a margin at least.
 				e = max(2*c.paused[p.PID].grew, c.cfg.Margin)
+				if l, r := largest[c.procs[p.PID].comm], c.procs[p.PID].rss; l > r {
+					e = max(e, l-r)
+				}
 			}
 			if projected+e > limit {
 				break

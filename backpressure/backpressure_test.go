@@ -123,6 +123,12 @@ func TestStep(t *testing.T) {
 			// 2 finished at 60M: each needs 53M; two fit.
 			{20, 40, 0, []Proc{mainProc, leaf(3, 3, 10), leaf(4, 4, 10), leaf(5, 5, 10)}, nil, []int{3, 4}},
 		}},
+		{"a paused process of unknown size waits for room for its largest live sibling", []step{
+			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 10)}, nil, nil},
+			{10, 185, 0, []Proc{mainProc, leaf(2, 2, 80), leaf(3, 3, 20)}, []int{3}, nil},
+			// 2 holds 80M flat: 3 may grow as far, and 150 + 60 is over 180.
+			{20, 150, 0, []Proc{mainProc, leaf(2, 2, 80), leaf(3, 3, 20)}, nil, nil},
+		}},
 		{"a pause never outlasts MaxPause", []step{
 			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 50), leaf(3, 3, 20)}, nil, nil},
 			{10, 195, 0, []Proc{mainProc, leaf(2, 2, 100), leaf(3, 3, 50)}, []int{3}, nil},
