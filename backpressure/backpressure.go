@@ -53,6 +53,11 @@ type Proc struct {
 	// Comm is the process's command name (/proc/PID/comm): processes of
 	// one name are expected to grow alike.
 	Comm string
+	// Throttled is true when a thread of the process sleeps in the
+	// kernel's memory.high throttle (/proc/PID/task/*/wchan is
+	// mem_cgroup_handle_over_high): it is allocating, however little its
+	// resident size moved. The caller need only say so at the pause line.
+	Throttled bool
 }
 
 // Observation is one look at the box.
@@ -122,11 +127,24 @@ type Config struct {
 	// HoldOff is how long a process resumed to keep the run going is
 	// exempt from pausing; 0 picks 2 s.
 	HoldOff time.Duration
+	// LiftAfter is how long the box may stay stuck at the throttle (see
+	// Lift), every process asleep, before it is lifted; 0 picks 5 s: a
+	// test that holds memory while it sleeps (on a timer, on I/O) has
+	// that long to finish and free it before a kill does.
+	LiftAfter time.Duration
 	// Main is the command's own process, never paused.
 	Main int
 	// High is the memory.high the box keeps (see Controller.High); 0 means
 	// memory.high is not managed.
 	High uint64
+	// Lift is the memory.high to lift the throttle to (the box's
+	// memory.max) when the box is stuck at High: everything running is
+	// throttled, or paused, and paused processes hold what the running
+	// ones need, so only a kill can free memory. Lifted, the kernel lets
+	// the allocators reach memory.max and OOM-kills one there, which the
+	// report explains; without the lift they would crawl at the throttle
+	// for minutes. 0 never lifts (a memory.high the user set is theirs).
+	Lift uint64
 }
 
 // GrowthNoise is how much a process's resident size must rise between two
@@ -172,6 +190,9 @@ type Stats struct {
 	// PausedAtEnd counts the processes still paused when Finish resumed
 	// them (the command exited, or boxrun was stopped).
 	PausedAtEnd int
+	// Lifted counts the times memory.high was lifted to Config.Lift
+	// because the box was stuck at the throttle (see Config.Lift).
+	Lifted int
 }
 
 // seen is what the controller remembers of a live process.
@@ -183,6 +204,8 @@ type seen struct {
 	comm string
 	// fresh is true at the look that first saw it.
 	fresh bool
+	// throttled is Proc.Throttled at the last look.
+	throttled bool
 }
 
 // pause is one process held paused.
@@ -209,6 +232,8 @@ type Controller struct {
 	markCPU time.Duration
 	reasons map[string]*Reason
 	stats   Stats
+	// lifted is true while memory.high is lifted to Config.Lift.
+	lifted bool
 }
 
 // DefaultMargin is the headroom kept free below a target: 5 %, at least
@@ -247,14 +272,22 @@ func New(cfg Config) *Controller {
 	if cfg.HoldOff == 0 {
 		cfg.HoldOff = 2 * time.Second
 	}
+	if cfg.LiftAfter == 0 {
+		cfg.LiftAfter = 5 * time.Second
+	}
 	return &Controller{cfg: cfg, procs: map[int]*seen{}, paused: map[int]pause{}, holdOff: map[int]time.Time{},
 		finished: map[string][]uint64{}, reasons: map[string]*Reason{}}
 }
 
-// High is the memory.high the box should have: Config.High, 0 when
-// memory.high is not managed. The caller writes it to the box when it
-// changes.
-func (c *Controller) High() uint64 { return c.cfg.High }
+// High is the memory.high the box should have: Config.High, or
+// Config.Lift while the box is stuck at the throttle; 0 when memory.high is
+// not managed. The caller writes it to the box when it changes.
+func (c *Controller) High() uint64 {
+	if c.lifted {
+		return c.cfg.Lift
+	}
+	return c.cfg.High
+}
 
 // Stats returns what the controller did so far.
 func (c *Controller) Stats() Stats {
@@ -404,9 +437,10 @@ func (c *Controller) Step(o Observation) []Action {
 		}
 		s.leaf = !hasChild[p.PID]
 		s.comm = p.Comm
+		s.throttled = p.Throttled
 	}
 	c.stats.Typical = c.typical()
-	c.watchProgress(o)
+	c.watchProgress(o, o.Usage >= c.line())
 
 	// running: unpaused leaves, the command's own excepted, oldest first.
 	var running []Proc
@@ -418,12 +452,7 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 	sort.Slice(running, func(i, j int) bool { return older(running[i], running[j]) })
 
-	limit := c.cfg.Target
-	if limit > c.cfg.Margin {
-		limit -= c.cfg.Margin
-	} else {
-		limit = 0
-	}
+	limit := c.line()
 	// Each name's peak is sorted out once per observation.
 	type peakOf struct {
 		v  uint64
@@ -457,16 +486,19 @@ func (c *Controller) Step(o Observation) []Action {
 	// holding it back at the door costs nothing, and it has allocated
 	// nothing it would keep while paused.
 	//
-	// At the line, any rise of SlowGrowth counts: the kernel throttles an
-	// allocator above memory.high to a crawl, and crawling processes that
-	// nothing pauses creep on to memory.max together.
+	// At the line, any rise of SlowGrowth counts, and so does a process
+	// the kernel throttles at memory.high however little it moved: the
+	// throttle slows an allocator to a crawl (a sleep of up to 2 s per
+	// return to user space), and crawling processes that nothing pauses
+	// creep on to memory.max together.
+	atLine := o.Usage >= limit
 	noise := uint64(GrowthNoise)
-	if o.Usage >= limit {
+	if atLine {
 		noise = SlowGrowth
 	}
 	growing := func(pid int) bool {
 		s := c.procs[pid]
-		if s.grew >= noise {
+		if s.grew >= noise || (atLine && s.throttled) {
 			return true
 		}
 		e, known := expect(s.comm)
@@ -499,6 +531,11 @@ func (c *Controller) Step(o Observation) []Action {
 	exempt := func(pid int) bool {
 		until, ok := c.holdOff[pid]
 		return ok && o.Now.Before(until)
+	}
+
+	if c.lifted && !atLine {
+		// Something was killed or finished: the throttle goes back.
+		c.lifted = false
 	}
 
 	var acts []Action
@@ -613,7 +650,21 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 
 	// Liveness.
-	if len(waiting) > 0 {
+	stuck := atLine && c.cfg.Lift > c.cfg.High && c.throttledOnly(running)
+	switch {
+	case c.lifted:
+	case stuck:
+		// What runs is throttled at memory.high and the rest holds still:
+		// resuming a paused allocator would only throttle it too, and
+		// what is paused keeps its memory. Unless something finishes
+		// within LiftAfter, only a kill frees memory: the throttle is
+		// lifted so the kernel makes it at memory.max.
+		if c.stalledFor(o, c.cfg.LiftAfter) {
+			c.lifted = true
+			c.stats.Lifted++
+			c.markAt, c.markCPU = o.Now, o.CPU
+		}
+	case len(waiting) > 0:
 		why := ""
 		switch {
 		case len(running) == 0:
@@ -642,10 +693,19 @@ func (c *Controller) Step(o Observation) []Action {
 	return acts
 }
 
+// line is the pause line: the target less the margin.
+func (c *Controller) line() uint64 {
+	if c.cfg.Target > c.cfg.Margin {
+		return c.cfg.Target - c.cfg.Margin
+	}
+	return 0
+}
+
 // watchProgress keeps the last time the box was seen using CPU while
-// processes were paused: at least a fiftieth of one CPU since the mark.
-func (c *Controller) watchProgress(o Observation) {
-	if len(c.paused) == 0 || c.markAt.IsZero() || o.CPU < c.markCPU {
+// processes were paused or the box was at the line: at least a fiftieth of
+// one CPU since the mark.
+func (c *Controller) watchProgress(o Observation, atLine bool) {
+	if (len(c.paused) == 0 && !atLine) || c.markAt.IsZero() || o.CPU < c.markCPU {
 		c.markAt, c.markCPU = o.Now, o.CPU
 		return
 	}
@@ -655,9 +715,32 @@ func (c *Controller) watchProgress(o Observation) {
 }
 
 // stalled reports whether the box has used next to no CPU for Stall while
-// processes were paused. Without CPU figures it never is.
+// processes were paused (or, with nothing paused, at all). Without CPU
+// figures it never is.
 func (c *Controller) stalled(o Observation) bool {
-	return o.CPU != 0 && o.Now.Sub(c.markAt) >= c.cfg.Stall
+	return c.stalledFor(o, c.cfg.Stall)
+}
+
+// stalledFor is stalled for a time d.
+func (c *Controller) stalledFor(o Observation, d time.Duration) bool {
+	return o.CPU != 0 && o.Now.Sub(c.markAt) >= d
+}
+
+// throttledOnly reports whether some of the running leaves are throttled at
+// memory.high and all the others hold still (grew less than SlowGrowth at
+// the last look): nothing running is on its way to freeing memory without
+// more of it.
+func (c *Controller) throttledOnly(running []Proc) bool {
+	any := false
+	for _, p := range running {
+		s := c.procs[p.PID]
+		if s.throttled {
+			any = true
+		} else if s.grew >= SlowGrowth {
+			return false
+		}
+	}
+	return any
 }
 
 // holdsMost is the process of ps holding the most memory (the oldest of

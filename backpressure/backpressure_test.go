@@ -215,48 +215,72 @@ type worker struct {
 	comm         string
 	rss, held    int
 	done, paused bool
-	// grewLast is whether it grew in the last step.
-	grewLast bool
+	// grewLast is whether it grew in the last step; throttled whether it
+	// wanted to and the kernel's throttle held it back.
+	grewLast, throttled bool
+	// killed is set when the simulated OOM killer took it.
+	killed bool
 }
 
 // simulate runs threads of workers in a box of max MiB whose backpressure
 // target is target MiB. Actions take effect at the next step, as they do for
-// real. Above memory.high (HighFor(target)) the kernel throttles
-// allocations; the simulation lets each process grow only 1 MiB a step
-// there. It returns the steps taken and whether the box ever went over max
-// (an OOM kill for real).
+// real. Above memory.high (the controller's High(): HighFor(target), or
+// max while it lifts the throttle) the kernel throttles allocations: an
+// allocator gains 1 MiB only every throttleEvery steps (2 s: the
+// longest sleep the kernel imposes per return to user space; in real boxes
+// stuck at the throttle four 40M processes gained under 4 MiB in 90 s) and is seen
+// Throttled in between. At memory.max it OOM-kills the process holding the
+// most, paused or not. It returns the steps taken, whether the box ever
+// went over memory.max (an OOM kill with backpressure on) and the kills.
 //
-// flatPaused lists the pauses of processes that had not grown at the look
-// that paused them: a flat process must never be paused.
-func simulate(t *testing.T, threads [][]*worker, target, max int, useBP bool) (steps int, oom bool, c *Controller, flatPaused []string) {
+// simRun is the outcome of a simulated run.
+type simRun struct {
+	steps int
+	// oom is whether the box ever went over memory.max; killed counts the
+	// processes the OOM killer took (only with backpressure on).
+	oom    bool
+	killed int
+	c      *Controller
+	// flatPaused lists the pauses of processes that had not grown at the
+	// look that paused them and were not throttled: a flat process must
+	// never be paused.
+	flatPaused []string
+	// stuck is the longest run of steps in which something was throttled
+	// and nothing unpaused made progress (grew unthrottled, or held on
+	// towards its exit).
+	stuck int
+}
+
+func simulate(t *testing.T, threads [][]*worker, target, limit int, useBP bool) simRun {
 	t.Helper()
-	c = New(Config{Target: uint64(target) * mib, Main: 1})
+	var r simRun
+	c := New(Config{Target: uint64(target) * mib, Main: 1, High: HighFor(uint64(target) * mib), Lift: uint64(limit) * mib})
 	byPID := map[int]*worker{}
 	for _, th := range threads {
 		for _, w := range th {
 			byPID[w.pid] = w
 		}
 	}
-	high := int(HighFor(uint64(target)*mib) / mib)
-	if !useBP {
-		high = 1 << 30 // no throttling: the run only records going over max
-	}
+	const throttleEvery = 200
 	var pending []Action
-	usage := 0
+	usage, stuck := 0, 0
 	// cpu is the box's CPU time: a growing process works, a holding one
-	// sleeps (as a test waiting on a child or a timer does).
+	// sleeps (as a test waiting on a child or a timer does), a throttled
+	// one sleeps in the kernel.
 	cpu := time.Millisecond
 	for step := 0; step < 100000; step++ {
 		for _, a := range pending {
 			byPID[a.PID].paused = a.Kind == Pause
 		}
-		// The kernel throttles continuously: once this step's growth takes
-		// the box over memory.high, allocators sleep in proportion to the
-		// overage; the box as a whole then grows by about 1 MiB a step.
+		high := 1 << 30 // no backpressure: no throttle; going over max is only recorded
+		if useBP {
+			high = int(c.High() / mib)
+		}
 		projected := usage
 		usage = 10 // the main process
 		procs := []Proc{mainProc}
 		alive := 0
+		throttled, progress := false, false
 		for ti, th := range threads {
 			// The thread's current job: the first not done.
 			var w *worker
@@ -270,61 +294,93 @@ func simulate(t *testing.T, threads [][]*worker, target, max int, useBP bool) (s
 				continue // finished, or this thread starts a little later
 			}
 			alive++
-			w.grewLast = false
+			w.grewLast, w.throttled = false, false
 			if w.start < 0 {
 				// A process is first seen right after exec, small.
 				w.start, w.rss = step, 2
 			} else if !w.paused {
 				if w.rss < w.size {
-					g := w.grow
+					g := min(w.grow, w.size-w.rss)
 					if projected+g > high {
+						// Throttled: what fits under memory.high, then a
+						// MiB now and then.
 						g = 0
-						if projected <= high+1 {
-							g = 1
+						if high > projected {
+							g = high - projected
 						}
-					}
-					if w.rss+g > w.size {
-						g = w.size - w.rss
+						if step%throttleEvery == w.pid%throttleEvery {
+							g++
+						}
+						w.throttled = true
 					}
 					w.rss += g
 					w.grewLast = g > 0
 					projected += g
-					if g > 0 {
+					throttled = throttled || w.throttled
+					progress = progress || (g > 0 && !w.throttled)
+					if g > 0 && !w.throttled {
 						cpu += 5 * time.Millisecond
-					}
-					if w.rss > w.size {
-						w.rss = w.size
 					}
 				} else if w.held++; w.held >= w.hold {
 					w.done = true
 					continue
+				} else {
+					progress = true
 				}
 			}
 			usage += w.rss
-			procs = append(procs, Proc{PID: w.pid, PPID: 1, Start: uint64(w.start*1000 + w.pid), RSS: uint64(w.rss) * mib, Comm: w.comm})
 		}
-		if usage > max {
-			if !oom && useBP && testing.Verbose() {
-				t.Logf("over memory.max at step %d: %d MiB, %d procs, paused %v", step, usage, len(procs)-1, c.Paused())
+		if throttled && !progress {
+			stuck++
+			r.stuck = max(r.stuck, stuck)
+		} else {
+			stuck = 0
+		}
+		if usage > limit {
+			if !r.oom && useBP && testing.Verbose() {
+				t.Logf("over memory.max at step %d: %d MiB, paused %v, lifted %d", step, usage, c.Paused(), c.Stats().Lifted)
 			}
-			oom = true
+			r.oom = true
+			if useBP {
+				// The OOM killer takes the largest process.
+				var victim *worker
+				for _, w := range byPID {
+					if w.start >= 0 && !w.done && (victim == nil || w.rss > victim.rss) {
+						victim = w
+					}
+				}
+				victim.done, victim.killed = true, true
+				usage -= victim.rss
+				r.killed++
+			}
+		}
+		for _, th := range threads {
+			for _, w := range th {
+				if w.start >= 0 && !w.done {
+					procs = append(procs, Proc{PID: w.pid, PPID: 1, Start: uint64(w.start*1000 + w.pid), RSS: uint64(w.rss) * mib,
+						Comm: w.comm, Throttled: w.throttled})
+					break
+				}
+			}
 		}
 		if alive == 0 && step > 0 {
-			return step, oom, c, flatPaused
+			r.steps, r.c = step, c
+			return r
 		}
 		if useBP {
 			pending = c.Step(Observation{Now: at(step * 10), Usage: uint64(usage) * mib, CPU: cpu, Procs: procs})
 			for _, a := range pending {
 				// A pause of a process that did not grow in the step it
-				// was seen in (and is not just started) pauses a flat one.
-				if w := byPID[a.PID]; a.Kind == Pause && !w.grewLast && w.start != step {
-					flatPaused = append(flatPaused, fmt.Sprintf("%d at step %d (%d MiB of %d)", w.pid, step, w.rss, w.size))
+				// was seen in, was not throttled and is not just started
+				// pauses a flat one.
+				if w := byPID[a.PID]; a.Kind == Pause && !w.grewLast && !w.throttled && w.start != step {
+					r.flatPaused = append(r.flatPaused, fmt.Sprintf("%d at step %d (%d MiB of %d)", w.pid, step, w.rss, w.size))
 				}
 			}
 		}
 	}
 	t.Fatal("simulation did not finish: deadlock")
-	return 0, oom, c, flatPaused
+	return r
 }
 
 // suite makes a test-suite-like workload: threads run jobs one after
@@ -370,12 +426,13 @@ func TestSimulatedSuiteFinishesWithoutOOM(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%dx%d of %dM in %dM", tc.threads, tc.jobs, tc.size, tc.max), func(t *testing.T) {
-			_, oomWithout, _, _ := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), tc.target, tc.max, false)
+			oomWithout := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), tc.target, tc.max, false).oom
 			if !oomWithout {
 				t.Fatalf("workload fits without backpressure: not a test of it")
 			}
-			base, _, _, _ := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), 1<<30, 1<<30, false)
-			steps, oom, c, flat := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), tc.target, tc.max, true)
+			base := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), 1<<30, 1<<30, false).steps
+			r := simulate(t, suite(tc.threads, tc.jobs, tc.size, tc.hold), tc.target, tc.max, true)
+			steps, oom, c, flat := r.steps, r.oom, r.c, r.flatPaused
 			st := c.Stats()
 			t.Logf("steps %d vs %d unboxed (%.2fx); paused %d, forced %d, longest %v, max running %d, typical %dM",
 				steps, base, float64(steps)/float64(base), st.Paused, st.ForcedResumes, st.LongestPause, st.MaxRunning, st.Typical/mib)
@@ -440,8 +497,9 @@ func TestSimulatedNativeSpeed(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			jobs := func() [][]*worker { return suiteGrowing(tc.threads, tc.jobs, tc.size, tc.hold, tc.size) }
-			base, _, _, _ := simulate(t, jobs(), 1<<30, 1<<30, false)
-			steps, oom, c, flat := simulate(t, jobs(), tc.box, tc.box, true)
+			base := simulate(t, jobs(), 1<<30, 1<<30, false).steps
+			r := simulate(t, jobs(), tc.box, tc.box, true)
+			steps, oom, c, flat := r.steps, r.oom, r.c, r.flatPaused
 			st := c.Stats()
 			t.Logf("steps %d vs %d unboxed (%.2fx); paused %d, forced %d %v, longest %v, max running %d",
 				steps, base, float64(steps)/float64(base), st.Paused, st.ForcedResumes, st.Forced, st.LongestPause, st.MaxRunning)
@@ -456,6 +514,109 @@ func TestSimulatedNativeSpeed(t *testing.T) {
 			}
 			if !tc.fits && st.LongestPause >= 10*time.Second {
 				t.Errorf("a pause of %v; want none of 10 s or more", st.LongestPause)
+			}
+		})
+	}
+}
+
+// TestSimulatedOvercommitted runs processes that hold what they allocate
+// until the end and together want more than the box: no order of pauses
+// lets them all finish, and paused processes keep their memory. The box
+// must not crawl at memory.high's throttle: the controller lifts it, the
+// kernel OOM-kills at memory.max, and the rest finish.
+func TestSimulatedOvercommitted(t *testing.T) {
+	cases := []struct {
+		name                    string
+		threads, size, grow, box int
+	}{
+		{"4 of 40M in 96M, growing 8M a look", 4, 40, 8, 96},
+		{"4 of 40M in 96M at native speed", 4, 40, 40, 96},
+		{"12 of 100M in 600M", 12, 100, 20, 600},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Each holds what it allocated for 15 s, longer than
+			// LiftAfter: waiting for one to finish is not the way out.
+			jobs := func() [][]*worker { return suiteGrowing(tc.threads, 1, tc.size, 1500, tc.grow) }
+			base := simulate(t, jobs(), 1<<30, 1<<30, false).steps
+			r := simulate(t, jobs(), tc.box, tc.box, true)
+			st := r.c.Stats()
+			t.Logf("steps %d vs %d unboxed (%.2fx); paused %d, forced %v, lifted %d, killed %d of %d, longest stuck at the throttle %d steps",
+				r.steps, base, float64(r.steps)/float64(base), st.Paused, st.Forced, st.Lifted, r.killed, tc.threads, r.stuck)
+			if len(r.flatPaused) > 0 {
+				t.Errorf("paused processes that held flat: %v", r.flatPaused)
+			}
+			if r.killed == 0 {
+				t.Fatalf("no process was OOM-killed: the workload cannot fit, so it cannot have finished honestly")
+			}
+			if st.Lifted == 0 {
+				t.Errorf("memory.high was never lifted: the box reached memory.max only by crawling through the throttle")
+			}
+			if fits := (tc.box - 10) / tc.size; tc.threads-r.killed < fits {
+				t.Errorf("%d of %d processes finished; the box holds %d at once: more were killed than had to be", tc.threads-r.killed, tc.threads, fits)
+			}
+			// Stuck for LiftAfter (500 looks), then a look to lift and
+			// the allocators' way up to memory.max.
+			if r.stuck > 520 {
+				t.Errorf("the box sat stuck at the throttle for %d looks; want the throttle lifted after 500", r.stuck)
+			}
+		})
+	}
+}
+
+func throttledLeaf(pid int, start uint64, rssMiB uint64) Proc {
+	p := leaf(pid, start, rssMiB)
+	p.Throttled = true
+	return p
+}
+
+// TestThrottleLift steps a box stuck at memory.high: the older allocator
+// runs throttled, the younger is paused holding what it has, nothing uses
+// CPU. With a Lift the throttle gives way after LiftAfter, and comes back
+// once memory falls below the line; without one (a memory.high the user
+// set) it never does, and the stall rule resumes the paused process.
+func TestThrottleLift(t *testing.T) {
+	for _, lift := range []uint64{0, 200 * mib} {
+		t.Run(fmt.Sprintf("lift %d MiB", lift/mib), func(t *testing.T) {
+			c := New(Config{Target: 200 * mib, Main: 1, High: 195 * mib, Lift: lift})
+			cpu := time.Second
+			obs := func(ms int, usage uint64, procs ...Proc) []Action {
+				return c.Step(Observation{Now: at(ms), Usage: usage * mib, CPU: cpu, Procs: append([]Proc{mainProc}, procs...)})
+			}
+			// Both allocators crawl at the throttle: the younger is paused
+			// although its resident size barely moved.
+			obs(0, 150, leaf(2, 2, 90), leaf(3, 3, 50))
+			acts := obs(10, 196, throttledLeaf(2, 2, 120), throttledLeaf(3, 3, 50))
+			if got := pids(acts, Pause); !reflect.DeepEqual(got, []int{3}) {
+				t.Fatalf("at the line paused %v, want the younger throttled allocator [3]", got)
+			}
+			var resumed []int
+			lifted := -1
+			for ms := 20; ms <= 6000; ms += 10 {
+				resumed = append(resumed, pids(obs(ms, 196, throttledLeaf(2, 2, 120), leaf(3, 3, 50)), Resume)...)
+				if lifted < 0 && c.High() != 195*mib {
+					lifted = ms
+				}
+			}
+			if lift == 0 {
+				if lifted >= 0 || c.Stats().Lifted != 0 {
+					t.Fatalf("memory.high changed to %d MiB with no Lift", c.High()/mib)
+				}
+				if len(resumed) == 0 {
+					t.Errorf("without a lift, the stall rule never resumed the paused process")
+				}
+				return
+			}
+			if len(resumed) != 0 {
+				t.Errorf("resumed %v into a box stuck at the throttle: it would only be throttled too", resumed)
+			}
+			if lifted < 5000 || lifted > 5100 || c.High() != lift || c.Stats().Lifted != 1 {
+				t.Fatalf("lifted at %d ms to %d MiB (%d lifts); want once, to %d MiB, 5 s after the box got stuck", lifted, c.High()/mib, c.Stats().Lifted, lift/mib)
+			}
+			// The kernel killed process 2 at memory.max: the throttle comes back.
+			obs(6010, 80, leaf(3, 3, 50))
+			if c.High() != 195*mib {
+				t.Errorf("after memory fell below the line, memory.high is %d MiB, want the policy's 195 MiB back", c.High()/mib)
 			}
 		})
 	}

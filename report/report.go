@@ -207,6 +207,10 @@ type Backpressure struct {
 	// PausedAtEnd counts processes still paused when the command exited or
 	// boxrun was interrupted; they were resumed then.
 	PausedAtEnd int
+	// ThrottleLifted counts the times memory.high was lifted to memory.max
+	// because the box was stuck at it: everything running throttled or
+	// paused, nothing able to free memory but a kill.
+	ThrottleLifted int
 	// Sizes says where the sizes of the processes came from: learned in
 	// this run, or from an earlier run of the same suite.
 	Sizes string
@@ -243,6 +247,7 @@ type backpressureJSON struct {
 	Method          string         `json:"method"`
 	Restopped       int            `json:"restopped"`
 	PausedAtEnd     int            `json:"paused_at_end"`
+	ThrottleLifted  int            `json:"throttle_lifted"`
 	Sizes           string         `json:"sizes"`
 }
 
@@ -261,7 +266,7 @@ func (b Backpressure) MarshalJSON() ([]byte, error) {
 		PausedSeconds: round3(b.PausedSeconds), MaxPauseSeconds: round3(b.MaxPauseSeconds), MaxPauseReason: why,
 		MaxRunning: b.MaxRunning, ForcedResumes: b.ForcedResumes, Forced: orEmpty(b.Forced), Reasons: reasons,
 		BlockedSeconds: round3(b.BlockedSeconds), Method: b.Method, Restopped: b.Restopped, PausedAtEnd: b.PausedAtEnd,
-		Sizes: b.Sizes,
+		ThrottleLifted: b.ThrottleLifted, Sizes: b.Sizes,
 	})
 }
 

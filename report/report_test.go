@@ -125,7 +125,7 @@ func fixtures() map[string]*Run {
 			Leftovers:       []Leftover{{950, "hog", "hog 150"}, {951, "hog", "hog 150"}},
 			LeftoversKilled: true,
 			Backpressure: &Backpressure{Paused: 2, Resumed: 2, PausedSeconds: 1.5, MaxPauseSeconds: 0.9, MaxPauseReason: "the box is at its memory target",
-				MaxRunning: 22, Reasons: []PauseReason{{"the box is at its memory target", 2, 1.5, 0.9}}, Method: "SIGSTOP", Restopped: 1, PausedAtEnd: 2,
+				MaxRunning: 22, Reasons: []PauseReason{{"the box is at its memory target", 2, 1.5, 0.9}}, Method: "SIGSTOP", Restopped: 1, PausedAtEnd: 2, ThrottleLifted: 1,
 				Sizes: "learned in this run"},
 		},
 		// The none backend: nothing measured.

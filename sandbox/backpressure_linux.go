@@ -25,8 +25,11 @@ import (
 // what is in the box.
 type Backpressure struct {
 	target uint64
-	high   uint64 // the policy's memory.high, which learning lowers for a while
-	warn   func(string)
+	high   uint64 // the policy's memory.high
+	// lift is the memory.high the throttle is lifted to when the box is
+	// stuck at it (memory.max), 0 when memory.high is the user's own.
+	lift uint64
+	warn func(string)
 
 	mu   sync.Mutex
 	ctrl *backpressure.Controller
@@ -82,6 +85,10 @@ func backpressureTarget(p *policy.Resolved) uint64 {
 	}
 }
 
+// backpressureOrigin is where a memory.high that PrepareBackpressure set
+// says it comes from.
+const backpressureOrigin = "memory.backpressure"
+
 // PrepareBackpressure adjusts a policy with memory.backpressure on before
 // its box is made: when it sets no memory.high, memory.high goes half a
 // margin above the pause threshold, so the kernel throttles only allocation
@@ -97,9 +104,10 @@ func PrepareBackpressure(p *policy.Resolved) string {
 	}
 	high := backpressure.HighFor(target)
 	p.MemoryHigh = &high
-	if p.Origins != nil {
-		p.Origins["memory.high"] = policy.Origin{File: "memory.backpressure"}
+	if p.Origins == nil {
+		p.Origins = map[string]policy.Origin{}
 	}
+	p.Origins["memory.high"] = policy.Origin{File: backpressureOrigin}
 	return fmt.Sprintf("memory.high set to %s, just under memory.max, for memory.backpressure", policy.FormatBytes(high))
 }
 
@@ -116,6 +124,11 @@ func NewBackpressure(p *policy.Resolved, warn func(string)) *Backpressure {
 	if p.MemoryHigh != nil && *p.MemoryHigh != policy.Unlimited {
 		b.high = *p.MemoryHigh
 	}
+	// Only a memory.high backpressure set for itself is lifted when the
+	// box is stuck at it; one the user set is kept.
+	if b.high != 0 && p.Origins["memory.high"].File == backpressureOrigin && p.MemoryMax != nil && *p.MemoryMax != policy.Unlimited {
+		b.lift = *p.MemoryMax
+	}
 	return b
 }
 
@@ -126,7 +139,7 @@ func (b *Backpressure) Started(dir string, pid int) {
 		return
 	}
 	b.dir = dir
-	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid, High: b.high})
+	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid, High: b.high, Lift: b.lift})
 	b.stopped = map[int]bool{}
 	b.written = b.high
 	b.setHigh()
@@ -134,16 +147,20 @@ func (b *Backpressure) Started(dir string, pid int) {
 	go b.loop()
 }
 
-// setHigh writes the controller's memory.high to the box when it changed.
+// setHigh writes the controller's memory.high to the box when it changed:
+// lifted to memory.max while the box is stuck at the throttle, back after.
 // A box whose memory.high cannot be written (not ours to write) keeps the
-// policy's: backpressure still works, only without the kernel's brake
-// while it learns.
+// policy's: backpressure still works, but a box stuck at the throttle
+// stays stuck until something exits or is killed.
 func (b *Backpressure) setHigh() {
 	h := b.ctrl.High()
 	if h == 0 || h == b.written {
 		return
 	}
 	b.written = h
+	if b.trace != nil {
+		fmt.Fprintf(b.trace, "%s memory.high %s\n", filepath.Base(b.dir), policy.FormatBytes(h))
+	}
 	if err := os.WriteFile(filepath.Join(b.dir, "memory.high"), []byte(strconv.FormatUint(h, 10)), 0); err != nil && !b.highFailed {
 		b.highFailed = true
 		b.warn(fmt.Sprintf("backpressure cannot adjust memory.high of the box: %v", err))
@@ -216,6 +233,7 @@ func (b *Backpressure) loop() {
 	cpuStat := cgroupfs.OpenStatFile(filepath.Join(b.dir, "cpu.stat"))
 	defer cpuStat.Close()
 	var last uint64 // memory.current at the previous read
+	line := b.target - min(b.target, backpressure.DefaultMargin(b.target))
 	for {
 		select {
 		case <-b.stop:
@@ -244,7 +262,10 @@ func (b *Backpressure) loop() {
 		last = usage
 		if rising || usage*3 >= b.target || len(b.ctrl.Paused()) > 0 {
 			interval = 10 * time.Millisecond
-			procs, states, err := boxProcs(b.dir)
+			// At the line, each process is also asked whether the
+			// kernel throttles it at memory.high: a throttled allocator
+			// may gain nothing between two looks.
+			procs, states, err := boxProcs(b.dir, usage >= line)
 			if err != nil {
 				b.fail(err)
 				return
@@ -344,11 +365,11 @@ func (b *Backpressure) traceLook(o backpressure.Observation, acts []backpressure
 }
 
 // boxProcs lists the processes of a cgroup tree with what backpressure
-// needs: parent, start time and resident size. Processes that exit while
-// being read are left out.
-// With them, the state letter of each (to find paused processes that job
-// control resumed).
-func boxProcs(dir string) ([]backpressure.Proc, map[int]byte, error) {
+// needs: parent, start time and resident size, and with throttle whether
+// the kernel throttles one of its threads at memory.high. Processes that
+// exit while being read are left out. With them, the state letter of each
+// (to find paused processes that job control resumed).
+func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]byte, error) {
 	pids, err := cgroupDir{mount: dir, rel: "/"}.procs()
 	if err != nil {
 		return nil, nil, err
@@ -362,7 +383,8 @@ func boxProcs(dir string) ([]backpressure.Proc, map[int]byte, error) {
 		if err != nil {
 			continue
 		}
-		procs = append(procs, backpressure.Proc{PID: st.PID, PPID: st.PPID, Start: st.StartTime, RSS: st.RSS(), Comm: st.Comm})
+		procs = append(procs, backpressure.Proc{PID: st.PID, PPID: st.PPID, Start: st.StartTime, RSS: st.RSS(), Comm: st.Comm,
+			Throttled: throttle && st.State != 'T' && st.State != 't' && procfs.ThreadWaitsIn(pid, procfs.OverHigh)})
 		states[st.PID] = st.State
 	}
 	return procs, states, nil

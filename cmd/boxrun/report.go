@@ -125,6 +125,7 @@ func reportBackpressure(st backpressure.Stats, restopped int) *report.Backpressu
 		Method:          "SIGSTOP",
 		Restopped:       restopped,
 		PausedAtEnd:     st.PausedAtEnd,
+		ThrottleLifted:  st.Lifted,
 		Sizes:           "learned in this run",
 	}
 	for why, n := range st.Forced {
