@@ -236,10 +236,17 @@ type Controller struct {
 	lifted bool
 }
 
-// DefaultMargin is the headroom kept free below a target: 5 %, at least
-// 8 MiB.
+// DefaultMargin is the headroom kept free below a target: a tenth, at
+// least 8 MiB. It is as much the room the kernel's throttle needs as room
+// for growth: above memory.high the kernel holds an allocator back in
+// proportion to the square of how far over it the box is, and skips the
+// sleep below about 1.25 % over (mm/memcontrol.c), so memory.high only a
+// few percent under memory.max lets an allocation burst reach memory.max
+// at megabytes a second before the controller can act. A tenth under it,
+// the throttle slows each allocator to some hundreds of KiB a second
+// there.
 func DefaultMargin(target uint64) uint64 {
-	m := target / 20
+	m := target / 10
 	if m < 8<<20 {
 		m = 8 << 20
 	}
@@ -247,15 +254,15 @@ func DefaultMargin(target uint64) uint64 {
 }
 
 // HighFor is the memory.high that goes with backpressure steering to
-// target: half a margin above the pause threshold (target - margin), so the
-// kernel throttles an allocation burst that overshoots the threshold while
-// the controller pauses processes, and nothing is throttled below it.
+// target: the pause line (target less DefaultMargin). Nothing below the
+// line is throttled; above it the kernel throttles what the controller has
+// not paused yet, and a throttled process counts as growing.
 func HighFor(target uint64) uint64 {
 	m := DefaultMargin(target)
 	if target < m {
 		return target
 	}
-	return target - m/2
+	return target - m
 }
 
 // New returns a controller for cfg.

@@ -220,16 +220,16 @@ type worker struct {
 	grewLast, throttled bool
 	// killed is set when the simulated OOM killer took it.
 	killed bool
+	// credit is the fraction of a MiB the throttle has let it allocate.
+	credit float64
 }
 
 // simulate runs threads of workers in a box of max MiB whose backpressure
 // target is target MiB. Actions take effect at the next step, as they do for
 // real. Above memory.high (the controller's High(): HighFor(target), or
-// max while it lifts the throttle) the kernel throttles allocations: an
-// allocator gains 1 MiB only every throttleEvery steps (2 s: the
-// longest sleep the kernel imposes per return to user space; in real boxes
-// stuck at the throttle four 40M processes gained under 4 MiB in 90 s) and is seen
-// Throttled in between. At memory.max it OOM-kills the process holding the
+// max while it lifts the throttle) the kernel throttles allocations as
+// mm/memcontrol.c does, slower the further over the box is, and the
+// throttled allocator is seen Throttled. At memory.max it OOM-kills the process holding the
 // most, paused or not. It returns the steps taken, whether the box ever
 // went over memory.max (an OOM kill with backpressure on) and the kills.
 //
@@ -261,7 +261,6 @@ func simulate(t *testing.T, threads [][]*worker, target, limit int, useBP bool) 
 			byPID[w.pid] = w
 		}
 	}
-	const throttleEvery = 200
 	var pending []Action
 	usage, stuck := 0, 0
 	// cpu is the box's CPU time: a growing process works, a holding one
@@ -274,7 +273,7 @@ func simulate(t *testing.T, threads [][]*worker, target, limit int, useBP bool) 
 		}
 		high := 1 << 30 // no backpressure: no throttle; going over max is only recorded
 		if useBP {
-			high = int(c.High() / mib)
+			high = int((c.High() + mib - 1) / mib) // the kernel throttles only past it
 		}
 		projected := usage
 		usage = 10 // the main process
@@ -301,17 +300,21 @@ func simulate(t *testing.T, threads [][]*worker, target, limit int, useBP bool) 
 			} else if !w.paused {
 				if w.rss < w.size {
 					g := min(w.grow, w.size-w.rss)
-					if projected+g > high {
-						// Throttled: what fits under memory.high, then a
-						// MiB now and then.
-						g = 0
-						if high > projected {
-							g = high - projected
+					if high < limit && projected+g > high {
+						// What fits under memory.high is allocated freely;
+						// past it the kernel charges each 256 KiB a sleep of
+						// 64 f² s, f how far over memory.high the box is (a
+						// fraction of it), none below 10 ms, at most 2 s
+						// (mm/memcontrol.c).
+						free := max(high-projected, 0)
+						f := float64(projected+g-high) / float64(high)
+						if sleep := min(64*f*f, 2.0); sleep > 0.010 {
+							w.credit += 0.25 * 0.010 / sleep
+							extra := int(w.credit)
+							w.credit -= float64(extra)
+							g = min(free+extra, g)
+							w.throttled = true
 						}
-						if step%throttleEvery == w.pid%throttleEvery {
-							g++
-						}
-						w.throttled = true
 					}
 					w.rss += g
 					w.grewLast = g > 0
@@ -520,13 +523,13 @@ func TestSimulatedNativeSpeed(t *testing.T) {
 }
 
 // TestSimulatedOvercommitted runs processes that hold what they allocate
-// until the end and together want more than the box: no order of pauses
-// lets them all finish, and paused processes keep their memory. The box
-// must not crawl at memory.high's throttle: the controller lifts it, the
-// kernel OOM-kills at memory.max, and the rest finish.
+// for 15 s and together want more than the box, so that paused processes
+// keep memory the running ones need. The box must not sit at memory.high's
+// throttle for longer than LiftAfter: the controller lifts it, the kernel
+// OOM-kills at memory.max if it must, and no more die than must.
 func TestSimulatedOvercommitted(t *testing.T) {
 	cases := []struct {
-		name                    string
+		name                     string
 		threads, size, grow, box int
 	}{
 		{"4 of 40M in 96M, growing 8M a look", 4, 40, 8, 96},
@@ -546,11 +549,8 @@ func TestSimulatedOvercommitted(t *testing.T) {
 			if len(r.flatPaused) > 0 {
 				t.Errorf("paused processes that held flat: %v", r.flatPaused)
 			}
-			if r.killed == 0 {
-				t.Fatalf("no process was OOM-killed: the workload cannot fit, so it cannot have finished honestly")
-			}
 			if st.Lifted == 0 {
-				t.Errorf("memory.high was never lifted: the box reached memory.max only by crawling through the throttle")
+				t.Errorf("memory.high was never lifted: the box could only wait at the throttle for a holder to finish")
 			}
 			if fits := (tc.box - 10) / tc.size; tc.threads-r.killed < fits {
 				t.Errorf("%d of %d processes finished; the box holds %d at once: more were killed than had to be", tc.threads-r.killed, tc.threads, fits)

@@ -90,9 +90,9 @@ func backpressureTarget(p *policy.Resolved) uint64 {
 const backpressureOrigin = "memory.backpressure"
 
 // PrepareBackpressure adjusts a policy with memory.backpressure on before
-// its box is made: when it sets no memory.high, memory.high goes half a
-// margin above the pause threshold, so the kernel throttles only allocation
-// bursts that overshoot it while boxrun pauses processes. It returns a note
+// its box is made: when it sets no memory.high, memory.high goes at the
+// pause line (see backpressure.HighFor), so the kernel throttles only
+// allocation bursts that overshoot it while boxrun pauses processes. It returns a note
 // saying so, or "".
 func PrepareBackpressure(p *policy.Resolved) string {
 	if !p.MemoryBackpressure || (p.MemoryHigh != nil && *p.MemoryHigh != policy.Unlimited) {
@@ -108,7 +108,7 @@ func PrepareBackpressure(p *policy.Resolved) string {
 		p.Origins = map[string]policy.Origin{}
 	}
 	p.Origins["memory.high"] = policy.Origin{File: backpressureOrigin}
-	return fmt.Sprintf("memory.high set to %s, just under memory.max, for memory.backpressure", policy.FormatBytes(high))
+	return fmt.Sprintf("memory.high set to %s, where memory.backpressure starts pausing processes", policy.FormatBytes(high))
 }
 
 // NewBackpressure returns the observer for a policy with
