@@ -127,11 +127,11 @@ type Config struct {
 	// HoldOff is how long a process resumed to keep the run going is
 	// exempt from pausing; 0 picks 2 s.
 	HoldOff time.Duration
-	// LiftAfter is how long the box may use next to no CPU at the pause
-	// line before the throttle is lifted (see Lift); 0 picks 1 s. In the
-	// VM a test throttled 4 % over memory.high gained 0.6 MiB in 20 s:
-	// at the line, "stuck" is the throttle's normal state, not a rare
-	// one.
+	// LiftAfter is how long the box may stay at the pause line with no
+	// process exiting before the throttle is lifted (see Lift); 0 picks
+	// 1 s. In the VM a test throttled 4 % over memory.high gained 0.6 MiB
+	// in 20 s, using 3 % of a CPU in reclaim: at the line, stuck is the
+	// throttle's normal state, and no CPU figure tells it apart.
 	LiftAfter time.Duration
 	// Main is the command's own process, never paused.
 	Main int
@@ -233,6 +233,9 @@ type Controller struct {
 	markCPU time.Duration
 	reasons map[string]*Reason
 	stats   Stats
+	// freedAt is the last time memory was freed, or could be: a process
+	// exited, or the box was below the line.
+	freedAt time.Time
 	// lifted is true while memory.high is lifted to Config.Lift.
 	lifted bool
 }
@@ -425,7 +428,9 @@ func (c *Controller) Step(o Observation) []Action {
 		alive[p.PID] = p
 		hasChild[p.PPID] = true
 	}
-	c.forgetExited(o.Now, alive)
+	if c.forgetExited(o.Now, alive) || o.Usage < c.line() || c.freedAt.IsZero() {
+		c.freedAt = o.Now
+	}
 	for _, p := range o.Procs {
 		s := c.procs[p.PID]
 		if s == nil {
@@ -658,13 +663,14 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 
 	// Liveness.
-	if atLine && !c.lifted && c.cfg.Lift > c.cfg.High && c.stalledFor(o, c.cfg.LiftAfter) {
-		// Stuck at the throttle: the box has used next to no CPU for
-		// LiftAfter at the line. What runs crawls at memory.high (the
-		// throttle sleeps it) or sleeps, and what is paused keeps its
-		// memory; resuming one more only throttles it too. The throttle
-		// is lifted: what runs may use the room up to memory.max, and if
-		// that is not enough the kernel kills there.
+	if atLine && !c.lifted && c.cfg.Lift > c.cfg.High && o.Now.Sub(c.freedAt) >= c.cfg.LiftAfter {
+		// Stuck at the throttle: the box has been at the line for
+		// LiftAfter and nothing exited. What runs crawls at memory.high
+		// (the throttle sleeps it, and its reclaim burns a little CPU)
+		// or waits, and what is paused keeps its memory; resuming one
+		// more only throttles it too. The throttle is lifted: what runs
+		// may use the room up to memory.max, and if that is not enough
+		// the kernel kills there.
 		c.lifted = true
 		c.stats.Lifted++
 	}
@@ -743,12 +749,14 @@ func holdsMost(ps []Proc, procs map[int]*seen) Proc {
 }
 
 // forgetExited forgets processes that exited and learns from the leaves
-// among them.
-func (c *Controller) forgetExited(now time.Time, alive map[int]Proc) {
+// among them. It reports whether any did exit.
+func (c *Controller) forgetExited(now time.Time, alive map[int]Proc) bool {
+	exited := false
 	for pid, s := range c.procs {
 		if _, ok := alive[pid]; ok {
 			continue
 		}
+		exited = true
 		if s.leaf && pid != c.cfg.Main && s.peak > 0 {
 			c.finished[s.comm] = append(c.finished[s.comm], s.peak)
 		}
@@ -759,6 +767,7 @@ func (c *Controller) forgetExited(now time.Time, alive map[int]Proc) {
 			c.ended(pid, now)
 		}
 	}
+	return exited
 }
 
 // pausedProcs returns the paused processes still alive, oldest first,
