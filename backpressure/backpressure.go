@@ -236,8 +236,9 @@ type Controller struct {
 	// freedAt is the last time memory was freed, or could be: a process
 	// exited, or the box was below the line.
 	freedAt time.Time
-	// lifted is true while memory.high is lifted to Config.Lift.
+	// lifted is true while memory.high is lifted, to liftTo.
 	lifted bool
+	liftTo uint64
 }
 
 // DefaultMargin is the headroom kept free below a target: a tenth, at
@@ -295,7 +296,7 @@ func New(cfg Config) *Controller {
 // not managed. The caller writes it to the box when it changes.
 func (c *Controller) High() uint64 {
 	if c.lifted {
-		return c.cfg.Lift
+		return c.liftTo
 	}
 	return c.cfg.High
 }
@@ -663,7 +664,7 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 
 	// Liveness.
-	if atLine && !c.lifted && c.cfg.Lift > c.cfg.High && o.Now.Sub(c.freedAt) >= c.cfg.LiftAfter {
+	if atLine && c.cfg.Lift > c.High() && o.Now.Sub(c.freedAt) >= c.cfg.LiftAfter {
 		// Stuck at the throttle: the box has been at the line for
 		// LiftAfter and nothing exited. What runs crawls at memory.high
 		// (the throttle sleeps it, and its reclaim burns a little CPU)
@@ -671,7 +672,13 @@ func (c *Controller) Step(o Observation) []Action {
 		// more only throttles it too. The throttle is lifted: what runs
 		// may use the room up to memory.max, and if that is not enough
 		// the kernel kills there.
+		// It is raised half a margin at a time, each LiftAfter that
+		// nothing exits: the room it gives is what the running need to
+		// finish, and the kernel kills only when the last step reaches
+		// memory.max.
+		c.liftTo = min(c.cfg.Lift, max(c.High(), o.Usage)+c.cfg.Margin/2)
 		c.lifted = true
+		c.freedAt = o.Now
 		c.stats.Lifted++
 	}
 	if len(waiting) > 0 {
