@@ -159,7 +159,7 @@ func backpressureLine(bp *Backpressure, oomKills uint64, interrupted string) str
 		s += fmt.Sprintf("; %s paused when boxrun was interrupted by %s, and resumed", plural(uint64(bp.PausedAtEnd), "process was", "processes were"), interrupted)
 	}
 	if bp.ThrottleLifted > 0 {
-		s += fmt.Sprintf("; memory.high lifted to memory.max %s: the box was stuck at it, every process paused, throttled or asleep, and only a kill could free memory", times(uint64(bp.ThrottleLifted)))
+		s += fmt.Sprintf("; memory.high raised toward memory.max %s: the box was stuck at it with nothing exiting, the running processes throttled and the paused ones holding their memory", times(uint64(bp.ThrottleLifted)))
 	}
 	if bp.Sizes != "" && bp.Paused > 0 {
 		s += "; sizes " + bp.Sizes
