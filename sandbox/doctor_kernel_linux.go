@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/probe"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -75,69 +75,32 @@ func (d *doctor) checkPSI() Check {
 	return c
 }
 
-// kernelAtLeast compares a release ("6.1.0-13-amd64") with "major.minor";
-// known is false when the release cannot be read.
-func kernelAtLeast(release, want string) (ok, known bool) {
-	parse := func(s string) (int, int, bool) {
-		major, rest, _ := strings.Cut(s, ".")
-		end := 0
-		for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
-			end++
-		}
-		x, err1 := strconv.Atoi(major)
-		y, err2 := strconv.Atoi(rest[:end])
-		return x, y, err1 == nil && err2 == nil
+// kernel is what the probes know of this machine's kernel, from the first
+// cgroup with the memory controller: boxrun's own, its user manager's, or
+// any at the top.
+func (d *doctor) probeKernel() probe.Kernel {
+	return probe.Kernel{
+		FS: d.m.FS, Release: d.m.Kernel, Mount: d.mount.Path,
+		Cgroup: probe.MemoryCgroup(d.m.FS, d.mount.Path, d.ownCgroup(), d.userManagerCgroup()),
 	}
-	x, y, ok1 := parse(release)
-	wx, wy, ok2 := parse(want)
-	if !ok1 || !ok2 {
-		return false, false
-	}
-	return x > wx || (x == wx && y >= wy), true
 }
 
-// probeCgroup finds a non-root cgroup with the memory controller to look
-// for kernel files in ("" when there is none).
-func (d *doctor) probeCgroup() string {
-	if d.mount.Path == "" {
-		return ""
-	}
-	has := func(cg string) bool {
-		_, err := fs.Stat(d.m.FS, cgroupfs.FSPath(d.mount.Path, cg, "memory.current"))
-		return err == nil
-	}
-	if own := d.ownCgroup(); own != "" && own != "/" && has(own) {
-		return own
-	}
-	if cg := d.userManagerCgroup(); has(cg) {
-		return cg
-	}
-	entries, _ := fs.ReadDir(d.m.FS, cgroupfs.FSPath(d.mount.Path))
-	for _, e := range entries {
-		if e.IsDir() && has("/"+e.Name()) {
-			return "/" + e.Name()
-		}
-	}
-	return ""
-}
-
-func (d *doctor) checkCgroupFile(file, version, without string) Check {
+// checkCgroupFile: a cgroup file the kernel may lack, looked for in a
+// cgroup or judged by the kernel release.
+func (d *doctor) checkCgroupFile(f probe.Feature) Check {
+	file, version, without := f.String(), f.Linux(), f.Without()
 	c := Check{ID: file}
-	if cg := d.probeCgroup(); cg != "" {
-		if _, err := fs.Stat(d.m.FS, cgroupfs.FSPath(d.mount.Path, cg, file)); err == nil {
-			c.Status, c.Summary = CheckOK, fmt.Sprintf("%s is present (seen on %s)", file, cg)
-			return c
-		}
+	r := d.kernel.Has(f)
+	switch {
+	case r.Seen != "" && r.Supported:
+		c.Status, c.Summary = CheckOK, fmt.Sprintf("%s is present (seen on %s)", file, r.Seen)
+	case r.Seen != "":
 		c.Status = CheckWarn
 		c.Summary = fmt.Sprintf("%s is missing (Linux %s+; this is %s): %s", file, version, orNoneText(d.m.Kernel), without)
 		c.Fix = "upgrade the kernel to " + version + " or later"
-		return c
-	}
-	ok, known := kernelAtLeast(d.m.Kernel, version)
-	switch {
-	case !known:
+	case !r.Known:
 		c.Status, c.Summary = CheckWarn, fmt.Sprintf("%s: no cgroup to look in and kernel %q unknown", file, d.m.Kernel)
-	case ok:
+	case r.Supported:
 		c.Status, c.Summary = CheckOK, fmt.Sprintf("%s: Linux %s has it (%s+; no cgroup to look in)", file, d.m.Kernel, version)
 	default:
 		c.Status = CheckWarn
@@ -147,16 +110,19 @@ func (d *doctor) checkCgroupFile(file, version, without string) Check {
 	return c
 }
 
+// checkCloneIntoCgroup: judged by the kernel release; the run tries it
+// and falls back whatever doctor says, so it is never worse than !.
 func (d *doctor) checkCloneIntoCgroup() Check {
+	f := probe.CloneIntoCgroup
 	c := Check{ID: "clone_into_cgroup", Status: CheckOK}
-	ok, known := kernelAtLeast(d.m.Kernel, "5.7")
+	r := d.kernel.Has(f)
 	switch {
-	case ok:
-		c.Summary = fmt.Sprintf("CLONE_INTO_CGROUP: Linux %s has it (5.7+); the cgroupfs backend starts the command's helper in its box with it", d.m.Kernel)
-	case known:
-		c.Summary = fmt.Sprintf("CLONE_INTO_CGROUP: Linux %s lacks it (5.7+); boxrun moves a blocked helper into the box instead (a little slower)", d.m.Kernel)
+	case r.Supported:
+		c.Summary = fmt.Sprintf("%s: Linux %s has it (%s+); the cgroupfs backend starts the command's helper in its box with it", f, d.m.Kernel, f.Linux())
+	case r.Known:
+		c.Summary = fmt.Sprintf("%s: Linux %s lacks it (%s+); %s", f, d.m.Kernel, f.Linux(), f.Without())
 	default:
-		c.Summary = "CLONE_INTO_CGROUP: kernel version unknown; without it boxrun moves a blocked helper into the box instead"
+		c.Summary = fmt.Sprintf("%s: kernel version unknown; without it boxrun moves a blocked helper into the box instead", f)
 	}
 	return c
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/probe"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/protect"
@@ -102,6 +103,8 @@ type doctor struct {
 	// cgroupfsErr why it cannot, when it was asked (see probeCgroupfs).
 	cgroupfsParent string
 	cgroupfsErr    error
+	// kernel answers which kernel features the machine has.
+	kernel probe.Kernel
 	// editorCgroups are the cgroups holding protected processes.
 	editorCgroups []string
 }
@@ -113,6 +116,7 @@ func Doctor(ctx context.Context, m *Machine, opt DoctorOptions) []Check {
 	}
 	d := &doctor{m: m, opt: opt, ctx: ctx, user: m.UID != 0}
 	d.mount, _ = cgroupfs.ReadMount(m.FS)
+	d.kernel = d.probeKernel()
 	checks := []Check{d.checkCgroup2()}
 	d.probeBackend()
 	checks = append(checks, d.checkSystemd(), d.checkBackend())
@@ -123,8 +127,8 @@ func Doctor(ctx context.Context, m *Machine, opt DoctorOptions) []Check {
 		d.checkRecursiveProt(),
 		d.checkSwap(),
 		d.checkPSI(),
-		d.checkCgroupFile("memory.peak", "5.19", "the run report falls back to sampling the peak"),
-		d.checkCgroupFile("cgroup.kill", "5.14", "leftovers are killed by freezing the box (cgroup.freeze, 5.2) and signalling each process instead"),
+		d.checkCgroupFile(probe.MemoryPeak),
+		d.checkCgroupFile(probe.CgroupKill),
 		d.checkCloneIntoCgroup(),
 		d.checkContainer(),
 	)

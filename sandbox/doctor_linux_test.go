@@ -279,25 +279,3 @@ func TestDoctor(t *testing.T) {
 		})
 	}
 }
-
-func TestKernelAtLeast(t *testing.T) {
-	tests := []struct {
-		release, want string
-		ok, known     bool
-	}{
-		{"6.1.0-13-amd64", "5.19", true, true},
-		{"5.19.0", "5.19", true, true},
-		{"5.18.17-arch1", "5.19", false, true},
-		{"5.4.0-150-generic", "5.7", false, true},
-		{"10.0", "5.7", true, true},
-		{"6.18.44-fc-v782", "5.14", true, true},
-		{"", "5.7", false, false},
-		{"weird", "5.7", false, false},
-	}
-	for _, tt := range tests {
-		ok, known := kernelAtLeast(tt.release, tt.want)
-		if ok != tt.ok || known != tt.known {
-			t.Errorf("kernelAtLeast(%q, %q) = %v, %v; want %v, %v", tt.release, tt.want, ok, known, tt.ok, tt.known)
-		}
-	}
-}

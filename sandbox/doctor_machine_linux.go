@@ -15,6 +15,7 @@ import (
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"golang.org/x/sys/unix"
 
+	"github.com/boxrun/boxrun/internal/probe"
 	"github.com/boxrun/boxrun/internal/systemd"
 )
 
@@ -123,7 +124,7 @@ func (l *liveSystemd) Manager(ctx context.Context, user bool) (int, error) {
 	if err != nil {
 		return 0, systemd.ExplainError(err)
 	}
-	return parseSystemdVersion(v), nil
+	return probe.SystemdVersion(v), nil
 }
 
 func (l *liveSystemd) UnitProperty(ctx context.Context, user bool, unit, name string) (string, error) {

@@ -95,15 +95,6 @@ func TestUnitName(t *testing.T) {
 	}
 }
 
-func TestParseSystemdVersion(t *testing.T) {
-	tests := map[string]int{`"252.38-1~deb12u1"`: 252, `"255"`: 255, `"v"`: 0, ``: 0, `"253.5-1ubuntu6"`: 253}
-	for in, want := range tests {
-		if got := parseSystemdVersion(in); got != want {
-			t.Errorf("parseSystemdVersion(%q) = %d, want %d", in, got, want)
-		}
-	}
-}
-
 func TestScopeProperties(t *testing.T) {
 	p := &policy.Resolved{
 		Name:               "tests",

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/probe"
 	"golang.org/x/sys/unix"
 )
 
@@ -114,7 +115,7 @@ func readEvidence(dir string) evidence {
 	}
 	var err error
 	e.memPeak, e.memPeakOK, err = cgroupfs.ReadCounter(filepath.Join(dir, "memory.peak"))
-	e.memPeakMissing = errors.Is(err, os.ErrNotExist) && e.memOK
+	e.memPeakMissing = errors.Is(probe.Missing(probe.MemoryPeak, err), probe.ErrNotSupported) && e.memOK
 	e.pidsPeak, e.pidsPeakOK, _ = cgroupfs.ReadCounter(filepath.Join(dir, "pids.peak"))
 	return e
 }
@@ -417,7 +418,7 @@ func (s *Sampler) Exited() {
 	case s.ev.memPeakOK:
 		st.Memory.Peak, st.Memory.PeakSource = max(s.ev.memPeak, sampleMem), "memory.peak"
 	case s.ev.memPeakMissing:
-		st.Notes = append(st.Notes, fmt.Sprintf("memory.peak needs Linux 5.19 or later: the memory peak is the highest of the samples taken every %v (every %v after %v), and can miss a short spike", s.interval, s.interval*slowSampleFactor, SlowSamplingAfter))
+		st.Notes = append(st.Notes, fmt.Sprintf("%s needs %s or later: the memory peak is the highest of the samples taken every %v (every %v after %v), and can miss a short spike", probe.MemoryPeak, probe.MemoryPeak.Requires(), s.interval, s.interval*slowSampleFactor, SlowSamplingAfter))
 	}
 	st.Pids = PidsStats{Peak: samplePids, PeakSource: "samples", EventsMax: s.ev.pidsMax}
 	if s.ev.pidsPeakOK {

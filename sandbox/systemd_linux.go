@@ -15,6 +15,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/probe"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 )
@@ -77,18 +78,6 @@ func NewSystemd(ctx context.Context, user bool) (Backend, error) {
 	return &systemdBackend{conn: conn, which: which, sock: sock, user: user, mount: mount}, nil
 }
 
-// parseSystemdVersion turns the manager's Version property ("\"252.38-1\"")
-// into its major number, 0 when unknown.
-func parseSystemdVersion(v string) int {
-	v = strings.Trim(v, "\"")
-	end := 0
-	for end < len(v) && v[end] >= '0' && v[end] <= '9' {
-		end++
-	}
-	n, _ := strconv.Atoi(v[:end])
-	return n
-}
-
 // manager returns a live connection to the manager. When the connection
 // was lost during the run (the manager re-executed itself on an upgrade,
 // or the user manager restarted), it dials again, once per call, and says
@@ -113,7 +102,7 @@ func (b *systemdBackend) manager(ctx context.Context, warn func(string)) (*sd.Co
 // a message needs it.
 func (b *systemdBackend) version(ctx context.Context) string {
 	v, err := b.conn.GetManagerProperty("Version")
-	if n := parseSystemdVersion(v); err == nil && n > 0 {
+	if n := probe.SystemdVersion(v); err == nil && n > 0 {
 		return strconv.Itoa(n)
 	}
 	return "(version unknown)"
@@ -267,7 +256,7 @@ func (x *systemdBox) Cgroup() string { return x.cg.rel }
 // job to finish.
 func (x *systemdBox) Place(ctx context.Context, pid int) error {
 	err := x.b.startScope(ctx, x.unit, scopeProperties(x.req.Policy, !x.b.noOOMPolicy, x.req.Description, pid))
-	if err != nil && !x.b.noOOMPolicy && mentionsProperty(err, "OOMPolicy") {
+	if err != nil && !x.b.noOOMPolicy && errors.Is(probe.Refused(probe.ScopeOOMPolicy, err), probe.ErrNotSupported) {
 		// An older manager: start without it, and say what that costs.
 		x.b.noOOMPolicy = true
 		err = x.b.startScope(ctx, x.unit, scopeProperties(x.req.Policy, false, x.req.Description, pid))
@@ -468,11 +457,6 @@ func (x *systemdBox) Destroy(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("resetting scope %s: %w", x.unit, err))
 	}
 	return errors.Join(errs...)
-}
-
-// mentionsProperty reports whether systemd refused a property by name.
-func mentionsProperty(err error, name string) bool {
-	return strings.Contains(err.Error(), name)
 }
 
 func isNotFailed(err error) bool {
