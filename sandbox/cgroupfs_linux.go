@@ -84,7 +84,7 @@ type cgroupfsBackend struct {
 // in: $BOXRUN_CGROUP_PARENT when set, else the cgroup boxrun runs in when it
 // is the root of the hierarchy (a VM or a container with its own cgroup
 // namespace). Other places hold processes, and cgroup v2 forbids enabling
-// controllers there (the no-internal-processes rule). See probeCgroupfs.
+// controllers there (the no-internal-processes rule). See ProbeCgroupfs.
 func NewCgroupfs(parentOverride string) (Backend, error) {
 	mount, err := cgroupfs.MountPoint()
 	if err != nil {
@@ -115,14 +115,14 @@ func accessWrite(name string) error { return unix.Access("/"+name, unix.W_OK) }
 // newCgroupfsIn is NewCgroupfs on the machine whose root is fsys, with
 // cgroup2 mounted at mount (unified), for a process in cgroup own.
 func newCgroupfsIn(fsys fs.FS, mount, own, parentOverride string, writable func(name string) error) (Backend, error) {
-	parent, err := probeCgroupfs(fsys, mount, own, parentOverride, writable)
+	parent, err := ProbeCgroupfs(fsys, mount, own, parentOverride, writable)
 	if err != nil {
 		return nil, err
 	}
 	return &cgroupfsBackend{mount: mount, parent: parent}, nil
 }
 
-// probeCgroupfs is the one check of whether the cgroupfs backend can make
+// ProbeCgroupfs is the one check of whether the cgroupfs backend can make
 // boxes on the machine whose root is fsys: NewCgroupfs decides by it, and
 // doctor reports its verdict. It returns the cgroup, below mount, to make
 // them under: override ($BOXRUN_CGROUP_PARENT) when set, else own, the
@@ -132,7 +132,7 @@ func newCgroupfsIn(fsys fs.FS, mount, own, parentOverride string, writable func(
 // why an FS name may not be written, nil when it may) and able to enable
 // memory and pids for its children (see internalProcesses). Errors wrap
 // ErrUnavailable and say what to change.
-func probeCgroupfs(fsys fs.FS, mount, own, override string, writable func(name string) error) (string, error) {
+func ProbeCgroupfs(fsys fs.FS, mount, own, override string, writable func(name string) error) (string, error) {
 	parent := override
 	if parent == "" {
 		if own != "/" {
@@ -151,7 +151,7 @@ func probeCgroupfs(fsys fs.FS, mount, own, override string, writable func(name s
 	return parent, nil
 }
 
-// internalProcesses returns a *busyCgroupError when cgroup v2's
+// internalProcesses returns a *BusyCgroupError when cgroup v2's
 // no-internal-processes rule keeps boxrun from enabling memory and pids
 // below dir (below mount): dir holds processes, does not have both enabled
 // in its cgroup.subtree_control yet, and is not the root of the hierarchy,
@@ -183,12 +183,12 @@ func internalProcesses(fsys fs.FS, mount, dir string, nsRoot bool) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return &busyCgroupError{mount: mount, dir: path.Join(mount, dir), procs: n, missing: missing, nsRoot: nsRoot && dir == "/"}
+	return &BusyCgroupError{mount: mount, dir: path.Join(mount, dir), procs: n, missing: missing, nsRoot: nsRoot && dir == "/"}
 }
 
-// busyCgroupError is ErrUnavailable for a cgroup that holds processes and
+// BusyCgroupError is ErrUnavailable for a cgroup that holds processes and
 // so cannot enable controllers for boxes (see internalProcesses).
-type busyCgroupError struct {
+type BusyCgroupError struct {
 	mount   string   // the cgroup2 mount
 	dir     string   // the cgroup's directory, e.g. /sys/fs/cgroup
 	procs   int      // how many processes it holds
@@ -198,12 +198,12 @@ type busyCgroupError struct {
 	nsRoot bool
 }
 
-func (e *busyCgroupError) Error() string {
-	return ErrUnavailable.Error() + ": " + e.reason() + "; " + e.noBox().Fix
+func (e *BusyCgroupError) Error() string {
+	return ErrUnavailable.Error() + ": " + e.Reason() + "; " + e.noBox().Fix
 }
 
-// reason says what stands in the way, without what to do about it.
-func (e *busyCgroupError) reason() string {
+// Reason says what stands in the way, without what to do about it.
+func (e *BusyCgroupError) Reason() string {
 	held := fmt.Sprintf("holds %d processes", e.procs)
 	if e.procs == 1 {
 		held = "holds 1 process"
@@ -216,10 +216,10 @@ func (e *busyCgroupError) reason() string {
 }
 
 // Unwrap returns ErrUnavailable.
-func (e *busyCgroupError) Unwrap() error { return ErrUnavailable }
+func (e *BusyCgroupError) Unwrap() error { return ErrUnavailable }
 
 // noBox is the short account of e for a run without a box.
-func (e *busyCgroupError) noBox() NoBox {
+func (e *BusyCgroupError) noBox() NoBox {
 	if e.nsRoot {
 		return NoBox{Reason: "the container's root cgroup holds processes, so cgroup v2 lets no controller be enabled below it",
 			Fix: fmt.Sprintf("move them into a child cgroup and set %s=%s (boxrun doctor says how)", ParentEnv, e.mount)}
@@ -228,8 +228,8 @@ func (e *busyCgroupError) noBox() NoBox {
 		Fix: "set it to a delegated cgroup that holds none"}
 }
 
-// fix is what doctor says to do about e.
-func (e *busyCgroupError) fix() string {
+// Fix is what doctor says to do about e.
+func (e *BusyCgroupError) Fix() string {
 	if !e.nsRoot {
 		return fmt.Sprintf("set %s to a delegated cgroup v2 directory that holds no processes (its cgroup.subtree_control writable)", ParentEnv)
 	}
@@ -246,9 +246,9 @@ func (b *cgroupfsBackend) Name() string { return KindCgroupfs }
 
 func (b *cgroupfsBackend) Close() error { return nil }
 
-// neededControllers lists the controllers a policy needs. memory and pids
+// NeededControllers lists the controllers a policy needs. memory and pids
 // are always enabled: the report reads their statistics.
-func neededControllers(p *policy.Resolved) []string {
+func NeededControllers(p *policy.Resolved) []string {
 	c := []string{"memory", "pids"}
 	if p.CPUWeight != nil || p.CPUQuotaPerSecUSec != nil {
 		c = append(c, "cpu")
@@ -319,7 +319,7 @@ func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) 
 	slice := filepath.Join(b.parent, SliceName)
 	rel := filepath.Join(slice, name)
 	var usable []string
-	for _, c := range neededControllers(req.Policy) {
+	for _, c := range NeededControllers(req.Policy) {
 		if contains(available, c) {
 			usable = append(usable, c)
 		}

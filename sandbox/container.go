@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 	"strings"
@@ -139,18 +138,4 @@ func iniValue(data, section, key string) string {
 		}
 	}
 	return ""
-}
-
-// crossingSummary says, for doctor, which way boxes are made from inside
-// a container and what it costs.
-func crossingSummary(c Container, backend string) (ok bool, summary, fix string) {
-	if backend != KindNone && backend != "" {
-		return true, fmt.Sprintf("inside %s: boxes are made here (%s backend), no crossing to the host", c, backend), ""
-	}
-	if c.Crossing != nil {
-		return true, fmt.Sprintf("inside %s with no box possible here: each run crosses once to the host's boxrun through %s (about %s per run, never per child process); the command must exist on the host",
-			c, strings.Join(c.Crossing, " "), CrossingCost), ""
-	}
-	return false, fmt.Sprintf("inside %s: no box can be made here and no tool crosses to the host (distrobox-host-exec, host-spawn, flatpak-spawn --host)", c),
-		"run boxrun on the host, or give the container a delegated cgroup v2 namespace (podman/docker run --cgroupns=private on a cgroup v2 host)"
 }

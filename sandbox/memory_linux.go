@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -64,9 +65,9 @@ func machineMemory(fsys fs.FS, c Choice, uid int) (uint64, error) {
 // answer is not known before Select: it is systemd's when that cgroup
 // exists (the user manager runs), else cgroupfs's, in Select's order.
 func sliceHome(fsys fs.FS, mount, own string, c Choice, uid int) string {
-	systemd := "/"
+	managed := "/"
 	if c.User {
-		systemd = userManagerCgroup(own, uid)
+		managed = systemd.UserManagerCgroup(own, uid)
 	}
 	direct := "/"
 	if c.CgroupParent != "" {
@@ -74,14 +75,14 @@ func sliceHome(fsys fs.FS, mount, own string, c Choice, uid int) string {
 	}
 	switch c.Kind {
 	case KindSystemd:
-		return systemd
+		return managed
 	case KindCgroupfs:
 		return direct
 	case KindNone:
 		return "/"
 	}
-	if fi, err := fs.Stat(fsys, cgroupfs.FSPath(mount, systemd)); err == nil && fi.IsDir() {
-		return systemd
+	if fi, err := fs.Stat(fsys, cgroupfs.FSPath(mount, managed)); err == nil && fi.IsDir() {
+		return managed
 	}
 	return direct
 }

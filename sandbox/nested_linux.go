@@ -133,7 +133,7 @@ func (b *cgroupfsBackend) createNested(ctx context.Context, req Request) (Box, e
 		return nil, fmt.Errorf("reading the controllers of %s: %w", outer.dir(), err)
 	}
 	var usable []string
-	for _, c := range neededControllers(req.Policy) {
+	for _, c := range NeededControllers(req.Policy) {
 		if contains(available, c) {
 			usable = append(usable, c)
 		}

@@ -9,10 +9,10 @@
 // that blocks until the box holds it, and only then executes the command.
 //
 // Everything that touches cgroups, systemd or processes for boxes lives in this
-// package; editor protection is package protect (which doctor, here, uses to
-// report how well the editor is protected), and the readers and the systemd
-// connection both share are under internal/. The policy package is pure and
-// cmd/boxrun only wires flags and output.
+// package; editor protection is package protect, the machine checks of `boxrun
+// doctor` are package doctor, and the readers, the systemd connection and the
+// kernel and systemd feature probes they share are under internal/. The policy
+// package is pure and cmd/boxrun only wires flags and output.
 package sandbox
 
 import (

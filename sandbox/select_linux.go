@@ -74,7 +74,7 @@ func noBoxReason(cgroupfsErr error, parent string) NoBox {
 	if errors.As(cgroupfsErr, &he) {
 		return he.noBox()
 	}
-	var be *busyCgroupError
+	var be *BusyCgroupError
 	if errors.As(cgroupfsErr, &be) {
 		return be.noBox()
 	}

@@ -10,6 +10,8 @@ import (
 	"testing/fstest"
 
 	"github.com/containerd/cgroups/v3"
+
+	"github.com/boxrun/boxrun/internal/machinetest"
 )
 
 // TestNoBoxReason: the one line of a run without a box names the real
@@ -79,8 +81,8 @@ func writableOnly(names ...string) func(string) error {
 // namespace falls back instead of failing every run (issue #17, item 9).
 func TestProbeCgroupfs(t *testing.T) {
 	const mount = "/sys/fs/cgroup"
-	nsRoot := loadMachine(t, "doctor-cgroupns.txt")
-	vm := loadMachine(t, "doctor-cgroupfs-vm.txt")
+	nsRoot := machinetest.MustLoad(t, "cgroupns.txt")
+	vm := machinetest.MustLoad(t, "cgroupfs-vm.txt")
 	// The same container once its processes moved to /init, as a
 	// docker-in-docker entrypoint does.
 	freed := fstest.MapFS{}
@@ -113,7 +115,7 @@ func TestProbeCgroupfs(t *testing.T) {
 		writable       func(string) error
 		parent         string // when usable
 		err            string // else a substring of the error
-		busy, busyRoot bool   // the error is a *busyCgroupError, of a namespace root
+		busy, busyRoot bool   // the error is a *BusyCgroupError, of a namespace root
 	}{
 		{name: "a VM: the real root holds every process, and is exempt", fsys: vm, own: "/", writable: rootWritable, parent: "/"},
 		{name: "a container's namespace root holding processes", fsys: nsRoot, own: "/", writable: rootWritable,
@@ -130,7 +132,7 @@ func TestProbeCgroupfs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			parent, err := probeCgroupfs(tt.fsys, mount, tt.own, tt.override, tt.writable)
+			parent, err := ProbeCgroupfs(tt.fsys, mount, tt.own, tt.override, tt.writable)
 			if tt.err == "" {
 				if err != nil || parent != tt.parent {
 					t.Fatalf("probe = %q, %v; want %q", parent, err, tt.parent)
@@ -140,7 +142,7 @@ func TestProbeCgroupfs(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.err) || !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("probe = %q, %v; want ErrUnavailable saying %q", parent, err, tt.err)
 			}
-			var be *busyCgroupError
+			var be *BusyCgroupError
 			if errors.As(err, &be) != tt.busy || (tt.busy && be.nsRoot != tt.busyRoot) {
 				t.Errorf("error %T %+v: busy %v (namespace root %v) wanted", err, err, tt.busy, tt.busyRoot)
 			}
@@ -164,7 +166,7 @@ func TestSelectFallsBackInACgroupNamespace(t *testing.T) {
 		}}
 	}
 	ctx := context.Background()
-	b, skipped, err := on(loadMachine(t, "doctor-cgroupns.txt"), "/").choose(ctx, Choice{Kind: KindAuto, User: true})
+	b, skipped, err := on(machinetest.MustLoad(t, "cgroupns.txt"), "/").choose(ctx, Choice{Kind: KindAuto, User: true})
 	if err != nil || b.Name() != KindNone {
 		t.Fatalf("auto in a container's busy namespace root: %v, %v; want the none backend", b, err)
 	}
@@ -178,10 +180,10 @@ func TestSelectFallsBackInACgroupNamespace(t *testing.T) {
 	if line := nb.Reason + "; " + nb.Fix; strings.Contains(line, "\n") || strings.HasSuffix(line, ".") {
 		t.Errorf("no box line %q: want one line without a period", line)
 	}
-	if _, _, err := on(loadMachine(t, "doctor-cgroupns.txt"), "/").choose(ctx, Choice{Kind: KindCgroupfs}); err == nil || !errors.Is(err, ErrUnavailable) {
+	if _, _, err := on(machinetest.MustLoad(t, "cgroupns.txt"), "/").choose(ctx, Choice{Kind: KindCgroupfs}); err == nil || !errors.Is(err, ErrUnavailable) {
 		t.Errorf("--backend cgroupfs in a busy namespace root: %v; want ErrUnavailable", err)
 	}
-	b, _, err = on(loadMachine(t, "doctor-cgroupfs-vm.txt"), "/").choose(ctx, Choice{Kind: KindAuto})
+	b, _, err = on(machinetest.MustLoad(t, "cgroupfs-vm.txt"), "/").choose(ctx, Choice{Kind: KindAuto})
 	if err != nil || b.Name() != KindCgroupfs {
 		t.Errorf("auto in a VM without systemd: %v, %v; want cgroupfs", b, err)
 	}

@@ -23,20 +23,6 @@ import (
 // SliceName is the slice every boxrun scope lives in.
 const SliceName = "boxrun.slice"
 
-// userManagerCgroup is the cgroup of user@UID.service, below the mount:
-// from own, the cgroup this process runs in, when that is below it, else
-// where systemd puts it.
-func userManagerCgroup(own string, uid int) string {
-	svc := "user@" + strconv.Itoa(uid) + ".service"
-	parts := strings.Split(own, "/")
-	for i, p := range parts {
-		if p == svc && i > 0 {
-			return strings.Join(parts[:i+1], "/")
-		}
-	}
-	return "/user.slice/user-" + strconv.Itoa(uid) + ".slice/" + svc
-}
-
 // systemdBackend makes boxes as transient scopes of a systemd manager.
 type systemdBackend struct {
 	conn  *sd.Conn

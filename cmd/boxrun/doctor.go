@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/boxrun/boxrun/doctor"
 	"github.com/boxrun/boxrun/protect"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // doctorReport is `boxrun doctor --json`.
 type doctorReport struct {
 	// OK is true when the policy can be enforced fully (no ✗).
-	OK     bool            `json:"ok"`
-	Policy string          `json:"policy"`
-	Checks []sandbox.Check `json:"checks"`
+	OK     bool           `json:"ok"`
+	Policy string         `json:"policy"`
+	Checks []doctor.Check `json:"checks"`
 }
 
 // runDoctor implements `boxrun doctor [--json]`: one line per check, the
@@ -54,10 +54,10 @@ func runDoctor(ctx context.Context, o options, args []string, stdout io.Writer, 
 		out.errorf("%v", err)
 		return exitBoxrunFailed
 	}
-	m := sandbox.LiveMachine()
+	m := doctor.LiveMachine()
 	defer m.Close()
-	checks := sandbox.Doctor(ctx, m, sandbox.DoctorOptions{Policy: pol, Groups: groups, Others: protect.OtherGroupNames(st, pol.Protect)})
-	ok := sandbox.DoctorOK(checks)
+	checks := doctor.Run(ctx, m, doctor.Options{Policy: pol, Groups: groups, Others: protect.OtherGroupNames(st, pol.Protect)})
+	ok := doctor.OK(checks)
 	if *asJSON {
 		if err := writeJSON(stdout, doctorReport{OK: ok, Policy: pol.Name, Checks: checks}); err != nil {
 			out.errorf("writing the checks: %v", err)
@@ -78,13 +78,13 @@ func runDoctor(ctx context.Context, o options, args []string, stdout io.Writer, 
 }
 
 // printChecks prints "✓ summary", with "  fix: ..." and details indented.
-func printChecks(w io.Writer, checks []sandbox.Check) {
+func printChecks(w io.Writer, checks []doctor.Check) {
 	for _, c := range checks {
 		fmt.Fprintf(w, "%s %s\n", c.Status.Symbol(), c.Summary)
 		for _, d := range c.Details {
 			fmt.Fprintf(w, "    %s\n", d)
 		}
-		if c.Fix != "" && c.Status != sandbox.CheckOK {
+		if c.Fix != "" && c.Status != doctor.CheckOK {
 			fmt.Fprintf(w, "    fix: %s\n", c.Fix)
 		}
 	}

@@ -37,3 +37,17 @@ func UnitOwner(cgroup string) (unit, manager string, uid int) {
 	}
 	return base, "system", -1
 }
+
+// UserManagerCgroup is the cgroup of user@UID.service, below the mount:
+// from own, the cgroup this process runs in, when that is below it, else
+// where systemd puts it.
+func UserManagerCgroup(own string, uid int) string {
+	svc := "user@" + strconv.Itoa(uid) + ".service"
+	parts := strings.Split(own, "/")
+	for i, p := range parts {
+		if p == svc && i > 0 {
+			return strings.Join(parts[:i+1], "/")
+		}
+	}
+	return "/user.slice/user-" + strconv.Itoa(uid) + ".slice/" + svc
+}

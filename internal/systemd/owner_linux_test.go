@@ -24,3 +24,23 @@ func TestUnitOwner(t *testing.T) {
 		}
 	}
 }
+
+func TestUserManagerCgroup(t *testing.T) {
+	tests := []struct {
+		own  string
+		uid  int
+		want string
+	}{
+		{"/user.slice/user-1000.slice/user@1000.service/app.slice/app-foot-4242.scope", 1000, "/user.slice/user-1000.slice/user@1000.service"},
+		{"/custom.slice/user@1000.service/app.slice/x.scope", 1000, "/custom.slice/user@1000.service"},
+		{"/user.slice/user-1000.slice/session-3.scope", 1000, "/user.slice/user-1000.slice/user@1000.service"},
+		{"/user.slice/user-10000.slice/user@10000.service/app.slice", 1000, "/user.slice/user-1000.slice/user@1000.service"},
+		{"/", 0, "/user.slice/user-0.slice/user@0.service"},
+		{"", 1000, "/user.slice/user-1000.slice/user@1000.service"},
+	}
+	for _, tt := range tests {
+		if got := UserManagerCgroup(tt.own, tt.uid); got != tt.want {
+			t.Errorf("UserManagerCgroup(%q, %d) = %q, want %q", tt.own, tt.uid, got, tt.want)
+		}
+	}
+}

@@ -1,42 +1,17 @@
-package sandbox
+package doctor
 
 import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 
+	"github.com/boxrun/boxrun/internal/machinetest"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/protect"
+	"github.com/boxrun/boxrun/sandbox"
 )
-
-// loadMachine reads a fixture machine from testdata: text before
-// the first "-- name --" line describes it; each such line starts a file
-// of the machine's root file system.
-func loadMachine(t *testing.T, name string) fstest.MapFS {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys := fstest.MapFS{}
-	var cur *fstest.MapFile
-	for _, line := range strings.SplitAfter(string(data), "\n") {
-		trimmed := strings.TrimSpace(line)
-		if strings.HasPrefix(trimmed, "-- ") && strings.HasSuffix(trimmed, " --") && len(trimmed) > 6 {
-			cur = &fstest.MapFile{}
-			fsys[strings.TrimSpace(trimmed[3:len(trimmed)-3])] = cur
-			continue
-		}
-		if cur != nil {
-			cur.Data = append(cur.Data, line...)
-		}
-	}
-	return fsys
-}
 
 // fakeSystemd answers doctor's D-Bus questions from maps.
 type fakeSystemd struct {
@@ -102,7 +77,7 @@ func TestDoctor(t *testing.T) {
 		never []string
 	}{
 		{
-			name: "unified systemd desktop", fixture: "doctor-desktop.txt", uid: 1000, kernel: "6.11.4-301.fc41.x86_64",
+			name: "unified systemd desktop", fixture: "desktop.txt", uid: 1000, kernel: "6.11.4-301.fc41.x86_64",
 			env: map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}, systemd: desktopSystemd, ok: true,
 			want: map[string]want{
 				"cgroup2":           {CheckOK, []string{"unified hierarchy at /sys/fs/cgroup", "memory"}},
@@ -124,7 +99,7 @@ func TestDoctor(t *testing.T) {
 			},
 		},
 		{
-			name: "this hybrid build machine", fixture: "doctor-hybrid.txt", uid: 0, kernel: "6.18.44-fc-v782",
+			name: "this hybrid build machine", fixture: "hybrid.txt", uid: 0, kernel: "6.18.44-fc-v782",
 			env: map[string]string{}, systemd: fakeSystemd{}, ok: false,
 			want: map[string]want{
 				"cgroup2":         {CheckFail, []string{"hybrid", "/sys/fs/cgroup/unified", "systemd.unified_cgroup_hierarchy=1"}},
@@ -140,10 +115,10 @@ func TestDoctor(t *testing.T) {
 				"systemd-oomd":    {CheckOK, []string{"not running"}},
 			},
 			absent: []string{"controllers"},
-			never:  []string{ParentEnv},
+			never:  []string{sandbox.ParentEnv},
 		},
 		{
-			name: "a cgroup-less container", fixture: "doctor-container.txt", uid: 1000, kernel: "6.8.0",
+			name: "a cgroup-less container", fixture: "container.txt", uid: 1000, kernel: "6.8.0",
 			env: map[string]string{"CONTAINER_ID": "bootc-dev", "XDG_RUNTIME_DIR": "/run/user/1000"}, systemd: fakeSystemd{}, ok: false,
 			onPath: []string{"host-spawn", "distrobox-host-exec"},
 			want: map[string]want{
@@ -157,10 +132,10 @@ func TestDoctor(t *testing.T) {
 				"protect:editors": {CheckOK, nil},
 			},
 			absent: []string{"controllers"},
-			never:  []string{ParentEnv},
+			never:  []string{sandbox.ParentEnv},
 		},
 		{
-			name: "a cgroup-less container without XDG_RUNTIME_DIR", fixture: "doctor-container.txt", uid: 1000, kernel: "5.4.0-150-generic",
+			name: "a cgroup-less container without XDG_RUNTIME_DIR", fixture: "container.txt", uid: 1000, kernel: "5.4.0-150-generic",
 			env: map[string]string{}, systemd: nil, ok: false,
 			want: map[string]want{
 				"systemd":           {CheckFail, []string{"XDG_RUNTIME_DIR is not set"}},
@@ -171,7 +146,7 @@ func TestDoctor(t *testing.T) {
 			},
 		},
 		{
-			name: "a VM without systemd (cgroupfs backend)", fixture: "doctor-cgroupfs-vm.txt", uid: 0, kernel: "6.1.0-26-cloud-amd64",
+			name: "a VM without systemd (cgroupfs backend)", fixture: "cgroupfs-vm.txt", uid: 0, kernel: "6.1.0-26-cloud-amd64",
 			env: map[string]string{}, systemd: fakeSystemd{}, writable: []string{"sys/fs/cgroup/cgroup.subtree_control"}, ok: true,
 			want: map[string]want{
 				"cgroup2":       {CheckOK, nil},
@@ -183,30 +158,30 @@ func TestDoctor(t *testing.T) {
 			},
 		},
 		{
-			name: "a container with its own cgroup namespace, processes in its root", fixture: "doctor-cgroupns.txt", uid: 0, kernel: "6.8.0",
+			name: "a container with its own cgroup namespace, processes in its root", fixture: "cgroupns.txt", uid: 0, kernel: "6.8.0",
 			env: map[string]string{}, systemd: fakeSystemd{}, writable: []string{"sys/fs/cgroup/cgroup.subtree_control"}, ok: false,
 			want: map[string]want{
 				"cgroup2": {CheckOK, nil},
 				"systemd": {CheckFail, []string{"not reachable"}},
 				"backend": {CheckFail, []string{"falls back to none", "root of this container's cgroup namespace", "holds 3 processes", "no-internal-processes",
-					"mkdir /sys/fs/cgroup/init", ParentEnv + "=/sys/fs/cgroup"}},
-				"container": {CheckWarn, []string{"podman container (ci-runner)", ParentEnv + "=/sys/fs/cgroup"}},
+					"mkdir /sys/fs/cgroup/init", sandbox.ParentEnv + "=/sys/fs/cgroup"}},
+				"container": {CheckWarn, []string{"podman container (ci-runner)", sandbox.ParentEnv + "=/sys/fs/cgroup"}},
 			},
 			absent: []string{"controllers"},
 			never:  []string{"--cgroupns=private", "cgroups under /"},
 		},
 		{
-			name: "the same VM when the root cgroup is not writable", fixture: "doctor-cgroupfs-vm.txt", uid: 1000, kernel: "6.1.0",
+			name: "the same VM when the root cgroup is not writable", fixture: "cgroupfs-vm.txt", uid: 1000, kernel: "6.1.0",
 			env: map[string]string{}, systemd: fakeSystemd{}, ok: false,
 			want: map[string]want{
-				"backend": {CheckFail, []string{"delegated to you", ParentEnv}},
+				"backend": {CheckFail, []string{"delegated to you", sandbox.ParentEnv}},
 			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := &Machine{
-				FS:     loadMachine(t, tt.fixture),
+				FS:     machinetest.MustLoad(t, tt.fixture),
 				Getenv: func(k string) string { return tt.env[k] },
 				UID:    tt.uid,
 				Kernel: tt.kernel,
@@ -228,7 +203,7 @@ func TestDoctor(t *testing.T) {
 					return "", os.ErrNotExist
 				},
 			}
-			checks := Doctor(context.Background(), m, DoctorOptions{Policy: pol, Groups: groups, Others: protect.OtherGroupNames(st, pol.Protect)})
+			checks := Run(context.Background(), m, Options{Policy: pol, Groups: groups, Others: protect.OtherGroupNames(st, pol.Protect)})
 			byID := map[string]Check{}
 			for _, c := range checks {
 				if _, dup := byID[c.ID]; dup {
@@ -270,8 +245,8 @@ func TestDoctor(t *testing.T) {
 					t.Errorf("unexpected %s check: %+v", id, byID[id])
 				}
 			}
-			if got := DoctorOK(checks); got != tt.ok {
-				t.Errorf("DoctorOK = %v, want %v", got, tt.ok)
+			if got := OK(checks); got != tt.ok {
+				t.Errorf("OK = %v, want %v", got, tt.ok)
 				for _, c := range checks {
 					t.Logf("%s %s: %s", c.Status.Symbol(), c.ID, c.Summary)
 				}

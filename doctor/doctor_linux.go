@@ -1,9 +1,7 @@
-package sandbox
+package doctor
 
-// Doctor: what works on this machine and why, one check per line, each
-// failed check with the fix. Every check is a function of a Machine — a
-// file system rooted at "/" and a small interface for the questions asked
-// over D-Bus — so that the verdicts are tested against fixture machines.
+// The checks of the cgroup hierarchy, the managers, the backend,
+// controllers, containers, protection groups and systemd-oomd.
 
 import (
 	"context"
@@ -11,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/protect"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // CheckStatus is the verdict of one check.
@@ -63,9 +63,9 @@ type Check struct {
 	Details []string `json:"details,omitempty"`
 }
 
-// DoctorOK reports whether boxrun can enforce the policy fully: no check
+// OK reports whether boxrun can enforce the policy fully: no check
 // failed.
-func DoctorOK(checks []Check) bool {
+func OK(checks []Check) bool {
 	for _, c := range checks {
 		if c.Status == CheckFail {
 			return false
@@ -74,8 +74,8 @@ func DoctorOK(checks []Check) bool {
 	return true
 }
 
-// DoctorOptions says what doctor judges the machine against.
-type DoctorOptions struct {
+// Options says what doctor judges the machine against.
+type Options struct {
 	// Policy is the policy to enforce (the default, tests).
 	Policy *policy.Resolved
 	// Groups are its protection groups; Others the names of the rest.
@@ -86,9 +86,9 @@ type DoctorOptions struct {
 }
 
 // doctor holds what the checks share.
-type doctor struct {
+type checker struct {
 	m     *Machine
-	opt   DoctorOptions
+	opt   Options
 	ctx   context.Context
 	mount cgroupfs.Mount
 	// user is true when boxes would use the user manager (not root).
@@ -100,7 +100,7 @@ type doctor struct {
 	// backend is what --backend auto would pick.
 	backend string
 	// cgroupfsParent is where the cgroupfs backend would make boxes;
-	// cgroupfsErr why it cannot, when it was asked (see probeCgroupfs).
+	// cgroupfsErr why it cannot, when it was asked (see sandbox.ProbeCgroupfs).
 	cgroupfsParent string
 	cgroupfsErr    error
 	// kernel answers which kernel features the machine has.
@@ -110,11 +110,11 @@ type doctor struct {
 }
 
 // Doctor runs every check against m.
-func Doctor(ctx context.Context, m *Machine, opt DoctorOptions) []Check {
+func Run(ctx context.Context, m *Machine, opt Options) []Check {
 	if opt.Timeout == 0 {
 		opt.Timeout = 5 * time.Second
 	}
-	d := &doctor{m: m, opt: opt, ctx: ctx, user: m.UID != 0}
+	d := &checker{m: m, opt: opt, ctx: ctx, user: m.UID != 0}
 	d.mount, _ = cgroupfs.ReadMount(m.FS)
 	d.kernel = d.probeKernel()
 	checks := []Check{d.checkCgroup2()}
@@ -140,11 +140,11 @@ func Doctor(ctx context.Context, m *Machine, opt DoctorOptions) []Check {
 }
 
 // unified reports whether cgroup v2 is mounted and the only hierarchy.
-func (d *doctor) unified() bool {
+func (d *checker) unified() bool {
 	return d.mount.Path != "" && !d.mount.V1
 }
 
-func (d *doctor) checkCgroup2() Check {
+func (d *checker) checkCgroup2() Check {
 	c := Check{ID: "cgroup2"}
 	const bootFix = "boot with systemd.unified_cgroup_hierarchy=1 (Debian/Ubuntu: add it to GRUB_CMDLINE_LINUX in /etc/default/grub, run sudo update-grub, reboot)"
 	switch {
@@ -173,7 +173,7 @@ func orNoneText(s string) string {
 }
 
 // ownCgroup is the cgroup this process runs in, from proc/self/cgroup.
-func (d *doctor) ownCgroup() string {
+func (d *checker) ownCgroup() string {
 	f, err := d.m.FS.Open("proc/self/cgroup")
 	if err != nil {
 		return ""
@@ -184,7 +184,7 @@ func (d *doctor) ownCgroup() string {
 }
 
 // probeBackend works out what --backend auto would pick.
-func (d *doctor) probeBackend() {
+func (d *checker) probeBackend() {
 	if d.m.Systemd != nil {
 		ctx, cancel := context.WithTimeout(d.ctx, d.opt.Timeout)
 		d.manager, d.managerErr = d.m.Systemd.Manager(ctx, d.user)
@@ -197,31 +197,31 @@ func (d *doctor) probeBackend() {
 	}
 	switch {
 	case !d.unified():
-		d.backend = KindNone
+		d.backend = sandbox.KindNone
 	case d.managerErr == nil:
-		d.backend = KindSystemd
+		d.backend = sandbox.KindSystemd
 	default:
 		writable := d.m.Writable
 		if writable == nil {
 			writable = func(string) error { return errors.New("cannot tell whether it may be written") }
 		}
-		parent, err := probeCgroupfs(d.m.FS, d.mount.Path, d.ownCgroup(), d.m.Getenv(ParentEnv), writable)
+		parent, err := sandbox.ProbeCgroupfs(d.m.FS, d.mount.Path, d.ownCgroup(), d.m.Getenv(sandbox.ParentEnv), writable)
 		if err != nil {
-			d.backend, d.cgroupfsErr = KindNone, err
+			d.backend, d.cgroupfsErr = sandbox.KindNone, err
 			return
 		}
-		d.backend, d.cgroupfsParent = KindCgroupfs, parent
+		d.backend, d.cgroupfsParent = sandbox.KindCgroupfs, parent
 	}
 }
 
-func (d *doctor) managerName() string {
+func (d *checker) managerName() string {
 	if d.user {
 		return "systemd user manager"
 	}
 	return "systemd system manager"
 }
 
-func (d *doctor) checkSystemd() Check {
+func (d *checker) checkSystemd() Check {
 	c := Check{ID: "systemd"}
 	if d.managerErr == nil {
 		c.Status = CheckOK
@@ -235,12 +235,12 @@ func (d *doctor) checkSystemd() Check {
 		return c
 	}
 	c.Status = CheckFail
-	if d.backend == KindCgroupfs {
+	if d.backend == sandbox.KindCgroupfs {
 		c.Status = CheckWarn
 	}
 	c.Summary = fmt.Sprintf("%s not reachable: %v", d.managerName(), d.managerErr)
 	switch {
-	case d.backend == KindCgroupfs:
+	case d.backend == sandbox.KindCgroupfs:
 		c.Fix = "nothing needed: boxes are made directly in cgroup v2 (cgroupfs backend)"
 	case d.user && d.m.Getenv("XDG_RUNTIME_DIR") == "":
 		c.Fix = fmt.Sprintf("XDG_RUNTIME_DIR is not set: log in through a session (ssh, a desktop) or export XDG_RUNTIME_DIR=/run/user/%d; with no session at all: sudo loginctl enable-linger $USER", d.m.UID)
@@ -251,9 +251,9 @@ func (d *doctor) checkSystemd() Check {
 	case !d.unified():
 		c.Fix = "boot with systemd as init (boxes also need the unified cgroup v2 hierarchy: see the cgroup2 line)"
 	case d.user:
-		c.Fix = "start your user manager: log in through a session, or sudo loginctl enable-linger $USER; or set " + ParentEnv + " to a delegated cgroup for the cgroupfs backend"
+		c.Fix = "start your user manager: log in through a session, or sudo loginctl enable-linger $USER; or set " + sandbox.ParentEnv + " to a delegated cgroup for the cgroupfs backend"
 	default:
-		c.Fix = "boot with systemd as init, or set " + ParentEnv + " to a writable cgroup v2 directory for the cgroupfs backend"
+		c.Fix = "boot with systemd as init, or set " + sandbox.ParentEnv + " to a writable cgroup v2 directory for the cgroupfs backend"
 	}
 	return c
 }
@@ -267,28 +267,28 @@ func managerSocketPath(getenv func(string) string, uid int) string {
 	return path.Join(dir, "systemd", "private")
 }
 
-func (d *doctor) checkBackend() Check {
+func (d *checker) checkBackend() Check {
 	c := Check{ID: "backend"}
 	name := d.opt.Policy.Name
 	switch d.backend {
-	case KindSystemd:
+	case sandbox.KindSystemd:
 		c.Status = CheckOK
-		c.Summary = "boxes are transient scopes in " + SliceName + " of the " + d.managerName() + " (--backend auto picks systemd)"
-	case KindCgroupfs:
+		c.Summary = "boxes are transient scopes in " + sandbox.SliceName + " of the " + d.managerName() + " (--backend auto picks systemd)"
+	case sandbox.KindCgroupfs:
 		c.Status = CheckOK
 		c.Summary = fmt.Sprintf("boxes are cgroups under %s, made directly (--backend auto picks cgroupfs)", d.cgroupfsParent)
 	default:
 		c.Status = CheckFail
 		c.Summary = fmt.Sprintf("no box can be made here (--backend auto falls back to none): the limits of policy %q are not enforced, only its oom_score_adj (and pids.max as RLIMIT_NPROC)", name)
-		var busy *busyCgroupError
+		var busy *sandbox.BusyCgroupError
 		switch {
 		case !d.unified():
 			c.Fix = "switch to the unified cgroup v2 hierarchy (see the cgroup2 line)"
 		case errors.As(d.cgroupfsErr, &busy):
-			c.Summary += ": " + busy.reason()
-			c.Fix = busy.fix()
+			c.Summary += ": " + busy.Reason()
+			c.Fix = busy.Fix()
 		default:
-			c.Fix = fmt.Sprintf("make the %s reachable, or set %s to a cgroup v2 directory delegated to you (its cgroup.subtree_control writable, holding no processes)", d.managerName(), ParentEnv)
+			c.Fix = fmt.Sprintf("make the %s reachable, or set %s to a cgroup v2 directory delegated to you (its cgroup.subtree_control writable, holding no processes)", d.managerName(), sandbox.ParentEnv)
 		}
 	}
 	return c
@@ -296,36 +296,38 @@ func (d *doctor) checkBackend() Check {
 
 // userManagerCgroup is the cgroup of user@UID.service (see the function
 // of that name).
-func (d *doctor) userManagerCgroup() string { return userManagerCgroup(d.ownCgroup(), d.m.UID) }
+func (d *checker) userManagerCgroup() string {
+	return systemd.UserManagerCgroup(d.ownCgroup(), d.m.UID)
+}
 
 // delegateFix delegates every controller to user managers.
 const delegateFix = "sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' | sudo tee /etc/systemd/system/user@.service.d/delegate.conf && sudo systemctl daemon-reload, then log out and in again"
 
 // checkControllers: the controllers boxes can use. Not shown without a
 // backend (the backend line already failed).
-func (d *doctor) checkControllers() (Check, bool) {
+func (d *checker) checkControllers() (Check, bool) {
 	c := Check{ID: "controllers"}
 	var file, where string
 	switch {
-	case d.backend == KindSystemd && d.user:
+	case d.backend == sandbox.KindSystemd && d.user:
 		cg := d.userManagerCgroup()
 		file, where = cgroupfs.FSPath(d.mount.Path, cg, "cgroup.subtree_control"), "delegated to your user manager ("+strings.TrimPrefix(cg, "/")+")"
-	case d.backend == KindSystemd:
+	case d.backend == sandbox.KindSystemd:
 		file, where = cgroupfs.FSPath(d.mount.Path, "cgroup.controllers"), "available to the system manager"
-	case d.backend == KindCgroupfs:
+	case d.backend == sandbox.KindCgroupfs:
 		file, where = cgroupfs.FSPath(d.mount.Path, d.cgroupfsParent, "cgroup.controllers"), "available under "+d.cgroupfsParent
 	default:
 		return c, false
 	}
 	data, err := fs.ReadFile(d.m.FS, file)
 	have := cgroupfs.ParseControllers(string(data))
-	need := neededControllers(d.opt.Policy)
+	need := sandbox.NeededControllers(d.opt.Policy)
 	var missing, missingOpt []string
 	for _, ctl := range []string{"memory", "pids", "cpu", "io"} {
-		if contains(have, ctl) {
+		if slices.Contains(have, ctl) {
 			continue
 		}
-		if contains(need, ctl) {
+		if slices.Contains(need, ctl) {
 			missing = append(missing, ctl)
 		} else {
 			missingOpt = append(missingOpt, ctl)
@@ -336,7 +338,7 @@ func (d *doctor) checkControllers() (Check, bool) {
 		c.Summary = fmt.Sprintf("controllers %s: cannot read /%s: %v", where, file, err)
 	}
 	fix := "enable them in the parent's cgroup.subtree_control (echo +memory +pids +cpu +io > …/cgroup.subtree_control)"
-	if d.backend == KindSystemd && d.user {
+	if d.backend == sandbox.KindSystemd && d.user {
 		fix = delegateFix
 	}
 	switch {
@@ -372,13 +374,13 @@ func optKeys(ctls []string) string {
 	return strings.Join(keys, ", ")
 }
 
-func (d *doctor) checkContainer() Check {
+func (d *checker) checkContainer() Check {
 	c := Check{ID: "container"}
 	lookPath := d.m.LookPath
 	if lookPath == nil {
 		lookPath = func(string) (string, error) { return "", fs.ErrNotExist }
 	}
-	ct := DetectContainer(d.m.FS, d.m.Getenv, lookPath)
+	ct := sandbox.DetectContainer(d.m.FS, d.m.Getenv, lookPath)
 	if ct.Kind == "" {
 		c.Status, c.Summary = CheckOK, "not inside a container"
 		return c
@@ -389,15 +391,29 @@ func (d *doctor) checkContainer() Check {
 		c.Fix = fix
 		// The container has a cgroup namespace; its root is what stands in
 		// the way (see the backend line).
-		if busy := (*busyCgroupError)(nil); errors.As(d.cgroupfsErr, &busy) {
-			c.Fix = busy.fix()
+		if busy := (*sandbox.BusyCgroupError)(nil); errors.As(d.cgroupfsErr, &busy) {
+			c.Fix = busy.Fix()
 		}
 	}
 	return c
 }
 
+// crossingSummary says which way boxes are made from inside
+// a container and what it costs.
+func crossingSummary(c sandbox.Container, backend string) (ok bool, summary, fix string) {
+	if backend != sandbox.KindNone && backend != "" {
+		return true, fmt.Sprintf("inside %s: boxes are made here (%s backend), no crossing to the host", c, backend), ""
+	}
+	if c.Crossing != nil {
+		return true, fmt.Sprintf("inside %s with no box possible here: each run crosses once to the host's boxrun through %s (about %s per run, never per child process); the command must exist on the host",
+			c, strings.Join(c.Crossing, " "), sandbox.CrossingCost), ""
+	}
+	return false, fmt.Sprintf("inside %s: no box can be made here and no tool crosses to the host (distrobox-host-exec, host-spawn, flatpak-spawn --host)", c),
+		"run boxrun on the host, or give the container a delegated cgroup v2 namespace (podman/docker run --cgroupns=private on a cgroup v2 host)"
+}
+
 // checkGroup: the group's processes and the protection they actually get.
-func (d *doctor) checkGroup(g protect.Group) Check {
+func (d *checker) checkGroup(g protect.Group) Check {
 	c := Check{ID: "protect:" + g.Name}
 	procFS, err := fs.Sub(d.m.FS, "proc")
 	if err != nil {
@@ -516,7 +532,7 @@ const oomdSocket = "run/systemd/oom/io.systemd.ManagedOOM"
 // checkOOMD: is systemd-oomd running, and would it pick the editor's
 // cgroup (a descendant of a unit with ManagedOOMSwap= or
 // ManagedOOMMemoryPressure=kill)?
-func (d *doctor) checkOOMD() Check {
+func (d *checker) checkOOMD() Check {
 	c := Check{ID: "systemd-oomd"}
 	running := false
 	how := ""

@@ -1,4 +1,4 @@
-package sandbox
+package doctor
 
 // Doctor's checks of kernel features: memory protection, swap, PSI, the
 // cgroup files and clone flags boxrun relies on, each named with the
@@ -16,7 +16,7 @@ import (
 	"github.com/boxrun/boxrun/policy"
 )
 
-func (d *doctor) checkRecursiveProt() Check {
+func (d *checker) checkRecursiveProt() Check {
 	c := Check{ID: "recursiveprot"}
 	switch {
 	case !d.unified():
@@ -32,7 +32,7 @@ func (d *doctor) checkRecursiveProt() Check {
 	return c
 }
 
-func (d *doctor) checkSwap() Check {
+func (d *checker) checkSwap() Check {
 	c := Check{ID: "swap"}
 	f, err := d.m.FS.Open("proc/swaps")
 	if err != nil {
@@ -63,7 +63,7 @@ func (d *doctor) checkSwap() Check {
 	return c
 }
 
-func (d *doctor) checkPSI() Check {
+func (d *checker) checkPSI() Check {
 	c := Check{ID: "psi"}
 	if _, err := fs.ReadFile(d.m.FS, "proc/pressure/memory"); err == nil {
 		c.Status, c.Summary = CheckOK, "pressure stall information (PSI) is available"
@@ -78,7 +78,7 @@ func (d *doctor) checkPSI() Check {
 // kernel is what the probes know of this machine's kernel, from the first
 // cgroup with the memory controller: boxrun's own, its user manager's, or
 // any at the top.
-func (d *doctor) probeKernel() probe.Kernel {
+func (d *checker) probeKernel() probe.Kernel {
 	return probe.Kernel{
 		FS: d.m.FS, Release: d.m.Kernel, Mount: d.mount.Path,
 		Cgroup: probe.MemoryCgroup(d.m.FS, d.mount.Path, d.ownCgroup(), d.userManagerCgroup()),
@@ -87,7 +87,7 @@ func (d *doctor) probeKernel() probe.Kernel {
 
 // checkCgroupFile: a cgroup file the kernel may lack, looked for in a
 // cgroup or judged by the kernel release.
-func (d *doctor) checkCgroupFile(f probe.Feature) Check {
+func (d *checker) checkCgroupFile(f probe.Feature) Check {
 	file, version, without := f.String(), f.Linux(), f.Without()
 	c := Check{ID: file}
 	r := d.kernel.Has(f)
@@ -112,7 +112,7 @@ func (d *doctor) checkCgroupFile(f probe.Feature) Check {
 
 // checkCloneIntoCgroup: judged by the kernel release; the run tries it
 // and falls back whatever doctor says, so it is never worse than !.
-func (d *doctor) checkCloneIntoCgroup() Check {
+func (d *checker) checkCloneIntoCgroup() Check {
 	f := probe.CloneIntoCgroup
 	c := Check{ID: "clone_into_cgroup", Status: CheckOK}
 	r := d.kernel.Has(f)
