@@ -85,7 +85,7 @@ type Options struct {
 	Timeout time.Duration
 }
 
-// doctor holds what the checks share.
+// checker holds what the checks share.
 type checker struct {
 	m     *Machine
 	opt   Options
@@ -109,7 +109,7 @@ type checker struct {
 	editorCgroups []string
 }
 
-// Doctor runs every check against m.
+// Run runs every check against m, in the order doctor prints them.
 func Run(ctx context.Context, m *Machine, opt Options) []Check {
 	if opt.Timeout == 0 {
 		opt.Timeout = 5 * time.Second
