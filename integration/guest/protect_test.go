@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // The protection scenarios: a fake editor — this binary as the hog role,
@@ -163,12 +165,11 @@ func rssMB(pid int) int {
 
 // startTime is field 22 of /proc/PID/stat, 0 when the process is gone.
 func startTime(pid int) uint64 {
-	f := statFields(pid)
-	if len(f) < 20 || f[0] == "Z" {
+	st, err := procfs.ReadStat(pid)
+	if err != nil || st.State == 'Z' {
 		return 0
 	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
+	return st.StartTime
 }
 
 // alive reports whether the fake editor still runs.
@@ -797,25 +798,13 @@ func fmtMiB(v uint64, na bool) string {
 	return fmt.Sprintf("%dM", v>>20)
 }
 
-// statFields are the fields of /proc/PID/stat after the command name
-// (state, ppid, ...), or nil when the process is gone.
-func statFields(pid int) []string {
-	s := readTrim(fmt.Sprintf("/proc/%d/stat", pid))
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(s[i+1:])
-}
-
-// parentOf reads a process's parent pid.
+// parentOf reads a process's parent pid, 0 when the process is gone.
 func parentOf(pid int) int {
-	f := statFields(pid)
-	if len(f) < 2 {
+	st, err := procfs.ReadStat(pid)
+	if err != nil {
 		return 0
 	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	return st.PPID
 }
 
 // TestProtectWatchPicksUpNewEditor: `protect --watch` tells systemd it is
