@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/procfs"
 )
 
@@ -277,27 +278,22 @@ func memoryLowFile(t *testing.T, cg string) uint64 {
 // memAvailableMB is MemAvailable of /proc/meminfo in MiB.
 func memAvailableMB(t *testing.T) int {
 	t.Helper()
-	for _, l := range strings.Split(readTrim("/proc/meminfo"), "\n") {
-		if v, ok := strings.CutPrefix(l, "MemAvailable:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return kb / 1024
-		}
+	b, err := procfs.ReadMeminfo("MemAvailable")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no MemAvailable in /proc/meminfo")
-	return 0
+	return int(b >> 20)
 }
 
 // vmstatOOMKills is the machine's oom_kill counter.
 func vmstatOOMKills(t *testing.T) int {
 	t.Helper()
-	for _, l := range strings.Split(readTrim("/proc/vmstat"), "\n") {
-		if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
-			n, _ := strconv.Atoi(v)
-			return n
-		}
+	m, err := cgroupfs.ReadFlatKeyed("/proc/vmstat")
+	n, ok := m["oom_kill"]
+	if err != nil || !ok {
+		t.Fatalf("no oom_kill in /proc/vmstat (%v)", err)
 	}
-	t.Fatal("no oom_kill in /proc/vmstat")
-	return 0
+	return int(n)
 }
 
 // kernelLog follows /dev/kmsg from now on; nil when it may not be read
