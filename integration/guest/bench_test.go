@@ -198,12 +198,8 @@ func TestBenchFootprint(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	cpu0, t0 := procCPU(pid), time.Now()
 	threads := 0
-	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(l, "Threads:"); ok {
-				threads, _ = strconv.Atoi(strings.TrimSpace(v))
-			}
-		}
+	if st, err := procfs.ReadStatus(pid); err == nil {
+		threads = st.Threads
 	}
 	time.Sleep(16 * time.Second)
 	cpu1, t1 := procCPU(pid), time.Now()

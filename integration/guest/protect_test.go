@@ -3,7 +3,6 @@
 package guest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -149,19 +148,11 @@ func readTrim(path string) string {
 
 // rssMB is a process's resident memory in MiB (0 when gone).
 func rssMB(pid int) int {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := procfs.ReadStatus(pid)
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return kb / 1024
-		}
-	}
-	return 0
+	return int(st.RSS >> 20)
 }
 
 // startTime is field 22 of /proc/PID/stat, 0 when the process is gone.
