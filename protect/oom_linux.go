@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/boxrun/boxrun/internal/procfs"
@@ -23,13 +22,7 @@ type OOMAdjuster interface {
 // procOOM is the real OOMAdjuster, writing /proc/PID/oom_score_adj.
 type procOOM struct{}
 
-func (procOOM) Get(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid))
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
+func (procOOM) Get(pid int) (int, error) { return procfs.ReadOOMScoreAdj(pid) }
 
 func (procOOM) Set(pid, v int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(strconv.Itoa(v)), 0)

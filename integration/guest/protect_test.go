@@ -169,7 +169,7 @@ func (e *editorProc) alive() bool { return startTime(e.pid) == e.start && e.star
 
 func (e *editorProc) oomScoreAdj(t *testing.T) int {
 	t.Helper()
-	v, err := strconv.Atoi(readTrim(fmt.Sprintf("/proc/%d/oom_score_adj", e.pid)))
+	v, err := procfs.ReadOOMScoreAdj(e.pid)
 	if err != nil {
 		t.Fatalf("reading oom_score_adj of the fake editor: %v", err)
 	}
@@ -715,7 +715,7 @@ func TestProtectSetsMemoryLow(t *testing.T) {
 		// The user manager started it: its floor is the manager's value,
 		// user@.service's OOMScoreAdjust (100 since systemd 250).
 		ppid := parentOf(ed.pid)
-		floor, _ := strconv.Atoi(readTrim(fmt.Sprintf("/proc/%d/oom_score_adj", ppid)))
+		floor, _ := procfs.ReadOOMScoreAdj(ppid)
 		if adj != floor || p.After != floor || !p.Floor || p.Before != 300 {
 			t.Errorf("oom_score_adj %d (reported %d → %d, floor %v); want 300 → %d, the user manager's, at the floor", adj, p.Before, p.After, p.Floor, floor)
 		}
