@@ -1,6 +1,6 @@
 // Package procfs reads the files of /proc that boxrun needs, one parser per
-// file: /proc/PID/stat (stat.go), /proc/PID/status (status.go) and
-// /proc/meminfo (meminfo.go).
+// file: /proc/PID/stat (stat.go), /proc/PID/status (status.go),
+// /proc/PID/oom_score_adj (oom.go) and /proc/meminfo (meminfo.go).
 // Everything that looks at a process — the backpressure observer, editor
 // protection, status, the owner records, the guest scenarios — reads it
 // through this package, so that a process is named the same way
