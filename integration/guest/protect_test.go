@@ -176,14 +176,9 @@ func (e *editorProc) oomScoreAdj(t *testing.T) int {
 	return v
 }
 
-func (e *editorProc) cgroup() string {
-	for _, l := range strings.Split(readTrim(fmt.Sprintf("/proc/%d/cgroup", e.pid)), "\n") {
-		if p, ok := strings.CutPrefix(l, "0::"); ok {
-			return p
-		}
-	}
-	return ""
-}
+// cgroup is the fake editor's cgroup, below the mount ("" once it is
+// gone).
+func (e *editorProc) cgroup() string { return cgroupOf(e.pid) }
 
 // boxrunRaw runs boxrun with exactly args (no backend flags).
 func boxrunRaw(t *testing.T, args ...string) result {
