@@ -14,13 +14,7 @@ func ParseOOMScoreAdj(s string) (int, error) {
 }
 
 // ReadOOMScoreAdj reads /proc/PID/oom_score_adj of the running system.
-func ReadOOMScoreAdj(pid int) (int, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/oom_score_adj")
-	if err != nil {
-		return 0, err
-	}
-	return ParseOOMScoreAdj(string(b))
-}
+func ReadOOMScoreAdj(pid int) (int, error) { return ReadOOMScoreAdjFS(os.DirFS("/proc"), pid) }
 
 // ReadOOMScoreAdjFS reads PID/oom_score_adj from a proc file system rooted
 // at its mount (os.DirFS("/proc"), or a fixture).

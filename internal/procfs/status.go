@@ -66,13 +66,7 @@ func ParseStatus(s string) Status {
 }
 
 // ReadStatus reads /proc/PID/status of the running system.
-func ReadStatus(pid int) (Status, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return Status{}, err
-	}
-	return ParseStatus(string(b)), nil
-}
+func ReadStatus(pid int) (Status, error) { return ReadStatusFS(os.DirFS("/proc"), pid) }
 
 // ReadStatusFS reads PID/status from a proc file system rooted at its
 // mount (os.DirFS("/proc"), or a fixture).
