@@ -17,6 +17,7 @@ import (
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/probe"
+	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/protect"
@@ -454,10 +455,8 @@ func (d *checker) checkGroup(g protect.Group) Check {
 		lo, hi := 1001, -1001
 		for _, m := range ms {
 			names[m.Comm] = true
-			if b, err := fs.ReadFile(d.m.FS, fmt.Sprintf("proc/%d/oom_score_adj", m.PID)); err == nil {
-				if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-					lo, hi = min(lo, v), max(hi, v)
-				}
+			if v, err := procfs.ReadOOMScoreAdjFS(procFS, m.PID); err == nil {
+				lo, hi = min(lo, v), max(hi, v)
 			}
 		}
 		var nl []string

@@ -5,8 +5,6 @@ package doctor
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -66,7 +64,7 @@ func LiveMachine() *Machine {
 		Writable: func(name string) error { return unix.Access("/"+name, unix.W_OK) },
 		LookPath: exec.LookPath,
 		Readlink: func(name string) (string, error) { return os.Readlink("/" + name) },
-		Systemd:  &liveSystemd{conns: map[bool]*sd.Conn{}},
+		Systemd:  &liveSystemd{},
 	}
 }
 
@@ -80,39 +78,21 @@ func (m *Machine) Close() error {
 
 // liveSystemd asks the real managers over their private sockets; the
 // system manager's socket is root's only, so an unprivileged user asks it
-// through the system bus when there is one.
+// through the system bus when there is one. Its connections are kept in
+// systemd.Conns, the cache editor protection uses too.
 type liveSystemd struct {
-	conns map[bool]*sd.Conn
+	conns systemd.Conns
 }
 
 func (l *liveSystemd) conn(ctx context.Context, user bool) (*sd.Conn, error) {
-	if c, ok := l.conns[user]; ok {
-		return c, nil
+	if !user && os.Geteuid() != 0 {
+		return l.conns.SystemBusConn(ctx)
 	}
 	which := "system"
 	if user {
 		which = "user"
 	}
-	sock := systemd.Socket(user)
-	var c *sd.Conn
-	var err error
-	if !user && os.Geteuid() != 0 {
-		const bus = "/run/dbus/system_bus_socket"
-		if _, serr := os.Stat(bus); serr != nil {
-			return nil, fmt.Errorf("the system manager's socket is root's, and there is no system bus at %s", bus)
-		}
-		c, err = sd.NewSystemConnectionContext(ctx)
-	} else {
-		if fi, serr := os.Stat(sock); serr != nil || fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("no systemd %s manager socket at %s", which, sock)
-		}
-		c, err = systemd.Dial(ctx, which, sock)
-	}
-	if err != nil {
-		return nil, errors.New(systemd.Trim(err))
-	}
-	l.conns[user] = c
-	return c, nil
+	return l.conns.Get(ctx, which, systemd.Socket(user))
 }
 
 func (l *liveSystemd) Manager(ctx context.Context, user bool) (int, error) {
@@ -148,10 +128,4 @@ func (l *liveSystemd) UnitProperty(ctx context.Context, user bool, unit, name st
 	return p.Value.String(), nil
 }
 
-func (l *liveSystemd) Close() error {
-	for k, c := range l.conns {
-		c.Close()
-		delete(l.conns, k)
-	}
-	return nil
-}
+func (l *liveSystemd) Close() error { return l.conns.Close() }

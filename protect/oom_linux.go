@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
+
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // OOMAdjuster reads and writes a process's oom_score_adj.
@@ -21,13 +22,7 @@ type OOMAdjuster interface {
 // procOOM is the real OOMAdjuster, writing /proc/PID/oom_score_adj.
 type procOOM struct{}
 
-func (procOOM) Get(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid))
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
+func (procOOM) Get(pid int) (int, error) { return procfs.ReadOOMScoreAdj(pid) }
 
 func (procOOM) Set(pid, v int) error {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(strconv.Itoa(v)), 0)
@@ -85,20 +80,6 @@ const capSysResource = 24
 // below a process's floor (CAP_SYS_RESOURCE in its effective set). Root in
 // a container often lacks it.
 func HasCapSysResource() bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	return parseCapEff(string(b))&(1<<capSysResource) != 0
-}
-
-// parseCapEff reads the CapEff mask of /proc/PID/status.
-func parseCapEff(status string) uint64 {
-	for _, line := range strings.Split(status, "\n") {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return n
-		}
-	}
-	return 0
+	st, err := procfs.ReadStatus(os.Getpid())
+	return err == nil && st.CapEff&(1<<capSysResource) != 0
 }

@@ -4,6 +4,8 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // fakeOOM is an oom_score_adj file with a floor, as the kernel keeps it.
@@ -86,7 +88,7 @@ func TestParseCapEff(t *testing.T) {
 		{"Name:\tx\n", false},
 	}
 	for _, tt := range tests {
-		if got := parseCapEff(tt.status)&(1<<capSysResource) != 0; got != tt.has {
+		if got := procfs.ParseStatus(tt.status).CapEff&(1<<capSysResource) != 0; got != tt.has {
 			t.Errorf("%q: CAP_SYS_RESOURCE %v, want %v", tt.status, got, tt.has)
 		}
 	}

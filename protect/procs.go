@@ -79,8 +79,8 @@ func readProcInfo(fsys fs.FS, readlink func(string) (string, error), pid int) (P
 		// are not worth reading.
 		return p, true
 	}
-	if status, err := fs.ReadFile(fsys, dir+"/status"); err == nil {
-		p.UID, p.EUID = parseStatusUIDs(string(status))
+	if status, err := procfs.ReadStatusFS(fsys, pid); err == nil {
+		p.UID, p.EUID = status.UID, status.EUID
 	}
 	if comm, err := fs.ReadFile(fsys, dir+"/comm"); err == nil {
 		p.Comm = strings.TrimSuffix(string(comm), "\n")
@@ -98,23 +98,6 @@ func readProcInfo(fsys fs.FS, readlink func(string) (string, error), pid int) (P
 		}
 	}
 	return p, true
-}
-
-// parseStatusUIDs reads the real and effective uid from /proc/PID/status.
-func parseStatusUIDs(s string) (uid, euid int) {
-	for _, line := range strings.Split(s, "\n") {
-		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 2 {
-				u, err1 := strconv.Atoi(f[0])
-				e, err2 := strconv.Atoi(f[1])
-				if err1 == nil && err2 == nil {
-					return u, e
-				}
-			}
-		}
-	}
-	return -1, -1
 }
 
 // splitCmdline splits /proc/PID/cmdline. Chromium and Electron rewrite

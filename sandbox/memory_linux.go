@@ -1,18 +1,15 @@
 package sandbox
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 )
@@ -37,7 +34,7 @@ func machineMemory(fsys fs.FS, c Choice, uid int) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("reading the machine's memory size: %w", err)
 	}
-	total, err := parseMemTotal(f)
+	total, err := procfs.ParseMeminfo(f, "MemTotal")
 	f.Close()
 	if err != nil {
 		return 0, err
@@ -104,26 +101,6 @@ func smallestMemoryMax(fsys fs.FS, mount, dir string) (limit uint64, ok bool) {
 	}
 }
 
-// parseMemTotal reads MemTotal from /proc/meminfo, in bytes.
-func parseMemTotal(r io.Reader) (uint64, error) { return parseMeminfo(r, "MemTotal") }
-
-// parseMeminfo reads one "KEY: N kB" line of /proc/meminfo, in bytes.
-func parseMeminfo(r io.Reader, key string) (uint64, error) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 1 {
-				kb, err := strconv.ParseUint(f[0], 10, 64)
-				if err == nil {
-					return kb * 1024, nil
-				}
-			}
-		}
-	}
-	return 0, fmt.Errorf("no %s line in /proc/meminfo", key)
-}
-
 // FreeMemory is what the kernel says can be had without swapping:
 // MemAvailable of /proc/meminfo.
 func FreeMemory() (uint64, error) {
@@ -132,7 +109,7 @@ func FreeMemory() (uint64, error) {
 		return 0, fmt.Errorf("reading available memory: %w", err)
 	}
 	defer f.Close()
-	return parseMeminfo(f, "MemAvailable")
+	return procfs.ParseMeminfo(f, "MemAvailable")
 }
 
 // WaitForMemory waits until at least need bytes are available (see

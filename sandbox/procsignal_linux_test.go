@@ -16,20 +16,17 @@ import (
 
 	"github.com/boxrun/boxrun/backpressure"
 	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // procState is the state letter of /proc/PID/stat ("S", "T", "Z"), "" when
 // the process is gone.
 func procState(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return ""
 	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2 : i+3]
-	}
-	return ""
+	return string(st.State)
 }
 
 // startSleep starts a sleep that the test ends.

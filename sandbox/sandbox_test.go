@@ -231,13 +231,3 @@ func TestExitCode(t *testing.T) {
 		}
 	}
 }
-
-func TestParseMemTotal(t *testing.T) {
-	got, err := parseMemTotal(strings.NewReader("MemTotal:       16314372 kB\nMemFree: 1 kB\n"))
-	if err != nil || got != 16314372*1024 {
-		t.Fatalf("got %d, %v", got, err)
-	}
-	if _, err := parseMemTotal(strings.NewReader("nothing\n")); err == nil {
-		t.Fatal("want error without MemTotal")
-	}
-}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/protect"
 )
 
@@ -129,11 +130,10 @@ func startFakeEditor(t *testing.T) *exec.Cmd {
 
 func oomOf(t *testing.T, pid int) int {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid))
+	v, err := procfs.ReadOOMScoreAdj(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return v
 }
 

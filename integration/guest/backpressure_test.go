@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // suiteScript is a test-suite-like workload: threads run jobs one after
@@ -199,10 +201,11 @@ func requireRoomUnboxed(t *testing.T, wantMB int) {
 
 // procState returns the state letter of /proc/PID/stat ("" if gone).
 func procState(pid int) string {
-	if f := statFields(pid); len(f) > 0 {
-		return f[0]
+	st, err := procfs.ReadStat(pid)
+	if err != nil {
+		return ""
 	}
-	return ""
+	return string(st.State)
 }
 
 // TestCargoTestUnderBackpressure runs a real `cargo test` of a small crate

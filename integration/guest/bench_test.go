@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // The TestBench scenarios measure boxrun's cost and what it buys (issue 6);
@@ -196,12 +198,8 @@ func TestBenchFootprint(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	cpu0, t0 := procCPU(pid), time.Now()
 	threads := 0
-	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(l, "Threads:"); ok {
-				threads, _ = strconv.Atoi(strings.TrimSpace(v))
-			}
-		}
+	if st, err := procfs.ReadStatus(pid); err == nil {
+		threads = st.Threads
 	}
 	time.Sleep(16 * time.Second)
 	cpu1, t1 := procCPU(pid), time.Now()
@@ -218,15 +216,14 @@ func TestBenchFootprint(t *testing.T) {
 		"peak_rss_kib": ru.Maxrss, "threads": threads, "wall_s": wall.Seconds()})
 }
 
-// procCPU is the user+system CPU time a process has used so far.
+// procCPU is the user+system CPU time a process has used so far, 0 when
+// it is gone.
 func procCPU(pid int) time.Duration {
-	f := statFields(pid)
-	if len(f) < 13 {
+	st, err := procfs.ReadStat(pid)
+	if err != nil {
 		return 0
 	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	return st.CPU()
 }
 
 // TestBenchThroughput: a CPU-bound parallel workload that fits the policy,

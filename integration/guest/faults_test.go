@@ -18,6 +18,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/boxrun/boxrun/internal/cgroupfs"
 )
 
 // pidsIn reads the pids a script wrote, one per word.
@@ -534,13 +536,11 @@ func inRootChild(t *testing.T, name string, args ...string) *exec.Cmd {
 
 // cgroupOf is the cgroup of a process, below the mount ("" once it is gone).
 func cgroupOf(pid int) string {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	for _, l := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(l, "0::"); ok {
-			return rest
-		}
+	cg, err := cgroupfs.PidCgroup(pid)
+	if err != nil {
+		return ""
 	}
-	return ""
+	return cg
 }
 
 // scopeSuffix is ".scope" where boxes are scopes, else "".

@@ -3,7 +3,6 @@
 package guest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // The protection scenarios: a fake editor — this binary as the hog role,
@@ -146,29 +148,20 @@ func readTrim(path string) string {
 
 // rssMB is a process's resident memory in MiB (0 when gone).
 func rssMB(pid int) int {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := procfs.ReadStatus(pid)
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return kb / 1024
-		}
-	}
-	return 0
+	return int(st.RSS >> 20)
 }
 
 // startTime is field 22 of /proc/PID/stat, 0 when the process is gone.
 func startTime(pid int) uint64 {
-	f := statFields(pid)
-	if len(f) < 20 || f[0] == "Z" {
+	st, err := procfs.ReadStat(pid)
+	if err != nil || st.State == 'Z' {
 		return 0
 	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
+	return st.StartTime
 }
 
 // alive reports whether the fake editor still runs.
@@ -176,21 +169,16 @@ func (e *editorProc) alive() bool { return startTime(e.pid) == e.start && e.star
 
 func (e *editorProc) oomScoreAdj(t *testing.T) int {
 	t.Helper()
-	v, err := strconv.Atoi(readTrim(fmt.Sprintf("/proc/%d/oom_score_adj", e.pid)))
+	v, err := procfs.ReadOOMScoreAdj(e.pid)
 	if err != nil {
 		t.Fatalf("reading oom_score_adj of the fake editor: %v", err)
 	}
 	return v
 }
 
-func (e *editorProc) cgroup() string {
-	for _, l := range strings.Split(readTrim(fmt.Sprintf("/proc/%d/cgroup", e.pid)), "\n") {
-		if p, ok := strings.CutPrefix(l, "0::"); ok {
-			return p
-		}
-	}
-	return ""
-}
+// cgroup is the fake editor's cgroup, below the mount ("" once it is
+// gone).
+func (e *editorProc) cgroup() string { return cgroupOf(e.pid) }
 
 // boxrunRaw runs boxrun with exactly args (no backend flags).
 func boxrunRaw(t *testing.T, args ...string) result {
@@ -276,27 +264,22 @@ func memoryLowFile(t *testing.T, cg string) uint64 {
 // memAvailableMB is MemAvailable of /proc/meminfo in MiB.
 func memAvailableMB(t *testing.T) int {
 	t.Helper()
-	for _, l := range strings.Split(readTrim("/proc/meminfo"), "\n") {
-		if v, ok := strings.CutPrefix(l, "MemAvailable:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return kb / 1024
-		}
+	b, err := procfs.ReadMeminfo("MemAvailable")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no MemAvailable in /proc/meminfo")
-	return 0
+	return int(b >> 20)
 }
 
 // vmstatOOMKills is the machine's oom_kill counter.
 func vmstatOOMKills(t *testing.T) int {
 	t.Helper()
-	for _, l := range strings.Split(readTrim("/proc/vmstat"), "\n") {
-		if v, ok := strings.CutPrefix(l, "oom_kill "); ok {
-			n, _ := strconv.Atoi(v)
-			return n
-		}
+	m, err := cgroupfs.ReadFlatKeyed("/proc/vmstat")
+	n, ok := m["oom_kill"]
+	if err != nil || !ok {
+		t.Fatalf("no oom_kill in /proc/vmstat (%v)", err)
 	}
-	t.Fatal("no oom_kill in /proc/vmstat")
-	return 0
+	return int(n)
 }
 
 // kernelLog follows /dev/kmsg from now on; nil when it may not be read
@@ -727,7 +710,7 @@ func TestProtectSetsMemoryLow(t *testing.T) {
 		// The user manager started it: its floor is the manager's value,
 		// user@.service's OOMScoreAdjust (100 since systemd 250).
 		ppid := parentOf(ed.pid)
-		floor, _ := strconv.Atoi(readTrim(fmt.Sprintf("/proc/%d/oom_score_adj", ppid)))
+		floor, _ := procfs.ReadOOMScoreAdj(ppid)
 		if adj != floor || p.After != floor || !p.Floor || p.Before != 300 {
 			t.Errorf("oom_score_adj %d (reported %d → %d, floor %v); want 300 → %d, the user manager's, at the floor", adj, p.Before, p.After, p.Floor, floor)
 		}
@@ -797,25 +780,13 @@ func fmtMiB(v uint64, na bool) string {
 	return fmt.Sprintf("%dM", v>>20)
 }
 
-// statFields are the fields of /proc/PID/stat after the command name
-// (state, ppid, ...), or nil when the process is gone.
-func statFields(pid int) []string {
-	s := readTrim(fmt.Sprintf("/proc/%d/stat", pid))
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(s[i+1:])
-}
-
-// parentOf reads a process's parent pid.
+// parentOf reads a process's parent pid, 0 when the process is gone.
 func parentOf(pid int) int {
-	f := statFields(pid)
-	if len(f) < 2 {
+	st, err := procfs.ReadStat(pid)
+	if err != nil {
 		return 0
 	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	return st.PPID
 }
 
 // TestProtectWatchPicksUpNewEditor: `protect --watch` tells systemd it is

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // TestSliceBudgetIsShared: the [slice] limits are written to the slice that
@@ -104,12 +106,11 @@ func TestSliceBudgetIgnoresTheCaller(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, errb.String())
 	}
-	var memTotalKB uint64
-	for _, l := range strings.Split(readTrim("/proc/meminfo"), "\n") {
-		if rest, ok := strings.CutPrefix(l, "MemTotal:"); ok {
-			memTotalKB, _ = strconv.ParseUint(strings.Fields(rest)[0], 10, 64)
-		}
+	memTotal, err := procfs.ReadMeminfo("MemTotal")
+	if err != nil {
+		t.Fatal(err)
 	}
+	memTotalKB := memTotal / 1024
 	want := uint64(math.Floor(0.85 * float64(memTotalKB*1024)))
 	want -= want % 4096
 	got := fields(out.String())["slice_max"]

@@ -143,13 +143,17 @@ func Refused(f Feature, err error) error {
 // SystemdVersion turns a manager's Version property ("\"252.38-1\"", as
 // D-Bus prints it, or unquoted) into its major number, 0 when unknown.
 func SystemdVersion(v string) int {
-	v = strings.Trim(v, "\"")
+	n, _ := strconv.Atoi(leadingDigits(strings.Trim(v, "\"")))
+	return n
+}
+
+// leadingDigits is the run of decimal digits s starts with.
+func leadingDigits(s string) string {
 	end := 0
-	for end < len(v) && v[end] >= '0' && v[end] <= '9' {
+	for end < len(s) && s[end] >= '0' && s[end] <= '9' {
 		end++
 	}
-	n, _ := strconv.Atoi(v[:end])
-	return n
+	return s[:end]
 }
 
 // KernelAtLeast compares a kernel release ("6.1.0-13-amd64") with
@@ -166,11 +170,7 @@ func KernelAtLeast(release, want string) (ok, known bool) {
 // majorMinor reads "6.1" from "6.1.0-13-amd64".
 func majorMinor(s string) (int, int, bool) {
 	major, rest, _ := strings.Cut(s, ".")
-	end := 0
-	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
-		end++
-	}
 	x, err1 := strconv.Atoi(major)
-	y, err2 := strconv.Atoi(rest[:end])
+	y, err2 := strconv.Atoi(leadingDigits(rest))
 	return x, y, err1 == nil && err2 == nil
 }

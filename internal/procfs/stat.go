@@ -1,8 +1,11 @@
 // Package procfs reads the files of /proc that boxrun needs, one parser per
-// file: /proc/PID/stat here. Everything that looks at a process — the
-// backpressure observer, editor protection, status, the owner records —
-// reads it through this package, so that a process is named the same way
-// everywhere (pid and start time).
+// file: /proc/PID/stat (stat.go), /proc/PID/status (status.go),
+// /proc/PID/oom_score_adj (oom.go) and /proc/meminfo (meminfo.go).
+// Everything that looks at a process — the backpressure observer, editor
+// protection, status, the owner records, the guest scenarios — reads it
+// through this package, so that a process is named the same way
+// everywhere (pid and start time); the machine's memory size and what is
+// available are read here too.
 package procfs
 
 import (

@@ -109,13 +109,19 @@ func Trim(err error) string {
 	return strings.TrimPrefix(err.Error(), ErrUnreachable.Error()+": ")
 }
 
+// SystemBus is the socket of the D-Bus system bus, through which a user
+// who may not use the system manager's private socket (root's only) can
+// still ask it.
+const SystemBus = "/run/dbus/system_bus_socket"
+
 // Conns are connections to managers, one per socket, dialled on first use
-// and again when one was lost. Not safe for concurrent use.
+// and again when one was lost: boxrun's one connection cache, used by
+// editor protection and doctor. Not safe for concurrent use.
 type Conns struct {
 	m map[string]*sd.Conn
 }
 
-// Get returns a connection to the manager at sock.
+// Get returns a connection to the manager at sock, its private socket.
 func (c *Conns) Get(ctx context.Context, which, sock string) (*sd.Conn, error) {
 	if conn, ok := c.m[sock]; ok && conn.Connected() {
 		return conn, nil
@@ -127,11 +133,39 @@ func (c *Conns) Get(ctx context.Context, which, sock string) (*sd.Conn, error) {
 	if err != nil {
 		return nil, errors.New(Trim(err))
 	}
+	c.keep(sock, conn)
+	return conn, nil
+}
+
+// SystemBusConn returns a connection to the system manager through the
+// system bus (SystemBus), for a user who may not use its private socket.
+func (c *Conns) SystemBusConn(ctx context.Context) (*sd.Conn, error) {
+	return c.bus(ctx, SystemBus)
+}
+
+// bus is SystemBusConn with the bus socket to look for: tests name one
+// that is not there.
+func (c *Conns) bus(ctx context.Context, sock string) (*sd.Conn, error) {
+	if conn, ok := c.m[sock]; ok && conn.Connected() {
+		return conn, nil
+	}
+	if _, err := os.Stat(sock); err != nil {
+		return nil, fmt.Errorf("the system manager's socket is root's, and there is no system bus at %s", sock)
+	}
+	conn, err := sd.NewSystemConnectionContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.keep(sock, conn)
+	return conn, nil
+}
+
+// keep caches conn as the connection at sock.
+func (c *Conns) keep(sock string, conn *sd.Conn) {
 	if c.m == nil {
 		c.m = map[string]*sd.Conn{}
 	}
 	c.m[sock] = conn
-	return conn, nil
 }
 
 // Close closes every connection.

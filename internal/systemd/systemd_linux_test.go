@@ -60,6 +60,10 @@ func TestErrors(t *testing.T) {
 	if _, err := c.Get(context.Background(), "user", sock); err == nil || !strings.Contains(err.Error(), "no systemd user manager socket at "+sock) {
 		t.Errorf("Conns.Get of a missing socket: %v", err)
 	}
+	bus := filepath.Join(t.TempDir(), "system_bus_socket")
+	if _, err := c.bus(context.Background(), bus); err == nil || !strings.Contains(err.Error(), "no system bus at "+bus) {
+		t.Errorf("Conns.bus without a bus: %v; want an error naming the bus socket", err)
+	}
 	if err := c.Close(); err != nil {
 		t.Error(err)
 	}
