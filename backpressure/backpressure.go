@@ -17,8 +17,10 @@
 //   - Evidence, not fractions. Each leaf is expected to grow to the typical
 //     peak of the finished leaves of its command name in this run (the
 //     upper quartile: one small early finisher does not open the gates).
-//     Before any of its kind has finished, its growth over the last look,
-//     continued for two more looks, is all that is expected of it. When the
+//     Before any of its kind has finished in this run, the size an earlier
+//     run learned (Config.Known) stands in; without one, its growth over
+//     the last look, continued for two more looks, is all that is expected
+//     of it. Sizes returns what the run knows at its end. When the
 //     memory in use plus what the running leaves are expected to add would
 //     cross the target (memory.max less a margin), the newest growing
 //     leaves are paused until it fits. At the target, every growing leaf
@@ -146,6 +148,13 @@ type Config struct {
 	// explains. Without the lift they would crawl at the throttle for
 	// minutes. 0 never lifts (a memory.high the user set is theirs).
 	Lift uint64
+	// Known is the typical peak of the leaves of each command name as
+	// known before the run (an earlier run of the same suite, see
+	// Sizes): a process of a name in it is expected to grow to that size
+	// until a leaf of its name finishes in this run, whose evidence then
+	// replaces it. Nil or empty knows nothing. The controller does not
+	// modify it.
+	Known map[string]uint64
 }
 
 // GrowthNoise is how much a process's resident size must rise between two
@@ -186,8 +195,12 @@ type Stats struct {
 	// MaxRunning is the most leaf processes (the workers: processes with no
 	// child in the box, the command's own excepted) left running at once.
 	MaxRunning int
-	// Typical is the learned typical peak of a finished leaf, 0 if none.
+	// Typical is the largest expected peak of any command name, learned
+	// in this run or known before it (Config.Known), 0 if none.
 	Typical uint64
+	// Learned counts the command names of which a leaf finished in this
+	// run: their sizes are this run's evidence, no longer Config.Known's.
+	Learned int
 	// PausedAtEnd counts the processes still paused when Finish resumed
 	// them (the command exited, or boxrun was stopped).
 	PausedAtEnd int
@@ -304,6 +317,7 @@ func (c *Controller) High() uint64 {
 // Stats returns what the controller did so far.
 func (c *Controller) Stats() Stats {
 	st := c.stats
+	st.Learned = len(c.finished)
 	st.Forced = make(map[string]int, len(c.stats.Forced))
 	for k, v := range c.stats.Forced {
 		st.Forced[k] = v
@@ -337,22 +351,63 @@ func (c *Controller) Paused() []int {
 	return pids
 }
 
-// expect is the learned peak of processes named like p: the upper
-// quartile of the peaks of finished leaves with its command name. ok is
-// false while no such process has finished: its size is unknown.
+// expect is the learned peak of processes named comm: the upper quartile
+// of the peaks of the leaves of that name that finished in this run, or,
+// before one has, its Config.Known size. ok is false when neither exists:
+// its size is unknown.
 func (c *Controller) expect(comm string) (peak uint64, ok bool) {
-	return upperQuartile(c.finished[comm])
+	if q, ok := upperQuartile(c.finished[comm]); ok {
+		return q, true
+	}
+	k, ok := c.cfg.Known[comm]
+	return k, ok && k > 0
 }
 
-// typical is the largest learned peak of any command name, 0 if none.
+// typical is the largest expected peak of any command name, 0 if none.
 func (c *Controller) typical() uint64 {
 	var max uint64
-	for _, peaks := range c.finished {
-		if q, _ := upperQuartile(peaks); q > max {
+	for comm := range c.finished {
+		if q, _ := c.expect(comm); q > max {
+			max = q
+		}
+	}
+	for comm := range c.cfg.Known {
+		if q, _ := c.expect(comm); q > max {
 			max = q
 		}
 	}
 	return max
+}
+
+// Size is the typical peak of the leaves of one command name at the end of
+// a run.
+type Size struct {
+	// Peak is the upper quartile of the peaks of the leaves of the name
+	// that finished in the run, or its Config.Known size.
+	Peak uint64
+	// Learned is true when the run learned Peak (a leaf of the name
+	// finished in it), false when Peak is Config.Known's.
+	Learned bool
+}
+
+// Sizes returns what the run knows of the sizes of its leaves, by command
+// name, to keep for the next run (as its Config.Known): this run's typical
+// peak of every name of which a leaf finished, and the known size of every
+// other name of Config.Known, so that a run that ended early (a failing
+// test, an interrupt) forgets nothing it was given.
+func (c *Controller) Sizes() map[string]Size {
+	sizes := make(map[string]Size, len(c.finished)+len(c.cfg.Known))
+	for comm, peak := range c.cfg.Known {
+		if peak > 0 {
+			sizes[comm] = Size{Peak: peak}
+		}
+	}
+	for comm, peaks := range c.finished {
+		if q, ok := upperQuartile(peaks); ok {
+			sizes[comm] = Size{Peak: q, Learned: true}
+		}
+	}
+	return sizes
 }
 
 func upperQuartile(v []uint64) (uint64, bool) {

@@ -174,6 +174,120 @@ func TestStep(t *testing.T) {
 	}
 }
 
+// TestKnownSizes steps a box whose controller starts with sizes an earlier
+// run learned (Config.Known): they hold back and admit processes of their
+// name as sizes learned in this run do, until this run's own evidence
+// replaces them.
+func TestKnownSizes(t *testing.T) {
+	type step struct {
+		ms      int
+		usage   uint64 // MiB
+		procs   []Proc
+		paused  []int
+		resumed []int
+	}
+	job := func(pid int, rssMiB uint64) Proc { return named(pid, uint64(pid), rssMiB, "job") }
+	tests := []struct {
+		name  string
+		known map[string]uint64
+		steps []step
+	}{
+		{"a known size holds back just-started processes at the door", map[string]uint64{"job": 60 * mib}, []step{
+			// Each is expected to add 62M: 20 + 4*62 is over 180; the
+			// oldest runs, the two newest wait.
+			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1), job(5, 1)}, []int{4, 5}, nil},
+		}},
+		{"without a known size the same start holds nothing back", nil, []step{
+			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1), job(5, 1)}, nil, nil},
+		}},
+		{"a known size admits what fits", map[string]uint64{"job": 30 * mib}, []step{
+			// 20 + 4*30.5 fits under 180.
+			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1), job(5, 1)}, nil, nil},
+		}},
+		{"a known size of another name says nothing of this one", map[string]uint64{"link": 600 * mib}, []step{
+			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1), job(5, 1)}, nil, nil},
+		}},
+		{"this run's evidence overrides a stale known size", map[string]uint64{"job": 150 * mib}, []step{
+			// Expected to add 156M each: 3 waits at the door.
+			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1)}, []int{3}, nil},
+			{10, 40, []Proc{mainProc, job(2, 20), job(3, 1)}, nil, nil},
+			// 2 finished at 20M: a job needs 20M more, not 156M.
+			{20, 15, []Proc{mainProc, job(3, 1)}, nil, []int{3}},
+			// Four more start: 20 + 5*20 fits, nothing waits.
+			{30, 20, []Proc{mainProc, job(3, 1), job(4, 1), job(5, 1), job(6, 1), job(7, 1)}, nil, nil},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(Config{Target: 200 * mib, Margin: 20 * mib, Main: 1, Known: tt.known})
+			for i, s := range tt.steps {
+				acts := c.Step(Observation{Now: at(s.ms), Usage: s.usage * mib, Procs: s.procs})
+				if got := pids(acts, Pause); !reflect.DeepEqual(got, s.paused) {
+					t.Errorf("step %d: paused %v, want %v (actions %v)", i, got, s.paused, acts)
+				}
+				if got := pids(acts, Resume); !reflect.DeepEqual(got, s.resumed) {
+					t.Errorf("step %d: resumed %v, want %v (actions %v)", i, got, s.resumed, acts)
+				}
+			}
+		})
+	}
+}
+
+// TestSizes checks what a run knows of its sizes at its end: this run's
+// typical peak of each name of which a leaf finished, and the known size
+// of every name it never finished.
+func TestSizes(t *testing.T) {
+	parent := Proc{PID: 9, PPID: 1, Start: 9, RSS: 50 * mib, Comm: "sh"}
+	child := Proc{PID: 10, PPID: 9, Start: 10, RSS: 7 * mib, Comm: "cc"}
+	tests := []struct {
+		name  string
+		known map[string]uint64
+		// looks are the processes of the box at each look, usage 50M.
+		looks   [][]Proc
+		want    map[string]Size
+		learned int
+	}{
+		{"a run that ended before anything finished keeps the known sizes",
+			map[string]uint64{"job": 60 * mib, "link": 300 * mib},
+			[][]Proc{{mainProc, named(2, 2, 10, "job")}},
+			map[string]Size{"job": {60 * mib, false}, "link": {300 * mib, false}}, 0},
+		{"this run's upper quartile replaces a known size; the names it never finished are kept",
+			map[string]uint64{"job": 60 * mib, "link": 300 * mib},
+			[][]Proc{
+				{mainProc, named(2, 2, 10, "job"), named(3, 3, 20, "job"), named(4, 4, 30, "job"), named(5, 5, 40, "job"), named(6, 6, 5, "cc")},
+				{mainProc},
+			},
+			map[string]Size{"job": {40 * mib, true}, "link": {300 * mib, false}, "cc": {5 * mib, true}}, 2},
+		{"without known sizes, only what the run learned",
+			nil,
+			[][]Proc{{mainProc, named(2, 2, 10, "job")}, {mainProc}},
+			map[string]Size{"job": {10 * mib, true}}, 1},
+		{"the command itself and parents teach nothing",
+			map[string]uint64{"sh": 0},
+			[][]Proc{{mainProc, parent, child}, {}},
+			map[string]Size{"cc": {7 * mib, true}}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := fmt.Sprint(tt.known)
+			c := New(Config{Target: 200 * mib, Margin: 20 * mib, Main: 1, Known: tt.known})
+			for i, procs := range tt.looks {
+				c.Step(Observation{Now: at(10 * i), Usage: 50 * mib, Procs: procs})
+			}
+			c.Finish(at(10 * len(tt.looks)))
+			if got := c.Sizes(); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Sizes() = %v, want %v", got, tt.want)
+			}
+			if got := c.Stats().Learned; got != tt.learned {
+				t.Errorf("Stats().Learned = %d, want %d", got, tt.learned)
+			}
+			if after := fmt.Sprint(tt.known); after != before {
+				t.Errorf("Known changed from %s to %s", before, after)
+			}
+		})
+	}
+}
+
 func TestExitWhilePausedAndFinish(t *testing.T) {
 	c := New(Config{Target: 100 * mib, Margin: 10 * mib, Main: 1})
 	c.Step(Observation{Now: at(0), Usage: 50 * mib, Procs: []Proc{mainProc, leaf(2, 2, 20), leaf(3, 3, 20), leaf(4, 4, 5)}})
