@@ -36,6 +36,10 @@
 //     resort.
 //   - Never pause the command's main process or a process with children in
 //     the box (a parent waiting for its children holds no growth of its own).
+//
+// What a run learned of sizes outlives it in a sizes file, one per project
+// directory and policy (SizeFile): the package encodes and decodes it, and
+// the caller reads and writes it.
 package backpressure
 
 import (
