@@ -50,6 +50,30 @@ type Backpressure struct {
 	trace     io.Writer
 	started   time.Time
 	lastTrace time.Time
+	// known are the sizes an earlier run learned (see Know).
+	known map[string]uint64
+}
+
+// Know gives backpressure the typical sizes of processes, by command name,
+// that an earlier run of the same suite learned (see
+// backpressure.Config.Known). Call it before Started.
+func (b *Backpressure) Know(sizes map[string]uint64) {
+	if b != nil {
+		b.known = sizes
+	}
+}
+
+// Sizes returns what backpressure knows at the end of the run of the sizes
+// of its processes, to keep for the next run (see
+// backpressure.Controller.Sizes); ok is false when it never ran. Call it
+// after Exited.
+func (b *Backpressure) Sizes() (sizes map[string]backpressure.Size, ok bool) {
+	if b == nil || b.ctrl == nil {
+		return nil, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ctrl.Sizes(), true
 }
 
 // TraceTo makes the observer write its decisions to w: one line per look
@@ -139,7 +163,7 @@ func (b *Backpressure) Started(dir string, pid int) {
 		return
 	}
 	b.dir = dir
-	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid, High: b.high, Lift: b.lift})
+	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid, High: b.high, Lift: b.lift, Known: b.known})
 	b.stopped = map[int]bool{}
 	b.written = b.high
 	b.setHigh()

@@ -25,8 +25,9 @@ var environment = []envVar{
 	{sandbox.ParentEnv, "a delegated cgroup v2 directory to make boxes under when systemd cannot (the cgroupfs backend)"},
 	{timingEnv, "when set, print on stderr how long each phase of the run took"},
 	{"BOXRUN_CARGO_POLICY", "the policy the cargo shim of boxrun install cargo-hook uses (default tests)"},
+	{sizesEnv, "off: keep no process sizes between runs; memory.backpressure learns them afresh in each run"},
 	{"XDG_CONFIG_HOME", "user policies are in $XDG_CONFIG_HOME/boxrun/policies.toml (default ~/.config)"},
-	{"XDG_STATE_HOME", "once-a-day notices are kept in $XDG_STATE_HOME/boxrun (default ~/.local/state)"},
+	{"XDG_STATE_HOME", "once-a-day notices, and the process sizes memory.backpressure learned for each project and policy, are kept in $XDG_STATE_HOME/boxrun (default ~/.local/state)"},
 	{"XDG_RUNTIME_DIR", "finds the systemd user manager; max_concurrent slots are locks in $XDG_RUNTIME_DIR/boxrun/slots"},
 	{"NO_COLOR, TERM", "the run report is coloured only on a terminal, without NO_COLOR and with TERM other than dumb"},
 }

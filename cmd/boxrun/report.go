@@ -92,11 +92,12 @@ func (r *reporter) close() {
 
 // finish prints the report of res and writes --report-json; it returns the
 // command's exit status, which a failure to write the report never changes.
-func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure) int {
+// sizes is where backpressure's sizes came from (nil when it was off).
+func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *sizeStore) int {
 	r.finished = true
 	run := buildRun(r.pol, r.argv, res, r.sampler.Stats())
 	if st, restopped, ok := bp.Stats(); ok {
-		run.Backpressure = reportBackpressure(st, restopped)
+		run.Backpressure = reportBackpressure(st, restopped, sizes.source())
 	}
 	run.Diagnosis = report.Diagnose(run)
 	if !r.o.quiet || run.Failed() {
@@ -112,8 +113,9 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure) int {
 	return res.ExitCode
 }
 
-// reportBackpressure is the report's account of what backpressure did.
-func reportBackpressure(st backpressure.Stats, restopped int) *report.Backpressure {
+// reportBackpressure is the report's account of what backpressure did;
+// sizes says where the sizes of its processes came from.
+func reportBackpressure(st backpressure.Stats, restopped int, sizes string) *report.Backpressure {
 	bp := &report.Backpressure{
 		Paused:          st.Paused,
 		Resumed:         st.Resumed,
@@ -126,7 +128,7 @@ func reportBackpressure(st backpressure.Stats, restopped int) *report.Backpressu
 		Restopped:       restopped,
 		PausedAtEnd:     st.PausedAtEnd,
 		ThrottleLifted:  st.Lifted,
-		Sizes:           "learned in this run",
+		Sizes:           sizes,
 	}
 	for why, n := range st.Forced {
 		bp.Forced = append(bp.Forced, report.ForcedResume{Reason: why, Count: n})

@@ -420,6 +420,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	warn := func(s string) { out.warnf("%s", s) }
 	var observers []sandbox.Observer
 	var bp *sandbox.Backpressure
+	var sizes *sizeStore
 	// Without a box there is nothing to steer; the one line that says
 	// there is no box says enough.
 	if pol.MemoryBackpressure && backend.Name() != sandbox.KindNone {
@@ -428,6 +429,8 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 				defer f.Close()
 				bp.TraceTo(f)
 			}
+			sizes = openProjectSizes(pol.Name, warn)
+			bp.Know(sizes.known())
 			observers = append(observers, bp)
 		}
 	}
@@ -453,7 +456,8 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	if err != nil {
 		return startFailure(err, out)
 	}
-	code = rep.finish(res, bp)
+	keepSizes(sizes, bp, time.Now(), warn)
+	code = rep.finish(res, bp, sizes)
 	dieOf(ctx, res.Signal)
 	tm.mark("report")
 	return code
