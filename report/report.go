@@ -211,8 +211,10 @@ type Backpressure struct {
 	// because the box was stuck at it: everything running throttled or
 	// paused, nothing able to free memory but a kill.
 	ThrottleLifted int
-	// Sizes says where the sizes of the processes came from: learned in
-	// this run, or from an earlier run of the same suite.
+	// Sizes says where the expected sizes of the processes came from:
+	// "learned in this run", or "from the last run of this project
+	// (FILE), then learned in this run"; when sizes are not kept between
+	// runs, why, in parentheses.
 	Sizes string
 }
 

@@ -113,7 +113,7 @@ func fixtures() map[string]*Run {
 			Backpressure: &Backpressure{Paused: 14, Resumed: 14, PausedSeconds: 14.1, MaxPauseSeconds: 3.2, MaxPauseReason: "its expected growth does not fit the box",
 				MaxRunning: 9, ForcedResumes: 1, Forced: []ForcedResume{{"every running process waits on a lock or a pipe", 1}},
 				Reasons:        []PauseReason{{"its expected growth does not fit the box", 12, 13.0, 3.2}, {"the box is at its memory target", 2, 1.1, 0.6}},
-				BlockedSeconds: 0.12, Method: "freezer", Sizes: "from an earlier run of this suite (2 command names)"},
+				BlockedSeconds: 0.12, Method: "freezer", Sizes: "from the last run of this project (/home/me/.local/state/boxrun/sizes/5d0c2f1e9a7b4c3d8e6f0a1b2c3d4e5f.json), then learned in this run"},
 		},
 		// boxrun was interrupted (timeout's SIGTERM) while it held processes
 		// paused: the report says so, not that the command did not wait.
