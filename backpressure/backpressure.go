@@ -34,8 +34,10 @@
 //     paused), the paused process holding the most is resumed at once and
 //     is exempt from pausing for HoldOff. No pause outlasts MaxPause, a last
 //     resort.
-//   - Never pause the command's main process or a process with children in
-//     the box (a parent waiting for its children holds no growth of its own).
+//   - Never pause the command's main process, a process with children in
+//     the box (a parent waiting for its children holds no growth of its
+//     own) or one that holds a file lock others wait for (Proc.Awaited):
+//     the waiters wait for it, and a paused one is resumed at once.
 //
 // What a run learned of sizes outlives it in a sizes file, one per project
 // directory and policy (SizeFile): the package encodes and decodes it, and
@@ -64,6 +66,11 @@ type Proc struct {
 	// mem_cgroup_handle_over_high): it is allocating, however little its
 	// resident size moved. The caller need only say so at the pause line.
 	Throttled bool
+	// Awaited is true when another process waits for a file lock it holds
+	// (/proc/locks): the others wait for it (cargo's build lock, a test
+	// fixture's flock), so it is never paused, and a paused one is
+	// resumed at once.
+	Awaited bool
 }
 
 // Observation is one look at the box.
@@ -103,6 +110,7 @@ const (
 	WhyFastGrowth  = "its growth would reach the memory target within two looks"
 	WhyHoldsPeak   = "it holds its expected size"
 	WhyRoom        = "room in the box"
+	WhyAwaited     = "others wait for a lock it holds"
 	WhyNothingElse = "nothing else was running"
 	WhyStalled     = "the box used no CPU while processes were paused"
 	WhyMaxPause    = "paused for the longest allowed time"
@@ -224,6 +232,8 @@ type seen struct {
 	fresh bool
 	// throttled is Proc.Throttled at the last look.
 	throttled bool
+	// awaited is Proc.Awaited at the last look.
+	awaited bool
 }
 
 // pause is one process held paused.
@@ -511,6 +521,7 @@ func (c *Controller) Step(o Observation) []Action {
 		s.leaf = !hasChild[p.PID]
 		s.comm = p.Comm
 		s.throttled = p.Throttled
+		s.awaited = p.Awaited
 	}
 	c.stats.Typical = c.typical()
 	c.watchProgress(o, o.Usage >= c.line())
@@ -622,14 +633,15 @@ func (c *Controller) Step(o Observation) []Action {
 
 	// Pause candidates: running leaves that grow and are not exempt,
 	// oldest first. The oldest process that grows keeps going (unless an
-	// exempt one grows: it is the one kept).
+	// exempt one grows: it is the one kept). One the others wait for is
+	// never a candidate: pausing it would hold them all.
 	var candidates []Proc
 	keptOne := false
 	for _, p := range running {
 		if !growing(p.PID) {
 			continue
 		}
-		if exempt(p.PID) {
+		if exempt(p.PID) || c.procs[p.PID].awaited {
 			keptOne = true
 			continue
 		}
@@ -676,11 +688,17 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 	running = kept
 
-	// Resume oldest first: those that hold their kind's peak at once, the
-	// others when what they are expected to add fits.
+	// Resume oldest first: those the others wait for and those that hold
+	// their kind's peak at once, the others when what they are expected to
+	// add fits.
 	waiting := c.pausedProcs(alive, paused)
 	var still []Proc
 	for _, p := range waiting {
+		if c.procs[p.PID].awaited {
+			acts = append(acts, c.resume(p.PID, o.Now, WhyAwaited, false))
+			running = append(running, p)
+			continue
+		}
 		if e, known := expect(c.procs[p.PID].comm); known && c.procs[p.PID].rss >= e {
 			acts = append(acts, c.resume(p.PID, o.Now, WhyHoldsPeak, false))
 			running = append(running, p)

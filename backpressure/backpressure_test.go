@@ -31,6 +31,12 @@ func named(pid int, start uint64, rssMiB uint64, comm string) Proc {
 	return p
 }
 
+// awaited marks p as holding a lock another process waits for.
+func awaited(p Proc) Proc {
+	p.Awaited = true
+	return p
+}
+
 var mainProc = Proc{PID: 1, PPID: 0, Start: 1, RSS: 10 * mib}
 
 func pids(acts []Action, kind Kind) []int {
@@ -145,6 +151,20 @@ func TestStep(t *testing.T) {
 			// Stalled again, but 3 still has its hold-off: 4 waits.
 			{700, 195, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, nil},
 			{2400, 195, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, []int{4}},
+		}},
+		{"the holder of a lock others wait for is never paused; at the target the next one grows", []step{
+			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30), leaf(4, 4, 30)}, nil, nil},
+			// 4, the newest, holds the lock 2 waits for: 2 is flat, 4
+			// keeps going and 3, the oldest other grower, is paused.
+			{10, 185, 0, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 50), awaited(leaf(4, 4, 50))}, []int{3}, nil},
+		}},
+		{"a paused process that others come to wait for resumes at once", []step{
+			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30), leaf(4, 4, 30)}, nil, nil},
+			{10, 185, 0, []Proc{mainProc, leaf(2, 2, 50), leaf(3, 3, 50), leaf(4, 4, 50)}, []int{3, 4}, nil},
+			// 4 took a lock before it was paused; 2 now waits for it.
+			{20, 185, 0, []Proc{mainProc, leaf(2, 2, 50), leaf(3, 3, 50), awaited(leaf(4, 4, 50))}, nil, []int{4}},
+			// Still awaited, growing at the target: not paused again.
+			{30, 190, 0, []Proc{mainProc, leaf(2, 2, 50), leaf(3, 3, 50), awaited(leaf(4, 4, 55))}, nil, nil},
 		}},
 		{"a box that uses CPU is not stalled", []step{
 			{0, 100, time.Second, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 10)}, nil, nil},

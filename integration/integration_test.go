@@ -215,8 +215,11 @@ func guestScript(lines ...string) string {
 // modeEnv is the environment of one mode's scenarios. Root reaches the
 // host's Rust toolchain (under /root) for the cargo scenario. The
 // repository (the guest sees the host's files) holds bench/native.sh.
+// BOXRUN_SIZES=off makes every scenario a first run: they share a working
+// directory and a policy name, and sizes one learned would steer the next;
+// a scenario about a second run turns it back on for itself.
 func modeEnv(a artifacts, mode string) string {
-	common := fmt.Sprintf(" BOXRUN_IT_REPO=%s BOXRUN_IT_WORKLOAD=%s BOXRUN_IT_JSONGET=%s", repoRoot(), a.workload, a.jsonget)
+	common := fmt.Sprintf(" BOXRUN_SIZES=off BOXRUN_IT_REPO=%s BOXRUN_IT_WORKLOAD=%s BOXRUN_IT_JSONGET=%s", repoRoot(), a.workload, a.jsonget)
 	if n, err := strconv.Atoi(os.Getenv("BOXRUN_IT_SOAK")); err == nil && n > 0 {
 		common += fmt.Sprintf(" BOXRUN_IT_SOAK=%d", n) // make soak: the long version
 	}

@@ -389,9 +389,10 @@ func (b *Backpressure) traceLook(o backpressure.Observation, acts []backpressure
 }
 
 // boxProcs lists the processes of a cgroup tree with what backpressure
-// needs: parent, start time and resident size, and with throttle whether
-// the kernel throttles one of its threads at memory.high. Processes that
-// exit while being read are left out. With them, the state letter of each
+// needs: parent, start time and resident size, whether another process
+// waits for a file lock it holds (/proc/locks; none when unreadable), and
+// with throttle whether the kernel throttles one of its threads at
+// memory.high. Processes that exit while being read are left out. With them, the state letter of each
 // (to find paused processes that job control resumed).
 func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]byte, error) {
 	pids, err := cgroupDir{mount: dir, rel: "/"}.procs()
@@ -400,6 +401,10 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]byte, err
 	}
 	procs := make([]backpressure.Proc, 0, len(pids))
 	states := make(map[int]byte, len(pids))
+	var awaited map[int]bool
+	if locks, err := procfs.ReadLocks(); err == nil {
+		awaited = procfs.Awaited(locks)
+	}
 	for _, pid := range pids {
 		// One read per process: backpressure does this for every process
 		// of the box every 10 ms while the box is a third full.
@@ -408,7 +413,8 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]byte, err
 			continue
 		}
 		procs = append(procs, backpressure.Proc{PID: st.PID, PPID: st.PPID, Start: st.StartTime, RSS: st.RSS(), Comm: st.Comm,
-			Throttled: throttle && st.State != 'T' && st.State != 't' && procfs.ThreadWaitsIn(pid, procfs.OverHigh)})
+			Throttled: throttle && st.State != 'T' && st.State != 't' && procfs.ThreadWaitsIn(pid, procfs.OverHigh),
+			Awaited:   awaited[st.PID]})
 		states[st.PID] = st.State
 	}
 	return procs, states, nil

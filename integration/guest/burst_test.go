@@ -181,14 +181,17 @@ type holdFigures struct {
 	// also shows scheduling delays (0.36 s unboxed in the emulated guest),
 	// so it is a figure, not a bound.
 	gap time.Duration
+	// peakMB is the largest peak resident size of a task (its VmHWM, the
+	// test binary's runtime included), rounded up.
+	peakMB int
 }
 
 func (h holdFigures) String() string {
-	return fmt.Sprintf("%d holds, worst overshoot %.2fs (%d by %.1fs or more), longest gap %.2fs", h.n, h.worst.Seconds(), h.paused, flatBound.Seconds(), h.gap.Seconds())
+	return fmt.Sprintf("%d holds, worst overshoot %.2fs (%d by %.1fs or more), longest gap %.2fs, largest task %dM", h.n, h.worst.Seconds(), h.paused, flatBound.Seconds(), h.gap.Seconds(), h.peakMB)
 }
 
-// readHolds reads the "hold PID PLANNED_MS ACTUAL_MS GAP_MS" lines the hogs
-// wrote.
+// readHolds reads the "hold PID PLANNED_MS ACTUAL_MS GAP_MS PEAK_KB" lines
+// the hogs wrote.
 func readHolds(t *testing.T, path string) holdFigures {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -198,8 +201,8 @@ func readHolds(t *testing.T, path string) holdFigures {
 	}
 	var h holdFigures
 	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var pid, planned, actual, gap int64
-		if _, err := fmt.Sscanf(line, "hold %d %d %d %d", &pid, &planned, &actual, &gap); err != nil {
+		var pid, planned, actual, gap, peakKB int64
+		if _, err := fmt.Sscanf(line, "hold %d %d %d %d %d", &pid, &planned, &actual, &gap, &peakKB); err != nil {
 			t.Errorf("bad hold line %q in %s: %v", line, path, err)
 			continue
 		}
@@ -207,6 +210,7 @@ func readHolds(t *testing.T, path string) holdFigures {
 		h.n++
 		h.worst = max(h.worst, over)
 		h.gap = max(h.gap, time.Duration(gap)*time.Millisecond)
+		h.peakMB = max(h.peakMB, int((peakKB+1023)/1024))
 		if over >= flatBound {
 			h.paused++
 		}
@@ -715,28 +719,34 @@ func TestBurstThatOverfillsFinishes(t *testing.T) {
 // TestLockHoldersFinish is the lock pattern of test suites (a shared
 // fixture, cargo's build directory): 12 tasks, 6 at once, each allocating
 // 30M, then taking one shared exclusive flock, allocating 30M more under
-// it, holding 0.5 s and exiting. The box, 192M, is half of what 6 tasks
-// would want if all held their 64M at once, and under the 234M they reach
-// with one of them under the lock, so backpressure must act; the tasks
-// that wait for the lock hold memory and make no progress, and a paused
-// lock holder would leave all of them waiting. Every task passes, no OOM
-// kill, no pause of 10 s or more.
+// it, holding 0.5 s and exiting. The box is half of what 6 tasks would want
+// if all held their peak at once: the peak of a task as the unboxed run
+// measured it (VmHWM, the test binary's runtime included: about 72M in the
+// emulated guest, where 30+30+4 was once assumed and made the box 40 % of
+// the demand, not half). So backpressure must act; the tasks that wait for
+// the lock hold memory and make no progress, and a paused lock holder
+// would leave all of them waiting. Every task passes, no OOM kill, no pause
+// of 10 s or more.
 func TestLockHoldersFinish(t *testing.T) {
 	traceOnFailure(t)
 	dir := t.TempDir()
 	const mb2 = 30
 	b := burst{tasks: 12, width: 6, mb: 30, hold: 500 * time.Millisecond, env: fmt.Sprintf("HOG_LOCK=%s HOG_MB2=%d", filepath.Join(dir, "lock"), mb2)}
-	demand := b.width * (b.mb + mb2 + runtimeMB)
-	boxMB := demand / 2
 	// Unboxed, one task at a time holds the lock and its second 30M.
 	requireRoomUnboxed(t, b.peakMB()+mb2)
 	unboxed := runUnboxed(t, b.script(filepath.Join(dir, "holds-unboxed")))
+	base := readHolds(t, filepath.Join(dir, "holds-unboxed"))
+	if base.n != b.tasks || base.peakMB < b.mb+mb2 {
+		t.Fatalf("unboxed: %v; want all %d holds, each task at %dM or more", base, b.tasks, b.mb+mb2)
+	}
+	demand := b.width * base.peakMB
+	boxMB := demand / 2
 	report := filepath.Join(dir, "report.json")
 	r := boxrunTimed(t, 2*time.Minute, append(backpressureArgs(itPolicy(t, ""), report, boxMB), "--", "sh", "-c", b.script(filepath.Join(dir, "holds")))...)
 	h := readHolds(t, filepath.Join(dir, "holds"))
 	rep := checkRun(t, r, report, 10*time.Second)
-	t.Logf("figures: lock pattern (%d tasks, %d at once, %dM then %dM under one flock; demand %dM, box %dM): unboxed %.1fs; boxed %.1fs (%.2fx unboxed); %v, %v; backpressure: %s",
-		b.tasks, b.width, b.mb, mb2, demand, boxMB, unboxed.Seconds(), r.took.Seconds(), r.took.Seconds()/unboxed.Seconds(), h, r.watch, rep.bpSummary())
+	t.Logf("figures: lock pattern (%d tasks, %d at once, %dM then %dM under one flock, %dM a task at its peak; demand %dM, box %dM): unboxed %.1fs; boxed %.1fs (%.2fx unboxed); %v, %v; backpressure: %s",
+		b.tasks, b.width, b.mb, mb2, base.peakMB, demand, boxMB, unboxed.Seconds(), r.took.Seconds(), r.took.Seconds()/unboxed.Seconds(), h, r.watch, rep.bpSummary())
 	if h.n != b.tasks {
 		t.Errorf("%d holds reported, want %d", h.n, b.tasks)
 	}

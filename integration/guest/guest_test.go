@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // Roles the test binary plays when it is the command inside a box.
@@ -135,9 +137,10 @@ func traceTail(path string, from int64) (lines []string, written int64, err erro
 // them flat for HOG_HOLD (a duration), and exits 0. Options, for the
 // backpressure scenarios (burst_test.go):
 //
-//	HOG_REPORT=FILE  append "hold PID PLANNED_MS ACTUAL_MS GAP_MS" to FILE
-//	                 after the hold: the wall time the flat hold really took,
-//	                 and the longest gap between its 10 ms wake-ups. A
+//	HOG_REPORT=FILE  append "hold PID PLANNED_MS ACTUAL_MS GAP_MS PEAK_KB" to
+//	                 FILE after the hold: the wall time the flat hold really
+//	                 took, the longest gap between its 10 ms wake-ups, and
+//	                 its peak resident size (VmHWM: runtime and all). A
 //	                 process paused while it holds shows the pause in the gap
 //	                 (and in the overshoot, if the pause outlasts the hold).
 //	HOG_LOCK=FILE    after the first allocation, take flock(LOCK_EX) on FILE
@@ -218,7 +221,8 @@ func hog() int {
 		if err == nil {
 			// One short write with O_APPEND: lines of concurrent hogs do
 			// not interleave.
-			_, err = fmt.Fprintf(f, "hold %d %d %d %d\n", os.Getpid(), hold.Milliseconds(), took.Milliseconds(), gap.Milliseconds())
+			st, _ := procfs.ReadStatus(os.Getpid())
+			_, err = fmt.Fprintf(f, "hold %d %d %d %d %d\n", os.Getpid(), hold.Milliseconds(), took.Milliseconds(), gap.Milliseconds(), st.HWM>>10)
 			f.Close()
 		}
 		if err != nil {

@@ -21,6 +21,9 @@ type Status struct {
 	// RSS is the resident set in bytes (the VmRSS line, in kB there); 0
 	// when missing, as for a kernel thread or a zombie.
 	RSS uint64
+	// HWM is the peak resident set in bytes (the VmHWM line); 0 when
+	// missing.
+	HWM uint64
 }
 
 // ParseStatus parses the text of /proc/PID/status: "Key:\tvalue" lines.
@@ -28,7 +31,7 @@ type Status struct {
 // gives for missing; the first good line of a key counts.
 func ParseStatus(s string) Status {
 	st := Status{UID: -1, EUID: -1}
-	var seenUID, seenCap, seenThreads, seenRSS bool
+	var seenUID, seenCap, seenThreads, seenRSS, seenHWM bool
 	for _, line := range strings.Split(s, "\n") {
 		key, val, ok := strings.Cut(line, ":")
 		if !ok {
@@ -59,6 +62,10 @@ func ParseStatus(s string) Status {
 		case "VmRSS":
 			if kb, err := strconv.ParseUint(f[0], 10, 64); err == nil && !seenRSS {
 				st.RSS, seenRSS = kb*1024, true
+			}
+		case "VmHWM":
+			if kb, err := strconv.ParseUint(f[0], 10, 64); err == nil && !seenHWM {
+				st.HWM, seenHWM = kb*1024, true
 			}
 		}
 	}
