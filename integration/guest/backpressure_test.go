@@ -254,6 +254,30 @@ func TestCargoTestUnderBackpressure(t *testing.T) {
 	if ratio := boxed.Seconds() / unboxed.Seconds(); ratio > 3 {
 		t.Errorf("cargo test under backpressure took %.2fx its unboxed time, want at most 3x", ratio)
 	}
+
+	// The same suite twice with its sizes kept (the harness turns them off
+	// for every other scenario), in a project directory of its own: the
+	// second run starts from what the first learned.
+	t.Setenv("BOXRUN_SIZES", "")
+	t.Chdir(t.TempDir())
+	var took [2]time.Duration
+	for i := range took {
+		rj := filepath.Join(t.TempDir(), "report.json")
+		start = time.Now()
+		r = boxrun(t, append(append([]string{}, common...), "--set", "memory.backpressure=true", "--report-json", rj, "--", "sh", "-c", test)...)
+		took[i] = time.Since(start)
+		f = fields(r.stdout)
+		if f["cargo_exit"] != "0" || reportOOMKills(t, rj) != "0" {
+			t.Errorf("run %d with sizes kept: cargo exit %q, %s OOM kills; want every test passing and none", i+1, f["cargo_exit"], reportOOMKills(t, rj))
+		}
+		sizes, _ := readReport(t, rj).value("backpressure", "sizes").(string)
+		wantFrom := i == 1
+		if got := strings.HasPrefix(sizes, "from the last run of this project"); got != wantFrom {
+			t.Errorf("run %d with sizes kept: the report's sizes is %q; want it from the last run: %v", i+1, sizes, wantFrom)
+		}
+	}
+	t.Logf("figures: cargo test with sizes kept: first run %.1fs (%.2fx unboxed), second %.1fs (%.2fx)",
+		took[0].Seconds(), took[0].Seconds()/unboxed.Seconds(), took[1].Seconds(), took[1].Seconds()/unboxed.Seconds())
 }
 
 // reportOOMKills reads the box's OOM kill count from a --report-json file.
