@@ -755,3 +755,51 @@ func TestThrottleLift(t *testing.T) {
 		})
 	}
 }
+
+// TestSliceBudget steps a box whose slice, shared with other boxes, may
+// have less room left than the box itself: the smaller room decides, and
+// the reasons say which.
+func TestSliceBudget(t *testing.T) {
+	cfg := Config{Target: 200 * mib, Margin: 20 * mib, Main: 1}
+	first := []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 10), leaf(4, 4, 10)}
+	grown := []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30), leaf(4, 4, 30)}
+	tests := []struct {
+		name         string
+		room         uint64 // MiB of room left in the slice
+		limited      bool
+		paused       []int
+		why          string
+	}{
+		// Each grew 20M, so each is expected to add 40M: 100 + 120 is
+		// over the box's 180M line, and the newest waits.
+		{name: "no slice limit: the box's own line", limited: false, paused: []int{4}, why: WhyFastGrowth},
+		{name: "a slice with more room than the box changes nothing", room: 500, limited: true, paused: []int{4}, why: WhyFastGrowth},
+		// 100 + 50 of room: only the oldest's 40M fits.
+		{name: "a slice with less room holds back more", room: 50, limited: true, paused: []int{3, 4}, why: WhySliceNoFit},
+		{name: "a full slice is a line: all but the oldest wait", room: 0, limited: true, paused: []int{3, 4}, why: WhySliceFull},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(cfg)
+			c.Step(Observation{Now: at(0), Usage: 40 * mib, Procs: first, SliceRoom: tt.room * mib, SliceLimited: tt.limited})
+			acts := c.Step(Observation{Now: at(10), Usage: 100 * mib, Procs: grown, SliceRoom: tt.room * mib, SliceLimited: tt.limited})
+			if got := pids(acts, Pause); !reflect.DeepEqual(got, tt.paused) {
+				t.Fatalf("paused %v, want %v (actions %v)", got, tt.paused, acts)
+			}
+			for _, a := range acts {
+				if a.Reason != tt.why {
+					t.Errorf("%v: reason %q, want %q", a, a.Reason, tt.why)
+				}
+			}
+		})
+	}
+	// Below the box's line but with the slice full: what the box holds
+	// could be the slice's to free, so its throttle is not lifted.
+	c := New(Config{Target: 200 * mib, Margin: 20 * mib, Main: 1, High: 180 * mib, Lift: 200 * mib, LiftAfter: time.Second})
+	for ms := 0; ms <= 3000; ms += 100 {
+		c.Step(Observation{Now: at(ms), Usage: 120 * mib, Procs: []Proc{mainProc, leaf(2, 2, 100)}, SliceLimited: true})
+	}
+	if h := c.High(); h != 180*mib {
+		t.Errorf("after 3 s with the slice full and the box under its line, memory.high is %d MiB, want 180 (not lifted)", h/mib)
+	}
+}
