@@ -793,3 +793,92 @@ echo "producer=$p"; echo "consumer=$c"`, roleEnv, producerMB, streamMB, self)
 		})
 	}
 }
+
+// TestFourBoxesShareTheSlice is the second report's shape: several suites
+// at once, each fitting its own box, together twice what their slice
+// allows. Four boxes, each a burst (8 tasks, 4 at once, 30M each held 2 s)
+// in a box a quarter over its demand, so that no box alone ever needs to
+// pause; [slice] memory.max is half the four demands together (measured:
+// each task's peak as the unboxed burst saw it). The boxes start their
+// bursts together (each waits for the others to be running). Every task of
+// every box passes, no OOM kill, no pause of 10 s or more, nothing left
+// paused; and the pauses the boxes made are the slice's (their reports say
+// so), since a box alone fits.
+func TestFourBoxesShareTheSlice(t *testing.T) {
+	traceOnFailure(t)
+	const boxes = 4
+	dir := t.TempDir()
+	b := burst{tasks: 8, width: 4, mb: 30, hold: 2 * time.Second}
+	requireRoomUnboxed(t, b.peakMB())
+	unboxed := runUnboxed(t, b.script(filepath.Join(dir, "holds-unboxed")))
+	base := readHolds(t, filepath.Join(dir, "holds-unboxed"))
+	if base.n != b.tasks || base.peakMB < b.mb {
+		t.Fatalf("unboxed: %v; want all %d holds, each task at %dM or more", base, b.tasks, b.mb)
+	}
+	demand := b.width * base.peakMB
+	boxMB, sliceMB := demand*5/4, boxes*demand/2
+	pf := policyFile(t, fmt.Sprintf(basePolicy, "")+fmt.Sprintf("\n[slice]\nmemory.high = \"max\"\nmemory.max = \"%dM\"\n", sliceMB))
+	syncDir := t.TempDir()
+	runs := make([]timedRun, boxes)
+	reports := make([]string, boxes)
+	done := make(chan int, boxes)
+	for i := range runs {
+		reports[i] = filepath.Join(dir, fmt.Sprintf("report-%d.json", i))
+		script := `cg=$(sed -n 's/^0:://p' /proc/self/cgroup); echo "slice_max=$(cat /sys/fs/cgroup$(dirname $cg)/memory.max)"; ` +
+			fmt.Sprintf(`touch %s/ready.$$; while [ ! -e %s/go ]; do sleep 0.1; done; `, syncDir, syncDir) +
+			b.script(filepath.Join(dir, fmt.Sprintf("holds-%d", i)))
+		go func(i int) {
+			runs[i] = runTimed(t, 3*time.Minute, append(backpressureArgs(pf, reports[i], boxMB), "--", "sh", "-c", script)...)
+			done <- i
+		}(i)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ready, _ := filepath.Glob(filepath.Join(syncDir, "ready.*"))
+		if len(ready) == boxes {
+			break
+		}
+		if time.Now().After(deadline) {
+			os.WriteFile(filepath.Join(syncDir, "go"), nil, 0o644)
+			for range runs {
+				<-done
+			}
+			t.Fatalf("the %d boxes never all ran (ready: %v)", boxes, ready)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	os.WriteFile(filepath.Join(syncDir, "go"), nil, 0o644)
+	for range runs {
+		<-done
+	}
+	slicePauses := 0
+	var figures []string
+	for i, r := range runs {
+		if r.killed != "" {
+			t.Errorf("box %d: %s\n%s", i, r.killed, r.ps)
+		}
+		if got := fields(r.stdout)["slice_max"]; got != strconv.Itoa(sliceMB<<20) {
+			t.Errorf("box %d: its slice's memory.max is %q, want %d: the slice budget is not in force", i, got, sliceMB<<20)
+		}
+		h := readHolds(t, filepath.Join(dir, fmt.Sprintf("holds-%d", i)))
+		if h.n != b.tasks {
+			t.Errorf("box %d: %d holds reported, want %d", i, h.n, b.tasks)
+		}
+		rep := checkRun(t, r, reports[i], 10*time.Second)
+		reasons, _ := rep.value("backpressure", "reasons").([]any)
+		for _, x := range reasons {
+			if m, ok := x.(map[string]any); ok {
+				if why, _ := m["reason"].(string); strings.Contains(why, "slice") {
+					n, _ := m["count"].(float64)
+					slicePauses += int(n)
+				}
+			}
+		}
+		figures = append(figures, fmt.Sprintf("box %d %.1fs (%.2fx), %v; %s", i, r.took.Seconds(), r.took.Seconds()/unboxed.Seconds(), h, rep.bpSummary()))
+	}
+	t.Logf("figures: four bursts (%d tasks, %d at once, %dM each, %dM a task at its peak) in boxes of %dM, slice %dM: unboxed one burst %.1fs; %s",
+		b.tasks, b.width, b.mb, base.peakMB, boxMB, sliceMB, unboxed.Seconds(), strings.Join(figures, "; "))
+	if slicePauses == 0 {
+		t.Errorf("no box paused for the slice: four bursts of %dM in a %dM slice must have been held back by it", demand, sliceMB)
+	}
+}
