@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/boxrun/boxrun/backpressure"
@@ -19,10 +18,10 @@ import (
 
 // Backpressure is the Observer that pauses the newest processes of a box as
 // it nears its memory target and resumes them oldest first (see package
-// backpressure for the rules). It pauses with SIGSTOP and resumes with
-// SIGCONT: that works in a scope systemd manages (no sub-cgroups needed),
-// and if boxrun dies the run's guard (see guard_linux.go) resumes and kills
-// what is in the box.
+// backpressure for the rules). It pauses with the cgroup freezer, in a
+// frozen child cgroup of the box, or with SIGSTOP where the box can hold no
+// child (see pauser); if boxrun dies the run's guard (see guard_linux.go)
+// thaws, resumes and kills what is in the box.
 type Backpressure struct {
 	target uint64
 	high   uint64 // the policy's memory.high
@@ -33,6 +32,10 @@ type Backpressure struct {
 
 	mu   sync.Mutex
 	ctrl *backpressure.Controller
+	// pauser carries out pauses and resumes; seen is what the last look
+	// saw of each process (its start time and cgroup, to pin it by).
+	pauser *pauser
+	seen   map[int]procSeen
 	stop chan struct{}
 	done chan struct{}
 	dir  string
@@ -40,6 +43,7 @@ type Backpressure struct {
 	// written is the memory.high last written to the box, 0 for none.
 	written    uint64
 	highFailed bool
+	actFailed  bool
 	// restopped counts paused processes something else resumed (job
 	// control's SIGCONT after Ctrl-Z and fg), stopped again.
 	restopped int
@@ -165,6 +169,7 @@ func (b *Backpressure) Started(dir string, pid int) {
 	b.dir = dir
 	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid, High: b.high, Lift: b.lift, Known: b.known})
 	b.stopped = map[int]bool{}
+	b.pauser = newPauser(dir, b.warn)
 	b.written = b.high
 	b.setHigh()
 	b.stop, b.done = make(chan struct{}), make(chan struct{})
@@ -200,31 +205,48 @@ func (b *Backpressure) Exited() {
 	<-b.done
 	b.mu.Lock()
 	b.act(b.ctrl.Finish(time.Now()))
+	err := b.pauser.close()
 	b.mu.Unlock()
+	if err != nil {
+		b.warn(fmt.Sprintf("backpressure could not undo every pause: %v", err))
+	}
 	if b.err != nil {
 		b.warn(fmt.Sprintf("backpressure stopped early: %v", b.err))
 	}
 }
 
-// act pauses (SIGSTOP) and resumes (SIGCONT) processes as the controller
-// decided, in its order, each only while it is still in the box: its pid
-// was read up to a scan ago, and may name another process by now
-// (signalPids).
+// act pauses and resumes processes as the controller decided, in its
+// order, each pinned to the process the last look saw (its pid may name
+// another process by now: that one is never touched). A pause or resume
+// that fails for another reason is warned about once. Called with mu held.
 func (b *Backpressure) act(acts []backpressure.Action) {
-	box := cgroupDir{mount: b.dir, rel: "/"}
-	for len(acts) > 0 {
-		kind := acts[0].Kind
-		var pids []int
-		for len(acts) > 0 && acts[0].Kind == kind {
-			pids = append(pids, acts[0].PID)
-			acts = acts[1:]
+	for _, a := range acts {
+		var err error
+		if a.Kind == backpressure.Pause {
+			s, ok := b.seen[a.PID]
+			if !ok {
+				continue
+			}
+			err = b.pauser.pause(a.PID, s.start, s.origin)
+		} else {
+			err = b.pauser.resume(a.PID)
 		}
-		sig := syscall.SIGCONT
-		if kind == backpressure.Pause {
-			sig = syscall.SIGSTOP
+		if err != nil && !errors.Is(err, errGone) && !b.actFailed {
+			b.actFailed = true
+			b.warn(fmt.Sprintf("backpressure: %v", err))
 		}
-		_ = box.signalPids(pids, sig)
 	}
+}
+
+// Method is how backpressure pauses processes: MethodFreezer or
+// MethodSIGSTOP.
+func (b *Backpressure) Method() string {
+	if b == nil || b.pauser == nil {
+		return MethodFreezer
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.pauser.method()
 }
 
 // Stats returns what backpressure did; ok is false when it never ran.
@@ -295,7 +317,7 @@ func (b *Backpressure) loop() {
 			// At the line, each process is also asked whether the
 			// kernel throttles it at memory.high: a throttled allocator
 			// may gain nothing between two looks.
-			procs, states, err := boxProcs(b.dir, usage >= line || (sliceBinds && room == 0))
+			procs, seen, err := boxProcs(b.dir, usage >= line || (sliceBinds && room == 0))
 			if err != nil {
 				b.fail(err)
 				return
@@ -311,9 +333,10 @@ func (b *Backpressure) loop() {
 			b.mu.Lock()
 			before := b.ctrl.Paused()
 			acts := b.ctrl.Step(o)
-			b.restop(before, states)
-			b.mu.Unlock()
+			b.seen = seen
+			b.restop(before, seen)
 			b.act(acts)
+			b.mu.Unlock()
 			b.traceLook(o, acts)
 			b.setHigh()
 		}
@@ -326,36 +349,41 @@ func (b *Backpressure) loop() {
 func (b *Backpressure) fail(err error) {
 	b.err = err
 	b.mu.Lock()
-	acts := b.ctrl.Finish(time.Now())
-	b.mu.Unlock()
-	b.act(acts)
+	defer b.mu.Unlock()
+	b.act(b.ctrl.Finish(time.Now()))
+	if err := b.pauser.close(); err != nil {
+		b.err = errors.Join(b.err, err)
+	}
 }
 
 // restop stops again every process paused before this look and still
 // paused after it that is no longer stopped: job control (fg, bg, a
-// SIGCONT from the shell) resumed it behind the controller's back. Called
-// with b.mu held.
-func (b *Backpressure) restop(before []int, states map[int]byte) {
+// SIGCONT from the shell) resumed it behind the controller's back. Only a
+// SIGSTOP pause can be undone so; the freezer's cannot. Called with b.mu
+// held.
+func (b *Backpressure) restop(before []int, seen map[int]procSeen) {
+	if b.pauser.method() != MethodSIGSTOP {
+		return
+	}
 	still := map[int]bool{}
 	for _, pid := range b.ctrl.Paused() {
 		still[pid] = true
 	}
-	var pids []int
 	for _, pid := range before {
-		st, ok := states[pid]
+		s, ok := seen[pid]
 		if !ok || !still[pid] {
 			delete(b.stopped, pid)
 			continue
 		}
-		switch st {
+		switch s.state {
 		case 'T', 't':
 			b.stopped[pid] = true
 		case 'R', 'S':
 			// Seen stopped before and running now: resumed behind our
 			// back. One not yet seen stopped may still be taking the
 			// SIGSTOP (in D, or not yet scheduled): not counted.
-			if b.stopped[pid] {
-				pids = append(pids, pid)
+			if b.stopped[pid] && b.pauser.restop(pid) {
+				b.restopped++
 				delete(b.stopped, pid)
 			}
 		}
@@ -364,10 +392,6 @@ func (b *Backpressure) restop(before []int, states map[int]byte) {
 		if !still[pid] {
 			delete(b.stopped, pid)
 		}
-	}
-	if len(pids) > 0 {
-		b.restopped += len(pids)
-		_ = cgroupDir{mount: b.dir, rel: "/"}.signalPids(pids, syscall.SIGSTOP)
 	}
 }
 
@@ -401,36 +425,55 @@ func (b *Backpressure) traceLook(o backpressure.Observation, acts []backpressure
 	fmt.Fprintln(b.trace, line)
 }
 
+// procSeen is what a look saw of a process beyond backpressure.Proc: its
+// state letter (to find paused processes that job control resumed), its
+// start time and the cgroup directory it is in (to pin and put it back).
+type procSeen struct {
+	state  byte
+	start  uint64
+	origin string
+}
+
 // boxProcs lists the processes of a cgroup tree with what backpressure
 // needs: parent, start time and resident size, whether another process
 // waits for a file lock it holds (/proc/locks; none when unreadable), and
 // with throttle whether the kernel throttles one of its threads at
-// memory.high. Processes that exit while being read are left out. With them, the state letter of each
-// (to find paused processes that job control resumed).
-func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]byte, error) {
-	pids, err := cgroupDir{mount: dir, rel: "/"}.procs()
+// memory.high. Processes that exit while being read are left out. A
+// process in the box's frozen child has the box as its origin.
+func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]procSeen, error) {
+	type found struct {
+		pid    int
+		origin string
+	}
+	var list []found
+	err := cgroupDir{mount: dir, rel: "/"}.eachProc(func(cg string, pid int) {
+		if isPausedCgroup(cg) {
+			cg = filepath.Dir(cg)
+		}
+		list = append(list, found{pid, cg})
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	procs := make([]backpressure.Proc, 0, len(pids))
-	states := make(map[int]byte, len(pids))
+	procs := make([]backpressure.Proc, 0, len(list))
+	seen := make(map[int]procSeen, len(list))
 	var awaited map[int]bool
 	if locks, err := procfs.ReadLocks(); err == nil {
 		awaited = procfs.Awaited(locks)
 	}
-	for _, pid := range pids {
+	for _, f := range list {
 		// One read per process: backpressure does this for every process
 		// of the box every 10 ms while the box is a third full.
-		st, err := procfs.ReadStat(pid)
+		st, err := procfs.ReadStat(f.pid)
 		if err != nil {
 			continue
 		}
 		procs = append(procs, backpressure.Proc{PID: st.PID, PPID: st.PPID, Start: st.StartTime, RSS: st.RSS(), Comm: st.Comm,
-			Throttled: throttle && st.State != 'T' && st.State != 't' && procfs.ThreadWaitsIn(pid, procfs.OverHigh),
+			Throttled: throttle && st.State != 'T' && st.State != 't' && procfs.ThreadWaitsIn(f.pid, procfs.OverHigh),
 			Awaited:   awaited[st.PID]})
-		states[st.PID] = st.State
+		seen[st.PID] = procSeen{state: st.State, start: st.StartTime, origin: f.origin}
 	}
-	return procs, states, nil
+	return procs, seen, nil
 }
 
 // sliceBudget is the memory budget a box shares with the other boxes of

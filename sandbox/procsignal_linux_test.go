@@ -55,7 +55,19 @@ func TestSignalsReachOnlyTheBox(t *testing.T) {
 	stale := []int{inside.Process.Pid, outside.Process.Pid}
 
 	t.Run("backpressure pauses and resumes", func(t *testing.T) {
-		b := &Backpressure{dir: dir}
+		// The look saw inside as it is; the process outside has the pid
+		// of one that started at another time: a stranger now.
+		start := func(pid int) uint64 {
+			st, err := procfs.ReadStat(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.StartTime
+		}
+		b := &Backpressure{dir: dir, pauser: newPauser(dir, func(string) {}), seen: map[int]procSeen{
+			stale[0]: {start: start(stale[0]), origin: dir},
+			stale[1]: {start: start(stale[1]) + 1, origin: dir},
+		}}
 		b.act([]backpressure.Action{{Kind: backpressure.Pause, PID: stale[0]}, {Kind: backpressure.Pause, PID: stale[1]}})
 		time.Sleep(50 * time.Millisecond)
 		if got := procState(inside.Process.Pid); got != "T" {

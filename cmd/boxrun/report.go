@@ -97,7 +97,7 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *
 	r.finished = true
 	run := buildRun(r.pol, r.argv, res, r.sampler.Stats())
 	if st, restopped, ok := bp.Stats(); ok {
-		run.Backpressure = reportBackpressure(st, restopped, sizes.source())
+		run.Backpressure = reportBackpressure(st, restopped, bp.Method(), sizes.source())
 	}
 	run.Diagnosis = report.Diagnose(run)
 	if !r.o.quiet || run.Failed() {
@@ -114,8 +114,9 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *
 }
 
 // reportBackpressure is the report's account of what backpressure did;
-// sizes says where the sizes of its processes came from.
-func reportBackpressure(st backpressure.Stats, restopped int, sizes string) *report.Backpressure {
+// method is how it paused (sandbox.MethodFreezer or MethodSIGSTOP), sizes
+// where the sizes of its processes came from.
+func reportBackpressure(st backpressure.Stats, restopped int, method, sizes string) *report.Backpressure {
 	bp := &report.Backpressure{
 		Paused:          st.Paused,
 		Resumed:         st.Resumed,
@@ -124,7 +125,7 @@ func reportBackpressure(st backpressure.Stats, restopped int, sizes string) *rep
 		MaxPauseReason:  st.LongestReason,
 		MaxRunning:      st.MaxRunning,
 		ForcedResumes:   st.ForcedResumes,
-		Method:          "SIGSTOP",
+		Method:          method,
 		Restopped:       restopped,
 		PausedAtEnd:     st.PausedAtEnd,
 		ThrottleLifted:  st.Lifted,

@@ -882,3 +882,106 @@ func TestFourBoxesShareTheSlice(t *testing.T) {
 		t.Errorf("no box paused for the slice: four bursts of %dM in a %dM slice must have been held back by it", demand, sliceMB)
 	}
 }
+
+// waiter starts the hog role as its child (with the same HOG_* settings)
+// and waits for it as a harness that watches its children does: wait4 with
+// WUNTRACED, which also reports a child that stops. It prints
+// "waiter: stops=N exit=E" and exits with the child's status. A child
+// paused with SIGSTOP is seen stopped; one frozen by the cgroup freezer is
+// not.
+func waiter() int {
+	self, _ := os.Executable()
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, roleEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	p, err := os.StartProcess(self, []string{self}, &os.ProcAttr{
+		Env: append(env, roleEnv+"=hog"), Files: []*os.File{os.Stdin, os.Stdout, os.Stderr}})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "waiter: %v\n", err)
+		return 1
+	}
+	stops, code := 0, 0
+	for {
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(p.Pid, &ws, syscall.WUNTRACED, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "waiter: wait4: %v\n", err)
+			return 1
+		}
+		if ws.Stopped() {
+			stops++
+			fmt.Fprintf(os.Stderr, "waiter: child %d stopped by %v\n", p.Pid, ws.StopSignal())
+			continue
+		}
+		code = ws.ExitStatus()
+		if ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+		break
+	}
+	fmt.Printf("waiter: stops=%d exit=%d\n", stops, code)
+	return code
+}
+
+// TestWaitingParentNeverSeesAStop: 6 parents, each waiting for its own 40M
+// hog child with wait4(WUNTRACED), in a box that holds only two hogs at a
+// time, so backpressure must pause children. No parent may see its child
+// stop: a harness that watches for stopped children (a debugger, a
+// supervisor, a shell's job control) would take a pause for a stop signal.
+// The cgroup freezer is invisible to wait4; SIGSTOP is not. Every child
+// passes and no OOM kill.
+func TestWaitingParentNeverSeesAStop(t *testing.T) {
+	self, _ := os.Executable()
+	dir := t.TempDir()
+	const parents, mb, boxMB = 6, 40, 160
+	script := fmt.Sprintf(`for i in $(seq %d); do env %s=waiter HOG_MB=%d HOG_HOLD=2s %s > %s/w$i 2>&1 & done; wait`, parents, roleEnv, mb, self, dir)
+	report := filepath.Join(dir, "report.json")
+	r := boxrunTimed(t, 2*time.Minute, append(backpressureArgs(itPolicy(t, ""), report, boxMB), "--", "sh", "-c", script)...)
+	rep := checkRun(t, r, report, 10*time.Second)
+	stopped, failed := 0, 0
+	for i := 1; i <= parents; i++ {
+		out, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("w%d", i)))
+		var stops, code int
+		if _, err := fmt.Sscanf(lastLine(string(out), "waiter: "), "waiter: stops=%d exit=%d", &stops, &code); err != nil {
+			t.Errorf("parent %d did not finish: %q", i, out)
+			failed++
+			continue
+		}
+		stopped += stops
+		if code != 0 {
+			failed++
+		}
+		if stops > 0 || code != 0 {
+			t.Errorf("parent %d: %s", i, strings.TrimSpace(string(out)))
+		}
+	}
+	paused, ok := rep.bp("paused")
+	t.Logf("figures: %d parents waiting with WUNTRACED for %dM children, box %dM: %d stops seen, %d children failed; %.1fs; backpressure: %s",
+		parents, mb, boxMB, stopped, failed, r.took.Seconds(), rep.bpSummary())
+	if !ok || paused < 1 {
+		t.Errorf("backpressure paused nothing (paused %v, in report %v): the scenario proves nothing; the box must be too small for all the children", paused, ok)
+	}
+	if stopped > 0 {
+		t.Errorf("parents saw their children stop %d times: backpressure's pause is visible to wait4(WUNTRACED)", stopped)
+	}
+	if m, _ := rep.value("backpressure", "method").(string); m != "freezer" {
+		t.Errorf("backpressure paused with %q, want the freezer (a box is a cgroupfs directory or a delegated scope: it can hold the frozen child)", m)
+	}
+}
+
+// lastLine is the last line of s starting with prefix, "" if none.
+func lastLine(s, prefix string) string {
+	last := ""
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			last = l
+		}
+	}
+	return last
+}

@@ -25,6 +25,8 @@ const roleEnv = "BOXRUN_IT_ROLE"
 
 func TestMain(m *testing.M) {
 	switch os.Getenv(roleEnv) {
+	case "waiter":
+		os.Exit(waiter())
 	case "hog":
 		os.Exit(hog())
 	case "spin":
