@@ -21,14 +21,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // runtimeMB is what the test binary's Go runtime adds to a hog's resident
@@ -987,4 +991,130 @@ func lastLine(s, prefix string) string {
 		}
 	}
 	return last
+}
+
+// TestCtrlZAndFgOnAPty: a suite run from an interactive shell on a
+// terminal, stopped with Ctrl-Z while backpressure holds processes paused
+// and resumed with fg. The terminal sends SIGTSTP, and fg SIGCONT, to the
+// whole foreground group: boxrun, its command and every process in the
+// box, the paused ones included. A paused process is frozen, and a frozen
+// process ignores SIGCONT: fg must not resume behind backpressure's back
+// what it paused (with SIGSTOP it would, and backpressure would have to
+// stop it again: restopped in the report). The run then finishes: every
+// task passes, no OOM kill, nothing left stopped or frozen.
+func TestCtrlZAndFgOnAPty(t *testing.T) {
+	traceOnFailure(t)
+	self, _ := os.Executable()
+	dir := t.TempDir()
+	const hogs, mb, boxMB = 6, 40, 160
+	report := filepath.Join(dir, "report.json")
+	burst := fmt.Sprintf(`for i in $(seq %d); do env %s=hog HOG_MB=%d HOG_HOLD=3s %s >/dev/null 2>&1 || echo "hog $i failed: $?" >> %s/failed & done; wait`,
+		hogs, roleEnv, mb, self, dir)
+	args := append(backendArgs(t), backpressureArgs(itPolicy(t, ""), report, boxMB)...)
+	quoted := make([]string, 0, len(args)+4)
+	for _, a := range append(append([]string{boxrunBin(t)}, args...), "--", "sh", "-c", burst) {
+		quoted = append(quoted, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+	}
+	// An interactive bash on a pty of its own (script), with job control:
+	// its jobs are the terminal's foreground group in turn.
+	sh := exec.Command("script", "-qfec", "bash --norc --noprofile -i", "/dev/null")
+	sh.Env = append(os.Environ(), "PS1=$ ", "TERM=dumb")
+	in, err := sh.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	sh.Stdout, sh.Stderr = &out, &out
+	if err := sh.Start(); err != nil {
+		t.Fatalf("starting script(1), which the scenario needs (util-linux): %v", err)
+	}
+	defer func() { sh.Process.Kill(); sh.Wait() }()
+	pausedBefore := map[int]bool{}
+	for _, p := range pausedProcs() {
+		pausedBefore[p.pid] = true
+	}
+	fmt.Fprintf(in, "%s; echo \"boxrun-exit=$?\"\n", strings.Join(quoted, " "))
+
+	// waitFor polls cond every 20 ms for up to d.
+	waitFor := func(d time.Duration, cond func() bool) bool {
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if cond() {
+				return true
+			}
+		}
+		return false
+	}
+	boxrunPid := func() int {
+		for _, pid := range descendants(sh.Process.Pid) {
+			if st, err := procfs.ReadStat(pid); err == nil && st.Comm == "boxrun" {
+				return pid
+			}
+		}
+		return 0
+	}
+	pausedNow := func() int {
+		n := 0
+		for _, pid := range descendants(sh.Process.Pid) {
+			if paused(pid) {
+				n++
+			}
+		}
+		return n
+	}
+	if !waitFor(90*time.Second, func() bool { return pausedNow() > 0 }) {
+		t.Fatalf("backpressure paused nothing in 90 s: the scenario proves nothing (the box must be too large)\n%s", out.String())
+	}
+	in.Write([]byte{0x1a}) // Ctrl-Z
+	var br int
+	if !waitFor(30*time.Second, func() bool { br = boxrunPid(); return br != 0 && procState(br) == "T" }) {
+		t.Fatalf("Ctrl-Z did not stop boxrun (pid %d, state %q)\n%s", br, procState(br), out.String())
+	}
+	time.Sleep(300 * time.Millisecond)
+	io.WriteString(in, "fg\n")
+	if !waitFor(2*time.Minute, func() bool { return strings.Contains(out.String(), "boxrun-exit=") }) {
+		t.Fatalf("the run did not finish within 2 minutes of fg\n%s", out.String())
+	}
+	io.WriteString(in, "exit\n")
+	in.Close()
+	t.Logf("the terminal:\n%s", out.String())
+	if code := fields(strings.ReplaceAll(out.String(), "\r", ""))["boxrun-exit"]; code != "0" {
+		t.Errorf("boxrun exited %q after Ctrl-Z and fg, want 0", code)
+	}
+	if failed, _ := os.ReadFile(filepath.Join(dir, "failed")); len(failed) > 0 {
+		t.Errorf("hogs failed:\n%s", failed)
+	}
+	rep := readReport(t, report)
+	if n := rep.oomKills(t); n > 0 {
+		t.Errorf("%d OOM kills in the box", n)
+	}
+	if m, _ := rep.value("backpressure", "method").(string); m != "freezer" {
+		t.Errorf("backpressure paused with %q, want the freezer", m)
+	}
+	if n, ok := rep.bp("restopped"); !ok || n != 0 {
+		t.Errorf("restopped %v (in report %v): fg resumed paused processes behind backpressure's back", n, ok)
+	}
+	for _, p := range pausedProcs() {
+		if !pausedBefore[p.pid] {
+			t.Errorf("left stopped or frozen after the run: %s", p)
+		}
+	}
+	t.Logf("figures: Ctrl-Z and fg on a pty: backpressure: %s", rep.bpSummary())
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
