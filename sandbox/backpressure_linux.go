@@ -36,10 +36,10 @@ type Backpressure struct {
 	// saw of each process (its start time and cgroup, to pin it by).
 	pauser *pauser
 	seen   map[int]procSeen
-	stop   chan struct{}
-	done   chan struct{}
-	dir    string
-	err    error
+	stop chan struct{}
+	done chan struct{}
+	dir  string
+	err  error
 	// written is the memory.high last written to the box, 0 for none.
 	written    uint64
 	highFailed bool
@@ -324,11 +324,7 @@ func (b *Backpressure) loop() {
 			}
 			o := backpressure.Observation{Now: now, Usage: usage, Procs: procs, SliceRoom: room, SliceLimited: limited}
 			if sliceBinds {
-				// The room is shared out between the boxes that are in
-				// the slice, so that they do not all take it at once.
-				var boxes int
-				o.SliceFirst, boxes = slice.Boxes(filepath.Base(b.dir), usage)
-				o.SliceRoom = room / uint64(boxes)
+				o.SliceFirst = slice.HoldsMost(filepath.Base(b.dir), usage)
 				o.SliceCPU = slice.CPU()
 			}
 			if usec, ok := cpuStat.Value("usage_usec"); ok {
@@ -515,28 +511,25 @@ func (s *sliceBudget) Room(now time.Time) (room uint64, limited bool) {
 	return s.line - min(s.line, cur), true
 }
 
-// Boxes looks at the boxes in the slice (cgroups named as boxes, see
-// boxNameRe: not their guards): first reports whether the box named box,
-// holding usage, holds at least as much memory as every other (see
-// backpressure.Observation.SliceFirst), n how many boxes there are, itself
-// included. Two boxes may each think they are first for a look as their
-// figures cross: the slice then has two growers for a moment, never all.
-func (s *sliceBudget) Boxes(box string, usage uint64) (first bool, n int) {
-	first, n = true, 1
+// HoldsMost reports whether the box named box, holding usage, holds at
+// least as much memory as every other cgroup in the slice (see
+// backpressure.Observation.SliceFirst). Two boxes may each think so for a
+// look as their figures cross: the slice then has two growers for a
+// moment, never four.
+func (s *sliceBudget) HoldsMost(box string, usage uint64) bool {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
-		return true, 1 // alone as far as it can tell: it carries on
+		return true // alone as far as it can tell: it carries on
 	}
 	for _, e := range entries {
-		if !e.IsDir() || e.Name() == box || !boxNameRe.MatchString(e.Name()) {
+		if !e.IsDir() || e.Name() == box {
 			continue
 		}
-		n++
 		if v, ok, _ := cgroupfs.ReadCounter(filepath.Join(s.dir, e.Name(), "memory.current")); ok && v > usage {
-			first = false
+			return false
 		}
 	}
-	return first, n
+	return true
 }
 
 // CPU is the CPU time the slice has used, 0 when unknown.

@@ -78,10 +78,9 @@ func TestSliceBudget(t *testing.T) {
 	}
 }
 
-func TestSliceBoxes(t *testing.T) {
+func TestSliceHoldsMost(t *testing.T) {
 	dir := t.TempDir()
-	for name, v := range map[string]string{"boxrun-it-0000000a.scope": "100\n", "boxrun-it-0000000b.scope": "300\n",
-		"boxrun-it-0000000b-guard.scope": "500\n", "other.service": "900\n"} {
+	for name, v := range map[string]string{"a.scope": "100\n", "b.scope": "300\n", "guard.scope": "5\n"} {
 		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -98,20 +97,19 @@ func TestSliceBoxes(t *testing.T) {
 	tests := []struct {
 		box   string
 		usage uint64
-		first bool
-		n     int
+		want  bool
 	}{
-		{"boxrun-it-0000000b.scope", 300, true, 2},  // the most of the boxes; a guard and a stranger count for nothing
-		{"boxrun-it-0000000a.scope", 100, false, 2}, // b holds more
-		{"boxrun-it-0000000a.scope", 300, true, 2},  // a tie carries on
-		{"boxrun-it-0000000c.scope", 200, false, 3}, // a box not yet listed
+		{"b.scope", 300, true},  // the most: equal to its own reading
+		{"a.scope", 100, false}, // b holds more
+		{"a.scope", 300, true},  // a tie carries on
+		{"c.scope", 200, false}, // a box not yet listed
 	}
 	for _, tt := range tests {
-		if first, n := s.Boxes(tt.box, tt.usage); first != tt.first || n != tt.n {
-			t.Errorf("Boxes(%q, %d) = %v, %d; want %v, %d", tt.box, tt.usage, first, n, tt.first, tt.n)
+		if got := s.HoldsMost(tt.box, tt.usage); got != tt.want {
+			t.Errorf("HoldsMost(%q, %d) = %v, want %v", tt.box, tt.usage, got, tt.want)
 		}
 	}
-	if first, n := newSliceBudget(filepath.Join(dir, "gone")).Boxes("a", 0); !first || n != 1 {
-		t.Errorf("an unreadable slice: Boxes = %v, %d; want true, 1 (a box alone carries on)", first, n)
+	if s := newSliceBudget(filepath.Join(dir, "gone")); !s.HoldsMost("a.scope", 0) {
+		t.Error("an unreadable slice: HoldsMost false, want true (a box alone carries on)")
 	}
 }

@@ -802,8 +802,7 @@ echo "producer=$p"; echo "consumer=$c"`, roleEnv, producerMB, streamMB, self)
 // at once, each fitting its own box, together twice what their slice
 // allows. Four boxes, each a burst (8 tasks, 4 at once, 30M each held 2 s)
 // in a box a quarter over its demand, so that no box alone ever needs to
-// pause; [slice] memory.max is half the four demands together, its
-// memory.high a tenth under that (measured:
+// pause; [slice] memory.max is half the four demands together (measured:
 // each task's peak as the unboxed burst saw it). The boxes start their
 // bursts together (each waits for the others to be running). Every task of
 // every box passes, no OOM kill, no pause of 10 s or more, nothing left
@@ -822,9 +821,7 @@ func TestFourBoxesShareTheSlice(t *testing.T) {
 	}
 	demand := b.width * base.peakMB
 	boxMB, sliceMB := demand*5/4, boxes*demand/2
-	// memory.high a tenth under memory.max, as the built-in [slice] has it
-	// (80 % and 85 %): the kernel throttles what overshoots.
-	pf := policyFile(t, fmt.Sprintf(basePolicy, "")+fmt.Sprintf("\n[slice]\nmemory.high = \"%dM\"\nmemory.max = \"%dM\"\n", sliceMB*9/10, sliceMB))
+	pf := policyFile(t, fmt.Sprintf(basePolicy, "")+fmt.Sprintf("\n[slice]\nmemory.high = \"max\"\nmemory.max = \"%dM\"\n", sliceMB))
 	syncDir := t.TempDir()
 	runs := make([]timedRun, boxes)
 	reports := make([]string, boxes)
