@@ -92,16 +92,6 @@ type Observation struct {
 	// one. A slice without a limit leaves SliceLimited false.
 	SliceRoom    uint64
 	SliceLimited bool
-	// SliceFirst is true when the box holds the most memory of the boxes
-	// in its slice. When the slice is shorter of room than the box, only
-	// that box keeps a growing process running: it carries the slice on,
-	// and boxes keeping one each would overshoot it together. The others
-	// hold all theirs back and force no resume while the slice makes
-	// progress.
-	SliceFirst bool
-	// SliceCPU is the CPU time the whole slice has used (its cpu.stat),
-	// how a box that waits for the slice tells that it moves.
-	SliceCPU time.Duration
 }
 
 // Kind is what an Action does.
@@ -273,11 +263,12 @@ type Controller struct {
 	holdOff map[int]time.Time
 	// finished holds the peaks of leaves that exited, by command name.
 	finished map[string][]uint64
-	// box and slice are the last time the box, and its slice, were seen
-	// making progress (using CPU) while processes were paused.
-	box, slice progress
-	reasons    map[string]*Reason
-	stats      Stats
+	// markAt and markCPU are the last time the box was seen making
+	// progress (using CPU) while processes were paused.
+	markAt  time.Time
+	markCPU time.Duration
+	reasons map[string]*Reason
+	stats   Stats
 	// freedAt is the last time memory was freed, or could be: a process
 	// exited, or the box was below the line.
 	freedAt time.Time
@@ -674,20 +665,17 @@ func (c *Controller) Step(o Observation) []Action {
 		}
 		candidates = append(candidates, p)
 	}
-	projected := o.Usage
-	for _, p := range running {
-		projected += estimate(p.PID)
-	}
-	// A box that waits for its slice keeps no grower of its own: the box
-	// holding the most of the slice does (see Observation.SliceFirst).
-	waitSlice := sliceBinds && !o.SliceFirst
-	if !keptOne && len(candidates) > 0 && !(waitSlice && projected > limit) {
+	if !keptOne && len(candidates) > 0 {
 		candidates = candidates[1:]
 	}
 	paused := map[int]bool{}
 	stop := func(p Proc, why string) {
 		acts = append(acts, c.pause(p.PID, o.Now, why))
 		paused[p.PID] = true
+	}
+	projected := o.Usage
+	for _, p := range running {
+		projected += estimate(p.PID)
 	}
 	if o.Usage >= limit {
 		why := WhyAtTarget
@@ -795,9 +783,7 @@ func (c *Controller) Step(o Observation) []Action {
 		c.freedAt = o.Now
 		c.stats.Lifted++
 	}
-	if len(waiting) > 0 && !(waitSlice && !c.slice.stalledFor(o.Now, o.SliceCPU, c.cfg.Stall)) {
-		// (A box that waits for its slice forces a resume only when the
-		// slice as a whole has stalled: its first box is stuck too.)
+	if len(waiting) > 0 {
 		why := ""
 		switch {
 		case len(running) == 0:
@@ -817,8 +803,7 @@ func (c *Controller) Step(o Observation) []Action {
 			p := holdsMost(waiting, c.procs)
 			acts = append(acts, c.resume(p.PID, o.Now, why, true))
 			running = append(running, p)
-			c.box.mark(o.Now, o.CPU)
-			c.slice.mark(o.Now, o.SliceCPU)
+			c.markAt, c.markCPU = o.Now, o.CPU
 		}
 	}
 	if len(running) > c.stats.MaxRunning {
@@ -835,50 +820,29 @@ func (c *Controller) line() uint64 {
 	return 0
 }
 
-// progress is the last time a cgroup was seen using CPU: at least a
-// fiftieth of one CPU since the mark.
-type progress struct {
-	at  time.Time
-	cpu time.Duration
-}
-
-func (p *progress) mark(now time.Time, cpu time.Duration) { p.at, p.cpu = now, cpu }
-
-// watch moves the mark on when the cgroup used CPU since it; while nothing
-// is watched (active false) the mark follows the clock.
-func (p *progress) watch(now time.Time, cpu time.Duration, active bool) {
-	if !active || p.at.IsZero() || cpu < p.cpu {
-		p.mark(now, cpu)
+// watchProgress keeps the last time the box was seen using CPU while
+// processes were paused or the box was at the line: at least a fiftieth of
+// one CPU since the mark.
+func (c *Controller) watchProgress(o Observation, atLine bool) {
+	if (len(c.paused) == 0 && !atLine) || c.markAt.IsZero() || o.CPU < c.markCPU {
+		c.markAt, c.markCPU = o.Now, o.CPU
 		return
 	}
-	if d := now.Sub(p.at); d > 0 && cpu-p.cpu >= d/50 {
-		p.mark(now, cpu)
+	if d := o.Now.Sub(c.markAt); d > 0 && o.CPU-c.markCPU >= d/50 {
+		c.markAt, c.markCPU = o.Now, o.CPU
 	}
-}
-
-// stalledFor reports whether the cgroup has used next to no CPU for d.
-// Without CPU figures it never has.
-func (p *progress) stalledFor(now time.Time, cpu time.Duration, d time.Duration) bool {
-	return cpu != 0 && now.Sub(p.at) >= d
-}
-
-// watchProgress keeps the box's and the slice's progress marks while
-// processes are paused or the box is at the line.
-func (c *Controller) watchProgress(o Observation, atLine bool) {
-	active := len(c.paused) > 0 || atLine
-	c.box.watch(o.Now, o.CPU, active)
-	c.slice.watch(o.Now, o.SliceCPU, active)
 }
 
 // stalled reports whether the box has used next to no CPU for Stall while
-// processes were paused (or, with nothing paused, at all).
+// processes were paused (or, with nothing paused, at all). Without CPU
+// figures it never is.
 func (c *Controller) stalled(o Observation) bool {
 	return c.stalledFor(o, c.cfg.Stall)
 }
 
 // stalledFor is stalled for a time d.
 func (c *Controller) stalledFor(o Observation, d time.Duration) bool {
-	return c.box.stalledFor(o.Now, o.CPU, d)
+	return o.CPU != 0 && o.Now.Sub(c.markAt) >= d
 }
 
 // holdsMost is the process of ps holding the most memory (the oldest of

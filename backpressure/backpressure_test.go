@@ -764,12 +764,11 @@ func TestSliceBudget(t *testing.T) {
 	first := []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 10), leaf(4, 4, 10)}
 	grown := []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30), leaf(4, 4, 30)}
 	tests := []struct {
-		name    string
-		room    uint64 // MiB of room left in the slice
-		limited bool
-		paused  []int
-		why     string
-		first   bool // the box holds the most of its slice
+		name         string
+		room         uint64 // MiB of room left in the slice
+		limited      bool
+		paused       []int
+		why          string
 	}{
 		// Each grew 20M, so each is expected to add 40M: 100 + 120 is
 		// over the box's 180M line, and the newest waits.
@@ -777,14 +776,13 @@ func TestSliceBudget(t *testing.T) {
 		{name: "a slice with more room than the box changes nothing", room: 500, limited: true, paused: []int{4}, why: WhyFastGrowth},
 		// 100 + 50 of room: only the oldest's 40M fits.
 		{name: "a slice with less room holds back more", room: 50, limited: true, paused: []int{3, 4}, why: WhySliceNoFit},
-		{name: "a full slice, the box holding the most of it: all but the oldest wait", room: 0, limited: true, first: true, paused: []int{3, 4}, why: WhySliceFull},
-		{name: "a full slice, another box holds more: every grower waits", room: 0, limited: true, paused: []int{2, 3, 4}, why: WhySliceFull},
+		{name: "a full slice is a line: all but the oldest wait", room: 0, limited: true, paused: []int{3, 4}, why: WhySliceFull},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := New(cfg)
-			c.Step(Observation{Now: at(0), Usage: 40 * mib, Procs: first, SliceRoom: tt.room * mib, SliceLimited: tt.limited, SliceFirst: tt.first})
-			acts := c.Step(Observation{Now: at(10), Usage: 100 * mib, Procs: grown, SliceRoom: tt.room * mib, SliceLimited: tt.limited, SliceFirst: tt.first})
+			c.Step(Observation{Now: at(0), Usage: 40 * mib, Procs: first, SliceRoom: tt.room * mib, SliceLimited: tt.limited})
+			acts := c.Step(Observation{Now: at(10), Usage: 100 * mib, Procs: grown, SliceRoom: tt.room * mib, SliceLimited: tt.limited})
 			if got := pids(acts, Pause); !reflect.DeepEqual(got, tt.paused) {
 				t.Fatalf("paused %v, want %v (actions %v)", got, tt.paused, acts)
 			}
@@ -803,35 +801,5 @@ func TestSliceBudget(t *testing.T) {
 	}
 	if h := c.High(); h != 180*mib {
 		t.Errorf("after 3 s with the slice full and the box under its line, memory.high is %d MiB, want 180 (not lifted)", h/mib)
-	}
-}
-
-// TestWaitingForTheSlice: a box that waits for its slice (another box holds
-// more of it) forces no resume while the slice uses CPU, and does once the
-// whole slice has stalled.
-func TestWaitingForTheSlice(t *testing.T) {
-	c := New(Config{Target: 200 * mib, Margin: 20 * mib, Main: 1, Stall: 250 * time.Millisecond})
-	look := func(ms int, sliceCPU time.Duration, procs ...Proc) []Action {
-		return c.Step(Observation{Now: at(ms), Usage: 100 * mib, CPU: time.Second, Procs: append([]Proc{mainProc}, procs...),
-			SliceLimited: true, SliceCPU: sliceCPU})
-	}
-	look(0, 10*time.Second, leaf(2, 2, 10), leaf(3, 3, 10))
-	if got := pids(look(10, 10*time.Second, leaf(2, 2, 30), leaf(3, 3, 30)), Pause); !reflect.DeepEqual(got, []int{2, 3}) {
-		t.Fatalf("slice full, another box first: paused %v, want [2 3]", got)
-	}
-	// The box is idle with everything paused, but the slice works on.
-	for ms := 100; ms <= 2000; ms += 100 {
-		sliceCPU := 10*time.Second + time.Duration(ms)*time.Millisecond
-		if acts := look(ms, sliceCPU, leaf(2, 2, 30), leaf(3, 3, 30)); len(acts) > 0 {
-			t.Fatalf("at %d ms, with the slice using CPU: %v, want nothing", ms, acts)
-		}
-	}
-	// The slice stops using CPU: after Stall, one is resumed.
-	var resumed []int
-	for ms := 2100; ms <= 2500 && resumed == nil; ms += 100 {
-		resumed = pids(look(ms, 12*time.Second, leaf(2, 2, 30), leaf(3, 3, 30)), Resume)
-	}
-	if !reflect.DeepEqual(resumed, []int{2}) {
-		t.Errorf("with the slice stalled: resumed %v, want [2] (the one holding the most, the oldest of equals)", resumed)
 	}
 }

@@ -323,10 +323,6 @@ func (b *Backpressure) loop() {
 				return
 			}
 			o := backpressure.Observation{Now: now, Usage: usage, Procs: procs, SliceRoom: room, SliceLimited: limited}
-			if sliceBinds {
-				o.SliceFirst = slice.HoldsMost(filepath.Base(b.dir), usage)
-				o.SliceCPU = slice.CPU()
-			}
 			if usec, ok := cpuStat.Value("usage_usec"); ok {
 				o.CPU = time.Duration(usec) * time.Microsecond
 			}
@@ -482,7 +478,6 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]procSeen,
 type sliceBudget struct {
 	dir     string
 	current *cgroupfs.Counter
-	cpu     *cgroupfs.StatFile
 	// line is the slice's pause line, 0 when it has no limit; it is read
 	// again once a second (another run may change the slice's limits).
 	line   uint64
@@ -490,8 +485,7 @@ type sliceBudget struct {
 }
 
 func newSliceBudget(dir string) *sliceBudget {
-	return &sliceBudget{dir: dir, current: cgroupfs.OpenCounter(filepath.Join(dir, "memory.current")),
-		cpu: cgroupfs.OpenStatFile(filepath.Join(dir, "cpu.stat"))}
+	return &sliceBudget{dir: dir, current: cgroupfs.OpenCounter(filepath.Join(dir, "memory.current"))}
 }
 
 // Room is what the slice has left under its line at now; limited is false
@@ -511,35 +505,8 @@ func (s *sliceBudget) Room(now time.Time) (room uint64, limited bool) {
 	return s.line - min(s.line, cur), true
 }
 
-// HoldsMost reports whether the box named box, holding usage, holds at
-// least as much memory as every other cgroup in the slice (see
-// backpressure.Observation.SliceFirst). Two boxes may each think so for a
-// look as their figures cross: the slice then has two growers for a
-// moment, never four.
-func (s *sliceBudget) HoldsMost(box string, usage uint64) bool {
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return true // alone as far as it can tell: it carries on
-	}
-	for _, e := range entries {
-		if !e.IsDir() || e.Name() == box {
-			continue
-		}
-		if v, ok, _ := cgroupfs.ReadCounter(filepath.Join(s.dir, e.Name(), "memory.current")); ok && v > usage {
-			return false
-		}
-	}
-	return true
-}
-
-// CPU is the CPU time the slice has used, 0 when unknown.
-func (s *sliceBudget) CPU() time.Duration {
-	usec, _ := s.cpu.Value("usage_usec")
-	return time.Duration(usec) * time.Microsecond
-}
-
-// Close releases the slice's files.
-func (s *sliceBudget) Close() { s.current.Close(); s.cpu.Close() }
+// Close releases the slice's memory.current.
+func (s *sliceBudget) Close() { s.current.Close() }
 
 // sliceLine is the pause line of the cgroup dir: the lower of its
 // memory.high and memory.max less backpressure's margin, 0 when it sets

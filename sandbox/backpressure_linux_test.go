@@ -10,10 +10,10 @@ import (
 func TestSliceBudget(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
-		name    string
-		files   map[string]string // file name to content; absent files are missing
-		room    uint64
-		limited bool
+		name        string
+		files       map[string]string // file name to content; absent files are missing
+		room        uint64
+		limited     bool
 	}{
 		{name: "the root cgroup: no limit files", files: map[string]string{}},
 		{name: "limits at max", files: map[string]string{"memory.high": "max\n", "memory.max": "max\n", "memory.current": "1000\n"}},
@@ -75,41 +75,5 @@ func TestSliceBudget(t *testing.T) {
 	}
 	if _, limited := s.Room(t0.Add(time.Second)); limited {
 		t.Errorf("a second later, with memory.max lifted: still limited")
-	}
-}
-
-func TestSliceHoldsMost(t *testing.T) {
-	dir := t.TempDir()
-	for name, v := range map[string]string{"a.scope": "100\n", "b.scope": "300\n", "guard.scope": "5\n"} {
-		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name, "memory.current"), []byte(v), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A file beside the boxes (the slice's own memory.current) is no box.
-	if err := os.WriteFile(filepath.Join(dir, "memory.current"), []byte("1000\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := newSliceBudget(dir)
-	defer s.Close()
-	tests := []struct {
-		box   string
-		usage uint64
-		want  bool
-	}{
-		{"b.scope", 300, true},  // the most: equal to its own reading
-		{"a.scope", 100, false}, // b holds more
-		{"a.scope", 300, true},  // a tie carries on
-		{"c.scope", 200, false}, // a box not yet listed
-	}
-	for _, tt := range tests {
-		if got := s.HoldsMost(tt.box, tt.usage); got != tt.want {
-			t.Errorf("HoldsMost(%q, %d) = %v, want %v", tt.box, tt.usage, got, tt.want)
-		}
-	}
-	if s := newSliceBudget(filepath.Join(dir, "gone")); !s.HoldsMost("a.scope", 0) {
-		t.Error("an unreadable slice: HoldsMost false, want true (a box alone carries on)")
 	}
 }
