@@ -85,13 +85,6 @@ type Observation struct {
 	CPU time.Duration
 	// Procs are the processes in the box.
 	Procs []Proc
-	// SliceRoom is what the box may still take of the budget it shares
-	// with the other boxes of its slice (boxrun.slice's memory.high, else
-	// its memory.max, less a margin, less what the slice holds), when
-	// SliceLimited; the box steers by the smaller of its own room and this
-	// one. A slice without a limit leaves SliceLimited false.
-	SliceRoom    uint64
-	SliceLimited bool
 }
 
 // Kind is what an Action does.
@@ -113,8 +106,6 @@ func (k Kind) String() string {
 // Reasons for pausing and resuming, as the report states them.
 const (
 	WhyAtTarget    = "the box is at its memory target"
-	WhySliceFull   = "the slice every box shares is at its memory target"
-	WhySliceNoFit  = "its expected growth does not fit the room left in the slice every box shares"
 	WhyNoFit       = "its expected growth does not fit the box"
 	WhyFastGrowth  = "its growth would reach the memory target within two looks"
 	WhyHoldsPeak   = "it holds its expected size"
@@ -545,13 +536,7 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 	sort.Slice(running, func(i, j int) bool { return older(running[i], running[j]) })
 
-	// The limit is the box's pause line, or less when the slice it shares
-	// with other boxes has less room left than the box.
 	limit := c.line()
-	sliceBinds := o.SliceLimited && o.Usage+o.SliceRoom < limit
-	if sliceBinds {
-		limit = o.Usage + o.SliceRoom
-	}
 	// Each name's peak is sorted out once per observation.
 	type peakOf struct {
 		v  uint64
@@ -632,10 +617,7 @@ func (c *Controller) Step(o Observation) []Action {
 		return ok && o.Now.Before(until)
 	}
 
-	// The throttle lifted is the box's own memory.high, so its own line
-	// decides; the slice's throttle is not the box's to lift.
-	atBoxLine := o.Usage >= c.line()
-	if c.lifted && !atBoxLine {
+	if c.lifted && !atLine {
 		// Something was killed or finished: the throttle goes back.
 		c.lifted = false
 	}
@@ -678,13 +660,9 @@ func (c *Controller) Step(o Observation) []Action {
 		projected += estimate(p.PID)
 	}
 	if o.Usage >= limit {
-		why := WhyAtTarget
-		if sliceBinds {
-			why = WhySliceFull
-		}
 		for _, p := range candidates {
 			projected -= estimate(p.PID)
-			stop(p, why)
+			stop(p, WhyAtTarget)
 		}
 	} else {
 		// Admission: hold back the newest growing until the rest fits.
@@ -697,9 +675,6 @@ func (c *Controller) Step(o Observation) []Action {
 			why := WhyNoFit
 			if _, known := need(p.PID); !known {
 				why = WhyFastGrowth
-			}
-			if sliceBinds {
-				why = WhySliceNoFit
 			}
 			projected -= e
 			stop(p, why)
@@ -766,7 +741,7 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 
 	// Liveness.
-	if atBoxLine && c.cfg.Lift > c.High() && o.Now.Sub(c.freedAt) >= c.cfg.LiftAfter {
+	if atLine && c.cfg.Lift > c.High() && o.Now.Sub(c.freedAt) >= c.cfg.LiftAfter {
 		// Stuck at the throttle: the box has been at the line for
 		// LiftAfter and nothing exited. What runs crawls at memory.high
 		// (the throttle sleeps it, and its reclaim burns a little CPU)

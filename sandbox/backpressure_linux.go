@@ -278,8 +278,6 @@ func (b *Backpressure) loop() {
 	defer current.Close()
 	cpuStat := cgroupfs.OpenStatFile(filepath.Join(b.dir, "cpu.stat"))
 	defer cpuStat.Close()
-	slice := newSliceBudget(filepath.Dir(b.dir))
-	defer slice.Close()
 	var last uint64 // memory.current at the previous read
 	line := b.target - min(b.target, backpressure.DefaultMargin(b.target))
 	for {
@@ -308,21 +306,17 @@ func (b *Backpressure) loop() {
 		}
 		rising := usage >= last+b.target/64
 		last = usage
-		now := time.Now()
-		// The slice binds when it has less room left than the box.
-		room, limited := slice.Room(now)
-		sliceBinds := limited && usage+room < line
-		if rising || usage*3 >= b.target || sliceBinds || len(b.ctrl.Paused()) > 0 {
+		if rising || usage*3 >= b.target || len(b.ctrl.Paused()) > 0 {
 			interval = 10 * time.Millisecond
 			// At the line, each process is also asked whether the
 			// kernel throttles it at memory.high: a throttled allocator
 			// may gain nothing between two looks.
-			procs, seen, err := boxProcs(b.dir, usage >= line || (sliceBinds && room == 0))
+			procs, seen, err := boxProcs(b.dir, usage >= line)
 			if err != nil {
 				b.fail(err)
 				return
 			}
-			o := backpressure.Observation{Now: now, Usage: usage, Procs: procs, SliceRoom: room, SliceLimited: limited}
+			o := backpressure.Observation{Now: time.Now(), Usage: usage, Procs: procs}
 			if usec, ok := cpuStat.Value("usage_usec"); ok {
 				o.CPU = time.Duration(usec) * time.Microsecond
 			}
@@ -411,9 +405,6 @@ func (b *Backpressure) traceLook(o backpressure.Observation, acts []backpressure
 	}
 	line := fmt.Sprintf("%s +%.3fs usage %s cpu %.2fs procs %d paused %d", filepath.Base(b.dir), o.Now.Sub(b.started).Seconds(),
 		policy.FormatBytes(o.Usage), o.CPU.Seconds(), len(o.Procs), paused)
-	if o.SliceLimited {
-		line += " slice room " + policy.FormatBytes(o.SliceRoom)
-	}
 	for _, a := range acts {
 		p := rss[a.PID]
 		line += fmt.Sprintf("; %s %d %s %s: %s", a.Kind, a.PID, p.Comm, policy.FormatBytes(p.RSS), a.Reason)
@@ -470,57 +461,4 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]procSeen,
 		seen[st.PID] = procSeen{state: st.State, start: st.StartTime, origin: f.origin}
 	}
 	return procs, seen, nil
-}
-
-// sliceBudget is the memory budget a box shares with the other boxes of
-// the cgroup that holds them (boxrun.slice): its memory.high, else its
-// memory.max, less backpressure's margin.
-type sliceBudget struct {
-	dir     string
-	current *cgroupfs.Counter
-	// line is the slice's pause line, 0 when it has no limit; it is read
-	// again once a second (another run may change the slice's limits).
-	line   uint64
-	readAt time.Time
-}
-
-func newSliceBudget(dir string) *sliceBudget {
-	return &sliceBudget{dir: dir, current: cgroupfs.OpenCounter(filepath.Join(dir, "memory.current"))}
-}
-
-// Room is what the slice has left under its line at now; limited is false
-// when the slice has no limit or cannot be read (the root cgroup has
-// neither memory.high nor memory.current).
-func (s *sliceBudget) Room(now time.Time) (room uint64, limited bool) {
-	if s.readAt.IsZero() || now.Sub(s.readAt) >= time.Second {
-		s.line, s.readAt = sliceLine(s.dir), now
-	}
-	if s.line == 0 {
-		return 0, false
-	}
-	cur, ok := s.current.Read()
-	if !ok {
-		return 0, false
-	}
-	return s.line - min(s.line, cur), true
-}
-
-// Close releases the slice's memory.current.
-func (s *sliceBudget) Close() { s.current.Close() }
-
-// sliceLine is the pause line of the cgroup dir: the lower of its
-// memory.high and memory.max less backpressure's margin, 0 when it sets
-// neither.
-func sliceLine(dir string) uint64 {
-	var limit uint64
-	for _, f := range []string{"memory.high", "memory.max"} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			continue
-		}
-		if v, ok := cgroupfs.ParseLimit(string(b)); ok && v != policy.Unlimited && v > 0 && (limit == 0 || v < limit) {
-			limit = v
-		}
-	}
-	return limit - min(limit, backpressure.DefaultMargin(limit))
 }
