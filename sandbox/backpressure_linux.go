@@ -325,6 +325,7 @@ func (b *Backpressure) loop() {
 			acts := b.ctrl.Step(o)
 			b.seen = seen
 			b.restop(before, seen)
+			b.pauser.release(seen)
 			b.act(acts)
 			b.mu.Unlock()
 			b.traceLook(o, acts)
@@ -419,6 +420,8 @@ type procSeen struct {
 	state  byte
 	start  uint64
 	origin string
+	// frozen is true for a process found in the box's frozen child.
+	frozen bool
 }
 
 // boxProcs lists the processes of a cgroup tree with what backpressure
@@ -434,9 +437,6 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]procSeen,
 	}
 	var list []found
 	err := cgroupDir{mount: dir, rel: "/"}.eachProc(func(cg string, pid int) {
-		if isPausedCgroup(cg) {
-			cg = filepath.Dir(cg)
-		}
 		list = append(list, found{pid, cg})
 	})
 	if err != nil {
@@ -458,7 +458,11 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]procSeen,
 		procs = append(procs, backpressure.Proc{PID: st.PID, PPID: st.PPID, Start: st.StartTime, RSS: st.RSS(), Comm: st.Comm,
 			Throttled: throttle && st.State != 'T' && st.State != 't' && procfs.ThreadWaitsIn(f.pid, procfs.OverHigh),
 			Awaited:   awaited[st.PID]})
-		seen[st.PID] = procSeen{state: st.State, start: st.StartTime, origin: f.origin}
+		s := procSeen{state: st.State, start: st.StartTime, origin: f.origin}
+		if isPausedCgroup(f.origin) {
+			s.origin, s.frozen = filepath.Dir(f.origin), true
+		}
+		seen[st.PID] = s
 	}
 	return procs, seen, nil
 }

@@ -183,6 +183,25 @@ func (p *pauser) resume(pid int) error {
 	return nil
 }
 
+// release moves back to the box every process found in the frozen child
+// that the pauser did not put there: a child a paused process forked as it
+// was moved (a fork and a move are ordered by the kernel, and the child
+// may land on either side). Nothing would ever resume it otherwise, and
+// its parent, waiting for it, would wait for ever.
+func (p *pauser) release(seen map[int]procSeen) {
+	for pid, s := range seen {
+		if _, ours := p.paused[pid]; ours || !s.frozen {
+			continue
+		}
+		h, err := pin(pid, s.start, s.origin)
+		if err != nil {
+			continue
+		}
+		_ = writeCgroupFile(filepath.Join(p.dir, "cgroup.procs"), strconv.Itoa(pid)) // gone: nothing to do
+		h.close()
+	}
+}
+
 // restop stops again, with SIGSTOP, a paused process that job control (or
 // anyone's SIGCONT) resumed. The freezer needs none of this: it reports
 // false.

@@ -151,7 +151,7 @@ func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 	for time.Now().Before(deadline) && stopped == 0 {
 		time.Sleep(200 * time.Millisecond)
 		for _, pid := range readPids() {
-			if procState(pid) == "T" {
+			if paused(pid) { // stopped, or frozen by the cgroup freezer
 				stopped++
 			}
 		}

@@ -845,7 +845,7 @@ func waiter() int {
 }
 
 // TestWaitingParentNeverSeesAStop: 6 parents, each waiting for its own 40M
-// hog child with wait4(WUNTRACED), in a box that holds only two hogs at a
+// hog child with wait4(WUNTRACED), in a box that holds only four hogs at a
 // time, so backpressure must pause children. No parent may see its child
 // stop: a harness that watches for stopped children (a debugger, a
 // supervisor, a shell's job control) would take a pause for a stop signal.
@@ -854,8 +854,14 @@ func waiter() int {
 func TestWaitingParentNeverSeesAStop(t *testing.T) {
 	self, _ := os.Executable()
 	dir := t.TempDir()
-	const parents, mb, boxMB = 6, 40, 160
-	script := fmt.Sprintf(`for i in $(seq %d); do env %s=waiter HOG_MB=%d HOG_HOLD=2s %s > %s/w$i 2>&1 & done; wait`, parents, roleEnv, mb, self, dir)
+	// Each child holds about 49M (40M and the test binary's runtime): the
+	// box, two thirds of the 6 at once, overfills by 1.5x, as the
+	// overfilled burst does, so backpressure must pause children.
+	const parents, mb, boxMB = 6, 40, 200
+	// failed= counts the parents that did not end with a clean child
+	// (checkRun wants 0); each parent's own line is read below.
+	script := fmt.Sprintf(`for i in $(seq %d); do env %s=waiter HOG_MB=%d HOG_HOLD=2s %s > %s/w$i 2>&1 & done; wait; echo "failed=$(grep -L 'exit=0$' %s/w* | wc -l)"`,
+		parents, roleEnv, mb, self, dir, dir)
 	report := filepath.Join(dir, "report.json")
 	r := boxrunTimed(t, 2*time.Minute, append(backpressureArgs(itPolicy(t, ""), report, boxMB), "--", "sh", "-c", script)...)
 	rep := checkRun(t, r, report, 10*time.Second)
@@ -914,7 +920,7 @@ func TestCtrlZAndFgOnAPty(t *testing.T) {
 	traceOnFailure(t)
 	self, _ := os.Executable()
 	dir := t.TempDir()
-	const hogs, mb, boxMB = 6, 40, 160
+	const hogs, mb, boxMB = 6, 40, 200 // overfilled by 1.5x, as in TestWaitingParentNeverSeesAStop
 	report := filepath.Join(dir, "report.json")
 	burst := fmt.Sprintf(`for i in $(seq %d); do env %s=hog HOG_MB=%d HOG_HOLD=3s %s >/dev/null 2>&1 || echo "hog $i failed: $?" >> %s/failed & done; wait`,
 		hogs, roleEnv, mb, self, dir)
