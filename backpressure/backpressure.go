@@ -71,6 +71,9 @@ type Proc struct {
 	// fixture's flock), so it is never paused, and a paused one is
 	// resumed at once.
 	Awaited bool
+	// Blocked is true when it waits for a file lock another process holds
+	// (/proc/locks): it will not finish by itself.
+	Blocked bool
 }
 
 // Observation is one look at the box.
@@ -232,8 +235,9 @@ type seen struct {
 	fresh bool
 	// throttled is Proc.Throttled at the last look.
 	throttled bool
-	// awaited is Proc.Awaited at the last look.
-	awaited bool
+	// awaited and blocked are Proc.Awaited and Proc.Blocked at the last
+	// look.
+	awaited, blocked bool
 }
 
 // pause is one process held paused.
@@ -521,7 +525,7 @@ func (c *Controller) Step(o Observation) []Action {
 		s.leaf = !hasChild[p.PID]
 		s.comm = p.Comm
 		s.throttled = p.Throttled
-		s.awaited = p.Awaited
+		s.awaited, s.blocked = p.Awaited, p.Blocked
 	}
 	c.stats.Typical = c.typical()
 	c.watchProgress(o, o.Usage >= c.line())
@@ -741,7 +745,20 @@ func (c *Controller) Step(o Observation) []Action {
 	}
 
 	// Liveness.
-	if atLine && c.cfg.Lift > c.High() && o.Now.Sub(c.freedAt) >= c.cfg.LiftAfter {
+	// A running leaf that neither grows nor waits for a lock may finish by
+	// itself (a test that sleeps or computes): the box is not stuck while
+	// one does, unless nothing has exited for ten times LiftAfter.
+	mayFinish := false
+	for _, p := range running {
+		if s := c.procs[p.PID]; !growing(p.PID) && !s.blocked {
+			mayFinish = true
+		}
+	}
+	stuckFor := c.cfg.LiftAfter
+	if mayFinish {
+		stuckFor *= 10
+	}
+	if atLine && c.cfg.Lift > c.High() && o.Now.Sub(c.freedAt) >= stuckFor {
 		// Stuck at the throttle: the box has been at the line for
 		// LiftAfter and nothing exited. What runs crawls at memory.high
 		// (the throttle sleeps it, and its reclaim burns a little CPU)

@@ -755,3 +755,43 @@ func TestThrottleLift(t *testing.T) {
 		})
 	}
 }
+
+// TestThrottleLiftWaitsForWhatMayFinish: at the line with a throttled
+// allocator and paused processes, a running process that holds flat and
+// waits for no lock may finish by itself and free memory: the throttle is
+// not lifted while one runs (up to ten times LiftAfter). One that waits
+// for a lock will not finish by itself and does not hold the lift back.
+func TestThrottleLiftWaitsForWhatMayFinish(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		sleeper Proc
+		liftAt  int // ms
+	}{
+		{"a sleeper may finish: the lift waits ten times as long", leaf(4, 1, 30), 10000},
+		{"a lock waiter will not: the lift comes after LiftAfter", Proc{PID: 4, PPID: 1, Start: 1, RSS: 30 * mib, Blocked: true}, 1000},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(Config{Target: 200 * mib, Main: 1, High: 180 * mib, Lift: 200 * mib})
+			cpu := time.Second
+			obs := func(ms int, procs ...Proc) {
+				cpu += 300 * time.Microsecond
+				c.Step(Observation{Now: at(ms), Usage: 182 * mib, CPU: cpu, Procs: append([]Proc{mainProc, tt.sleeper}, procs...)})
+			}
+			obs(0, leaf(2, 2, 90), leaf(3, 3, 50))
+			obs(10, throttledLeaf(2, 2, 120), throttledLeaf(3, 3, 50))
+			if got := c.Paused(); !reflect.DeepEqual(got, []int{3}) {
+				t.Fatalf("paused %v, want [3]", got)
+			}
+			lifted := -1
+			for ms := 20; ms <= 12000 && lifted < 0; ms += 10 {
+				obs(ms, throttledLeaf(2, 2, 120), leaf(3, 3, 50))
+				if c.High() != 180*mib {
+					lifted = ms
+				}
+			}
+			if lifted != tt.liftAt {
+				t.Errorf("lifted at %d ms, want %d", lifted, tt.liftAt)
+			}
+		})
+	}
+}

@@ -36,10 +36,10 @@ type Backpressure struct {
 	// saw of each process (its start time and cgroup, to pin it by).
 	pauser *pauser
 	seen   map[int]procSeen
-	stop chan struct{}
-	done chan struct{}
-	dir  string
-	err  error
+	stop   chan struct{}
+	done   chan struct{}
+	dir    string
+	err    error
 	// written is the memory.high last written to the box, 0 for none.
 	written    uint64
 	highFailed bool
@@ -444,9 +444,9 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]procSeen,
 	}
 	procs := make([]backpressure.Proc, 0, len(list))
 	seen := make(map[int]procSeen, len(list))
-	var awaited map[int]bool
+	var awaited, waiting map[int]bool
 	if locks, err := procfs.ReadLocks(); err == nil {
-		awaited = procfs.Awaited(locks)
+		awaited, waiting = procfs.Awaited(locks), procfs.Waiting(locks)
 	}
 	for _, f := range list {
 		// One read per process: backpressure does this for every process
@@ -457,7 +457,7 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]procSeen,
 		}
 		procs = append(procs, backpressure.Proc{PID: st.PID, PPID: st.PPID, Start: st.StartTime, RSS: st.RSS(), Comm: st.Comm,
 			Throttled: throttle && st.State != 'T' && st.State != 't' && procfs.ThreadWaitsIn(f.pid, procfs.OverHigh),
-			Awaited:   awaited[st.PID]})
+			Awaited:   awaited[st.PID], Blocked: waiting[st.PID]})
 		s := procSeen{state: st.State, start: st.StartTime, origin: f.origin}
 		if isPausedCgroup(f.origin) {
 			s.origin, s.frozen = filepath.Dir(f.origin), true

@@ -947,7 +947,9 @@ func TestCtrlZAndFgOnAPty(t *testing.T) {
 	for _, p := range pausedProcs() {
 		pausedBefore[p.pid] = true
 	}
-	fmt.Fprintf(in, "%s; echo \"boxrun-exit=$?\"\n", strings.Join(quoted, " "))
+	// boxrun alone on its line: a list (boxrun; echo) would go on to its
+	// next command as soon as Ctrl-Z stops boxrun.
+	fmt.Fprintf(in, "%s\n", strings.Join(quoted, " "))
 
 	// waitFor polls cond every 20 ms for up to d.
 	waitFor := func(d time.Duration, cond func() bool) bool {
@@ -984,7 +986,10 @@ func TestCtrlZAndFgOnAPty(t *testing.T) {
 		t.Fatalf("Ctrl-Z did not stop boxrun (pid %d, state %q)\n%s", br, procState(br), out.String())
 	}
 	time.Sleep(300 * time.Millisecond)
+	// Typed ahead: bash reads the echo once fg has brought the job back
+	// and it has finished, so $? is boxrun's exit status.
 	io.WriteString(in, "fg\n")
+	io.WriteString(in, "echo \"boxrun-exit=$?\"\n")
 	if !waitFor(2*time.Minute, func() bool { return strings.Contains(out.String(), "boxrun-exit=") }) {
 		t.Fatalf("the run did not finish within 2 minutes of fg\n%s", out.String())
 	}

@@ -73,6 +73,18 @@ func ReadLocks() ([]Lock, error) {
 	return ParseLocks(f)
 }
 
+// Waiting is the set of processes with a request blocked on a lock another
+// holds. Requests without a process in the reader's namespace name none.
+func Waiting(locks []Lock) map[int]bool {
+	w := map[int]bool{}
+	for _, l := range locks {
+		if l.Blocked && l.PID > 0 {
+			w[l.PID] = true
+		}
+	}
+	return w
+}
+
 // Awaited is the set of processes holding a lock that another request is
 // blocked on: the processes the waiters wait for. Locks without a process
 // in the reader's namespace (PID 0 or -1) name none.

@@ -12,6 +12,7 @@ func TestParseLocks(t *testing.T) {
 		in      string
 		want    []Lock
 		awaited map[int]bool
+		waiting map[int]bool
 		err     string
 	}{
 		{name: "empty", in: "", awaited: map[int]bool{}},
@@ -21,6 +22,7 @@ func TestParseLocks(t *testing.T) {
 				"1: -> FLOCK  ADVISORY  WRITE 7622 fe:00:9994449 0 EOF\n",
 			want:    []Lock{{ID: 1, Class: "FLOCK", PID: 7581}, {ID: 1, Blocked: true, Class: "FLOCK", PID: 7622}},
 			awaited: map[int]bool{7581: true},
+			waiting: map[int]bool{7622: true},
 		},
 		{
 			name: "held without waiters, two waiters on another",
@@ -31,6 +33,7 @@ func TestParseLocks(t *testing.T) {
 			want: []Lock{{ID: 1, Class: "POSIX", PID: 10}, {ID: 2, Class: "FLOCK", PID: 20},
 				{ID: 2, Blocked: true, Class: "FLOCK", PID: 21}, {ID: 2, Blocked: true, Class: "FLOCK", PID: 22}},
 			awaited: map[int]bool{20: true},
+			waiting: map[int]bool{21: true, 22: true},
 		},
 		{
 			name: "an open file description lock has no process",
@@ -66,6 +69,13 @@ func TestParseLocks(t *testing.T) {
 			}
 			if a := Awaited(got); !reflect.DeepEqual(a, tt.awaited) {
 				t.Errorf("Awaited = %v, want %v", a, tt.awaited)
+			}
+			want := tt.waiting
+			if want == nil {
+				want = map[int]bool{}
+			}
+			if w := Waiting(got); !reflect.DeepEqual(w, want) {
+				t.Errorf("Waiting = %v, want %v", w, want)
 			}
 		})
 	}
