@@ -613,9 +613,24 @@ func (p pausedProc) String() string { return p.desc }
 // (see paused), other than this test binary and its ancestors: after a
 // run, nothing it started may be left so.
 func pausedProcs() []pausedProc {
+	var found []pausedProc
+	for _, pid := range userProcs() {
+		if paused(pid) {
+			dir := filepath.Join("/proc", strconv.Itoa(pid))
+			cg, _ := os.ReadFile(filepath.Join(dir, "cgroup"))
+			found = append(found, pausedProc{pid, fmt.Sprintf("%d %s (state %s, %s)", pid, readTrim(filepath.Join(dir, "comm")),
+				procState(pid), strings.TrimSpace(string(cg)))})
+		}
+	}
+	return found
+}
+
+// userProcs lists the processes of this user, other than this test binary
+// and its ancestors (the harness's shells run it).
+func userProcs() []int {
 	mine := ancestors(os.Getpid())
 	me := os.Getuid()
-	var found []pausedProc
+	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -626,13 +641,9 @@ func pausedProcs() []pausedProc {
 		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) != nil || int(st.Uid) != me {
 			continue
 		}
-		if paused(pid) {
-			cg, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
-			found = append(found, pausedProc{pid, fmt.Sprintf("%d %s (state %s, %s)", pid, readTrim(filepath.Join("/proc", e.Name(), "comm")),
-				procState(pid), strings.TrimSpace(string(cg)))})
-		}
+		pids = append(pids, pid)
 	}
-	return found
+	return pids
 }
 
 // TestBurstThatFitsIsNeverPaused is the 16-core report, scaled to the

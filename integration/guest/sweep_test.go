@@ -24,35 +24,25 @@ import (
 // (fs.inotify.max_user_instances): a leak there is how a user-mode run once
 // failed with "too many open files" late in the suite.
 func TestNothingLeftBehind(t *testing.T) {
-	me := os.Getuid()
-	mine := ancestors(os.Getpid()) // the harness's shells run this binary
 	var stray []string
 	var strayPIDs []int
 	inotify := map[string]int{} // "comm[pid]" -> instances
 	fds := map[string]int{}
 	total := 0
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || mine[pid] {
-			continue
-		}
-		var st syscall.Stat_t
-		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) != nil || int(st.Uid) != me {
-			continue
-		}
-		comm := readTrim(filepath.Join("/proc", e.Name(), "comm"))
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+	for _, pid := range userProcs() {
+		dir := filepath.Join("/proc", strconv.Itoa(pid))
+		comm := readTrim(filepath.Join(dir, "comm"))
+		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
 		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
 		who := fmt.Sprintf("%s[%d]", comm, pid)
 		if leftover(args) && !heartbeat(pid) {
 			stray = append(stray, fmt.Sprintf("%s %q", who, args))
 			strayPIDs = append(strayPIDs, pid)
 		}
-		links, _ := os.ReadDir(filepath.Join("/proc", e.Name(), "fd"))
+		links, _ := os.ReadDir(filepath.Join(dir, "fd"))
 		fds[who] = len(links)
 		for _, l := range links {
-			if dst, _ := os.Readlink(filepath.Join("/proc", e.Name(), "fd", l.Name())); dst == "anon_inode:inotify" {
+			if dst, _ := os.Readlink(filepath.Join(dir, "fd", l.Name())); dst == "anon_inode:inotify" {
 				inotify[who]++
 				total++
 			}
