@@ -22,9 +22,10 @@
 //     the last look, continued for two more looks, is all that is expected
 //     of it. Sizes returns what the run knows at its end. When the
 //     memory in use plus what the running leaves are expected to add would
-//     cross the target (memory.max less a margin), the newest growing
-//     leaves are paused until it fits. At the target, every growing leaf
-//     but the oldest is paused.
+//     cross the target (memory.max less a margin), the growing leaves
+//     holding the least are paused until it fits (they keep the least
+//     while they wait). At the target, every growing leaf but the one
+//     holding the most is paused.
 //   - Resume as soon as it fits, oldest first; at once for a process that
 //     already holds its kind's peak: resuming it costs nothing.
 //   - Liveness. Paused processes keep their memory, so waiting for memory
@@ -635,9 +636,9 @@ func (c *Controller) Step(o Observation) []Action {
 		}
 	}
 
-	// Pause candidates: running leaves that grow and are not exempt,
-	// oldest first. The oldest process that grows keeps going (unless an
-	// exempt one grows: it is the one kept). One the others wait for is
+	// Pause candidates: running leaves that grow and are not exempt. The
+	// one that grows holding the most keeps going (unless an exempt one
+	// grows: it is the one kept). One the others wait for is
 	// never a candidate: pausing it would hold them all.
 	var candidates []Proc
 	keptOne := false
@@ -651,6 +652,14 @@ func (c *Controller) Step(o Observation) []Action {
 		}
 		candidates = append(candidates, p)
 	}
+	// The one holding the most goes first, the oldest of equals: it has
+	// the least left to grow and frees the most when it finishes. Those
+	// holding the least are paused first: they keep the least memory
+	// while they wait, so that what they hold never leaves the one kept
+	// going without room to finish.
+	sort.SliceStable(candidates, func(i, j int) bool {
+		return c.procs[candidates[i].PID].rss > c.procs[candidates[j].PID].rss
+	})
 	if !keptOne && len(candidates) > 0 {
 		candidates = candidates[1:]
 	}
@@ -669,7 +678,8 @@ func (c *Controller) Step(o Observation) []Action {
 			stop(p, WhyAtTarget)
 		}
 	} else {
-		// Admission: hold back the newest growing until the rest fits.
+		// Admission: hold back those holding the least until the rest
+		// fits.
 		for i := len(candidates) - 1; i >= 0 && projected > limit; i-- {
 			p := candidates[i]
 			e := estimate(p.PID)

@@ -152,6 +152,17 @@ func TestStep(t *testing.T) {
 			{700, 195, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, nil},
 			{2400, 195, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, []int{4}},
 		}},
+		{"at the target the grower holding the most keeps going, whatever its age", []step{
+			{0, 100, 0, []Proc{mainProc, leaf(3, 3, 10), leaf(4, 4, 30), leaf(5, 5, 20)}, nil, nil},
+			// 4 holds the most: 3, older but holding least, waits.
+			{10, 185, 0, []Proc{mainProc, leaf(3, 3, 20), leaf(4, 4, 50), leaf(5, 5, 40)}, []int{3, 5}, nil},
+		}},
+		{"admission holds back the growers holding the least first", []step{
+			{0, 100, 0, []Proc{mainProc, leaf(3, 3, 5), leaf(4, 4, 30), leaf(5, 5, 25)}, nil, nil},
+			// Each grew 10M or more: 130 + 2x(10+10+15) = 200 is over
+			// 180; 3, the oldest but smallest, is the first held back.
+			{10, 130, 0, []Proc{mainProc, leaf(3, 3, 15), leaf(4, 4, 40), leaf(5, 5, 40)}, []int{3}, nil},
+		}},
 		{"the holder of a lock others wait for is never paused; at the target the next one grows", []step{
 			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30), leaf(4, 4, 30)}, nil, nil},
 			// 4, the newest, holds the lock 2 waits for: 2 is flat, 4

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -1001,13 +1002,19 @@ func TestCtrlZAndFgOnAPty(t *testing.T) {
 	// and it has finished, so $? is boxrun's exit status.
 	io.WriteString(in, "fg\n")
 	io.WriteString(in, "echo \"boxrun-exit=$?\"\n")
-	if !waitFor(2*time.Minute, func() bool { return strings.Contains(out.String(), "boxrun-exit=") }) {
+	// The echo's output, not the typed line the terminal echoes back.
+	exitRe := regexp.MustCompile(`(?m)^boxrun-exit=([0-9]+)\r?$`)
+	if !waitFor(2*time.Minute, func() bool { return exitRe.MatchString(out.String()) }) {
 		t.Fatalf("the run did not finish within 2 minutes of fg\n%s", out.String())
 	}
 	io.WriteString(in, "exit\n")
 	in.Close()
 	t.Logf("the terminal:\n%s", out.String())
-	if code := fields(strings.ReplaceAll(out.String(), "\r", ""))["boxrun-exit"]; code != "0" {
+	if m := exitRe.FindStringSubmatch(out.String()); m == nil || m[1] != "0" {
+		code := ""
+		if m != nil {
+			code = m[1]
+		}
 		t.Errorf("boxrun exited %q after Ctrl-Z and fg, want 0", code)
 	}
 	if failed, _ := os.ReadFile(filepath.Join(dir, "failed")); len(failed) > 0 {
