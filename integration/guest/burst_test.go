@@ -877,6 +877,13 @@ func TestWaitingParentNeverSeesAStop(t *testing.T) {
 	report := filepath.Join(dir, "report.json")
 	r := boxrunTimed(t, 2*time.Minute, append(backpressureArgs(itPolicy(t, ""), report, boxMB), "--", "sh", "-c", script)...)
 	rep := checkRun(t, r, report, 10*time.Second)
+	if fields(r.stdout)["failed"] != "0" {
+		// Which parent's output lacked its clean end, as the script saw it.
+		for i := 1; i <= parents; i++ {
+			out, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("w%d", i)))
+			t.Logf("parent %d wrote: %q", i, out)
+		}
+	}
 	stopped, failed := 0, 0
 	for i := 1; i <= parents; i++ {
 		out, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("w%d", i)))
