@@ -732,42 +732,6 @@ func TestBurstThatOverfillsFinishes(t *testing.T) {
 	}
 }
 
-// TestLockHoldersFinish is the lock pattern of test suites (a shared
-// fixture, cargo's build directory): 12 tasks, 6 at once, each allocating
-// 30M, then taking one shared exclusive flock, allocating 30M more under
-// it, holding 0.5 s and exiting. The box is half of what 6 tasks would want
-// if all held their peak at once: the peak of a task as the unboxed run
-// measured it (VmHWM, the test binary's runtime included: about 72M in the
-// emulated guest, where 30+30+4 was once assumed and made the box 40 % of
-// the demand, not half). So backpressure must act; the tasks that wait for
-// the lock hold memory and make no progress, and a paused lock holder
-// would leave all of them waiting. Every task passes, no OOM kill, no pause
-// of 10 s or more.
-func TestLockHoldersFinish(t *testing.T) {
-	traceOnFailure(t)
-	dir := t.TempDir()
-	const mb2 = 30
-	b := burst{tasks: 12, width: 6, mb: 30, hold: 500 * time.Millisecond, env: fmt.Sprintf("HOG_LOCK=%s HOG_MB2=%d", filepath.Join(dir, "lock"), mb2)}
-	// Unboxed, one task at a time holds the lock and its second 30M.
-	requireRoomUnboxed(t, b.peakMB()+mb2)
-	unboxed := runUnboxed(t, b.script(filepath.Join(dir, "holds-unboxed")))
-	base := readHolds(t, filepath.Join(dir, "holds-unboxed"))
-	if base.n != b.tasks || base.peakMB < b.mb+mb2 {
-		t.Fatalf("unboxed: %v; want all %d holds, each task at %dM or more", base, b.tasks, b.mb+mb2)
-	}
-	demand := b.width * base.peakMB
-	boxMB := demand / 2
-	report := filepath.Join(dir, "report.json")
-	r := boxrunTimed(t, 2*time.Minute, append(backpressureArgs(itPolicy(t, ""), report, boxMB), "--", "sh", "-c", b.script(filepath.Join(dir, "holds")))...)
-	h := readHolds(t, filepath.Join(dir, "holds"))
-	rep := checkRun(t, r, report, 10*time.Second)
-	t.Logf("figures: lock pattern (%d tasks, %d at once, %dM then %dM under one flock, %dM a task at its peak; demand %dM, box %dM): unboxed %.1fs; boxed %.1fs (%.2fx unboxed); %v, %v; backpressure: %s",
-		b.tasks, b.width, b.mb, mb2, base.peakMB, demand, boxMB, unboxed.Seconds(), r.took.Seconds(), r.took.Seconds()/unboxed.Seconds(), h, r.watch, rep.bpSummary())
-	if h.n != b.tasks {
-		t.Errorf("%d holds reported, want %d", h.n, b.tasks)
-	}
-}
-
 // TestPipelineConsumerFinishes: `producer | consumer` in the box, the
 // consumer the newest process and growing as it reads (a `| sort`, a log
 // collector). The producer holds 80M and writes 120M, which the consumer
