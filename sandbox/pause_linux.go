@@ -173,12 +173,49 @@ func (p *pauser) resume(pid int) error {
 	var err error
 	if p.signal {
 		err = h.signal(unix.SIGCONT)
-	} else {
-		// Back where it was; out of the frozen cgroup it runs again.
-		err = writeCgroupFile(filepath.Join(h.origin, "cgroup.procs"), strconv.Itoa(pid))
+	} else if err = p.moveBack(pid, h.origin); err != nil && h.alive() {
+		// Nowhere to go back to: the freezer is given up for this box
+		// rather than leave the process frozen.
+		return p.abandonFreezer(pid, err)
 	}
 	if err != nil && h.alive() {
 		return fmt.Errorf("resuming pid %d: %w", pid, err)
+	}
+	return nil
+}
+
+// moveBack moves pid out of the frozen child, where it runs again: into
+// origin, the cgroup it was paused from, or where the box's own processes
+// live now when origin takes none (a nested run divided the box since, see
+// OwnProcessesDir) or is gone (a nested box that ended).
+func (p *pauser) moveBack(pid int, origin string) error {
+	err := writeCgroupFile(filepath.Join(origin, "cgroup.procs"), strconv.Itoa(pid))
+	if err == nil || errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	if own := OwnProcessesDir(p.dir); own != origin {
+		if err2 := writeCgroupFile(filepath.Join(own, "cgroup.procs"), strconv.Itoa(pid)); err2 == nil || errors.Is(err2, syscall.ESRCH) {
+			return err2
+		}
+	}
+	return fmt.Errorf("moving pid %d back to %s: %w", pid, origin, err)
+}
+
+// abandonFreezer is the last resort when a paused process cannot be moved
+// out of the frozen child (why): every other paused process is stopped
+// with SIGSTOP, the child is thawed, and the box pauses with SIGSTOP from
+// then on. Nothing is left frozen.
+func (p *pauser) abandonFreezer(pid int, why error) error {
+	for other, h := range p.paused {
+		if other != pid {
+			_ = h.signal(unix.SIGSTOP)
+		}
+	}
+	p.signal = true
+	err := writeCgroupFile(filepath.Join(p.frozen, "cgroup.freeze"), "0")
+	p.warn(fmt.Sprintf("backpressure pauses with SIGSTOP from now on: %v", why))
+	if err != nil {
+		return fmt.Errorf("thawing %s: %w", p.frozen, err)
 	}
 	return nil
 }
@@ -197,7 +234,7 @@ func (p *pauser) release(seen map[int]procSeen) {
 		if err != nil {
 			continue
 		}
-		_ = writeCgroupFile(filepath.Join(p.dir, "cgroup.procs"), strconv.Itoa(pid)) // gone: nothing to do
+		_ = p.moveBack(pid, s.origin) // gone: nothing to do
 		h.close()
 	}
 }
@@ -227,8 +264,8 @@ func (p *pauser) close() error {
 		// forked) goes back to the box before the child is removed.
 		if data, err := os.ReadFile(filepath.Join(p.frozen, "cgroup.procs")); err == nil {
 			for _, pid := range cgroupfs.ParseProcs(string(data)) {
-				if err := writeCgroupFile(filepath.Join(p.dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil && !errors.Is(err, syscall.ESRCH) {
-					errs = append(errs, fmt.Errorf("moving pid %d out of %s: %w", pid, p.frozen, err))
+				if err := p.moveBack(pid, p.dir); err != nil && !errors.Is(err, syscall.ESRCH) {
+					errs = append(errs, err)
 				}
 			}
 		}
