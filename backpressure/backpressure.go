@@ -20,12 +20,18 @@
 //     Before any of its kind has finished in this run, the size an earlier
 //     run learned (Config.Known) stands in; without one, its growth over
 //     the last look, continued for two more looks, is all that is expected
-//     of it. Sizes returns what the run knows at its end. When the
+//     of it. Only a leaf that never had a child teaches its kind's size (a
+//     harness that re-executes itself shares its children's name), and a
+//     process that outgrew its kind's size is of unknown size again. Sizes
+//     returns what the run knows at its end. When the
 //     memory in use plus what the running leaves are expected to add would
 //     cross the target (memory.max less a margin), the growing leaves
 //     holding the least are paused until it fits (they keep the least
 //     while they wait). At the target, every growing leaf but the one
-//     holding the most is paused.
+//     holding the most is paused. While two or more leaves of unknown size
+//     grow or wait, the target keeps room below it for the largest of
+//     them, not only the margin: the one kept going must be able to grow
+//     that large while the paused ones hold what they have.
 //   - Resume as soon as it fits, oldest first; at once for a process that
 //     already holds its kind's peak: resuming it costs nothing.
 //   - Liveness. Paused processes keep their memory, so waiting for memory
@@ -231,7 +237,11 @@ type seen struct {
 	// grew is how much its resident size rose at the last look.
 	grew uint64
 	leaf bool
-	comm string
+	// parent is true once it was seen with a child in the box: its size
+	// (a shell, a harness, a waiter) says nothing of what its kind's
+	// leaves grow to, so its exit teaches none.
+	parent bool
+	comm   string
 	// fresh is true at the look that first saw it.
 	fresh bool
 	// throttled is Proc.Throttled at the last look.
@@ -271,6 +281,10 @@ type Controller struct {
 	// lifted is true while memory.high is lifted, to liftTo.
 	lifted bool
 	liftTo uint64
+	// room is the headroom kept free below Target at this look: the
+	// margin, or more while several processes of unknown size grow (see
+	// roomFor).
+	room uint64
 }
 
 // DefaultMargin is the headroom kept free below a target: a tenth, at
@@ -503,9 +517,7 @@ func (c *Controller) Step(o Observation) []Action {
 		alive[p.PID] = p
 		hasChild[p.PPID] = true
 	}
-	if c.forgetExited(o.Now, alive) || o.Usage < c.line() || c.freedAt.IsZero() {
-		c.freedAt = o.Now
-	}
+	exited := c.forgetExited(o.Now, alive)
 	for _, p := range o.Procs {
 		s := c.procs[p.PID]
 		if s == nil {
@@ -524,9 +536,14 @@ func (c *Controller) Step(o Observation) []Action {
 			s.peak = p.RSS
 		}
 		s.leaf = !hasChild[p.PID]
+		s.parent = s.parent || !s.leaf
 		s.comm = p.Comm
 		s.throttled = p.Throttled
 		s.awaited, s.blocked = p.Awaited, p.Blocked
+	}
+	c.room = c.roomFor()
+	if exited || o.Usage < c.line() || c.freedAt.IsZero() {
+		c.freedAt = o.Now
 	}
 	c.stats.Typical = c.typical()
 	c.watchProgress(o, o.Usage >= c.line())
@@ -556,12 +573,23 @@ func (c *Controller) Step(o Observation) []Action {
 		}
 		return e.v, e.ok
 	}
+	// expectFor is expect for one process (see Controller.expectFor).
+	expectFor := func(s *seen) (uint64, bool) {
+		if s.parent {
+			return 0, false
+		}
+		e, ok := expect(s.comm)
+		if !ok || outgrew(s.peak, e) {
+			return 0, false
+		}
+		return e, true
+	}
 	// need is what a process of a known kind is expected to add still: up
 	// to the peak of its kind, plus a twentieth for what resident size does
 	// not show (page tables, kernel memory charged to the box).
 	need := func(pid int) (uint64, bool) {
 		s := c.procs[pid]
-		e, ok := expect(s.comm)
+		e, ok := expectFor(s)
 		if !ok {
 			return 0, false
 		}
@@ -590,7 +618,7 @@ func (c *Controller) Step(o Observation) []Action {
 		if s.grew >= noise || (atLine && s.throttled) {
 			return true
 		}
-		e, known := expect(s.comm)
+		e, known := expectFor(s)
 		return s.fresh && known && s.rss < e/2
 	}
 	// largest is, by command name, the most a live process of that name
@@ -713,7 +741,7 @@ func (c *Controller) Step(o Observation) []Action {
 			running = append(running, p)
 			continue
 		}
-		if e, known := expect(c.procs[p.PID].comm); known && c.procs[p.PID].rss >= e {
+		if e, known := expectFor(c.procs[p.PID]); known && c.procs[p.PID].rss >= e {
 			acts = append(acts, c.resume(p.PID, o.Now, WhyHoldsPeak, false))
 			running = append(running, p)
 			continue
@@ -793,9 +821,13 @@ func (c *Controller) Step(o Observation) []Action {
 		case c.stalled(o):
 			why = WhyStalled
 			for _, p := range running {
-				if exempt(p.PID) {
+				if exempt(p.PID) || (atLine && c.procs[p.PID].throttled) {
 					// One resumed to keep the run going still has its
 					// hold-off: let it work before resuming another.
+					// One the kernel throttles at the line is not
+					// stalled but held back by memory.high: another
+					// resumed would only be throttled too (lifting
+					// the throttle is the way out, above).
 					why = ""
 					break
 				}
@@ -814,13 +846,60 @@ func (c *Controller) Step(o Observation) []Action {
 	return acts
 }
 
-// line is the pause line: the target less the margin.
+// line is the pause line: the target less the room (the margin, or more
+// while several processes of unknown size grow, see roomFor).
 func (c *Controller) line() uint64 {
-	if c.cfg.Target > c.cfg.Margin {
-		return c.cfg.Target - c.cfg.Margin
+	room := max(c.room, c.cfg.Margin)
+	if c.cfg.Target > room {
+		return c.cfg.Target - room
 	}
 	return 0
 }
+
+// Line is the pause line at the last look: memory in use at or above it
+// pauses every growing process but one, and the kernel may throttle there
+// (the caller asks each process whether it is throttled only at the line,
+// see Proc.Throttled).
+func (c *Controller) Line() uint64 { return c.line() }
+
+// roomFor is the headroom to keep free below Target at this look. It is the
+// margin, unless two or more leaves of unknown size grow or wait paused:
+// the one kept going then needs room to reach the size the largest of them
+// has reached (the best evidence of its kind before one finishes), or it
+// meets memory.max while the paused ones hold what they have. The room is
+// rounded up to a thirty-second of Target, so that the line (and the
+// memory.high that follows it) moves in steps, not at every look, and is at
+// most half of Target. A single grower gets only the margin: nothing is
+// paused to make it room, and a lower line would only throttle it.
+func (c *Controller) roomFor() uint64 {
+	room := c.cfg.Margin
+	n := 0
+	var largest uint64
+	for pid, s := range c.procs {
+		if !s.leaf || s.parent || pid == c.cfg.Main {
+			continue
+		}
+		if e, ok := c.expect(s.comm); ok && !outgrew(s.peak, e) {
+			continue // of a known size: the projection accounts for it
+		}
+		if _, paused := c.paused[pid]; !paused && s.grew < GrowthNoise && !s.throttled {
+			continue
+		}
+		n++
+		largest = max(largest, s.peak)
+	}
+	if n < 2 || largest <= room {
+		return room
+	}
+	step := max(c.cfg.Target/32, 1)
+	room = (largest + step - 1) / step * step
+	return max(min(room, c.cfg.Target/2), c.cfg.Margin)
+}
+
+// outgrew reports whether a process that reached peak outgrew the expected
+// peak e of its kind (by more than a twentieth, what resident size does not
+// show): it does more than its siblings did, how much more is unknown.
+func outgrew(peak, e uint64) bool { return peak > e+e/20 }
 
 // watchProgress keeps the last time the box was seen using CPU while
 // processes were paused or the box was at the line: at least a fiftieth of
@@ -868,7 +947,7 @@ func (c *Controller) forgetExited(now time.Time, alive map[int]Proc) bool {
 			continue
 		}
 		exited = true
-		if s.leaf && pid != c.cfg.Main && s.peak > 0 {
+		if !s.parent && pid != c.cfg.Main && s.peak > 0 {
 			c.finished[s.comm] = append(c.finished[s.comm], s.peak)
 		}
 		delete(c.procs, pid)

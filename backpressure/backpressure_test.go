@@ -66,8 +66,16 @@ func TestStep(t *testing.T) {
 		steps []step
 	}{
 		{"below the target nothing happens", []step{
+			{0, 90, 0, []Proc{mainProc, leaf(2, 2, 12), leaf(3, 3, 12)}, nil, nil},
+			{10, 120, 0, []Proc{mainProc, leaf(2, 2, 19), leaf(3, 3, 19)}, nil, nil},
+		}},
+		{"two growers of unknown size, larger than the margin: room for the largest", []step{
 			{0, 90, 0, []Proc{mainProc, leaf(2, 2, 40), leaf(3, 3, 40)}, nil, nil},
-			{10, 120, 0, []Proc{mainProc, leaf(2, 2, 55), leaf(3, 3, 55)}, nil, nil},
+			// Each grew 15M: 120 + 2x30 = 180 is at the old line, but
+			// the one kept going needs room to grow as large as the
+			// largest (55M, 56.25M in steps of 200/32): the line is
+			// 143.75M, and the younger is held back.
+			{10, 120, 0, []Proc{mainProc, leaf(2, 2, 55), leaf(3, 3, 55)}, []int{3}, nil},
 		}},
 		{"flat processes are never paused, even at the target", []step{
 			{0, 150, 0, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 60)}, nil, nil},
@@ -158,10 +166,12 @@ func TestStep(t *testing.T) {
 			{10, 185, 0, []Proc{mainProc, leaf(3, 3, 20), leaf(4, 4, 50), leaf(5, 5, 40)}, []int{3, 5}, nil},
 		}},
 		{"admission holds back the growers holding the least first", []step{
-			{0, 100, 0, []Proc{mainProc, leaf(3, 3, 5), leaf(4, 4, 30), leaf(5, 5, 25)}, nil, nil},
-			// Each grew 10M or more: 130 + 2x(10+10+15) = 200 is over
-			// 180; 3, the oldest but smallest, is the first held back.
-			{10, 130, 0, []Proc{mainProc, leaf(3, 3, 15), leaf(4, 4, 40), leaf(5, 5, 40)}, []int{3}, nil},
+			{0, 120, 0, []Proc{mainProc, leaf(3, 3, 5), leaf(4, 4, 18), leaf(5, 5, 13)}, nil, nil},
+			// Each grew: two more looks of it are 20M, 4M and 12M, and
+			// 150 + 36 = 186 is over 180 (the largest, 20M, is no more
+			// than the margin: no extra room); 3, the oldest but
+			// smallest, is the first held back, and the rest fits.
+			{10, 150, 0, []Proc{mainProc, leaf(3, 3, 15), leaf(4, 4, 20), leaf(5, 5, 19)}, []int{3}, nil},
 		}},
 		{"the holder of a lock others wait for is never paused; at the target the next one grows", []step{
 			{0, 100, 0, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30), leaf(4, 4, 30)}, nil, nil},
@@ -349,6 +359,34 @@ func TestExitWhilePausedAndFinish(t *testing.T) {
 	}
 }
 
+// TestWhatTeachesASize: only a leaf that never had a child teaches its
+// kind's size when it exits, and a process that outgrew its kind's size is
+// of unknown size again.
+func TestWhatTeachesASize(t *testing.T) {
+	c := New(Config{Target: 200 * mib, Main: 1})
+	// A harness (90M: its fixtures) of the same name as its child, as a
+	// test binary re-executing itself is: the child finishes at 40M, then
+	// the harness, a leaf for its last look.
+	waiter := named(2, 2, 90, "job")
+	child := Proc{PID: 3, PPID: 2, Start: 3, RSS: 40 * mib, Comm: "job"}
+	c.Step(Observation{Now: at(0), Usage: 140 * mib, Procs: []Proc{mainProc, waiter, child}})
+	c.Step(Observation{Now: at(10), Usage: 100 * mib, Procs: []Proc{mainProc, waiter}})
+	c.Step(Observation{Now: at(20), Usage: 10 * mib, Procs: []Proc{mainProc}})
+	if got := c.Sizes(); !reflect.DeepEqual(got, map[string]Size{"job": {Peak: 40 * mib, Learned: true}}) {
+		t.Errorf("sizes %v; want job at 40M, from the child alone: the harness was a parent", got)
+	}
+	// Two of the kind grow past 42M (40M and a twentieth): their size is
+	// unknown, so the room kept below the target is for the largest.
+	c.Step(Observation{Now: at(30), Usage: 100 * mib, Procs: []Proc{mainProc, named(4, 4, 40, "job"), named(5, 5, 40, "job")}})
+	c.Step(Observation{Now: at(40), Usage: 150 * mib, Procs: []Proc{mainProc, named(4, 4, 70, "job"), named(5, 5, 60, "job")}})
+	if got, want := c.Line(), uint64(200-75)*mib; got != want {
+		t.Errorf("line %dM; want %dM: room for the largest (70M, in steps of 200/32)", got/mib, want/mib)
+	}
+	if got := c.Paused(); !reflect.DeepEqual(got, []int{5}) {
+		t.Errorf("paused %v; want [5]: over the line, the grower holding the most goes on", got)
+	}
+}
+
 // worker is one simulated test process: it grows to its size, holds it,
 // and exits; a paused worker makes no progress. Workers of one thread run one
 // after another, as a test harness's threads run tests.
@@ -493,7 +531,9 @@ func simulate(t *testing.T, threads [][]*worker, target, limit int, useBP bool) 
 				// The OOM killer takes the largest process.
 				var victim *worker
 				for _, w := range byPID {
-					if w.start >= 0 && !w.done && (victim == nil || w.rss > victim.rss) {
+					// Ties go to the lowest pid, so that a run is the
+					// same every time (map order is not).
+					if w.start >= 0 && !w.done && (victim == nil || w.rss > victim.rss || (w.rss == victim.rss && w.pid < victim.pid)) {
 						victim = w
 					}
 				}

@@ -279,7 +279,6 @@ func (b *Backpressure) loop() {
 	cpuStat := cgroupfs.OpenStatFile(filepath.Join(b.dir, "cpu.stat"))
 	defer cpuStat.Close()
 	var last uint64 // memory.current at the previous read
-	line := b.target - min(b.target, backpressure.DefaultMargin(b.target))
 	for {
 		select {
 		case <-b.stop:
@@ -311,7 +310,9 @@ func (b *Backpressure) loop() {
 			// At the line, each process is also asked whether the
 			// kernel throttles it at memory.high: a throttled allocator
 			// may gain nothing between two looks.
-			procs, seen, err := boxProcs(b.dir, usage >= line)
+			// (The line is the controller's at the last look: only its
+			// own goroutine, this one, moves it.)
+			procs, seen, err := boxProcs(b.dir, usage >= b.ctrl.Line())
 			if err != nil {
 				b.fail(err)
 				return
