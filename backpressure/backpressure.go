@@ -81,6 +81,10 @@ type Proc struct {
 	// Blocked is true when it waits for a file lock another process holds
 	// (/proc/locks): it will not finish by itself.
 	Blocked bool
+	// WaitsFor are the processes holding the lock it waits for, as far as
+	// the caller can name them: one of them paused blocks it (see
+	// Stats.Blocked).
+	WaitsFor []int
 }
 
 // Observation is one look at the box.
@@ -229,6 +233,12 @@ type Stats struct {
 	// Lifted counts the times memory.high was lifted to Config.Lift
 	// because the box was stuck at the throttle (see Config.Lift).
 	Lifted int
+	// Blocked is how long unpaused processes were held up by paused ones,
+	// summed over the processes: the time each spent waiting for a lock a
+	// paused process holds (Proc.WaitsFor), and, when the box stalled
+	// with processes paused until one was resumed to keep it going, that
+	// stall for each leaf left running. Zero is the goal.
+	Blocked time.Duration
 }
 
 // seen is what the controller remembers of a live process.
@@ -281,6 +291,8 @@ type Controller struct {
 	// lifted is true while memory.high is lifted, to liftTo.
 	lifted bool
 	liftTo uint64
+	// lookAt is when the last observation was made.
+	lookAt time.Time
 	// room is the headroom kept free below Target at this look: the
 	// margin, or more while several processes of unknown size grow (see
 	// roomFor).
@@ -518,6 +530,7 @@ func (c *Controller) Step(o Observation) []Action {
 		hasChild[p.PPID] = true
 	}
 	exited := c.forgetExited(o.Now, alive)
+	c.countBlocked(o)
 	for _, p := range o.Procs {
 		s := c.procs[p.PID]
 		if s == nil {
@@ -833,6 +846,10 @@ func (c *Controller) Step(o Observation) []Action {
 				}
 			}
 		}
+		if why == WhyStalled {
+			// Each leaf left running was held up for the stall.
+			c.stats.Blocked += o.Now.Sub(c.markAt) * time.Duration(len(running))
+		}
 		if why != "" {
 			p := holdsMost(waiting, c.procs)
 			acts = append(acts, c.resume(p.PID, o.Now, why, true))
@@ -844,6 +861,28 @@ func (c *Controller) Step(o Observation) []Action {
 		c.stats.MaxRunning = len(running)
 	}
 	return acts
+}
+
+// countBlocked adds to Stats.Blocked the time since the last look for each
+// unpaused process waiting for a lock a paused process holds.
+func (c *Controller) countBlocked(o Observation) {
+	since := o.Now.Sub(c.lookAt)
+	if c.lookAt.IsZero() || since <= 0 {
+		c.lookAt = o.Now
+		return
+	}
+	c.lookAt = o.Now
+	for _, p := range o.Procs {
+		if _, paused := c.paused[p.PID]; paused {
+			continue
+		}
+		for _, h := range p.WaitsFor {
+			if _, paused := c.paused[h]; paused {
+				c.stats.Blocked += since
+				break
+			}
+		}
+	}
 }
 
 // line is the pause line: the target less the room (the margin, or more

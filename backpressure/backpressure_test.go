@@ -359,6 +359,54 @@ func TestExitWhilePausedAndFinish(t *testing.T) {
 	}
 }
 
+// TestBlocked: the report's blocked time counts, for each unpaused
+// process, the time it waited for a lock a paused one holds, and a stall
+// that ended in a forced resume for each leaf left running.
+func TestBlocked(t *testing.T) {
+	cfg := Config{Target: 200 * mib, Margin: 20 * mib, Main: 1}
+	waiter := func(pid int, on ...int) Proc {
+		p := leaf(pid, uint64(pid), 5)
+		p.Blocked, p.WaitsFor = true, on
+		return p
+	}
+	t.Run("a lock waiter while its holder is paused", func(t *testing.T) {
+		c := New(cfg)
+		c.Step(Observation{Now: at(0), Usage: 100 * mib, Procs: []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30)}})
+		c.Step(Observation{Now: at(10), Usage: 185 * mib, Procs: []Proc{mainProc, leaf(2, 2, 50), leaf(3, 3, 45)}})
+		if got := c.Paused(); !reflect.DeepEqual(got, []int{3}) {
+			t.Fatalf("paused %v, want [3]", got)
+		}
+		// 5 waits for 3's lock (and for 2's, which runs): held up from
+		// the last look on; 3, awaited, resumes.
+		acts := c.Step(Observation{Now: at(30), Usage: 185 * mib, Procs: []Proc{mainProc, leaf(2, 2, 50), awaited(leaf(3, 3, 45)), waiter(5, 2, 3)}})
+		if got := pids(acts, Resume); !reflect.DeepEqual(got, []int{3}) {
+			t.Fatalf("resumed %v, want [3]", got)
+		}
+		// Still waiting, for a holder that runs: not held up by backpressure.
+		c.Step(Observation{Now: at(40), Usage: 185 * mib, Procs: []Proc{mainProc, leaf(2, 2, 50), awaited(leaf(3, 3, 45)), waiter(5, 3)}})
+		if got := c.Stats().Blocked; got != 20*time.Millisecond {
+			t.Errorf("blocked %v, want 20ms", got)
+		}
+	})
+	t.Run("a stall ended by a forced resume", func(t *testing.T) {
+		c := New(cfg)
+		c.Step(Observation{Now: at(0), Usage: 100 * mib, CPU: time.Second, Procs: []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 10), leaf(4, 4, 10)}})
+		c.Step(Observation{Now: at(10), Usage: 190 * mib, CPU: 1100 * time.Millisecond, Procs: []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}})
+		c.Step(Observation{Now: at(100), Usage: 190 * mib, CPU: 1100 * time.Millisecond, Procs: []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}})
+		if got := c.Stats().Blocked; got != 0 {
+			t.Errorf("blocked %v before the stall was long enough to act on, want 0", got)
+		}
+		acts := c.Step(Observation{Now: at(300), Usage: 190 * mib, CPU: 1100 * time.Millisecond, Procs: []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}})
+		if got := pids(acts, Resume); !reflect.DeepEqual(got, []int{3}) {
+			t.Fatalf("resumed %v, want [3]", got)
+		}
+		// 2 ran alone, using no CPU, from the look at 10 ms to 300 ms.
+		if got := c.Stats().Blocked; got != 290*time.Millisecond {
+			t.Errorf("blocked %v, want 290ms", got)
+		}
+	})
+}
+
 // TestWhatTeachesASize: only a leaf that never had a child teaches its
 // kind's size when it exits, and a process that outgrew its kind's size is
 // of unknown size again.

@@ -194,9 +194,11 @@ type Backpressure struct {
 	Forced        []ForcedResume
 	// Reasons are the pauses by reason, most frequent first.
 	Reasons []PauseReason
-	// BlockedSeconds is how long unpaused processes waited on a lock held
-	// by a paused one, or on a pipe while processes were paused, summed
-	// over processes. Zero is the goal.
+	// BlockedSeconds is how long unpaused processes were held up by
+	// paused ones, summed over processes: waiting for a lock a paused one
+	// holds, or, when the box stalled with processes paused until one was
+	// resumed to keep it going, the stall for each process left running.
+	// Zero is the goal.
 	BlockedSeconds float64
 	// Method is how processes were paused: "freezer" (the cgroup v2
 	// freezer) or "SIGSTOP".

@@ -445,9 +445,10 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]procSeen,
 	}
 	procs := make([]backpressure.Proc, 0, len(list))
 	seen := make(map[int]procSeen, len(list))
-	var awaited, waiting map[int]bool
+	var awaited map[int]bool
+	var waitsFor map[int][]int
 	if locks, err := procfs.ReadLocks(); err == nil {
-		awaited, waiting = procfs.Awaited(locks), procfs.Waiting(locks)
+		awaited, waitsFor = procfs.Awaited(locks), procfs.WaitsFor(locks)
 	}
 	for _, f := range list {
 		// One read per process: backpressure does this for every process
@@ -458,7 +459,7 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]procSeen,
 		}
 		procs = append(procs, backpressure.Proc{PID: st.PID, PPID: st.PPID, Start: st.StartTime, RSS: st.RSS(), Comm: st.Comm,
 			Throttled: throttle && st.State != 'T' && st.State != 't' && procfs.ThreadWaitsIn(f.pid, procfs.OverHigh),
-			Awaited:   awaited[st.PID], Blocked: waiting[st.PID]})
+			Awaited:   awaited[st.PID], WaitsFor: waitsFor[st.PID], Blocked: waitsFor[st.PID] != nil})
 		s := procSeen{state: st.State, start: st.StartTime, origin: f.origin}
 		if isPausedCgroup(f.origin) {
 			s.origin, s.frozen = filepath.Dir(f.origin), true

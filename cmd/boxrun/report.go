@@ -123,6 +123,7 @@ func reportBackpressure(st backpressure.Stats, restopped int, method, sizes stri
 		PausedSeconds:   st.PausedTotal.Seconds(),
 		MaxPauseSeconds: st.LongestPause.Seconds(),
 		MaxPauseReason:  st.LongestReason,
+		BlockedSeconds:  st.Blocked.Seconds(),
 		MaxRunning:      st.MaxRunning,
 		ForcedResumes:   st.ForcedResumes,
 		Method:          method,

@@ -33,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/backpressure"
 	"github.com/boxrun/boxrun/internal/procfs"
 )
 
@@ -545,6 +546,17 @@ func checkRun(t *testing.T, r timedRun, report string, limit time.Duration) repo
 	}
 	if n := rep.oomKills(t); n > 0 {
 		t.Errorf("%d OOM kills in the box; backpressure must prevent them", n)
+	}
+	// A forced resume because the box stalled says the running processes
+	// were held up by paused ones: the report must count that time.
+	if forced, ok := rep.value("backpressure", "forced").([]any); ok {
+		for _, f := range forced {
+			if m, _ := f.(map[string]any); m["reason"] == backpressure.WhyStalled {
+				if b, _ := rep.bp("blocked_seconds"); b <= 0 {
+					t.Errorf("backpressure resumed a process because the box stalled, yet blocked_seconds is %v: the stall held the running processes up", b)
+				}
+			}
+		}
 	}
 	if p := rep.maxPause(t); p >= limit {
 		t.Errorf("boxrun's report: a process was paused for %.1fs; want every pause under %v", p.Seconds(), limit)

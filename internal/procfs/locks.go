@@ -73,13 +73,23 @@ func ReadLocks() ([]Lock, error) {
 	return ParseLocks(f)
 }
 
-// Waiting is the set of processes with a request blocked on a lock another
-// holds. Requests without a process in the reader's namespace name none.
-func Waiting(locks []Lock) map[int]bool {
-	w := map[int]bool{}
+// WaitsFor maps each process with a request blocked on a lock to the
+// processes holding that lock: what it waits for. Requests and holders
+// without a process in the reader's namespace (PID 0 or -1) name none.
+func WaitsFor(locks []Lock) map[int][]int {
+	holders := map[int][]int{}
+	for _, l := range locks {
+		if !l.Blocked && l.PID > 0 {
+			holders[l.ID] = append(holders[l.ID], l.PID)
+		}
+	}
+	w := map[int][]int{}
 	for _, l := range locks {
 		if l.Blocked && l.PID > 0 {
-			w[l.PID] = true
+			w[l.PID] = append(w[l.PID], holders[l.ID]...)
+			if w[l.PID] == nil {
+				w[l.PID] = []int{} // waits, for a holder it cannot name
+			}
 		}
 	}
 	return w

@@ -8,21 +8,21 @@ import (
 
 func TestParseLocks(t *testing.T) {
 	tests := []struct {
-		name    string
-		in      string
-		want    []Lock
-		awaited map[int]bool
-		waiting map[int]bool
-		err     string
+		name     string
+		in       string
+		want     []Lock
+		awaited  map[int]bool
+		waitsFor map[int][]int
+		err      string
 	}{
 		{name: "empty", in: "", awaited: map[int]bool{}},
 		{
 			name: "a flock with a waiter",
 			in: "1: FLOCK  ADVISORY  WRITE 7581 fe:00:9994449 0 EOF\n" +
 				"1: -> FLOCK  ADVISORY  WRITE 7622 fe:00:9994449 0 EOF\n",
-			want:    []Lock{{ID: 1, Class: "FLOCK", PID: 7581}, {ID: 1, Blocked: true, Class: "FLOCK", PID: 7622}},
-			awaited: map[int]bool{7581: true},
-			waiting: map[int]bool{7622: true},
+			want:     []Lock{{ID: 1, Class: "FLOCK", PID: 7581}, {ID: 1, Blocked: true, Class: "FLOCK", PID: 7622}},
+			awaited:  map[int]bool{7581: true},
+			waitsFor: map[int][]int{7622: {7581}},
 		},
 		{
 			name: "held without waiters, two waiters on another",
@@ -32,8 +32,8 @@ func TestParseLocks(t *testing.T) {
 				"2: -> FLOCK  ADVISORY  WRITE 22 08:01:13 0 EOF\n",
 			want: []Lock{{ID: 1, Class: "POSIX", PID: 10}, {ID: 2, Class: "FLOCK", PID: 20},
 				{ID: 2, Blocked: true, Class: "FLOCK", PID: 21}, {ID: 2, Blocked: true, Class: "FLOCK", PID: 22}},
-			awaited: map[int]bool{20: true},
-			waiting: map[int]bool{21: true, 22: true},
+			awaited:  map[int]bool{20: true},
+			waitsFor: map[int][]int{21: {20}, 22: {20}},
 		},
 		{
 			name: "an open file description lock has no process",
@@ -41,6 +41,14 @@ func TestParseLocks(t *testing.T) {
 				"3: -> OFDLCK ADVISORY  WRITE -1 00:2e:2 0 EOF\n",
 			want:    []Lock{{ID: 3, Class: "OFDLCK", PID: -1}, {ID: 3, Blocked: true, Class: "OFDLCK", PID: -1}},
 			awaited: map[int]bool{},
+		},
+		{
+			name: "a waiter whose holder has no process here",
+			in: "5: OFDLCK ADVISORY  WRITE -1 00:2e:4 0 EOF\n" +
+				"5: -> FLOCK  ADVISORY  WRITE 31 00:2e:4 0 EOF\n",
+			want:     []Lock{{ID: 5, Class: "OFDLCK", PID: -1}, {ID: 5, Blocked: true, Class: "FLOCK", PID: 31}},
+			awaited:  map[int]bool{},
+			waitsFor: map[int][]int{31: {}},
 		},
 		{
 			name:    "a lease",
@@ -70,12 +78,12 @@ func TestParseLocks(t *testing.T) {
 			if a := Awaited(got); !reflect.DeepEqual(a, tt.awaited) {
 				t.Errorf("Awaited = %v, want %v", a, tt.awaited)
 			}
-			want := tt.waiting
+			want := tt.waitsFor
 			if want == nil {
-				want = map[int]bool{}
+				want = map[int][]int{}
 			}
-			if w := Waiting(got); !reflect.DeepEqual(w, want) {
-				t.Errorf("Waiting = %v, want %v", w, want)
+			if w := WaitsFor(got); !reflect.DeepEqual(w, want) {
+				t.Errorf("WaitsFor = %v, want %v", w, want)
 			}
 		})
 	}
