@@ -1,0 +1,443 @@
+package backpressure
+
+import (
+	"sort"
+	"time"
+)
+
+// look is one Step in progress: the observation, what the controller makes
+// of it and the actions decided so far. Its phases run in Step's order;
+// each reads what the ones before it left.
+type look struct {
+	c *Controller
+	o Observation
+	// alive are the observed processes by pid.
+	alive map[int]Proc
+	// limit is the pause line at this look, atLine whether the box is at
+	// or over it, noise the growth that counts as growing at this look.
+	limit  uint64
+	atLine bool
+	noise  uint64
+	// peaks memoizes Controller.expect by command name.
+	peaks map[string]peakOf
+	// largest is, by command name, the most a live process of that name
+	// holds: before any has finished, the best evidence of how far its
+	// siblings will grow.
+	largest map[string]uint64
+	// running are the unpaused leaves, the command's own excepted, oldest
+	// first; waiting the paused ones still waiting after resumeWhatFits.
+	running, waiting []Proc
+	// projected is the memory in use plus what the running leaves are
+	// expected to add.
+	projected uint64
+	// pausedNow holds the processes paused at this look.
+	pausedNow map[int]bool
+	acts      []Action
+}
+
+// peakOf is a command name's expected peak, and whether it has one.
+type peakOf struct {
+	v  uint64
+	ok bool
+}
+
+// Step takes one observation and returns what to do now.
+func (c *Controller) Step(o Observation) []Action {
+	l := c.observe(o)
+	l.runningLeaves()
+	l.endLongPauses()
+	l.pauseGrowth()
+	l.resumeWhatFits()
+	l.liftIfStuck()
+	l.keepGoing()
+	if len(l.running) > c.stats.MaxRunning {
+		c.stats.MaxRunning = len(l.running)
+	}
+	return l.acts
+}
+
+// observe takes in what the observation shows: which processes exited
+// (learning from them), how every live one grew and whether it is a leaf,
+// the room kept below the target, when memory was last freed and whether
+// the box makes progress.
+func (c *Controller) observe(o Observation) *look {
+	alive := make(map[int]Proc, len(o.Procs))
+	hasChild := map[int]bool{}
+	for _, p := range o.Procs {
+		alive[p.PID] = p
+		hasChild[p.PPID] = true
+	}
+	exited := c.forgetExited(o.Now, alive)
+	c.countBlocked(o)
+	for _, p := range o.Procs {
+		s := c.procs[p.PID]
+		if s == nil {
+			// First sight: no growth shown yet.
+			s = &seen{rss: p.RSS, fresh: true}
+			c.procs[p.PID] = s
+		} else {
+			s.fresh = false
+		}
+		s.grew = 0
+		if p.RSS > s.rss {
+			s.grew = p.RSS - s.rss
+		}
+		s.rss = p.RSS
+		if p.RSS > s.peak {
+			s.peak = p.RSS
+		}
+		s.leaf = !hasChild[p.PID]
+		s.parent = s.parent || !s.leaf
+		s.comm = p.Comm
+		s.throttled = p.Throttled
+		s.awaited, s.blocked = p.Awaited, p.Blocked
+	}
+	c.room = c.roomFor()
+	if exited || o.Usage < c.line() || c.freedAt.IsZero() {
+		c.freedAt = o.Now
+	}
+	c.stats.Typical = c.typical()
+	c.watchProgress(o, o.Usage >= c.line())
+
+	l := &look{c: c, o: o, alive: alive, limit: c.line(), peaks: map[string]peakOf{}, largest: map[string]uint64{}, pausedNow: map[int]bool{}}
+	// At the line, any rise of SlowGrowth counts, and so does a process
+	// the kernel throttles at memory.high however little it moved: the
+	// throttle slows an allocator to a crawl (a sleep of up to 2 s per
+	// return to user space), and crawling processes that nothing pauses
+	// creep on to memory.max together.
+	l.atLine = o.Usage >= l.limit
+	l.noise = GrowthNoise
+	if l.atLine {
+		l.noise = SlowGrowth
+	}
+	for _, p := range o.Procs {
+		l.largest[p.Comm] = max(l.largest[p.Comm], c.procs[p.PID].peak)
+	}
+	if c.lifted && !l.atLine {
+		// Something was killed or finished: the throttle goes back.
+		c.lifted = false
+	}
+	return l
+}
+
+// runningLeaves finds the unpaused leaves, the command's own excepted,
+// oldest first.
+func (l *look) runningLeaves() {
+	for _, p := range l.o.Procs {
+		if _, ok := l.c.paused[p.PID]; ok || !l.c.procs[p.PID].leaf || p.PID == l.c.cfg.Main {
+			continue
+		}
+		l.running = append(l.running, p)
+	}
+	sort.Slice(l.running, func(i, j int) bool { return older(l.running[i], l.running[j]) })
+}
+
+// expect is Controller.expect, sorted out once per command name a look.
+func (l *look) expect(comm string) (uint64, bool) {
+	e, done := l.peaks[comm]
+	if !done {
+		e.v, e.ok = l.c.expect(comm)
+		l.peaks[comm] = e
+	}
+	return e.v, e.ok
+}
+
+// expectFor is the peak one process is expected to grow to: its kind's,
+// unless it was ever a parent (its size says nothing of its kind's
+// leaves) or already outgrew it. ok is false when it is unknown.
+func (l *look) expectFor(s *seen) (uint64, bool) {
+	if s.parent {
+		return 0, false
+	}
+	e, ok := l.expect(s.comm)
+	if !ok || outgrew(s.peak, e) {
+		return 0, false
+	}
+	return e, true
+}
+
+// need is what a process of a known size is expected to add still: up to
+// the peak of its kind, plus a twentieth for what resident size does not
+// show (page tables, kernel memory charged to the box).
+func (l *look) need(pid int) (uint64, bool) {
+	s := l.c.procs[pid]
+	e, ok := l.expectFor(s)
+	if !ok {
+		return 0, false
+	}
+	if e+e/20 > s.rss {
+		return e + e/20 - s.rss, true
+	}
+	return 0, true
+}
+
+// growing reports whether a process's resident size rose since the last
+// look (by the look's noise, or throttled at the line). A process just
+// started that is of a kind known to grow much more counts too: holding it
+// back at the door costs nothing, and it has allocated nothing it would
+// keep while paused.
+func (l *look) growing(pid int) bool {
+	s := l.c.procs[pid]
+	if s.grew >= l.noise || (l.atLine && s.throttled) {
+		return true
+	}
+	e, known := l.expectFor(s)
+	return s.fresh && known && s.rss < e/2
+}
+
+// estimate is what a running process is expected to add: its need when its
+// size is known; else, while it grows, two more looks of its growth, or up
+// to the largest of its live siblings if more.
+func (l *look) estimate(pid int) uint64 {
+	if n, ok := l.need(pid); ok {
+		return n
+	}
+	s := l.c.procs[pid]
+	if !l.growing(pid) {
+		return 0
+	}
+	e := 2 * s.grew
+	if lg := l.largest[s.comm]; lg > s.rss && lg-s.rss > e {
+		e = lg - s.rss
+	}
+	return e
+}
+
+// exempt reports whether a process resumed to keep the run going is still
+// in its hold-off.
+func (l *look) exempt(pid int) bool {
+	until, ok := l.c.holdOff[pid]
+	return ok && l.o.Now.Before(until)
+}
+
+// endLongPauses resumes, oldest first, the pauses that lasted MaxPause.
+func (l *look) endLongPauses() {
+	for _, pid := range l.c.Paused() {
+		if l.o.Now.Sub(l.c.paused[pid].at) >= l.c.cfg.MaxPause {
+			l.acts = append(l.acts, l.c.resume(pid, l.o.Now, WhyMaxPause, true))
+			l.running = append(l.running, l.alive[pid])
+		}
+	}
+}
+
+// pauseGrowth pauses growing leaves: at the line every one but the one
+// holding the most, below it those holding the least until what the
+// running are expected to add fits.
+func (l *look) pauseGrowth() {
+	c := l.c
+	// Pause candidates: running leaves that grow and are not exempt. The
+	// one that grows holding the most keeps going (unless an exempt one
+	// grows: it is the one kept). One the others wait for is never a
+	// candidate: pausing it would hold them all.
+	var candidates []Proc
+	keptOne := false
+	for _, p := range l.running {
+		if !l.growing(p.PID) {
+			continue
+		}
+		if l.exempt(p.PID) || c.procs[p.PID].awaited {
+			keptOne = true
+			continue
+		}
+		candidates = append(candidates, p)
+	}
+	// The one holding the most goes first, the oldest of equals: it has
+	// the least left to grow and frees the most when it finishes. Those
+	// holding the least are paused first: they keep the least memory
+	// while they wait, so that what they hold never leaves the one kept
+	// going without room to finish.
+	sort.SliceStable(candidates, func(i, j int) bool {
+		return c.procs[candidates[i].PID].rss > c.procs[candidates[j].PID].rss
+	})
+	if !keptOne && len(candidates) > 0 {
+		candidates = candidates[1:]
+	}
+	stop := func(p Proc, why string) {
+		l.acts = append(l.acts, c.pause(p.PID, l.o.Now, why))
+		l.pausedNow[p.PID] = true
+	}
+	l.projected = l.o.Usage
+	for _, p := range l.running {
+		l.projected += l.estimate(p.PID)
+	}
+	if l.atLine {
+		for _, p := range candidates {
+			l.projected -= l.estimate(p.PID)
+			stop(p, WhyAtTarget)
+		}
+	} else {
+		// Admission: hold back those holding the least until the rest
+		// fits.
+		for i := len(candidates) - 1; i >= 0 && l.projected > l.limit; i-- {
+			p := candidates[i]
+			e := l.estimate(p.PID)
+			if e == 0 {
+				continue
+			}
+			why := WhyNoFit
+			if _, known := l.need(p.PID); !known {
+				why = WhyFastGrowth
+			}
+			l.projected -= e
+			stop(p, why)
+		}
+	}
+	kept := l.running[:0:0]
+	for _, p := range l.running {
+		if !l.pausedNow[p.PID] {
+			kept = append(kept, p)
+		}
+	}
+	l.running = kept
+}
+
+// resumeWhatFits resumes, oldest first, those the others wait for and those
+// that hold their kind's peak at once, and the others while what they are
+// expected to add fits below the line.
+func (l *look) resumeWhatFits() {
+	c := l.c
+	waiting := c.pausedProcs(l.alive, l.pausedNow)
+	var still []Proc
+	for _, p := range waiting {
+		if c.procs[p.PID].awaited {
+			l.acts = append(l.acts, c.resume(p.PID, l.o.Now, WhyAwaited, false))
+			l.running = append(l.running, p)
+			continue
+		}
+		if e, known := l.expectFor(c.procs[p.PID]); known && c.procs[p.PID].rss >= e {
+			l.acts = append(l.acts, c.resume(p.PID, l.o.Now, WhyHoldsPeak, false))
+			l.running = append(l.running, p)
+			continue
+		}
+		still = append(still, p)
+	}
+	waiting = still
+	// Of those of a known size, the one closest to its peak first: it
+	// needs the least room and frees its memory soonest; then the others,
+	// oldest first.
+	sort.SliceStable(waiting, func(i, j int) bool {
+		ni, ki := l.need(waiting[i].PID)
+		nj, kj := l.need(waiting[j].PID)
+		if ki != kj {
+			return ki
+		}
+		return ki && ni < nj
+	})
+	if l.o.Usage < l.limit {
+		for len(waiting) > 0 {
+			p := waiting[0]
+			e, known := l.need(p.PID)
+			if !known {
+				// Unknown size: two looks of the growth it showed, up to
+				// its largest live sibling, and room for a margin at least.
+				e = max(2*c.paused[p.PID].grew, c.cfg.Margin)
+				if lg, r := l.largest[c.procs[p.PID].comm], c.procs[p.PID].rss; lg > r {
+					e = max(e, lg-r)
+				}
+			}
+			if l.projected+e > l.limit {
+				break
+			}
+			l.acts = append(l.acts, c.resume(p.PID, l.o.Now, WhyRoom, false))
+			l.projected += e
+			l.running = append(l.running, p)
+			waiting = waiting[1:]
+		}
+	}
+	l.waiting = waiting
+}
+
+// liftIfStuck lifts the throttle when the box has been stuck at the line:
+// at it for LiftAfter with nothing exiting (ten times as long while a
+// running leaf may finish by itself). What runs crawls at memory.high (the
+// throttle sleeps it, and its reclaim burns a little CPU) or waits, and
+// what is paused keeps its memory; resuming one more only throttles it
+// too. Lifted, what runs may use the room up to memory.max, and if that is
+// not enough the kernel kills there. It is raised half a margin at a
+// time, each LiftAfter that nothing exits: the room it gives is what the
+// running need to finish, and the kernel kills only when the last step
+// reaches memory.max.
+func (l *look) liftIfStuck() {
+	c := l.c
+	// A running leaf that neither grows nor waits for a lock may finish by
+	// itself (a test that sleeps or computes): the box is not stuck while
+	// one does, unless nothing has exited for ten times LiftAfter.
+	mayFinish := false
+	for _, p := range l.running {
+		if s := c.procs[p.PID]; !l.growing(p.PID) && !s.blocked {
+			mayFinish = true
+		}
+	}
+	stuckFor := c.cfg.LiftAfter
+	if mayFinish {
+		stuckFor *= 10
+	}
+	if l.atLine && c.cfg.Lift > c.High() && l.o.Now.Sub(c.freedAt) >= stuckFor {
+		c.liftTo = min(c.cfg.Lift, max(c.High(), l.o.Usage)+c.cfg.Margin/2)
+		c.lifted = true
+		c.freedAt = l.o.Now
+		c.stats.Lifted++
+	}
+}
+
+// keepGoing guarantees liveness: while processes wait paused, when no leaf
+// is left running, or the box has stalled (used next to no CPU for Stall)
+// with none of the running in a hold-off or throttled at the line, the
+// paused process holding the most resumes at once.
+func (l *look) keepGoing() {
+	c := l.c
+	if len(l.waiting) == 0 {
+		return
+	}
+	why := ""
+	switch {
+	case len(l.running) == 0:
+		why = WhyNothingElse
+	case c.stalled(l.o):
+		why = WhyStalled
+		for _, p := range l.running {
+			if l.exempt(p.PID) || (l.atLine && c.procs[p.PID].throttled) {
+				// One resumed to keep the run going still has its
+				// hold-off: let it work before resuming another. One
+				// the kernel throttles at the line is not stalled but
+				// held back by memory.high: another resumed would only
+				// be throttled too (lifting the throttle is the way
+				// out, see liftIfStuck).
+				why = ""
+				break
+			}
+		}
+	}
+	if why == WhyStalled {
+		// Each leaf left running was held up for the stall.
+		c.stats.Blocked += l.o.Now.Sub(c.markAt) * time.Duration(len(l.running))
+	}
+	if why != "" {
+		p := holdsMost(l.waiting, c.procs)
+		l.acts = append(l.acts, c.resume(p.PID, l.o.Now, why, true))
+		l.running = append(l.running, p)
+		c.markAt, c.markCPU = l.o.Now, l.o.CPU
+	}
+}
+
+// countBlocked adds to Stats.Blocked the time since the last look for each
+// unpaused process waiting for a lock a paused process holds.
+func (c *Controller) countBlocked(o Observation) {
+	since := o.Now.Sub(c.lookAt)
+	if c.lookAt.IsZero() || since <= 0 {
+		c.lookAt = o.Now
+		return
+	}
+	c.lookAt = o.Now
+	for _, p := range o.Procs {
+		if _, paused := c.paused[p.PID]; paused {
+			continue
+		}
+		for _, h := range p.WaitsFor {
+			if _, paused := c.paused[h]; paused {
+				c.stats.Blocked += since
+				break
+			}
+		}
+	}
+}
