@@ -15,6 +15,9 @@
 //	BOXRUN_IT_COUNT=N         run each chosen scenario N times in the one boot
 //	                          (-test.count=N in every mode), to hammer a flaky
 //	                          one without N boots; a whole number, 1 or more
+//	BOXRUN_IT_WATCHDOG_STALL  how long the guest's heartbeat may stop before
+//	                          its watchdog dumps blocked tasks and memory to
+//	                          the console (a Go duration; default 2m)
 //	BOXRUN_IT_SOAK=N          the soak scenarios' run count (make soak)
 //	BOXRUN_VM_LOG=1           copy the guest's console to stderr as it comes
 //	BOXRUN_VM_CACHE           where the kernel and the builds are kept
@@ -211,23 +214,27 @@ const (
 )
 
 // guestScript joins the lines of a guest's command. It sets $end, the time
-// by which the scenarios must be done, and prints a heartbeat every 30 s
-// (uptime, available memory, memory pressure): a guest that froze shows as
-// a gap in them, one that thrashed as their pressure.
-func guestScript(lines ...string) string {
+// by which the scenarios must be done, starts the watchdog (first, to
+// watch everything after it; see watchdog_test.go), and prints a
+// heartbeat every 30 s (uptime, available memory, memory pressure),
+// touching heartbeatStamp for the watchdog: a guest that froze shows as a
+// gap in them, and as the watchdog's dump; one that thrashed as their
+// pressure.
+func guestScript(a artifacts, o options, lines ...string) string {
 	head := []string{
 		quietConsole,
 		fmt.Sprintf("end=$(( $(date +%%s) + %d ))", int(guestBudget.Seconds())),
+		watchdogStart(a.guest, o.stall),
 		// BOXRUN_IT_HEARTBEAT marks its processes as the harness's for the sweep.
 		// (A subshell would keep the parent's environ: the marker must be
 		// in what /proc shows, so the loop is a shell of its own.)
 		// Below 200M available it also says where the memory is (the
 		// largest processes, shared memory, unreclaimable slab): a guest
 		// that runs out of memory powers off before anyone can look.
-		`BOXRUN_IT_HEARTBEAT=1 sh -c 'while :; do echo "heartbeat| up $(cut -d" " -f1 /proc/uptime)s, $(grep MemAvailable /proc/meminfo | tr -s " "), memory pressure $(head -1 /proc/pressure/memory)"; ` +
+		`BOXRUN_IT_HEARTBEAT=1 sh -c 'while :; do : > ` + heartbeatStamp + `; echo "heartbeat| up $(cut -d" " -f1 /proc/uptime)s, $(grep MemAvailable /proc/meminfo | tr -s " "), memory pressure $(head -1 /proc/pressure/memory)"; ` +
 			`if [ "$(sed -n "s/^MemAvailable: *\([0-9]*\).*/\1/p" /proc/meminfo)" -lt 204800 ]; then echo "heartbeat| low: $(grep -E "^(Shmem|SUnreclaim|Unevictable|AnonPages|Mlocked):" /proc/meminfo | tr -s " " | tr "\n" " ")largest: $(ps -eo rss=,comm= --sort=-rss | head -5 | tr -s " " | tr "\n" ";")"; sleep 5; else sleep 30; fi; done' & hb=$!`,
 	}
-	return strings.Join(append(append(head, lines...), "kill $hb"), "\n")
+	return strings.Join(append(append(head, lines...), "kill $hb $wd"), "\n")
 }
 
 // modeEnv is the environment of one mode's scenarios. Root reaches the
@@ -429,14 +436,14 @@ func TestRealKernelSystemd(t *testing.T) {
 	o := requireOptions(t, os.Getenv)
 	requireVM(t)
 	a := build(t)
-	script := guestScript(
+	script := guestScript(a, o,
 		"mkdir -p /home/boxtest && chown 1500:1500 /home/boxtest",
 		"systemctl start user@1500.service || echo 'starting user@1500.service failed'",
 		// The user's scenarios have taken 4-6 minutes.
 		guestRun(a, o, "root", "", 8*time.Minute),
 		guestRun(a, o, "user", "setpriv --reuid=1500 --regid=1500 --init-groups", 0),
 	)
-	b := boot(t, vm.Config{Mode: vm.Systemd, Command: script, Files: testUserFiles, MemoryMB: guestMemoryMB}, "root", "user")
+	b := boot(t, vm.Config{Mode: vm.Systemd, Command: script, Files: testUserFiles, MemoryMB: guestMemoryMB}, o, "root", "user")
 	t.Logf("real kernel (systemd as PID 1): %s", b.summary())
 }
 
@@ -444,7 +451,7 @@ func TestRealKernelCgroupfs(t *testing.T) {
 	o := requireOptions(t, os.Getenv)
 	requireVM(t)
 	a := build(t)
-	b := boot(t, vm.Config{Mode: vm.NoSystemd, Command: guestScript(guestRun(a, o, "cgroupfs", "", 0)), MemoryMB: guestMemoryMB}, "cgroupfs")
+	b := boot(t, vm.Config{Mode: vm.NoSystemd, Command: guestScript(a, o, guestRun(a, o, "cgroupfs", "", 0)), MemoryMB: guestMemoryMB}, o, "cgroupfs")
 	t.Logf("real kernel (no systemd, cgroupfs backend): %s", b.summary())
 }
 
@@ -472,8 +479,9 @@ func (b booted) summary() string {
 // boot runs one VM, reports each mode's results as subtests and counts
 // them. When the VM stopped before the command ended (its time ran out,
 // QEMU exited) it also reports the scenario that was running, with its
-// output, and the last heartbeats, and fails the test.
-func boot(t *testing.T, cfg vm.Config, modes ...string) booted {
+// output, the last heartbeats and the watchdog's dump of the kernel's
+// state if it fired (watchdog_test.go), and fails the test.
+func boot(t *testing.T, cfg vm.Config, o options, modes ...string) booted {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout+time.Minute)
 	defer cancel()
@@ -487,6 +495,14 @@ func boot(t *testing.T, cfg vm.Config, modes ...string) booted {
 		return booted{failed: 1, stopped: firstLine(err.Error())}
 	}
 	b := booted{res: res}
+	// The log shows that the watchdog watched, and how; one that did not
+	// start (its "not started" line is among the heartbeats) would leave
+	// the next freeze as silent as before.
+	if l := watchdogStarted(res.Output); l != "" {
+		t.Log(l)
+	} else {
+		t.Errorf("the guest's watchdog never said it started; the heartbeats and its lines:\n%s", heartbeats(res.Output, 10))
+	}
 	for _, mode := range modes {
 		r := parseGuest(res.Output, mode)
 		if err != nil && r.finished() == 0 && r.running == "" {
@@ -502,7 +518,12 @@ func boot(t *testing.T, cfg vm.Config, modes ...string) booted {
 		}
 	}
 	if err != nil {
-		t.Errorf("heartbeats (a gap means the guest froze):\n%s", heartbeats(res.Output, 10))
+		t.Errorf("heartbeats and the watchdog's lines (a gap means the guest froze):\n%s", heartbeats(res.Output, 10))
+		if dump := watchdogDump(res.Console); dump != "" {
+			t.Errorf("the guest's watchdog saw no heartbeat for %s and had the kernel dump its blocked tasks and memory (sysrq w, m); the console from the dump on:\n%s", o.stall, dump)
+		} else {
+			t.Logf("no watchdog dump on the console: the heartbeat never stopped for %s (BOXRUN_IT_WATCHDOG_STALL), or the guest could not even run the watchdog", o.stall)
+		}
 		t.Errorf("the real-kernel VM: %v", err)
 		b.stopped += firstLine(err.Error())
 		return b
@@ -519,11 +540,13 @@ func firstLine(s string) string {
 	return line
 }
 
-// heartbeats returns the last n heartbeat lines of a guest's output.
+// heartbeats returns the last n heartbeat and watchdog lines of a guest's
+// output (the watchdog says when it started, fired and saw the heartbeat
+// come back).
 func heartbeats(output string, n int) string {
 	var hb []string
 	for _, l := range strings.Split(output, "\n") {
-		if strings.HasPrefix(l, "heartbeat| ") {
+		if strings.HasPrefix(l, "heartbeat| ") || strings.HasPrefix(l, "watchdog| ") {
 			hb = append(hb, l)
 		}
 	}
