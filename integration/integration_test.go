@@ -7,6 +7,25 @@
 // and once in a boot without systemd for the cgroupfs backend. The none
 // backend is tested natively on the host. A scenario that cannot run fails
 // with the reason; nothing here skips.
+//
+// The VM tests read from the environment (see options):
+//
+//	BOXRUN_IT_RUN             a -test.run pattern: run only these scenarios
+//	                          (in every mode; the sweep still runs after them)
+//	BOXRUN_IT_COUNT=N         run each chosen scenario N times in the one boot
+//	                          (-test.count=N in every mode), to hammer a flaky
+//	                          one without N boots; a whole number, 1 or more
+//	BOXRUN_IT_WATCHDOG_STALL  how long the guest's heartbeat may stop before
+//	                          its watchdog dumps blocked tasks and memory to
+//	                          the console (a Go duration; default 2m)
+//	BOXRUN_IT_SOAK=N          the soak scenarios' run count (make soak)
+//	BOXRUN_VM_LOG=1           copy the guest's console to stderr as it comes
+//	BOXRUN_VM_CACHE           where the kernel and the builds are kept
+//
+// For example, a scenario that fails one run in five, ten times in the
+// cgroupfs boot:
+//
+//	BOXRUN_IT_COUNT=10 BOXRUN_IT_RUN=TestCtrlZ go test -count=1 -v -run RealKernelCgroupfs ./integration/
 package integration
 
 import (
@@ -160,19 +179,21 @@ const sweep = "TestNothingLeftBehind"
 // guestRun is a shell snippet running the guest tests in one mode, then the
 // sweep, each line of output prefixed with "MODE| ", ending with
 // "MODE| exit=N" (N is non-zero when either invocation failed).
+// The sweep runs once whatever options.count: it checks what all the runs
+// before it left.
 //
 // Each invocation's -test.timeout comes out of the guest's budget (the
 // shell variable $end, see guestScript), keeping reserve for what follows:
 // a scenario that hangs then fails with Go's goroutine dump and the name of
 // the test, instead of eating the VM's time and taking every result with it.
-func guestRun(a artifacts, mode, prefix string, reserve time.Duration) string {
+func guestRun(a artifacts, o options, mode, prefix string, reserve time.Duration) string {
 	run := func(timeout string) string {
 		return fmt.Sprintf("%s env -i %s TMPDIR=/tmp %s BOXRUN_BIN=%s BOXRUN_IT_MODE=%s %s -test.v -test.timeout %s",
 			prefix, guestPath, modeEnv(a, mode), a.boxrun, mode, a.guest, timeout)
 	}
 	budget := fmt.Sprintf("$(( end - $(date +%%s) - %d ))s", int((reserve + sweepTimeout).Seconds()))
 	return fmt.Sprintf(`(cd /tmp && %s %s; e=$?; %s -test.run '^%s$'; echo "exit=$((e | $?))") 2>&1 | sed -u 's/^/%s| /'`,
-		run(budget), modeFlags(mode), run(sweepTimeout.String()), sweep, mode)
+		run(budget), modeFlags(mode, o), run(sweepTimeout.String()), sweep, mode)
 }
 
 // sweepTimeout bounds the sweep, which only lists what is left.
@@ -193,23 +214,27 @@ const (
 )
 
 // guestScript joins the lines of a guest's command. It sets $end, the time
-// by which the scenarios must be done, and prints a heartbeat every 30 s
-// (uptime, available memory, memory pressure): a guest that froze shows as
-// a gap in them, one that thrashed as their pressure.
-func guestScript(lines ...string) string {
+// by which the scenarios must be done, starts the watchdog (first, to
+// watch everything after it; see watchdog_test.go), and prints a
+// heartbeat every 30 s (uptime, available memory, memory pressure),
+// touching heartbeatStamp for the watchdog: a guest that froze shows as a
+// gap in them, and as the watchdog's dump; one that thrashed as their
+// pressure.
+func guestScript(a artifacts, o options, lines ...string) string {
 	head := []string{
 		quietConsole,
 		fmt.Sprintf("end=$(( $(date +%%s) + %d ))", int(guestBudget.Seconds())),
+		watchdogStart(a.guest, o.stall),
 		// BOXRUN_IT_HEARTBEAT marks its processes as the harness's for the sweep.
 		// (A subshell would keep the parent's environ: the marker must be
 		// in what /proc shows, so the loop is a shell of its own.)
 		// Below 200M available it also says where the memory is (the
 		// largest processes, shared memory, unreclaimable slab): a guest
 		// that runs out of memory powers off before anyone can look.
-		`BOXRUN_IT_HEARTBEAT=1 sh -c 'while :; do echo "heartbeat| up $(cut -d" " -f1 /proc/uptime)s, $(grep MemAvailable /proc/meminfo | tr -s " "), memory pressure $(head -1 /proc/pressure/memory)"; ` +
+		`BOXRUN_IT_HEARTBEAT=1 sh -c 'while :; do : > ` + heartbeatStamp + `; echo "heartbeat| up $(cut -d" " -f1 /proc/uptime)s, $(grep MemAvailable /proc/meminfo | tr -s " "), memory pressure $(head -1 /proc/pressure/memory)"; ` +
 			`if [ "$(sed -n "s/^MemAvailable: *\([0-9]*\).*/\1/p" /proc/meminfo)" -lt 204800 ]; then echo "heartbeat| low: $(grep -E "^(Shmem|SUnreclaim|Unevictable|AnonPages|Mlocked):" /proc/meminfo | tr -s " " | tr "\n" " ")largest: $(ps -eo rss=,comm= --sort=-rss | head -5 | tr -s " " | tr "\n" ";")"; sleep 5; else sleep 30; fi; done' & hb=$!`,
 	}
-	return strings.Join(append(append(head, lines...), "kill $hb"), "\n")
+	return strings.Join(append(append(head, lines...), "kill $hb $wd"), "\n")
 }
 
 // modeEnv is the environment of one mode's scenarios. Root reaches the
@@ -241,19 +266,23 @@ func modeEnv(a artifacts, mode string) string {
 // modeFlags leaves out the sweep (run on its own, last) and, for the
 // unprivileged user, the cargo scenarios: the host's Rust toolchain lives
 // under /root. Root and the cgroupfs boot run them.
-// $BOXRUN_IT_RUN narrows the scenarios to a -test.run pattern (bench/ uses
-// it to run only the backpressure ones).
-func modeFlags(mode string) string {
+// $BOXRUN_IT_RUN (options.run) narrows the scenarios to a -test.run
+// pattern (bench/ uses it to run only the backpressure ones);
+// $BOXRUN_IT_COUNT (options.count) runs each of them that many times.
+func modeFlags(mode string, o options) string {
 	skip := sweep
 	if mode == "user" {
 		skip += "|TestCargoTestUnderBackpressure|TestCargoShimBoxesTests|TestCargoRunLockUnderBackpressure"
 	}
 	var flags []string
-	if pat := os.Getenv("BOXRUN_IT_RUN"); pat != "" {
+	if pat := o.run; pat != "" {
 		flags = append(flags, "-test.run '"+strings.ReplaceAll(pat, "'", "")+"'")
 	} else {
 		// The benchmarks (make bench) are not tests: they only report.
 		skip += "|TestBench"
+	}
+	if o.count > 1 {
+		flags = append(flags, fmt.Sprintf("-test.count %d", o.count))
 	}
 	return strings.Join(append(flags, "-test.skip '"+skip+"'"), " ")
 }
@@ -276,18 +305,37 @@ var resultLine = regexp.MustCompile(`^(\w+)\| --- (PASS|FAIL|SKIP): (\S+) \(([0-
 
 // guestReport is what one mode's guest tests said.
 type guestReport struct {
-	results map[string]string   // top-level test -> PASS/FAIL/SKIP
-	order   []string            // tests in the order they finished
-	logs    map[string][]string // test -> its output lines
-	exit    string              // the test binary's exit status, "" if never seen
-	running string              // the last top-level test that started and never ended
+	// runs are the top-level tests in the order they started; with
+	// BOXRUN_IT_COUNT=N a test is there N times, each run with its own
+	// result and output, so that one failed run of N shows as failed.
+	runs    []scenarioRun
+	exit    string // the test binary's exit status, "" if never seen
+	running string // the last top-level test that started and never ended
 }
 
-// parseGuest splits the console output of one mode into per-test results.
+// scenarioRun is one run of one top-level guest test.
+type scenarioRun struct {
+	name   string
+	result string   // PASS, FAIL or SKIP; "" for a run that never ended
+	logs   []string // its output lines, from its "=== RUN" on
+}
+
+// finished counts the runs that reported a result.
+func (r guestReport) finished() int {
+	n := 0
+	for _, run := range r.runs {
+		if run.result != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// parseGuest splits the console output of one mode into per-run results.
 func parseGuest(output, mode string) guestReport {
-	r := guestReport{results: map[string]string{}, logs: map[string][]string{}}
+	var r guestReport
 	prefix := mode + "| "
-	var current string
+	current := -1 // index in r.runs of the last top-level test that started
 	sc := bufio.NewScanner(strings.NewReader(output))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -297,49 +345,74 @@ func parseGuest(output, mode string) guestReport {
 		}
 		body := strings.TrimPrefix(line, prefix)
 		if name, ok := strings.CutPrefix(body, "=== RUN   "); ok && !strings.Contains(name, "/") {
-			current = name
+			r.runs = append(r.runs, scenarioRun{name: name})
+			current = len(r.runs) - 1
 		}
 		if m := resultLine.FindStringSubmatch(line); m != nil && m[1] == mode {
-			r.results[m[3]] = m[2]
-			r.order = append(r.order, m[3])
-		}
-		if current != "" && r.results[current] == "" {
-			r.running = current
-		} else {
-			r.running = ""
+			r.setResult(m[3], m[2])
 		}
 		if e, ok := strings.CutPrefix(body, "exit="); ok {
 			r.exit = e
 		}
-		if current != "" {
-			r.logs[current] = append(r.logs[current], body)
+		if current >= 0 {
+			r.runs[current].logs = append(r.runs[current].logs, body)
 		}
 	}
+	if current >= 0 && r.runs[current].result == "" {
+		r.running = r.runs[current].name
+	}
 	return r
+}
+
+// setResult gives the result to the latest run of the test that has none
+// (one whose "=== RUN" line was lost gets a run of its own).
+func (r *guestReport) setResult(name, result string) {
+	for i := len(r.runs) - 1; i >= 0; i-- {
+		if r.runs[i].name == name && r.runs[i].result == "" {
+			r.runs[i].result = result
+			return
+		}
+	}
+	r.runs = append(r.runs, scenarioRun{name: name, result: result})
+}
+
+// runningLogs returns the output of the run of r.running that never ended.
+func (r guestReport) runningLogs() []string {
+	for i := len(r.runs) - 1; i >= 0; i-- {
+		if r.runs[i].name == r.running && r.runs[i].result == "" {
+			return r.runs[i].logs
+		}
+	}
+	return nil
 }
 
 // report turns a guest report into host subtests and returns the counts.
 func report(t *testing.T, mode string, r guestReport) (passed, failed int) {
 	t.Helper()
-	if len(r.results) == 0 {
+	if r.finished() == 0 {
 		t.Errorf("%s: the guest tests never reported a result (exit=%q)", mode, r.exit)
 		return 0, 1
 	}
-	for _, name := range r.order {
-		res := r.results[name]
-		t.Run(mode+"/"+name, func(t *testing.T) {
+	for _, run := range r.runs {
+		res := run.result
+		if res == "" {
+			continue // still running when the VM stopped: boot says so
+		}
+		// A test run N times (BOXRUN_IT_COUNT) gives N subtests, the
+		// second and later named NAME#01, NAME#02... by go test.
+		t.Run(mode+"/"+run.name, func(t *testing.T) {
 			switch res {
 			case "PASS":
 				// Measurements the scenario reports ("figures: ...").
-				for _, l := range r.logs[name] {
+				for _, l := range run.logs {
 					if i := strings.Index(l, "figures: "); i >= 0 {
 						t.Log(l[i:])
 					}
 				}
 			case "SKIP":
-				t.Errorf("skipped in the guest: real-kernel scenarios must not skip\n%s", strings.Join(r.logs[name], "\n"))
+				t.Errorf("skipped in the guest: real-kernel scenarios must not skip\n%s", strings.Join(run.logs, "\n"))
 			default:
-				t.Errorf("failed in the guest:\n%s", strings.Join(r.logs[name], "\n"))
+				t.Errorf("failed in the guest:\n%s", strings.Join(run.logs, "\n"))
 			}
 		})
 		if res == "PASS" {
@@ -360,23 +433,25 @@ func report(t *testing.T, mode string, r guestReport) (passed, failed int) {
 // a second emulated guest on a 2-core host would make those ratios noise.
 
 func TestRealKernelSystemd(t *testing.T) {
+	o := requireOptions(t, os.Getenv)
 	requireVM(t)
 	a := build(t)
-	script := guestScript(
+	script := guestScript(a, o,
 		"mkdir -p /home/boxtest && chown 1500:1500 /home/boxtest",
 		"systemctl start user@1500.service || echo 'starting user@1500.service failed'",
 		// The user's scenarios have taken 4-6 minutes.
-		guestRun(a, "root", "", 8*time.Minute),
-		guestRun(a, "user", "setpriv --reuid=1500 --regid=1500 --init-groups", 0),
+		guestRun(a, o, "root", "", 8*time.Minute),
+		guestRun(a, o, "user", "setpriv --reuid=1500 --regid=1500 --init-groups", 0),
 	)
-	b := boot(t, vm.Config{Mode: vm.Systemd, Command: script, Files: testUserFiles, MemoryMB: guestMemoryMB}, "root", "user")
+	b := boot(t, vm.Config{Mode: vm.Systemd, Command: script, Files: testUserFiles, MemoryMB: guestMemoryMB}, o, "root", "user")
 	t.Logf("real kernel (systemd as PID 1): %s", b.summary())
 }
 
 func TestRealKernelCgroupfs(t *testing.T) {
+	o := requireOptions(t, os.Getenv)
 	requireVM(t)
 	a := build(t)
-	b := boot(t, vm.Config{Mode: vm.NoSystemd, Command: guestScript(guestRun(a, "cgroupfs", "", 0)), MemoryMB: guestMemoryMB}, "cgroupfs")
+	b := boot(t, vm.Config{Mode: vm.NoSystemd, Command: guestScript(a, o, guestRun(a, o, "cgroupfs", "", 0)), MemoryMB: guestMemoryMB}, o, "cgroupfs")
 	t.Logf("real kernel (no systemd, cgroupfs backend): %s", b.summary())
 }
 
@@ -404,8 +479,9 @@ func (b booted) summary() string {
 // boot runs one VM, reports each mode's results as subtests and counts
 // them. When the VM stopped before the command ended (its time ran out,
 // QEMU exited) it also reports the scenario that was running, with its
-// output, and the last heartbeats, and fails the test.
-func boot(t *testing.T, cfg vm.Config, modes ...string) booted {
+// output, the last heartbeats and the watchdog's dump of the kernel's
+// state if it fired (watchdog_test.go), and fails the test.
+func boot(t *testing.T, cfg vm.Config, o options, modes ...string) booted {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout+time.Minute)
 	defer cancel()
@@ -419,22 +495,35 @@ func boot(t *testing.T, cfg vm.Config, modes ...string) booted {
 		return booted{failed: 1, stopped: firstLine(err.Error())}
 	}
 	b := booted{res: res}
+	// The log shows that the watchdog watched, and how; one that did not
+	// start (its "not started" line is among the heartbeats) would leave
+	// the next freeze as silent as before.
+	if l := watchdogStarted(res.Output); l != "" {
+		t.Log(l)
+	} else {
+		t.Errorf("the guest's watchdog never said it started; the heartbeats and its lines:\n%s", heartbeats(res.Output, 10))
+	}
 	for _, mode := range modes {
 		r := parseGuest(res.Output, mode)
-		if err != nil && len(r.results) == 0 && r.running == "" {
+		if err != nil && r.finished() == 0 && r.running == "" {
 			continue // the VM stopped before this mode began
 		}
 		p, f := report(t, mode, r)
 		b.passed, b.failed = b.passed+p, b.failed+f
 		if err != nil && r.running != "" {
 			t.Errorf("%s: %s was still running when the VM stopped; its output:\n%s",
-				mode, r.running, strings.Join(r.logs[r.running], "\n"))
+				mode, r.running, strings.Join(r.runningLogs(), "\n"))
 			b.failed++
 			b.stopped = fmt.Sprintf("%s %s was running; ", mode, r.running)
 		}
 	}
 	if err != nil {
-		t.Errorf("heartbeats (a gap means the guest froze):\n%s", heartbeats(res.Output, 10))
+		t.Errorf("heartbeats and the watchdog's lines (a gap means the guest froze):\n%s", heartbeats(res.Output, 10))
+		if dump := watchdogDump(res.Console); dump != "" {
+			t.Errorf("the guest's watchdog saw no heartbeat for %s and had the kernel dump its blocked tasks and memory (sysrq w, m); the console from the dump on:\n%s", o.stall, dump)
+		} else {
+			t.Logf("no watchdog dump on the console: the heartbeat never stopped for %s (BOXRUN_IT_WATCHDOG_STALL), or the guest could not even run the watchdog", o.stall)
+		}
 		t.Errorf("the real-kernel VM: %v", err)
 		b.stopped += firstLine(err.Error())
 		return b
@@ -451,11 +540,13 @@ func firstLine(s string) string {
 	return line
 }
 
-// heartbeats returns the last n heartbeat lines of a guest's output.
+// heartbeats returns the last n heartbeat and watchdog lines of a guest's
+// output (the watchdog says when it started, fired and saw the heartbeat
+// come back).
 func heartbeats(output string, n int) string {
 	var hb []string
 	for _, l := range strings.Split(output, "\n") {
-		if strings.HasPrefix(l, "heartbeat| ") {
+		if strings.HasPrefix(l, "heartbeat| ") || strings.HasPrefix(l, "watchdog| ") {
 			hb = append(hb, l)
 		}
 	}
@@ -463,4 +554,32 @@ func heartbeats(output string, n int) string {
 		hb = hb[len(hb)-n:]
 	}
 	return strings.Join(hb, "\n")
+}
+
+// TestParseGuestRepeated: with BOXRUN_IT_COUNT a scenario runs several
+// times in one invocation; each run keeps its own result and output, so a
+// failed first run is not hidden by a passing second.
+func TestParseGuestRepeated(t *testing.T) {
+	out := strings.Join([]string{
+		"cgroupfs| === RUN   TestCtrlZ",
+		"cgroupfs|     ctrlz_test.go:10: first run broke",
+		"cgroupfs| --- FAIL: TestCtrlZ (1.50s)",
+		"heartbeat| up 30s",
+		"cgroupfs| === RUN   TestCtrlZ",
+		"cgroupfs| --- PASS: TestCtrlZ (1.20s)",
+		"cgroupfs| === RUN   TestCtrlZ",
+		"cgroupfs|     ctrlz_test.go:12: third run started",
+		"",
+	}, "\n")
+	r := parseGuest(out, "cgroupfs")
+	var got []string
+	for _, run := range r.runs {
+		got = append(got, fmt.Sprintf("%s=%s/%d", run.name, run.result, len(run.logs)))
+	}
+	if want := "TestCtrlZ=FAIL/3 TestCtrlZ=PASS/2 TestCtrlZ=/2"; strings.Join(got, " ") != want {
+		t.Errorf("runs %v, want %s", got, want)
+	}
+	if r.finished() != 2 || r.running != "TestCtrlZ" || len(r.runningLogs()) != 2 || !strings.Contains(r.runningLogs()[1], "third run") {
+		t.Errorf("finished %d, running %q with %q; want 2, the third run", r.finished(), r.running, r.runningLogs())
+	}
 }

@@ -12,4 +12,8 @@
 //	BOXRUN_IT_REPO      the repository checkout, for bench/native.sh
 //	BOXRUN_IT_WORKLOAD  bench/workload, built on the host
 //	BOXRUN_IT_JSONGET   bench/jsonget, built on the host
+//
+// Started by the guest script itself, before the scenarios, with
+// BOXRUN_IT_ROLE=watchdog (and WATCHDOG_STAMP, WATCHDOG_STALL), the binary
+// is the guest's watchdog instead: see watchdog in watchdog_test.go.
 package guest

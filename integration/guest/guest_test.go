@@ -20,7 +20,8 @@ import (
 	"github.com/boxrun/boxrun/internal/procfs"
 )
 
-// Roles the test binary plays when it is the command inside a box.
+// Roles the test binary plays when it is the command inside a box (hog,
+// spin, probe, waiter), or, for the harness, the guest's watchdog.
 const roleEnv = "BOXRUN_IT_ROLE"
 
 func TestMain(m *testing.M) {
@@ -33,6 +34,8 @@ func TestMain(m *testing.M) {
 		os.Exit(spin())
 	case "probe":
 		os.Exit(probe())
+	case "watchdog":
+		os.Exit(watchdog()) // the harness's, not a scenario's: see watchdog_test.go
 	}
 	// Every run with backpressure appends its decisions here; a failing
 	// backpressure scenario shows its part (see traceOnFailure).

@@ -146,7 +146,9 @@ func leftover(args []string) bool {
 }
 
 // heartbeat reports whether pid is one of the harness's heartbeat processes
-// (integration's guestScript), which run beside the scenarios on purpose.
+// or its watchdog (integration's guestScript), which run beside the
+// scenarios on purpose, as root: the root-mode sweep would otherwise take
+// the watchdog (this binary with a role, see leftover) for a scenario's.
 func heartbeat(pid int) bool {
 	env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 	for _, kv := range strings.Split(string(env), "\x00") {
