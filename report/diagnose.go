@@ -5,6 +5,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Diagnose judges a run: one Diagnosis per bad thing that happened, each a
@@ -36,7 +37,8 @@ func Diagnose(r *Run) []Diagnosis {
 	if measured && ev.OOMKill > 0 {
 		errs = append(errs, oomInBox(r, cmd, pol, commandOOM, inside))
 	}
-	if sigkill && !commandOOM {
+	// A run whose boxrun died: its guard sent the SIGKILL, and says so.
+	if sigkill && !commandOOM && r.BoxrunKilled == nil {
 		errs = append(errs, unexplainedSigkill(r, cmd, measured))
 	}
 	if measured && r.OutsideOOMKills > 0 {
@@ -65,7 +67,10 @@ func Diagnose(r *Run) []Diagnosis {
 			Message: fmt.Sprintf("the box went above %s and was throttled %s — raise memory.high in policy %s if the run was slower than it should be",
 				limitName("memory.high", r.Policy.MemoryHigh), times(ev.High), pol)})
 	}
-	if n := uint64(len(r.Leftovers)); n > 0 {
+	if k := r.BoxrunKilled; k != nil {
+		errs = append(errs, boxrunKilled(r, *k))
+	}
+	if n := uint64(len(r.Leftovers)); n > 0 && r.BoxrunKilled == nil {
 		d := Diagnosis{Kind: KindLeftovers, Severity: SeverityWarning}
 		verb := "were"
 		if n == 1 {
@@ -227,4 +232,25 @@ func commandName(r *Run) string {
 		return "the command"
 	}
 	return path.Base(r.Command[0])
+}
+
+// boxrunKilled explains a run whose boxrun died before its command: what
+// killed it, when that is known, and what its guard did.
+func boxrunKilled(r *Run, k BoxrunKilled) Diagnosis {
+	d := Diagnosis{Kind: KindBoxrunKilled, Severity: SeverityError}
+	how := "died"
+	if k.Signal != "" {
+		how = "was killed by " + k.Signal
+	}
+	d.Message = fmt.Sprintf("boxrun itself %s %s into the run, before %s finished", how, FormatDuration(time.Duration(k.AtSeconds*float64(time.Second))), commandName(r))
+	if k.Signal == "SIGKILL" || k.Signal == "" {
+		d.Message += " — a harness's or agent's timeout that kills the whole process group does this; give boxrun SIGTERM first (timeout -k 10 …) and it reports and cleans up itself"
+	}
+	switch k.ProcessesKilled {
+	case 0:
+		d.Details = append(d.Details, "its guard found the box empty, and wrote this report")
+	default:
+		d.Details = append(d.Details, fmt.Sprintf("its guard killed the %s left in the box, and wrote this report", plural(uint64(k.ProcessesKilled), "process", "processes")))
+	}
+	return d
 }

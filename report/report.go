@@ -76,6 +76,36 @@ type Run struct {
 	Backpressure *Backpressure `json:"backpressure"`
 	// Notes say which figures are missing or estimated, and why.
 	Notes []string `json:"notes"`
+	// BoxrunKilled is set when boxrun itself died before the command
+	// finished and its guard wrote this report (a post-mortem); nil for a
+	// run boxrun saw to its end.
+	BoxrunKilled *BoxrunKilled `json:"boxrun_killed"`
+}
+
+// BoxrunKilled is how a run ended whose boxrun died before its command did.
+type BoxrunKilled struct {
+	// Signal is the signal boxrun died of ("SIGKILL"), "" when its exit
+	// status was gone before the guard could read it (JSON null).
+	Signal string `json:"-"`
+	// ProcessesKilled counts the processes the guard found in the box and
+	// killed (they are the report's leftovers).
+	ProcessesKilled int `json:"processes_killed"`
+	// At is when the guard found boxrun gone, in seconds since the run
+	// started.
+	AtSeconds float64 `json:"at_seconds"`
+}
+
+// MarshalJSON writes an unknown signal as null.
+func (b BoxrunKilled) MarshalJSON() ([]byte, error) {
+	var sig *string
+	if b.Signal != "" {
+		sig = &b.Signal
+	}
+	return json.Marshal(struct {
+		Signal          *string `json:"signal"`
+		ProcessesKilled int     `json:"processes_killed"`
+		AtSeconds       float64 `json:"at_seconds"`
+	}{sig, b.ProcessesKilled, round3(b.AtSeconds)})
 }
 
 // Policy is the policy a run used, with limits in bytes; a nil limit means
@@ -316,6 +346,9 @@ const (
 	KindMemoryHigh = "memory_high"
 	// KindLeftovers: processes outlived the command.
 	KindLeftovers = "leftovers"
+	// KindBoxrunKilled: boxrun itself died before the command finished;
+	// its guard killed what was left in the box and wrote the report.
+	KindBoxrunKilled = "boxrun_killed"
 )
 
 // Failed reports whether the run needs the user's attention even with -q:
@@ -355,6 +388,7 @@ type runJSON struct {
 	Diagnosis       []Diagnosis   `json:"diagnosis"`
 	Backpressure    *Backpressure `json:"backpressure"`
 	Notes           []string      `json:"notes"`
+	BoxrunKilled    *BoxrunKilled `json:"boxrun_killed"`
 }
 
 // JSON writes r as one JSON object (see report/schema.json and the README):
@@ -372,7 +406,7 @@ func JSON(w io.Writer, r *Run) error {
 		WallSeconds: round3(r.WallSeconds), Memory: r.Memory, Pids: r.Pids, CPU: r.CPU,
 		Samples: orEmpty(r.Samples), OOMVictims: orEmpty(r.OOMVictims), OutsideOOMKills: r.OutsideOOMKills,
 		KernelLogRead: r.KernelLogRead, Leftovers: orEmpty(r.Leftovers), LeftoversKilled: r.LeftoversKilled,
-		Diagnosis: orEmpty(r.Diagnosis), Backpressure: r.Backpressure, Notes: orEmpty(r.Notes),
+		Diagnosis: orEmpty(r.Diagnosis), Backpressure: r.Backpressure, Notes: orEmpty(r.Notes), BoxrunKilled: r.BoxrunKilled,
 	}
 	for i := range j.Samples {
 		j.Samples[i].T = round3(j.Samples[i].T)

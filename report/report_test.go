@@ -128,6 +128,20 @@ func fixtures() map[string]*Run {
 				MaxRunning: 22, Reasons: []PauseReason{{"the box is at its memory target", 2, 1.5, 0.9}}, Method: "SIGSTOP", Restopped: 1, PausedAtEnd: 2, ThrottleLifted: 1,
 				Sizes: "learned in this run"},
 		},
+		// boxrun's process group killed by a harness's timeout: the
+		// guard's post-mortem.
+		"boxrun-killed": {
+			Policy: testsPolicy(), Unit: "boxrun-tests-5e6f7a8b.scope",
+			Cgroup:  "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-5e6f7a8b.scope",
+			Backend: "systemd", Command: []string{"cargo", "test"}, ExitCode: 137, Signal: "SIGKILL", Interrupted: "SIGKILL", WallSeconds: 600.2,
+			Memory:          Memory{PeakBytes: 5 * gib, PeakSource: PeakMemoryPeak, Events: MemoryEvents{High: 3}},
+			Pids:            Pids{Peak: 211, PeakSource: PeakPidsPeak},
+			CPU:             CPU{UsageUSec: 2900e6, UserUSec: 2500e6, SystemUSec: 400e6},
+			Leftovers:       []Leftover{{4811, "cargo", ""}, {4990, "memcrate-3f2a9", ""}},
+			LeftoversKilled: true,
+			BoxrunKilled:    &BoxrunKilled{Signal: "SIGKILL", ProcessesKilled: 2, AtSeconds: 600.2},
+			Notes:           []string{"a post-mortem: boxrun died before the command finished, and its guard wrote this report from what the box showed then; samples, CPU time and backpressure were boxrun's and died with it"},
+		},
 		// The none backend: nothing measured.
 		"no-box": {
 			Policy: testsPolicy(), Backend: "none", Command: []string{"make", "-j8"}, PID: 31, ExitCode: 2, WallSeconds: 0.85,

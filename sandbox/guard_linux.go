@@ -85,10 +85,10 @@ type guard struct {
 // startGuard starts the guard for box, before the box holds any process,
 // so that its cgroup is being set up while the box is. executable ""
 // means /proc/self/exe. record is the box's owner record to remove, ""
-// for none. The box's cgroups are boxrun's to remove with cgroupfs, and
+// for none; postMortem the run's post-mortem file (Options.PostMortem). The box's cgroups are boxrun's to remove with cgroupfs, and
 // systemd's with a scope (which systemd removes itself and must find where
 // it left them).
-func startGuard(ctx context.Context, executable string, box Box, record string) (*guard, error) {
+func startGuard(ctx context.Context, executable string, box Box, record, postMortem string) (*guard, error) {
 	mode := KindSystemd
 	if box.Unit() == "" {
 		mode = KindCgroupfs
@@ -112,7 +112,7 @@ func startGuard(ctx context.Context, executable string, box Box, record string) 
 	cmd, err := startIn(func() *exec.Cmd {
 		return &exec.Cmd{
 			Path:        executable,
-			Args:        []string{"boxrun", GuardArg, box.Dir(), record, mode, born.dirOrEmpty()},
+			Args:        []string{"boxrun", GuardArg, box.Dir(), record, mode, born.dirOrEmpty(), postMortem},
 			ExtraFiles:  []*os.File{r},
 			SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 		}
@@ -213,27 +213,43 @@ func (g *guard) release() {
 
 // runGuard is the guard's whole life (see GuardArg). Its arguments: the
 // box's directory ("" until boxrun sends it), the owner record, the
-// backend kind, and its own cgroup when that is its to remove ("").
-func runGuard(args []string) int {
-	if len(args) != 6 {
+// backend kind, its own cgroup when that is its to remove (""), and the
+// run's post-mortem file ("" for none: see Options.PostMortem). When
+// boxrun dies first and the run has a post-mortem file, report (when not
+// nil) gets what the guard saw of the box before it emptied it.
+func runGuard(args []string, report func(PostMortem)) int {
+	if len(args) != 7 {
 		return 125
 	}
 	pipe := os.NewFile(3, "boxrun-guard")
 	if pipe == nil {
 		return 125
 	}
+	// boxrun is the guard's parent until it dies: who to ask, then, what
+	// it died of.
+	boxrun := os.Getppid()
+	boxrunStart, _ := procStartTime(boxrun)
 	data, _ := io.ReadAll(pipe) // until boxrun closes it, or dies
 	if len(data) > 0 && data[len(data)-1] == guardDone {
 		return 0
 	}
+	sig := deathSignal(boxrun, boxrunStart)
 	boxDir := lastLine(args[2], data)
-	record, kind, home := args[3], args[4], args[5]
+	record, kind, home, postMortem := args[3], args[4], args[5], args[6]
 	code := 0
-	if boxDir != "" && cleanUpBox(boxDir, record, kind) != nil {
-		code = 1
+	var pm PostMortem
+	if boxDir != "" {
+		pm = lookAtBox(boxDir)
+		if pm.CleanupErr = cleanUpBox(boxDir, record, kind); pm.CleanupErr != nil {
+			code = 1
+		}
 	}
 	if home != "" && leaveCgroup(home) != nil {
 		code = 1
+	}
+	if postMortem != "" && report != nil {
+		pm.File, pm.Backend, pm.BoxrunPID, pm.BoxrunSignal = postMortem, kind, boxrun, sig
+		report(pm)
 	}
 	return code
 }

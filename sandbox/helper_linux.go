@@ -96,8 +96,8 @@ func IsHelper(args []string) bool {
 // parent aborted or on misuse, 126 not executable, 127 not found). Its
 // process then exits; the parent learns why through the status pipe.
 func RunHelper(args []string) int {
-	if len(args) > 1 && args[1] == GuardArg {
-		return runGuard(args)
+	if IsGuard(args) {
+		return runGuard(args, nil)
 	}
 	status := os.NewFile(helperStatusFD, "boxrun-status")
 	report := func(code int, format string, a ...any) int {

@@ -53,6 +53,11 @@ type Options struct {
 	// OwnerDir is where the run records that this boxrun owns the box
 	// (see DefaultOwnerDir), for status and gc; "" records nothing.
 	OwnerDir string
+	// PostMortem is a file the caller keeps for the run's guard: if
+	// boxrun dies before it finishes with the box, the guard hands it,
+	// with what it saw, to the report function given to RunGuard (see
+	// PostMortem). "" asks for none.
+	PostMortem string
 	// Slice holds the limits of the slice all boxes share; nil sets none.
 	Slice *policy.ResolvedSlice
 	// Checked, when set, receives the limits read back from the kernel
@@ -365,7 +370,7 @@ func startGuardFor(ctx context.Context, o Options, box Box, warn func(string)) *
 	if o.OwnerDir != "" {
 		record = filepath.Join(o.OwnerDir, name+".json")
 	}
-	grd, err := startGuard(ctx, o.Executable, box, record)
+	grd, err := startGuard(ctx, o.Executable, box, record, o.PostMortem)
 	if err != nil {
 		warn(fmt.Sprintf("no guard for the box (it would outlive a killed boxrun): %v", err))
 		return nil

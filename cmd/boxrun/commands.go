@@ -118,6 +118,13 @@ func commands() []command {
 			},
 		},
 		{
+			name:     "last",
+			synopsis: []string{"last [--json]"},
+			summary:  "print the report of your newest run, also when boxrun was killed before it finished (its guard wrote it)",
+			examples: []string{"boxrun last", "boxrun last --json"},
+			run:      runLast,
+		},
+		{
 			name:     "gc",
 			synopsis: []string{"gc [--dry-run] [--kept]"},
 			summary:  "remove the boxes whose boxrun is gone",

@@ -16,6 +16,11 @@ import (
 )
 
 func main() {
+	if sandbox.IsGuard(os.Args) {
+		// A run's guard: if boxrun dies first, it writes the run's
+		// report from what it saw (see lastrun.go).
+		os.Exit(sandbox.RunGuard(os.Args, writePostMortem))
+	}
 	if sandbox.IsHelper(os.Args) {
 		// The helper runs any command it is given: never with privileges
 		// from a setuid or setgid bit.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/boxrun/boxrun/backpressure"
 	"github.com/boxrun/boxrun/policy"
@@ -36,6 +37,13 @@ type reporter struct {
 	// leaves whatever file was there as it was.
 	json     *os.File
 	finished bool
+
+	// log keeps the report for `boxrun last` (zero when there is no run
+	// log: see openRunLog); name names the run in it, and pending is the
+	// file its guard writes the report from if boxrun dies ("" for none).
+	log     runLog
+	name    string
+	pending string
 }
 
 // newReporter prepares the report of one run. It opens the --report-json
@@ -63,8 +71,32 @@ func newReporter(o options, pol *policy.Resolved, argv []string, stdout, stderr 
 		_ = f.Chmod(0o644) // as an ordinary file; the temporary name is private
 		r.json = f
 	}
+	r.keepInLog()
 	return r, nil
 }
+
+// keepInLog starts the run's entry in the run log: the pending file its
+// guard writes the report from if boxrun dies. Without a run log the run
+// still runs; `boxrun last` says why it has nothing.
+func (r *reporter) keepInLog() {
+	l, err := openRunLog(os.Getenv)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	p := pendingRun{Name: runName(now, os.Getpid()), Policy: reportPolicy(r.pol), Command: r.argv, Started: now}
+	if r.o.reportJSON != "" && r.o.reportJSON != "-" {
+		p.ReportJSON, _ = filepath.Abs(r.o.reportJSON)
+	}
+	pending, err := l.begin(p)
+	if err != nil {
+		return
+	}
+	r.log, r.name, r.pending = l, p.Name, pending
+}
+
+// postMortem is the file to give the run's guard (sandbox.Options.PostMortem).
+func (r *reporter) postMortem() string { return r.pending }
 
 // observers are the Observers to give Run.
 func (r *reporter) observers() []sandbox.Observer { return r.obs }
@@ -72,6 +104,9 @@ func (r *reporter) observers() []sandbox.Observer { return r.obs }
 // close releases the report file: a whole report replaces --report-json's
 // file; an unfinished one (the command never ran) is removed.
 func (r *reporter) close() {
+	if !r.finished && r.log.dir != "" {
+		r.log.drop(r.name)
+	}
 	if r.json == nil || r.o.reportJSON == "-" {
 		return
 	}
@@ -100,6 +135,11 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *
 		run.Backpressure = reportBackpressure(st, restopped, bp.Method(), sizes.source())
 	}
 	run.Diagnosis = report.Diagnose(run)
+	if r.log.dir != "" {
+		if err := r.log.save(r.name, run); err != nil {
+			r.out.warnf("keeping the report for boxrun last: %v", err)
+		}
+	}
 	if !r.o.quiet || run.Failed() {
 		if err := report.Text(r.stderr, run, useColor(r.stderr)); err != nil {
 			r.out.errorf("printing the report: %v", err)

@@ -436,17 +436,18 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	}
 	observers = append(rep.observers(), observers...)
 	res, err := sandbox.Run(ctx, sandbox.Options{
-		Backend:   backend,
-		Policy:    pol,
-		Slice:     slice,
-		OwnerDir:  sandbox.DefaultOwnerDir(os.Getenv),
-		Args:      argv,
-		Stdin:     stdin,
-		Stdout:    stdout,
-		Stderr:    stderr,
-		Strict:    o.strict,
-		Warn:      warn,
-		Observers: observers,
+		Backend:    backend,
+		Policy:     pol,
+		Slice:      slice,
+		OwnerDir:   sandbox.DefaultOwnerDir(os.Getenv),
+		PostMortem: rep.postMortem(),
+		Args:       argv,
+		Stdin:      stdin,
+		Stdout:     stdout,
+		Stderr:     stderr,
+		Strict:     o.strict,
+		Warn:       warn,
+		Observers:  observers,
 		Checked: func(checks []sandbox.LimitCheck) {
 			warnChecks(backend, checks, pol, out)
 			protected(out)

@@ -36,6 +36,9 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	defer stdin.Close()
 	t.Setenv("BOXRUN_POLICY_FILE", "")
 	t.Setenv("XDG_CONFIG_HOME", dir) // keep the developer's own policies out
+	if os.Getenv("XDG_STATE_HOME") == "" {
+		t.Setenv("XDG_STATE_HOME", dir) // and their run reports (root's are /var/lib/boxrun's)
+	}
 	code := run(context.Background(), args, stdin, stdout, stderr)
 	stdout.Close()
 	stderr.Close()

@@ -123,14 +123,20 @@ func TestBackpressureFinishesTheSuiteWithoutOOM(t *testing.T) {
 // TestKilledBoxrunLeavesNothingBehind SIGKILLs boxrun while backpressure
 // holds processes stopped: its guard must resume and kill everything in the
 // box, and the box must go — nothing stopped forever, nothing running on.
+// The guard then writes the run's report (a post-mortem): into
+// --report-json's file and the run log, where `boxrun last` prints it,
+// saying boxrun was killed by SIGKILL and which processes it killed.
 func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 	pf := itPolicy(t, "")
 	self, _ := os.Executable()
 	pidfile := t.TempDir() + "/pids"
+	reportFile := filepath.Join(t.TempDir(), "report.json")
+	state := t.TempDir() // the user's run log (root's is /var/lib/boxrun's)
 	// Four hogs of 40M in a 96M box: backpressure pauses some.
 	script := fmt.Sprintf(`for i in 1 2 3 4; do %s=hog HOG_MB=40 HOG_HOLD=60s %s & echo $! >> %s; done; wait`, roleEnv, self, pidfile)
-	cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--set", "memory.max=96M",
+	cmd := exec.Command(boxrunBin(t), append(backendArgs(t), "-f", pf, "-p", "it", "--set", "memory.max=96M", "--report-json", reportFile,
 		"--set", "memory.high=max", "--set", "memory.backpressure=true", "--", "sh", "-c", script)...)
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+state)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -161,8 +167,11 @@ func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 		cmd.Wait()
 		t.Fatal("backpressure never paused a process")
 	}
-	// boxrun dies without a chance to clean up.
+	// boxrun dies without a chance to clean up. Its parent (this test, as
+	// a harness would) reaps it a moment later: until then its exit
+	// status says what killed it.
 	cmd.Process.Kill()
+	time.Sleep(time.Second)
 	cmd.Wait()
 	var alive []string
 	deadline = time.Now().Add(15 * time.Second)
@@ -174,6 +183,7 @@ func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 			}
 		}
 		if len(alive) == 0 && len(boxes(t)) == 0 {
+			checkPostMortem(t, reportFile, state, len(readPids()))
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -182,6 +192,44 @@ func TestKilledBoxrunLeavesNothingBehind(t *testing.T) {
 	for _, pid := range readPids() {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+// checkPostMortem checks the report a guard wrote for a run whose boxrun
+// was killed by SIGKILL with at least hogs processes (and their shell) in
+// the box: in the --report-json file, and as `boxrun last` prints it.
+func checkPostMortem(t *testing.T, reportFile, state string, hogs int) {
+	t.Helper()
+	// The guard writes the report once the box is empty: give it a moment.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(reportFile); err == nil {
+			break
+		}
+	}
+	rep := readReport(t, reportFile)
+	if sig := rep.value("boxrun_killed", "signal"); sig != "SIGKILL" {
+		t.Errorf("the post-mortem says boxrun died of %v (boxrun_killed %v), want SIGKILL", sig, rep.value("boxrun_killed"))
+	}
+	if n, _ := rep.num("boxrun_killed", "processes_killed"); int(n) < hogs+1 {
+		t.Errorf("the post-mortem says the guard killed %v processes, want the %d hogs and their shell at least", n, hogs)
+	}
+	kinds := ""
+	if ds, ok := rep.value("diagnosis").([]any); ok {
+		for _, d := range ds {
+			if m, _ := d.(map[string]any); m != nil {
+				kinds += fmt.Sprint(m["kind"], " ")
+			}
+		}
+	}
+	if !strings.Contains(kinds, "boxrun_killed") {
+		t.Errorf("the post-mortem's diagnosis (%s) has no boxrun_killed", kinds)
+	}
+	last := exec.Command(boxrunBin(t), "last")
+	last.Env = append(os.Environ(), "XDG_STATE_HOME="+state)
+	out, err := last.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "boxrun itself was killed by SIGKILL") {
+		t.Errorf("boxrun last: %v\n%s", err, out)
+	}
+	t.Logf("figures: post-mortem of a killed boxrun: boxrun_killed %v; boxrun last:\n%s", rep.value("boxrun_killed"), out)
 }
 
 // requireRoomUnboxed fails the scenario unless the guest has room for an
