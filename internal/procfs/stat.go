@@ -34,7 +34,16 @@ type Stat struct {
 	// RSSPages is field 24, the resident set in pages; Stat.RSS gives
 	// bytes.
 	RSSPages uint64
+	// ExitCode is field 52 (Linux 3.5+), the exit status as waitpid(2)
+	// reports it, once the process is exiting or a zombie; 0 before, when
+	// the kernel is older, or when the reader may not see it. Stat.Signal
+	// gives the signal that killed it.
+	ExitCode int
 }
+
+// Signal is the number of the signal that killed the process, from its
+// exit status (field 52); 0 while it runs, or when it exited by itself.
+func (s Stat) Signal() int { return s.ExitCode & 0x7f }
 
 // CPU is the CPU time the process has used so far.
 func (s Stat) CPU() time.Duration { return time.Duration(s.UTime+s.STime) * time.Second / userHZ }
@@ -60,7 +69,8 @@ func ParseStat(s string) (Stat, error) {
 	}
 	// After ")": state ppid pgrp session tty tpgid flags minflt cminflt
 	// majflt cmajflt utime stime cutime cstime priority nice threads
-	// itrealvalue starttime vsize rss ...
+	// itrealvalue starttime vsize rss ... and, 52nd of the line (Linux
+	// 3.5+), exit_code.
 	f := strings.Fields(s[end+1:])
 	if len(f) < 22 || len(f[0]) != 1 {
 		return Stat{}, fmt.Errorf("%d fields after the command name in %q, want 22 or more", len(f), trim(s))
@@ -77,8 +87,19 @@ func ParseStat(s string) (Stat, error) {
 			return Stat{}, fmt.Errorf("bad ppid, utime, stime, starttime or rss in %q", trim(s))
 		}
 	}
+	if len(f) >= exitCodeField {
+		code, err := strconv.Atoi(f[exitCodeField-1])
+		if err != nil {
+			return Stat{}, fmt.Errorf("bad exit_code %q in %q", f[exitCodeField-1], trim(s))
+		}
+		st.ExitCode = code
+	}
 	return st, nil
 }
+
+// exitCodeField is how many fields after the command name reach exit_code,
+// field 52 of the line.
+const exitCodeField = 52 - 2
 
 // ReadStat reads /proc/PID/stat of the running system.
 func ReadStat(pid int) (Stat, error) {

@@ -13,6 +13,8 @@ func TestParseStat(t *testing.T) {
 	// minflt cminflt majflt cmajflt utime stime cutime cstime priority nice
 	// threads itrealvalue starttime vsize rss.
 	tail := " 1 1 0 -1 4194304 10 0 0 0 5 2 0 0 20 0 1 0 4242 1000 100 0"
+	// Up to field 51 (env_end), then exit_code, as Linux 3.5+ writes it.
+	upTo51 := tail + strings.Repeat(" 0", 26)
 	tests := []struct {
 		name string
 		stat string
@@ -22,6 +24,10 @@ func TestParseStat(t *testing.T) {
 		{"plain", "123 (memcrate) S 45" + tail, Stat{PID: 123, PPID: 45, Comm: "memcrate", State: 'S', UTime: 5, STime: 2, StartTime: 4242, RSSPages: 100}, ""},
 		{"name with spaces and parentheses", "7 (a (b) c) R 1" + tail, Stat{PID: 7, PPID: 1, Comm: "a (b) c", State: 'R', UTime: 5, STime: 2, StartTime: 4242, RSSPages: 100}, ""},
 		{"a zombie", "9 (x) Z 1" + tail, Stat{PID: 9, PPID: 1, Comm: "x", State: 'Z', UTime: 5, STime: 2, StartTime: 4242, RSSPages: 100}, ""},
+		{"zombie killed by SIGKILL", "9 (x) Z 1" + upTo51 + " 9", Stat{PID: 9, PPID: 1, Comm: "x", State: 'Z', UTime: 5, STime: 2, StartTime: 4242, RSSPages: 100, ExitCode: 9}, ""},
+		{"zombie that exited 1", "9 (x) Z 1" + upTo51 + " 256", Stat{PID: 9, PPID: 1, Comm: "x", State: 'Z', UTime: 5, STime: 2, StartTime: 4242, RSSPages: 100, ExitCode: 256}, ""},
+		{"running, exit_code 0", "9 (x) R 1" + upTo51 + " 0\n", Stat{PID: 9, PPID: 1, Comm: "x", State: 'R', UTime: 5, STime: 2, StartTime: 4242, RSSPages: 100}, ""},
+		{"bad exit_code", "9 (x) Z 1" + upTo51 + " nine", Stat{}, "bad exit_code"},
 		{"truncated", "7 (x) R 1 2 3", Stat{}, "fields after the command name"},
 		{"no parentheses", "7 x R 1" + tail, Stat{}, "no command name"},
 		{"bad pid", "x (y) R 1" + tail, Stat{}, "bad pid"},
@@ -41,6 +47,24 @@ func TestParseStat(t *testing.T) {
 				t.Errorf("ParseStat(%q) = %+v, %v; want %+v", tt.stat, got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestStatSignal(t *testing.T) {
+	tests := []struct {
+		name string
+		code int
+		want int
+	}{
+		{"running", 0, 0},
+		{"killed by SIGKILL", 9, 9},
+		{"killed by SIGSEGV with a core dump", 0x80 | 11, 11},
+		{"exited 1", 1 << 8, 0},
+	}
+	for _, tt := range tests {
+		if got := (Stat{ExitCode: tt.code}).Signal(); got != tt.want {
+			t.Errorf("%s: Signal() of exit_code %#x = %d, want %d", tt.name, tt.code, got, tt.want)
+		}
 	}
 }
 
