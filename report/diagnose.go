@@ -31,8 +31,10 @@ func Diagnose(r *Run) []Diagnosis {
 	}
 	sigkill := r.Signal == "SIGKILL"
 	// The command died of an OOM kill unless the kernel log, read and
-	// naming victims in the box, says it was someone else.
-	commandOOM := sigkill && measured && ev.OOMKill > 0 && (commandVictim || !r.KernelLogRead || len(inside) == 0)
+	// naming victims in the box, or boxrun's samples, naming a victim for
+	// every kill without a guess, say it was someone else.
+	explained := r.KernelLogRead && len(inside) > 0 || ev.OOMKill > 0 && surelyNamed(inside) >= ev.OOMKill
+	commandOOM := sigkill && measured && ev.OOMKill > 0 && (commandVictim || !explained)
 
 	if measured && ev.OOMKill > 0 {
 		errs = append(errs, oomInBox(r, cmd, pol, commandOOM, inside))
@@ -139,10 +141,27 @@ func oomInBox(r *Run, cmd, pol string, commandOOM bool, inside []OOMVictim) Diag
 	}
 	d.Severity = SeverityError
 	d.Details = victimDetails(inside)
-	if !r.KernelLogRead {
-		d.Details = append(d.Details, "the kernel log is not readable here, so boxrun cannot name the victims: sudo dmesg | grep -i 'killed process' does")
+	switch {
+	case r.KernelLogRead:
+	case len(inside) == 0:
+		d.Details = append(d.Details, "the kernel log is not readable here, and boxrun saw no process leave the box at the kill, so it cannot name the victims: sudo dmesg | grep -i 'killed process' does")
+	case uint64(len(inside)) < ev.OOMKill:
+		d.Details = append(d.Details, fmt.Sprintf("the kernel log is not readable here, and boxrun saw %d of the %d victims leave the box: sudo dmesg | grep -i 'killed process' names them all", len(inside), ev.OOMKill))
+	default:
+		d.Details = append(d.Details, "the kernel log is not readable here, so boxrun named the victims from its samples of the box's processes: sudo dmesg | grep -i 'killed process' confirms")
 	}
 	return d
+}
+
+// surelyNamed counts the victims named without a guess.
+func surelyNamed(vs []OOMVictim) uint64 {
+	n := uint64(0)
+	for _, v := range vs {
+		if v.Certainty != CertaintyLikely {
+			n++
+		}
+	}
+	return n
 }
 
 func hasMemcgVictim(vs []OOMVictim) bool {
@@ -194,18 +213,29 @@ func unexplainedSigkill(r *Run, cmd string, measured bool) Diagnosis {
 		return d
 	}
 	why := "memory.events of this box counts no OOM kill"
-	if r.Memory.Events.OOMKill > 0 {
+	switch {
+	case r.Memory.Events.OOMKill > 0 && r.KernelLogRead:
 		why = "the kernel log names other OOM victims, not it"
+	case r.Memory.Events.OOMKill > 0:
+		why = "the OOM victims boxrun saw leave the box are others, not it"
 	}
 	d.Message = fmt.Sprintf("%s was killed by SIGKILL, and not by the OOM killer (%s): the SIGKILL came from outside the box's OOM killer — another process or the system, such as a timeout, a watchdog, systemd-oomd (journalctl -u systemd-oomd) or a kill -9", cmd, why)
 	return d
 }
 
-// victimDetails names victims: "pid 48211 bkt (6.1G)".
+// victimDetails names victims and says how surely: "pid 48211 bkt (6.1G,
+// from the kernel log)".
 func victimDetails(vs []OOMVictim) []string {
 	var out []string
 	for _, v := range vs {
-		out = append(out, fmt.Sprintf("pid %d %s (%s)", v.PID, v.Comm, FormatSize(v.RSSBytes)))
+		how := ", from the kernel log"
+		switch v.Certainty {
+		case CertaintyVanished:
+			how = " when last seen; it left the box at the kill"
+		case CertaintyLikely:
+			how = " when last seen; likely: the largest of the processes that left the box at the kill"
+		}
+		out = append(out, fmt.Sprintf("pid %d %s (%s%s)", v.PID, v.Comm, FormatSize(v.RSSBytes), how))
 	}
 	return out
 }

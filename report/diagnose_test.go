@@ -13,7 +13,12 @@ func TestDiagnose(t *testing.T) {
 		return r
 	}
 	victim := func(pid int, comm string, inside, global bool) OOMVictim {
-		return OOMVictim{PID: pid, Comm: comm, RSSBytes: 6 * gib, InsideBox: inside, Global: global}
+		return OOMVictim{PID: pid, Comm: comm, RSSBytes: 6 * gib, InsideBox: inside, Global: global, Certainty: CertaintyKernelLog}
+	}
+	// sampled is a victim named from boxrun's samples: the kernel log was
+	// not read.
+	sampled := func(pid int, comm string, c string) OOMVictim {
+		return OOMVictim{PID: pid, Comm: comm, RSSBytes: 127 * mib, InsideBox: true, Certainty: c}
 	}
 	tests := []struct {
 		name  string
@@ -26,7 +31,7 @@ func TestDiagnose(t *testing.T) {
 			r.Signal, r.ExitCode = "SIGKILL", 137
 			r.Memory.Events = MemoryEvents{OOM: 1, OOMKill: 1}
 			r.OOMVictims = []OOMVictim{victim(100, "cargo", true, false)}
-		}), []string{KindOOMKill}, []string{"cargo was killed by the kernel's OOM killer, inside this box, at memory.max=12G", `raise memory.max in policy "tests"`, "pid 100 cargo (6G)"}},
+		}), []string{KindOOMKill}, []string{"cargo was killed by the kernel's OOM killer, inside this box, at memory.max=12G", `raise memory.max in policy "tests"`, "pid 100 cargo (6G, from the kernel log)"}},
 		{"children OOM-killed, command survived", box(func(r *Run) {
 			r.ExitCode = 101
 			r.Memory.Events = MemoryEvents{OOM: 2, OOMKill: 2}
@@ -37,6 +42,26 @@ func TestDiagnose(t *testing.T) {
 			r.Signal = "SIGKILL"
 			r.Memory.Events = MemoryEvents{OOM: 1, OOMKill: 1}
 		}), []string{KindOOMKill}, []string{"cargo was killed by the kernel's OOM killer", "cannot name the victims: sudo dmesg"}},
+		{"OOM kill, kernel log unreadable, the command seen leaving", box(func(r *Run) {
+			r.KernelLogRead, r.Signal = false, "SIGKILL"
+			r.Memory.Events = MemoryEvents{OOM: 1, OOMKill: 1}
+			r.OOMVictims = []OOMVictim{sampled(100, "cargo", CertaintyVanished)}
+		}), []string{KindOOMKill}, []string{"cargo was killed by the kernel's OOM killer, inside this box", "pid 100 cargo (127M when last seen; it left the box at the kill)", "boxrun named the victims from its samples of the box's processes: sudo dmesg"}},
+		{"kernel log unreadable, another process seen leaving: the SIGKILL was not the OOM killer's", box(func(r *Run) {
+			r.KernelLogRead, r.Signal = false, "SIGKILL"
+			r.Memory.Events = MemoryEvents{OOM: 1, OOMKill: 1}
+			r.OOMVictims = []OOMVictim{sampled(555, "rustc", CertaintyVanished)}
+		}), []string{KindOOMKill, KindSigkill}, []string{"killed 1 process in this box", "pid 555 rustc", "the OOM victims boxrun saw leave the box are others, not it"}},
+		{"kernel log unreadable, a likely victim: the command may be it", box(func(r *Run) {
+			r.KernelLogRead, r.Signal = false, "SIGKILL"
+			r.Memory.Events = MemoryEvents{OOM: 1, OOMKill: 1}
+			r.OOMVictims = []OOMVictim{sampled(555, "rustc", CertaintyLikely)}
+		}), []string{KindOOMKill}, []string{"cargo was killed by the kernel's OOM killer", "pid 555 rustc (127M when last seen; likely: the largest of the processes that left the box at the kill)"}},
+		{"kernel log unreadable, one of two victims seen", box(func(r *Run) {
+			r.KernelLogRead = false
+			r.Memory.Events = MemoryEvents{OOM: 2, OOMKill: 2}
+			r.OOMVictims = []OOMVictim{sampled(555, "rustc", CertaintyVanished)}
+		}), []string{KindOOMKill}, []string{"killed 2 processes in this box", "pid 555 rustc", "boxrun saw 1 of the 2 victims leave the box"}},
 		{"memory.oom_group", box(func(r *Run) {
 			r.Signal = "SIGKILL"
 			r.Memory.Events = MemoryEvents{OOM: 1, OOMKill: 3, OOMGroupKill: 1}
@@ -52,7 +77,7 @@ func TestDiagnose(t *testing.T) {
 		{"the editor killed outside the box", box(func(r *Run) {
 			r.OutsideOOMKills = 1
 			r.OOMVictims = []OOMVictim{victim(11914, "code", false, true)}
-		}), []string{KindOOMKillOutside}, []string{"the OOM killer killed 1 process outside this box while it ran, because the machine ran out of memory", "lower memory.max in policy \"tests\" (now 12G)", "pid 11914 code (6G)"}},
+		}), []string{KindOOMKillOutside}, []string{"the OOM killer killed 1 process outside this box while it ran, because the machine ran out of memory", "lower memory.max in policy \"tests\" (now 12G)", "pid 11914 code (6G, from the kernel log)"}},
 		{"outside kills, log unreadable", box(func(r *Run) {
 			r.KernelLogRead = false
 			r.OutsideOOMKills = 2

@@ -56,8 +56,10 @@ type Run struct {
 	CPU CPU `json:"cpu"`
 	// Samples are memory.current and pids.current over the run.
 	Samples []Sample `json:"samples"`
-	// OOMVictims are the processes the OOM killer killed during the run,
-	// inside the box or not, as far as the kernel log said.
+	// OOMVictims are the processes the OOM killer killed during the run:
+	// inside the box or not as far as the kernel log said, and, where it
+	// could not be read or said less, the box's processes that left it at
+	// the kill (see OOMVictim.Certainty).
 	OOMVictims []OOMVictim `json:"oom_victims"`
 	// OutsideOOMKills counts processes outside the box that the OOM killer
 	// killed during the run.
@@ -186,7 +188,9 @@ type Sample struct {
 type OOMVictim struct {
 	PID  int    `json:"pid"`
 	Comm string `json:"comm"`
-	// RSSBytes is the victim's anonymous resident memory (anon-rss).
+	// RSSBytes is the victim's anonymous resident memory (anon-rss) as the
+	// kernel log said, or, for a victim named from boxrun's samples, its
+	// resident size when last sampled.
 	RSSBytes uint64 `json:"rss_bytes"`
 	// InsideBox says the victim was a process of the box.
 	InsideBox bool `json:"inside_box"`
@@ -195,7 +199,23 @@ type OOMVictim struct {
 	Global bool `json:"global"`
 	// Cgroup is the victim's memory cgroup, "" when the log did not say.
 	Cgroup string `json:"cgroup"`
+	// Certainty says how sure the naming is: CertaintyKernelLog,
+	// CertaintyVanished or CertaintyLikely.
+	Certainty string `json:"certainty"`
 }
+
+// Values of OOMVictim.Certainty, surest first.
+const (
+	// CertaintyKernelLog: the kernel log named the victim.
+	CertaintyKernelLog = "kernel log"
+	// CertaintyVanished: when the box's oom_kill count rose, exactly as
+	// many of its processes left it (or died by SIGKILL) as were killed.
+	CertaintyVanished = "vanished at the kill"
+	// CertaintyLikely: more processes left the box than were killed; the
+	// victim is the one that held the most memory, as the OOM killer
+	// picks.
+	CertaintyLikely = "likely"
+)
 
 // Leftover is a process still in the box when the command exited.
 type Leftover struct {

@@ -62,8 +62,8 @@ func fixtures() map[string]*Run {
 			CPU:     CPU{UsageUSec: 663_000_000, UserUSec: 600_000_000, SystemUSec: 63_000_000},
 			Samples: ramp(768, 79*gib/10),
 			OOMVictims: []OOMVictim{
-				{PID: 48211, Comm: "bkt-3f2a9c1d0e", RSSBytes: 61 * gib / 10, InsideBox: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope"},
-				{PID: 48390, Comm: "rustc", RSSBytes: 12 * gib / 10, InsideBox: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope"},
+				{PID: 48211, Comm: "bkt-3f2a9c1d0e", RSSBytes: 61 * gib / 10, InsideBox: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Certainty: CertaintyKernelLog},
+				{PID: 48390, Comm: "rustc", RSSBytes: 12 * gib / 10, InsideBox: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Certainty: CertaintyKernelLog},
 			},
 			KernelLogRead:   true,
 			Leftovers:       []Leftover{{50001, "sleep", "sleep 300"}, {50002, "distrobox-host-", "/usr/bin/distrobox-host-exec bkt flatpak list"}, {50007, "conmon", "/usr/bin/conmon --api-version 1 -c 3f2a"}},
@@ -88,11 +88,12 @@ func fixtures() map[string]*Run {
 			CPU:     CPU{UsageUSec: 9_800_000_000, UserUSec: 9_000_000_000, SystemUSec: 800_000_000, ThrottledUSec: 12_300_000, NrThrottled: 40},
 			Samples: ramp(1200, 113*gib/10),
 			OOMVictims: []OOMVictim{
-				{PID: 11914, Comm: "code", RSSBytes: 1402312 * 1024, Global: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-code-11902.scope"},
+				{PID: 11914, Comm: "code", RSSBytes: 1402312 * 1024, Global: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-code-11902.scope", Certainty: CertaintyKernelLog},
 			},
 			OutsideOOMKills: 1, KernelLogRead: true,
 		},
-		// As an unprivileged user with kernel.dmesg_restrict: counts only.
+		// As an unprivileged user with kernel.dmesg_restrict, a victim
+		// boxrun never saw: counts only.
 		"oom-log-unreadable": {
 			Policy: Policy{Name: "it", MemoryHigh: u64(96 * mib), MemoryMax: u64(128 * mib), MemorySwapMax: u64(0), PidsMax: u64(64)},
 			Unit:   "boxrun-it-3f2a9c1d.scope", Cgroup: "/user.slice/user-1500.slice/user@1500.service/boxrun.slice/boxrun-it-3f2a9c1d.scope",
@@ -102,6 +103,21 @@ func fixtures() map[string]*Run {
 			CPU:     CPU{UsageUSec: 1_900_000, UserUSec: 1_100_000, SystemUSec: 800_000},
 			Samples: ramp(10, 128*mib),
 			Notes:   []string{"the box's cgroup was gone when the command exited (systemd removes an empty scope at once): its figures are from boxrun's last reading, 3ms before"},
+		},
+		// The same, with the victim named from boxrun's samples of the
+		// box's processes: the hog left the box as oom_kill rose.
+		"oom-named-from-samples": {
+			Policy: Policy{Name: "it", MemoryMax: u64(128 * mib), MemorySwapMax: u64(0), PidsMax: u64(64)},
+			Unit:   "boxrun-it-5e6f7a8b.scope", Cgroup: "/user.slice/user-1500.slice/user@1500.service/boxrun.slice/boxrun-it-5e6f7a8b.scope",
+			Backend: "systemd", Command: []string{"sh", "-c", "./hog & wait"}, PID: 811, ExitCode: 0, WallSeconds: 1.82,
+			Memory:  Memory{PeakBytes: 128 * mib, PeakSource: PeakMemoryPeak, Events: MemoryEvents{Max: 37, OOM: 1, OOMKill: 1}},
+			Pids:    Pids{Peak: 2, PeakSource: PeakPidsPeak},
+			CPU:     CPU{UsageUSec: 1_400_000, UserUSec: 700_000, SystemUSec: 700_000},
+			Samples: ramp(8, 128*mib),
+			OOMVictims: []OOMVictim{
+				{PID: 812, Comm: "hog", RSSBytes: 121 * mib, InsideBox: true, Certainty: CertaintyVanished},
+			},
+			Notes: []string{"OOM victims are named from boxrun's samples of the box's processes, not from the kernel log: reading /dev/kmsg: operation not permitted (kernel.dmesg_restrict = 1)"},
 		},
 		// Backpressure spared the box its OOM kills.
 		"backpressure": {
@@ -268,7 +284,7 @@ func TestJSONNulls(t *testing.T) {
 
 func TestFailed(t *testing.T) {
 	rs := runs()
-	for name, want := range map[string]bool{"issue-example": true, "sigkill-not-oom": true, "editor-killed-outside": true, "oom-log-unreadable": true, "backpressure": false, "interrupted": false, "no-box": false, "clean": false} {
+	for name, want := range map[string]bool{"issue-example": true, "sigkill-not-oom": true, "editor-killed-outside": true, "oom-log-unreadable": true, "oom-named-from-samples": true, "backpressure": false, "interrupted": false, "no-box": false, "clean": false} {
 		r := rs[name]
 		r.Diagnosis = Diagnose(r)
 		if got := r.Failed(); got != want {

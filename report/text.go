@@ -21,7 +21,7 @@ const maxDetails = 8
 //	  pids    peak 412 of 4096
 //	  cpu     11m03s user+sys (3.4 cores avg)
 //	  ✗ the kernel's OOM killer killed 2 processes in this box at memory.max=12G — ...
-//	      pid 48211 bkt (6.1G)
+//	      pid 48211 bkt (6.1G, from the kernel log)
 //
 // The first line carries boxrun's "boxrun: " prefix; the lines under it are
 // indented. Without a box (backend none) only the header and the diagnosis

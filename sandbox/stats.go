@@ -32,8 +32,9 @@ type Stats struct {
 	// merged into one holding their maxima.
 	Samples []Sample
 	// OOMVictims are the processes the OOM killer killed while the command
-	// ran, inside the box or not, from the kernel log. Empty when the kernel
-	// log could not be read (see KernelLogErr).
+	// ran: inside the box or not from the kernel log, and, where the log
+	// could not be read (see KernelLogErr) or named fewer, the box's
+	// processes that left it when its oom_kill count rose.
 	OOMVictims []OOMVictim
 	// OutsideOOMKills is how many processes outside the box the OOM killer
 	// killed while the command ran: the growth of /proc/vmstat oom_kill (or,
@@ -105,12 +106,15 @@ type Sample struct {
 	Pids uint64
 }
 
-// OOMVictim is one process killed by the OOM killer, from the kernel log.
+// OOMVictim is one process killed by the OOM killer: named by the kernel
+// log, or, where that cannot be read, by the Sampler's samples of the box's
+// processes (see Certainty).
 type OOMVictim struct {
 	PID  int
 	Comm string
 	// AnonRSSBytes is the victim's anonymous resident memory when it was
-	// killed (anon-rss): what the kill freed.
+	// killed (anon-rss), what the kill freed; for a victim named from the
+	// samples, its whole resident size when last sampled.
 	AnonRSSBytes uint64
 	// InsideBox says the victim was a process of the box.
 	InsideBox bool
@@ -120,6 +124,9 @@ type OOMVictim struct {
 	// Cgroup is the victim's memory cgroup as the kernel printed it, ""
 	// when the log did not say.
 	Cgroup string
+	// Certainty says how the victim was named: CertaintyKernelLog,
+	// CertaintyVanished or CertaintyLikely.
+	Certainty Certainty
 }
 
 // maxSamples bounds the samples a run keeps (5 minutes at 250 ms; longer

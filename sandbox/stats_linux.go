@@ -28,6 +28,11 @@ const SlowSamplingAfter = 10 * time.Second
 
 const slowSampleFactor = 4
 
+// minProcSampleGap is the least time between two samples of the box's
+// processes that a change of memory.events asks for: at memory.max the file
+// changes every 10 ms. A rise of oom or oom_kill is sampled at once.
+const minProcSampleGap = 50 * time.Millisecond
+
 // maxKmsgBytes bounds what a Sampler reads of the kernel log at the end of a
 // run (an OOM kill logs about 5 KiB).
 const maxKmsgBytes = 8 << 20
@@ -44,6 +49,10 @@ const maxKmsgBytes = 8 << 20
 // reads memory.peak, memory.events, pids.events, pids.peak and cpu.stat a
 // last time, the growth of /proc/vmstat oom_kill (OOM kills anywhere), and
 // the kernel log written since Started (/dev/kmsg, to name OOM victims).
+// With every sample, and with every change of memory.events, it also reads
+// the box's processes, so that a process that leaves the box when its
+// oom_kill count rises is named as the victim where the kernel log cannot
+// be read (see victimTracker).
 // When the box was gone before that last reading, an OOM kill the counters
 // missed is taken from the parent cgroup's memory.events, which count the
 // events of their whole subtree and outlive the box.
@@ -77,6 +86,10 @@ type Sampler struct {
 	stop       chan struct{}
 	wg         sync.WaitGroup
 	stats      Stats
+
+	procMu  sync.Mutex // serializes samples of the box's processes
+	procsAt time.Time  // when they were last sampled
+	victims victimTracker
 }
 
 // NewSampler returns a Sampler reading the box every DefaultSampleInterval.
@@ -165,6 +178,7 @@ func (s *Sampler) Started(dir string, pid int) {
 		s.lastRead = time.Now()
 	}
 	s.addSampleLocked(readSample(dir, 0))
+	s.observeProcs(true, s.ev.mem.OOMKill)
 
 	s.stop = make(chan struct{})
 	s.wg.Add(1)
@@ -285,6 +299,7 @@ func watchEvents(dir string) (*os.File, error) {
 func (s *Sampler) watchLoop(w *os.File) {
 	defer s.wg.Done()
 	buf := make([]byte, 4096)
+	var seen MemoryEvents
 	for {
 		if _, err := w.Read(buf); err != nil {
 			return
@@ -296,7 +311,38 @@ func (s *Sampler) watchLoop(w *os.File) {
 			s.lastRead = time.Now()
 		}
 		s.mu.Unlock()
+		// Near memory.max the box's processes are sampled often, so the
+		// one the OOM killer takes is in the last sample before its kill;
+		// the kill itself is sampled at once.
+		if e.memOK {
+			rose := e.mem.OOM > seen.OOM || e.mem.OOMKill > seen.OOMKill
+			seen.OOM, seen.OOMKill = max(seen.OOM, e.mem.OOM), max(seen.OOMKill, e.mem.OOMKill)
+			s.observeProcs(rose, e.mem.OOMKill)
+		}
 	}
+}
+
+// observeProcs samples the box's processes for the victim tracker: the
+// processes, how those that left since the last sample ended, then
+// oom_kill, in that order (see victimTracker). Unless force, it does
+// nothing when the last sample is less than minProcSampleGap old. floor is
+// an oom_kill count known from elsewhere, for when the box's memory.events
+// cannot be read any more.
+func (s *Sampler) observeProcs(force bool, floor uint64) {
+	s.procMu.Lock()
+	defer s.procMu.Unlock()
+	now := time.Now()
+	if !force && now.Sub(s.procsAt) < minProcSampleGap {
+		return
+	}
+	cur, ok := sampleProcs(s.dir)
+	if !ok {
+		return
+	}
+	s.procsAt = now
+	exits := readExits(departed(s.victims.prev, cur))
+	kills, _ := readOOMKill(s.dir)
+	s.victims.step(now.Sub(s.start), cur, exits, max(kills, floor))
 }
 
 func (s *Sampler) tick(stop <-chan struct{}) {
@@ -320,7 +366,9 @@ func (s *Sampler) tick(stop <-chan struct{}) {
 			smp, ok := Sample{At: time.Since(s.start), MemoryBytes: m, Pids: p}, okm || okp
 			s.mu.Lock()
 			s.addSampleLocked(smp, ok)
+			floor := s.ev.mem.OOMKill
 			s.mu.Unlock()
+			s.observeProcs(false, floor)
 		}
 	}
 }
@@ -426,6 +474,7 @@ func (s *Sampler) Exited() {
 	}
 	st.CPU = s.ev.cpu
 
+	var fromLog []OOMVictim
 	if s.kmsgFD >= 0 {
 		log := readKernelLog(s.kmsgFD)
 		unix.Close(s.kmsgFD)
@@ -434,7 +483,7 @@ func (s *Sampler) Exited() {
 		if err != nil {
 			st.KernelLogErr = fmt.Sprintf("parsing the kernel log: %v", err)
 		}
-		st.OOMVictims = victims
+		fromLog = victims
 		inside := uint64(0)
 		for _, v := range victims {
 			if v.InsideBox {
@@ -455,6 +504,16 @@ func (s *Sampler) Exited() {
 		ev.OOM, ev.OOMKill, ev.OOMGroupKill = max(ev.OOM, parentDelta.OOM), max(ev.OOMKill, parentDelta.OOMKill), max(ev.OOMGroupKill, parentDelta.OOMGroupKill)
 		st.Notes = append(st.Notes, fmt.Sprintf("the box's OOM counts come from its parent cgroup %s, which also counts any box that ran beside it", filepath.Dir(s.dir)))
 	}
+	// A last sample of the box's processes, with every kill counted: the
+	// victim of a kill that emptied the box left with the box.
+	s.observeProcs(true, st.Memory.Events.OOMKill)
+	sampled := append([]OOMVictim(nil), s.victims.victims...)
+	for i := range sampled {
+		// Without an OOM of its own, the box lost them to the machine's
+		// OOM killer or an enclosing cgroup's.
+		sampled[i].Global = st.Memory.Events.OOM == 0
+	}
+	st.OOMVictims = MergeVictims(fromLog, sampled, st.Memory.Events.OOMKill)
 
 	boxKills := st.Memory.Events.OOMKill
 	switch {

@@ -3,11 +3,16 @@ package sandbox
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 func durationMS(i int) time.Duration { return time.Duration(i) * time.Millisecond }
@@ -309,5 +314,52 @@ func TestWaitEmptyWakesOnCgroupEvents(t *testing.T) {
 	}
 	if !(cgroupDir{mount: filepath.Join(dir, "gone"), rel: "/"}).waitEmpty(context.Background(), time.Second) {
 		t.Error("a removed cgroup is empty")
+	}
+}
+
+// TestSamplerNamesTheVictimWithoutTheKernelLog plays an OOM kill where
+// /dev/kmsg cannot be read: a real process of the (fake) box is killed by
+// SIGKILL and left a zombie while oom_kill rises, and the Sampler names it
+// from its samples of the box's processes.
+func TestSamplerNamesTheVictimWithoutTheKernelLog(t *testing.T) {
+	mount, dir := fakeBox(t, "/boxrun-tests-0badf00d")
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	writeFiles(t, dir, map[string]string{"cgroup.procs": strconv.Itoa(pid) + "\n"})
+	s, _, _ := testSampler(t, mount)
+	s.kmsgPath = filepath.Join(t.TempDir(), "no-kmsg")
+	s.Started(dir, pid)
+	sampled := func() bool {
+		s.procMu.Lock()
+		defer s.procMu.Unlock()
+		return len(s.victims.prev) == 1 && s.victims.prev[0].PID == pid
+	}
+	waitFor(t, "a sample of the box's process", sampled)
+
+	// The OOM killer: SIGKILL (the zombie stays, nobody reaps it yet), the
+	// process leaves cgroup.procs, oom_kill rises.
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the process to die", func() bool { st, err := procfs.ReadStat(pid); return err == nil && st.State == 'Z' })
+	writeFiles(t, dir, map[string]string{"cgroup.procs": ""})
+	writeFiles(t, dir, map[string]string{"memory.events": "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\noom_group_kill 0\n"})
+	waitFor(t, "the victim to be named", func() bool {
+		s.procMu.Lock()
+		defer s.procMu.Unlock()
+		return len(s.victims.victims) == 1
+	})
+	s.Exited()
+	st := s.Stats()
+	want := []OOMVictim{{PID: pid, Comm: "sleep", InsideBox: true, Certainty: CertaintyVanished}}
+	if len(st.OOMVictims) == 1 {
+		want[0].AnonRSSBytes = st.OOMVictims[0].AnonRSSBytes // sleep's, whatever it is
+	}
+	if !reflect.DeepEqual(st.OOMVictims, want) || st.KernelLogErr == "" {
+		t.Errorf("victims %+v (kernel log error %q); want %+v, named from the samples", st.OOMVictims, st.KernelLogErr, want)
 	}
 }

@@ -224,11 +224,15 @@ func buildRun(pol *policy.Resolved, argv []string, res *sandbox.Result, st sandb
 	}
 	for _, v := range st.OOMVictims {
 		run.OOMVictims = append(run.OOMVictims, report.OOMVictim{PID: v.PID, Comm: v.Comm, RSSBytes: v.AnonRSSBytes,
-			InsideBox: v.InsideBox, Global: v.Global, Cgroup: v.Cgroup})
+			InsideBox: v.InsideBox, Global: v.Global, Cgroup: v.Cgroup, Certainty: string(v.Certainty)})
 	}
 	run.OutsideOOMKills = st.OutsideOOMKills
 	run.KernelLogRead = st.KernelLogErr == ""
-	if !run.KernelLogRead {
+	switch {
+	case run.KernelLogRead:
+	case len(st.OOMVictims) > 0:
+		run.Notes = append(run.Notes, "OOM victims are named from boxrun's samples of the box's processes, not from the kernel log: "+st.KernelLogErr)
+	default:
 		run.Notes = append(run.Notes, "OOM victims are counted, not named: "+st.KernelLogErr)
 	}
 	return run

@@ -126,7 +126,7 @@ func TestBuildRun(t *testing.T) {
 		Memory:       sandbox.MemoryStats{Peak: 128 << 20, PeakSource: "memory.peak", Events: sandbox.MemoryEvents{OOM: 1, OOMKill: 1}},
 		Pids:         sandbox.PidsStats{Peak: 2, PeakSource: "samples"},
 		Samples:      []sandbox.Sample{{At: 250 * time.Millisecond, MemoryBytes: 5, Pids: 1}},
-		OOMVictims:   []sandbox.OOMVictim{{PID: 812, Comm: "hog", AnonRSSBytes: 127 << 20, InsideBox: true}},
+		OOMVictims:   []sandbox.OOMVictim{{PID: 812, Comm: "hog", AnonRSSBytes: 127 << 20, InsideBox: true, Certainty: sandbox.CertaintyVanished}},
 		KernelLogErr: "reading /dev/kmsg: operation not permitted",
 	}
 	r := buildRun(pol, []string{"hog"}, res, st)
@@ -136,11 +136,15 @@ func TestBuildRun(t *testing.T) {
 	if r.Policy.MemoryHigh != nil || r.Policy.MemoryMax == nil || *r.Policy.MemoryMax != 128<<20 || r.Policy.OOMScoreAdj == nil || *r.Policy.OOMScoreAdj != 500 {
 		t.Errorf("policy %+v: max must become null, limits bytes", r.Policy)
 	}
-	if r.Memory.Events.OOMKill != 1 || len(r.OOMVictims) != 1 || r.OOMVictims[0].RSSBytes != 127<<20 || r.Samples[0].T != 0.25 {
+	if r.Memory.Events.OOMKill != 1 || len(r.OOMVictims) != 1 || r.OOMVictims[0].RSSBytes != 127<<20 || r.OOMVictims[0].Certainty != "vanished at the kill" || r.Samples[0].T != 0.25 {
 		t.Errorf("figures %+v", r)
 	}
-	if r.KernelLogRead || !strings.Contains(strings.Join(r.Notes, "\n"), "counted, not named") {
+	if r.KernelLogRead || !strings.Contains(strings.Join(r.Notes, "\n"), "named from boxrun's samples of the box's processes, not from the kernel log: reading /dev/kmsg") {
 		t.Errorf("kernel log %v, notes %q", r.KernelLogRead, r.Notes)
+	}
+	st.OOMVictims = nil
+	if r := buildRun(pol, []string{"hog"}, res, st); !strings.Contains(strings.Join(r.Notes, "\n"), "counted, not named") {
+		t.Errorf("no victim named: notes %q", r.Notes)
 	}
 	if len(r.Leftovers) != 1 || r.Leftovers[0].Cmdline != "sleep 9" || !r.LeftoversKilled {
 		t.Errorf("leftovers %+v", r.Leftovers)

@@ -54,6 +54,7 @@ type runReport struct {
 		Comm      string `json:"comm"`
 		RSSBytes  uint64 `json:"rss_bytes"`
 		InsideBox bool   `json:"inside_box"`
+		Certainty string `json:"certainty"`
 	} `json:"oom_victims"`
 	OutsideOOMKills uint64 `json:"outside_oom_kills"`
 	KernelLogRead   bool   `json:"kernel_log_read"`
@@ -126,24 +127,26 @@ func TestReportExplainsAnOOMKill(t *testing.T) {
 	if len(rep.Samples) == 0 || rep.PID == 0 || rep.CPU.UsageUSec == 0 {
 		t.Errorf("%d samples, pid %d, cpu %d usec; want samples, the command's pid and its CPU time", len(rep.Samples), rep.PID, rep.CPU.UsageUSec)
 	}
-	comm := filepath.Base(self)
-	if len(comm) > 15 {
-		comm = comm[:15] // the kernel's comm holds 15 characters
-	}
+	comm := kernelComm(self)
 	switch {
 	case rep.KernelLogRead:
 		named := false
 		for _, v := range rep.OOMVictims {
-			named = named || v.PID == rep.PID && v.Comm == comm && v.InsideBox && v.RSSBytes > 64<<20
+			named = named || v.PID == rep.PID && v.Comm == comm && v.InsideBox && v.RSSBytes > 64<<20 && v.Certainty == "kernel log"
 		}
 		if !named {
-			t.Errorf("victims %+v do not name the hog (pid %d, %s, inside the box)", rep.OOMVictims, rep.PID, comm)
+			t.Errorf("victims %+v do not name the hog (pid %d, %s, inside the box, from the kernel log)", rep.OOMVictims, rep.PID, comm)
 		}
 	case mode(t) == "user":
-		// kernel.dmesg_restrict: the count is all there is, and the text
-		// says how to see more.
-		if !strings.Contains(r.stderr, "cannot name the victims") {
-			t.Errorf("the kernel log was unreadable but the text does not say so: %q", r.stderr)
+		// kernel.dmesg_restrict: the hog, the box's only process, is named
+		// from boxrun's samples of the box's processes, and the text says
+		// how to confirm it.
+		named := false
+		for _, v := range rep.OOMVictims {
+			named = named || v.PID == rep.PID && v.Comm == comm && v.InsideBox && v.Certainty == "vanished at the kill"
+		}
+		if !named || !strings.Contains(r.stderr, "named the victims from its samples") {
+			t.Errorf("the kernel log was unreadable: want the hog (pid %d, %s) named from the samples, and the text saying so; victims %+v, text %q", rep.PID, comm, rep.OOMVictims, r.stderr)
 		}
 	default:
 		t.Errorf("as root the kernel log must be readable; notes: %q", rep.Notes)
@@ -158,6 +161,75 @@ func TestReportExplainsAnOOMKill(t *testing.T) {
 	if rep.OutsideOOMKills != 0 {
 		t.Errorf("outside_oom_kills %d: nothing else ran out of memory", rep.OutsideOOMKills)
 	}
+}
+
+// kernelComm is the command name the kernel keeps for a program: its base
+// name, cut to 15 characters.
+func kernelComm(path string) string {
+	comm := filepath.Base(path)
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	return comm
+}
+
+// TestReportNamesTheOOMVictim: one hog of a box of three processes goes
+// past memory.max, without backpressure, and is OOM-killed. The report
+// names it — pid, command, a resident size and how sure — as root from the
+// kernel log, and as the unprivileged user (kernel.dmesg_restrict) from
+// boxrun's samples of the box's processes: the hog is the one process that
+// left the box when its oom_kill rose.
+func TestReportNamesTheOOMVictim(t *testing.T) {
+	pf := itPolicy(t, "")
+	self, _ := os.Executable()
+	script := fmt.Sprintf(`sleep 2 & sib=$!
+%s=hog HOG_MB=400 HOG_HOLD=1s %s & hog=$!; echo "hogpid=$hog"
+wait $hog; echo "hog=$?"
+wait $sib; echo "sibling=$?"`, roleEnv, self)
+	// memory.high=max: without swap, throttling above high would only slow
+	// the hog on its way to memory.max.
+	r, rep := boxrunReport(t, "-f", pf, "-p", "it", "--set", "memory.high=max", "--set", "memory.backpressure=false", "--", "sh", "-c", script)
+	f := fields(r.stdout)
+	hogPID, _ := strconv.Atoi(f["hogpid"])
+	if f["hog"] != "137" || f["sibling"] != "0" || hogPID == 0 {
+		t.Fatalf("hog pid %q exit %q, sibling exit %q; want the hog SIGKILLed by the OOM killer (137) and the sibling unharmed (0)", f["hogpid"], f["hog"], f["sibling"])
+	}
+	if rep.Memory.Events.OOMKill != 1 {
+		t.Errorf("memory.events oom_kill %d, want 1", rep.Memory.Events.OOMKill)
+	}
+	comm := kernelComm(self)
+	wantCertainty := "kernel log"
+	if mode(t) == "user" {
+		// kernel.dmesg_restrict: the scenario is about naming without it.
+		if rep.KernelLogRead {
+			t.Errorf("the unprivileged user read the kernel log: the guest must set kernel.dmesg_restrict=1 for this scenario to test naming without it")
+		}
+		wantCertainty = "vanished at the kill"
+	}
+	var named []string
+	found := false
+	for _, v := range rep.OOMVictims {
+		named = append(named, fmt.Sprintf("pid %d %s %d bytes inside=%v %q", v.PID, v.Comm, v.RSSBytes, v.InsideBox, v.Certainty))
+		if v.PID == hogPID {
+			found = true
+			if v.Comm != comm || !v.InsideBox || v.RSSBytes == 0 || v.Certainty != wantCertainty {
+				t.Errorf("the hog's entry: pid %d %s %d bytes inside=%v certainty %q; want %s, inside the box, its resident size, certainty %q",
+					v.PID, v.Comm, v.RSSBytes, v.InsideBox, v.Certainty, comm, wantCertainty)
+			}
+		}
+	}
+	if !found || len(rep.OOMVictims) != 1 {
+		t.Errorf("oom_victims %q: want exactly the hog, pid %d %s", named, hogPID, comm)
+	}
+	// The text names it and says how sure.
+	how := "from the kernel log"
+	if wantCertainty != "kernel log" {
+		how = "it left the box at the kill"
+	}
+	if line := fmt.Sprintf("pid %d %s (", hogPID, comm); !strings.Contains(r.stderr, line) || !strings.Contains(r.stderr, how) {
+		t.Errorf("the text report does not name the hog (%q) and say %q: %q", line, how, r.stderr)
+	}
+	t.Logf("figures: oom victim named %s (%s) as %s", comm, wantCertainty, mode(t))
 }
 
 func TestReportCountsRefusedForks(t *testing.T) {

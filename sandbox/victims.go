@@ -1,0 +1,218 @@
+package sandbox
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/boxrun/boxrun/internal/procfs"
+)
+
+// Certainty says how sure boxrun is that an OOMVictim is the process the
+// OOM killer took.
+type Certainty string
+
+// The certainties of an OOMVictim, surest first.
+const (
+	// CertaintyKernelLog: the kernel log named the victim.
+	CertaintyKernelLog Certainty = "kernel log"
+	// CertaintyVanished: when the box's oom_kill count rose, exactly as many
+	// of its processes left it (or died by SIGKILL) as kills were counted.
+	CertaintyVanished Certainty = "vanished at the kill"
+	// CertaintyLikely: more processes left the box than kills were
+	// counted; the victim is the one that held the most memory when last
+	// sampled, the one the OOM killer picks.
+	CertaintyLikely Certainty = "likely"
+)
+
+// pendingKillsFor is how long a counted OOM kill waits for its victim to
+// leave the box: the OOM killer counts the kill before it sends SIGKILL,
+// and the victim leaves once it is scheduled and has exited. A kill not
+// explained by then is forgotten (its victim was never sampled), rather
+// than pinned on a process that exited by itself later.
+const pendingKillsFor = 2 * time.Second
+
+// ProcSample is one process of the box as a sample of its processes saw
+// it.
+type ProcSample struct {
+	PID int
+	// StartTime is field 22 of /proc/PID/stat: with the pid, it names the
+	// process across pid reuse.
+	StartTime uint64
+	// Comm is the command name, as the kernel keeps it (15 characters).
+	Comm string
+	// RSSBytes is the resident set size when sampled.
+	RSSBytes uint64
+}
+
+// Exit is how a process that left the box ended, as far as /proc still
+// showed it.
+type Exit int
+
+// The ways a process may have left the box.
+const (
+	// ExitUnknown: it was reaped before it could be read, or was still
+	// exiting without an exit status.
+	ExitUnknown Exit = iota
+	// ExitSIGKILL: its exit status (a zombie's, or an exiting process's)
+	// says SIGKILL ended it.
+	ExitSIGKILL
+	// ExitOther: it exited by itself or died of another signal, so the
+	// OOM killer did not take it.
+	ExitOther
+)
+
+// exitFrom judges how the process p that left the box ended, from what
+// /proc/PID/stat says now (st, or err when it could not be read). A
+// different start time means the pid was reused: p is gone.
+func exitFrom(p ProcSample, st procfs.Stat, err error) Exit {
+	switch {
+	case err != nil || st.StartTime != p.StartTime:
+		return ExitUnknown
+	case st.Signal() == 9: // SIGKILL
+		return ExitSIGKILL
+	case st.ExitCode != 0:
+		return ExitOther
+	default:
+		// Still exiting, or a zombie that exited 0 — or one whose status
+		// the kernel hides from this user (another user's process), which
+		// reads 0 as well.
+		return ExitUnknown
+	}
+}
+
+// departed returns the processes of prev that cur no longer holds, largest
+// resident size first.
+func departed(prev, cur []ProcSample) []ProcSample {
+	type key struct {
+		pid   int
+		start uint64
+	}
+	still := make(map[key]bool, len(cur))
+	for _, p := range cur {
+		still[key{p.PID, p.StartTime}] = true
+	}
+	var out []ProcSample
+	for _, p := range prev {
+		if !still[key{p.PID, p.StartTime}] {
+			out = append(out, p)
+		}
+	}
+	sortLargestFirst(out)
+	return out
+}
+
+func sortLargestFirst(ps []ProcSample) {
+	slices.SortStableFunc(ps, func(a, b ProcSample) int {
+		if c := cmp.Compare(b.RSSBytes, a.RSSBytes); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.PID, b.PID)
+	})
+}
+
+// DecideVictims names the victims of kills OOM kills from the processes
+// that left the box since the last sample (gone) and how each ended
+// (exits, by pid; a missing pid is ExitUnknown). Processes that died by
+// SIGKILL are taken first, then those that vanished without a word; a
+// process that exited by itself is never a victim. Where exactly as many
+// candidates remain as kills are left to explain, each is a victim with
+// CertaintyVanished; where more, the largest by last resident size are,
+// with CertaintyLikely. unexplained is how many kills no candidate was
+// left for: their victims may still be on their way out.
+func DecideVictims(gone []ProcSample, exits map[int]Exit, kills uint64) (victims []OOMVictim, unexplained uint64) {
+	var killed, vanished []ProcSample
+	for _, p := range gone {
+		switch exits[p.PID] {
+		case ExitSIGKILL:
+			killed = append(killed, p)
+		case ExitUnknown:
+			vanished = append(vanished, p)
+		}
+	}
+	left := kills
+	for _, group := range [][]ProcSample{killed, vanished} {
+		if left == 0 {
+			break
+		}
+		sortLargestFirst(group)
+		certainty := CertaintyVanished
+		if uint64(len(group)) > left {
+			certainty, group = CertaintyLikely, group[:left]
+		}
+		for _, p := range group {
+			victims = append(victims, OOMVictim{PID: p.PID, Comm: p.Comm, AnonRSSBytes: p.RSSBytes, InsideBox: true, Certainty: certainty})
+		}
+		left -= uint64(len(group))
+	}
+	return victims, left
+}
+
+// victimTracker follows the box's processes from one sample to the next
+// and names the processes that left the box when its oom_kill count rose.
+// It does no I/O: the Sampler reads the processes, how the departed ones
+// ended, and then memory.events. In that order, a victim that left the box
+// in a sample has its kill counted in the count read after it (the kernel
+// counts a kill before it sends SIGKILL); a kill counted before its victim
+// has left waits for it, up to pendingKillsFor.
+type victimTracker struct {
+	prev      []ProcSample
+	kills     uint64        // oom_kill at the last step
+	pending   uint64        // kills counted whose victims have not left yet
+	pendingAt time.Duration // when the oldest pending kill was counted
+	victims   []OOMVictim
+}
+
+// step takes one sample of the box's processes (cur, at time at since the
+// run started), how the processes that left since the last sample ended,
+// and the box's oom_kill count read after the sample.
+func (t *victimTracker) step(at time.Duration, cur []ProcSample, exits map[int]Exit, oomKill uint64) {
+	if t.pending > 0 && at-t.pendingAt > pendingKillsFor {
+		t.pending = 0
+	}
+	if oomKill > t.kills {
+		if t.pending == 0 {
+			t.pendingAt = at
+		}
+		t.pending += oomKill - t.kills
+		t.kills = oomKill
+	}
+	if t.pending > 0 {
+		var named []OOMVictim
+		named, t.pending = DecideVictims(departed(t.prev, cur), exits, t.pending)
+		t.victims = append(t.victims, named...)
+	}
+	t.prev = cur
+}
+
+// MergeVictims puts together the victims the kernel log named (fromLog,
+// every one kept, inside the box or not) and those boxrun's samples of the
+// box named (sampled), for boxKills kills in the box. The kernel log comes
+// first: a sampled victim is added only when the log named fewer victims
+// in the box than were killed there, and not when the log named the same
+// process.
+func MergeVictims(fromLog, sampled []OOMVictim, boxKills uint64) []OOMVictim {
+	out := make([]OOMVictim, 0, len(fromLog)+len(sampled))
+	named := map[int]bool{}
+	inside := uint64(0)
+	for _, v := range fromLog {
+		v.Certainty = CertaintyKernelLog
+		out = append(out, v)
+		if v.InsideBox {
+			named[v.PID] = true
+			inside++
+		}
+	}
+	for _, v := range sampled {
+		if inside >= boxKills {
+			break
+		}
+		if named[v.PID] {
+			continue
+		}
+		named[v.PID] = true
+		out = append(out, v)
+		inside++
+	}
+	return out
+}
