@@ -197,163 +197,263 @@ func printable(s string) string {
 // Run runs the command in a new box and returns when the command has exited
 // and the box is gone. An error of type *StartError means the command never
 // ran.
+//
+// The phases read in order: prepare makes the box; the guard is started;
+// start puts the blocked helper in the box; check reads the limits back;
+// forward passes boxrun's signals on; wait releases the command and reaps
+// it; finish deals with leftovers and removes the box. A phase that fails
+// has already undone what the phases before it made (each says what it
+// leaves behind); Run's defers then release the guard and stop forwarding
+// signals.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	warn := o.Warn
-	if warn == nil {
-		warn = func(string) {}
+	r, err := prepare(ctx, o)
+	if err != nil {
+		return nil, err
 	}
-	env := o.Env
-	if env == nil {
-		env = os.Environ()
+	// From here the box must not outlive boxrun, however boxrun ends. The
+	// guard starts first: its own cgroup is made while the box's is.
+	r.grd = startGuardFor(ctx, o, r.box, r.warn)
+	defer r.grd.release()
+	if err := r.start(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.check(ctx); err != nil {
+		return nil, err
+	}
+	// Forward signals from now until Run returns: through the command's
+	// life, its leftovers and the box's removal.
+	stop := r.forward()
+	defer stop()
+	if err := r.wait(ctx); err != nil {
+		return nil, err
+	}
+	r.finish(ctx)
+	return r.res, nil
+}
+
+// boxRun is one Run in progress, carried from phase to phase.
+type boxRun struct {
+	o    Options
+	warn func(string) // o.Warn, or a function that drops the warning
+	env  []string     // the command's environment
+	path string       // the command, resolved (ResolveCommand)
+	box  Box
+	grd  *guard // nil without a guard
+	// helper is the helper process (see startHelper), blocked until
+	// release is written to; status reports how its exec went.
+	helper          *exec.Cmd
+	release, status *os.File
+	// interrupted is the first signal forwardSignals passed on, or 0.
+	interrupted atomic.Int32
+	res         *Result
+}
+
+// prepare checks the command and makes its box. On failure nothing is left
+// behind: the command was not found before any box was made, or Create
+// failed, and by its contract left nothing either.
+func prepare(ctx context.Context, o Options) (*boxRun, error) {
+	r := &boxRun{o: o, warn: o.Warn, env: o.Env}
+	if r.warn == nil {
+		r.warn = func(string) {}
+	}
+	if r.env == nil {
+		r.env = os.Environ()
 	}
 	if len(o.Args) == 0 {
 		return nil, startErr(125, "no command given (usage: boxrun [flags] -- COMMAND [ARGS...])")
 	}
-	path, err := ResolveCommand(o.Args[0], env)
+	path, err := ResolveCommand(o.Args[0], r.env)
 	if err != nil {
 		return nil, err
 	}
+	r.path = path
 	id := o.ID
 	if id == "" {
 		id = NewID()
 	}
-	res := &Result{Backend: o.Backend.Name()}
-	box, err := o.Backend.Create(ctx, Request{Policy: o.Policy, ID: id, Description: describe(o.Policy.Name, o.Args), Slice: o.Slice, Warn: warn})
+	r.res = &Result{Backend: o.Backend.Name()}
+	box, err := o.Backend.Create(ctx, Request{Policy: o.Policy, ID: id, Description: describe(o.Policy.Name, o.Args), Slice: o.Slice, Warn: r.warn})
 	if err != nil {
 		return nil, startErr(125, "creating the box: %w", err)
 	}
-	// From here on the box must be destroyed on every path.
-	destroy := func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 40*time.Second)
-		defer cancel()
-		defer tracePhase(ctx, "teardown")
-		if err := box.Destroy(dctx); err != nil {
-			warn(fmt.Sprintf("removing the box: %v", err))
-			return
-		}
-		if cg := box.Cgroup(); cg != "" {
-			dropOwner(o.OwnerDir, cg)
-		}
-	}
+	r.box = box
+	return r, nil
+}
 
-	// From here the box must not outlive boxrun, however boxrun ends. The
-	// guard starts first: its own cgroup is made while the box's is.
-	grd := startGuardFor(ctx, o, box, warn)
-	defer grd.release()
-
+// start starts the helper, born in the box where the kernel allows it, puts
+// it in the box, moves the guard next to the box and records that this
+// boxrun owns the box. The helper stays blocked on its release pipe. On
+// failure the helper, if it started, has exited and been reaped, and the
+// box is destroyed.
+func (r *boxRun) start(ctx context.Context) error {
 	var birth *os.File
-	if b, ok := box.(interface{ birthplace() (*os.File, error) }); ok {
+	if b, ok := r.box.(interface{ birthplace() (*os.File, error) }); ok {
 		birth, _ = b.birthplace() // without it, Place moves the helper
 	}
-	helper, release, status, err := startHelper(o, path, env, birth)
+	var err error
+	r.helper, r.release, r.status, err = startHelper(r.o, r.path, r.env, birth)
 	if err != nil && birth != nil {
 		// A kernel without CLONE_INTO_CGROUP (before 5.7): start it
 		// outside and let Place move it.
-		helper, release, status, err = startHelper(o, path, env, nil)
+		r.helper, r.release, r.status, err = startHelper(r.o, r.path, r.env, nil)
 	}
 	if birth != nil {
 		birth.Close()
 	}
 	tracePhase(ctx, "helper")
 	if err != nil {
-		destroy()
-		return nil, startErr(125, "starting the command: %w", err)
+		r.destroy(ctx)
+		return startErr(125, "starting the command: %w", err)
 	}
-	abort := func(e error) (*Result, error) {
-		release.Close() // EOF without the magic: the helper exits at once
-		status.Close()
-		_ = helper.Wait()
-		destroy()
-		return nil, e
+	if err := r.box.Place(ctx, r.helper.Process.Pid); err != nil {
+		return r.abort(ctx, startErr(125, "placing the command in its box: %w", err))
 	}
-	if err := box.Place(ctx, helper.Process.Pid); err != nil {
-		return abort(startErr(125, "placing the command in its box: %w", err))
-	}
-	res.Unit, res.Cgroup = box.Unit(), box.Cgroup()
-	if err := grd.settle(box.Dir()); err != nil {
-		warn(fmt.Sprintf("the guard stays in boxrun's cgroup (the box would outlive a caller stopped as a whole): %v", err))
+	r.res.Unit, r.res.Cgroup = r.box.Unit(), r.box.Cgroup()
+	if err := r.grd.settle(r.box.Dir()); err != nil {
+		r.warn(fmt.Sprintf("the guard stays in boxrun's cgroup (the box would outlive a caller stopped as a whole): %v", err))
 	}
 	tracePhase(ctx, "guard")
-	if res.Cgroup != "" {
-		if err := writeOwner(o.OwnerDir, selfOwner(res.Cgroup, res.Unit)); err != nil {
-			warn(fmt.Sprintf("%v (boxrun status will not know this box is ours)", err))
+	if r.res.Cgroup != "" {
+		if err := writeOwner(r.o.OwnerDir, selfOwner(r.res.Cgroup, r.res.Unit)); err != nil {
+			r.warn(fmt.Sprintf("%v (boxrun status will not know this box is ours)", err))
 		}
 	}
-	res.Checks = box.Check(ctx)
+	return nil
+}
+
+// check reads back from the kernel what the limits became and hands them to
+// Options.Checked. With Options.Strict a limit not in force fails the run
+// before the command starts: the helper has exited and been reaped, and the
+// box is destroyed.
+func (r *boxRun) check(ctx context.Context) error {
+	r.res.Checks = r.box.Check(ctx)
 	tracePhase(ctx, "readback")
 	var failed []string
-	for _, c := range res.Checks {
+	for _, c := range r.res.Checks {
 		if !c.OK() {
 			failed = append(failed, c.String())
 		}
 	}
-	if len(failed) > 0 && o.Strict {
-		return abort(startErr(125, "--strict: %d limit(s) of policy %q not enforced here: %s", len(failed), o.Policy.Name, strings.Join(failed, "; ")))
+	if len(failed) > 0 && r.o.Strict {
+		return r.abort(ctx, startErr(125, "--strict: %d limit(s) of policy %q not enforced here: %s", len(failed), r.o.Policy.Name, strings.Join(failed, "; ")))
 	}
+	if r.o.Checked != nil {
+		r.o.Checked(r.res.Checks)
+	}
+	return nil
+}
 
-	if o.Checked != nil {
-		o.Checked(res.Checks)
-	}
-	// Forward signals from now until the command is reaped.
+// forward passes the signals boxrun receives on to the command (see
+// forwardSignals) until stop is called; stop leaves boxrun's own handling
+// of those signals as it was.
+func (r *boxRun) forward() (stop func()) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	defer signal.Stop(sigs)
-	fwdDone := make(chan struct{})
-	var interrupted atomic.Int32
+	done := make(chan struct{})
 	tty := openTerminal()
-	defer tty.Close()
-	where := func() groups { return tty.groups(helper.Process) }
-	go forwardSignals(sigs, helper.Process, where, fwdDone, box, warn, &interrupted)
-	defer close(fwdDone)
+	where := func() groups { return tty.groups(r.helper.Process) }
+	go forwardSignals(sigs, r.helper.Process, where, done, r.box, r.warn, &r.interrupted)
+	return func() {
+		close(done)
+		tty.Close()
+		signal.Stop(sigs)
+	}
+}
 
-	msg := []byte(releaseMagic)
-	for _, kv := range []string{EnvPolicy + "=" + o.Policy.Name, EnvUnit + "=" + res.Unit, EnvCgroup + "=" + res.Cgroup} {
-		msg = append(append(msg, kv...), 0)
-	}
-	res.Start = time.Now()
-	_, werr := release.Write(msg)
-	release.Close()
-	st, _ := io.ReadAll(status) // EOF: exec succeeded or failed
-	status.Close()
-	tracePhase(ctx, "exec")
-	hs := parseHelperStatus(st)
-	for _, w := range hs.warnings {
-		warn(w)
-	}
+// wait lets the command run, tells the observers, reaps the command and
+// records how it ended. When the command never ran (its exec failed, or the
+// release could not be written) the box is destroyed and the error says
+// why; the helper has been reaped either way.
+func (r *boxRun) wait(ctx context.Context) error {
+	hs, werr := r.releaseCommand(ctx)
 	if hs.execCode == 0 {
-		for _, ob := range o.Observers {
-			ob.Started(box.Dir(), helper.Process.Pid)
+		for _, ob := range r.o.Observers {
+			ob.Started(r.box.Dir(), r.helper.Process.Pid)
 		}
 	}
-	waitErr := helper.Wait()
-	res.End = time.Now()
+	waitErr := r.helper.Wait()
+	r.res.End = time.Now()
 	tracePhase(ctx, "command")
 	if hs.execCode == 0 {
-		for _, ob := range o.Observers {
+		for _, ob := range r.o.Observers {
 			ob.Exited()
 		}
 	}
 	if werr != nil && hs.execCode == 0 {
-		destroy()
-		return nil, startErr(125, "releasing the command: %w", werr)
+		r.destroy(ctx)
+		return startErr(125, "releasing the command: %w", werr)
 	}
 	if hs.execCode != 0 {
-		destroy()
-		return nil, startErr(hs.execCode, "%s", hs.execErr)
+		r.destroy(ctx)
+		return startErr(hs.execCode, "%s", hs.execErr)
 	}
-	res.ExitCode, res.Signal = exitStatus(helper.ProcessState, waitErr)
-	res.Interrupted = syscall.Signal(interrupted.Load())
+	r.res.ExitCode, r.res.Signal = exitStatus(r.helper.ProcessState, waitErr)
+	r.res.Interrupted = syscall.Signal(r.interrupted.Load())
+	return nil
+}
 
-	res.Leftovers, res.LeftoversKilled = handleLeftovers(ctx, box, o.Policy, warn)
-	tracePhase(ctx, "leftovers")
-	if len(res.Leftovers) == 0 || res.LeftoversKilled {
-		destroy()
-	} else if res.Cgroup != "" {
-		rec := selfOwner(res.Cgroup, res.Unit)
-		rec.Kept = true
-		_ = writeOwner(o.OwnerDir, rec)
+// releaseCommand writes the release message (the magic, then the box's
+// names for the command's environment), closes both of the helper's pipes
+// and returns what the helper said of its exec, with the error of the
+// write. It leaves the helper running, or exited, to be reaped.
+func (r *boxRun) releaseCommand(ctx context.Context) (helperStatus, error) {
+	msg := []byte(releaseMagic)
+	for _, kv := range []string{EnvPolicy + "=" + r.o.Policy.Name, EnvUnit + "=" + r.res.Unit, EnvCgroup + "=" + r.res.Cgroup} {
+		msg = append(append(msg, kv...), 0)
 	}
-	return res, nil
+	r.res.Start = time.Now()
+	_, werr := r.release.Write(msg)
+	r.release.Close()
+	st, _ := io.ReadAll(r.status) // EOF: exec succeeded or failed
+	r.status.Close()
+	tracePhase(ctx, "exec")
+	hs := parseHelperStatus(st)
+	for _, w := range hs.warnings {
+		r.warn(w)
+	}
+	return hs, werr
+}
+
+// finish deals with the processes left in the box (see handleLeftovers)
+// and removes the box, unless leftovers are kept: then the box stays, with
+// an owner record that says it was kept, for status and gc.
+func (r *boxRun) finish(ctx context.Context) {
+	r.res.Leftovers, r.res.LeftoversKilled = handleLeftovers(ctx, r.box, r.o.Policy, r.warn)
+	tracePhase(ctx, "leftovers")
+	if len(r.res.Leftovers) == 0 || r.res.LeftoversKilled {
+		r.destroy(ctx)
+	} else if r.res.Cgroup != "" {
+		rec := selfOwner(r.res.Cgroup, r.res.Unit)
+		rec.Kept = true
+		_ = writeOwner(r.o.OwnerDir, rec)
+	}
+}
+
+// abort ends a run whose command was never released and returns err:
+// closing the release pipe without the magic makes the helper exit at once;
+// it is reaped and the box destroyed.
+func (r *boxRun) abort(ctx context.Context, err error) error {
+	r.release.Close() // EOF without the magic: the helper exits at once
+	r.status.Close()
+	_ = r.helper.Wait()
+	r.destroy(ctx)
+	return err
+}
+
+// destroy removes the box, with up to 40 seconds even when ctx is
+// cancelled, then the record that this boxrun owns it. A box that would not
+// go keeps its record, and the user is warned.
+func (r *boxRun) destroy(ctx context.Context) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 40*time.Second)
+	defer cancel()
+	defer tracePhase(ctx, "teardown")
+	if err := r.box.Destroy(dctx); err != nil {
+		r.warn(fmt.Sprintf("removing the box: %v", err))
+		return
+	}
+	if cg := r.box.Cgroup(); cg != "" {
+		dropOwner(r.o.OwnerDir, cg)
+	}
 }
 
 // startGuardFor starts the guard of box (see GuardArg), nil when the box

@@ -158,116 +158,6 @@ func checkStreams(stdin, stdout, stderr *os.File) error {
 	return nil
 }
 
-// loadStack reads every policy file of the lookup, nearest first, ending with
-// the built-in policies. A project's .boxrun.toml is read as a Project file
-// (see policy.Trust); out gets a warning for each of its tables that is
-// ignored, and for every file reached through another user's symlink.
-func loadStack(o options, out *printer) (*policy.Stack, error) {
-	cwd, _ := os.Getwd()
-	var files []policy.SearchPath
-	if o.policyFile != "" {
-		files = append(files, policy.SearchPath{Path: o.policyFile, Trust: policy.Trusted})
-	}
-	files = append(files, policy.SearchFiles(cwd, os.Getenv)...)
-	// Files named explicitly must exist; the others are optional.
-	required := map[string]bool{o.policyFile: o.policyFile != ""}
-	if env := os.Getenv("BOXRUN_POLICY_FILE"); env != "" {
-		required[env] = true
-	}
-	st := &policy.Stack{}
-	for _, sp := range files {
-		f, err := readPolicyFile(sp.Path, out)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && !required[sp.Path] {
-				continue
-			}
-			return nil, err
-		}
-		f.Trust = sp.Trust
-		st.Files = append(st.Files, f)
-	}
-	st.Files = append(st.Files, policy.Builtin())
-	for _, ig := range st.Ignored() {
-		out.warnf("%s", ig)
-	}
-	return st, nil
-}
-
-// readPolicyFile opens and parses one policy file. It reads only regular
-// files (and /dev/null, an empty file): a FIFO would block boxrun until
-// someone writes to it, a device could be read forever. A file larger than
-// policy.MaxFileSize fails before it is read.
-//
-// When the file belongs to another user (neither root nor the caller) and
-// is reached through a symlink, out gets a warning naming both paths: a
-// policy decides what runs with the caller's processes.
-func readPolicyFile(path string, out *printer) (*policy.File, error) {
-	// O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer.
-	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("policy file %s: %w", path, err)
-		}
-		return nil, fmt.Errorf("reading policy file %s: %w", path, errors.Unwrap(err))
-	}
-	defer fh.Close()
-	fi, err := fh.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("reading policy file %s: %w", path, errors.Unwrap(err))
-	}
-	switch {
-	case fi.IsDir():
-		return nil, fmt.Errorf("policy file %s is a directory", path)
-	case isDevNull(fi):
-		return policy.Parse(path, strings.NewReader(""))
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("policy file %s is a %s, not a regular file", path, fileKind(fi.Mode()))
-	case fi.Size() > policy.MaxFileSize:
-		return nil, fmt.Errorf("policy file %s is %s; the limit is 1 MiB", path, policy.FormatBytes(uint64(fi.Size())))
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		target, _ := filepath.EvalSymlinks(path)
-		if w := foreignSymlink(path, target, int(st.Uid), os.Getuid()); w != "" {
-			out.warnf("%s", w)
-		}
-	}
-	return policy.Parse(path, fh)
-}
-
-// foreignSymlink returns a warning when path leads through a symlink to
-// target, a file owned by owner, who is neither root nor uid; "" otherwise
-// (also when target is "", not known).
-func foreignSymlink(path, target string, owner, uid int) string {
-	if owner == 0 || owner == uid || target == "" {
-		return ""
-	}
-	if abs, err := filepath.Abs(path); err == nil && abs == target {
-		return ""
-	}
-	return fmt.Sprintf("policy file %s is a symlink to %s, which belongs to another user (uid %d); boxrun reads it anyway", path, target, owner)
-}
-
-// isDevNull reports whether fi is /dev/null.
-func isDevNull(fi os.FileInfo) bool {
-	null, err := os.Stat(os.DevNull)
-	return err == nil && os.SameFile(fi, null)
-}
-
-// fileKind names the type of a file that is not regular.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m&os.ModeNamedPipe != 0:
-		return "named pipe (FIFO)"
-	case m&os.ModeSocket != 0:
-		return "socket"
-	case m&os.ModeCharDevice != 0:
-		return "character device"
-	case m&os.ModeDevice != 0:
-		return "block device"
-	}
-	return "special file"
-}
-
 // choice is the backend the flags ask for.
 func (o options) choice() sandbox.Choice {
 	user := sandbox.DefaultUser()
@@ -321,26 +211,87 @@ func resolveRun(o options, env policy.Env, out *printer) (*policy.Stack, *policy
 }
 
 // runCommand runs the command in a box and returns its exit status.
+//
+// The phases read in order: planRun resolves the policy and finds the
+// command; takeTurn finds the enclosing box or waits for a slot; the
+// report file is opened and protection starts; openBackend connects;
+// observe sets up what watches the box; sandbox.Run runs the command; and
+// report writes the report. A phase that fails says why on out and gives
+// the exit status; the defers undo what the phases before it set up, last
+// first.
 func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv []string, stdin, stdout, stderr *os.File, out *printer) (code int) {
-	var tm *timing
-	if os.Getenv(timingEnv) != "" {
-		tm = newTiming(time.Now())
-		ctx = sandbox.WithTrace(ctx, tm.mark)
-		defer func() {
-			tm.mark("exit")
-			fmt.Fprintf(out.w, "boxrun: timing: %s\n", tm) // asked for: printed even with -q
-		}()
+	ctx, tm, printTiming := startTiming(ctx, out)
+	defer printTiming()
+	r, code := planRun(o, argv, out, tm)
+	if code != 0 {
+		return code
 	}
-	env, err := machineEnv(o)
+	nested, release, code := r.takeTurn(ctx)
+	if code != 0 {
+		return code
+	}
+	defer release()
+	// Open the --report-json file before any backend (after any wait), so
+	// that a path that cannot be written fails before anything is set up.
+	rep, err := newReporter(o, r.pol, argv, stdout, stderr, out)
 	if err != nil {
 		out.errorf("%v", err)
 		return exitBoxrunFailed
+	}
+	defer rep.close()
+	// Protection runs while the backend connects and the box is made; it
+	// is waited for before the command starts (and on every way out).
+	protected := func(*printer) {}
+	if len(r.pol.Protect) > 0 {
+		protected = protectDuringStart(ctx, r.st, r.pol, r.env)
+	}
+	defer protected(out)
+	backend, code := r.openBackend(ctx, selectBackend, nested)
+	if backend == nil {
+		return code
+	}
+	defer backend.Close()
+	observers, closeTrace := r.observe(backend, rep)
+	defer closeTrace()
+	res, err := sandbox.Run(ctx, r.runOptions(backend, observers, protected, rep.postMortem(), stdin, stdout, stderr))
+	if err != nil {
+		return startFailure(err, out)
+	}
+	return r.report(ctx, res, rep)
+}
+
+// commandRun is one run of runCommand, carried from phase to phase: the
+// flags and the command, what the policy lookup resolved for them, and the
+// backpressure the run set up.
+type commandRun struct {
+	o     options
+	argv  []string
+	out   *printer
+	tm    *timing // nil unless BOXRUN_TIMING asks for one
+	env   policy.Env
+	st    *policy.Stack
+	pol   *policy.Resolved
+	slice *policy.ResolvedSlice
+	path  string                // argv[0], resolved
+	bp    *sandbox.Backpressure // nil without backpressure
+	sizes *sizeStore            // the project's sizes; nil without backpressure
+}
+
+// planRun resolves the policy and the [slice] budget against the machine,
+// says the policy's warnings and notes, and finds the command, before
+// anything is set up: on failure it has said why on out and returns the
+// exit status, and there is nothing to undo.
+func planRun(o options, argv []string, out *printer, tm *timing) (*commandRun, int) {
+	env, err := machineEnv(o)
+	if err != nil {
+		out.errorf("%v", err)
+		return nil, exitBoxrunFailed
 	}
 	st, pol, slice, err := resolveRun(o, env, out)
 	tm.mark("policy")
 	if err != nil {
 		policyError(err, out)
-		return exitBoxrunFailed
+		return nil, exitBoxrunFailed
 	}
 	for _, ig := range pol.Ignored {
 		out.warnf("%s", ig)
@@ -359,110 +310,131 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 		if meant := mistypedCommand(argv); code == exitNotFound && !o.dashdash && meant != "" && !strings.Contains(argv[0], "/") {
 			out.hintf("did you mean boxrun %s?", meant)
 		}
-		return code
+		return nil, code
 	}
-	// Inside a box of an outer boxrun (a cargo shim under boxrun, a test
-	// that runs boxrun): the box for this run goes inside it, and its slot
-	// is ours.
-	nested, direct, code := nestedBackend(ctx, o, pol, argv, out)
+	return &commandRun{o: o, argv: argv, out: out, tm: tm, env: env, st: st, pol: pol, slice: slice, path: path}, 0
+}
+
+// takeTurn decides where the run goes. Inside a box of an outer boxrun (a
+// cargo shim under boxrun, a test that runs boxrun) the box for this run
+// goes inside it, through nested, and its slot is ours; where that box is
+// not boxrun's to divide, the command is executed directly and takeTurn
+// returns only if that failed. Elsewhere it waits for a slot and for
+// memory (waitForTurn). release gives the slot back; on failure (a
+// non-zero code, said on out) nothing is held.
+func (r *commandRun) takeTurn(ctx context.Context) (nested sandbox.Backend, release func(), code int) {
+	nested, direct, code := nestedBackend(ctx, r.o, r.pol, r.argv, r.out)
 	switch {
 	case code != 0:
-		return code
+		return nil, nil, code
 	case direct:
-		return startFailure(sandbox.ExecDirect(path, argv), out)
-	case nested == nil:
-		release, code := waitForTurn(ctx, o, pol, argv, out)
-		if code != 0 {
-			return code
-		}
-		defer release()
-		tm.mark("slot")
+		return nil, nil, startFailure(sandbox.ExecDirect(r.path, r.argv), r.out)
+	case nested != nil:
+		return nested, func() {}, 0
 	}
-	// Open the --report-json file before any backend (after any wait), so
-	// that a path that cannot be written fails before anything is set up.
-	rep, err := newReporter(o, pol, argv, stdout, stderr, out)
-	if err != nil {
-		out.errorf("%v", err)
-		return exitBoxrunFailed
+	release, code = waitForTurn(ctx, r.o, r.pol, r.argv, r.out)
+	if code != 0 {
+		return nil, nil, code
 	}
-	defer rep.close()
-	// Protection runs while the backend connects and the box is made; it
-	// is waited for before the command starts (and on every way out).
-	protected := func(*printer) {}
-	if len(pol.Protect) > 0 {
-		protected = protectDuringStart(ctx, st, pol, env)
-	}
-	defer protected(out)
+	r.tm.mark("slot")
+	return nil, release, 0
+}
+
+// openBackend opens the backend the flags ask for, unless takeTurn found
+// one (nested). Where that is the none backend, --backend auto may instead
+// run the whole command under the host's boxrun (crossToHost), and
+// --strict refuses to run. On failure it has said why on out and returns a
+// nil backend, closed again, and the exit status.
+func (r *commandRun) openBackend(ctx context.Context, selectBackend selectFunc, nested sandbox.Backend) (sandbox.Backend, int) {
 	backend, err := nested, error(nil)
 	if backend == nil {
-		backend, _, err = selectBackend(ctx, o.choice())
+		backend, _, err = selectBackend(ctx, r.o.choice())
 	}
 	if err != nil {
-		out.errorf("backend %s: %v", o.backend, err)
-		out.hintf("boxrun --backend auto picks what works here; --backend none runs without a box")
-		return exitBoxrunFailed
+		r.out.errorf("backend %s: %v", r.o.backend, err)
+		r.out.hintf("boxrun --backend auto picks what works here; --backend none runs without a box")
+		return nil, exitBoxrunFailed
 	}
-	defer backend.Close()
-	tm.mark("connect")
-	if backend.Name() == sandbox.KindNone && o.backend == sandbox.KindAuto {
-		if code, crossed := crossToHost(o, argv, out); crossed {
-			return code
+	r.tm.mark("connect")
+	if backend.Name() == sandbox.KindNone && r.o.backend == sandbox.KindAuto {
+		if code, crossed := crossToHost(r.o, r.argv, r.out); crossed {
+			backend.Close()
+			return nil, code
 		}
 	}
-	if backend.Name() == sandbox.KindNone && o.strict {
+	if backend.Name() == sandbox.KindNone && r.o.strict {
 		nb := noBox(backend, nil)
-		out.errorf("--strict: not boxed: %s, so policy %q cannot be enforced", nb.Reason, pol.Name)
+		r.out.errorf("--strict: not boxed: %s, so policy %q cannot be enforced", nb.Reason, r.pol.Name)
 		if nb.Fix != "" {
-			out.hintf("%s", nb.Fix)
+			r.out.hintf("%s", nb.Fix)
 		}
-		return exitBoxrunFailed
+		backend.Close()
+		return nil, exitBoxrunFailed
 	}
-	warn := func(s string) { out.warnf("%s", s) }
-	var observers []sandbox.Observer
-	var bp *sandbox.Backpressure
-	var sizes *sizeStore
+	return backend, 0
+}
+
+// observe gives the observers of the box: the report's, then backpressure
+// when the policy asks for it and there is a box to steer, with its trace
+// file and the sizes the project's runs taught it. closeTrace closes the
+// trace file, all there is to undo.
+func (r *commandRun) observe(backend sandbox.Backend, rep *reporter) (observers []sandbox.Observer, closeTrace func()) {
+	closeTrace = func() {}
 	// Without a box there is nothing to steer; the one line that says
 	// there is no box says enough.
-	if pol.MemoryBackpressure && backend.Name() != sandbox.KindNone {
-		if bp = sandbox.NewBackpressure(pol, warn); bp != nil {
-			if f := openTrace(os.Getenv(traceEnv), warn); f != nil {
-				defer f.Close()
-				bp.TraceTo(f)
+	if r.pol.MemoryBackpressure && backend.Name() != sandbox.KindNone {
+		if r.bp = sandbox.NewBackpressure(r.pol, r.warn); r.bp != nil {
+			if f := openTrace(os.Getenv(traceEnv), r.warn); f != nil {
+				closeTrace = func() { f.Close() }
+				r.bp.TraceTo(f)
 			}
-			sizes = openProjectSizes(pol.Name, warn)
-			bp.Know(sizes.known())
-			observers = append(observers, bp)
+			r.sizes = openProjectSizes(r.pol.Name, r.warn)
+			r.bp.Know(r.sizes.known())
+			observers = append(observers, r.bp)
 		}
 	}
-	observers = append(rep.observers(), observers...)
-	res, err := sandbox.Run(ctx, sandbox.Options{
+	return append(rep.observers(), observers...), closeTrace
+}
+
+// runOptions are sandbox.Run's options for this run. Once the limits are
+// read back, those not in force are warned about and protection is waited
+// for, before the command starts. postMortem is the file the run's guard
+// writes the report from if boxrun dies (see reporter.postMortem).
+func (r *commandRun) runOptions(backend sandbox.Backend, observers []sandbox.Observer, protected func(*printer), postMortem string, stdin, stdout, stderr *os.File) sandbox.Options {
+	return sandbox.Options{
 		Backend:    backend,
-		Policy:     pol,
-		Slice:      slice,
+		Policy:     r.pol,
+		Slice:      r.slice,
 		OwnerDir:   sandbox.DefaultOwnerDir(os.Getenv),
-		PostMortem: rep.postMortem(),
-		Args:       argv,
+		PostMortem: postMortem,
+		Args:       r.argv,
 		Stdin:      stdin,
 		Stdout:     stdout,
 		Stderr:     stderr,
-		Strict:     o.strict,
-		Warn:       warn,
+		Strict:     r.o.strict,
+		Warn:       r.warn,
 		Observers:  observers,
 		Checked: func(checks []sandbox.LimitCheck) {
-			warnChecks(backend, checks, pol, out)
-			protected(out)
-			tm.mark("protect")
+			warnChecks(backend, checks, r.pol, r.out)
+			protected(r.out)
+			r.tm.mark("protect")
 		},
-	})
-	if err != nil {
-		return startFailure(err, out)
 	}
-	keepSizes(sizes, bp, time.Now(), warn)
-	code = rep.finish(res, bp, sizes)
+}
+
+// report keeps the sizes backpressure learnt, writes the run's report and
+// returns boxrun's exit status; a command that died of a signal to pass on
+// is recorded for main (dieOf).
+func (r *commandRun) report(ctx context.Context, res *sandbox.Result, rep *reporter) int {
+	keepSizes(r.sizes, r.bp, time.Now(), r.warn)
+	code := rep.finish(res, r.bp, r.sizes)
 	dieOf(ctx, res.Signal)
-	tm.mark("report")
+	r.tm.mark("report")
 	return code
 }
+
+// warn says s as one of boxrun's warnings.
+func (r *commandRun) warn(s string) { r.out.warnf("%s", s) }
 
 // nestedBackend decides what a run inside a box of an outer boxrun does
 // (--backend auto only; a backend asked for by name is used as asked). Nil

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
+
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // timingEnv, when set to anything, makes boxrun print how long each phase of
@@ -47,4 +51,20 @@ func (t *timing) String() string {
 	}
 	fmt.Fprintf(&b, "total=%.2fms", float64(t.last.Sub(t.start))/1e6)
 	return b.String()
+}
+
+// startTiming starts timing a run when BOXRUN_TIMING asks for it: the
+// context returned traces sandbox's phases into the timing too, and done
+// marks the end and prints it on out, even with -q (it was asked for).
+// Otherwise the timing is nil, ctx is returned as it is and done does
+// nothing.
+func startTiming(ctx context.Context, out *printer) (_ context.Context, _ *timing, done func()) {
+	if os.Getenv(timingEnv) == "" {
+		return ctx, nil, func() {}
+	}
+	tm := newTiming(time.Now())
+	return sandbox.WithTrace(ctx, tm.mark), tm, func() {
+		tm.mark("exit")
+		fmt.Fprintf(out.w, "boxrun: timing: %s\n", tm)
+	}
 }
