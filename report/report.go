@@ -82,6 +82,24 @@ type Run struct {
 	// finished and its guard wrote this report (a post-mortem); nil for a
 	// run boxrun saw to its end.
 	BoxrunKilled *BoxrunKilled `json:"boxrun_killed"`
+	// Commands are the command names of the box's processes, the largest
+	// peak first: which of the suite's processes needed what.
+	Commands []CommandUse `json:"commands"`
+}
+
+// CommandUse is what the processes of one command name used in the run, as
+// boxrun's samples of the box's processes saw them (a process that lived
+// between two samples is not counted).
+type CommandUse struct {
+	Comm string `json:"comm"`
+	// Processes counts the processes of that name seen.
+	Processes int `json:"processes"`
+	// PeakBytes is the largest resident size one of them reached,
+	// TypicalBytes the median of their peaks.
+	PeakBytes    uint64 `json:"peak_bytes"`
+	TypicalBytes uint64 `json:"typical_bytes"`
+	// CPUSeconds is the CPU time they used, up to the last sample of each.
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 // BoxrunKilled is how a run ended whose boxrun died before its command did.
@@ -409,6 +427,7 @@ type runJSON struct {
 	Backpressure    *Backpressure `json:"backpressure"`
 	Notes           []string      `json:"notes"`
 	BoxrunKilled    *BoxrunKilled `json:"boxrun_killed"`
+	Commands        []CommandUse  `json:"commands"`
 }
 
 // JSON writes r as one JSON object (see report/schema.json and the README):
@@ -427,6 +446,10 @@ func JSON(w io.Writer, r *Run) error {
 		Samples: orEmpty(r.Samples), OOMVictims: orEmpty(r.OOMVictims), OutsideOOMKills: r.OutsideOOMKills,
 		KernelLogRead: r.KernelLogRead, Leftovers: orEmpty(r.Leftovers), LeftoversKilled: r.LeftoversKilled,
 		Diagnosis: orEmpty(r.Diagnosis), Backpressure: r.Backpressure, Notes: orEmpty(r.Notes), BoxrunKilled: r.BoxrunKilled,
+		Commands: orEmpty(r.Commands),
+	}
+	for i := range j.Commands {
+		j.Commands[i].CPUSeconds = round3(j.Commands[i].CPUSeconds)
 	}
 	for i := range j.Samples {
 		j.Samples[i].T = round3(j.Samples[i].T)

@@ -49,6 +49,9 @@ func Text(w io.Writer, r *Run, color bool) error {
 		b.WriteString("  memory  " + memoryLine(r) + "\n")
 		b.WriteString("  pids    " + pidsLine(r) + "\n")
 		b.WriteString("  cpu     " + cpuLine(r, wall) + "\n")
+		if line := commandsLine(r.Commands); line != "" {
+			b.WriteString("  largest " + line + "\n")
+		}
 	}
 	if r.Backpressure != nil {
 		b.WriteString("  " + backpressureLine(r.Backpressure, r.Memory.Events.OOMKill, r.Interrupted) + "\n")
@@ -168,4 +171,25 @@ func backpressureLine(bp *Backpressure, oomKills uint64, interrupted string) str
 		return s + "; no OOM kill was needed"
 	}
 	return s + fmt.Sprintf("; %s happened anyway", plural(oomKills, "OOM kill", "OOM kills"))
+}
+
+// textCommands is how many command names the text report shows.
+const textCommands = 3
+
+// commandsLine names the command names whose processes held the most, with
+// their peak (and, for several processes, how many and their typical
+// peak); "" when none were seen.
+func commandsLine(cs []CommandUse) string {
+	var parts []string
+	for i, c := range cs {
+		if i == textCommands {
+			break
+		}
+		p := c.Comm + " " + FormatSize(c.PeakBytes)
+		if c.Processes > 1 {
+			p += fmt.Sprintf(" (%d, typical %s)", c.Processes, FormatSize(c.TypicalBytes))
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, " · ")
 }

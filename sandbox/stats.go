@@ -41,6 +41,10 @@ type Stats struct {
 	// when that cannot be read, of the parent cgroup's memory.events
 	// oom_kill) minus the box's own kills.
 	OutsideOOMKills uint64
+	// Commands are the command names of the box's processes, the largest
+	// peak first, at most maxCommands of them: which processes needed
+	// what, as the samples of the box's processes saw them.
+	Commands []CommandUse
 	// KernelLogErr says why the kernel log (/dev/kmsg) could not be read,
 	// e.g. "permission denied (kernel.dmesg_restrict = 1)"; "" when it was.
 	KernelLogErr string
@@ -312,3 +316,6 @@ func underCgroup(cg, box string) bool {
 	}
 	return strings.Contains(cg+"/", box+"/")
 }
+
+// maxCommands is how many command names a run's Stats keep.
+const maxCommands = 50

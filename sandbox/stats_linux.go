@@ -90,6 +90,7 @@ type Sampler struct {
 	procMu  sync.Mutex // serializes samples of the box's processes
 	procsAt time.Time  // when they were last sampled
 	victims victimTracker
+	profile commandProfile // what each command name used
 }
 
 // NewSampler returns a Sampler reading the box every DefaultSampleInterval.
@@ -340,6 +341,7 @@ func (s *Sampler) observeProcs(force bool, floor uint64) {
 		return
 	}
 	s.procsAt = now
+	s.profile.add(cur)
 	exits := readExits(departed(s.victims.prev, cur))
 	kills, _ := readOOMKill(s.dir)
 	s.victims.step(now.Sub(s.start), cur, exits, max(kills, floor))
@@ -514,6 +516,9 @@ func (s *Sampler) Exited() {
 		sampled[i].Global = st.Memory.Events.OOM == 0
 	}
 	st.OOMVictims = MergeVictims(fromLog, sampled, st.Memory.Events.OOMKill)
+	s.procMu.Lock()
+	st.Commands = s.profile.uses(maxCommands)
+	s.procMu.Unlock()
 
 	boxKills := st.Memory.Events.OOMKill
 	switch {
@@ -550,6 +555,7 @@ func (s *Sampler) Stats() Stats {
 	st := s.stats
 	st.Samples = append([]Sample(nil), st.Samples...)
 	st.OOMVictims = append([]OOMVictim(nil), st.OOMVictims...)
+	st.Commands = append([]CommandUse(nil), st.Commands...)
 	st.Notes = append([]string(nil), st.Notes...)
 	return st
 }

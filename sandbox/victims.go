@@ -43,6 +43,8 @@ type ProcSample struct {
 	Comm string
 	// RSSBytes is the resident set size when sampled.
 	RSSBytes uint64
+	// CPU is the CPU time it had used when sampled.
+	CPU time.Duration
 }
 
 // Exit is how a process that left the box ended, as far as /proc still

@@ -23,7 +23,7 @@ func sampleProcs(dir string) (procs []ProcSample, ok bool) {
 			return
 		}
 		if st, err := procfs.ReadStat(pid); err == nil {
-			procs = append(procs, ProcSample{PID: pid, StartTime: st.StartTime, Comm: st.Comm, RSSBytes: st.RSS()})
+			procs = append(procs, ProcSample{PID: pid, StartTime: st.StartTime, Comm: st.Comm, RSSBytes: st.RSS(), CPU: st.CPU()})
 		}
 	})
 	return procs, err == nil

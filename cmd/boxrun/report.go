@@ -226,6 +226,10 @@ func buildRun(pol *policy.Resolved, argv []string, res *sandbox.Result, st sandb
 		run.OOMVictims = append(run.OOMVictims, report.OOMVictim{PID: v.PID, Comm: v.Comm, RSSBytes: v.AnonRSSBytes,
 			InsideBox: v.InsideBox, Global: v.Global, Cgroup: v.Cgroup, Certainty: string(v.Certainty)})
 	}
+	for _, c := range st.Commands {
+		run.Commands = append(run.Commands, report.CommandUse{Comm: c.Comm, Processes: c.Processes, PeakBytes: c.PeakBytes,
+			TypicalBytes: c.TypicalBytes, CPUSeconds: c.CPU.Seconds()})
+	}
 	run.OutsideOOMKills = st.OutsideOOMKills
 	run.KernelLogRead = st.KernelLogErr == ""
 	switch {

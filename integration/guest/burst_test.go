@@ -713,6 +713,31 @@ func TestBurstThatFitsIsNeverPaused(t *testing.T) {
 	if n := rep.needBP(t, "forced_resumes"); n > 0 {
 		t.Errorf("%v forced resumes in a burst that fits its box: backpressure paused processes and then had to rescue the run from them", n)
 	}
+	checkCommands(t, rep, b.tasks, b.mb)
+}
+
+// checkCommands checks the report's commands: the tasks (the test binary,
+// each holding mb MiB for a second, longer than a sample interval) lead,
+// every one of them seen, the largest holding mb MiB or more.
+func checkCommands(t *testing.T, rep reportFigures, tasks, mb int) {
+	t.Helper()
+	cs, _ := rep.value("commands").([]any)
+	if len(cs) == 0 {
+		t.Errorf("the report names no command: %v", rep.value("commands"))
+		return
+	}
+	first, _ := cs[0].(map[string]any)
+	self, _ := os.Executable()
+	comm := filepath.Base(self)
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	n, _ := first["processes"].(float64)
+	peak, _ := first["peak_bytes"].(float64)
+	if first["comm"] != comm || int(n) < tasks || peak < float64(mb<<20) {
+		t.Errorf("the report's largest command is %v; want %s, %d processes or more, a peak of %dM or more", first, comm, tasks, mb)
+	}
+	t.Logf("figures: commands in the report: %v", cs)
 }
 
 // TestBurstThatOverfillsFinishes: the same burst in a box two thirds of its
