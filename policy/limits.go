@@ -39,27 +39,16 @@ const (
 	NamesValue
 )
 
-// String names the type as the table in the README does ("size").
+// valueTypeNames names the value types. Read-only.
+var valueTypeNames = [...]string{
+	SizeValue: "size", CountValue: "count", WeightValue: "weight", PercentValue: "percent",
+	BoolValue: "bool", ScoreValue: "score", TextValue: "text", DurationValue: "duration", NamesValue: "names",
+}
+
+// String names the type: "size", "count", "weight", "percent", ...
 func (t ValueType) String() string {
-	switch t {
-	case SizeValue:
-		return "size"
-	case CountValue:
-		return "count"
-	case WeightValue:
-		return "weight"
-	case PercentValue:
-		return "percent"
-	case BoolValue:
-		return "bool"
-	case ScoreValue:
-		return "score"
-	case TextValue:
-		return "text"
-	case DurationValue:
-		return "duration"
-	case NamesValue:
-		return "names"
+	if t > 0 && int(t) < len(valueTypeNames) {
+		return valueTypeNames[t]
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }
