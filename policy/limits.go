@@ -55,9 +55,10 @@ func (t ValueType) String() string {
 
 // Limit is one row of the limits table: a key of a [policies.NAME] table
 // (and of --set) that limits the box, where the backends write it, and how
-// its value is read, resolved and written out. Limits returns the rows; the
-// package reads, copies, resolves, tightens and exports every key of a
-// policy through them.
+// its value is read, resolved and written out. Limits returns the rows.
+// Inside the package the other keys of a policy (description, protect, ...)
+// are rows of the same type without a file or property, so that every key
+// is read, copied, resolved, tightened and exported through one table.
 type Limit struct {
 	// Key is the key as written in TOML and --set ("memory.max").
 	Key string
