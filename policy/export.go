@@ -60,28 +60,6 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
-// exportedPolicy is the json format. Limits are bytes or counts; nil is
-// "not set", and "max" is spelled "max".
-type exportedPolicy struct {
-	Name               string   `json:"name"`
-	Description        string   `json:"description"`
-	MemoryHigh         any      `json:"memory_high"`
-	MemoryMax          any      `json:"memory_max"`
-	MemorySwapMax      any      `json:"memory_swap_max"`
-	MemoryOOMGroup     bool     `json:"memory_oom_group"`
-	MemoryBackpressure bool     `json:"memory_backpressure"`
-	PidsMax            any      `json:"pids_max"`
-	CPUWeight          *uint64  `json:"cpu_weight"`
-	CPUMaxUSecPerSec   any      `json:"cpu_max_usec_per_sec"`
-	IOWeight           *uint64  `json:"io_weight"`
-	OOMScoreAdj        *int     `json:"oom_score_adj"`
-	Leftovers          string   `json:"leftovers"`
-	LeftoversGraceSec  float64  `json:"leftovers_grace_seconds"`
-	Protect            []string `json:"protect"`
-	MaxConcurrent      int      `json:"max_concurrent"`
-	StartWhenAvailable *uint64  `json:"start_when_available"`
-}
-
 // limitOrMax is a limit for JSON: nil, "max", or the number.
 func limitOrMax(v *uint64) any {
 	switch {
@@ -93,20 +71,51 @@ func limitOrMax(v *uint64) any {
 	return *v
 }
 
-func (r *Resolved) exportJSON() exportedPolicy {
-	protect := r.Protect
-	if protect == nil {
-		protect = []string{}
+// exportJSON is the json format: the name, then every key but extends in
+// the order of Keys, named with "_" for "." ("memory_high"). Limits are
+// bytes or counts; nil is "not set", and "max" is spelled "max".
+func (r *Resolved) exportJSON() jsonObject {
+	out := jsonObject{{"name", r.Name}}
+	for _, l := range keyTable {
+		if l.json == nil {
+			continue
+		}
+		name := l.jsonName
+		if name == "" {
+			name = strings.ReplaceAll(l.Key, ".", "_")
+		}
+		out = append(out, jsonField{name, l.json(r)})
 	}
-	return exportedPolicy{
-		Name: r.Name, Description: r.Description,
-		MemoryHigh: limitOrMax(r.MemoryHigh), MemoryMax: limitOrMax(r.MemoryMax), MemorySwapMax: limitOrMax(r.MemorySwapMax),
-		MemoryOOMGroup: r.MemoryOOMGroup, MemoryBackpressure: r.MemoryBackpressure,
-		PidsMax: limitOrMax(r.PidsMax), CPUWeight: r.CPUWeight, CPUMaxUSecPerSec: limitOrMax(r.CPUQuotaPerSecUSec),
-		IOWeight: r.IOWeight, OOMScoreAdj: r.OOMScoreAdj,
-		Leftovers: r.Leftovers, LeftoversGraceSec: r.LeftoversGrace.Seconds(), Protect: protect,
-		MaxConcurrent: r.MaxConcurrent, StartWhenAvailable: r.StartWhenAvailable,
+	return out
+}
+
+// jsonObject is a JSON object that keeps its fields in order.
+type jsonObject []jsonField
+
+// jsonField is one field of a jsonObject.
+type jsonField struct {
+	name  string
+	value any
+}
+
+// MarshalJSON writes the fields in order.
+func (o jsonObject) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for i, f := range o {
+		name, err := json.Marshal(f.name)
+		if err != nil {
+			return nil, err
+		}
+		value, err := json.Marshal(f.value)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, name...), ':'), value...)
 	}
+	return append(b, '}'), nil
 }
 
 // resolvedFor says what percentages were resolved against.
@@ -132,34 +141,16 @@ func (r *Resolved) systemdDropIn(env Env) string {
 	b.WriteString("# for a scope, put the same lines but OOMScoreAdjust under [Scope], or pass\n")
 	b.WriteString("# them to systemd-run -p / systemctl set-property.\n[Service]\n")
 	line := func(k, v string) { fmt.Fprintf(&b, "%s=%s\n", k, v) }
-	if r.MemoryHigh != nil {
-		line("MemoryHigh", systemdValue(*r.MemoryHigh))
-	}
-	if r.MemoryMax != nil {
-		line("MemoryMax", systemdValue(*r.MemoryMax))
-	}
-	if r.MemorySwapMax != nil {
-		line("MemorySwapMax", systemdValue(*r.MemorySwapMax))
-	}
-	if r.PidsMax != nil {
-		line("TasksMax", systemdValue(*r.PidsMax))
-	}
-	if r.CPUWeight != nil {
-		line("CPUWeight", strconv.FormatUint(*r.CPUWeight, 10))
-	}
-	if q := r.CPUQuotaPerSecUSec; q != nil {
-		if *q == Unlimited {
-			line("CPUQuota", "")
-		} else {
-			line("CPUQuota", strconv.FormatFloat(float64(*q)/10000, 'f', -1, 64)+"%")
+	for _, l := range keyTable {
+		if l.unit == "" || l.unitValue == nil {
+			continue
+		}
+		if v, ok := l.unitValue(r); ok {
+			line(l.unit, v)
 		}
 	}
-	if r.IOWeight != nil {
-		line("IOWeight", strconv.FormatUint(*r.IOWeight, 10))
-	}
-	if r.OOMScoreAdj != nil {
-		line("OOMScoreAdjust", strconv.Itoa(*r.OOMScoreAdj))
-	}
+	// memory.oom_group's OOMPolicy comes last, and unset too: boxrun's
+	// default (false, "continue") is not a unit's ("stop").
 	if r.MemoryOOMGroup {
 		line("OOMPolicy", "kill")
 	} else {

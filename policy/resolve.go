@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -265,79 +263,19 @@ func overrideValue(key, val string) *tomlValue {
 
 // resolve turns a merged policy into a Resolved one.
 func (s *Stack) resolve(p *Policy, setArgs map[string]string, env Env) (*Resolved, error) {
-	r := &Resolved{
-		Name:           p.Name,
-		Description:    p.Description,
-		Leftovers:      defaultLeftovers,
-		LeftoversGrace: defaultGrace,
-		Origins:        maps.Clone(p.Origins),
-	}
+	r := &Resolved{Name: p.Name, Origins: maps.Clone(p.Origins)}
 	delete(r.Origins, "extends")
-	errAt := func(key, value string, err error) error {
-		o := p.Origins[key]
-		if o.File == OriginSet {
-			return &ParseError{File: OriginSet, Key: key, Value: setArgs[key], Err: err}
+	for _, l := range keyTable {
+		if l.resolve == nil {
+			continue
 		}
-		return &ParseError{File: o.File, Line: o.Line, Key: key, Value: value, Err: err}
-	}
-	bytesOf := func(key string, sz *Size) (*uint64, error) {
-		if sz == nil {
-			return nil, nil
-		}
-		b, err := sz.Resolve(env)
-		if err != nil {
-			return nil, errAt(key, sz.String(), err)
-		}
-		return &b, nil
-	}
-	var err error
-	if r.MemoryHigh, err = bytesOf("memory.high", p.MemoryHigh); err != nil {
-		return nil, err
-	}
-	if r.MemoryMax, err = bytesOf("memory.max", p.MemoryMax); err != nil {
-		return nil, err
-	}
-	if r.MemorySwapMax, err = bytesOf("memory.swap.max", p.MemorySwapMax); err != nil {
-		return nil, err
-	}
-	r.MemoryOOMGroup = p.MemoryOOMGroup != nil && *p.MemoryOOMGroup
-	r.MemoryBackpressure = p.MemoryBackpressure != nil && *p.MemoryBackpressure
-	r.PidsMax = clonePtr(p.PidsMax)
-	r.CPUWeight = clonePtr(p.CPUWeight)
-	switch {
-	case p.CPUMaxUnlimited:
-		q := uint64(Unlimited)
-		r.CPUQuotaPerSecUSec = &q
-	case p.CPUMaxPercent != nil:
-		// 100% of one CPU is 1s of CPU time per second, 1_000_000µs;
-		// rounding, not truncating, keeps "33.3%" at 333_000µs.
-		q := uint64(math.Round(*p.CPUMaxPercent * 10000))
-		r.CPUQuotaPerSecUSec = &q
-	}
-	r.IOWeight = clonePtr(p.IOWeight)
-	r.OOMScoreAdj = clonePtr(p.OOMScoreAdj)
-	if p.Leftovers != "" {
-		r.Leftovers = p.Leftovers
-	}
-	if p.LeftoversGrace != nil {
-		r.LeftoversGrace = *p.LeftoversGrace
-	}
-	if len(p.Protect) > 0 {
-		groups := s.ProtectGroups()
-		for _, g := range p.Protect {
-			if _, ok := groups[g]; !ok {
-				known := slices.Collect(maps.Keys(groups))
-				sort.Strings(known)
-				return nil, errAt("protect", g, fmt.Errorf("unknown protection group %q (%s)", g, nameHint(g, known)))
+		if value, err := l.resolve(s, r, p, env); err != nil {
+			o := p.Origins[l.Key]
+			if o.File == OriginSet {
+				return nil, &ParseError{File: OriginSet, Key: l.Key, Value: setArgs[l.Key], Err: err}
 			}
+			return nil, &ParseError{File: o.File, Line: o.Line, Key: l.Key, Value: value, Err: err}
 		}
-	}
-	r.Protect = slices.Clone(p.Protect)
-	if p.MaxConcurrent != nil {
-		r.MaxConcurrent = *p.MaxConcurrent
-	}
-	if r.StartWhenAvailable, err = bytesOf("start_when_available", p.StartWhenAvailable); err != nil {
-		return nil, err
 	}
 
 	if h, m := r.MemoryHigh, r.MemoryMax; h != nil && m != nil && *h != Unlimited && *m != Unlimited && *h > *m {

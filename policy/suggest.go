@@ -35,29 +35,24 @@ func infinityToMax(v string) string {
 	return v
 }
 
-// systemdProperties maps systemd's resource properties onto policy keys.
-// Read-only.
-var systemdProperties = []systemdProperty{
-	{name: "MemoryHigh", key: "memory.high", value: infinityToMax},
-	{name: "MemoryMax", key: "memory.max", value: infinityToMax},
-	{name: "MemoryLimit", key: "memory.max", value: infinityToMax}, // systemd's cgroup v1 name
-	{name: "MemorySwapMax", key: "memory.swap.max", value: infinityToMax},
-	{name: "MemoryLow", key: "memory.low", value: infinityToMax},
-	{name: "MemoryMin", none: "boxrun has no memory.min; a [protect.NAME] group's memory.low shields the editor instead"},
-	{name: "TasksMax", key: "pids.max", value: infinityToMax},
-	{name: "CPUWeight", key: "cpu.weight"},
-	{name: "CPUQuota", key: "cpu.max", value: infinityToMax},
-	{name: "IOWeight", key: "io.weight"},
-	{name: "OOMScoreAdjust", key: "oom_score_adj"},
-	{name: "OOMPolicy", key: "memory.oom_group", value: func(v string) string {
-		switch strings.ToLower(v) {
-		case "kill":
-			return "true"
-		case "continue", "stop":
-			return "false"
+// systemdProperties maps systemd's resource properties onto policy keys:
+// the unit setting of each row of keyTable, and the names boxrun has no key
+// of its own for. Read-only.
+var systemdProperties = append(unitSettings(keyTable),
+	systemdProperty{name: "MemoryLimit", key: "memory.max", value: infinityToMax}, // systemd's cgroup v1 name
+	systemdProperty{name: "MemoryLow", key: "memory.low", value: infinityToMax},
+	systemdProperty{name: "MemoryMin", none: "boxrun has no memory.min; a [protect.NAME] group's memory.low shields the editor instead"},
+)
+
+// unitSettings lists the unit settings of rows.
+func unitSettings(rows []Limit) []systemdProperty {
+	var out []systemdProperty
+	for _, l := range rows {
+		if l.unit != "" {
+			out = append(out, systemdProperty{name: l.unit, key: l.Key, value: l.fromUnit})
 		}
-		return v
-	}},
+	}
+	return out
 }
 
 // lookupSystemd finds the systemd property named name, in any case.

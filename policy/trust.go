@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -177,21 +178,17 @@ func quoteAll(ss []string) []string {
 }
 
 // tightenKeys are the policy keys whose value a project file may only
-// tighten, in the order of policyKeys. memory.oom_group,
-// memory.backpressure, leftovers and leftovers_grace only change how the box
-// treats its own processes, and description nothing at all.
-var tightenKeys = []string{
-	"memory.high",
-	"memory.max",
-	"memory.swap.max",
-	"pids.max",
-	"cpu.weight",
-	"cpu.max",
-	"io.weight",
-	"oom_score_adj",
-	"protect",
-	"max_concurrent",
-	"start_when_available",
+// tighten: those whose row in keyTable says how a value is looser, in the
+// order of policyKeys. memory.oom_group, memory.backpressure, leftovers and
+// leftovers_grace only change how the box treats its own processes, and
+// description nothing at all. Read-only.
+var tightenKeys = keysOf(slices.DeleteFunc(slices.Clone(keyTable), func(l Limit) bool { return l.looser == nil }))
+
+// looser reports whether r's value of key, one of tightenKeys, is looser
+// than base's: base sets the key and r leaves it unset or sets it looser.
+func looser(key string, r, base *Resolved) bool {
+	l, ok := lookupKey(key)
+	return ok && l.looser != nil && l.looser(r, base)
 }
 
 // tighten bounds m, a chain that uses a project file's policy and resolves
@@ -228,8 +225,9 @@ func (s *Stack) tighten(m *merged, r *Resolved, env Env) (bool, []Ignored, error
 			continue
 		}
 		if set {
-			value, _ := showValue(k, m.p, env)
-			_, baseValue := showValue(k, bm.p, env)
+			l, _ := lookupKey(k)
+			value, _ := l.show(m.p, env)
+			_, baseValue := l.show(bm.p, env)
 			ignored = append(ignored, Ignored{At: o, Key: k, Value: value, Policy: m.from[k],
 				Reason: fmt.Sprintf("a project file may only tighten policy %q of your own files (%s = %s, %s); %s",
 					name, k, baseValue, bm.p.Origins[k], userConfigHint)})
@@ -239,40 +237,6 @@ func (s *Stack) tighten(m *merged, r *Resolved, env Env) (bool, []Ignored, error
 		changed = true
 	}
 	return changed, ignored, nil
-}
-
-// looser reports whether r's value of key, one of tightenKeys, is looser
-// than base's: base sets the key and r leaves it unset or sets it looser.
-// memory.high counts as at most memory.max, since the kernel throttles at
-// the lower of the two.
-func looser(key string, r, base *Resolved) bool {
-	above := func(v, b *uint64) bool { return b != nil && (v == nil || *v > *b) } // Unlimited is the largest
-	switch key {
-	case "memory.high":
-		return base.MemoryHigh != nil && effectiveHigh(r) > effectiveHigh(base)
-	case "memory.max":
-		return above(r.MemoryMax, base.MemoryMax)
-	case "memory.swap.max":
-		return above(r.MemorySwapMax, base.MemorySwapMax)
-	case "pids.max":
-		return above(r.PidsMax, base.PidsMax)
-	case "cpu.weight":
-		return above(r.CPUWeight, base.CPUWeight)
-	case "cpu.max":
-		return above(r.CPUQuotaPerSecUSec, base.CPUQuotaPerSecUSec)
-	case "io.weight":
-		return above(r.IOWeight, base.IOWeight)
-	case "oom_score_adj":
-		return base.OOMScoreAdj != nil && (r.OOMScoreAdj == nil || *r.OOMScoreAdj < *base.OOMScoreAdj)
-	case "protect":
-		return len(base.Protect) > 0 && len(r.Protect) == 0
-	case "max_concurrent": // 0 is no limit
-		return base.MaxConcurrent > 0 && (r.MaxConcurrent == 0 || r.MaxConcurrent > base.MaxConcurrent)
-	case "start_when_available": // higher waits for more
-		b, v := base.StartWhenAvailable, r.StartWhenAvailable
-		return b != nil && (v == nil || *v < *b)
-	}
-	return false
 }
 
 // effectiveHigh is the memory.high the kernel acts on: memory.high or
@@ -286,60 +250,4 @@ func effectiveHigh(r *Resolved) uint64 {
 		m = *r.MemoryMax
 	}
 	return min(h, m)
-}
-
-// showValue formats the value of key, one of tightenKeys, which p sets: as
-// written, for Ignored.Value ("90%" (14.4G)), and as resolved against env
-// (90% = 14.4G).
-func showValue(key string, p *Policy, env Env) (written, resolved string) {
-	size := func(sz *Size) (string, string) {
-		b, _ := sz.Resolve(env) // already resolved once without error
-		written := strconv.Quote(sz.String())
-		if sz.Percent != 0 {
-			written += " (" + FormatBytes(b) + ")"
-		}
-		return written, describeSize(sz, b)
-	}
-	count := func(n uint64) (string, string) {
-		if n == Unlimited {
-			return `"max"`, "max"
-		}
-		s := strconv.FormatUint(n, 10)
-		return s, s
-	}
-	switch key {
-	case "memory.high":
-		return size(p.MemoryHigh)
-	case "memory.max":
-		return size(p.MemoryMax)
-	case "memory.swap.max":
-		return size(p.MemorySwapMax)
-	case "start_when_available":
-		return size(p.StartWhenAvailable)
-	case "pids.max":
-		return count(*p.PidsMax)
-	case "cpu.weight":
-		return count(*p.CPUWeight)
-	case "io.weight":
-		return count(*p.IOWeight)
-	case "cpu.max":
-		if p.CPUMaxUnlimited {
-			return `"max"`, "max"
-		}
-		s := strconv.FormatFloat(*p.CPUMaxPercent, 'f', -1, 64) + "%"
-		return strconv.Quote(s), s
-	case "oom_score_adj":
-		s := strconv.Itoa(*p.OOMScoreAdj)
-		return s, s
-	case "max_concurrent":
-		if *p.MaxConcurrent == 0 {
-			return `"max"`, "max"
-		}
-		s := strconv.Itoa(*p.MaxConcurrent)
-		return s, s
-	case "protect":
-		s := "[" + strings.Join(quoteAll(p.Protect), ", ") + "]"
-		return s, s
-	}
-	return "", ""
 }
