@@ -156,13 +156,17 @@ func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) [
 		{Name: "TasksAccounting", Value: godbus.MakeVariant(true)},
 		{Name: "CPUAccounting", Value: godbus.MakeVariant(true)},
 	}
-	props = appendLimits(props, []namedLimit{
-		{"MemoryHigh", p.MemoryHigh}, {"MemoryMax", p.MemoryMax}, {"MemorySwapMax", p.MemorySwapMax},
-		{"TasksMax", p.PidsMax}, {"CPUWeight", p.CPUWeight}, {"CPUQuotaPerSecUSec", p.CPUQuotaPerSecUSec},
-	})
-	if p.IOWeight != nil {
-		props = appendLimits(append(props, sd.Property{Name: "IOAccounting", Value: godbus.MakeVariant(true)}),
-			[]namedLimit{{"IOWeight", p.IOWeight}})
+	// Every limit of the policy's table that a scope carries, in the
+	// table's order; io.weight also needs IOAccounting.
+	for _, l := range policy.Limits() {
+		v, ok := l.SystemdValue(p)
+		if !ok {
+			continue
+		}
+		if l.SystemdProperty == "IOWeight" {
+			props = append(props, sd.Property{Name: "IOAccounting", Value: godbus.MakeVariant(true)})
+		}
+		props = append(props, sd.Property{Name: l.SystemdProperty, Value: godbus.MakeVariant(v)})
 	}
 	// OOMPolicy is "continue" whatever memory.oom_group says: the manager
 	// must not act on an OOM kill in the box. The scope's default, "stop"
