@@ -22,28 +22,17 @@ const cpuPeriodUSec = 100000
 // carries it and the value the kernel should report once it is applied.
 func expectedLimits(p *policy.Resolved) []LimitCheck {
 	var out []LimitCheck
-	mem := func(key, file string, v *uint64) {
-		if v != nil {
-			out = append(out, LimitCheck{Key: key, File: file, Want: memoryValue(*v)})
+	for _, l := range policy.Limits() {
+		want, ok := l.CgroupValue(p)
+		if !ok {
+			continue
 		}
-	}
-	mem("memory.high", "memory.high", p.MemoryHigh)
-	mem("memory.max", "memory.max", p.MemoryMax)
-	mem("memory.swap.max", "memory.swap.max", p.MemorySwapMax)
-	if p.MemoryOOMGroup {
-		out = append(out, LimitCheck{Key: "memory.oom_group", File: "memory.oom.group", Want: "1"})
-	}
-	if p.PidsMax != nil {
-		out = append(out, LimitCheck{Key: "pids.max", File: "pids.max", Want: maxOr(*p.PidsMax)})
-	}
-	if p.CPUWeight != nil {
-		out = append(out, LimitCheck{Key: "cpu.weight", File: "cpu.weight", Want: strconv.FormatUint(*p.CPUWeight, 10)})
-	}
-	if p.CPUQuotaPerSecUSec != nil {
-		out = append(out, LimitCheck{Key: "cpu.max", File: "cpu.max", Want: cpuMaxValue(*p.CPUQuotaPerSecUSec)})
-	}
-	if p.IOWeight != nil {
-		out = append(out, LimitCheck{Key: "io.weight", File: "io.weight", Want: "default " + strconv.FormatUint(*p.IOWeight, 10)})
+		if l.Type == policy.SizeValue && want != "max" {
+			// The kernel keeps memory limits in whole pages.
+			v, _ := strconv.ParseUint(want, 10, 64)
+			want = memoryValue(v)
+		}
+		out = append(out, LimitCheck{Key: l.Key, File: l.CgroupFile, Want: want})
 	}
 	return out
 }
@@ -54,21 +43,6 @@ func memoryValue(v uint64) string {
 		return "max"
 	}
 	return strconv.FormatUint(v/pageSize*pageSize, 10)
-}
-
-func maxOr(v uint64) string {
-	if v == policy.Unlimited {
-		return "max"
-	}
-	return strconv.FormatUint(v, 10)
-}
-
-// cpuMaxValue is the cpu.max content for a quota in µs per wall second.
-func cpuMaxValue(perSec uint64) string {
-	if perSec == policy.Unlimited {
-		return fmt.Sprintf("max %d", cpuPeriodUSec)
-	}
-	return fmt.Sprintf("%d %d", cpuQuotaForPeriod(perSec), cpuPeriodUSec)
 }
 
 // cpuQuotaForPeriod converts µs per second to µs per cpuPeriodUSec period.
