@@ -313,10 +313,15 @@ func (s *Sampler) watchLoop(w *os.File) {
 		}
 		s.mu.Unlock()
 		// Near memory.max the box's processes are sampled often, so the
-		// one the OOM killer takes is in the last sample before its kill;
-		// the kill itself is sampled at once.
+		// one the OOM killer takes is in the last sample before its kill,
+		// under the name it has then: each time the box reaches
+		// memory.max (the kernel signals it at most every 10 ms) it is
+		// sampled at once, and so is the kill itself. A process that
+		// started with another name (env, a shell that execs) and filled
+		// the box within one sample gap would else be named as it started.
 		if e.memOK {
-			rose := e.mem.OOM > seen.OOM || e.mem.OOMKill > seen.OOMKill
+			rose := e.mem.Max > seen.Max || e.mem.OOM > seen.OOM || e.mem.OOMKill > seen.OOMKill
+			seen.Max = max(seen.Max, e.mem.Max)
 			seen.OOM, seen.OOMKill = max(seen.OOM, e.mem.OOM), max(seen.OOMKill, e.mem.OOMKill)
 			s.observeProcs(rose, e.mem.OOMKill)
 		}
