@@ -76,6 +76,11 @@ type Run struct {
 	Backpressure *Backpressure `json:"backpressure"`
 	// Notes say which figures are missing or estimated, and why.
 	Notes []string `json:"notes"`
+	// Signals are the fatal signals sent to processes of the box during
+	// the run, with their senders, as the signal tracer recorded them (see
+	// signals.go); SignalTracer says whether a tracer records for this user.
+	Signals      []Signal `json:"signals"`
+	SignalTracer bool     `json:"signal_tracer"`
 }
 
 // Policy is the policy a run used, with limits in bytes; a nil limit means
@@ -353,6 +358,8 @@ type runJSON struct {
 	Diagnosis       []Diagnosis   `json:"diagnosis"`
 	Backpressure    *Backpressure `json:"backpressure"`
 	Notes           []string      `json:"notes"`
+	Signals         []Signal      `json:"signals"`
+	SignalTracer    bool          `json:"signal_tracer"`
 }
 
 // JSON writes r as one JSON object (see report/schema.json and the README):
@@ -372,6 +379,7 @@ func JSON(w io.Writer, r *Run) error {
 		KernelLogRead: r.KernelLogRead, Leftovers: orEmpty(r.Leftovers), LeftoversKilled: r.LeftoversKilled,
 		Diagnosis: orEmpty(r.Diagnosis), Backpressure: r.Backpressure, Notes: orEmpty(r.Notes),
 	}
+	j.Signals, j.SignalTracer = orEmpty(r.Signals), r.SignalTracer
 	for i := range j.Samples {
 		j.Samples[i].T = round3(j.Samples[i].T)
 	}

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -50,43 +49,6 @@ func SenderOf(recs []Record, pid, sig int) (Record, bool) {
 	}
 	return found, ok
 }
-
-// Describe says who sent r, for a sentence: "from pid 1234 (timeout),
-// uid 1000, in app-foo.scope" or "by the kernel (OOM killer or another
-// kernel mechanism), in the context of pid 77 (cc1plus)".
-func Describe(r Record) string {
-	var b strings.Builder
-	if r.Kernel {
-		b.WriteString("by the kernel")
-		if r.Signo == 9 && r.Code == SIKernel {
-			b.WriteString(" (the OOM killer, or another kernel kill)")
-		} else if r.Code != SIKernel {
-			b.WriteString(" (" + r.CodeName + ")")
-		}
-		b.WriteString(", in the context of pid ")
-	} else {
-		b.WriteString("from pid ")
-	}
-	b.WriteString(itoa(r.Sender.PID))
-	if r.Sender.Comm != "" {
-		b.WriteString(" (" + r.Sender.Comm + ")")
-	}
-	if !r.Kernel {
-		if r.Sender.UID >= 0 {
-			b.WriteString(", uid " + itoa(r.Sender.UID))
-		}
-		switch {
-		case r.Sender.Unit != "":
-			b.WriteString(", in " + r.Sender.Unit)
-		case r.Sender.Cgroup != "":
-			b.WriteString(", in cgroup " + r.Sender.Cgroup)
-		}
-		b.WriteString(", " + How(r.Signo, r.Code))
-	}
-	return b.String()
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // ReadDir reads the records kept in dir (Dir(uid)): the older file first.
 // traced is false when dir does not exist: no tracer has written for this

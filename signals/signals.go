@@ -113,31 +113,6 @@ func CodeName(sig, code int) string {
 // calling kill, tgkill, rt_sigqueueinfo or pidfd_send_signal.
 func FromKernel(code int) bool { return code > 0 }
 
-// How says in words how a signal with this si_code was sent: "by the
-// kernel", "with kill", "with tgkill", "with sigqueue".
-func How(sig, code int) string {
-	switch {
-	case code == SIKernel:
-		return "by the kernel"
-	case code > 0:
-		return "by the kernel (" + CodeName(sig, code) + ")"
-	case code == SIUser:
-		return "with kill or pidfd_send_signal"
-	case code == SITkill:
-		return "with tgkill"
-	case code == SIQueue:
-		return "with sigqueue"
-	}
-	return "with " + CodeName(sig, code)
-}
-
-// IsBoxCgroup reports whether a cgroup path (below the cgroup2 mount) is
-// in a boxrun box: one of its components is named boxrun-POLICY-ID, ID
-// being 8 hex digits, with ".scope" for a systemd scope.
-func IsBoxCgroup(path string) bool {
-	return BoxOf(path) != ""
-}
-
 // BoxOf is the path of the box that cgroup path is in (itself or an
 // ancestor), "" when it is in none.
 func BoxOf(path string) string {

@@ -99,6 +99,7 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *
 	if st, restopped, ok := bp.Stats(); ok {
 		run.Backpressure = reportBackpressure(st, restopped, bp.Method(), sizes.source())
 	}
+	addSignals(run, res)
 	run.Diagnosis = report.Diagnose(run)
 	if !r.o.quiet || run.Failed() {
 		if err := report.Text(r.stderr, run, useColor(r.stderr)); err != nil {
