@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
@@ -37,6 +38,11 @@ func Open() (*Tracer, error) {
 	o, err := ReadOffsets()
 	if err != nil {
 		return nil, err
+	}
+	// Before 5.11 BPF memory counts against RLIMIT_MEMLOCK; after, against
+	// the memory cgroup, and this does nothing.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raising RLIMIT_MEMLOCK for the BPF ring buffer: %w", err)
 	}
 	prog, events, err := load(o)
 	if err != nil {

@@ -118,12 +118,16 @@ func runInstallTracer(ctx context.Context, install bool, out *printer) int {
 			out.errorf("uninstall signal-tracer: %v", err)
 			return 1
 		}
+		// Without a tracer, a run's report says how to install one: the
+		// records of users (their directories) go with it.
+		if err := os.RemoveAll(signals.Root); err != nil {
+			out.warnf("removing the records in %s: %v", signals.Root, err)
+		}
 		if !removed {
 			out.infof("%s was not installed", tracerUnitName)
 			return 0
 		}
-		out.infof("stopped, disabled and removed %s (%s)", tracerUnitName, tracerUnitFile)
-		out.hintf("the records kept so far stay in %s until reboot", signals.Root)
+		out.infof("stopped, disabled and removed %s (%s), and the records in %s", tracerUnitName, tracerUnitFile, signals.Root)
 		return 0
 	}
 	exe, ok := unitExe("signal-tracer", out)
