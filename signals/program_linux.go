@@ -7,6 +7,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 )
 
 // ringSize is the ring buffer's size: fatal signals are rare, and a burst
@@ -31,6 +32,25 @@ func ReadOffsets() (Offsets, error) {
 		return o, nil
 	}
 	return Offsets{}, fmt.Errorf("reading the signal_generate tracepoint's format (is tracefs mounted? mount -t tracefs nodev /sys/kernel/tracing): %w", errors.Join(errs...))
+}
+
+// tracefsDir is where tracefs belongs.
+const tracefsDir = "/sys/kernel/tracing"
+
+// EnsureTracefs mounts tracefs at /sys/kernel/tracing when no format file
+// is readable and that directory is there, empty: a boot without systemd
+// (whose sys-kernel-tracing.mount does it) may not have mounted it. It
+// reports whether it mounted it.
+func EnsureTracefs() (bool, error) {
+	for _, p := range FormatFiles {
+		if _, err := os.Stat(p); err == nil {
+			return false, nil
+		}
+	}
+	if err := unix.Mount("nodev", tracefsDir, "tracefs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return false, fmt.Errorf("mounting tracefs at %s: %w", tracefsDir, err)
+	}
+	return true, nil
 }
 
 // program is the BPF program on signal:signal_generate: for a signal in

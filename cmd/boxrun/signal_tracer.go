@@ -80,6 +80,11 @@ func runSignalTracer(ctx context.Context, _ options, args []string, _ io.Writer,
 		out.errorf("signal-tracer: %v", err)
 		return 1
 	}
+	if mounted, err := signals.EnsureTracefs(); err != nil {
+		out.warnf("%v", err)
+	} else if mounted {
+		out.infof("mounted tracefs at /sys/kernel/tracing, where the kernel describes its tracepoints (it was not mounted)")
+	}
 	tr, err := signals.Open()
 	if err != nil {
 		out.errorf("signal-tracer: %v", err)
@@ -132,10 +137,6 @@ func runInstallTracer(ctx context.Context, install bool, out *printer) int {
 	}
 	exe, ok := unitExe("signal-tracer", out)
 	if !ok {
-		return 1
-	}
-	if _, err := signals.ReadOffsets(); err != nil {
-		out.errorf("install signal-tracer: %v", err)
 		return 1
 	}
 	if err := systemd.InstallSystemUnit(ctx, tracerUnitFile, tracerUnit(exe)); err != nil {
