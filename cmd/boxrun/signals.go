@@ -42,12 +42,21 @@ func addSignals(run *report.Run, res *sandbox.Result) {
 		time.Sleep(20 * time.Millisecond)
 		recs, _ = read()
 	}
+	type key struct{ target, sig, sender int }
+	seen := map[key]bool{}
 	for _, r := range recs {
 		if r.Sender.PID == os.Getpid() {
 			// boxrun's own: a signal it forwarded, leftovers it killed;
 			// the report says those already.
 			continue
 		}
+		// kill(0, sig) after kill(pid, sig), as timeout does, signals
+		// its child twice.
+		k := key{r.Target.PID, r.Signo, r.Sender.PID}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
 		run.Signals = append(run.Signals, report.Signal{
 			PID: r.Target.PID, Comm: r.Target.Comm, Signal: r.Signal, Code: r.CodeName, Kernel: r.Kernel,
 			Sender: report.Sender{PID: r.Sender.PID, Comm: r.Sender.Comm, UID: r.Sender.UID, Cgroup: r.Sender.Cgroup, Unit: r.Sender.Unit},
