@@ -113,6 +113,12 @@ func CodeName(sig, code int) string {
 // calling kill, tgkill, rt_sigqueueinfo or pidfd_send_signal.
 func FromKernel(code int) bool { return code > 0 }
 
+// LiveCgroup is a path from /proc/PID/cgroup without the " (deleted)"
+// the kernel appends once the cgroup is removed: systemd removes a scope
+// the moment its last process exits, while that process is a zombie
+// still, and the path is then still the box's.
+func LiveCgroup(path string) string { return strings.TrimSuffix(path, " (deleted)") }
+
 // BoxOf is the path of the box that cgroup path is in (itself or an
 // ancestor), "" when it is in none.
 func BoxOf(path string) string {

@@ -105,6 +105,9 @@ func TestBoxOf(t *testing.T) {
 		{"/boxrun--0a1b2c3d", "", ""},
 		{"", "", ""},
 	} {
+		if got := BoxOf(LiveCgroup(tc.path + " (deleted)")); got != tc.box {
+			t.Errorf("BoxOf(LiveCgroup(%q (deleted))) = %q, want %q", tc.path, got, tc.box)
+		}
 		if got := BoxOf(tc.path); got != tc.box {
 			t.Errorf("BoxOf(%q) = %q, want %q", tc.path, got, tc.box)
 		}

@@ -224,6 +224,7 @@ func (r *resolver) resolve(e Event) (rec Record, owner int, ok bool) {
 
 	// The target first: it may be reaped any moment.
 	cg, err := cgroupfs.PidCgroup(e.Target.PID)
+	cg = LiveCgroup(cg)
 	st, stErr := procfs.ReadStatus(e.Target.PID)
 	if err != nil {
 		r.mu.Lock()
@@ -235,6 +236,10 @@ func (r *resolver) resolve(e Event) (rec Record, owner int, ok bool) {
 	}
 	if box := BoxOf(cg); box != "" {
 		owner = r.boxOwner(box, e.Target.PID)
+		if owner < 0 && stErr == nil {
+			// A box gone before a walk saw it: its process's own uid.
+			owner = st.UID
+		}
 	} else if e.Target.Comm == "boxrun" && stErr == nil && st.UID >= 0 {
 		owner = st.UID
 	} else {
