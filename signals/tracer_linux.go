@@ -105,9 +105,14 @@ func (t *Tracer) Run(ctx context.Context, w *Writer, logf func(format string, ar
 		}
 	}()
 	defer func() { close(stop); wg.Wait() }()
+	wg.Add(1)
 	go func() {
-		<-ctx.Done()
-		t.rd.Close() // ends Read below
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+			t.rd.Close() // ends Read below
+		case <-stop:
+		}
 	}()
 	for {
 		e, err := t.Next()
@@ -138,9 +143,10 @@ type resolver struct {
 	mu    sync.Mutex
 	// ids maps cgroup ids (the directory's inode) to paths below mount;
 	// boxed maps the pids of boxes' processes to where they were and the
-	// box's owner, as of the last walk.
-	ids   map[uint64]string
-	boxed map[int]boxed
+	// box's owner, as of the last walk, and before the walk before: a
+	// process killed just before a walk is gone from it.
+	ids         map[uint64]string
+	boxed, prev map[int]boxed
 }
 
 type boxed struct {
@@ -153,7 +159,7 @@ func newResolver() *resolver {
 	if err != nil || m == "" {
 		m = "/sys/fs/cgroup"
 	}
-	return &resolver{mount: m, ids: map[uint64]string{}, boxed: map[int]boxed{}}
+	return &resolver{mount: m, ids: map[uint64]string{}, boxed: map[int]boxed{}, prev: map[int]boxed{}}
 }
 
 // scan walks the cgroup tree once.
@@ -191,7 +197,7 @@ func (r *resolver) scan() {
 		return nil
 	})
 	r.mu.Lock()
-	r.ids, r.boxed = ids, pids
+	r.ids, r.boxed, r.prev = ids, pids, r.boxed
 	r.mu.Unlock()
 }
 
@@ -227,10 +233,7 @@ func (r *resolver) resolve(e Event) (rec Record, owner int, ok bool) {
 	cg = LiveCgroup(cg)
 	st, stErr := procfs.ReadStatus(e.Target.PID)
 	if err != nil {
-		r.mu.Lock()
-		b, known := r.boxed[e.Target.PID]
-		r.mu.Unlock()
-		if known {
+		if b, known := r.walked(e.Target.PID); known {
 			cg = b.cgroup
 		}
 	}
@@ -269,10 +272,19 @@ func (r *resolver) boxOwner(box string, pid int) int {
 	if unix.Lstat(filepath.Join(r.mount, box), &st) == nil {
 		return int(st.Uid)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if b, ok := r.boxed[pid]; ok {
+	if b, ok := r.walked(pid); ok {
 		return b.uid
 	}
 	return -1
+}
+
+// walked is where the last two walks saw pid in a box.
+func (r *resolver) walked(pid int) (boxed, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.boxed[pid]; ok {
+		return b, true
+	}
+	b, ok := r.prev[pid]
+	return b, ok
 }
