@@ -264,8 +264,9 @@ func modeEnv(a artifacts, mode string) string {
 }
 
 // modeFlags leaves out the sweep (run on its own, last) and, for the
-// unprivileged user, the cargo scenarios: the host's Rust toolchain lives
-// under /root. Root and the cgroupfs boot run them.
+// unprivileged user, the cargo scenarios (the host's Rust toolchain lives
+// under /root) and the signal tracer's (root's run installs it and runs
+// boxrun as the user). Root and the cgroupfs boot run them.
 // $BOXRUN_IT_RUN (options.run) narrows the scenarios to a -test.run
 // pattern (bench/ uses it to run only the backpressure ones);
 // $BOXRUN_IT_COUNT (options.count) runs each of them that many times.
@@ -273,6 +274,9 @@ func modeFlags(mode string, o options) string {
 	skip := sweep
 	if mode == "user" {
 		skip += "|TestCargoTestUnderBackpressure|TestCargoShimBoxesTests|TestCargoRunLockUnderBackpressure"
+		// It installs a system service as root, then runs boxrun as the
+		// user itself.
+		skip += "|TestSignalTracerNamesSender"
 	}
 	var flags []string
 	if pat := o.run; pat != "" {

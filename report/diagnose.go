@@ -99,7 +99,7 @@ func Diagnose(r *Run) []Diagnosis {
 		}
 		warns = append(warns, d)
 	}
-	return append(errs, warns...)
+	return withSenders(r, append(errs, warns...))
 }
 
 // oomInBox explains OOM kills of processes in the box.

@@ -85,6 +85,11 @@ type Run struct {
 	// Commands are the command names of the box's processes, the largest
 	// peak first: which of the suite's processes needed what.
 	Commands []CommandUse `json:"commands"`
+	// Signals are the fatal signals sent to processes of the box during
+	// the run, with their senders, as the signal tracer recorded them (see
+	// signals.go); SignalTracer says whether a tracer records for this user.
+	Signals      []Signal `json:"signals"`
+	SignalTracer bool     `json:"signal_tracer"`
 }
 
 // CommandUse is what the processes of one command name used in the run, as
@@ -428,6 +433,8 @@ type runJSON struct {
 	Notes           []string      `json:"notes"`
 	BoxrunKilled    *BoxrunKilled `json:"boxrun_killed"`
 	Commands        []CommandUse  `json:"commands"`
+	Signals         []Signal      `json:"signals"`
+	SignalTracer    bool          `json:"signal_tracer"`
 }
 
 // JSON writes r as one JSON object (see report/schema.json and the README):
@@ -451,6 +458,7 @@ func JSON(w io.Writer, r *Run) error {
 	for i := range j.Commands {
 		j.Commands[i].CPUSeconds = round3(j.Commands[i].CPUSeconds)
 	}
+	j.Signals, j.SignalTracer = orEmpty(r.Signals), r.SignalTracer
 	for i := range j.Samples {
 		j.Samples[i].T = round3(j.Samples[i].T)
 	}

@@ -82,6 +82,22 @@ func fixtures() map[string]*Run {
 			CPU:     CPU{UsageUSec: 5_300_000, UserUSec: 4_000_000, SystemUSec: 1_300_000},
 			Samples: ramp(40, 310*mib), KernelLogRead: true,
 		},
+		// The same with the signal tracer: a harness's timeout killed the
+		// command's process group, and a kill -9 from root took a child.
+		"sigkill-named": {
+			Policy: testsPolicy(), Unit: "boxrun-tests-0badf00e.scope", Cgroup: "/user.slice/user-1000.slice/user@1000.service/app.slice/boxrun-tests-0badf00e.scope",
+			Backend: "systemd", Command: []string{"/usr/bin/cargo", "test"}, PID: 710, ExitCode: 137, Signal: "SIGKILL", WallSeconds: 600.1,
+			Memory:  Memory{PeakBytes: 2 * gib, PeakSource: PeakMemoryPeak},
+			Pids:    Pids{Peak: 40, PeakSource: PeakPidsPeak},
+			CPU:     CPU{UsageUSec: 900_000_000, UserUSec: 800_000_000, SystemUSec: 100_000_000},
+			Samples: ramp(40, 2*gib), KernelLogRead: true,
+			Signals: []Signal{
+				{PID: 733, Comm: "sleep", Signal: "SIGKILL", Code: "SI_USER", Sender: Sender{PID: 4001, Comm: "kill", UID: 0, Cgroup: "/user.slice/user-1000.slice/session-2.scope", Unit: "session-2.scope"}},
+				{PID: 710, Comm: "cargo", Signal: "SIGKILL", Code: "SI_USER", Sender: Sender{PID: 690, Comm: "timeout", UID: 1000, Cgroup: "/user.slice/user-1000.slice/user@1000.service/app.slice/app-agent.scope", Unit: "app-agent.scope"}},
+				{PID: 741, Comm: "rustc", Signal: "SIGKILL", Code: "SI_KERNEL", Kernel: true, Sender: Sender{PID: 741, Comm: "rustc", UID: 1000}},
+			},
+			SignalTracer: true,
+		},
 		// The first user report: the editor killed by the global OOM killer
 		// while the box stayed under its limit.
 		"editor-killed-outside": {

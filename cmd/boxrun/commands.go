@@ -56,9 +56,9 @@ func commands() []command {
 	installCmd := func(install bool, verb string) command {
 		return command{
 			name:     verb,
-			synopsis: []string{verb + " user-unit", verb + " cargo-hook [--shim DIR | --config [--global]]"},
-			summary:  verb + " the editor-protecting user unit, or the hook that boxes cargo",
-			operands: []string{"user-unit", "cargo-hook"},
+			synopsis: []string{verb + " user-unit", verb + " cargo-hook [--shim DIR | --config [--global]]", verb + " signal-tracer"},
+			summary:  verb + " the editor-protecting user unit, the hook that boxes cargo, or (as root) the service that names signal senders",
+			operands: []string{"user-unit", "cargo-hook", "signal-tracer"},
 			examples: []string{"boxrun " + verb + " user-unit", "boxrun " + verb + " cargo-hook --config"},
 			run: func(ctx context.Context, _ options, args []string, stdout io.Writer, out *printer) int {
 				return runInstall(ctx, install, args, stdout, out)
@@ -152,6 +152,13 @@ func commands() []command {
 		},
 		installCmd(true, "install"),
 		installCmd(false, "uninstall"),
+		{
+			name:     "signal-tracer",
+			synopsis: []string{"signal-tracer"},
+			summary:  "record who sends the fatal signals to processes in boxes, for the reports (root; the service boxrun install signal-tracer sets up runs it)",
+			examples: []string{"sudo boxrun install signal-tracer"},
+			run:      runSignalTracer,
+		},
 		{
 			name:     "help",
 			synopsis: []string{"help [COMMAND]"},

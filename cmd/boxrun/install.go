@@ -76,7 +76,7 @@ func runInstall(ctx context.Context, install bool, args []string, stdout io.Writ
 	if install {
 		verb = "install"
 	}
-	fs := newSubcommand(verb, fmt.Sprintf("usage: boxrun %s user-unit\n       boxrun %s cargo-hook [--shim DIR | --config [--global]]", verb, verb), out)
+	fs := newSubcommand(verb, fmt.Sprintf("usage: boxrun %s user-unit\n       boxrun %s cargo-hook [--shim DIR | --config [--global]]\n       sudo boxrun %s signal-tracer", verb, verb, verb), out)
 	shimDir := fs.String("shim", "", "cargo-hook: the directory of the cargo shim (default ~/.local/bin)")
 	config := fs.Bool("config", false, "cargo-hook: a runner in .cargo/config.toml instead of a shim: each test binary in its own box")
 	global := fs.Bool("global", false, "cargo-hook --config: in ~/.cargo/config.toml rather than ./.cargo/config.toml")
@@ -90,9 +90,12 @@ func runInstall(ctx context.Context, install bool, args []string, stdout io.Writ
 		}
 		return runCargoHook(install, *shimDir, *config, *global, out)
 	}
+	if fs.NArg() == 1 && fs.Arg(0) == "signal-tracer" {
+		return runInstallTracer(ctx, install, out)
+	}
 	if fs.NArg() != 1 || fs.Arg(0) != "user-unit" {
-		out.errorf("%s: what to %s? user-unit or cargo-hook", verb, verb)
-		out.hintf("boxrun %s user-unit, or boxrun %s cargo-hook", verb, verb)
+		out.errorf("%s: what to %s? user-unit, cargo-hook or signal-tracer", verb, verb)
+		out.hintf("boxrun %s user-unit, boxrun %s cargo-hook, or sudo boxrun %s signal-tracer", verb, verb, verb)
 		return exitBoxrunFailed
 	}
 	if os.Geteuid() == 0 {
@@ -118,16 +121,9 @@ func runInstall(ctx context.Context, install bool, args []string, stdout io.Writ
 		out.hintf("boxrun protect --undo restores what it changed")
 		return 0
 	}
-	exe, err := os.Executable()
-	if err == nil {
-		exe, err = filepath.EvalSymlinks(exe)
-	}
-	if err != nil {
-		out.errorf("install user-unit: finding the boxrun binary: %v", err)
+	exe, ok := unitExe("user-unit", out)
+	if !ok {
 		return 1
-	}
-	if strings.HasPrefix(exe, os.TempDir()+"/") || strings.Contains(exe, "/go-build") {
-		out.warnf("the unit will run %s, a temporary build; install boxrun first (go install ./cmd/boxrun) and run that", exe)
 	}
 	if err := systemd.InstallUserUnit(ctx, file, protectUnit(exe)); err != nil {
 		out.errorf("install user-unit: %v", err)
@@ -136,6 +132,24 @@ func runInstall(ctx context.Context, install bool, args []string, stdout io.Writ
 	out.infof("installed, enabled and started %s (%s), running %s protect --watch", protectUnitName, file, exe)
 	out.hintf("see what it does: journalctl --user -u %s", protectUnitName)
 	return 0
+}
+
+// unitExe is the path of the running boxrun, for a unit to run, with a
+// warning when it is a temporary build; ok is false (and the error
+// printed) when it cannot be found.
+func unitExe(what string, out *printer) (exe string, ok bool) {
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		out.errorf("install %s: finding the boxrun binary: %v", what, err)
+		return "", false
+	}
+	if strings.HasPrefix(exe, os.TempDir()+"/") || strings.Contains(exe, "/go-build") {
+		out.warnf("the unit will run %s, a temporary build; install boxrun first (go install ./cmd/boxrun) and run that", exe)
+	}
+	return exe, true
 }
 
 // runCargoHook installs or removes the cargo hook: a cargo shim in dir

@@ -134,6 +134,7 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *
 	if st, restopped, ok := bp.Stats(); ok {
 		run.Backpressure = reportBackpressure(st, restopped, bp.Method(), sizes.source())
 	}
+	addSignals(run, res)
 	run.Diagnosis = report.Diagnose(run)
 	if r.log.dir != "" {
 		if err := r.log.save(r.name, run); err != nil {

@@ -15,13 +15,46 @@ import (
 // over the user manager's private D-Bus socket. Nothing is written when
 // the manager cannot be reached.
 func InstallUserUnit(ctx context.Context, file, content string) error {
+	return installUnit(ctx, true, file, content)
+}
+
+// InstallSystemUnit is InstallUserUnit for the system manager
+// (/etc/systemd/system), as root.
+func InstallSystemUnit(ctx context.Context, file, content string) error {
+	return installUnit(ctx, false, file, content)
+}
+
+// UninstallUserUnit stops and disables the unit of file, removes the file
+// and reloads the user manager. It reports whether there was anything to
+// remove.
+func UninstallUserUnit(ctx context.Context, file string) (bool, error) {
+	return uninstallUnit(ctx, true, file)
+}
+
+// UninstallSystemUnit is UninstallUserUnit for the system manager.
+func UninstallSystemUnit(ctx context.Context, file string) (bool, error) {
+	return uninstallUnit(ctx, false, file)
+}
+
+// manager names a manager in messages: which for Dial, the journalctl
+// flag that shows its units' logs, and what to do when its socket is
+// missing.
+func manager(user bool) (which, journal, missing string) {
+	if user {
+		return "user", "--user ", "log in through a session, or sudo loginctl enable-linger $USER"
+	}
+	return "system", "", "is systemd running? (without systemd, run boxrun's service command in the background yourself)"
+}
+
+func installUnit(ctx context.Context, user bool, file, content string) error {
 	ctx, cancel := context.WithTimeout(ctx, JobTimeout)
 	defer cancel()
-	sock := Socket(true)
+	which, journal, missing := manager(user)
+	sock := Socket(user)
 	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("no systemd user manager socket at %s: log in through a session, or sudo loginctl enable-linger $USER", sock)
+		return fmt.Errorf("no systemd %s manager socket at %s: %s", which, sock, missing)
 	}
-	c, err := Dial(ctx, "user", sock)
+	c, err := Dial(ctx, which, sock)
 	if err != nil {
 		return errors.New(Trim(err))
 	}
@@ -34,7 +67,7 @@ func InstallUserUnit(ctx context.Context, file, content string) error {
 	}
 	name := filepath.Base(file)
 	if err := c.ReloadContext(ctx); err != nil {
-		return fmt.Errorf("reloading the user manager: %w", ExplainError(err))
+		return fmt.Errorf("reloading the %s manager: %w", which, ExplainError(err))
 	}
 	if _, _, err := c.EnableUnitFilesContext(ctx, []string{name}, false, true); err != nil {
 		return fmt.Errorf("enabling %s: %w", name, ExplainError(err))
@@ -46,31 +79,29 @@ func InstallUserUnit(ctx context.Context, file, content string) error {
 	select {
 	case res := <-ch:
 		if res != "done" {
-			return fmt.Errorf("starting %s: job %s (see: journalctl --user -u %s)", name, res, name)
+			return fmt.Errorf("starting %s: job %s (see: journalctl %s-u %s)", name, res, journal, name)
 		}
 	case <-ctx.Done():
-		return fmt.Errorf("starting %s: no answer from systemd within %v (see: journalctl --user -u %s)", name, JobTimeout, name)
+		return fmt.Errorf("starting %s: no answer from systemd within %v (see: journalctl %s-u %s)", name, JobTimeout, journal, name)
 	}
 	return nil
 }
 
-// UninstallUserUnit stops and disables the unit of file, removes the file
-// and reloads the user manager. It reports whether there was anything to
-// remove.
-func UninstallUserUnit(ctx context.Context, file string) (bool, error) {
+func uninstallUnit(ctx context.Context, user bool, file string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, JobTimeout)
 	defer cancel()
+	which, _, _ := manager(user)
 	_, statErr := os.Stat(file)
 	existed := statErr == nil
 	name := filepath.Base(file)
-	sock := Socket(true)
+	sock := Socket(user)
 	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		if !existed {
 			return false, nil
 		}
-		return existed, fmt.Errorf("no systemd user manager socket at %s to stop %s: remove %s by hand once it is stopped", sock, name, file)
+		return existed, fmt.Errorf("no systemd %s manager socket at %s to stop %s: remove %s by hand once it is stopped", which, sock, name, file)
 	}
-	c, err := Dial(ctx, "user", sock)
+	c, err := Dial(ctx, which, sock)
 	if err != nil {
 		return existed, errors.New(Trim(err))
 	}
@@ -98,7 +129,7 @@ func UninstallUserUnit(ctx context.Context, file string) (bool, error) {
 		return existed, fmt.Errorf("removing %s: %w", file, err)
 	}
 	if err := c.ReloadContext(ctx); err != nil {
-		return existed, fmt.Errorf("reloading the user manager: %w", ExplainError(err))
+		return existed, fmt.Errorf("reloading the %s manager: %w", which, ExplainError(err))
 	}
 	return existed, nil
 }

@@ -1,0 +1,74 @@
+package report
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDescribeSender(t *testing.T) {
+	for _, tc := range []struct {
+		s    Signal
+		want string
+	}{
+		{Signal{Signal: "SIGKILL", Code: "SI_USER", Sender: Sender{PID: 1234, Comm: "timeout", UID: 1000, Unit: "app-foo.scope"}},
+			"from pid 1234 (timeout), uid 1000, in app-foo.scope (kill)"},
+		{Signal{Signal: "SIGTERM", Code: "SI_TKILL", Sender: Sender{PID: 9, UID: 0, Cgroup: "/itsender"}},
+			"from pid 9, uid 0, in cgroup /itsender (tgkill)"},
+		{Signal{Signal: "SIGKILL", Code: "SI_KERNEL", Kernel: true, Sender: Sender{PID: 77, Comm: "cc1plus"}},
+			"from the kernel (the OOM killer, or another kernel kill), in the context of pid 77 (cc1plus)"},
+		{Signal{Signal: "SIGSEGV", Code: "SEGV_MAPERR", Kernel: true, Sender: Sender{PID: 5, Comm: "t"}},
+			"from the kernel (SEGV_MAPERR), in the context of pid 5 (t)"},
+	} {
+		if got := describeSender(tc.s); got != tc.want {
+			t.Errorf("describeSender = %q\nwant %q", got, tc.want)
+		}
+	}
+}
+
+func TestWithSenders(t *testing.T) {
+	base := func() *Run {
+		return &Run{Policy: testsPolicy(), Cgroup: "/b/boxrun-tests-00000001", Backend: "cgroupfs", Command: []string{"sh"}, PID: 10,
+			ExitCode: 137, Signal: "SIGKILL", Memory: Memory{PeakSource: PeakSamples}}
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*Run)
+		kinds string
+		has   []string
+	}{
+		{"no tracer: one hint", func(r *Run) {}, "sigkill", []string{TracerHint}},
+		{"a tracer without a record", func(r *Run) { r.SignalTracer = true }, "sigkill", []string{"recorded no SIGKILL to pid 10"}},
+		{"the sender named", func(r *Run) {
+			r.SignalTracer = true
+			r.Signals = []Signal{{PID: 10, Comm: "sh", Signal: "SIGKILL", Code: "SI_USER", Sender: Sender{PID: 20, Comm: "kill", UID: 0}}}
+		}, "sigkill", []string{"sh was killed by SIGKILL from pid 20 (kill), uid 0 (kill)"}},
+		{"a child killed, the command exited", func(r *Run) {
+			r.SignalTracer, r.Signal, r.ExitCode = true, "", 137
+			r.Signals = []Signal{{PID: 11, Comm: "sleep", Signal: "SIGKILL", Code: "SI_USER", Sender: Sender{PID: 20, Comm: "kill", UID: 0}}}
+		}, "signal", []string{"pid 11 sleep was killed by SIGKILL from pid 20 (kill), uid 0 (kill)"}},
+		{"the command terminated", func(r *Run) {
+			r.SignalTracer, r.Signal, r.ExitCode = true, "SIGTERM", 143
+			r.Signals = []Signal{{PID: 10, Comm: "sh", Signal: "SIGTERM", Code: "SI_USER", Sender: Sender{PID: 1, Comm: "systemd", UID: 0, Unit: "init.scope"}}}
+		}, "signal", []string{"pid 10 sh was sent SIGTERM from pid 1 (systemd), uid 0, in init.scope (kill)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := base()
+			tc.edit(r)
+			ds := Diagnose(r)
+			var kinds []string
+			var text strings.Builder
+			for _, d := range ds {
+				kinds = append(kinds, d.Kind)
+				text.WriteString(d.Message + "\n" + strings.Join(d.Details, "\n") + "\n")
+			}
+			if strings.Join(kinds, " ") != tc.kinds {
+				t.Errorf("kinds %v, want %s", kinds, tc.kinds)
+			}
+			for _, h := range tc.has {
+				if !strings.Contains(text.String(), h) {
+					t.Errorf("diagnosis\n%s\nlacks %q", text.String(), h)
+				}
+			}
+		})
+	}
+}
