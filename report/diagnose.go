@@ -272,6 +272,9 @@ func boxrunKilled(r *Run, k BoxrunKilled) Diagnosis {
 	if k.Signal != "" {
 		how = "was killed by " + k.Signal
 	}
+	if k.By != nil {
+		how += " " + describeSender(*k.By) + ","
+	}
 	d.Message = fmt.Sprintf("boxrun itself %s %s into the run, before %s finished", how, FormatDuration(time.Duration(k.AtSeconds*float64(time.Second))), commandName(r))
 	if k.Signal == "SIGKILL" || k.Signal == "" {
 		d.Message += " — a harness's or agent's timeout that kills the whole process group does this; give boxrun SIGTERM first (timeout -k 10 …) and it reports and cleans up itself"

@@ -118,6 +118,9 @@ type BoxrunKilled struct {
 	// At is when the guard found boxrun gone, in seconds since the run
 	// started.
 	AtSeconds float64 `json:"at_seconds"`
+	// By is the signal tracer's record of the signal that killed boxrun
+	// (who sent it), nil when no tracer recorded one (JSON null).
+	By *Signal `json:"by"`
 }
 
 // MarshalJSON writes an unknown signal as null.
@@ -130,7 +133,8 @@ func (b BoxrunKilled) MarshalJSON() ([]byte, error) {
 		Signal          *string `json:"signal"`
 		ProcessesKilled int     `json:"processes_killed"`
 		AtSeconds       float64 `json:"at_seconds"`
-	}{sig, b.ProcessesKilled, round3(b.AtSeconds)})
+		By              *Signal `json:"by"`
+	}{sig, b.ProcessesKilled, round3(b.AtSeconds), b.By})
 }
 
 // Policy is the policy a run used, with limits in bytes; a nil limit means

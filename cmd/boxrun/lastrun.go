@@ -16,6 +16,7 @@ import (
 
 	"github.com/boxrun/boxrun/report"
 	"github.com/boxrun/boxrun/sandbox"
+	"github.com/boxrun/boxrun/signals"
 )
 
 // runLog keeps this user's latest run reports for `boxrun last`: the report
@@ -210,6 +211,7 @@ func writePostMortem(pm sandbox.PostMortem) {
 		return
 	}
 	run := postMortemRun(p, pm)
+	run.BoxrunKilled.By = killerOf(signals.Dir(os.Geteuid()), pm.BoxrunPID, pm.BoxrunSignal, p.Started, pm.At)
 	run.Diagnosis = report.Diagnose(run)
 	_ = runLog{dir: filepath.Dir(pm.File)}.save(p.Name, run)
 	if p.ReportJSON != "" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/boxrun/boxrun/report"
 	"github.com/boxrun/boxrun/sandbox"
+	"github.com/boxrun/boxrun/signals"
 )
 
 func TestPostMortemRun(t *testing.T) {
@@ -162,5 +163,47 @@ func TestLastCommand(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "last", "extra"); code != exitBoxrunFailed || stderr == "" {
 		t.Errorf("last extra: exit %d %q", code, stderr)
+	}
+}
+
+// TestKillerOf: the post-mortem names who killed boxrun from the signal
+// tracer's records: the SIGKILL to boxrun's pid in the run's time, not one
+// to another process or from before the run; nil without a tracer.
+func TestKillerOf(t *testing.T) {
+	start := time.Now()
+	dir := filepath.Join(t.TempDir(), "1000")
+	if got := killerOf(dir, 41, syscall.SIGKILL, start, start.Add(time.Second)); got != nil {
+		t.Errorf("without a tracer: %+v, want nil", got)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rec := func(at time.Time, target int, senderComm string) signals.Record {
+		return signals.Record{Time: at, Signal: "SIGKILL", Signo: 9, CodeName: "SI_USER", Result: "delivered",
+			Target: signals.Process{PID: target, Comm: "boxrun", UID: 1000},
+			Sender: signals.Process{PID: 77, Comm: senderComm, UID: 1000, Unit: "app-agent.scope"}}
+	}
+	var lines []byte
+	for _, r := range []signals.Record{
+		rec(start.Add(-time.Hour), 41, "old"),        // another run's boxrun of that pid
+		rec(start.Add(time.Second), 42, "other"),     // another process
+		rec(start.Add(2*time.Second), 41, "timeout"), // this one
+	} {
+		b, _ := json.Marshal(r)
+		lines = append(append(lines, b...), '\n')
+	}
+	if err := os.WriteFile(filepath.Join(dir, signals.File), lines, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := killerOf(dir, 41, syscall.SIGKILL, start, start.Add(2*time.Second))
+	if got == nil || got.Sender.Comm != "timeout" || got.Sender.Unit != "app-agent.scope" || got.Signal != "SIGKILL" {
+		t.Fatalf("killerOf = %+v, want the SIGKILL from timeout", got)
+	}
+	run := postMortemRun(pendingRun{Started: start, Command: []string{"cargo", "test"}},
+		sandbox.PostMortem{Backend: sandbox.KindCgroupfs, At: start.Add(2 * time.Second), BoxrunSignal: syscall.SIGKILL})
+	run.BoxrunKilled.By = got
+	ds := report.Diagnose(run)
+	if len(ds) == 0 || !strings.Contains(ds[0].Message, "boxrun itself was killed by SIGKILL from pid 77 (timeout), uid 1000, in app-agent.scope (kill)") {
+		t.Errorf("diagnosis %+v does not name the sender", ds)
 	}
 }

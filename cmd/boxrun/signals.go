@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/boxrun/boxrun/report"
@@ -57,9 +58,37 @@ func addSignals(run *report.Run, res *sandbox.Result) {
 			continue
 		}
 		seen[k] = true
-		run.Signals = append(run.Signals, report.Signal{
-			PID: r.Target.PID, Comm: r.Target.Comm, Signal: r.Signal, Code: r.CodeName, Kernel: r.Kernel,
-			Sender: report.Sender{PID: r.Sender.PID, Comm: r.Sender.Comm, UID: r.Sender.UID, Cgroup: r.Sender.Cgroup, Unit: r.Sender.Unit},
-		})
+		run.Signals = append(run.Signals, reportSignal(r))
+	}
+}
+
+// reportSignal is the report's account of a tracer's record.
+func reportSignal(r signals.Record) report.Signal {
+	return report.Signal{
+		PID: r.Target.PID, Comm: r.Target.Comm, Signal: r.Signal, Code: r.CodeName, Kernel: r.Kernel,
+		Sender: report.Sender{PID: r.Sender.PID, Comm: r.Sender.Comm, UID: r.Sender.UID, Cgroup: r.Sender.Cgroup, Unit: r.Sender.Unit},
+	}
+}
+
+// killerOf is the signal tracer's record of the signal sig that killed
+// boxrun (pid) between from and to, waiting up to signalWait for the
+// tracer to write it; nil when no tracer records for this user or none
+// recorded it.
+func killerOf(dir string, pid int, sig syscall.Signal, from, to time.Time) *report.Signal {
+	if sig == 0 {
+		return nil
+	}
+	for deadline := time.Now().Add(signalWait); ; time.Sleep(20 * time.Millisecond) {
+		recs, traced, _ := signals.ReadDir(dir)
+		if !traced {
+			return nil
+		}
+		if r, ok := signals.SenderOf(signals.InBox(recs, "", pid, from, to), pid, int(sig)); ok {
+			s := reportSignal(r)
+			return &s
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
 	}
 }
