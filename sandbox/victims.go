@@ -184,7 +184,30 @@ func (t *victimTracker) step(at time.Duration, cur []ProcSample, exits map[int]E
 		named, t.pending = DecideVictims(departed(t.prev, cur), exits, t.pending)
 		t.victims = append(t.victims, named...)
 	}
-	t.prev = cur
+	t.prev = keepSizes(t.prev, cur)
+}
+
+// keepSizes returns cur, where a process whose resident size fell to
+// nothing since prev keeps the size prev saw: it is exiting (the kernel
+// frees its memory before it leaves the box), and the OOM killer's victim
+// is sampled so while it dies; its size is the one it held.
+func keepSizes(prev, cur []ProcSample) []ProcSample {
+	type key struct {
+		pid   int
+		start uint64
+	}
+	held := make(map[key]uint64, len(prev))
+	for _, p := range prev {
+		if p.RSSBytes > 0 {
+			held[key{p.PID, p.StartTime}] = p.RSSBytes
+		}
+	}
+	for i, p := range cur {
+		if p.RSSBytes == 0 {
+			cur[i].RSSBytes = held[key{p.PID, p.StartTime}]
+		}
+	}
+	return cur
 }
 
 // MergeVictims puts together the victims the kernel log named (fromLog,

@@ -139,6 +139,11 @@ func TestVictimTracker(t *testing.T) {
 			{0, []ProcSample{sh, hog, cc}, nil, 0},
 			{ms(250), nil, nil, 1},
 		}, []OOMVictim{victim(hog, CertaintyLikely)}},
+		{"sampled while it dies, its memory already freed: the size it held", []step{
+			{0, []ProcSample{sh, hog}, nil, 0},
+			{ms(20), []ProcSample{sh, {PID: hog.PID, StartTime: hog.StartTime, Comm: hog.Comm}}, nil, 1},
+			{ms(40), []ProcSample{sh}, map[int]Exit{2: ExitSIGKILL}, 1},
+		}, []OOMVictim{victim(hog, CertaintyVanished)}},
 		{"two kills in two samples", []step{
 			{0, []ProcSample{sh, hog, cc}, nil, 0},
 			{ms(250), []ProcSample{sh, cc}, nil, 1},
