@@ -50,7 +50,7 @@ func (p *commandProfile) add(cur []ProcSample) {
 		p.procs = map[procKey]*procUse{}
 	}
 	for _, s := range cur {
-		k := procKey{s.PID, s.StartTime}
+		k := s.key()
 		u := p.procs[k]
 		if u == nil {
 			if len(p.procs) >= maxProfiled {

@@ -86,17 +86,13 @@ func exitFrom(p ProcSample, st procfs.Stat, err error) Exit {
 // departed returns the processes of prev that cur no longer holds, largest
 // resident size first.
 func departed(prev, cur []ProcSample) []ProcSample {
-	type key struct {
-		pid   int
-		start uint64
-	}
-	still := make(map[key]bool, len(cur))
+	still := make(map[procKey]bool, len(cur))
 	for _, p := range cur {
-		still[key{p.PID, p.StartTime}] = true
+		still[p.key()] = true
 	}
 	var out []ProcSample
 	for _, p := range prev {
-		if !still[key{p.PID, p.StartTime}] {
+		if !still[p.key()] {
 			out = append(out, p)
 		}
 	}
@@ -192,23 +188,22 @@ func (t *victimTracker) step(at time.Duration, cur []ProcSample, exits map[int]E
 // frees its memory before it leaves the box), and the OOM killer's victim
 // is sampled so while it dies; its size is the one it held.
 func keepSizes(prev, cur []ProcSample) []ProcSample {
-	type key struct {
-		pid   int
-		start uint64
-	}
-	held := make(map[key]uint64, len(prev))
+	held := make(map[procKey]uint64, len(prev))
 	for _, p := range prev {
 		if p.RSSBytes > 0 {
-			held[key{p.PID, p.StartTime}] = p.RSSBytes
+			held[p.key()] = p.RSSBytes
 		}
 	}
 	for i, p := range cur {
 		if p.RSSBytes == 0 {
-			cur[i].RSSBytes = held[key{p.PID, p.StartTime}]
+			cur[i].RSSBytes = held[p.key()]
 		}
 	}
 	return cur
 }
+
+// key names the sampled process across pid reuse.
+func (p ProcSample) key() procKey { return procKey{p.PID, p.StartTime} }
 
 // MergeVictims puts together the victims the kernel log named (fromLog,
 // every one kept, inside the box or not) and those boxrun's samples of the
