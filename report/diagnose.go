@@ -235,7 +235,14 @@ func victimDetails(vs []OOMVictim) []string {
 		case CertaintyLikely:
 			how = " when last seen; likely: the largest of the processes that left the box at the kill"
 		}
-		out = append(out, fmt.Sprintf("pid %d %s (%s%s)", v.PID, v.Comm, FormatSize(v.RSSBytes), how))
+		size := FormatSize(v.RSSBytes)
+		if v.RSSBytes == 0 && v.Certainty != CertaintyKernelLog {
+			// Sampled only as it died: the kernel had freed its memory
+			// already (a process that filled the box between two samples).
+			size = "size unknown: sampled only as it died;"
+			how = strings.TrimPrefix(how, " when last seen;")
+		}
+		out = append(out, fmt.Sprintf("pid %d %s (%s%s)", v.PID, v.Comm, size, how))
 	}
 	return out
 }

@@ -47,6 +47,13 @@ func TestDiagnose(t *testing.T) {
 			r.Memory.Events = MemoryEvents{OOM: 1, OOMKill: 1}
 			r.OOMVictims = []OOMVictim{sampled(100, "cargo", CertaintyVanished)}
 		}), []string{KindOOMKill}, []string{"cargo was killed by the kernel's OOM killer, inside this box", "pid 100 cargo (127M when last seen; it left the box at the kill)", "boxrun named the victims from its samples of the box's processes: sudo dmesg"}},
+		{"kernel log unreadable, the victim sampled only as it died", box(func(r *Run) {
+			r.KernelLogRead, r.Signal = false, "SIGKILL"
+			r.Memory.Events = MemoryEvents{OOM: 1, OOMKill: 1}
+			v := sampled(100, "cargo", CertaintyVanished)
+			v.RSSBytes = 0
+			r.OOMVictims = []OOMVictim{v}
+		}), []string{KindOOMKill}, []string{"pid 100 cargo (size unknown: sampled only as it died; it left the box at the kill)"}},
 		{"kernel log unreadable, another process seen leaving: the SIGKILL was not the OOM killer's", box(func(r *Run) {
 			r.KernelLogRead, r.Signal = false, "SIGKILL"
 			r.Memory.Events = MemoryEvents{OOM: 1, OOMKill: 1}
