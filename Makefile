@@ -73,7 +73,7 @@ clean:
 # boxrun --version says what dpkg and rpm say; the build info cannot carry
 # it (an untagged commit only has a pseudo-version, and -buildvcs may be
 # off). SOURCE_DATE_EPOCH, the commit's time, is the time of every file in
-# the packages. The unit's ExecStart is moved to /usr/bin/boxrun, where the
+# the packages. The units' ExecStart is moved to /usr/bin/boxrun, where the
 # packages put the binary. Only what this target makes is removed first.
 package:
 	rm -rf $(DIST)/files $(DIST)/VERSION $(DIST)/*.deb $(DIST)/*.rpm
@@ -84,8 +84,10 @@ package:
 	$(DIST)/files/boxrun completion bash > $(DIST)/files/boxrun.bash
 	$(DIST)/files/boxrun completion zsh > $(DIST)/files/_boxrun
 	$(DIST)/files/boxrun completion fish > $(DIST)/files/boxrun.fish
-	sed 's|^ExecStart=/usr/local/bin/boxrun |ExecStart=/usr/bin/boxrun |' contrib/systemd/boxrun-protect.service > $(DIST)/files/boxrun-protect.service
-	grep -q '^ExecStart=/usr/bin/boxrun ' $(DIST)/files/boxrun-protect.service
+	for u in boxrun-protect boxrun-signals; do \
+	  sed 's|^ExecStart=/usr/local/bin/boxrun |ExecStart=/usr/bin/boxrun |' contrib/systemd/$$u.service > $(DIST)/files/$$u.service && \
+	  grep -q '^ExecStart=/usr/bin/boxrun ' $(DIST)/files/$$u.service || exit; \
+	done
 	for p in deb rpm; do \
 	  BOXRUN_VERSION=$$(cat $(DIST)/VERSION) BOXRUN_FILES=$(DIST)/files GOARCH=$$($(GO) env GOARCH) \
 	  SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \

@@ -26,6 +26,7 @@ var packaged = map[string]string{
 	"/usr/share/zsh/vendor-completions/_boxrun":        "-rw-r--r--",
 	"/usr/share/fish/vendor_completions.d/boxrun.fish": "-rw-r--r--",
 	"/usr/lib/systemd/user/boxrun-protect.service":     "-rw-r--r--",
+	"/usr/lib/systemd/system/boxrun-signals.service":   "-rw-r--r--",
 }
 
 // completions are the completion files and the shell each is for.
@@ -305,22 +306,24 @@ func TestPackages(t *testing.T) {
 			}
 		})
 
-		t.Run("user unit", func(t *testing.T) {
-			contrib, err := os.ReadFile(filepath.Join("..", "contrib", "systemd", "boxrun-protect.service"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			const from, to = "\nExecStart=/usr/local/bin/boxrun ", "\nExecStart=/usr/bin/boxrun "
-			if !bytes.Contains(contrib, []byte(from)) {
-				t.Fatalf("contrib/systemd/boxrun-protect.service has no %q line; keep the Makefile's sed and this test in step", strings.TrimSpace(from))
-			}
-			wantUnit := strings.Replace(string(contrib), from, to, 1)
-			got, err := os.ReadFile(filepath.Join(root, "usr", "lib", "systemd", "user", "boxrun-protect.service"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != wantUnit {
-				t.Errorf("the packaged unit is not contrib/systemd/boxrun-protect.service with ExecStart=/usr/bin/boxrun:\n%s", got)
+		t.Run("units", func(t *testing.T) {
+			for unit, dir := range map[string]string{"boxrun-protect.service": "user", "boxrun-signals.service": "system"} {
+				contrib, err := os.ReadFile(filepath.Join("..", "contrib", "systemd", unit))
+				if err != nil {
+					t.Fatal(err)
+				}
+				const from, to = "\nExecStart=/usr/local/bin/boxrun ", "\nExecStart=/usr/bin/boxrun "
+				if !bytes.Contains(contrib, []byte(from)) {
+					t.Fatalf("contrib/systemd/%s has no %q line; keep the Makefile's sed and this test in step", unit, strings.TrimSpace(from))
+				}
+				wantUnit := strings.Replace(string(contrib), from, to, 1)
+				got, err := os.ReadFile(filepath.Join(root, "usr", "lib", "systemd", dir, unit))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != wantUnit {
+					t.Errorf("the packaged unit is not contrib/systemd/%s with ExecStart=/usr/bin/boxrun:\n%s", unit, got)
+				}
 			}
 		})
 
