@@ -52,7 +52,8 @@ func (s CheckStatus) Symbol() string {
 type Check struct {
 	// ID names the check: "cgroup2", "backend", "systemd", "controllers",
 	// "recursiveprot", "swap", "psi", "memory.peak", "cgroup.kill",
-	// "clone_into_cgroup", "container", "protect:GROUP", "systemd-oomd".
+	// "clone_into_cgroup", "container", "protect:GROUP", "systemd-oomd",
+	// "signal-tracer".
 	ID string `json:"id"`
 	// Status is the verdict.
 	Status CheckStatus `json:"status"`
@@ -136,7 +137,7 @@ func Run(ctx context.Context, m *Machine, opt Options) []Check {
 	for _, g := range opt.Groups {
 		checks = append(checks, d.checkGroup(g))
 	}
-	checks = append(checks, d.checkOOMD())
+	checks = append(checks, d.checkOOMD(), d.checkSignalTracer())
 	return checks
 }
 
