@@ -35,12 +35,15 @@
 //   - Resume as soon as it fits, oldest first; at once for a process that
 //     already holds its kind's peak: resuming it costs nothing.
 //   - Liveness. Paused processes keep their memory, so waiting for memory
-//     to fall can wait forever. When no unpaused leaf is left, or the box
-//     has used next to no CPU for Stall while something is paused (the
-//     running processes sleep, or wait on a lock, a pipe or a child that is
-//     paused), the paused process holding the most is resumed at once and
-//     is exempt from pausing for HoldOff. No pause outlasts MaxPause, a last
-//     resort.
+//     to fall can wait forever. When no unpaused leaf is left, the paused
+//     process holding the most is resumed at once. When the box has used
+//     next to no CPU for Stall while something is paused (the running
+//     processes sleep, or wait on a pipe or a child that is paused), the
+//     paused process holding the most of those whose expected growth still
+//     fits below the target is resumed; one that does not fit waits, since
+//     resumed it would meet memory.max while the sleepers hold theirs. A
+//     process resumed to keep the run going is exempt from pausing for
+//     HoldOff. No pause outlasts MaxPause, a last resort.
 //   - Never pause the command's main process, a process with children in
 //     the box (a parent waiting for its children holds no growth of its
 //     own) or one that holds a file lock others wait for (Proc.Awaited):

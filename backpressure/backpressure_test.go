@@ -148,17 +148,25 @@ func TestStep(t *testing.T) {
 			{10, 195, 0, []Proc{mainProc, leaf(2, 2, 100), leaf(3, 3, 50)}, []int{3}, nil},
 			{10010, 195, 0, []Proc{mainProc, leaf(2, 2, 100), leaf(3, 3, 50)}, nil, []int{3}},
 		}},
-		{"no CPU used while paused: the one holding the most resumes, then a hold-off", []step{
-			{0, 100, time.Second, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 10), leaf(4, 4, 10)}, nil, nil},
+		{"no CPU used while paused: the one holding the most resumes if it fits, then a hold-off", []step{
+			{0, 100, time.Second, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30), leaf(4, 4, 10)}, nil, nil},
 			{10, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}, []int{3, 4}, nil},
-			// 2 holds flat and sleeps: the box uses no CPU.
-			{100, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}, nil, nil},
-			{300, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}, nil, []int{3}},
+			// 2 holds flat and sleeps: the box uses no CPU. 3 may grow
+			// as large as 2 (20M more): not below the line, but it fits
+			// below the target.
+			{100, 175, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}, nil, nil},
+			{300, 175, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}, nil, []int{3}},
 			// 3 grows at the target, exempt while its hold-off lasts.
-			{400, 195, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, nil},
+			{400, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, nil},
 			// Stalled again, but 3 still has its hold-off: 4 waits.
-			{700, 195, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, nil},
-			{2400, 195, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, []int{4}},
+			{700, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, nil},
+			// Still stalled, the hold-off over: 4 may grow 40M, to the
+			// largest, and 190 + 40 is over the target: resumed, it
+			// would meet memory.max. It waits for the sleepers.
+			{2400, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, nil},
+			{5000, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, nil},
+			// 2 finished: 4 fits below the line.
+			{5100, 130, 1100 * time.Millisecond, []Proc{mainProc, leaf(3, 3, 55), leaf(4, 4, 20)}, nil, []int{4}},
 		}},
 		{"at the target the grower holding the most keeps going, whatever its age", []step{
 			{0, 100, 0, []Proc{mainProc, leaf(3, 3, 10), leaf(4, 4, 30), leaf(5, 5, 20)}, nil, nil},
@@ -390,13 +398,13 @@ func TestBlocked(t *testing.T) {
 	})
 	t.Run("a stall ended by a forced resume", func(t *testing.T) {
 		c := New(cfg)
-		c.Step(Observation{Now: at(0), Usage: 100 * mib, CPU: time.Second, Procs: []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 10), leaf(4, 4, 10)}})
+		c.Step(Observation{Now: at(0), Usage: 100 * mib, CPU: time.Second, Procs: []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30), leaf(4, 4, 10)}})
 		c.Step(Observation{Now: at(10), Usage: 190 * mib, CPU: 1100 * time.Millisecond, Procs: []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}})
-		c.Step(Observation{Now: at(100), Usage: 190 * mib, CPU: 1100 * time.Millisecond, Procs: []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}})
+		c.Step(Observation{Now: at(100), Usage: 175 * mib, CPU: 1100 * time.Millisecond, Procs: []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}})
 		if got := c.Stats().Blocked; got != 0 {
 			t.Errorf("blocked %v before the stall was long enough to act on, want 0", got)
 		}
-		acts := c.Step(Observation{Now: at(300), Usage: 190 * mib, CPU: 1100 * time.Millisecond, Procs: []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}})
+		acts := c.Step(Observation{Now: at(300), Usage: 175 * mib, CPU: 1100 * time.Millisecond, Procs: []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}})
 		if got := pids(acts, Resume); !reflect.DeepEqual(got, []int{3}) {
 			t.Fatalf("resumed %v, want [3]", got)
 		}
@@ -439,10 +447,13 @@ func TestWhatTeachesASize(t *testing.T) {
 // and exits; a paused worker makes no progress. Workers of one thread run one
 // after another, as a test harness's threads run tests.
 type worker struct {
-	pid          int
-	start        int // step it started, -1 before
-	grow         int // MiB per step while growing
-	size, hold   int // MiB; steps to hold once grown
+	pid        int
+	start      int // step it started, -1 before
+	grow       int // MiB per step while growing
+	size, hold int // MiB; steps to hold once grown
+	// base is the MiB it holds when first seen (a runtime's own, say);
+	// 0 means 2.
+	base         int
 	comm         string
 	rss, held    int
 	done, paused bool
@@ -527,7 +538,7 @@ func simulate(t *testing.T, threads [][]*worker, target, limit int, useBP bool) 
 			w.grewLast, w.throttled = false, false
 			if w.start < 0 {
 				// A process is first seen right after exec, small.
-				w.start, w.rss = step, 2
+				w.start, w.rss = step, max(w.base, 2)
 			} else if !w.paused {
 				if w.rss < w.size {
 					g := min(w.grow, w.size-w.rss)
@@ -890,6 +901,42 @@ func TestThrottleLiftWaitsForWhatMayFinish(t *testing.T) {
 			}
 			if lifted != tt.liftAt {
 				t.Errorf("lifted at %d ms, want %d", lifted, tt.liftAt)
+			}
+		})
+	}
+}
+
+// TestSimulatedStallWaitsForSleepers is the real-kernel scenario of six
+// parents each waiting for a child that starts holding 9M (a Go runtime),
+// grows to 49M and sleeps 2 s, in a 200M box of which the parents hold
+// about 50M. The running children sleep holding what they have, so the box
+// uses no CPU while the others wait paused. A stall resume then must not
+// hand a paused one room the box does not have: it would grow into
+// memory.max. The sleepers free their memory when they finish.
+func TestSimulatedStallWaitsForSleepers(t *testing.T) {
+	for _, grow := range []int{5, 10} { // MiB a look, as in the emulated VM
+		t.Run(fmt.Sprintf("growing %dM a look", grow), func(t *testing.T) {
+			children := func() [][]*worker {
+				threads := suiteGrowing(6, 1, 49, 200, grow)
+				for _, th := range threads {
+					th[1].base = 9
+				}
+				return threads
+			}
+			if !simulate(t, children(), 150, 150, false).oom {
+				t.Fatalf("workload fits without backpressure: not a test of it")
+			}
+			r := simulate(t, children(), 150, 150, true)
+			st := r.c.Stats()
+			t.Logf("%d steps; paused %d, forced %v, longest pause %v, lifted %d", r.steps, st.Paused, st.Forced, st.LongestPause, st.Lifted)
+			if r.oom {
+				t.Errorf("the box went over memory.max: %d OOM kills", r.killed)
+			}
+			if st.Paused == 0 {
+				t.Errorf("nothing was paused")
+			}
+			if st.LongestPause >= 10*time.Second {
+				t.Errorf("a pause lasted %v: the sleepers' exit (2 s) should have resumed it", st.LongestPause)
 			}
 		})
 	}

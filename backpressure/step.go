@@ -326,15 +326,7 @@ func (l *look) resumeWhatFits() {
 	if l.o.Usage < l.limit {
 		for len(waiting) > 0 {
 			p := waiting[0]
-			e, known := l.need(p.PID)
-			if !known {
-				// Unknown size: two looks of the growth it showed, up to
-				// its largest live sibling, and room for a margin at least.
-				e = max(2*c.paused[p.PID].grew, c.cfg.Margin)
-				if lg, r := l.largest[c.procs[p.PID].comm], c.procs[p.PID].rss; lg > r {
-					e = max(e, lg-r)
-				}
-			}
+			e := l.resumeCost(p.PID)
 			if l.projected+e > l.limit {
 				break
 			}
@@ -345,6 +337,21 @@ func (l *look) resumeWhatFits() {
 		}
 	}
 	l.waiting = waiting
+}
+
+// resumeCost is what a paused process is expected to add once resumed: its
+// need when its size is known; else two looks of the growth it showed, up
+// to its largest live sibling, and room for a margin at least.
+func (l *look) resumeCost(pid int) uint64 {
+	if e, known := l.need(pid); known {
+		return e
+	}
+	c := l.c
+	e := max(2*c.paused[pid].grew, c.cfg.Margin)
+	if lg, r := l.largest[c.procs[pid].comm], c.procs[pid].rss; lg > r {
+		e = max(e, lg-r)
+	}
+	return e
 }
 
 // liftIfStuck lifts the throttle when the box has been stuck at the line:
@@ -381,9 +388,17 @@ func (l *look) liftIfStuck() {
 }
 
 // keepGoing guarantees liveness: while processes wait paused, when no leaf
-// is left running, or the box has stalled (used next to no CPU for Stall)
-// with none of the running in a hold-off or throttled at the line, the
-// paused process holding the most resumes at once.
+// is left running the paused process holding the most resumes at once.
+// When the box has stalled (used next to no CPU for Stall) with none of
+// the running in a hold-off or throttled at the line, the paused process
+// holding the most of those whose resumeCost still fits below Target
+// resumes: the stall may be a running process waiting for a paused one (on
+// a pipe, say), and the margin is there to be used. One that does not fit
+// stays paused, however long the stall: the running sleep or wait, and
+// resuming a process into memory.max has the kernel kill one. A sleeper
+// frees its memory when it finishes, and a running process that truly
+// waits for a paused one that cannot fit is freed by MaxPause, the last
+// resort (see Config.MaxPause).
 func (l *look) keepGoing() {
 	c := l.c
 	if len(l.waiting) == 0 {
@@ -408,16 +423,22 @@ func (l *look) keepGoing() {
 			}
 		}
 	}
+	if why == "" {
+		return
+	}
+	p := holdsMost(l.waiting, c.procs)
 	if why == WhyStalled {
+		fits, ok := l.holdsMostThatFits()
+		if !ok {
+			return
+		}
+		p = fits
 		// Each leaf left running was held up for the stall.
 		c.stats.Blocked += l.o.Now.Sub(c.markAt) * time.Duration(len(l.running))
 	}
-	if why != "" {
-		p := holdsMost(l.waiting, c.procs)
-		l.acts = append(l.acts, c.resume(p.PID, l.o.Now, why, true))
-		l.running = append(l.running, p)
-		c.markAt, c.markCPU = l.o.Now, l.o.CPU
-	}
+	l.acts = append(l.acts, c.resume(p.PID, l.o.Now, why, true))
+	l.running = append(l.running, p)
+	c.markAt, c.markCPU = l.o.Now, l.o.CPU
 }
 
 // countBlocked adds to Stats.Blocked the time since the last look for each
@@ -440,4 +461,20 @@ func (c *Controller) countBlocked(o Observation) {
 			}
 		}
 	}
+}
+
+// holdsMostThatFits is, of the waiting processes whose resumeCost fits
+// below Target on top of what the box is projected to use, the one holding
+// the most (the oldest of equals); ok is false when none fits.
+func (l *look) holdsMostThatFits() (Proc, bool) {
+	var fit []Proc
+	for _, p := range l.waiting {
+		if l.projected+l.resumeCost(p.PID) <= l.c.cfg.Target {
+			fit = append(fit, p)
+		}
+	}
+	if len(fit) == 0 {
+		return Proc{}, false
+	}
+	return holdsMost(fit, l.c.procs), true
 }
