@@ -41,7 +41,10 @@
 //     processes sleep, or wait on a pipe or a child that is paused), the
 //     paused process holding the most of those whose expected growth still
 //     fits below the target is resumed; one that does not fit waits, since
-//     resumed it would meet memory.max while the sleepers hold theirs. A
+//     resumed it would meet memory.max while the sleepers hold theirs,
+//     unless every running leaf waits for a paused one (Proc.WaitsFor):
+//     nothing running can then free anything, and the one they wait for
+//     holding the most is resumed whatever the memory. A
 //     process resumed to keep the run going is exempt from pausing for
 //     HoldOff. No pause outlasts MaxPause, a last resort.
 //   - Never pause the command's main process, a process with children in
@@ -82,11 +85,12 @@ type Proc struct {
 	// resumed at once.
 	Awaited bool
 	// Blocked is true when it waits for a file lock another process holds
-	// (/proc/locks): it will not finish by itself.
+	// (/proc/locks), or sleeps on a pipe whose other end only paused
+	// processes hold: it will not finish by itself.
 	Blocked bool
-	// WaitsFor are the processes holding the lock it waits for, as far as
-	// the caller can name them: one of them paused blocks it (see
-	// Stats.Blocked).
+	// WaitsFor are the processes holding the lock it waits for, or the
+	// paused ones holding the pipe it sleeps on, as far as the caller can
+	// name them: one of them paused blocks it (see Stats.Blocked).
 	WaitsFor []int
 }
 
@@ -237,8 +241,8 @@ type Stats struct {
 	// because the box was stuck at the throttle (see Config.Lift).
 	Lifted int
 	// Blocked is how long unpaused processes were held up by paused ones,
-	// summed over the processes: the time each spent waiting for a lock a
-	// paused process holds (Proc.WaitsFor), and, when the box stalled
+	// summed over the processes: the time each spent waiting for a lock or
+	// a pipe a paused process holds (Proc.WaitsFor), and, when the box stalled
 	// with processes paused until one was resumed to keep it going, that
 	// stall for each leaf left running. Zero is the goal.
 	Blocked time.Duration

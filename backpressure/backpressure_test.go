@@ -37,6 +37,12 @@ func awaited(p Proc) Proc {
 	return p
 }
 
+// waitsOn marks p as blocked on a lock or a pipe the processes on hold.
+func waitsOn(p Proc, on ...int) Proc {
+	p.Blocked, p.WaitsFor = true, on
+	return p
+}
+
 var mainProc = Proc{PID: 1, PPID: 0, Start: 1, RSS: 10 * mib}
 
 func pids(acts []Action, kind Kind) []int {
@@ -167,6 +173,15 @@ func TestStep(t *testing.T) {
 			{5000, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 55), leaf(4, 4, 20)}, nil, nil},
 			// 2 finished: 4 fits below the line.
 			{5100, 130, 1100 * time.Millisecond, []Proc{mainProc, leaf(3, 3, 55), leaf(4, 4, 20)}, nil, []int{4}},
+		}},
+		{"a stall where every running leaf waits for a paused one: it resumes whatever the memory", []step{
+			{0, 100, time.Second, []Proc{mainProc, leaf(2, 2, 30), leaf(3, 3, 30), leaf(4, 4, 10)}, nil, nil},
+			{10, 190, 1100 * time.Millisecond, []Proc{mainProc, leaf(2, 2, 60), leaf(3, 3, 40), leaf(4, 4, 20)}, []int{3, 4}, nil},
+			// 2 sleeps on a full pipe 4 reads: neither 3 nor 4 fits below
+			// the target, but nothing running can free anything. 4, the
+			// one 2 waits for, resumes, though 3 holds more.
+			{100, 190, 1100 * time.Millisecond, []Proc{mainProc, waitsOn(leaf(2, 2, 60), 4), leaf(3, 3, 40), leaf(4, 4, 20)}, nil, nil},
+			{300, 190, 1100 * time.Millisecond, []Proc{mainProc, waitsOn(leaf(2, 2, 60), 4), leaf(3, 3, 40), leaf(4, 4, 20)}, nil, []int{4}},
 		}},
 		{"at the target the grower holding the most keeps going, whatever its age", []step{
 			{0, 100, 0, []Proc{mainProc, leaf(3, 3, 10), leaf(4, 4, 30), leaf(5, 5, 20)}, nil, nil},

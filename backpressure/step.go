@@ -394,11 +394,14 @@ func (l *look) liftIfStuck() {
 // holding the most of those whose resumeCost still fits below Target
 // resumes: the stall may be a running process waiting for a paused one (on
 // a pipe, say), and the margin is there to be used. One that does not fit
-// stays paused, however long the stall: the running sleep or wait, and
-// resuming a process into memory.max has the kernel kill one. A sleeper
-// frees its memory when it finishes, and a running process that truly
-// waits for a paused one that cannot fit is freed by MaxPause, the last
-// resort (see Config.MaxPause).
+// stays paused while a running leaf may finish by itself: it sleeps or
+// waits for something else, and resuming a process into memory.max has
+// the kernel kill one; a sleeper frees its memory when it finishes. When
+// every running leaf waits for a paused process (a lock or a pipe it
+// holds, Proc.WaitsFor), nothing running can free anything: the one they
+// wait for holding the most resumes whatever the memory. What the caller
+// cannot name (a Go program waiting on a pipe through epoll) is freed by
+// MaxPause, the last resort.
 func (l *look) keepGoing() {
 	c := l.c
 	if len(l.waiting) == 0 {
@@ -430,7 +433,11 @@ func (l *look) keepGoing() {
 	if why == WhyStalled {
 		fits, ok := l.holdsMostThatFits()
 		if !ok {
-			return
+			awaited := l.awaitedByAllRunning()
+			if len(awaited) == 0 {
+				return
+			}
+			fits = holdsMost(awaited, c.procs)
 		}
 		p = fits
 		// Each leaf left running was held up for the stall.
@@ -477,4 +484,32 @@ func (l *look) holdsMostThatFits() (Proc, bool) {
 		return Proc{}, false
 	}
 	return holdsMost(fit, l.c.procs), true
+}
+
+// awaitedByAllRunning returns the waiting processes the running leaves wait
+// for, when every running leaf waits for one of them; nil when one may
+// finish by itself.
+func (l *look) awaitedByAllRunning() []Proc {
+	waiting := make(map[int]Proc, len(l.waiting))
+	for _, p := range l.waiting {
+		waiting[p.PID] = p
+	}
+	var out []Proc
+	seen := map[int]bool{}
+	for _, r := range l.running {
+		blockedHere := false
+		for _, h := range l.alive[r.PID].WaitsFor {
+			if p, ok := waiting[h]; ok {
+				blockedHere = true
+				if !seen[h] {
+					seen[h] = true
+					out = append(out, p)
+				}
+			}
+		}
+		if !blockedHere {
+			return nil
+		}
+	}
+	return out
 }

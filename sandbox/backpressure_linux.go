@@ -466,5 +466,40 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]procSeen,
 		}
 		seen[st.PID] = s
 	}
+	addPipeWaits(procs, seen)
 	return procs, seen, nil
+}
+
+// addPipeWaits marks the unpaused leaves that sleep on a pipe whose other
+// end a paused process holds (frozen, or stopped): Blocked, waiting for
+// those. A `producer | consumer` whose consumer is paused leaves the
+// producer asleep on the full pipe; it cannot finish by itself. Nothing is
+// read unless something is paused, and then only for sleeping leaves.
+func addPipeWaits(procs []backpressure.Proc, seen map[int]procSeen) {
+	var holders []int
+	hasChild := map[int]bool{}
+	for _, p := range procs {
+		hasChild[p.PPID] = true
+		if s := seen[p.PID]; s.frozen || s.state == 'T' || s.state == 't' {
+			holders = append(holders, p.PID)
+		}
+	}
+	if len(holders) == 0 {
+		return
+	}
+	waiting := map[int]procfs.PipeWait{}
+	for _, p := range procs {
+		if s := seen[p.PID]; s.state == 'S' && !s.frozen && !hasChild[p.PID] {
+			if w, ok := procfs.PipeWaitOf(p.PID); ok {
+				waiting[p.PID] = w
+			}
+		}
+	}
+	on := procfs.PipeHolders(waiting, holders, procfs.PipeInodes)
+	for i := range procs {
+		if h := on[procs[i].PID]; len(h) > 0 {
+			procs[i].Blocked = true
+			procs[i].WaitsFor = append(procs[i].WaitsFor, h...)
+		}
+	}
 }
