@@ -32,8 +32,12 @@
 //     grow or wait, the target keeps room below it for the largest of
 //     them, not only the margin: the one kept going must be able to grow
 //     that large while the paused ones hold what they have.
-//   - Resume as soon as it fits, oldest first; at once for a process that
-//     already holds its kind's peak: resuming it costs nothing.
+//   - Resume as soon as it fits; at once for a process that already holds
+//     its kind's peak: resuming it costs nothing. The line is the one
+//     nearest its peak first, but a pause that lasted Overdue goes ahead,
+//     the longest first, and the room the first in line waits for is kept
+//     from growers newer than it: otherwise newer processes, and those
+//     nearer their peak, keep taking the room and one waits for ever.
 //   - Liveness. Paused processes keep their memory, so waiting for memory
 //     to fall can wait forever. When no unpaused leaf is left, the paused
 //     process holding the most is resumed at once. When the box has used
@@ -123,6 +127,11 @@ func (k Kind) String() string {
 	}
 	return "resume"
 }
+
+// Overdue is how long a pause may last before the paused process goes
+// first in line to resume, ahead of those nearer their peak: past it, it
+// has waited through a generation of its siblings.
+const Overdue = 2 * time.Second
 
 // Reasons for pausing and resuming, as the report states them.
 const (

@@ -280,6 +280,21 @@ func TestKnownSizes(t *testing.T) {
 			// Four more start: 20 + 5*20 fits, nothing waits.
 			{30, 20, []Proc{mainProc, job(3, 1), job(4, 1), job(5, 1), job(6, 1), job(7, 1)}, nil, nil},
 		}},
+		{"a newcomer does not take the room the first in line waits for; an overdue pause goes first",
+			map[string]uint64{"job": 60 * mib, "small": 20 * mib}, []step{
+				// Each job is expected to add 62M: 4 waits at the door.
+				{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1)}, []int{4}, nil},
+				// Two small ones start: 100 + 23 + 23 + 20 + 20 is over
+				// 180 by 6M. 7 alone held back would make it fit, but 4
+				// is first in line: 6 waits too, though they are the
+				// size that fits.
+				{10, 100, []Proc{mainProc, job(2, 40), job(3, 40), job(4, 1), named(6, 6, 1, "small"), named(7, 7, 1, "small")}, []int{6, 7}, nil},
+				// Two seconds on, 3 finished at 40M and 2 holds as much:
+				// 4 needs 41M and each small one 20M. 4, paused longest,
+				// resumes first, ahead of the small ones that need less;
+				// of those, 6 still fits.
+				{2010, 100, []Proc{mainProc, job(2, 40), job(4, 1), named(6, 6, 1, "small"), named(7, 7, 1, "small")}, nil, []int{4, 6}},
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

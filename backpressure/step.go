@@ -260,6 +260,14 @@ func (l *look) pauseGrowth() {
 	for _, p := range l.running {
 		l.projected += l.estimate(p.PID)
 	}
+	// The room the paused process first in line waits for is kept from
+	// growers newer than it: taking it, they would have it wait again,
+	// and again (a newcomer paused at the door costs nothing).
+	var reserve uint64
+	var head Proc
+	if q := l.inLine(c.pausedProcs(l.alive, nil)); len(q) > 0 {
+		head, reserve = q[0], l.resumeCost(q[0].PID)
+	}
 	if l.atLine {
 		for _, p := range candidates {
 			l.projected -= l.estimate(p.PID)
@@ -267,9 +275,17 @@ func (l *look) pauseGrowth() {
 		}
 	} else {
 		// Admission: hold back those holding the least until the rest
-		// fits.
-		for i := len(candidates) - 1; i >= 0 && l.projected > l.limit; i-- {
+		// fits, with the room kept for the first in line from those newer
+		// than it.
+		for i := len(candidates) - 1; i >= 0; i-- {
 			p := candidates[i]
+			need := l.projected
+			if reserve > 0 && older(head, p) {
+				need += reserve
+			}
+			if need <= l.limit {
+				continue
+			}
 			e := l.estimate(p.PID)
 			if e == 0 {
 				continue
@@ -311,18 +327,7 @@ func (l *look) resumeWhatFits() {
 		}
 		still = append(still, p)
 	}
-	waiting = still
-	// Of those of a known size, the one closest to its peak first: it
-	// needs the least room and frees its memory soonest; then the others,
-	// oldest first.
-	sort.SliceStable(waiting, func(i, j int) bool {
-		ni, ki := l.need(waiting[i].PID)
-		nj, kj := l.need(waiting[j].PID)
-		if ki != kj {
-			return ki
-		}
-		return ki && ni < nj
-	})
+	waiting = l.inLine(still)
 	if l.o.Usage < l.limit {
 		for len(waiting) > 0 {
 			p := waiting[0]
@@ -337,6 +342,37 @@ func (l *look) resumeWhatFits() {
 		}
 	}
 	l.waiting = waiting
+}
+
+// inLine orders paused processes as they are to resume: those paused for
+// Overdue or longer first, the longest paused first, so that none waits
+// for ever while processes nearer their peak, or newer ones, keep taking
+// the room; then, of those of a known size, the one closest to its peak
+// (it needs the least room and frees its memory soonest); then the others,
+// oldest first (ps comes oldest first).
+func (l *look) inLine(ps []Proc) []Proc {
+	c := l.c
+	overdue := func(p Proc) (time.Time, bool) {
+		at := c.paused[p.PID].at
+		return at, l.o.Now.Sub(at) >= Overdue
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		ai, oi := overdue(ps[i])
+		aj, oj := overdue(ps[j])
+		if oi != oj {
+			return oi
+		}
+		if oi {
+			return ai.Before(aj)
+		}
+		ni, ki := l.need(ps[i].PID)
+		nj, kj := l.need(ps[j].PID)
+		if ki != kj {
+			return ki
+		}
+		return ki && ni < nj
+	})
+	return ps
 }
 
 // resumeCost is what a paused process is expected to add once resumed: its
