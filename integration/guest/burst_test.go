@@ -670,7 +670,9 @@ func userProcs() []int {
 // process seen paused for 100 ms: immune to the guest's speed), and the
 // hold's own clock (no hold 0.5 s longer than planned; a pause that ends
 // before the hold does shows only in flatWatch, and in the gap figure). The
-// unboxed run of the same boot shows that neither sees scheduling noise.
+// unboxed run of the same boot shows that neither sees scheduling noise,
+// and the clock counts only when backpressure paused something: a host
+// loaded between the two runs stretches holds that nothing paused.
 func TestBurstThatFitsIsNeverPaused(t *testing.T) {
 	traceOnFailure(t)
 	b := burst{tasks: 24, width: 8, mb: 40, hold: time.Second}
@@ -705,9 +707,14 @@ func TestBurstThatFitsIsNeverPaused(t *testing.T) {
 	if h.n != b.tasks {
 		t.Errorf("%d holds reported, want %d", h.n, b.tasks)
 	}
-	if clock && h.paused > 0 {
-		t.Errorf("%d flat holds overshot by %v or more (worst %.2fs; unboxed worst %.2fs): backpressure paused processes that had allocated and held flat",
-			h.paused, flatBound, h.worst.Seconds(), base.worst.Seconds())
+	// An overshoot is a pause only if backpressure paused anything: with
+	// nothing paused (the report and the trace say so), it is the host
+	// loaded between the unboxed run and this one, not a rule broken.
+	if paused, _ := rep.bp("paused"); clock && h.paused > 0 && paused > 0 {
+		t.Errorf("%d flat holds overshot by %v or more (worst %.2fs; unboxed worst %.2fs) and backpressure paused %v processes: it paused processes that had allocated and held flat",
+			h.paused, flatBound, h.worst.Seconds(), base.worst.Seconds(), paused)
+	} else if h.paused > 0 {
+		t.Logf("%d holds overshot by %v or more with nothing paused (unboxed worst %.2fs): scheduling noise of a loaded host", h.paused, flatBound, base.worst.Seconds())
 	}
 	w.check(t)
 	if n := rep.needBP(t, "forced_resumes"); n > 0 {
