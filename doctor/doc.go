@@ -12,6 +12,6 @@
 // Doctor predicts what a run does from the same pieces the run uses:
 // kernel and systemd features from internal/probe, the cgroupfs backend's
 // own check (sandbox.ProbeCgroupfs), container detection
-// (sandbox.DetectContainer) and protection (package protect). It changes
+// (container.Detect) and protection (package protect). It changes
 // nothing on the machine.
 package doctor

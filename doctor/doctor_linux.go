@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/boxrun/boxrun/container"
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/probe"
 	"github.com/boxrun/boxrun/internal/procfs"
@@ -382,7 +383,7 @@ func (d *checker) checkContainer() Check {
 	if lookPath == nil {
 		lookPath = func(string) (string, error) { return "", fs.ErrNotExist }
 	}
-	ct := sandbox.DetectContainer(d.m.FS, d.m.Getenv, lookPath)
+	ct := container.Detect(d.m.FS, d.m.Getenv, lookPath)
 	if ct.Kind == "" {
 		c.Status, c.Summary = CheckOK, "not inside a container"
 		return c
@@ -402,13 +403,13 @@ func (d *checker) checkContainer() Check {
 
 // crossingSummary says which way boxes are made from inside
 // a container and what it costs.
-func crossingSummary(c sandbox.Container, backend string) (ok bool, summary, fix string) {
+func crossingSummary(c container.Container, backend string) (ok bool, summary, fix string) {
 	if backend != sandbox.KindNone && backend != "" {
 		return true, fmt.Sprintf("inside %s: boxes are made here (%s backend), no crossing to the host", c, backend), ""
 	}
 	if c.Crossing != nil {
 		return true, fmt.Sprintf("inside %s with no box possible here: each run crosses once to the host's boxrun through %s (about %s per run, never per child process); the command must exist on the host",
-			c, strings.Join(c.Crossing, " "), sandbox.CrossingCost), ""
+			c, strings.Join(c.Crossing, " "), container.CrossingCost), ""
 	}
 	return false, fmt.Sprintf("inside %s: no box can be made here and no tool crosses to the host (distrobox-host-exec, host-spawn, flatpak-spawn --host)", c),
 		"run boxrun on the host, or give the container a delegated cgroup v2 namespace (podman/docker run --cgroupns=private on a cgroup v2 host)"

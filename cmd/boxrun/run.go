@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/boxrun/boxrun/container"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -508,10 +509,10 @@ func waitForTurn(ctx context.Context, o options, pol *policy.Resolved, argv []st
 // per run, never one per child process. crossed is false when there is no
 // such way, or this boxrun crossed already.
 func crossToHost(o options, argv []string, out *printer) (code int, crossed bool) {
-	if os.Getenv(sandbox.CrossedEnv) != "" {
+	if os.Getenv(container.CrossedEnv) != "" {
 		return 0, false
 	}
-	c := sandbox.DetectContainer(os.DirFS("/"), os.Getenv, exec.LookPath)
+	c := container.Detect(os.DirFS("/"), os.Getenv, exec.LookPath)
 	if c.Crossing == nil {
 		return 0, false
 	}
@@ -520,7 +521,7 @@ func crossToHost(o options, argv []string, out *printer) (code int, crossed bool
 	// program that exists only in here cannot be boxed from the host
 	// (re-entering the container would start it in the container's own
 	// cgroup, outside the box).
-	if path, err := sandbox.ResolveCommand(argv[0], nil); err == nil && !sandbox.VisibleOnHost(path, os.Getenv("HOME")) {
+	if path, err := sandbox.ResolveCommand(argv[0], nil); err == nil && !container.VisibleOnHost(path, os.Getenv("HOME")) {
 		out.warnf("not crossing to the host through %s: %s exists only inside %s", strings.Join(c.Crossing, " "), path, c)
 		return 0, false
 	}
@@ -529,9 +530,9 @@ func crossToHost(o options, argv []string, out *printer) (code int, crossed bool
 		return 0, false
 	}
 	cwd, _ := os.Getwd()
-	cross := sandbox.CrossArgv(c, cwd, o.args)
-	out.infof("no box can be made inside %s: running the command under the host's boxrun through %s (one crossing, about %s)", c, strings.Join(c.Crossing, " "), sandbox.CrossingCost)
-	err = syscall.Exec(tool, cross, append(os.Environ(), sandbox.CrossedEnv+"=1"))
+	cross := container.CrossArgv(c, cwd, o.args)
+	out.infof("no box can be made inside %s: running the command under the host's boxrun through %s (one crossing, about %s)", c, strings.Join(c.Crossing, " "), container.CrossingCost)
+	err = syscall.Exec(tool, cross, append(os.Environ(), container.CrossedEnv+"=1"))
 	out.errorf("crossing to the host with %s: %v", tool, err)
 	return exitBoxrunFailed, true
 }

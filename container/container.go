@@ -1,4 +1,8 @@
-package sandbox
+// Package container tells whether boxrun runs inside a container (flatpak,
+// toolbox, distrobox, podman, docker) and how to cross to the host from it:
+// a box needs the host's cgroup tree, which a container without its own
+// cgroup namespace does not give. cmd/boxrun crosses; doctor reports it.
+package container
 
 import (
 	"io/fs"
@@ -39,10 +43,10 @@ func (c Container) String() string {
 // processes per crossing. boxrun crosses once per run, never per child.
 const CrossingCost = "120-140 ms"
 
-// DetectContainer looks at the files and environment that container tools
+// Detect looks at the files and environment that container tools
 // leave (fsys is the file system at "/"); lookPath finds the crossing
 // tools (exec.LookPath, or a fake in tests).
-func DetectContainer(fsys fs.FS, getenv func(string) string, lookPath func(string) (string, error)) Container {
+func Detect(fsys fs.FS, getenv func(string) string, lookPath func(string) (string, error)) Container {
 	exists := func(name string) bool { _, err := fs.Stat(fsys, name); return err == nil }
 	var c Container
 	switch {

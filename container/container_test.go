@@ -1,4 +1,4 @@
-package sandbox
+package container
 
 import (
 	"os"
@@ -40,7 +40,7 @@ func TestDetectContainer(t *testing.T) {
 				}
 				return "", os.ErrNotExist
 			}
-			if got := DetectContainer(tt.files, getenv, lookPath); !reflect.DeepEqual(got, tt.want) {
+			if got := Detect(tt.files, getenv, lookPath); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
