@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -28,70 +27,20 @@ func (c cgroupDir) dir() string { return filepath.Join(c.mount, c.rel) }
 func (c cgroupDir) file(name string) string { return filepath.Join(c.mount, c.rel, name) }
 
 // procs lists the processes of the cgroup and of all its descendants.
-func (c cgroupDir) procs() ([]int, error) {
-	var pids []int
-	err := c.eachProc(func(_ string, pid int) { pids = append(pids, pid) })
-	return pids, err
-}
+func (c cgroupDir) procs() ([]int, error) { return cgroupfs.Procs(c.dir()) }
 
 // eachProc calls fn for every process of the cgroup and of its
-// descendants, with the cgroup directory it is in. Cgroups removed while
-// walking are passed over.
+// descendants (see cgroupfs.EachProc).
 func (c cgroupDir) eachProc(fn func(dir string, pid int)) error {
-	err := filepath.WalkDir(c.dir(), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // a child cgroup removed while walking
-			}
-			return err
-		}
-		if !d.IsDir() {
-			return nil
-		}
-		data, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		for _, pid := range cgroupfs.ParseProcs(string(data)) {
-			fn(p, pid)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("listing processes of cgroup %s: %w", c.dir(), err)
-	}
-	return nil
+	return cgroupfs.EachProc(c.dir(), fn)
 }
 
-// populated reads the "populated" field of cgroup.events. A cgroup that no
-// longer exists counts as empty.
-func (c cgroupDir) populated() (bool, error) {
-	v, err := c.event("populated")
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	return v == "1", err
-}
+// populated reports whether the cgroup holds a process (see
+// cgroupfs.Populated).
+func (c cgroupDir) populated() (bool, error) { return cgroupfs.Populated(c.dir()) }
 
-// event reads one field of cgroup.events ("populated", "frozen"); "" when
-// the file does not have it.
-func (c cgroupDir) event(key string) (string, error) {
-	f, err := os.Open(c.file("cgroup.events"))
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), key+" "); ok {
-			return v, nil
-		}
-	}
-	return "", sc.Err()
-}
+// event reads one field of cgroup.events (see cgroupfs.Event).
+func (c cgroupDir) event(key string) (string, error) { return cgroupfs.Event(c.dir(), key) }
 
 // waitEmpty waits until the cgroup holds no process, up to timeout. It
 // reports whether the cgroup is empty. The kernel signals each change of

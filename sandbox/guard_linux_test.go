@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/boxrun/boxrun/internal/machinetest"
 )
 
 // TestGuardNames: a guard's cgroup is named after its box, and no name is
@@ -66,7 +68,7 @@ func TestThaw(t *testing.T) {
 		}
 	}
 	files := map[string]string{"cgroup.freeze": "0\n", "boxrun.paused/cgroup.freeze": "1\n", "boxrun.outer/cgroup.freeze": "0\n", "boxrun-it-1a2b3c4d/deep/cgroup.freeze": "1\n"}
-	writeFiles(t, box, files)
+	machinetest.WriteFiles(t, box, files)
 	cgroupDir{mount: box, rel: "/"}.thaw()
 	got := map[string]string{}
 	for name := range files {
@@ -94,7 +96,7 @@ func TestLeftoverGuards(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(mount, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		writeFiles(t, filepath.Join(mount, d), map[string]string{"cgroup.events": events})
+		machinetest.WriteFiles(t, filepath.Join(mount, d), map[string]string{"cgroup.events": events})
 	}
 	got, err := leftoverGuards(mount, os.Geteuid())
 	want := []string{"/boxrun-it-1a2b3c4d-guard", "/ci/boxrun-it-1a2b3c4d.scope/boxrun-x-99999999-guard"}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/boxrun/boxrun/internal/machinetest"
 )
 
 // TestDivide: the first nested run moves the outer box's processes to
@@ -26,7 +28,7 @@ func TestDivide(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			box := t.TempDir()
-			writeFiles(t, box, map[string]string{"cgroup.subtree_control": tt.enabled, "cgroup.procs": "4242\n"})
+			machinetest.WriteFiles(t, box, map[string]string{"cgroup.subtree_control": tt.enabled, "cgroup.procs": "4242\n"})
 			if err := os.Mkdir(filepath.Join(box, OuterCgroup), 0o755); err != nil && tt.moved {
 				t.Fatal(err)
 			}

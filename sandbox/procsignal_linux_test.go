@@ -14,85 +14,33 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/boxrun/boxrun/backpressure"
 	"github.com/boxrun/boxrun/internal/cgroupfs"
-	"github.com/boxrun/boxrun/internal/procfs"
+	"github.com/boxrun/boxrun/internal/machinetest"
 )
-
-// procState is the state letter of /proc/PID/stat ("S", "T", "Z"), "" when
-// the process is gone.
-func procState(pid int) string {
-	st, err := procfs.ReadStat(pid)
-	if err != nil {
-		return ""
-	}
-	return string(st.State)
-}
-
-// startSleep starts a sleep that the test ends.
-func startSleep(t *testing.T) *exec.Cmd {
-	t.Helper()
-	c := exec.Command("sleep", "60")
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = c.Wait(); close(exited) }()
-	t.Cleanup(func() { _ = c.Process.Kill(); <-exited })
-	return c
-}
 
 // TestSignalsReachOnlyTheBox: a pid read from the box a moment ago may name
 // a process outside it by the time it is signalled (it exited, its pid went
 // to another); such a process gets nothing. The box is a fake cgroup
 // directory listing one process; another, listed a moment ago, is outside.
 func TestSignalsReachOnlyTheBox(t *testing.T) {
-	inside, outside := startSleep(t), startSleep(t)
+	inside, outside := machinetest.StartSleep(t), machinetest.StartSleep(t)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(inside.Process.Pid)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	stale := []int{inside.Process.Pid, outside.Process.Pid}
 
-	t.Run("backpressure pauses and resumes", func(t *testing.T) {
-		// The look saw inside as it is; the process outside has the pid
-		// of one that started at another time: a stranger now.
-		start := func(pid int) uint64 {
-			st, err := procfs.ReadStat(pid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st.StartTime
-		}
-		b := &Backpressure{dir: dir, pauser: newPauser(dir, func(string) {}), seen: map[int]procSeen{
-			stale[0]: {start: start(stale[0]), origin: dir},
-			stale[1]: {start: start(stale[1]) + 1, origin: dir},
-		}}
-		b.act([]backpressure.Action{{Kind: backpressure.Pause, PID: stale[0]}, {Kind: backpressure.Pause, PID: stale[1]}})
-		time.Sleep(50 * time.Millisecond)
-		if got := procState(inside.Process.Pid); got != "T" {
-			t.Errorf("the box's process is %q, want stopped (T)", got)
-		}
-		if got := procState(outside.Process.Pid); got == "T" {
-			t.Errorf("backpressure stopped a process outside the box")
-		}
-		b.act([]backpressure.Action{{Kind: backpressure.Resume, PID: stale[0]}})
-		time.Sleep(50 * time.Millisecond)
-		if got := procState(inside.Process.Pid); got == "T" {
-			t.Errorf("the box's process is still stopped after its resume")
-		}
-	})
 	t.Run("signal to every process in the box", func(t *testing.T) {
 		box := cgroupDir{mount: dir, rel: "/"}
 		if err := box.signalPids(stale, syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		for deadline := time.Now().Add(5 * time.Second); procState(inside.Process.Pid) != "Z" && procState(inside.Process.Pid) != ""; time.Sleep(10 * time.Millisecond) {
+		for deadline := time.Now().Add(5 * time.Second); machinetest.ProcState(inside.Process.Pid) != "Z" && machinetest.ProcState(inside.Process.Pid) != ""; time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatal("the box's process did not get SIGTERM")
 			}
 		}
-		if got := procState(outside.Process.Pid); got == "" || got == "Z" {
+		if got := machinetest.ProcState(outside.Process.Pid); got == "" || got == "Z" {
 			t.Errorf("a process outside the box got SIGTERM")
 		}
 	})
@@ -103,7 +51,7 @@ func TestSignalsReachOnlyTheBox(t *testing.T) {
 // signal after Wait fails with os.ErrProcessDone instead of reaching the
 // pid's next owner.
 func TestCommandHandleIsAPidfd(t *testing.T) {
-	c := startSleep(t)
+	c := machinetest.StartSleep(t)
 	fds, err := os.ReadDir("/proc/self/fdinfo")
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +70,7 @@ func TestCommandHandleIsAPidfd(t *testing.T) {
 		t.Errorf("no pidfd for the command (pid %d) among this process's descriptors", c.Process.Pid)
 	}
 	_ = c.Process.Kill()
-	for procState(c.Process.Pid) != "" && procState(c.Process.Pid) != "Z" {
+	for machinetest.ProcState(c.Process.Pid) != "" && machinetest.ProcState(c.Process.Pid) != "Z" {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond) // reaped by startSleep's Wait

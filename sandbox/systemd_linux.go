@@ -150,7 +150,7 @@ func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) [
 		sd.PropPids(uint32(pid)),
 		{Name: "CollectMode", Value: godbus.MakeVariant("inactive-or-failed")},
 		// The subtree is boxrun's: backpressure keeps the processes it
-		// paused in a frozen child cgroup (PausedCgroup).
+		// paused in a frozen child cgroup (see observe).
 		{Name: "Delegate", Value: godbus.MakeVariant(true)},
 		{Name: "MemoryAccounting", Value: godbus.MakeVariant(true)},
 		{Name: "TasksAccounting", Value: godbus.MakeVariant(true)},

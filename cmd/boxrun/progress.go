@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/boxrun/boxrun/observe"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/report"
 	"github.com/boxrun/boxrun/sandbox"
@@ -22,7 +23,7 @@ type progress struct {
 	w      io.Writer
 	width  func() int
 	pol    *policy.Resolved
-	latest func() (sandbox.Sample, bool)
+	latest func() (observe.Sample, bool)
 
 	mu      sync.Mutex
 	start   time.Time

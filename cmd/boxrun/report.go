@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/backpressure"
+	"github.com/boxrun/boxrun/observe"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/report"
 	"github.com/boxrun/boxrun/sandbox"
@@ -28,7 +29,7 @@ type reporter struct {
 	argv    []string
 	stderr  *os.File
 	out     *printer
-	sampler *sandbox.Sampler
+	sampler *observe.Sampler
 	obs     []sandbox.Observer
 
 	// json is where the JSON report goes: stdout for "-", else a temporary
@@ -50,7 +51,7 @@ type reporter struct {
 // file now, so that a path that cannot be written fails before the command
 // runs rather than after.
 func newReporter(o options, pol *policy.Resolved, argv []string, stdout, stderr *os.File, out *printer) (*reporter, error) {
-	r := &reporter{o: o, pol: pol, argv: argv, stderr: stderr, out: out, sampler: sandbox.NewSampler()}
+	r := &reporter{o: o, pol: pol, argv: argv, stderr: stderr, out: out, sampler: observe.NewSampler()}
 	r.obs = []sandbox.Observer{r.sampler}
 	if o.progress && isTerminal(stderr) {
 		r.obs = append(r.obs, &progress{w: stderr, width: func() int { return terminalWidth(stderr) }, pol: pol, latest: r.sampler.Latest})
@@ -128,7 +129,7 @@ func (r *reporter) close() {
 // finish prints the report of res and writes --report-json; it returns the
 // command's exit status, which a failure to write the report never changes.
 // sizes is where backpressure's sizes came from (nil when it was off).
-func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *sizeStore) int {
+func (r *reporter) finish(res *sandbox.Result, bp *observe.Backpressure, sizes *sizeStore) int {
 	r.finished = true
 	run := buildRun(r.pol, r.argv, res, r.sampler.Stats())
 	if st, restopped, ok := bp.Stats(); ok {
@@ -155,7 +156,7 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *
 }
 
 // reportBackpressure is the report's account of what backpressure did;
-// method is how it paused (sandbox.MethodFreezer or MethodSIGSTOP), sizes
+// method is how it paused (observe.MethodFreezer or MethodSIGSTOP), sizes
 // where the sizes of its processes came from.
 func reportBackpressure(st backpressure.Stats, restopped int, method, sizes string) *report.Backpressure {
 	bp := &report.Backpressure{
@@ -189,7 +190,7 @@ func reportBackpressure(st backpressure.Stats, restopped int, method, sizes stri
 }
 
 // buildRun assembles the report of one run.
-func buildRun(pol *policy.Resolved, argv []string, res *sandbox.Result, st sandbox.Stats) *report.Run {
+func buildRun(pol *policy.Resolved, argv []string, res *sandbox.Result, st observe.Stats) *report.Run {
 	run := &report.Run{
 		Policy:   reportPolicy(pol),
 		Unit:     res.Unit,

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/boxrun/boxrun/container"
+	"github.com/boxrun/boxrun/observe"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -274,7 +275,7 @@ type commandRun struct {
 	pol   *policy.Resolved
 	slice *policy.ResolvedSlice
 	path  string                // argv[0], resolved
-	bp    *sandbox.Backpressure // nil without backpressure
+	bp    *observe.Backpressure // nil without backpressure
 	sizes *sizeStore            // the project's sizes; nil without backpressure
 }
 
@@ -300,7 +301,7 @@ func planRun(o options, argv []string, out *printer, tm *timing) (*commandRun, i
 	for _, n := range pol.Notes {
 		out.warnf("policy %q: %s", pol.Name, n)
 	}
-	sandbox.PrepareBackpressure(pol)
+	observe.PrepareBackpressure(pol)
 	// Reject a missing or non-executable command before making any box.
 	path, err := sandbox.ResolveCommand(argv[0], nil)
 	if err != nil {
@@ -384,7 +385,7 @@ func (r *commandRun) observe(backend sandbox.Backend, rep *reporter) (observers 
 	// Without a box there is nothing to steer; the one line that says
 	// there is no box says enough.
 	if r.pol.MemoryBackpressure && backend.Name() != sandbox.KindNone {
-		if r.bp = sandbox.NewBackpressure(r.pol, r.warn); r.bp != nil {
+		if r.bp = observe.NewBackpressure(r.pol, r.warn); r.bp != nil {
 			if f := openTrace(os.Getenv(traceEnv), r.warn); f != nil {
 				closeTrace = func() { f.Close() }
 				r.bp.TraceTo(f)
@@ -618,7 +619,7 @@ func onceADay(dir, name string) bool {
 }
 
 // traceEnv names a file to which backpressure appends its decisions (see
-// sandbox.Backpressure.TraceTo): for finding out why a suite was slow or
+// observe.Backpressure.TraceTo): for finding out why a suite was slow or
 // paused long, and for the real-kernel scenarios.
 const traceEnv = "BOXRUN_BACKPRESSURE_TRACE"
 

@@ -1,4 +1,4 @@
-package sandbox
+package observe
 
 import (
 	"bytes"
@@ -15,16 +15,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultSampleInterval is how often a Sampler reads memory.current and
-// pids.current during the first SlowSamplingAfter of a run: two small
+// defaultSampleInterval is how often a Sampler reads memory.current and
+// pids.current during the first slowSamplingAfter of a run: two small
 // reads of kernel counters four times a second.
-const DefaultSampleInterval = 250 * time.Millisecond
+const defaultSampleInterval = 250 * time.Millisecond
 
-// SlowSamplingAfter is how long a run is sampled at DefaultSampleInterval;
+// slowSamplingAfter is how long a run is sampled at defaultSampleInterval;
 // after it, once a second (slowSampleFactor times the interval): enough for
 // the memory curve of a long run, whose peaks come from memory.peak and
 // pids.peak anyway, at a quarter of the wake-ups.
-const SlowSamplingAfter = 10 * time.Second
+const slowSamplingAfter = 10 * time.Second
 
 const slowSampleFactor = 4
 
@@ -41,7 +41,7 @@ const maxKmsgBytes = 8 << 20
 // Run in Options.Observers and read Stats after Run returns.
 //
 // While the command runs it samples memory.current and pids.current every
-// DefaultSampleInterval, and it watches memory.events, pids.events and
+// defaultSampleInterval, and it watches memory.events, pids.events and
 // cgroup.events through inotify: the kernel notifies every change, so an OOM
 // kill or a refused fork is recorded the moment it happens, and the box's
 // last figures are read the moment it empties — systemd removes an empty
@@ -93,10 +93,10 @@ type Sampler struct {
 	profile commandProfile // what each command name used
 }
 
-// NewSampler returns a Sampler reading the box every DefaultSampleInterval.
+// NewSampler returns a Sampler reading the box every defaultSampleInterval.
 func NewSampler() *Sampler {
 	return &Sampler{
-		interval:   DefaultSampleInterval,
+		interval:   defaultSampleInterval,
 		vmstatPath: "/proc/vmstat",
 		kmsgPath:   "/dev/kmsg",
 		kmsgFD:     -1,
@@ -356,7 +356,7 @@ func (s *Sampler) tick(stop <-chan struct{}) {
 	defer s.wg.Done()
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
-	slow := time.After(SlowSamplingAfter)
+	slow := time.After(slowSamplingAfter)
 	mem := cgroupfs.OpenCounter(filepath.Join(s.dir, "memory.current"))
 	defer mem.Close()
 	pids := cgroupfs.OpenCounter(filepath.Join(s.dir, "pids.current"))
@@ -473,7 +473,7 @@ func (s *Sampler) Exited() {
 	case s.ev.memPeakOK:
 		st.Memory.Peak, st.Memory.PeakSource = max(s.ev.memPeak, sampleMem), "memory.peak"
 	case s.ev.memPeakMissing:
-		st.Notes = append(st.Notes, fmt.Sprintf("%s needs %s or later: the memory peak is the highest of the samples taken every %v (every %v after %v), and can miss a short spike", probe.MemoryPeak, probe.MemoryPeak.Requires(), s.interval, s.interval*slowSampleFactor, SlowSamplingAfter))
+		st.Notes = append(st.Notes, fmt.Sprintf("%s needs %s or later: the memory peak is the highest of the samples taken every %v (every %v after %v), and can miss a short spike", probe.MemoryPeak, probe.MemoryPeak.Requires(), s.interval, s.interval*slowSampleFactor, slowSamplingAfter))
 	}
 	st.Pids = PidsStats{Peak: samplePids, PeakSource: "samples", EventsMax: s.ev.pidsMax}
 	if s.ev.pidsPeakOK {
@@ -486,7 +486,7 @@ func (s *Sampler) Exited() {
 		log := readKernelLog(s.kmsgFD)
 		unix.Close(s.kmsgFD)
 		s.kmsgFD = -1
-		victims, err := ParseOOMKills(bytes.NewReader(log), s.box, st.Memory.Events.OOMKill)
+		victims, err := parseOOMKills(bytes.NewReader(log), s.box, st.Memory.Events.OOMKill)
 		if err != nil {
 			st.KernelLogErr = fmt.Sprintf("parsing the kernel log: %v", err)
 		}
@@ -520,7 +520,7 @@ func (s *Sampler) Exited() {
 		// OOM killer or an enclosing cgroup's.
 		sampled[i].Global = st.Memory.Events.OOM == 0
 	}
-	st.OOMVictims = MergeVictims(fromLog, sampled, st.Memory.Events.OOMKill)
+	st.OOMVictims = mergeVictims(fromLog, sampled, st.Memory.Events.OOMKill)
 	s.procMu.Lock()
 	st.Commands = s.profile.uses(maxCommands)
 	s.procMu.Unlock()

@@ -1,4 +1,4 @@
-package sandbox
+package observe
 
 import (
 	"cmp"
@@ -32,9 +32,9 @@ const (
 // than pinned on a process that exited by itself later.
 const pendingKillsFor = 2 * time.Second
 
-// ProcSample is one process of the box as a sample of its processes saw
+// procSample is one process of the box as a sample of its processes saw
 // it.
-type ProcSample struct {
+type procSample struct {
 	PID int
 	// StartTime is field 22 of /proc/PID/stat: with the pid, it names the
 	// process across pid reuse.
@@ -47,50 +47,50 @@ type ProcSample struct {
 	CPU time.Duration
 }
 
-// Exit is how a process that left the box ended, as far as /proc still
+// procExit is how a process that left the box ended, as far as /proc still
 // showed it.
-type Exit int
+type procExit int
 
 // The ways a process may have left the box.
 const (
-	// ExitUnknown: it was reaped before it could be read, or was still
+	// exitUnknown: it was reaped before it could be read, or was still
 	// exiting without an exit status.
-	ExitUnknown Exit = iota
-	// ExitSIGKILL: its exit status (a zombie's, or an exiting process's)
+	exitUnknown procExit = iota
+	// exitSIGKILL: its exit status (a zombie's, or an exiting process's)
 	// says SIGKILL ended it.
-	ExitSIGKILL
-	// ExitOther: it exited by itself or died of another signal, so the
+	exitSIGKILL
+	// exitOther: it exited by itself or died of another signal, so the
 	// OOM killer did not take it.
-	ExitOther
+	exitOther
 )
 
 // exitFrom judges how the process p that left the box ended, from what
 // /proc/PID/stat says now (st, or err when it could not be read). A
 // different start time means the pid was reused: p is gone.
-func exitFrom(p ProcSample, st procfs.Stat, err error) Exit {
+func exitFrom(p procSample, st procfs.Stat, err error) procExit {
 	switch {
 	case err != nil || st.StartTime != p.StartTime:
-		return ExitUnknown
+		return exitUnknown
 	case st.Signal() == 9: // SIGKILL
-		return ExitSIGKILL
+		return exitSIGKILL
 	case st.ExitCode != 0:
-		return ExitOther
+		return exitOther
 	default:
 		// Still exiting, or a zombie that exited 0 — or one whose status
 		// the kernel hides from this user (another user's process), which
 		// reads 0 as well.
-		return ExitUnknown
+		return exitUnknown
 	}
 }
 
 // departed returns the processes of prev that cur no longer holds, largest
 // resident size first.
-func departed(prev, cur []ProcSample) []ProcSample {
+func departed(prev, cur []procSample) []procSample {
 	still := make(map[procKey]bool, len(cur))
 	for _, p := range cur {
 		still[p.key()] = true
 	}
-	var out []ProcSample
+	var out []procSample
 	for _, p := range prev {
 		if !still[p.key()] {
 			out = append(out, p)
@@ -100,8 +100,8 @@ func departed(prev, cur []ProcSample) []ProcSample {
 	return out
 }
 
-func sortLargestFirst(ps []ProcSample) {
-	slices.SortStableFunc(ps, func(a, b ProcSample) int {
+func sortLargestFirst(ps []procSample) {
+	slices.SortStableFunc(ps, func(a, b procSample) int {
 		if c := cmp.Compare(b.RSSBytes, a.RSSBytes); c != 0 {
 			return c
 		}
@@ -109,27 +109,27 @@ func sortLargestFirst(ps []ProcSample) {
 	})
 }
 
-// DecideVictims names the victims of kills OOM kills from the processes
+// decideVictims names the victims of kills OOM kills from the processes
 // that left the box since the last sample (gone) and how each ended
-// (exits, by pid; a missing pid is ExitUnknown). Processes that died by
+// (exits, by pid; a missing pid is exitUnknown). Processes that died by
 // SIGKILL are taken first, then those that vanished without a word; a
 // process that exited by itself is never a victim. Where exactly as many
 // candidates remain as kills are left to explain, each is a victim with
 // CertaintyVanished; where more, the largest by last resident size are,
 // with CertaintyLikely. unexplained is how many kills no candidate was
 // left for: their victims may still be on their way out.
-func DecideVictims(gone []ProcSample, exits map[int]Exit, kills uint64) (victims []OOMVictim, unexplained uint64) {
-	var killed, vanished []ProcSample
+func decideVictims(gone []procSample, exits map[int]procExit, kills uint64) (victims []OOMVictim, unexplained uint64) {
+	var killed, vanished []procSample
 	for _, p := range gone {
 		switch exits[p.PID] {
-		case ExitSIGKILL:
+		case exitSIGKILL:
 			killed = append(killed, p)
-		case ExitUnknown:
+		case exitUnknown:
 			vanished = append(vanished, p)
 		}
 	}
 	left := kills
-	for _, group := range [][]ProcSample{killed, vanished} {
+	for _, group := range [][]procSample{killed, vanished} {
 		if left == 0 {
 			break
 		}
@@ -154,7 +154,7 @@ func DecideVictims(gone []ProcSample, exits map[int]Exit, kills uint64) (victims
 // counts a kill before it sends SIGKILL); a kill counted before its victim
 // has left waits for it, up to pendingKillsFor.
 type victimTracker struct {
-	prev      []ProcSample
+	prev      []procSample
 	kills     uint64        // oom_kill at the last step
 	pending   uint64        // kills counted whose victims have not left yet
 	pendingAt time.Duration // when the oldest pending kill was counted
@@ -164,7 +164,7 @@ type victimTracker struct {
 // step takes one sample of the box's processes (cur, at time at since the
 // run started), how the processes that left since the last sample ended,
 // and the box's oom_kill count read after the sample.
-func (t *victimTracker) step(at time.Duration, cur []ProcSample, exits map[int]Exit, oomKill uint64) {
+func (t *victimTracker) step(at time.Duration, cur []procSample, exits map[int]procExit, oomKill uint64) {
 	if t.pending > 0 && at-t.pendingAt > pendingKillsFor {
 		t.pending = 0
 	}
@@ -177,7 +177,7 @@ func (t *victimTracker) step(at time.Duration, cur []ProcSample, exits map[int]E
 	}
 	if t.pending > 0 {
 		var named []OOMVictim
-		named, t.pending = DecideVictims(departed(t.prev, cur), exits, t.pending)
+		named, t.pending = decideVictims(departed(t.prev, cur), exits, t.pending)
 		t.victims = append(t.victims, named...)
 	}
 	t.prev = keepSizes(t.prev, cur)
@@ -187,7 +187,7 @@ func (t *victimTracker) step(at time.Duration, cur []ProcSample, exits map[int]E
 // nothing since prev keeps the size prev saw: it is exiting (the kernel
 // frees its memory before it leaves the box), and the OOM killer's victim
 // is sampled so while it dies; its size is the one it held.
-func keepSizes(prev, cur []ProcSample) []ProcSample {
+func keepSizes(prev, cur []procSample) []procSample {
 	held := make(map[procKey]uint64, len(prev))
 	for _, p := range prev {
 		if p.RSSBytes > 0 {
@@ -203,15 +203,15 @@ func keepSizes(prev, cur []ProcSample) []ProcSample {
 }
 
 // key names the sampled process across pid reuse.
-func (p ProcSample) key() procKey { return procKey{p.PID, p.StartTime} }
+func (p procSample) key() procKey { return procKey{p.PID, p.StartTime} }
 
-// MergeVictims puts together the victims the kernel log named (fromLog,
+// mergeVictims puts together the victims the kernel log named (fromLog,
 // every one kept, inside the box or not) and those boxrun's samples of the
 // box named (sampled), for boxKills kills in the box. The kernel log comes
 // first: a sampled victim is added only when the log named fewer victims
 // in the box than were killed there, and not when the log named the same
 // process.
-func MergeVictims(fromLog, sampled []OOMVictim, boxKills uint64) []OOMVictim {
+func mergeVictims(fromLog, sampled []OOMVictim, boxKills uint64) []OOMVictim {
 	out := make([]OOMVictim, 0, len(fromLog)+len(sampled))
 	named := map[int]bool{}
 	inside := uint64(0)

@@ -1,15 +1,18 @@
-package sandbox
+package observe
 
 import (
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/backpressure"
+	"github.com/boxrun/boxrun/internal/machinetest"
 	"github.com/boxrun/boxrun/internal/procfs"
 )
 
@@ -57,7 +60,7 @@ func TestPauserWithoutAFreezer(t *testing.T) {
 	if p.method() != MethodSIGSTOP || len(warnings) != 1 || !strings.Contains(warnings[0], "SIGSTOP") {
 		t.Errorf("method %q, warnings %q; want SIGSTOP and one warning saying so", p.method(), warnings)
 	}
-	if _, err := os.Stat(filepath.Join(dir, PausedCgroup)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, pausedCgroup)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the frozen child that could not be made was left behind: %v", err)
 	}
 
@@ -101,4 +104,46 @@ func TestPauserWithoutAFreezer(t *testing.T) {
 	if err := p.resume(pid); err != nil {
 		t.Errorf("resuming an exited process: %v", err)
 	}
+}
+
+// TestPausesReachOnlyTheBox: a pid read from the box a moment ago may name
+// a process outside it by the time it is signalled (it exited, its pid went
+// to another); such a process gets nothing. The box is a fake cgroup
+// directory listing one process; another, listed a moment ago, is outside.
+func TestPausesReachOnlyTheBox(t *testing.T) {
+	inside, outside := machinetest.StartSleep(t), machinetest.StartSleep(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(inside.Process.Pid)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stale := []int{inside.Process.Pid, outside.Process.Pid}
+
+	t.Run("backpressure pauses and resumes", func(t *testing.T) {
+		// The look saw inside as it is; the process outside has the pid
+		// of one that started at another time: a stranger now.
+		start := func(pid int) uint64 {
+			st, err := procfs.ReadStat(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.StartTime
+		}
+		b := &Backpressure{dir: dir, pauser: newPauser(dir, func(string) {}), seen: map[int]procSeen{
+			stale[0]: {start: start(stale[0]), origin: dir},
+			stale[1]: {start: start(stale[1]) + 1, origin: dir},
+		}}
+		b.act([]backpressure.Action{{Kind: backpressure.Pause, PID: stale[0]}, {Kind: backpressure.Pause, PID: stale[1]}})
+		time.Sleep(50 * time.Millisecond)
+		if got := machinetest.ProcState(inside.Process.Pid); got != "T" {
+			t.Errorf("the box's process is %q, want stopped (T)", got)
+		}
+		if got := machinetest.ProcState(outside.Process.Pid); got == "T" {
+			t.Errorf("backpressure stopped a process outside the box")
+		}
+		b.act([]backpressure.Action{{Kind: backpressure.Resume, PID: stale[0]}})
+		time.Sleep(50 * time.Millisecond)
+		if got := machinetest.ProcState(inside.Process.Pid); got == "T" {
+			t.Errorf("the box's process is still stopped after its resume")
+		}
+	})
 }

@@ -1,4 +1,4 @@
-package sandbox
+package observe
 
 import (
 	"io/fs"
@@ -11,11 +11,11 @@ import (
 
 const mib = 1 << 20
 
-func proc(pid int, comm string, rssMiB uint64) ProcSample {
-	return ProcSample{PID: pid, StartTime: uint64(1000 + pid), Comm: comm, RSSBytes: rssMiB * mib}
+func proc(pid int, comm string, rssMiB uint64) procSample {
+	return procSample{PID: pid, StartTime: uint64(1000 + pid), Comm: comm, RSSBytes: rssMiB * mib}
 }
 
-func victim(p ProcSample, c Certainty) OOMVictim {
+func victim(p procSample, c Certainty) OOMVictim {
 	return OOMVictim{PID: p.PID, Comm: p.Comm, AnonRSSBytes: p.RSSBytes, InsideBox: true, Certainty: c}
 }
 
@@ -25,15 +25,15 @@ func TestExitFrom(t *testing.T) {
 		name string
 		st   procfs.Stat
 		err  error
-		want Exit
+		want procExit
 	}{
-		{"reaped", procfs.Stat{}, fs.ErrNotExist, ExitUnknown},
-		{"pid reused", procfs.Stat{PID: 7, StartTime: 9999, ExitCode: 9}, nil, ExitUnknown},
-		{"zombie killed by SIGKILL", procfs.Stat{PID: 7, StartTime: p.StartTime, State: 'Z', ExitCode: 9}, nil, ExitSIGKILL},
-		{"zombie showing exit 0: exited, or its status hidden from this user", procfs.Stat{PID: 7, StartTime: p.StartTime, State: 'Z', ExitCode: 0}, nil, ExitUnknown},
-		{"zombie that exited 1", procfs.Stat{PID: 7, StartTime: p.StartTime, State: 'Z', ExitCode: 1 << 8}, nil, ExitOther},
-		{"zombie killed by SIGTERM", procfs.Stat{PID: 7, StartTime: p.StartTime, State: 'Z', ExitCode: 15}, nil, ExitOther},
-		{"still exiting, no status yet", procfs.Stat{PID: 7, StartTime: p.StartTime, State: 'R'}, nil, ExitUnknown},
+		{"reaped", procfs.Stat{}, fs.ErrNotExist, exitUnknown},
+		{"pid reused", procfs.Stat{PID: 7, StartTime: 9999, ExitCode: 9}, nil, exitUnknown},
+		{"zombie killed by SIGKILL", procfs.Stat{PID: 7, StartTime: p.StartTime, State: 'Z', ExitCode: 9}, nil, exitSIGKILL},
+		{"zombie showing exit 0: exited, or its status hidden from this user", procfs.Stat{PID: 7, StartTime: p.StartTime, State: 'Z', ExitCode: 0}, nil, exitUnknown},
+		{"zombie that exited 1", procfs.Stat{PID: 7, StartTime: p.StartTime, State: 'Z', ExitCode: 1 << 8}, nil, exitOther},
+		{"zombie killed by SIGTERM", procfs.Stat{PID: 7, StartTime: p.StartTime, State: 'Z', ExitCode: 15}, nil, exitOther},
+		{"still exiting, no status yet", procfs.Stat{PID: 7, StartTime: p.StartTime, State: 'R'}, nil, exitUnknown},
 	}
 	for _, tt := range tests {
 		if got := exitFrom(p, tt.st, tt.err); got != tt.want {
@@ -44,16 +44,16 @@ func TestExitFrom(t *testing.T) {
 
 func TestDeparted(t *testing.T) {
 	a, b, c := proc(1, "sh", 1), proc(2, "cargo", 50), proc(3, "rustc", 900)
-	reused := ProcSample{PID: 3, StartTime: 5, Comm: "ld", RSSBytes: mib}
+	reused := procSample{PID: 3, StartTime: 5, Comm: "ld", RSSBytes: mib}
 	tests := []struct {
 		name      string
-		prev, cur []ProcSample
-		want      []ProcSample
+		prev, cur []procSample
+		want      []procSample
 	}{
-		{"nothing left", []ProcSample{a, b}, []ProcSample{a, b}, nil},
-		{"largest first", []ProcSample{a, b, c}, []ProcSample{a}, []ProcSample{c, b}},
-		{"a reused pid is another process", []ProcSample{a, c}, []ProcSample{a, reused}, []ProcSample{c}},
-		{"new processes are not departures", []ProcSample{a}, []ProcSample{a, b}, nil},
+		{"nothing left", []procSample{a, b}, []procSample{a, b}, nil},
+		{"largest first", []procSample{a, b, c}, []procSample{a}, []procSample{c, b}},
+		{"a reused pid is another process", []procSample{a, c}, []procSample{a, reused}, []procSample{c}},
+		{"new processes are not departures", []procSample{a}, []procSample{a, b}, nil},
 	}
 	for _, tt := range tests {
 		if got := departed(tt.prev, tt.cur); !reflect.DeepEqual(got, tt.want) {
@@ -66,35 +66,35 @@ func TestDecideVictims(t *testing.T) {
 	small, big, huge := proc(10, "sh", 2), proc(11, "rustc", 300), proc(12, "bkt", 900)
 	tests := []struct {
 		name            string
-		gone            []ProcSample
-		exits           map[int]Exit
+		gone            []procSample
+		exits           map[int]procExit
 		kills           uint64
 		want            []OOMVictim
 		wantUnexplained uint64
 	}{
-		{"no kill: no victim", []ProcSample{big}, nil, 0, nil, 0},
-		{"one vanished at one kill", []ProcSample{big}, nil, 1,
+		{"no kill: no victim", []procSample{big}, nil, 0, nil, 0},
+		{"one vanished at one kill", []procSample{big}, nil, 1,
 			[]OOMVictim{victim(big, CertaintyVanished)}, 0},
-		{"one zombie killed by SIGKILL among vanished ones", []ProcSample{huge, big, small}, map[int]Exit{11: ExitSIGKILL}, 1,
+		{"one zombie killed by SIGKILL among vanished ones", []procSample{huge, big, small}, map[int]procExit{11: exitSIGKILL}, 1,
 			[]OOMVictim{victim(big, CertaintyVanished)}, 0},
-		{"more vanished than kills: the largest, likely", []ProcSample{small, huge, big}, nil, 1,
+		{"more vanished than kills: the largest, likely", []procSample{small, huge, big}, nil, 1,
 			[]OOMVictim{victim(huge, CertaintyLikely)}, 0},
-		{"two kills, two vanished", []ProcSample{small, big}, nil, 2,
+		{"two kills, two vanished", []procSample{small, big}, nil, 2,
 			[]OOMVictim{victim(big, CertaintyVanished), victim(small, CertaintyVanished)}, 0},
-		{"two SIGKILLed for one kill: the larger, likely", []ProcSample{big, huge}, map[int]Exit{11: ExitSIGKILL, 12: ExitSIGKILL}, 1,
+		{"two SIGKILLed for one kill: the larger, likely", []procSample{big, huge}, map[int]procExit{11: exitSIGKILL, 12: exitSIGKILL}, 1,
 			[]OOMVictim{victim(huge, CertaintyLikely)}, 0},
-		{"a SIGKILLed one, then the largest of the vanished", []ProcSample{small, big, huge}, map[int]Exit{10: ExitSIGKILL}, 2,
+		{"a SIGKILLed one, then the largest of the vanished", []procSample{small, big, huge}, map[int]procExit{10: exitSIGKILL}, 2,
 			[]OOMVictim{victim(small, CertaintyVanished), victim(huge, CertaintyLikely)}, 0},
-		{"one that exited by itself is no victim", []ProcSample{huge, big}, map[int]Exit{12: ExitOther}, 1,
+		{"one that exited by itself is no victim", []procSample{huge, big}, map[int]procExit{12: exitOther}, 1,
 			[]OOMVictim{victim(big, CertaintyVanished)}, 0},
 		{"nothing left the box yet", nil, nil, 1, nil, 1},
-		{"fewer left than kills", []ProcSample{big}, nil, 3, []OOMVictim{victim(big, CertaintyVanished)}, 2},
+		{"fewer left than kills", []procSample{big}, nil, 3, []OOMVictim{victim(big, CertaintyVanished)}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, unexplained := DecideVictims(tt.gone, tt.exits, tt.kills)
+			got, unexplained := decideVictims(tt.gone, tt.exits, tt.kills)
 			if !reflect.DeepEqual(got, tt.want) || unexplained != tt.wantUnexplained {
-				t.Errorf("DecideVictims = %+v, %d unexplained; want %+v, %d", got, unexplained, tt.want, tt.wantUnexplained)
+				t.Errorf("decideVictims = %+v, %d unexplained; want %+v, %d", got, unexplained, tt.want, tt.wantUnexplained)
 			}
 		})
 	}
@@ -106,8 +106,8 @@ func TestVictimTracker(t *testing.T) {
 	sh, hog, cc := proc(1, "sh", 1), proc(2, "hog", 120), proc(3, "cc", 40)
 	type step struct {
 		at    time.Duration
-		cur   []ProcSample
-		exits map[int]Exit
+		cur   []procSample
+		exits map[int]procExit
 		kills uint64
 	}
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
@@ -117,37 +117,37 @@ func TestVictimTracker(t *testing.T) {
 		want  []OOMVictim
 	}{
 		{"the victim is gone in the sample that counts its kill", []step{
-			{0, []ProcSample{sh, hog}, nil, 0},
-			{ms(250), []ProcSample{sh}, nil, 1},
+			{0, []procSample{sh, hog}, nil, 0},
+			{ms(250), []procSample{sh}, nil, 1},
 		}, []OOMVictim{victim(hog, CertaintyVanished)}},
 		{"the kill is counted before the victim leaves", []step{
-			{0, []ProcSample{sh, hog}, nil, 0},
-			{ms(100), []ProcSample{sh, hog}, nil, 1},
-			{ms(350), []ProcSample{sh}, map[int]Exit{2: ExitSIGKILL}, 1},
+			{0, []procSample{sh, hog}, nil, 0},
+			{ms(100), []procSample{sh, hog}, nil, 1},
+			{ms(350), []procSample{sh}, map[int]procExit{2: exitSIGKILL}, 1},
 		}, []OOMVictim{victim(hog, CertaintyVanished)}},
 		{"processes exiting without a kill are no victims", []step{
-			{0, []ProcSample{sh, hog, cc}, nil, 0},
-			{ms(250), []ProcSample{sh, hog}, nil, 0},
-			{ms(500), []ProcSample{sh, hog}, nil, 0},
+			{0, []procSample{sh, hog, cc}, nil, 0},
+			{ms(250), []procSample{sh, hog}, nil, 0},
+			{ms(500), []procSample{sh, hog}, nil, 0},
 		}, nil},
 		{"a kill whose victim was never sampled is forgotten", []step{
-			{0, []ProcSample{sh, hog}, nil, 0},
-			{ms(100), []ProcSample{sh, hog}, nil, 1},
-			{ms(5000), []ProcSample{sh}, nil, 1},
+			{0, []procSample{sh, hog}, nil, 0},
+			{ms(100), []procSample{sh, hog}, nil, 1},
+			{ms(5000), []procSample{sh}, nil, 1},
 		}, nil},
 		{"the box emptied: the largest of what left, likely", []step{
-			{0, []ProcSample{sh, hog, cc}, nil, 0},
+			{0, []procSample{sh, hog, cc}, nil, 0},
 			{ms(250), nil, nil, 1},
 		}, []OOMVictim{victim(hog, CertaintyLikely)}},
 		{"sampled while it dies, its memory already freed: the size it held", []step{
-			{0, []ProcSample{sh, hog}, nil, 0},
-			{ms(20), []ProcSample{sh, {PID: hog.PID, StartTime: hog.StartTime, Comm: hog.Comm}}, nil, 1},
-			{ms(40), []ProcSample{sh}, map[int]Exit{2: ExitSIGKILL}, 1},
+			{0, []procSample{sh, hog}, nil, 0},
+			{ms(20), []procSample{sh, {PID: hog.PID, StartTime: hog.StartTime, Comm: hog.Comm}}, nil, 1},
+			{ms(40), []procSample{sh}, map[int]procExit{2: exitSIGKILL}, 1},
 		}, []OOMVictim{victim(hog, CertaintyVanished)}},
 		{"two kills in two samples", []step{
-			{0, []ProcSample{sh, hog, cc}, nil, 0},
-			{ms(250), []ProcSample{sh, cc}, nil, 1},
-			{ms(500), []ProcSample{sh}, nil, 2},
+			{0, []procSample{sh, hog, cc}, nil, 0},
+			{ms(250), []procSample{sh, cc}, nil, 1},
+			{ms(500), []procSample{sh}, nil, 2},
 		}, []OOMVictim{victim(hog, CertaintyVanished), victim(cc, CertaintyVanished)}},
 	}
 	for _, tt := range tests {
@@ -188,8 +188,8 @@ func TestMergeVictims(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := MergeVictims(tt.fromLog, tt.sampled, tt.boxKills); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("MergeVictims = %+v, want %+v", got, tt.want)
+			if got := mergeVictims(tt.fromLog, tt.sampled, tt.boxKills); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("mergeVictims = %+v, want %+v", got, tt.want)
 			}
 		})
 	}

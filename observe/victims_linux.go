@@ -1,4 +1,4 @@
-package sandbox
+package observe
 
 import (
 	"path/filepath"
@@ -16,14 +16,13 @@ const maxSampledProcs = 4096
 // descendants (the paused ones live in a child): pid, start time, command
 // and resident size. A box that is gone holds none; ok is false when the
 // processes could not be listed for another reason.
-func sampleProcs(dir string) (procs []ProcSample, ok bool) {
-	box := cgroupDir{mount: dir, rel: "/"} // dir is already a full path
-	err := box.eachProc(func(_ string, pid int) {
+func sampleProcs(dir string) (procs []procSample, ok bool) {
+	err := cgroupfs.EachProc(dir, func(_ string, pid int) {
 		if len(procs) >= maxSampledProcs {
 			return
 		}
 		if st, err := procfs.ReadStat(pid); err == nil {
-			procs = append(procs, ProcSample{PID: pid, StartTime: st.StartTime, Comm: st.Comm, RSSBytes: st.RSS(), CPU: st.CPU()})
+			procs = append(procs, procSample{PID: pid, StartTime: st.StartTime, Comm: st.Comm, RSSBytes: st.RSS(), CPU: st.CPU()})
 		}
 	})
 	return procs, err == nil
@@ -31,8 +30,8 @@ func sampleProcs(dir string) (procs []ProcSample, ok bool) {
 
 // readExits reads how each process in gone ended, from its /proc/PID/stat
 // while it is a zombie or exiting.
-func readExits(gone []ProcSample) map[int]Exit {
-	exits := make(map[int]Exit, len(gone))
+func readExits(gone []procSample) map[int]procExit {
+	exits := make(map[int]procExit, len(gone))
 	for _, p := range gone {
 		st, err := procfs.ReadStat(p.PID)
 		exits[p.PID] = exitFrom(p, st, err)

@@ -1,4 +1,4 @@
-package sandbox
+package observe
 
 import (
 	"errors"
@@ -13,12 +13,13 @@ import (
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/procfs"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
-// PausedCgroup is the child cgroup of a box where backpressure keeps the
+// pausedCgroup is the child cgroup of a box where backpressure keeps the
 // processes it paused, frozen (cgroup.freeze). Its name cannot be a box's
 // (those are boxrun-POLICY-ID).
-const PausedCgroup = "boxrun.paused"
+const pausedCgroup = "boxrun.paused"
 
 // Pause methods, as the report names them.
 const (
@@ -147,7 +148,7 @@ func (p *pauser) pause(pid int, start uint64, origin string) error {
 // makeFrozen creates the box's frozen child cgroup. Nothing is left behind
 // when it fails.
 func (p *pauser) makeFrozen() error {
-	dir := filepath.Join(p.dir, PausedCgroup)
+	dir := filepath.Join(p.dir, pausedCgroup)
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -193,7 +194,7 @@ func (p *pauser) moveBack(pid int, origin string) error {
 	if err == nil || errors.Is(err, syscall.ESRCH) {
 		return err
 	}
-	if own := OwnProcessesDir(p.dir); own != origin {
+	if own := sandbox.OwnProcessesDir(p.dir); own != origin {
 		if err2 := writeCgroupFile(filepath.Join(own, "cgroup.procs"), strconv.Itoa(pid)); err2 == nil || errors.Is(err2, syscall.ESRCH) {
 			return err2
 		}
@@ -293,5 +294,5 @@ func writeCgroupFile(path, v string) error {
 
 // isPausedCgroup reports whether dir is a box's frozen child.
 func isPausedCgroup(dir string) bool {
-	return strings.HasSuffix(dir, "/"+PausedCgroup)
+	return strings.HasSuffix(dir, "/"+pausedCgroup)
 }

@@ -1,7 +1,6 @@
-package sandbox
+package observe
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/internal/machinetest"
 	"github.com/boxrun/boxrun/internal/procfs"
 )
 
@@ -25,7 +25,7 @@ func fakeBox(t *testing.T, rel string) (mount, dir string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFiles(t, dir, map[string]string{
+	machinetest.WriteFiles(t, dir, map[string]string{
 		"memory.current": "1000\n",
 		"memory.peak":    "5000\n",
 		"memory.events":  "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n",
@@ -34,17 +34,8 @@ func fakeBox(t *testing.T, rel string) (mount, dir string) {
 		"cpu.stat":       "usage_usec 10\nuser_usec 6\nsystem_usec 4\n",
 		"cgroup.events":  "populated 1\nfrozen 0\n",
 	})
-	writeFiles(t, filepath.Dir(dir), map[string]string{"memory.events": "oom_kill 7\n"})
+	machinetest.WriteFiles(t, filepath.Dir(dir), map[string]string{"memory.events": "oom_kill 7\n"})
 	return mount, dir
-}
-
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func appendFile(t *testing.T, path, body string) {
@@ -65,7 +56,7 @@ func testSampler(t *testing.T, mount string) (*Sampler, string, string) {
 	tmp := t.TempDir()
 	vmstat := filepath.Join(tmp, "vmstat")
 	kmsg := filepath.Join(tmp, "kmsg")
-	writeFiles(t, tmp, map[string]string{
+	machinetest.WriteFiles(t, tmp, map[string]string{
 		"vmstat": "pgfault 100\noom_kill 3\n",
 		// An OOM kill from before the run: not this run's business.
 		"kmsg": "3,1,2,-;Out of memory: Killed process 99 (old) total-vm:1kB, anon-rss:1kB, file-rss:0kB\n",
@@ -95,16 +86,16 @@ func TestSamplerSurvivesTheBoxVanishing(t *testing.T) {
 	s, vmstat, kmsg := testSampler(t, mount)
 	s.Started(dir, 812)
 
-	writeFiles(t, dir, map[string]string{"memory.current": "9000\n", "pids.current": "4\n"})
+	machinetest.WriteFiles(t, dir, map[string]string{"memory.current": "9000\n", "pids.current": "4\n"})
 	waitFor(t, "a sample of 9000 bytes", func() bool { smp, ok := s.Latest(); return ok && smp.MemoryBytes == 9000 })
 	// The files the sampler reads when an event arrives come first: the
 	// kernel updates them before it signals (a map's order would sometimes
 	// write the events first, and the test would wait for nothing).
-	writeFiles(t, dir, map[string]string{
+	machinetest.WriteFiles(t, dir, map[string]string{
 		"cpu.stat":    "usage_usec 2000000\nuser_usec 1500000\nsystem_usec 500000\nnr_throttled 4\nthrottled_usec 7000\n",
 		"memory.peak": "130000000\n",
 	})
-	writeFiles(t, dir, map[string]string{
+	machinetest.WriteFiles(t, dir, map[string]string{
 		"memory.events": "low 0\nhigh 12\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
 		"pids.events":   "max 2\n",
 	})
@@ -115,7 +106,7 @@ func TestSamplerSurvivesTheBoxVanishing(t *testing.T) {
 	})
 	appendFile(t, kmsg, readFixture(t, "kmsg-memcg-oom.txt"))
 	// Two kills anywhere during the run: the box's and one outside.
-	writeFiles(t, filepath.Dir(vmstat), map[string]string{"vmstat": "pgfault 200\noom_kill 5\n"})
+	machinetest.WriteFiles(t, filepath.Dir(vmstat), map[string]string{"vmstat": "pgfault 200\noom_kill 5\n"})
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -164,9 +155,9 @@ func TestSamplerFinalReadAndOldKernel(t *testing.T) {
 	s, _, _ := testSampler(t, mount)
 	s.kmsgPath = filepath.Join(t.TempDir(), "no-kmsg")
 	s.Started(dir, 1)
-	writeFiles(t, dir, map[string]string{"memory.current": "777\n", "pids.current": "9\n"})
+	machinetest.WriteFiles(t, dir, map[string]string{"memory.current": "777\n", "pids.current": "9\n"})
 	waitFor(t, "a sample", func() bool { smp, ok := s.Latest(); return ok && smp.MemoryBytes == 777 })
-	writeFiles(t, dir, map[string]string{"memory.current": "5\n", "pids.events": "max 1\n", "pids.peak": "64\n"})
+	machinetest.WriteFiles(t, dir, map[string]string{"memory.current": "5\n", "pids.events": "max 1\n", "pids.peak": "64\n"})
 	s.Exited()
 	st := s.Stats()
 	if st.Memory.Peak != 1000 && st.Memory.Peak != 777 || st.Memory.PeakSource != "samples" {
@@ -206,50 +197,6 @@ func TestSamplerWithoutCgroup(t *testing.T) {
 	}
 }
 
-// TestListCgroups walks a fake cgroup2 tree holding one live box of this
-// user, an empty box, and cgroups that are not boxes.
-func TestListCgroups(t *testing.T) {
-	mount := t.TempDir()
-	live := filepath.Join(mount, "boxrun-it-3f2a9c1d")
-	scope := filepath.Join(mount, "system.slice", "boxrun.slice", "boxrun-x-11112222.scope")
-	nested := filepath.Join(scope, "boxrun-y-44445555")
-	for _, d := range []string{live, filepath.Join(mount, "boxrun-it-00000000"), scope, filepath.Join(mount, "user.slice"),
-		filepath.Join(mount, "boxrun-it-3f2a9c1d-guard"), filepath.Join(scope, OuterCgroup), nested} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		writeFiles(t, d, map[string]string{"cgroup.procs": ""})
-	}
-	writeFiles(t, live, map[string]string{
-		"cgroup.procs":   strconv.Itoa(os.Getpid()) + "\n",
-		"memory.current": "1048576\n", "memory.peak": "2097152\n", "memory.high": "max\n", "memory.max": "134217728\n",
-		"pids.current": "3\n", "pids.max": "64\n", "cpu.stat": "usage_usec 1500\n",
-	})
-	writeFiles(t, filepath.Join(scope, OuterCgroup), map[string]string{"cgroup.procs": "1\n"})
-	writeFiles(t, nested, map[string]string{"cgroup.procs": strconv.Itoa(os.Getpid()) + "\n"})
-	writeFiles(t, filepath.Join(mount, "boxrun-it-3f2a9c1d-guard"), map[string]string{"cgroup.procs": "1\n"})
-	seen := map[string]bool{"/system.slice/boxrun.slice/boxrun-x-11112222.scope": true}
-	boxes, err := listCgroups(mount, os.Geteuid(), seen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(boxes) != 2 || boxes[1].Cgroup != "/system.slice/boxrun.slice/boxrun-x-11112222.scope/boxrun-y-44445555" || boxes[1].Policy != "y" {
-		t.Fatalf("found %+v, want the live box and the box nested in the one seen through systemd (not the empty one, the one seen, nor a guard)", boxes)
-	}
-	b := boxes[0]
-	self, _ := os.Executable()
-	if b.Backend != KindCgroupfs || b.Cgroup != "/boxrun-it-3f2a9c1d" || b.Policy != "it" || !strings.Contains(b.Command, filepath.Base(self)) {
-		t.Errorf("box %+v", b)
-	}
-	if b.MemoryCurrent != 1<<20 || b.MemoryPeak == nil || *b.MemoryPeak != 2<<20 || b.MemoryHigh != nil || b.MemoryMax == nil || *b.MemoryMax != 128<<20 ||
-		b.PidsCurrent != 3 || b.PidsMax == nil || *b.PidsMax != 64 || b.CPUUsageUSec != 1500 || b.Started.IsZero() {
-		t.Errorf("figures %+v", b)
-	}
-	if others, _ := listCgroups(mount, os.Geteuid()+1, nil); len(others) != 0 {
-		t.Errorf("boxes of another user listed: %+v", others)
-	}
-}
-
 // TestSamplerFallsBackToTheParent plays the race seen in the real-kernel
 // suite: the OOM kill that empties the box is signalled up to 10 ms late,
 // and systemd removes the box first. The parent's subtree counters must
@@ -258,12 +205,12 @@ func TestSamplerFallsBackToTheParent(t *testing.T) {
 	mount, dir := fakeBox(t, "/user.slice/boxrun.slice/boxrun-it-cb1769e6.scope")
 	parent := filepath.Dir(dir)
 	// The parent's own kills (memory.events.local) are not the box's.
-	writeFiles(t, parent, map[string]string{"memory.events": "oom 2\noom_kill 7\n", "memory.events.local": "oom 2\noom_kill 7\n"})
+	machinetest.WriteFiles(t, parent, map[string]string{"memory.events": "oom 2\noom_kill 7\n", "memory.events.local": "oom 2\noom_kill 7\n"})
 	s, vmstat, _ := testSampler(t, mount)
 	s.kmsgPath = filepath.Join(t.TempDir(), "unreadable")
 	s.Started(dir, 3197)
-	writeFiles(t, parent, map[string]string{"memory.events": "oom 3\noom_kill 8\n"})
-	writeFiles(t, filepath.Dir(vmstat), map[string]string{"vmstat": "oom_kill 4\n"})
+	machinetest.WriteFiles(t, parent, map[string]string{"memory.events": "oom 3\noom_kill 8\n"})
+	machinetest.WriteFiles(t, filepath.Dir(vmstat), map[string]string{"vmstat": "oom_kill 4\n"})
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -280,40 +227,10 @@ func TestSamplerFallsBackToTheParent(t *testing.T) {
 	mount, dir = fakeBox(t, "/boxrun.slice/boxrun-it-00000001.scope")
 	s, _, _ = testSampler(t, mount)
 	s.Started(dir, 1)
-	writeFiles(t, filepath.Dir(dir), map[string]string{"memory.events": "oom_kill 9\n"}) // a sibling's kills
+	machinetest.WriteFiles(t, filepath.Dir(dir), map[string]string{"memory.events": "oom_kill 9\n"}) // a sibling's kills
 	s.Exited()
 	if st := s.Stats(); st.Memory.Events.OOMKill != 0 || strings.Contains(strings.Join(st.Notes, "\n"), "parent") {
 		t.Errorf("a sibling's kill was counted in the box: %+v %q", st.Memory.Events, st.Notes)
-	}
-}
-
-func TestWaitEmptyWakesOnCgroupEvents(t *testing.T) {
-	dir := t.TempDir()
-	events := filepath.Join(dir, "cgroup.events")
-	if err := os.WriteFile(events, []byte("populated 1\nfrozen 0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := cgroupDir{mount: dir, rel: "/"}
-	if c.waitEmpty(context.Background(), 30*time.Millisecond) {
-		t.Fatal("a populated cgroup was reported empty")
-	}
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		f, err := os.OpenFile(events, os.O_WRONLY|os.O_TRUNC, 0)
-		if err == nil {
-			f.WriteString("populated 0\nfrozen 0\n")
-			f.Close()
-		}
-	}()
-	start := time.Now()
-	if !c.waitEmpty(context.Background(), 10*time.Second) {
-		t.Fatal("the cgroup emptied but waitEmpty gave up")
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("waitEmpty took %v", d)
-	}
-	if !(cgroupDir{mount: filepath.Join(dir, "gone"), rel: "/"}).waitEmpty(context.Background(), time.Second) {
-		t.Error("a removed cgroup is empty")
 	}
 }
 
@@ -329,7 +246,7 @@ func TestSamplerNamesTheVictimWithoutTheKernelLog(t *testing.T) {
 	}
 	pid := cmd.Process.Pid
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	writeFiles(t, dir, map[string]string{"cgroup.procs": strconv.Itoa(pid) + "\n"})
+	machinetest.WriteFiles(t, dir, map[string]string{"cgroup.procs": strconv.Itoa(pid) + "\n"})
 	s, _, _ := testSampler(t, mount)
 	s.kmsgPath = filepath.Join(t.TempDir(), "no-kmsg")
 	s.Started(dir, pid)
@@ -346,8 +263,8 @@ func TestSamplerNamesTheVictimWithoutTheKernelLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the process to die", func() bool { st, err := procfs.ReadStat(pid); return err == nil && st.State == 'Z' })
-	writeFiles(t, dir, map[string]string{"cgroup.procs": ""})
-	writeFiles(t, dir, map[string]string{"memory.events": "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\noom_group_kill 0\n"})
+	machinetest.WriteFiles(t, dir, map[string]string{"cgroup.procs": ""})
+	machinetest.WriteFiles(t, dir, map[string]string{"memory.events": "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\noom_group_kill 0\n"})
 	waitFor(t, "the victim to be named", func() bool {
 		s.procMu.Lock()
 		defer s.procMu.Unlock()

@@ -1,4 +1,4 @@
-package sandbox
+package observe
 
 import (
 	"os"
@@ -6,49 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/boxrun/boxrun/internal/cgroupfs"
 )
-
-func TestParseFlatKeyed(t *testing.T) {
-	tests := []struct {
-		name, in string
-		want     map[string]uint64
-	}{
-		{"memory.events", "low 0\nhigh 1204\nmax 31\noom 2\noom_kill 2\noom_group_kill 0\n",
-			map[string]uint64{"low": 0, "high": 1204, "max": 31, "oom": 2, "oom_kill": 2, "oom_group_kill": 0}},
-		{"cpu.stat without the cpu controller", "usage_usec 663000000\nuser_usec 600000000\nsystem_usec 63000000\n",
-			map[string]uint64{"usage_usec": 663000000, "user_usec": 600000000, "system_usec": 63000000}},
-		{"pids.events", "max 37\n", map[string]uint64{"max": 37}},
-		{"junk is skipped", "max\n\nfoo bar\nmax 1 2\n oom_kill 5 \n", map[string]uint64{"oom_kill": 5}},
-		{"empty", "", map[string]uint64{}},
-		{"overflow is skipped", "big 18446744073709551616\nok 18446744073709551615\n", map[string]uint64{"ok": 18446744073709551615}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := cgroupfs.ParseFlatKeyed(strings.NewReader(tt.in))
-			if err != nil || !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("got %v, %v; want %v", got, err, tt.want)
-			}
-		})
-	}
-	if ev := memoryEventsFrom(map[string]uint64{"high": 3, "oom_kill": 2, "oom_group_kill": 1}); ev != (MemoryEvents{High: 3, OOMKill: 2, OOMGroupKill: 1}) {
-		t.Errorf("memoryEventsFrom = %+v", ev)
-	}
-}
-
-func TestParseCounter(t *testing.T) {
-	for in, want := range map[string]uint64{"134217728\n": 134217728, "0": 0, " 7 ": 7} {
-		if got, ok := cgroupfs.ParseCounter(in); !ok || got != want {
-			t.Errorf("cgroupfs.ParseCounter(%q) = %d, %v", in, got, ok)
-		}
-	}
-	for _, in := range []string{"max\n", "", "-1", "1.5"} {
-		if _, ok := cgroupfs.ParseCounter(in); ok {
-			t.Errorf("cgroupfs.ParseCounter(%q) accepted", in)
-		}
-	}
-}
 
 func readFixture(t *testing.T, name string) string {
 	t.Helper()
@@ -101,7 +59,7 @@ func TestParseOOMKills(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseOOMKills(strings.NewReader(tt.log), tt.box, tt.boxKills)
+			got, err := parseOOMKills(strings.NewReader(tt.log), tt.box, tt.boxKills)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,25 +124,8 @@ func TestSampleBufKeepsPeaksAndBoundsSize(t *testing.T) {
 	}
 }
 
-func TestParseDescriptionAndName(t *testing.T) {
-	for _, tt := range []struct{ desc, pol, cmd string }{
-		{"boxrun tests: cargo test", "tests", "cargo test"},
-		{"boxrun my-pol: sh -c a: b", "my-pol", "sh -c a: b"},
-		{"something else", "", "something else"},
-	} {
-		if p, c := parseDescription(tt.desc); p != tt.pol || c != tt.cmd {
-			t.Errorf("parseDescription(%q) = %q, %q", tt.desc, p, c)
-		}
-	}
-	for name, want := range map[string]string{
-		"boxrun-tests-1a2b3c4d.scope": "tests",
-		"boxrun-it-3f2a9c1d":          "it",
-		"boxrun-my_pol-00000000":      "my_pol",
-		"boxrun-tests-xyz.scope":      "",
-		"boxrun.slice":                "",
-	} {
-		if got := policyFromName(name); got != want {
-			t.Errorf("policyFromName(%q) = %q, want %q", name, got, want)
-		}
+func TestMemoryEventsFrom(t *testing.T) {
+	if ev := memoryEventsFrom(map[string]uint64{"high": 3, "oom_kill": 2, "oom_group_kill": 1}); ev != (MemoryEvents{High: 3, OOMKill: 2, OOMGroupKill: 1}) {
+		t.Errorf("memoryEventsFrom = %+v", ev)
 	}
 }

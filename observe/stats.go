@@ -1,4 +1,4 @@
-package sandbox
+package observe
 
 import (
 	"bufio"
@@ -239,7 +239,7 @@ func kernelMessage(line string) string {
 	return line
 }
 
-// ParseOOMKills reads kernel log text (/dev/kmsg records, dmesg or
+// parseOOMKills reads kernel log text (/dev/kmsg records, dmesg or
 // journalctl -k output) and returns every process the OOM killer killed, in
 // order. box is the box's cgroup path as /proc/PID/cgroup shows it (e.g.
 // "/system.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope"); a victim is
@@ -251,7 +251,7 @@ func kernelMessage(line string) string {
 // a cgroup's OOM killer while memory.oom.group named the box, or when
 // boxKills says the box lost processes and the kill was a cgroup's, not the
 // system's.
-func ParseOOMKills(r io.Reader, box string, boxKills uint64) ([]OOMVictim, error) {
+func parseOOMKills(r io.Reader, box string, boxKills uint64) ([]OOMVictim, error) {
 	var out []OOMVictim
 	memcgOf := map[int]string{} // pid -> task_memcg from the summary line
 	globalOf := map[int]bool{}

@@ -1,4 +1,4 @@
-package sandbox
+package observe
 
 import (
 	"errors"
@@ -437,7 +437,7 @@ func boxProcs(dir string, throttle bool) ([]backpressure.Proc, map[int]procSeen,
 		origin string
 	}
 	var list []found
-	err := cgroupDir{mount: dir, rel: "/"}.eachProc(func(cg string, pid int) {
+	err := cgroupfs.EachProc(dir, func(cg string, pid int) {
 		list = append(list, found{pid, cg})
 	})
 	if err != nil {

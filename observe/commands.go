@@ -1,4 +1,4 @@
-package sandbox
+package observe
 
 import (
 	"cmp"
@@ -45,7 +45,7 @@ type procUse struct {
 const maxProfiled = 1 << 16
 
 // add takes one sample of the box's processes.
-func (p *commandProfile) add(cur []ProcSample) {
+func (p *commandProfile) add(cur []procSample) {
 	if p.procs == nil {
 		p.procs = map[procKey]*procUse{}
 	}
