@@ -140,7 +140,7 @@ func ProbeCgroupfs(fsys fs.FS, mount, own, override string, writable func(name s
 		}
 		parent = "/"
 	}
-	parent = cgroupRel(mount, parent)
+	parent = cgroupfs.Rel(mount, parent)
 	control := cgroupfs.FSPath(mount, parent, "cgroup.subtree_control")
 	if err := writable(control); err != nil {
 		return "", fmt.Errorf("%w: cannot write %s: %v (is it delegated to you?)", ErrUnavailable, "/"+control, err)
@@ -234,12 +234,6 @@ func (e *BusyCgroupError) Fix() string {
 		return fmt.Sprintf("set %s to a delegated cgroup v2 directory that holds no processes (its cgroup.subtree_control writable)", ParentEnv)
 	}
 	return fmt.Sprintf("when the container starts, before anything else, move its processes into a child cgroup, as docker-in-docker entrypoints do: mkdir %[1]s/init && xargs -rn1 < %[1]s/cgroup.procs > %[1]s/init/cgroup.procs; then export %[2]s=%[1]s, and boxes are made below the container's root", e.mount, ParentEnv)
-}
-
-// cgroupRel turns a cgroup directory given as a path below the mount
-// ("/sys/fs/cgroup/ci") or relative to it ("/ci") into the latter.
-func cgroupRel(mount, dir string) string {
-	return path.Clean("/" + strings.TrimPrefix(dir, mount))
 }
 
 func (b *cgroupfsBackend) Name() string { return KindCgroupfs }

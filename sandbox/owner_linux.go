@@ -3,10 +3,12 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/boxrun/boxrun/internal/procfs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
+
+	"github.com/boxrun/boxrun/internal/procfs"
 
 	"github.com/boxrun/boxrun/internal/rundir"
 )
@@ -105,8 +107,10 @@ const (
 	OwnerUnknown Ownership = "unknown"
 )
 
-// ownership looks up the record of the box at cgroup and checks its boxrun.
-func ownership(ownDir, cgroup string) (Ownership, int) {
+// OwnerOf looks up the record of the box at cgroup, in ownDir (see
+// DefaultOwnerDir) and where other users' boxrun keep theirs, and checks
+// its boxrun: how it is owned, and the pid of its boxrun.
+func OwnerOf(ownDir, cgroup string) (Ownership, int) {
 	for _, dir := range ownerDirsFor(ownDir, cgroup) {
 		data, err := os.ReadFile(filepath.Join(dir, filepath.Base(cgroup)+".json"))
 		if err != nil {
@@ -125,4 +129,22 @@ func ownership(ownDir, cgroup string) (Ownership, int) {
 		return OwnerOrphaned, rec.PID
 	}
 	return OwnerUnknown, 0
+}
+
+// PruneOwners removes the records in dir of boxes not in live (by name),
+// when dir is this user's own.
+func PruneOwners(dir string, live map[string]bool) {
+	if !rundir.Private(dir) {
+		return // not this user's own: deleting there could delete anything
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if ok && !live[name] {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }

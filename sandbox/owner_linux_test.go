@@ -39,16 +39,16 @@ func TestOwnership(t *testing.T) {
 		{"/elsewhere/boxrun-tests-00000001", OwnerUnknown, 0},
 	}
 	for _, tt := range tests {
-		got, pid := ownership(dir, tt.cgroup)
+		got, pid := OwnerOf(dir, tt.cgroup)
 		if got != tt.want || pid != tt.pid {
-			t.Errorf("ownership(%s) = %s, %d; want %s, %d", tt.cgroup, got, pid, tt.want, tt.pid)
+			t.Errorf("OwnerOf(%s) = %s, %d; want %s, %d", tt.cgroup, got, pid, tt.want, tt.pid)
 		}
 	}
 	dropOwner(dir, self.Cgroup)
-	if got, _ := ownership(dir, self.Cgroup); got != OwnerUnknown {
+	if got, _ := OwnerOf(dir, self.Cgroup); got != OwnerUnknown {
 		t.Errorf("after dropOwner: %s", got)
 	}
-	pruneRecords(dir, map[string]bool{filepath.Base(kept.Cgroup): true})
+	PruneOwners(dir, map[string]bool{filepath.Base(kept.Cgroup): true})
 	left, _ := os.ReadDir(dir)
 	if len(left) != 1 || left[0].Name() != filepath.Base(kept.Cgroup)+".json" {
 		t.Errorf("after pruning, left %v; want only the live box's record", left)

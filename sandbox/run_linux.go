@@ -651,7 +651,7 @@ func handleLeftovers(ctx context.Context, box Box, p *policy.Resolved, warn func
 	}
 	procs := make([]Proc, 0, len(pids))
 	for _, pid := range pids {
-		procs = append(procs, describeProc(pid))
+		procs = append(procs, DescribeProc(pid))
 	}
 	if p.Leftovers == "keep" {
 		return procs, false
@@ -676,8 +676,8 @@ func handleLeftovers(ctx context.Context, box Box, p *policy.Resolved, warn func
 	return procs, true
 }
 
-// describeProc reads a process's name and command line from /proc.
-func describeProc(pid int) Proc {
+// DescribeProc reads a process's name and command line from /proc.
+func DescribeProc(pid int) Proc {
 	p := Proc{PID: pid}
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
 		p.Comm = strings.TrimSpace(string(b))

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 	"testing/fstest"
 
@@ -134,4 +135,11 @@ func TestKeepWhatSliceHolds(t *testing.T) {
 	if *s.MemoryHigh != 3*G || *s.MemoryMax != 4*G {
 		t.Errorf("keepWhatSliceHolds changed its argument: %+v", s)
 	}
+}
+
+func fmtPtr(p *uint64) string {
+	if p == nil {
+		return "unset"
+	}
+	return strconv.FormatUint(*p, 10)
 }

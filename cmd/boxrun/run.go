@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/boxrun/boxrun/boxes"
 	"github.com/boxrun/boxrun/container"
 	"github.com/boxrun/boxrun/observe"
 	"github.com/boxrun/boxrun/policy"
@@ -174,10 +175,10 @@ func (o options) choice() sandbox.Choice {
 
 // machineEnv is what policies are resolved against for the backend the
 // flags ask for: percentages are of the memory of the machine the boxes
-// live in (sandbox.MachineMemory), not of the cgroup boxrun is started
+// live in (boxes.MachineMemory), not of the cgroup boxrun is started
 // from.
 func machineEnv(o options) (policy.Env, error) {
-	mem, err := sandbox.MachineMemory(o.choice())
+	mem, err := boxes.MachineMemory(o.choice())
 	return policy.Env{MemoryBytes: mem}, err
 }
 
@@ -475,8 +476,8 @@ func nestedBackend(ctx context.Context, o options, pol *policy.Resolved, argv []
 func waitForTurn(ctx context.Context, o options, pol *policy.Resolved, argv []string, out *printer) (release func(), code int) {
 	release = func() {}
 	if pol.MaxConcurrent > 0 {
-		rel, err := sandbox.AcquireSlot(ctx, sandbox.SlotRequest{
-			Dir: sandbox.DefaultSlotDir(os.Getenv), Policy: pol.Name, N: pol.MaxConcurrent,
+		rel, err := boxes.AcquireSlot(ctx, boxes.SlotRequest{
+			Dir: boxes.DefaultSlotDir(os.Getenv), Policy: pol.Name, N: pol.MaxConcurrent,
 			Holder: strings.Join(argv, " "), NoWait: o.noWait,
 			Waiting: func(holders []string) {
 				out.infof("waiting for a slot (%d of %d running: %s)", len(holders), pol.MaxConcurrent, strings.Join(holders, "; "))
@@ -484,7 +485,7 @@ func waitForTurn(ctx context.Context, o options, pol *policy.Resolved, argv []st
 		})
 		if err != nil {
 			out.errorf("policy %q: max_concurrent = %d: %v", pol.Name, pol.MaxConcurrent, err)
-			if errors.Is(err, sandbox.ErrNoSlot) {
+			if errors.Is(err, boxes.ErrNoSlot) {
 				out.hintf("leave out --no-wait to wait for a slot, or raise max_concurrent")
 			}
 			return nil, exitBoxrunFailed
@@ -492,7 +493,7 @@ func waitForTurn(ctx context.Context, o options, pol *policy.Resolved, argv []st
 		release = rel
 	}
 	if pol.StartWhenAvailable != nil {
-		err := sandbox.WaitForMemory(ctx, *pol.StartWhenAvailable, 500*time.Millisecond, o.noWait, func(have uint64) {
+		err := boxes.WaitForMemory(ctx, *pol.StartWhenAvailable, 500*time.Millisecond, o.noWait, func(have uint64) {
 			out.infof("waiting until %s of memory is available (start_when_available; %s now)", policy.FormatBytes(*pol.StartWhenAvailable), policy.FormatBytes(have))
 		})
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/boxrun/boxrun/boxes"
 	"github.com/boxrun/boxrun/report"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -61,7 +62,7 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer, out *printe
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	boxes, errs := sandbox.ListBoxes(ctx)
+	boxes, errs := boxes.List(ctx)
 	for _, err := range errs {
 		out.warnf("%v", err)
 	}
@@ -121,7 +122,7 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer, out *printe
 }
 
 // ownerText says who runs a box, for the status table.
-func ownerText(b sandbox.LiveBox) string {
+func ownerText(b boxes.LiveBox) string {
 	switch b.Owner {
 	case sandbox.OwnerRunning:
 		return fmt.Sprintf("boxrun %d", b.OwnerPID)
@@ -133,7 +134,7 @@ func ownerText(b sandbox.LiveBox) string {
 	return "?"
 }
 
-func toStatusBox(b sandbox.LiveBox, now time.Time) statusBox {
+func toStatusBox(b boxes.LiveBox, now time.Time) statusBox {
 	opt := func(s string) *string {
 		if s == "" {
 			return nil

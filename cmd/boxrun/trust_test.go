@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/boxrun/boxrun/boxes"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/sandbox"
 )
@@ -129,7 +130,7 @@ pids.max = "max"
 // project file tried to lift: the built-in tests policy's memory.max, 75%
 // of the machine's memory.
 func TestProjectFileKeepsMemoryLimit(t *testing.T) {
-	mem, err := sandbox.MachineMemory(sandbox.Choice{Kind: sandbox.KindAuto, User: sandbox.DefaultUser()})
+	mem, err := boxes.MachineMemory(sandbox.Choice{Kind: sandbox.KindAuto, User: sandbox.DefaultUser()})
 	if err != nil {
 		t.Skipf("memory available unknown: %v", err)
 	}

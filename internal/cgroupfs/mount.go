@@ -132,3 +132,9 @@ func ParseProcCgroup(r io.Reader) (string, error) {
 	}
 	return "", fmt.Errorf("no cgroup v2 entry (0::) in /proc/PID/cgroup: this is a cgroup v1 or hybrid system")
 }
+
+// Rel turns a cgroup directory given as a path below the mount
+// ("/sys/fs/cgroup/ci") or relative to it ("/ci") into the latter.
+func Rel(mount, dir string) string {
+	return path.Clean("/" + strings.TrimPrefix(dir, mount))
+}

@@ -1,4 +1,4 @@
-package sandbox
+package boxes
 
 import (
 	"context"
@@ -7,10 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
-	"github.com/boxrun/boxrun/internal/rundir"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // Collected is one box `boxrun gc` removed (or would remove).
@@ -27,23 +26,23 @@ type Collected struct {
 // empty scope itself), and their records go. Records of boxes that no longer
 // exist are removed too. With dryRun nothing is touched.
 func Collect(ctx context.Context, kept, dryRun bool) ([]Collected, []error) {
-	boxes, errs := ListBoxes(ctx)
+	boxes, errs := List(ctx)
 	mount, _ := cgroupfs.MountPoint()
 	var out []Collected
 	live := map[string]bool{}
 	for _, b := range boxes {
 		live[filepath.Base(b.Cgroup)] = true
-		if b.Owner != OwnerOrphaned && !(kept && b.Owner == OwnerKept) {
+		if b.Owner != sandbox.OwnerOrphaned && !(kept && b.Owner == sandbox.OwnerKept) {
 			continue
 		}
 		c := Collected{Box: b}
 		if !dryRun {
-			c.Err = removeBox(ctx, mount, b)
+			c.Err = sandbox.Remove(ctx, mount, b.Cgroup, b.Backend)
 		}
 		out = append(out, c)
 	}
 	if !dryRun {
-		pruneRecords(DefaultOwnerDir(os.Getenv), live)
+		sandbox.PruneOwners(sandbox.DefaultOwnerDir(os.Getenv), live)
 	}
 	if mount == "" {
 		return out, errs
@@ -53,10 +52,11 @@ func Collect(ctx context.Context, kept, dryRun bool) ([]Collected, []error) {
 		errs = append(errs, err)
 	}
 	for _, rel := range guards {
-		c := Collected{Box: LiveBox{Backend: KindCgroupfs, Cgroup: rel, Policy: policyFromName(strings.TrimSuffix(filepath.Base(rel), guardSuffix)),
-			Command: "the cgroup of a guard that is gone", Owner: OwnerOrphaned}}
+		pol, _ := sandbox.GuardPolicy(filepath.Base(rel))
+		c := Collected{Box: LiveBox{Backend: sandbox.KindCgroupfs, Cgroup: rel, Policy: pol,
+			Command: "the cgroup of a guard that is gone", Owner: sandbox.OwnerOrphaned}}
 		if !dryRun {
-			c.Err = cgroupDir{mount: mount, rel: rel}.remove()
+			c.Err = sandbox.RemoveCgroup(mount, rel)
 		}
 		out = append(out, c)
 	}
@@ -76,14 +76,14 @@ func leftoverGuards(mount string, uid int) ([]string, error) {
 			}
 			return nil // removed or unreadable while walking
 		}
-		if !d.IsDir() || !guardNameRe.MatchString(d.Name()) || strings.HasSuffix(d.Name(), ".scope") {
+		if _, guard := sandbox.GuardPolicy(d.Name()); !d.IsDir() || !guard || strings.HasSuffix(d.Name(), ".scope") {
 			return nil
 		}
 		if fi, err := d.Info(); err != nil || !ownedBy(fi, uid) {
 			return fs.SkipDir
 		}
 		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, mount), "/")
-		if pop, err := (cgroupDir{mount: mount, rel: rel}).populated(); err == nil && !pop {
+		if pop, err := cgroupfs.Populated(p); err == nil && !pop {
 			found = append(found, rel)
 		}
 		return fs.SkipDir
@@ -92,39 +92,4 @@ func leftoverGuards(mount string, uid int) ([]string, error) {
 		return found, fmt.Errorf("looking for guards' cgroups in %s: %w", mount, err)
 	}
 	return found, nil
-}
-
-// removeBox kills what runs in a box and removes it.
-func removeBox(ctx context.Context, mount string, b LiveBox) error {
-	cg := cgroupDir{mount: mount, rel: b.Cgroup}
-	_ = cg.signal(syscall.SIGCONT) // nothing may stay stopped
-	if err := cg.kill(ctx); err != nil {
-		return err
-	}
-	if b.Backend == KindCgroupfs {
-		if err := cg.remove(); err != nil {
-			return err
-		}
-	}
-	for _, dir := range ownerDirsFor(DefaultOwnerDir(os.Getenv), b.Cgroup) {
-		_ = os.Remove(filepath.Join(dir, filepath.Base(b.Cgroup)+".json"))
-	}
-	return nil
-}
-
-// pruneRecords removes the records of boxes that no longer exist.
-func pruneRecords(dir string, live map[string]bool) {
-	if !rundir.Private(dir) {
-		return // not this user's own: deleting there could delete anything
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if ok && !live[name] {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package sandbox
+package boxes
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // LiveBox is a box that is running now, as `boxrun status` shows it.
@@ -51,17 +51,17 @@ type LiveBox struct {
 	CPUUsageUSec uint64
 	// Owner says whether the boxrun that made the box still runs;
 	// OwnerPID is that boxrun's pid, 0 when unknown.
-	Owner    Ownership
+	Owner    sandbox.Ownership
 	OwnerPID int
 }
 
-// ListBoxes finds the boxrun boxes running now: the boxrun-*.scope units of
+// List finds the boxrun boxes running now: the boxrun-*.scope units of
 // the user's systemd manager (and, as root, of the system manager), and the
 // boxrun-* cgroups of this user found by walking the cgroup2 hierarchy
 // (boxes of the cgroupfs backend, and scopes of a manager that could not be
 // asked). A manager that does not run is not an error; one that runs but
 // does not answer is, and the walk still finds its boxes.
-func ListBoxes(ctx context.Context) ([]LiveBox, []error) {
+func List(ctx context.Context) ([]LiveBox, []error) {
 	if cgroups.Mode() != cgroups.Unified {
 		return nil, nil // no cgroup v2 box can exist here
 	}
@@ -91,9 +91,9 @@ func ListBoxes(ctx context.Context) ([]LiveBox, []error) {
 		errs = append(errs, err)
 	}
 	boxes = append(boxes, found...)
-	own := DefaultOwnerDir(os.Getenv)
+	own := sandbox.DefaultOwnerDir(os.Getenv)
 	for i := range boxes {
-		boxes[i].Owner, boxes[i].OwnerPID = ownership(own, boxes[i].Cgroup)
+		boxes[i].Owner, boxes[i].OwnerPID = sandbox.OwnerOf(own, boxes[i].Cgroup)
 	}
 	sort.SliceStable(boxes, func(i, j int) bool {
 		if !boxes[i].Started.Equal(boxes[j].Started) {
@@ -113,25 +113,24 @@ func listScopes(ctx context.Context, user bool, mount string) ([]LiveBox, error)
 	if fi, err := os.Stat(systemd.Socket(user)); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		return nil, nil // no such manager here
 	}
-	be, err := NewSystemd(ctx, user)
+	conn, err := systemd.Dial(ctx, which, systemd.Socket(user))
 	if err != nil {
-		return nil, fmt.Errorf("asking the systemd %s manager for its boxes: %w", which, err)
+		return nil, fmt.Errorf("asking the systemd %s manager for its boxes: %w: %s", which, sandbox.ErrUnavailable, systemd.Trim(err))
 	}
-	defer be.Close()
-	conn := be.(*systemdBackend).conn
+	defer conn.Close() // read-only: nothing is lost when closing fails
 	units, err := conn.ListUnitsByPatternsContext(ctx, []string{"active", "activating"}, []string{"boxrun-*.scope"})
 	if err != nil {
 		return nil, fmt.Errorf("listing the boxrun scopes of the systemd %s manager: %w", which, systemd.ExplainError(err))
 	}
 	var out []LiveBox
 	for _, u := range units {
-		if !boxNameRe.MatchString(u.Name) {
-			continue // a guard's scope (see GuardArg)
+		if sandbox.PolicyOfName(u.Name) == "" {
+			continue // a guard's scope (see sandbox.GuardArg)
 		}
-		b := LiveBox{Backend: KindSystemd, Manager: which, Unit: u.Name}
-		b.Policy, b.Command = parseDescription(u.Description)
+		b := LiveBox{Backend: sandbox.KindSystemd, Manager: which, Unit: u.Name}
+		b.Policy, b.Command = sandbox.ParseDescription(u.Description)
 		if b.Policy == "" {
-			b.Policy = policyFromName(u.Name)
+			b.Policy = sandbox.PolicyOfName(u.Name)
 		}
 		if p, err := conn.GetUnitTypePropertyContext(ctx, u.Name, "Scope", "ControlGroup"); err == nil {
 			b.Cgroup, _ = p.Value.Value().(string)
@@ -150,30 +149,6 @@ func listScopes(ctx context.Context, user bool, mount string) ([]LiveBox, error)
 	return out, nil
 }
 
-// describeRe matches the scope description describe() writes.
-var describeRe = regexp.MustCompile(`^boxrun ([^:]*): (.*)$`)
-
-// parseDescription splits "boxrun tests: cargo test" into policy and command.
-func parseDescription(desc string) (pol, command string) {
-	if m := describeRe.FindStringSubmatch(desc); m != nil {
-		return m[1], m[2]
-	}
-	return "", desc
-}
-
-// boxNameRe matches the name of a box: boxrun-POLICY-ID, ".scope" for
-// systemd (see unitName).
-var boxNameRe = regexp.MustCompile(`^boxrun-(.+)-[0-9a-f]{8}(\.scope)?$`)
-
-// policyFromName is the policy part of a box's name. Characters a unit name
-// may not hold were replaced by "_", so this is a best effort.
-func policyFromName(name string) string {
-	if m := boxNameRe.FindStringSubmatch(name); m != nil {
-		return m[1]
-	}
-	return ""
-}
-
 // listCgroups walks the cgroup2 hierarchy below mount for the boxes owned by
 // uid that are not in seen, and the boxes nested inside boxes (see
 // NewNested). A box's cgroup belongs to whoever made it: root for the
@@ -188,7 +163,8 @@ func listCgroups(mount string, uid int, seen map[string]bool) ([]LiveBox, error)
 			}
 			return nil // a cgroup removed or unreadable while walking
 		}
-		if !d.IsDir() || !boxNameRe.MatchString(d.Name()) {
+		pol := sandbox.PolicyOfName(d.Name())
+		if !d.IsDir() || pol == "" {
 			return nil
 		}
 		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, mount), "/")
@@ -202,12 +178,11 @@ func listCgroups(mount string, uid int, seen map[string]bool) ([]LiveBox, error)
 		if !ownedBy(fi, uid) {
 			return fs.SkipDir
 		}
-		b := LiveBox{Backend: KindCgroupfs, Cgroup: rel, Policy: policyFromName(d.Name()), Started: fi.ModTime()}
+		b := LiveBox{Backend: sandbox.KindCgroupfs, Cgroup: rel, Policy: pol, Started: fi.ModTime()}
 		if strings.HasSuffix(d.Name(), ".scope") {
-			b.Backend, b.Unit = KindSystemd, d.Name()
+			b.Backend, b.Unit = sandbox.KindSystemd, d.Name()
 		}
-		cg := cgroupDir{mount: mount, rel: rel}
-		if pids, err := cg.procs(); err == nil {
+		if pids, err := cgroupfs.Procs(p); err == nil {
 			if len(pids) == 0 {
 				return fs.SkipDir // an empty box is on its way out
 			}
@@ -240,7 +215,7 @@ func rootCommand(pids []int) string {
 	if root == 0 {
 		return ""
 	}
-	return describeProc(root).Cmdline
+	return sandbox.DescribeProc(root).Cmdline
 }
 
 // parentPID reads a process's parent from /proc/PID/stat.

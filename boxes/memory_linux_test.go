@@ -1,4 +1,4 @@
-package sandbox
+package boxes
 
 import (
 	"strconv"
@@ -6,6 +6,7 @@ import (
 	"testing/fstest"
 
 	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // machine is a fixture machine for the memory size: MemTotal, the cgroup
@@ -38,11 +39,11 @@ func TestMachineMemory(t *testing.T) {
 		term    = userMgr + "/app.slice/app-foot-4242.scope"
 	)
 	g := func(n uint64) string { return strconv.FormatUint(n<<30, 10) }
-	user := Choice{Kind: KindAuto, User: true}
+	user := sandbox.Choice{Kind: sandbox.KindAuto, User: true}
 	tests := []struct {
 		name string
 		fsys fstest.MapFS
-		c    Choice
+		c    sandbox.Choice
 		uid  int
 		want uint64
 	}{
@@ -59,26 +60,26 @@ func TestMachineMemory(t *testing.T) {
 			userMgr: g(48), term: g(4),
 		}), user, 1000, 48 << 30},
 		{"boxrun.slice's own limit (an earlier run's) does not feed back", machine(64<<30, term, map[string]string{
-			userMgr: "max", userMgr + "/" + SliceName: g(3), term: g(4),
+			userMgr: "max", userMgr + "/" + sandbox.SliceName: g(3), term: g(4),
 		}), user, 1000, 64 << 30},
 		{"started outside the user manager (an ssh session scope of 4G)", machine(64<<30, "/user.slice/user-1000.slice/session-3.scope", map[string]string{
 			"/user.slice/user-1000.slice/session-3.scope": g(4), userMgr: "max",
 		}), user, 1000, 64 << 30},
 		{"root, system manager: the root cgroup has no limit", machine(64<<30, "/user.slice/user-1000.slice/session-3.scope", map[string]string{
 			"/user.slice/user-1000.slice/session-3.scope": g(4), "/user.slice": g(40),
-		}), Choice{Kind: KindAuto}, 0, 64 << 30},
+		}), sandbox.Choice{Kind: sandbox.KindAuto}, 0, 64 << 30},
 		{"a container with its own cgroup namespace: its limit is the root's", machine(64<<30, "/", map[string]string{
 			"/": g(8),
 		}), user, 1000, 8 << 30},
 		{"cgroupfs under a delegated parent with a limit", machine(64<<30, "/ci/job", map[string]string{
 			"/ci": g(16), "/ci/job": g(2),
-		}), Choice{Kind: KindCgroupfs, CgroupParent: "/sys/fs/cgroup/ci"}, 1000, 16 << 30},
+		}), sandbox.Choice{Kind: sandbox.KindCgroupfs, CgroupParent: "/sys/fs/cgroup/ci"}, 1000, 16 << 30},
 		{"auto without a user manager: cgroupfs's parent", machine(64<<30, "/ci/job", map[string]string{
 			"/ci": g(16), "/ci/job": g(2),
-		}), Choice{Kind: KindAuto, User: true, CgroupParent: "/sys/fs/cgroup/ci"}, 1000, 16 << 30},
+		}), sandbox.Choice{Kind: sandbox.KindAuto, User: true, CgroupParent: "/sys/fs/cgroup/ci"}, 1000, 16 << 30},
 		{"the none backend: the machine", machine(64<<30, term, map[string]string{
 			userMgr: g(48), term: g(4),
-		}), Choice{Kind: KindNone, User: true}, 1000, 64 << 30},
+		}), sandbox.Choice{Kind: sandbox.KindNone, User: true}, 1000, 64 << 30},
 		{"no cgroup2 mounted: MemTotal", fstest.MapFS{
 			"proc/meminfo": {Data: []byte("MemTotal: 16777216 kB\n")},
 		}, user, 1000, 16 << 30},
@@ -101,7 +102,7 @@ func TestMachineMemory(t *testing.T) {
 func TestSliceBudgetOfTheMachine(t *testing.T) {
 	const userMgr = "/user.slice/user-1000.slice/user@1000.service"
 	fsys := machine(64<<30, userMgr+"/app.slice/term.scope", map[string]string{userMgr: "max", userMgr + "/app.slice/term.scope": strconv.FormatUint(4<<30, 10)})
-	mem, err := machineMemory(fsys, Choice{Kind: KindAuto, User: true}, 1000)
+	mem, err := machineMemory(fsys, sandbox.Choice{Kind: sandbox.KindAuto, User: true}, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,13 +114,12 @@ func TestSliceBudgetOfTheMachine(t *testing.T) {
 	// 80% and 85% of 64G, rounded down to a page.
 	const wantHigh, wantMax = 54975578112, 58411552768
 	if s.MemoryHigh == nil || *s.MemoryHigh != wantHigh || s.MemoryMax == nil || *s.MemoryMax != wantMax {
-		t.Errorf("slice memory.high %v, memory.max %v; want %d (80%% of 64G) and %d (85%%)", fmtPtr(s.MemoryHigh), fmtPtr(s.MemoryMax), uint64(wantHigh), uint64(wantMax))
+		value := func(p *uint64) any {
+			if p == nil {
+				return "unset"
+			}
+			return *p
+		}
+		t.Errorf("slice memory.high %v, memory.max %v; want %d (80%% of 64G) and %d (85%%)", value(s.MemoryHigh), value(s.MemoryMax), uint64(wantHigh), uint64(wantMax))
 	}
-}
-
-func fmtPtr(p *uint64) string {
-	if p == nil {
-		return "unset"
-	}
-	return strconv.FormatUint(*p, 10)
 }

@@ -1,4 +1,4 @@
-package sandbox
+package boxes
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
+	"github.com/boxrun/boxrun/sandbox"
 )
 
 // MachineMemory returns the memory that the percentages of policies are
@@ -23,13 +24,13 @@ import (
 // user-UID.slice. The cgroup boxrun is started from does not: no box lives
 // in it, so a terminal's 4G scope says nothing about what the boxes share.
 // Nor does boxrun.slice's own limit, which the [slice] percentages set.
-func MachineMemory(c Choice) (uint64, error) {
+func MachineMemory(c sandbox.Choice) (uint64, error) {
 	return machineMemory(os.DirFS("/"), c, os.Geteuid())
 }
 
 // machineMemory is MachineMemory on the machine whose root is fsys, for
 // the user uid.
-func machineMemory(fsys fs.FS, c Choice, uid int) (uint64, error) {
+func machineMemory(fsys fs.FS, c sandbox.Choice, uid int) (uint64, error) {
 	f, err := fsys.Open("proc/meminfo")
 	if err != nil {
 		return 0, fmt.Errorf("reading the machine's memory size: %w", err)
@@ -61,21 +62,21 @@ func machineMemory(fsys fs.FS, c Choice, uid int) (uint64, error) {
 // runs there); for none the root. For --backend auto, which backend will
 // answer is not known before Select: it is systemd's when that cgroup
 // exists (the user manager runs), else cgroupfs's, in Select's order.
-func sliceHome(fsys fs.FS, mount, own string, c Choice, uid int) string {
+func sliceHome(fsys fs.FS, mount, own string, c sandbox.Choice, uid int) string {
 	managed := "/"
 	if c.User {
 		managed = systemd.UserManagerCgroup(own, uid)
 	}
 	direct := "/"
 	if c.CgroupParent != "" {
-		direct = cgroupRel(mount, c.CgroupParent)
+		direct = cgroupfs.Rel(mount, c.CgroupParent)
 	}
 	switch c.Kind {
-	case KindSystemd:
+	case sandbox.KindSystemd:
 		return managed
-	case KindCgroupfs:
+	case sandbox.KindCgroupfs:
 		return direct
-	case KindNone:
+	case sandbox.KindNone:
 		return "/"
 	}
 	if fi, err := fs.Stat(fsys, cgroupfs.FSPath(mount, managed)); err == nil && fi.IsDir() {
