@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/internal/cgroupfs"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // Collected is one box `boxrun gc` removed (or would remove).
@@ -32,17 +32,17 @@ func Collect(ctx context.Context, kept, dryRun bool) ([]Collected, []error) {
 	live := map[string]bool{}
 	for _, b := range boxes {
 		live[filepath.Base(b.Cgroup)] = true
-		if b.Owner != sandbox.OwnerOrphaned && !(kept && b.Owner == sandbox.OwnerKept) {
+		if b.Owner != box.OwnerOrphaned && !(kept && b.Owner == box.OwnerKept) {
 			continue
 		}
 		c := Collected{Box: b}
 		if !dryRun {
-			c.Err = sandbox.Remove(ctx, mount, b.Cgroup, b.Backend)
+			c.Err = box.Remove(ctx, mount, b.Cgroup, b.Backend)
 		}
 		out = append(out, c)
 	}
 	if !dryRun {
-		sandbox.PruneOwners(sandbox.DefaultOwnerDir(os.Getenv), live)
+		box.PruneOwners(box.DefaultOwnerDir(os.Getenv), live)
 	}
 	if mount == "" {
 		return out, errs
@@ -52,11 +52,11 @@ func Collect(ctx context.Context, kept, dryRun bool) ([]Collected, []error) {
 		errs = append(errs, err)
 	}
 	for _, rel := range guards {
-		pol, _ := sandbox.GuardPolicy(filepath.Base(rel))
-		c := Collected{Box: LiveBox{Backend: sandbox.KindCgroupfs, Cgroup: rel, Policy: pol,
-			Command: "the cgroup of a guard that is gone", Owner: sandbox.OwnerOrphaned}}
+		pol, _ := box.GuardPolicy(filepath.Base(rel))
+		c := Collected{Box: LiveBox{Backend: box.KindCgroupfs, Cgroup: rel, Policy: pol,
+			Command: "the cgroup of a guard that is gone", Owner: box.OwnerOrphaned}}
 		if !dryRun {
-			c.Err = sandbox.RemoveCgroup(mount, rel)
+			c.Err = box.RemoveCgroup(mount, rel)
 		}
 		out = append(out, c)
 	}
@@ -76,7 +76,7 @@ func leftoverGuards(mount string, uid int) ([]string, error) {
 			}
 			return nil // removed or unreadable while walking
 		}
-		if _, guard := sandbox.GuardPolicy(d.Name()); !d.IsDir() || !guard || strings.HasSuffix(d.Name(), ".scope") {
+		if _, guard := box.GuardPolicy(d.Name()); !d.IsDir() || !guard || strings.HasSuffix(d.Name(), ".scope") {
 			return nil
 		}
 		if fi, err := d.Info(); err != nil || !ownedBy(fi, uid) {

@@ -8,11 +8,11 @@ import (
 	"path"
 	"time"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // MachineMemory returns the memory that the percentages of policies are
@@ -24,13 +24,13 @@ import (
 // user-UID.slice. The cgroup boxrun is started from does not: no box lives
 // in it, so a terminal's 4G scope says nothing about what the boxes share.
 // Nor does boxrun.slice's own limit, which the [slice] percentages set.
-func MachineMemory(c sandbox.Choice) (uint64, error) {
+func MachineMemory(c box.Choice) (uint64, error) {
 	return machineMemory(os.DirFS("/"), c, os.Geteuid())
 }
 
 // machineMemory is MachineMemory on the machine whose root is fsys, for
 // the user uid.
-func machineMemory(fsys fs.FS, c sandbox.Choice, uid int) (uint64, error) {
+func machineMemory(fsys fs.FS, c box.Choice, uid int) (uint64, error) {
 	f, err := fsys.Open("proc/meminfo")
 	if err != nil {
 		return 0, fmt.Errorf("reading the machine's memory size: %w", err)
@@ -62,7 +62,7 @@ func machineMemory(fsys fs.FS, c sandbox.Choice, uid int) (uint64, error) {
 // runs there); for none the root. For --backend auto, which backend will
 // answer is not known before Select: it is systemd's when that cgroup
 // exists (the user manager runs), else cgroupfs's, in Select's order.
-func sliceHome(fsys fs.FS, mount, own string, c sandbox.Choice, uid int) string {
+func sliceHome(fsys fs.FS, mount, own string, c box.Choice, uid int) string {
 	managed := "/"
 	if c.User {
 		managed = systemd.UserManagerCgroup(own, uid)
@@ -72,11 +72,11 @@ func sliceHome(fsys fs.FS, mount, own string, c sandbox.Choice, uid int) string 
 		direct = cgroupfs.Rel(mount, c.CgroupParent)
 	}
 	switch c.Kind {
-	case sandbox.KindSystemd:
+	case box.KindSystemd:
 		return managed
-	case sandbox.KindCgroupfs:
+	case box.KindCgroupfs:
 		return direct
-	case sandbox.KindNone:
+	case box.KindNone:
 		return "/"
 	}
 	if fi, err := fs.Stat(fsys, cgroupfs.FSPath(mount, managed)); err == nil && fi.IsDir() {

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/policy"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // machine is a fixture machine for the memory size: MemTotal, the cgroup
@@ -39,11 +39,11 @@ func TestMachineMemory(t *testing.T) {
 		term    = userMgr + "/app.slice/app-foot-4242.scope"
 	)
 	g := func(n uint64) string { return strconv.FormatUint(n<<30, 10) }
-	user := sandbox.Choice{Kind: sandbox.KindAuto, User: true}
+	user := box.Choice{Kind: box.KindAuto, User: true}
 	tests := []struct {
 		name string
 		fsys fstest.MapFS
-		c    sandbox.Choice
+		c    box.Choice
 		uid  int
 		want uint64
 	}{
@@ -60,26 +60,26 @@ func TestMachineMemory(t *testing.T) {
 			userMgr: g(48), term: g(4),
 		}), user, 1000, 48 << 30},
 		{"boxrun.slice's own limit (an earlier run's) does not feed back", machine(64<<30, term, map[string]string{
-			userMgr: "max", userMgr + "/" + sandbox.SliceName: g(3), term: g(4),
+			userMgr: "max", userMgr + "/" + box.SliceName: g(3), term: g(4),
 		}), user, 1000, 64 << 30},
 		{"started outside the user manager (an ssh session scope of 4G)", machine(64<<30, "/user.slice/user-1000.slice/session-3.scope", map[string]string{
 			"/user.slice/user-1000.slice/session-3.scope": g(4), userMgr: "max",
 		}), user, 1000, 64 << 30},
 		{"root, system manager: the root cgroup has no limit", machine(64<<30, "/user.slice/user-1000.slice/session-3.scope", map[string]string{
 			"/user.slice/user-1000.slice/session-3.scope": g(4), "/user.slice": g(40),
-		}), sandbox.Choice{Kind: sandbox.KindAuto}, 0, 64 << 30},
+		}), box.Choice{Kind: box.KindAuto}, 0, 64 << 30},
 		{"a container with its own cgroup namespace: its limit is the root's", machine(64<<30, "/", map[string]string{
 			"/": g(8),
 		}), user, 1000, 8 << 30},
 		{"cgroupfs under a delegated parent with a limit", machine(64<<30, "/ci/job", map[string]string{
 			"/ci": g(16), "/ci/job": g(2),
-		}), sandbox.Choice{Kind: sandbox.KindCgroupfs, CgroupParent: "/sys/fs/cgroup/ci"}, 1000, 16 << 30},
+		}), box.Choice{Kind: box.KindCgroupfs, CgroupParent: "/sys/fs/cgroup/ci"}, 1000, 16 << 30},
 		{"auto without a user manager: cgroupfs's parent", machine(64<<30, "/ci/job", map[string]string{
 			"/ci": g(16), "/ci/job": g(2),
-		}), sandbox.Choice{Kind: sandbox.KindAuto, User: true, CgroupParent: "/sys/fs/cgroup/ci"}, 1000, 16 << 30},
+		}), box.Choice{Kind: box.KindAuto, User: true, CgroupParent: "/sys/fs/cgroup/ci"}, 1000, 16 << 30},
 		{"the none backend: the machine", machine(64<<30, term, map[string]string{
 			userMgr: g(48), term: g(4),
-		}), sandbox.Choice{Kind: sandbox.KindNone, User: true}, 1000, 64 << 30},
+		}), box.Choice{Kind: box.KindNone, User: true}, 1000, 64 << 30},
 		{"no cgroup2 mounted: MemTotal", fstest.MapFS{
 			"proc/meminfo": {Data: []byte("MemTotal: 16777216 kB\n")},
 		}, user, 1000, 16 << 30},
@@ -102,7 +102,7 @@ func TestMachineMemory(t *testing.T) {
 func TestSliceBudgetOfTheMachine(t *testing.T) {
 	const userMgr = "/user.slice/user-1000.slice/user@1000.service"
 	fsys := machine(64<<30, userMgr+"/app.slice/term.scope", map[string]string{userMgr: "max", userMgr + "/app.slice/term.scope": strconv.FormatUint(4<<30, 10)})
-	mem, err := machineMemory(fsys, sandbox.Choice{Kind: sandbox.KindAuto, User: true}, 1000)
+	mem, err := machineMemory(fsys, box.Choice{Kind: box.KindAuto, User: true}, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,11 +13,11 @@ import (
 
 	"github.com/containerd/cgroups/v3"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // LiveBox is a box that is running now, as `boxrun status` shows it.
@@ -51,7 +51,7 @@ type LiveBox struct {
 	CPUUsageUSec uint64
 	// Owner says whether the boxrun that made the box still runs;
 	// OwnerPID is that boxrun's pid, 0 when unknown.
-	Owner    sandbox.Ownership
+	Owner    box.Ownership
 	OwnerPID int
 }
 
@@ -91,9 +91,9 @@ func List(ctx context.Context) ([]LiveBox, []error) {
 		errs = append(errs, err)
 	}
 	boxes = append(boxes, found...)
-	own := sandbox.DefaultOwnerDir(os.Getenv)
+	own := box.DefaultOwnerDir(os.Getenv)
 	for i := range boxes {
-		boxes[i].Owner, boxes[i].OwnerPID = sandbox.OwnerOf(own, boxes[i].Cgroup)
+		boxes[i].Owner, boxes[i].OwnerPID = box.OwnerOf(own, boxes[i].Cgroup)
 	}
 	sort.SliceStable(boxes, func(i, j int) bool {
 		if !boxes[i].Started.Equal(boxes[j].Started) {
@@ -115,7 +115,7 @@ func listScopes(ctx context.Context, user bool, mount string) ([]LiveBox, error)
 	}
 	conn, err := systemd.Dial(ctx, which, systemd.Socket(user))
 	if err != nil {
-		return nil, fmt.Errorf("asking the systemd %s manager for its boxes: %w: %s", which, sandbox.ErrUnavailable, systemd.Trim(err))
+		return nil, fmt.Errorf("asking the systemd %s manager for its boxes: %w: %s", which, box.ErrUnavailable, systemd.Trim(err))
 	}
 	defer conn.Close() // read-only: nothing is lost when closing fails
 	units, err := conn.ListUnitsByPatternsContext(ctx, []string{"active", "activating"}, []string{"boxrun-*.scope"})
@@ -124,13 +124,13 @@ func listScopes(ctx context.Context, user bool, mount string) ([]LiveBox, error)
 	}
 	var out []LiveBox
 	for _, u := range units {
-		if sandbox.PolicyOfName(u.Name) == "" {
-			continue // a guard's scope (see sandbox.GuardArg)
+		if box.PolicyOfName(u.Name) == "" {
+			continue // a guard's scope (see box.GuardArg)
 		}
-		b := LiveBox{Backend: sandbox.KindSystemd, Manager: which, Unit: u.Name}
-		b.Policy, b.Command = sandbox.ParseDescription(u.Description)
+		b := LiveBox{Backend: box.KindSystemd, Manager: which, Unit: u.Name}
+		b.Policy, b.Command = box.ParseDescription(u.Description)
 		if b.Policy == "" {
-			b.Policy = sandbox.PolicyOfName(u.Name)
+			b.Policy = box.PolicyOfName(u.Name)
 		}
 		if p, err := conn.GetUnitTypePropertyContext(ctx, u.Name, "Scope", "ControlGroup"); err == nil {
 			b.Cgroup, _ = p.Value.Value().(string)
@@ -163,7 +163,7 @@ func listCgroups(mount string, uid int, seen map[string]bool) ([]LiveBox, error)
 			}
 			return nil // a cgroup removed or unreadable while walking
 		}
-		pol := sandbox.PolicyOfName(d.Name())
+		pol := box.PolicyOfName(d.Name())
 		if !d.IsDir() || pol == "" {
 			return nil
 		}
@@ -178,9 +178,9 @@ func listCgroups(mount string, uid int, seen map[string]bool) ([]LiveBox, error)
 		if !ownedBy(fi, uid) {
 			return fs.SkipDir
 		}
-		b := LiveBox{Backend: sandbox.KindCgroupfs, Cgroup: rel, Policy: pol, Started: fi.ModTime()}
+		b := LiveBox{Backend: box.KindCgroupfs, Cgroup: rel, Policy: pol, Started: fi.ModTime()}
 		if strings.HasSuffix(d.Name(), ".scope") {
-			b.Backend, b.Unit = sandbox.KindSystemd, d.Name()
+			b.Backend, b.Unit = box.KindSystemd, d.Name()
 		}
 		if pids, err := cgroupfs.Procs(p); err == nil {
 			if len(pids) == 0 {
@@ -215,7 +215,7 @@ func rootCommand(pids []int) string {
 	if root == 0 {
 		return ""
 	}
-	return sandbox.DescribeProc(root).Cmdline
+	return box.DescribeProc(root).Cmdline
 }
 
 // parentPID reads a process's parent from /proc/PID/stat.

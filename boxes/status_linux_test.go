@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/internal/machinetest"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // TestListCgroups walks a fake cgroup2 tree holding one live box of this
@@ -19,7 +19,7 @@ func TestListCgroups(t *testing.T) {
 	scope := filepath.Join(mount, "system.slice", "boxrun.slice", "boxrun-x-11112222.scope")
 	nested := filepath.Join(scope, "boxrun-y-44445555")
 	for _, d := range []string{live, filepath.Join(mount, "boxrun-it-00000000"), scope, filepath.Join(mount, "user.slice"),
-		filepath.Join(mount, "boxrun-it-3f2a9c1d-guard"), filepath.Join(scope, sandbox.OuterCgroup), nested} {
+		filepath.Join(mount, "boxrun-it-3f2a9c1d-guard"), filepath.Join(scope, box.OuterCgroup), nested} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -30,7 +30,7 @@ func TestListCgroups(t *testing.T) {
 		"memory.current": "1048576\n", "memory.peak": "2097152\n", "memory.high": "max\n", "memory.max": "134217728\n",
 		"pids.current": "3\n", "pids.max": "64\n", "cpu.stat": "usage_usec 1500\n",
 	})
-	machinetest.WriteFiles(t, filepath.Join(scope, sandbox.OuterCgroup), map[string]string{"cgroup.procs": "1\n"})
+	machinetest.WriteFiles(t, filepath.Join(scope, box.OuterCgroup), map[string]string{"cgroup.procs": "1\n"})
 	machinetest.WriteFiles(t, nested, map[string]string{"cgroup.procs": strconv.Itoa(os.Getpid()) + "\n"})
 	machinetest.WriteFiles(t, filepath.Join(mount, "boxrun-it-3f2a9c1d-guard"), map[string]string{"cgroup.procs": "1\n"})
 	seen := map[string]bool{"/system.slice/boxrun.slice/boxrun-x-11112222.scope": true}
@@ -43,7 +43,7 @@ func TestListCgroups(t *testing.T) {
 	}
 	b := boxes[0]
 	self, _ := os.Executable()
-	if b.Backend != sandbox.KindCgroupfs || b.Cgroup != "/boxrun-it-3f2a9c1d" || b.Policy != "it" || !strings.Contains(b.Command, filepath.Base(self)) {
+	if b.Backend != box.KindCgroupfs || b.Cgroup != "/boxrun-it-3f2a9c1d" || b.Policy != "it" || !strings.Contains(b.Command, filepath.Base(self)) {
 		t.Errorf("box %+v", b)
 	}
 	if b.MemoryCurrent != 1<<20 || b.MemoryPeak == nil || *b.MemoryPeak != 2<<20 || b.MemoryHigh != nil || b.MemoryMax == nil || *b.MemoryMax != 128<<20 ||

@@ -1,5 +1,5 @@
 // Package observe watches a running box and acts on what it sees, without
-// owning the box: box.Run calls an Observer as the command starts and
+// owning the box: box.Run calls a box.Observer as the command starts and
 // exits, and cmd/boxrun hands it one or both of the two observers here.
 //
 //   - Sampler (stats*.go) samples the box's cgroup files (memory, pids, CPU)

@@ -11,9 +11,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/procfs"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // pausedCgroup is the child cgroup of a box where backpressure keeps the
@@ -194,7 +194,7 @@ func (p *pauser) moveBack(pid int, origin string) error {
 	if err == nil || errors.Is(err, syscall.ESRCH) {
 		return err
 	}
-	if own := sandbox.OwnProcessesDir(p.dir); own != origin {
+	if own := box.OwnProcessesDir(p.dir); own != origin {
 		if err2 := writeCgroupFile(filepath.Join(own, "cgroup.procs"), strconv.Itoa(pid)); err2 == nil || errors.Is(err2, syscall.ESRCH) {
 			return err2
 		}

@@ -6,10 +6,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/observe"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/report"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // progressInterval is how often --progress redraws its line: at most 4×/s.
@@ -88,4 +88,4 @@ func (p *progress) Exited() {
 	fmt.Fprint(p.w, "\r\x1b[K")
 }
 
-var _ sandbox.Observer = (*progress)(nil)
+var _ box.Observer = (*progress)(nil)

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/observe"
 	"github.com/boxrun/boxrun/policy"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 func TestReportCLI(t *testing.T) {
@@ -121,8 +121,8 @@ func TestBuildRun(t *testing.T) {
 	adj := 500
 	pol := &policy.Resolved{Name: "it", MemoryHigh: u(policy.Unlimited), MemoryMax: u(128 << 20), PidsMax: u(64), OOMScoreAdj: &adj}
 	start := time.Unix(1000, 0)
-	res := &sandbox.Result{ExitCode: 137, Signal: syscall.SIGKILL, Backend: "systemd", Unit: "boxrun-it-1.scope", Cgroup: "/boxrun.slice/boxrun-it-1.scope",
-		Start: start, End: start.Add(2500 * time.Millisecond), Leftovers: []sandbox.Proc{{PID: 9, Comm: "sleep", Cmdline: "sleep 9"}}, LeftoversKilled: true}
+	res := &box.Result{ExitCode: 137, Signal: syscall.SIGKILL, Backend: "systemd", Unit: "boxrun-it-1.scope", Cgroup: "/boxrun.slice/boxrun-it-1.scope",
+		Start: start, End: start.Add(2500 * time.Millisecond), Leftovers: []box.Proc{{PID: 9, Comm: "sleep", Cmdline: "sleep 9"}}, LeftoversKilled: true}
 	st := observe.Stats{PID: 812, Measured: true, Wall: 2 * time.Second,
 		Memory:       observe.MemoryStats{Peak: 128 << 20, PeakSource: "memory.peak", Events: observe.MemoryEvents{OOM: 1, OOMKill: 1}},
 		Pids:         observe.PidsStats{Peak: 2, PeakSource: "samples"},
@@ -150,7 +150,7 @@ func TestBuildRun(t *testing.T) {
 	if len(r.Leftovers) != 1 || r.Leftovers[0].Cmdline != "sleep 9" || !r.LeftoversKilled {
 		t.Errorf("leftovers %+v", r.Leftovers)
 	}
-	none := buildRun(pol, []string{"x"}, &sandbox.Result{Backend: "none", Start: start, End: start}, observe.Stats{})
+	none := buildRun(pol, []string{"x"}, &box.Result{Backend: "none", Start: start, End: start}, observe.Stats{})
 	if none.Cgroup != "" || none.Memory.PeakSource != "" || none.KernelLogRead {
 		t.Errorf("none backend %+v", none)
 	}
