@@ -354,7 +354,7 @@ func (x *cgroupfsBox) setIOWeight(ctx context.Context, usable []string) error {
 		return nil
 	}
 	if err := os.WriteFile(x.cg.file("io.weight"), []byte("default "+strconv.FormatUint(*x.req.Policy.IOWeight, 10)), 0); err != nil {
-		_ = x.Destroy(ctx)
+		_ = x.Destroy(ctx) // the error below is what went wrong; the box holds nothing yet
 		return fmt.Errorf("writing io.weight of %s: %w", x.cg.dir(), err)
 	}
 	return nil

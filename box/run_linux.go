@@ -425,7 +425,9 @@ func (r *boxRun) finish(ctx context.Context) {
 	} else if r.res.Cgroup != "" {
 		rec := selfOwner(r.res.Cgroup, r.res.Unit)
 		rec.Kept = true
-		_ = writeOwner(r.o.OwnerDir, rec)
+		if err := writeOwner(r.o.OwnerDir, rec); err != nil {
+			r.warn(fmt.Sprintf("%v (boxrun gc will take the kept box for an orphan and remove it)", err))
+		}
 	}
 }
 

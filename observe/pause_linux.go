@@ -208,8 +208,14 @@ func (p *pauser) moveBack(pid int, origin string) error {
 // then on. Nothing is left frozen.
 func (p *pauser) abandonFreezer(pid int, why error) error {
 	for other, h := range p.paused {
-		if other != pid {
-			_ = h.signal(unix.SIGSTOP)
+		if other == pid {
+			continue
+		}
+		// One that exited needs no stop (resume finds it gone); one that
+		// lives on and could not be stopped runs again once the child is
+		// thawed, though counted as paused: say so.
+		if err := h.signal(unix.SIGSTOP); err != nil && h.alive() {
+			p.warn(fmt.Sprintf("backpressure could not keep pid %d paused: %v", other, err))
 		}
 	}
 	p.signal = true

@@ -10,9 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/probe"
-	"golang.org/x/sys/unix"
 )
 
 // defaultSampleInterval is how often a Sampler reads memory.current and
@@ -429,23 +430,7 @@ func (s *Sampler) Exited() {
 	}
 	s.wg.Wait()
 
-	// /proc/vmstat before the box: a kill landing between the two reads is
-	// then counted in the box and not outside it, never the other way.
-	var vmEnd uint64
-	vmOK := false
-	if m, err := cgroupfs.ReadFlatKeyed(s.vmstatPath); err == nil {
-		vmEnd, vmOK = m["oom_kill"], hasKey(m, "oom_kill") && s.vmOK
-	}
-	parentEnd, parentOK := readChildEvents(filepath.Dir(s.dir))
-	parentOK = parentOK && s.parentOK
-	parentDelta := MemoryEvents{
-		OOM:          subOrZero(parentEnd.OOM, s.parent.OOM),
-		OOMKill:      subOrZero(parentEnd.OOMKill, s.parent.OOMKill),
-		OOMGroupKill: subOrZero(parentEnd.OOMGroupKill, s.parent.OOMGroupKill),
-	}
-	if vmOK {
-		parentDelta.OOMKill = min(parentDelta.OOMKill, subOrZero(vmEnd, s.vmStart))
-	}
+	out := s.readOutside()
 	final := readEvidence(s.dir)
 	smp, smpOK := readSample(s.dir, wall)
 
@@ -453,6 +438,78 @@ func (s *Sampler) Exited() {
 	defer s.mu.Unlock()
 	s.addSampleLocked(smp, smpOK)
 	s.ev.merge(final)
+	st := s.figuresLocked(final, wall, end)
+	fromLog := s.kernelLogLocked(&st)
+	// The box vanished before its last reading (systemd removes an empty
+	// scope at once, and the kernel signals a change of memory.events at
+	// most every 10 ms): a kill that emptied it may be missing from its
+	// counters, but not from its parent's.
+	if ev := &st.Memory.Events; !final.ok() && out.parentOK &&
+		(out.parentDelta.OOM > ev.OOM || out.parentDelta.OOMKill > ev.OOMKill || out.parentDelta.OOMGroupKill > ev.OOMGroupKill) {
+		ev.OOM, ev.OOMKill, ev.OOMGroupKill = max(ev.OOM, out.parentDelta.OOM), max(ev.OOMKill, out.parentDelta.OOMKill), max(ev.OOMGroupKill, out.parentDelta.OOMGroupKill)
+		st.Notes = append(st.Notes, fmt.Sprintf("the box's OOM counts come from its parent cgroup %s, which also counts any box that ran beside it", filepath.Dir(s.dir)))
+	}
+	// A last sample of the box's processes, with every kill counted: the
+	// victim of a kill that emptied the box left with the box.
+	s.observeProcs(true, st.Memory.Events.OOMKill)
+	sampled := append([]OOMVictim(nil), s.victims.victims...)
+	for i := range sampled {
+		// Without an OOM of its own, the box lost them to the machine's
+		// OOM killer or an enclosing cgroup's.
+		sampled[i].Global = st.Memory.Events.OOM == 0
+	}
+	st.OOMVictims = mergeVictims(fromLog, sampled, st.Memory.Events.OOMKill)
+	s.procMu.Lock()
+	st.Commands = s.profile.uses(maxCommands)
+	s.procMu.Unlock()
+
+	boxKills := st.Memory.Events.OOMKill
+	switch {
+	case out.vmOK:
+		st.OutsideOOMKills = subOrZero(out.vmEnd-min(out.vmEnd, s.vmStart), boxKills)
+	case out.parentOK:
+		st.OutsideOOMKills = subOrZero(out.parentDelta.OOMKill, boxKills)
+	default:
+		st.Notes = append(st.Notes, "OOM kills outside the box could not be counted: neither /proc/vmstat oom_kill nor the parent cgroup's memory.events was readable")
+	}
+	s.stats = st
+}
+
+// outside is what the counters outside the box say at its end: the
+// machine's oom_kill count (/proc/vmstat), and the OOM events of the
+// parent cgroup's subtree since the box started.
+type outside struct {
+	vmEnd       uint64
+	vmOK        bool
+	parentDelta MemoryEvents
+	parentOK    bool
+}
+
+// readOutside reads the counters outside the box, before the box's own:
+// a kill landing between the two reads is then counted in the box and not
+// outside it, never the other way.
+func (s *Sampler) readOutside() outside {
+	var out outside
+	if m, err := cgroupfs.ReadFlatKeyed(s.vmstatPath); err == nil {
+		out.vmEnd, out.vmOK = m["oom_kill"], hasKey(m, "oom_kill") && s.vmOK
+	}
+	parentEnd, parentOK := readChildEvents(filepath.Dir(s.dir))
+	out.parentOK = parentOK && s.parentOK
+	out.parentDelta = MemoryEvents{
+		OOM:          subOrZero(parentEnd.OOM, s.parent.OOM),
+		OOMKill:      subOrZero(parentEnd.OOMKill, s.parent.OOMKill),
+		OOMGroupKill: subOrZero(parentEnd.OOMGroupKill, s.parent.OOMGroupKill),
+	}
+	if out.vmOK {
+		out.parentDelta.OOMKill = min(out.parentDelta.OOMKill, subOrZero(out.vmEnd, s.vmStart))
+	}
+	return out
+}
+
+// figuresLocked makes the Stats of the box's figures from its samples and
+// the evidence merged, with notes on what could not be measured; final is
+// the last reading, at end.
+func (s *Sampler) figuresLocked(final evidence, wall time.Duration, end time.Time) Stats {
 	st := Stats{Wall: wall, PID: s.pid, Measured: true, Samples: s.buf.all()}
 	if !final.ok() {
 		if s.lastRead.IsZero() {
@@ -480,61 +537,33 @@ func (s *Sampler) Exited() {
 		st.Pids.Peak, st.Pids.PeakSource = max(s.ev.pidsPeak, samplePids), "pids.peak"
 	}
 	st.CPU = s.ev.cpu
+	return st
+}
 
-	var fromLog []OOMVictim
-	if s.kmsgFD >= 0 {
-		log := readKernelLog(s.kmsgFD)
-		unix.Close(s.kmsgFD)
-		s.kmsgFD = -1
-		victims, err := parseOOMKills(bytes.NewReader(log), s.box, st.Memory.Events.OOMKill)
-		if err != nil {
-			st.KernelLogErr = fmt.Sprintf("parsing the kernel log: %v", err)
-		}
-		fromLog = victims
-		inside := uint64(0)
-		for _, v := range victims {
-			if v.InsideBox {
-				inside++
-			}
-		}
-		// The log saw kills the counters missed (the box vanished first).
-		st.Memory.Events.OOMKill = max(st.Memory.Events.OOMKill, inside)
-	} else {
+// kernelLogLocked reads and closes the kernel log opened at Started and
+// returns the OOM victims it names; kills of the box the counters missed
+// (the box vanished first) are added to st's, and why the log could not
+// be read goes to st.KernelLogErr.
+func (s *Sampler) kernelLogLocked(st *Stats) []OOMVictim {
+	if s.kmsgFD < 0 {
 		st.KernelLogErr = s.kmsgErr
+		return nil
 	}
-	// The box vanished before its last reading (systemd removes an empty
-	// scope at once, and the kernel signals a change of memory.events at
-	// most every 10 ms): a kill that emptied it may be missing from its
-	// counters, but not from its parent's.
-	if ev := &st.Memory.Events; !final.ok() && parentOK &&
-		(parentDelta.OOM > ev.OOM || parentDelta.OOMKill > ev.OOMKill || parentDelta.OOMGroupKill > ev.OOMGroupKill) {
-		ev.OOM, ev.OOMKill, ev.OOMGroupKill = max(ev.OOM, parentDelta.OOM), max(ev.OOMKill, parentDelta.OOMKill), max(ev.OOMGroupKill, parentDelta.OOMGroupKill)
-		st.Notes = append(st.Notes, fmt.Sprintf("the box's OOM counts come from its parent cgroup %s, which also counts any box that ran beside it", filepath.Dir(s.dir)))
+	log := readKernelLog(s.kmsgFD)
+	unix.Close(s.kmsgFD) // read-only: a failed close loses nothing
+	s.kmsgFD = -1
+	victims, err := parseOOMKills(bytes.NewReader(log), s.box, st.Memory.Events.OOMKill)
+	if err != nil {
+		st.KernelLogErr = fmt.Sprintf("parsing the kernel log: %v", err)
 	}
-	// A last sample of the box's processes, with every kill counted: the
-	// victim of a kill that emptied the box left with the box.
-	s.observeProcs(true, st.Memory.Events.OOMKill)
-	sampled := append([]OOMVictim(nil), s.victims.victims...)
-	for i := range sampled {
-		// Without an OOM of its own, the box lost them to the machine's
-		// OOM killer or an enclosing cgroup's.
-		sampled[i].Global = st.Memory.Events.OOM == 0
+	inside := uint64(0)
+	for _, v := range victims {
+		if v.InsideBox {
+			inside++
+		}
 	}
-	st.OOMVictims = mergeVictims(fromLog, sampled, st.Memory.Events.OOMKill)
-	s.procMu.Lock()
-	st.Commands = s.profile.uses(maxCommands)
-	s.procMu.Unlock()
-
-	boxKills := st.Memory.Events.OOMKill
-	switch {
-	case vmOK:
-		st.OutsideOOMKills = subOrZero(vmEnd-min(vmEnd, s.vmStart), boxKills)
-	case parentOK:
-		st.OutsideOOMKills = subOrZero(parentDelta.OOMKill, boxKills)
-	default:
-		st.Notes = append(st.Notes, "OOM kills outside the box could not be counted: neither /proc/vmstat oom_kill nor the parent cgroup's memory.events was readable")
-	}
-	s.stats = st
+	st.Memory.Events.OOMKill = max(st.Memory.Events.OOMKill, inside)
+	return victims
 }
 
 func subOrZero(a, b uint64) uint64 {
