@@ -80,12 +80,12 @@ type cgroupfsBackend struct {
 	nested bool
 }
 
-// NewCgroupfs finds a cgroup v2 directory this process may create children
+// newCgroupfs finds a cgroup v2 directory this process may create children
 // in: $BOXRUN_CGROUP_PARENT when set, else the cgroup boxrun runs in when it
 // is the root of the hierarchy (a VM or a container with its own cgroup
 // namespace). Other places hold processes, and cgroup v2 forbids enabling
 // controllers there (the no-internal-processes rule). See ProbeCgroupfs.
-func NewCgroupfs(parentOverride string) (Backend, error) {
+func newCgroupfs(parentOverride string) (Backend, error) {
 	mount, err := cgroupfs.MountPoint()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -112,7 +112,7 @@ func NewCgroupfs(parentOverride string) (Backend, error) {
 // not be written by this process, nil when it may.
 func accessWrite(name string) error { return unix.Access("/"+name, unix.W_OK) }
 
-// newCgroupfsIn is NewCgroupfs on the machine whose root is fsys, with
+// newCgroupfsIn is newCgroupfs on the machine whose root is fsys, with
 // cgroup2 mounted at mount (unified), for a process in cgroup own.
 func newCgroupfsIn(fsys fs.FS, mount, own, parentOverride string, writable func(name string) error) (Backend, error) {
 	parent, err := ProbeCgroupfs(fsys, mount, own, parentOverride, writable)
@@ -123,7 +123,7 @@ func newCgroupfsIn(fsys fs.FS, mount, own, parentOverride string, writable func(
 }
 
 // ProbeCgroupfs is the one check of whether the cgroupfs backend can make
-// boxes on the machine whose root is fsys: NewCgroupfs decides by it, and
+// boxes on the machine whose root is fsys: newCgroupfs decides by it, and
 // doctor reports its verdict. It returns the cgroup, below mount, to make
 // them under: override ($BOXRUN_CGROUP_PARENT) when set, else own, the
 // cgroup boxrun runs in, when that is the root of the hierarchy as boxrun

@@ -13,10 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// HelperArg is the first argument that makes the boxrun binary act as the
+// helperArg is the first argument that makes the boxrun binary act as the
 // start-then-release helper instead of the CLI. main must check IsHelper
 // before anything else.
-const HelperArg = "__boxrun-exec"
+const helperArg = "__boxrun-exec"
 
 // The helper's inherited descriptors (exec.Cmd.ExtraFiles start at 3).
 const (
@@ -37,7 +37,7 @@ type helperConfig struct {
 
 // helperArgs builds the helper's command line.
 func helperArgs(c helperConfig) []string {
-	args := []string{HelperArg}
+	args := []string{helperArg}
 	if c.oomScoreAdj != nil {
 		args = append(args, "--oom-score-adj", strconv.Itoa(*c.oomScoreAdj))
 	}
@@ -51,7 +51,7 @@ func helperArgs(c helperConfig) []string {
 // parseHelperArgs is the inverse of helperArgs.
 func parseHelperArgs(args []string) (helperConfig, error) {
 	var c helperConfig
-	if len(args) == 0 || args[0] != HelperArg {
+	if len(args) == 0 || args[0] != helperArg {
 		return c, errors.New("not a helper invocation")
 	}
 	args = args[1:]
@@ -87,7 +87,7 @@ func parseHelperArgs(args []string) (helperConfig, error) {
 // IsHelper reports whether args (os.Args) are an invocation of one of
 // boxrun's internal roles (the exec helper or the backpressure guard).
 func IsHelper(args []string) bool {
-	return len(args) > 1 && (args[1] == HelperArg || args[1] == GuardArg)
+	return len(args) > 1 && (args[1] == helperArg || args[1] == GuardArg)
 }
 
 // RunHelper is the helper's whole life: wait to be placed in the box, apply
@@ -112,7 +112,7 @@ func RunHelper(args []string) int {
 	}
 	release := os.NewFile(helperReleaseFD, "boxrun-release")
 	if release == nil {
-		return report(125, "helper: no release pipe (do not run %s by hand)", HelperArg)
+		return report(125, "helper: no release pipe (do not run %s by hand)", helperArg)
 	}
 	msg, err := io.ReadAll(release)
 	release.Close()

@@ -16,10 +16,10 @@ func TestHelperArgsRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: got %+v", got)
 	}
 	for _, bad := range [][]string{
-		{HelperArg},
-		{HelperArg, "--oom-score-adj"},
-		{HelperArg, "--oom-score-adj", "x", "--", "/a", "a"},
-		{HelperArg, "--bogus", "1", "--", "/a", "a"},
+		{helperArg},
+		{helperArg, "--oom-score-adj"},
+		{helperArg, "--oom-score-adj", "x", "--", "/a", "a"},
+		{helperArg, "--bogus", "1", "--", "/a", "a"},
 		{"other"},
 	} {
 		if _, err := parseHelperArgs(bad); err == nil {

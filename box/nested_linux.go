@@ -71,20 +71,20 @@ func boxOf(cg string) (box, unit string, ok bool) {
 	return "", "", false
 }
 
-// ErrNotDelegated is returned (wrapped) by NewNested when the enclosing box
+// errNotDelegated is returned (wrapped) by NewNested when the enclosing box
 // is not boxrun's to divide; the wrapping error says why.
-var ErrNotDelegated = errors.New("the box is not delegated to boxrun")
+var errNotDelegated = errors.New("the box is not delegated to boxrun")
 
 // NewNested returns the backend that makes boxes inside the box at cgroup
 // (below the cgroup2 mount; unit is its scope, "" for a cgroupfs box), so
 // that a nested run gets its own policy's limits under the outer box's. It
-// fails with ErrNotDelegated unless the box's subtree is boxrun's: a
+// fails with errNotDelegated unless the box's subtree is boxrun's: a
 // cgroupfs box, or a scope started with Delegate=yes, whose cgroup this
 // process may write.
 func NewNested(ctx context.Context, cgroup, unit string) (Backend, error) {
 	mount, err := cgroupfs.MountPoint()
 	if err != nil || mount == "" {
-		return nil, fmt.Errorf("%w: no cgroup v2 hierarchy is mounted", ErrNotDelegated)
+		return nil, fmt.Errorf("%w: no cgroup v2 hierarchy is mounted", errNotDelegated)
 	}
 	if err := delegated(ctx, mount, cgroup, unit); err != nil {
 		return nil, err
@@ -97,7 +97,7 @@ func delegated(ctx context.Context, mount, cgroup, unit string) error {
 	dir := filepath.Join(mount, cgroup)
 	for _, f := range []string{dir, filepath.Join(dir, "cgroup.procs"), filepath.Join(dir, "cgroup.subtree_control")} {
 		if err := unix.Access(f, unix.W_OK); err != nil {
-			return fmt.Errorf("%w: %s is not writable by uid %d (%v)", ErrNotDelegated, f, os.Geteuid(), err)
+			return fmt.Errorf("%w: %s is not writable by uid %d (%v)", errNotDelegated, f, os.Geteuid(), err)
 		}
 	}
 	if unit == "" {
@@ -108,15 +108,15 @@ func delegated(ctx context.Context, mount, cgroup, unit string) error {
 	_, manager, uid := systemd.UnitOwner(cgroup)
 	conn, err := systemd.Dial(ctx, manager, systemd.SocketFor(manager, uid))
 	if err != nil {
-		return fmt.Errorf("%w: cannot ask the systemd %s manager whether scope %s is delegated: %v", ErrNotDelegated, manager, unit, systemd.Trim(err))
+		return fmt.Errorf("%w: cannot ask the systemd %s manager whether scope %s is delegated: %v", errNotDelegated, manager, unit, systemd.Trim(err))
 	}
 	defer conn.Close()
 	prop, err := conn.GetUnitTypePropertyContext(ctx, unit, "Scope", "Delegate")
 	if err != nil {
-		return fmt.Errorf("%w: asking the systemd %s manager whether scope %s is delegated: %v", ErrNotDelegated, manager, unit, systemd.ExplainError(err))
+		return fmt.Errorf("%w: asking the systemd %s manager whether scope %s is delegated: %v", errNotDelegated, manager, unit, systemd.ExplainError(err))
 	}
 	if d, _ := prop.Value.Value().(bool); !d {
-		return fmt.Errorf("%w: scope %s was not started with Delegate=yes, so its cgroup is systemd's to manage", ErrNotDelegated, unit)
+		return fmt.Errorf("%w: scope %s was not started with Delegate=yes, so its cgroup is systemd's to manage", errNotDelegated, unit)
 	}
 	return nil
 }

@@ -25,9 +25,7 @@ import (
 func TestSignalsReachOnlyTheBox(t *testing.T) {
 	inside, outside := machinetest.StartSleep(t), machinetest.StartSleep(t)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(inside.Process.Pid)+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	machinetest.WriteFiles(t, dir, map[string]string{"cgroup.procs": strconv.Itoa(inside.Process.Pid) + "\n"})
 	stale := []int{inside.Process.Pid, outside.Process.Pid}
 
 	t.Run("signal to every process in the box", func(t *testing.T) {

@@ -115,8 +115,8 @@ func startErr(code int, format string, a ...any) error {
 	return &StartError{Code: code, Err: fmt.Errorf(format, a...)}
 }
 
-// NewID returns a short random id for a box name.
-func NewID() string {
+// newID returns a short random id for a box name.
+func newID() string {
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return fmt.Sprintf("%08x", time.Now().UnixNano()&0xffffffff)
@@ -269,7 +269,7 @@ func prepare(ctx context.Context, o Options) (*boxRun, error) {
 	r.path = path
 	id := o.ID
 	if id == "" {
-		id = NewID()
+		id = newID()
 	}
 	r.res = &Result{Backend: o.Backend.Name()}
 	box, err := o.Backend.Create(ctx, Request{Policy: o.Policy, ID: id, Description: describe(o.Policy.Name, o.Args), Slice: o.Slice, Warn: r.warn})
@@ -624,12 +624,12 @@ func exitStatus(ps *os.ProcessState, waitErr error) (int, syscall.Signal) {
 	if !ok {
 		return ps.ExitCode(), 0
 	}
-	return ExitCode(ws)
+	return exitCode(ws)
 }
 
-// ExitCode maps a wait status to the exit code a shell would report: the
+// exitCode maps a wait status to the exit code a shell would report: the
 // exit status, or 128+N for death by signal N.
-func ExitCode(ws syscall.WaitStatus) (int, syscall.Signal) {
+func exitCode(ws syscall.WaitStatus) (int, syscall.Signal) {
 	switch {
 	case ws.Exited():
 		return ws.ExitStatus(), 0

@@ -285,7 +285,7 @@ func TestExitCode(t *testing.T) {
 		{"SIGSEGV with core", syscall.WaitStatus(syscall.SIGSEGV) | 0x80, 139, syscall.SIGSEGV},
 	}
 	for _, tt := range tests {
-		code, sig := ExitCode(tt.ws)
+		code, sig := exitCode(tt.ws)
 		if code != tt.code || sig != tt.sig {
 			t.Errorf("%s: got %d/%v, want %d/%v", tt.name, code, sig, tt.code, tt.sig)
 		}

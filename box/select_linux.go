@@ -24,7 +24,7 @@ type Choice struct {
 // not usable (for the user's warning). An explicit kind that is not usable
 // is an error.
 func Select(ctx context.Context, c Choice) (Backend, []string, error) {
-	return openers{systemd: NewSystemd, cgroupfs: NewCgroupfs}.choose(ctx, c)
+	return openers{systemd: newSystemd, cgroupfs: newCgroupfs}.choose(ctx, c)
 }
 
 // openers open the backends Select chooses from: this machine's, or in

@@ -34,10 +34,10 @@ type systemdBackend struct {
 	noOOMPolicy bool
 }
 
-// NewSystemd connects to the user manager (user=true) or the system manager
+// newSystemd connects to the user manager (user=true) or the system manager
 // through its private socket, the way systemctl does, so that no D-Bus
 // daemon is needed and none is ever launched.
-func NewSystemd(ctx context.Context, user bool) (Backend, error) {
+func newSystemd(ctx context.Context, user bool) (Backend, error) {
 	which := "system"
 	if user {
 		which = "user"
