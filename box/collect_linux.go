@@ -26,7 +26,7 @@ func Remove(ctx context.Context, mount, cgroup, kind string) error {
 		}
 	}
 	for _, dir := range ownerDirsFor(DefaultOwnerDir(os.Getenv), cgroup) {
-		_ = os.Remove(filepath.Join(dir, filepath.Base(cgroup)+".json"))
+		_ = os.Remove(filepath.Join(dir, filepath.Base(cgroup)+".json")) // most of these places hold none, or are not ours to write
 	}
 	return nil
 }

@@ -126,7 +126,7 @@ func startGuard(ctx context.Context, executable string, box Box, record, postMor
 	g := &guard{w: w, exited: make(chan struct{}), home: born, boxKnown: box.Dir() != ""}
 	// Reap it when it exits, without blocking boxrun.
 	go func() {
-		_ = cmd.Wait()
+		_ = cmd.Wait() // how the guard ended changes nothing for the run
 		close(g.exited)
 	}()
 	if home != nil && born.rel == "" {
@@ -159,7 +159,7 @@ func startIn(newCmd func() *exec.Cmd, home cgroupDir) (*exec.Cmd, error) {
 		return nil, err
 	}
 	if err := os.WriteFile(home.file("cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
-		_ = cmd.Process.Kill()
+		_ = cmd.Process.Kill() // the guard never got its cgroup: it is stopped, and the move's error is the one to report
 		_ = cmd.Wait()
 		return nil, fmt.Errorf("moving the guard into %s: %w", home.dir(), err)
 	}
@@ -175,7 +175,7 @@ func (g *guard) settle(boxDir string) error {
 		return nil
 	}
 	if !g.boxKnown && boxDir != "" {
-		_, _ = g.w.Write([]byte(boxDir + "\n"))
+		_, _ = g.w.Write([]byte(boxDir + "\n")) // fails only when the guard is gone: nothing left to tell
 		g.boxKnown = true
 	}
 	if g.adopted == nil {
@@ -199,14 +199,14 @@ func (g *guard) release() {
 	if g.adopted != nil {
 		_ = g.adopted() // the job must be done before the scope can go
 	}
-	_, _ = g.w.Write([]byte{guardDone})
+	_, _ = g.w.Write([]byte{guardDone}) // likewise: a guard gone needs no word
 	g.w.Close()
 	if g.home.rel == "" {
 		return
 	}
 	select {
 	case <-g.exited:
-		_ = g.home.remove()
+		_ = g.home.remove() // a guard's cgroup left behind is boxrun gc's (see boxes)
 	case <-time.After(guardExitWait):
 	}
 }
@@ -275,7 +275,7 @@ func cleanUpBox(dir, record, kind string) error {
 	// SIGKILL as it is, but a frozen cgroup keeps the box populated on
 	// kernels that kill each process).
 	cg.thaw()
-	_ = cg.signal(syscall.SIGCONT)
+	_ = cg.signal(syscall.SIGCONT) // best effort: the kill below ends a stopped process too
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := cg.kill(ctx); err != nil {
@@ -283,7 +283,7 @@ func cleanUpBox(dir, record, kind string) error {
 	}
 	// The box is empty: no record of it may stay ("" when none was made).
 	if record != "" {
-		_ = os.Remove(record)
+		_ = os.Remove(record) // a record left names no live box: status skips it, gc prunes it
 	}
 	// systemd removes an empty scope's cgroup itself, and its slice's is
 	// never ours; a cgroupfs box is, and so is its slice directory once no
@@ -303,7 +303,7 @@ func (c cgroupDir) thaw() {
 		}
 		f := filepath.Join(p, "cgroup.freeze")
 		if v, err := os.ReadFile(f); err == nil && strings.TrimSpace(string(v)) == "1" {
-			_ = os.WriteFile(f, []byte("0"), 0)
+			_ = os.WriteFile(f, []byte("0"), 0) // best effort: SIGKILL ends a frozen process too
 		}
 		return nil
 	})
@@ -334,6 +334,6 @@ func (c cgroupDir) dirOrEmpty() string {
 // that did not start); the zero cgroupDir is left alone.
 func (c cgroupDir) removeEmpty() {
 	if c.rel != "" {
-		_ = os.Remove(c.dir())
+		_ = os.Remove(c.dir()) // an empty cgroup left behind is boxrun gc's
 	}
 }

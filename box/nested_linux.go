@@ -151,7 +151,7 @@ func (b *cgroupfsBackend) createNested(ctx context.Context, req Request) (Box, e
 		err = m.Update(cgroupResources(req.Policy, usable))
 	}
 	if err != nil {
-		_ = os.Remove(box.cg.dir())
+		_ = os.Remove(box.cg.dir()) // the limits' error is the one to report; an empty cgroup left is gc's
 		return nil, fmt.Errorf("setting the limits of %s: %w", box.cg.dir(), err)
 	}
 	return box, box.setIOWeight(ctx, usable)

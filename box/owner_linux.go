@@ -51,7 +51,7 @@ func writeOwner(dir string, rec ownerRecord) error {
 		return fmt.Errorf("recording the box: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+		os.Remove(tmp) // the rename's error is the one to report
 		return fmt.Errorf("recording the box: %w", err)
 	}
 	return nil
@@ -60,7 +60,7 @@ func writeOwner(dir string, rec ownerRecord) error {
 // dropOwner removes the record of the box at cgroup.
 func dropOwner(dir, cgroup string) {
 	if dir != "" {
-		_ = os.Remove(filepath.Join(dir, filepath.Base(cgroup)+".json"))
+		_ = os.Remove(filepath.Join(dir, filepath.Base(cgroup)+".json")) // a record left names no live box: status skips it, gc prunes it
 	}
 }
 
@@ -144,7 +144,7 @@ func PruneOwners(dir string, live map[string]bool) {
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".json")
 		if ok && !live[name] {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
+			_ = os.Remove(filepath.Join(dir, e.Name())) // the next gc tries again
 		}
 	}
 }

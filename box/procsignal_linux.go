@@ -136,7 +136,7 @@ func (c cgroupDir) freeze(ctx context.Context, timeout time.Duration) (thaw func
 	if err := os.WriteFile(file, []byte("1"), 0); err != nil {
 		return func() {}
 	}
-	thaw = func() { _ = os.WriteFile(file, []byte(strings.TrimSpace(string(was))), 0) }
+	thaw = func() { _ = os.WriteFile(file, []byte(strings.TrimSpace(string(was))), 0) } // best effort: SIGKILL ends a frozen process too
 	changed, stop := cgroupfs.Watch(c.file("cgroup.events"))
 	defer stop()
 	deadline := time.NewTimer(timeout)

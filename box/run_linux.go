@@ -437,7 +437,7 @@ func (r *boxRun) finish(ctx context.Context) {
 func (r *boxRun) abort(ctx context.Context, err error) error {
 	r.release.Close() // EOF without the magic: the helper exits at once
 	r.status.Close()
-	_ = r.helper.Wait()
+	_ = r.helper.Wait() // reaped only: the helper never ran the command
 	r.destroy(ctx)
 	return err
 }
@@ -568,11 +568,11 @@ func forwardSignals(sigs <-chan os.Signal, cmd *os.Process, where func() groups,
 			switch {
 			case n == 2:
 				warn(fmt.Sprintf("%s again: sending it to every process in the box (a third time kills them all)", signalName(sig)))
-				_ = box.Signal(context.Background(), sig)
+				_ = box.Signal(context.Background(), sig) // a process gone meanwhile needs no signal
 				continue
 			case n >= 3:
 				warn(fmt.Sprintf("%s a third time: killing every process in the box", signalName(sig)))
-				go func() { _ = box.Kill(context.Background()) }()
+				go func() { _ = box.Kill(context.Background()) }() // leftovers handling kills again and reports
 				continue
 			}
 			if d == delivered {
@@ -658,7 +658,7 @@ func handleLeftovers(ctx context.Context, box Box, p *policy.Resolved, warn func
 	if p.Leftovers == "keep" {
 		return procs, false
 	}
-	_ = box.Signal(ctx, syscall.SIGTERM)
+	_ = box.Signal(ctx, syscall.SIGTERM) // what does not end in the grace is killed below
 	if dir := box.Dir(); dir != "" {
 		if (cgroupDir{mount: dir, rel: "/"}).waitEmpty(ctx, p.LeftoversGrace) {
 			return procs, true

@@ -76,7 +76,7 @@ func (b *systemdBackend) manager(ctx context.Context, warn func(string)) (*sd.Co
 	if err != nil {
 		return nil, fmt.Errorf("the connection to the systemd %s manager was lost during the run and could not be made again: %v", b.which, systemd.Trim(err))
 	}
-	b.conn.Close()
+	b.conn.Close() // the lost connection: nothing to flush
 	b.conn = conn
 	if warn != nil {
 		warn(fmt.Sprintf("the connection to the systemd %s manager was lost during the run (it restarted or re-executed itself); boxrun connected again to remove the box", b.which))
@@ -117,7 +117,7 @@ func (b *systemdBackend) call(ctx context.Context, warn func(string), f func(*sd
 func (b *systemdBackend) Name() string { return KindSystemd }
 
 func (b *systemdBackend) Close() error {
-	b.conn.Close()
+	b.conn.Close() // nothing to flush: every call waited for its answer
 	return nil
 }
 
@@ -311,7 +311,7 @@ func (b *systemdBackend) startJob(ctx context.Context, unit string, props []sd.P
 		select {
 		case res := <-ch:
 			if res != "done" {
-				_ = b.conn.ResetFailedUnitContext(ctx, unit)
+				_ = b.conn.ResetFailedUnitContext(ctx, unit) // the job's result is the error to report
 				return fmt.Errorf("starting scope %s: job %s (see: journalctl %s-u %s)", unit, res, b.journalFlag(), unit)
 			}
 			return nil

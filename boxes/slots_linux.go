@@ -76,6 +76,8 @@ func AcquireSlot(ctx context.Context, req SlotRequest) (release func(), err erro
 		if ticket.first(req.Dir, prefix) {
 			for i := 0; i < req.N; i++ {
 				if f, ok := tryLock(filepath.Join(req.Dir, fmt.Sprintf("%sslot.%d", prefix, i))); ok {
+					// Who holds it is only shown to waiters: a failed write
+					// costs nothing but that.
 					_ = f.Truncate(0)
 					_, _ = f.WriteString(strconv.Itoa(os.Getpid()) + " " + req.Holder)
 					return func() { unlockRemove(f) }, nil
@@ -136,7 +138,7 @@ func tryLock(path string) (*os.File, bool) {
 // unlockRemove removes a locked file and then drops the lock, so that no
 // lock file outlives its holder.
 func unlockRemove(f *os.File) {
-	_ = os.Remove(f.Name())
+	_ = os.Remove(f.Name()) // a file left unlocked is taken (a slot) or removed (a ticket) by the next run
 	f.Close()
 }
 

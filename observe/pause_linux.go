@@ -110,7 +110,7 @@ func (h pinned) signal(sig syscall.Signal) error {
 
 func (h pinned) close() {
 	if h.fd >= 0 {
-		unix.Close(h.fd)
+		unix.Close(h.fd) // a pidfd: closing it loses nothing
 	}
 }
 
@@ -153,7 +153,7 @@ func (p *pauser) makeFrozen() error {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
 	if err := writeCgroupFile(filepath.Join(dir, "cgroup.freeze"), "1"); err != nil {
-		os.Remove(dir)
+		os.Remove(dir) // the freeze's error is the one to report
 		return fmt.Errorf("freezing %s: %w (the cgroup freezer needs Linux 5.2)", dir, err)
 	}
 	p.frozen = dir
