@@ -321,7 +321,7 @@ func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) 
 	req.Slice = sliceToApply(cgroupDir{mount: b.mount, rel: slice}, name, req.Slice, req.Warn)
 	sliceRes := &cgroup2.Resources{}
 	if s := req.Slice; !s.Empty() {
-		sliceRes = cgroupResources(&policy.Resolved{MemoryHigh: s.MemoryHigh, MemoryMax: s.MemoryMax, PidsMax: s.PidsMax, CPUWeight: s.CPUWeight}, usable)
+		sliceRes = cgroupResources(sliceLimits(s), usable)
 	}
 	res := cgroupResources(req.Policy, usable)
 	// Another boxrun may remove an empty slice between the two steps:
