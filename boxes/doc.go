@@ -9,6 +9,6 @@
 //     cgroups of guards gone, for `boxrun gc`;
 //   - AcquireSlot (slots_linux.go) bounds how many boxes of a policy run at
 //     once, in the order they asked;
-//   - MachineMemory, FreeMemory and WaitForMemory (memory_linux.go) say how
-//     much memory the boxes share and wait until a run's need is free.
+//   - MachineMemory and WaitForMemory (memory_linux.go) say how much
+//     memory the boxes share and wait until a run's need is free.
 package boxes

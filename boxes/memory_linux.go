@@ -102,9 +102,9 @@ func smallestMemoryMax(fsys fs.FS, mount, dir string) (limit uint64, ok bool) {
 	}
 }
 
-// FreeMemory is what the kernel says can be had without swapping:
+// freeMemory is what the kernel says can be had without swapping:
 // MemAvailable of /proc/meminfo.
-func FreeMemory() (uint64, error) {
+func freeMemory() (uint64, error) {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0, fmt.Errorf("reading available memory: %w", err)
@@ -114,12 +114,12 @@ func FreeMemory() (uint64, error) {
 }
 
 // WaitForMemory waits until at least need bytes are available (see
-// FreeMemory), looking every poll. waiting, when set, is called once with
+// freeMemory), looking every poll. waiting, when set, is called once with
 // what is available if the run has to wait; with noWait it fails at once.
 func WaitForMemory(ctx context.Context, need uint64, poll time.Duration, noWait bool, waiting func(have uint64)) error {
 	told := false
 	for {
-		have, err := FreeMemory()
+		have, err := freeMemory()
 		if err != nil {
 			return err
 		}

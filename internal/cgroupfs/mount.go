@@ -3,10 +3,11 @@
 // (/proc/mounts), which cgroup a process is in (/proc/PID/cgroup), and the
 // value formats of cgroup files — single counters (memory.current), limits
 // ("max" or a number), flat-keyed files (memory.events, cpu.stat) and
-// controller lists (cgroup.controllers). Counter and StatFile keep a file
-// open for a run and read it with one pread; Watch reports changes of a
-// file through inotify. It writes nothing: making, limiting and removing
-// cgroups is the backends' business.
+// controller lists (cgroup.controllers); the processes of a cgroup tree
+// (Procs, EachProc) and its cgroup.events (Populated, Event). Counter and
+// StatFile keep a file open for a run and read it with one pread; Watch
+// reports changes of a file through inotify. It writes nothing: making,
+// limiting and removing cgroups is the backends' business (package box).
 package cgroupfs
 
 import (
