@@ -18,30 +18,23 @@ import (
 	"github.com/boxrun/boxrun/internal/machinetest"
 )
 
-// TestSignalsReachOnlyTheBox: a pid read from the box a moment ago may name
-// a process outside it by the time it is signalled (it exited, its pid went
-// to another); such a process gets nothing. The box is a fake cgroup
-// directory listing one process; another, listed a moment ago, is outside.
+// TestSignalsReachOnlyTheBox: a signal to every process of the box goes by
+// a list of pids read a moment ago; a pid that names a process outside the
+// box by then (it exited, its pid went to another) gets nothing.
 func TestSignalsReachOnlyTheBox(t *testing.T) {
-	inside, outside := machinetest.StartSleep(t), machinetest.StartSleep(t)
-	dir := t.TempDir()
-	machinetest.WriteFiles(t, dir, map[string]string{"cgroup.procs": strconv.Itoa(inside.Process.Pid) + "\n"})
-	stale := []int{inside.Process.Pid, outside.Process.Pid}
-
-	t.Run("signal to every process in the box", func(t *testing.T) {
-		box := cgroupDir{mount: dir, rel: "/"}
-		if err := box.signalPids(stale, syscall.SIGTERM); err != nil {
-			t.Fatal(err)
+	dir, inside, outside, stale := machinetest.StaleBox(t)
+	box := cgroupDir{mount: dir, rel: "/"}
+	if err := box.signalPids(stale, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); machinetest.ProcState(inside.Process.Pid) != "Z" && machinetest.ProcState(inside.Process.Pid) != ""; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the box's process did not get SIGTERM")
 		}
-		for deadline := time.Now().Add(5 * time.Second); machinetest.ProcState(inside.Process.Pid) != "Z" && machinetest.ProcState(inside.Process.Pid) != ""; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the box's process did not get SIGTERM")
-			}
-		}
-		if got := machinetest.ProcState(outside.Process.Pid); got == "" || got == "Z" {
-			t.Errorf("a process outside the box got SIGTERM")
-		}
-	})
+	}
+	if got := machinetest.ProcState(outside.Process.Pid); got == "" || got == "Z" {
+		t.Errorf("a process outside the box got SIGTERM")
+	}
 }
 
 // TestCommandHandleIsAPidfd checks what forwardSignals relies on: os/exec

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -106,42 +105,35 @@ func TestPauserWithoutAFreezer(t *testing.T) {
 	}
 }
 
-// TestPausesReachOnlyTheBox: a pid read from the box a moment ago may name
-// a process outside it by the time it is signalled (it exited, its pid went
-// to another); such a process gets nothing. The box is a fake cgroup
-// directory listing one process; another, listed a moment ago, is outside.
+// TestPausesReachOnlyTheBox: backpressure pauses and resumes a process by
+// the pid its last look saw; by then that pid may name a stranger (the
+// process exited, its pid went to another), which must not be stopped.
 func TestPausesReachOnlyTheBox(t *testing.T) {
-	inside, outside := machinetest.StartSleep(t), machinetest.StartSleep(t)
-	dir := t.TempDir()
-	machinetest.WriteFiles(t, dir, map[string]string{"cgroup.procs": strconv.Itoa(inside.Process.Pid) + "\n"})
-	stale := []int{inside.Process.Pid, outside.Process.Pid}
-
-	t.Run("backpressure pauses and resumes", func(t *testing.T) {
-		// The look saw inside as it is; the process outside has the pid
-		// of one that started at another time: a stranger now.
-		start := func(pid int) uint64 {
-			st, err := procfs.ReadStat(pid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st.StartTime
+	dir, inside, outside, stale := machinetest.StaleBox(t)
+	// The look saw inside as it is; the process outside has the pid
+	// of one that started at another time: a stranger now.
+	start := func(pid int) uint64 {
+		st, err := procfs.ReadStat(pid)
+		if err != nil {
+			t.Fatal(err)
 		}
-		b := &Backpressure{dir: dir, pauser: newPauser(dir, func(string) {}), seen: map[int]procSeen{
-			stale[0]: {start: start(stale[0]), origin: dir},
-			stale[1]: {start: start(stale[1]) + 1, origin: dir},
-		}}
-		b.act([]backpressure.Action{{Kind: backpressure.Pause, PID: stale[0]}, {Kind: backpressure.Pause, PID: stale[1]}})
-		time.Sleep(50 * time.Millisecond)
-		if got := machinetest.ProcState(inside.Process.Pid); got != "T" {
-			t.Errorf("the box's process is %q, want stopped (T)", got)
-		}
-		if got := machinetest.ProcState(outside.Process.Pid); got == "T" {
-			t.Errorf("backpressure stopped a process outside the box")
-		}
-		b.act([]backpressure.Action{{Kind: backpressure.Resume, PID: stale[0]}})
-		time.Sleep(50 * time.Millisecond)
-		if got := machinetest.ProcState(inside.Process.Pid); got == "T" {
-			t.Errorf("the box's process is still stopped after its resume")
-		}
-	})
+		return st.StartTime
+	}
+	b := &Backpressure{dir: dir, pauser: newPauser(dir, func(string) {}), seen: map[int]procSeen{
+		stale[0]: {start: start(stale[0]), origin: dir},
+		stale[1]: {start: start(stale[1]) + 1, origin: dir},
+	}}
+	b.act([]backpressure.Action{{Kind: backpressure.Pause, PID: stale[0]}, {Kind: backpressure.Pause, PID: stale[1]}})
+	time.Sleep(50 * time.Millisecond)
+	if got := machinetest.ProcState(inside.Process.Pid); got != "T" {
+		t.Errorf("the box's process is %q, want stopped (T)", got)
+	}
+	if got := machinetest.ProcState(outside.Process.Pid); got == "T" {
+		t.Errorf("backpressure stopped a process outside the box")
+	}
+	b.act([]backpressure.Action{{Kind: backpressure.Resume, PID: stale[0]}})
+	time.Sleep(50 * time.Millisecond)
+	if got := machinetest.ProcState(inside.Process.Pid); got == "T" {
+		t.Errorf("the box's process is still stopped after its resume")
+	}
 }

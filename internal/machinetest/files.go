@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/boxrun/boxrun/internal/procfs"
@@ -42,4 +43,16 @@ func ProcState(pid int) string {
 		return ""
 	}
 	return string(st.State)
+}
+
+// StaleBox lays out a fake cgroup directory listing one running process,
+// inside, and starts another, outside, whose pid was listed a moment ago:
+// what a box looks like to code holding a stale list of its pids, [inside,
+// outside] (the second exited, its pid went to a stranger).
+func StaleBox(t testing.TB) (dir string, inside, outside *exec.Cmd, stale []int) {
+	t.Helper()
+	inside, outside = StartSleep(t), StartSleep(t)
+	dir = t.TempDir()
+	WriteFiles(t, dir, map[string]string{"cgroup.procs": strconv.Itoa(inside.Process.Pid) + "\n"})
+	return dir, inside, outside, []int{inside.Process.Pid, outside.Process.Pid}
 }
