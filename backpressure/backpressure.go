@@ -3,7 +3,7 @@
 // than the box allows finishes with every test passing instead of being
 // OOM-killed — without slowing a suite that fits.
 //
-// It is pure: the caller (sandbox's backpressure observer) feeds it
+// It is pure: the caller (observe.Backpressure) feeds it
 // observations of the box (memory use, CPU time, the processes with their
 // start times, parents and resident sizes) and carries out the actions it
 // returns. Its rules:

@@ -11,7 +11,7 @@
 // verdicts are tested against the fixture machines of internal/machinetest.
 // Doctor predicts what a run does from the same pieces the run uses:
 // kernel and systemd features from internal/probe, the cgroupfs backend's
-// own check (sandbox.ProbeCgroupfs), container detection
-// (sandbox.DetectContainer) and protection (package protect). It changes
+// own check (box.ProbeCgroupfs), container detection
+// (container.Detect) and protection (package protect). It changes
 // nothing on the machine.
 package doctor

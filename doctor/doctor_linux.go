@@ -15,13 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/boxrun/boxrun/box"
+	"github.com/boxrun/boxrun/container"
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/probe"
 	"github.com/boxrun/boxrun/internal/procfs"
 	"github.com/boxrun/boxrun/internal/systemd"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/protect"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // CheckStatus is the verdict of one check.
@@ -102,7 +103,7 @@ type checker struct {
 	// backend is what --backend auto would pick.
 	backend string
 	// cgroupfsParent is where the cgroupfs backend would make boxes;
-	// cgroupfsErr why it cannot, when it was asked (see sandbox.ProbeCgroupfs).
+	// cgroupfsErr why it cannot, when it was asked (see box.ProbeCgroupfs).
 	cgroupfsParent string
 	cgroupfsErr    error
 	// kernel answers which kernel features the machine has.
@@ -199,20 +200,20 @@ func (d *checker) probeBackend() {
 	}
 	switch {
 	case !d.unified():
-		d.backend = sandbox.KindNone
+		d.backend = box.KindNone
 	case d.managerErr == nil:
-		d.backend = sandbox.KindSystemd
+		d.backend = box.KindSystemd
 	default:
 		writable := d.m.Writable
 		if writable == nil {
 			writable = func(string) error { return errors.New("cannot tell whether it may be written") }
 		}
-		parent, err := sandbox.ProbeCgroupfs(d.m.FS, d.mount.Path, d.ownCgroup(), d.m.Getenv(sandbox.ParentEnv), writable)
+		parent, err := box.ProbeCgroupfs(d.m.FS, d.mount.Path, d.ownCgroup(), d.m.Getenv(box.ParentEnv), writable)
 		if err != nil {
-			d.backend, d.cgroupfsErr = sandbox.KindNone, err
+			d.backend, d.cgroupfsErr = box.KindNone, err
 			return
 		}
-		d.backend, d.cgroupfsParent = sandbox.KindCgroupfs, parent
+		d.backend, d.cgroupfsParent = box.KindCgroupfs, parent
 	}
 }
 
@@ -237,12 +238,12 @@ func (d *checker) checkSystemd() Check {
 		return c
 	}
 	c.Status = CheckFail
-	if d.backend == sandbox.KindCgroupfs {
+	if d.backend == box.KindCgroupfs {
 		c.Status = CheckWarn
 	}
 	c.Summary = fmt.Sprintf("%s not reachable: %v", d.managerName(), d.managerErr)
 	switch {
-	case d.backend == sandbox.KindCgroupfs:
+	case d.backend == box.KindCgroupfs:
 		c.Fix = "nothing needed: boxes are made directly in cgroup v2 (cgroupfs backend)"
 	case d.user && d.m.Getenv("XDG_RUNTIME_DIR") == "":
 		c.Fix = fmt.Sprintf("XDG_RUNTIME_DIR is not set: log in through a session (ssh, a desktop) or export XDG_RUNTIME_DIR=/run/user/%d; with no session at all: sudo loginctl enable-linger $USER", d.m.UID)
@@ -253,9 +254,9 @@ func (d *checker) checkSystemd() Check {
 	case !d.unified():
 		c.Fix = "boot with systemd as init (boxes also need the unified cgroup v2 hierarchy: see the cgroup2 line)"
 	case d.user:
-		c.Fix = "start your user manager: log in through a session, or sudo loginctl enable-linger $USER; or set " + sandbox.ParentEnv + " to a delegated cgroup for the cgroupfs backend"
+		c.Fix = "start your user manager: log in through a session, or sudo loginctl enable-linger $USER; or set " + box.ParentEnv + " to a delegated cgroup for the cgroupfs backend"
 	default:
-		c.Fix = "boot with systemd as init, or set " + sandbox.ParentEnv + " to a writable cgroup v2 directory for the cgroupfs backend"
+		c.Fix = "boot with systemd as init, or set " + box.ParentEnv + " to a writable cgroup v2 directory for the cgroupfs backend"
 	}
 	return c
 }
@@ -273,16 +274,16 @@ func (d *checker) checkBackend() Check {
 	c := Check{ID: "backend"}
 	name := d.opt.Policy.Name
 	switch d.backend {
-	case sandbox.KindSystemd:
+	case box.KindSystemd:
 		c.Status = CheckOK
-		c.Summary = "boxes are transient scopes in " + sandbox.SliceName + " of the " + d.managerName() + " (--backend auto picks systemd)"
-	case sandbox.KindCgroupfs:
+		c.Summary = "boxes are transient scopes in " + box.SliceName + " of the " + d.managerName() + " (--backend auto picks systemd)"
+	case box.KindCgroupfs:
 		c.Status = CheckOK
 		c.Summary = fmt.Sprintf("boxes are cgroups under %s, made directly (--backend auto picks cgroupfs)", d.cgroupfsParent)
 	default:
 		c.Status = CheckFail
 		c.Summary = fmt.Sprintf("no box can be made here (--backend auto falls back to none): the limits of policy %q are not enforced, only its oom_score_adj (and pids.max as RLIMIT_NPROC)", name)
-		var busy *sandbox.BusyCgroupError
+		var busy *box.BusyCgroupError
 		switch {
 		case !d.unified():
 			c.Fix = "switch to the unified cgroup v2 hierarchy (see the cgroup2 line)"
@@ -290,7 +291,7 @@ func (d *checker) checkBackend() Check {
 			c.Summary += ": " + busy.Reason()
 			c.Fix = busy.Fix()
 		default:
-			c.Fix = fmt.Sprintf("make the %s reachable, or set %s to a cgroup v2 directory delegated to you (its cgroup.subtree_control writable, holding no processes)", d.managerName(), sandbox.ParentEnv)
+			c.Fix = fmt.Sprintf("make the %s reachable, or set %s to a cgroup v2 directory delegated to you (its cgroup.subtree_control writable, holding no processes)", d.managerName(), box.ParentEnv)
 		}
 	}
 	return c
@@ -311,19 +312,19 @@ func (d *checker) checkControllers() (Check, bool) {
 	c := Check{ID: "controllers"}
 	var file, where string
 	switch {
-	case d.backend == sandbox.KindSystemd && d.user:
+	case d.backend == box.KindSystemd && d.user:
 		cg := d.userManagerCgroup()
 		file, where = cgroupfs.FSPath(d.mount.Path, cg, "cgroup.subtree_control"), "delegated to your user manager ("+strings.TrimPrefix(cg, "/")+")"
-	case d.backend == sandbox.KindSystemd:
+	case d.backend == box.KindSystemd:
 		file, where = cgroupfs.FSPath(d.mount.Path, "cgroup.controllers"), "available to the system manager"
-	case d.backend == sandbox.KindCgroupfs:
+	case d.backend == box.KindCgroupfs:
 		file, where = cgroupfs.FSPath(d.mount.Path, d.cgroupfsParent, "cgroup.controllers"), "available under "+d.cgroupfsParent
 	default:
 		return c, false
 	}
 	data, err := fs.ReadFile(d.m.FS, file)
 	have := cgroupfs.ParseControllers(string(data))
-	need := sandbox.NeededControllers(d.opt.Policy)
+	need := box.NeededControllers(d.opt.Policy)
 	var missing, missingOpt []string
 	for _, ctl := range []string{"memory", "pids", "cpu", "io"} {
 		if slices.Contains(have, ctl) {
@@ -340,7 +341,7 @@ func (d *checker) checkControllers() (Check, bool) {
 		c.Summary = fmt.Sprintf("controllers %s: cannot read /%s: %v", where, file, err)
 	}
 	fix := "enable them in the parent's cgroup.subtree_control (echo +memory +pids +cpu +io > …/cgroup.subtree_control)"
-	if d.backend == sandbox.KindSystemd && d.user {
+	if d.backend == box.KindSystemd && d.user {
 		fix = delegateFix
 	}
 	switch {
@@ -382,7 +383,7 @@ func (d *checker) checkContainer() Check {
 	if lookPath == nil {
 		lookPath = func(string) (string, error) { return "", fs.ErrNotExist }
 	}
-	ct := sandbox.DetectContainer(d.m.FS, d.m.Getenv, lookPath)
+	ct := container.Detect(d.m.FS, d.m.Getenv, lookPath)
 	if ct.Kind == "" {
 		c.Status, c.Summary = CheckOK, "not inside a container"
 		return c
@@ -393,7 +394,7 @@ func (d *checker) checkContainer() Check {
 		c.Fix = fix
 		// The container has a cgroup namespace; its root is what stands in
 		// the way (see the backend line).
-		if busy := (*sandbox.BusyCgroupError)(nil); errors.As(d.cgroupfsErr, &busy) {
+		if busy := (*box.BusyCgroupError)(nil); errors.As(d.cgroupfsErr, &busy) {
 			c.Fix = busy.Fix()
 		}
 	}
@@ -402,13 +403,13 @@ func (d *checker) checkContainer() Check {
 
 // crossingSummary says which way boxes are made from inside
 // a container and what it costs.
-func crossingSummary(c sandbox.Container, backend string) (ok bool, summary, fix string) {
-	if backend != sandbox.KindNone && backend != "" {
+func crossingSummary(c container.Container, backend string) (ok bool, summary, fix string) {
+	if backend != box.KindNone && backend != "" {
 		return true, fmt.Sprintf("inside %s: boxes are made here (%s backend), no crossing to the host", c, backend), ""
 	}
 	if c.Crossing != nil {
 		return true, fmt.Sprintf("inside %s with no box possible here: each run crosses once to the host's boxrun through %s (about %s per run, never per child process); the command must exist on the host",
-			c, strings.Join(c.Crossing, " "), sandbox.CrossingCost), ""
+			c, strings.Join(c.Crossing, " "), container.CrossingCost), ""
 	}
 	return false, fmt.Sprintf("inside %s: no box can be made here and no tool crosses to the host (distrobox-host-exec, host-spawn, flatpak-spawn --host)", c),
 		"run boxrun on the host, or give the container a delegated cgroup v2 namespace (podman/docker run --cgroupns=private on a cgroup v2 host)"

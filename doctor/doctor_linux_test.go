@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/internal/machinetest"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/protect"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // fakeSystemd answers doctor's D-Bus questions from maps.
@@ -115,7 +115,7 @@ func TestDoctor(t *testing.T) {
 				"systemd-oomd":    {CheckOK, []string{"not running"}},
 			},
 			absent: []string{"controllers"},
-			never:  []string{sandbox.ParentEnv},
+			never:  []string{box.ParentEnv},
 		},
 		{
 			name: "a cgroup-less container", fixture: "container.txt", uid: 1000, kernel: "6.8.0",
@@ -132,7 +132,7 @@ func TestDoctor(t *testing.T) {
 				"protect:editors": {CheckOK, nil},
 			},
 			absent: []string{"controllers"},
-			never:  []string{sandbox.ParentEnv},
+			never:  []string{box.ParentEnv},
 		},
 		{
 			name: "a cgroup-less container without XDG_RUNTIME_DIR", fixture: "container.txt", uid: 1000, kernel: "5.4.0-150-generic",
@@ -164,8 +164,8 @@ func TestDoctor(t *testing.T) {
 				"cgroup2": {CheckOK, nil},
 				"systemd": {CheckFail, []string{"not reachable"}},
 				"backend": {CheckFail, []string{"falls back to none", "root of this container's cgroup namespace", "holds 3 processes", "no-internal-processes",
-					"mkdir /sys/fs/cgroup/init", sandbox.ParentEnv + "=/sys/fs/cgroup"}},
-				"container": {CheckWarn, []string{"podman container (ci-runner)", sandbox.ParentEnv + "=/sys/fs/cgroup"}},
+					"mkdir /sys/fs/cgroup/init", box.ParentEnv + "=/sys/fs/cgroup"}},
+				"container": {CheckWarn, []string{"podman container (ci-runner)", box.ParentEnv + "=/sys/fs/cgroup"}},
 			},
 			absent: []string{"controllers"},
 			never:  []string{"--cgroupns=private", "cgroups under /"},
@@ -174,7 +174,7 @@ func TestDoctor(t *testing.T) {
 			name: "the same VM when the root cgroup is not writable", fixture: "cgroupfs-vm.txt", uid: 1000, kernel: "6.1.0",
 			env: map[string]string{}, systemd: fakeSystemd{}, ok: false,
 			want: map[string]want{
-				"backend": {CheckFail, []string{"delegated to you", sandbox.ParentEnv}},
+				"backend": {CheckFail, []string{"delegated to you", box.ParentEnv}},
 			},
 		},
 	}

@@ -15,7 +15,7 @@
 //
 // Stack.Resolve applies the extends chain and any --set overrides, turns
 // percentages into bytes for a given Env and returns a Resolved policy, the
-// one type the sandbox backends consume (Resolved.LinuxResources maps it onto
+// one type the box backends consume (Resolved.LinuxResources maps it onto
 // the OCI runtime-spec types).
 //
 // The package is pure: it reads from io.Readers and strings, never opens

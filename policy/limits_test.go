@@ -10,10 +10,10 @@ import (
 )
 
 // TestLimitsTable checks the limits table against what the backends write
-// today, spelled out by hand from sandbox/systemd_linux.go (scopeProperties:
+// today, spelled out by hand from box/systemd_linux.go (scopeProperties:
 // MemoryHigh, MemoryMax, MemorySwapMax, TasksMax, CPUWeight,
 // CPUQuotaPerSecUSec, IOWeight; memory.oom.group written by Place, never
-// OOMPolicy=kill) and sandbox/cgroupfs_linux.go (cgroupResources and
+// OOMPolicy=kill) and box/cgroupfs_linux.go (cgroupResources and
 // setIOWeight; readback.go's expectedLimits names the same files), and
 // helper_linux.go (/proc/self/oom_score_adj).
 func TestLimitsTable(t *testing.T) {

@@ -8,7 +8,7 @@
 // the box is being made; cmd/boxrun's protectDuringStart), and
 // `boxrun protect` does it on demand, keeps doing it as new processes
 // start (--watch, what the boxrun-protect.service user unit runs) and
-// restores what it changed (--undo). `boxrun doctor` (package sandbox)
+// restores what it changed (--undo). `boxrun doctor` (package doctor)
 // reports through ReadProcs, MatchProcesses and EffectiveProtection how
 // well the groups are protected, without changing anything.
 //
@@ -35,7 +35,7 @@
 // directory (state_linux.go) so that Undo can restore it
 // (undo_linux.go).
 //
-// Boxes are sandbox's business: this package does not import sandbox, and
+// Boxes are package box's business: this package does not import box, and
 // never touches a process inside a box. It reaches systemd through
 // internal/systemd, cgroup files through internal/cgroupfs and
 // /proc/PID/stat through internal/procfs.

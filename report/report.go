@@ -5,7 +5,7 @@
 // SIGKILL from elsewhere), naming its cause and its fix.
 //
 // The package is pure: it formats and judges a Run and never reads the
-// system. cmd/boxrun fills a Run from sandbox.Stats, sandbox.Result and the
+// system. cmd/boxrun fills a Run from observe.Stats, box.Result and the
 // resolved policy; report/schema.json describes the JSON, and a test holds
 // the two together.
 package report

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/policy"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
-// boxRecorder stands in for sandbox.Select: it hands out the none backend
+// boxRecorder stands in for box.Select: it hands out the none backend
 // and counts how often boxrun chose a backend and made a box with it.
 type boxRecorder struct {
 	selected, created int
@@ -22,18 +22,18 @@ type boxRecorder struct {
 	policy *policy.Resolved
 }
 
-func (r *boxRecorder) selectBackend(ctx context.Context, c sandbox.Choice) (sandbox.Backend, []string, error) {
+func (r *boxRecorder) selectBackend(ctx context.Context, c box.Choice) (box.Backend, []string, error) {
 	r.selected++
-	return &countingBackend{Backend: sandbox.NewNone("test"), r: r}, nil, nil
+	return &countingBackend{Backend: box.NewNone("test"), r: r}, nil, nil
 }
 
 // countingBackend counts the boxes it creates.
 type countingBackend struct {
-	sandbox.Backend
+	box.Backend
 	r *boxRecorder
 }
 
-func (b *countingBackend) Create(ctx context.Context, req sandbox.Request) (sandbox.Box, error) {
+func (b *countingBackend) Create(ctx context.Context, req box.Request) (box.Box, error) {
 	b.r.created++
 	b.r.policy = req.Policy
 	return b.Backend.Create(ctx, req)

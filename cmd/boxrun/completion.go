@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/policy"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // completeCommand is the hidden command the completion scripts call with
@@ -109,7 +109,7 @@ func (c completion) directives() string {
 
 // flagValues are the values of flags that have a fixed set. Read-only.
 var flagValues = map[string][]string{
-	"backend": {sandbox.KindAuto, sandbox.KindSystemd, sandbox.KindCgroupfs, sandbox.KindNone},
+	"backend": {box.KindAuto, box.KindSystemd, box.KindCgroupfs, box.KindNone},
 	"format":  policy.ExportFormats,
 }
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/boxrun/boxrun/sandbox"
+	"github.com/boxrun/boxrun/boxes"
 )
 
 // runGC implements `boxrun gc [--dry-run] [--kept]`: remove the boxes whose
@@ -22,7 +22,7 @@ func runGC(ctx context.Context, args []string, stdout io.Writer, out *printer) i
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	done, errs := sandbox.Collect(ctx, *kept, *dryRun)
+	done, errs := boxes.Collect(ctx, *kept, *dryRun)
 	for _, err := range errs {
 		out.warnf("%v", err)
 	}

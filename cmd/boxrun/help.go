@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/boxrun/boxrun/sandbox"
+	"github.com/boxrun/boxrun/box"
 )
 
 // The help of boxrun and of each command, the man page (manpage.go) and the
@@ -22,7 +22,7 @@ type envVar struct{ name, meaning string }
 // environment lists the variables boxrun reads. Read-only.
 var environment = []envVar{
 	{"BOXRUN_POLICY_FILE", "a policy file read after --policy-file and before the others; it must exist"},
-	{sandbox.ParentEnv, "a delegated cgroup v2 directory to make boxes under when systemd cannot (the cgroupfs backend)"},
+	{box.ParentEnv, "a delegated cgroup v2 directory to make boxes under when systemd cannot (the cgroupfs backend)"},
 	{timingEnv, "when set, print on stderr how long each phase of the run took"},
 	{"BOXRUN_CARGO_POLICY", "the policy the cargo shim of boxrun install cargo-hook uses (default tests)"},
 	{sizesEnv, "off: keep no process sizes between runs; memory.backpressure learns them afresh in each run"},

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/report"
-	"github.com/boxrun/boxrun/sandbox"
 	"github.com/boxrun/boxrun/signals"
 )
 
@@ -72,7 +72,7 @@ type pendingRun struct {
 }
 
 // begin records a run that is starting, and returns the pending file to
-// give its guard (sandbox.Options.PostMortem).
+// give its guard (box.Options.PostMortem).
 func (l runLog) begin(p pendingRun) (string, error) {
 	data, err := json.Marshal(p)
 	if err != nil {
@@ -147,7 +147,7 @@ func writeReplacing(path string, mode os.FileMode, write func(io.Writer) error) 
 // postMortemRun is the report of a run whose boxrun died before its command:
 // what the run left for its guard and what the guard saw of the box before
 // it killed what was left there.
-func postMortemRun(p pendingRun, pm sandbox.PostMortem) *report.Run {
+func postMortemRun(p pendingRun, pm box.PostMortem) *report.Run {
 	run := &report.Run{
 		Policy: p.Policy, Cgroup: cgroupPath(pm.BoxDir), Backend: pm.Backend, Enforced: true, Command: p.Command,
 		Interrupted:     signalName(pm.BoxrunSignal),
@@ -162,7 +162,7 @@ func postMortemRun(p pendingRun, pm sandbox.PostMortem) *report.Run {
 		Notes: []string{"a post-mortem: boxrun died before the command finished, and its guard wrote this report from what the box showed then; " +
 			"samples, OOM victims and backpressure were boxrun's and died with it"},
 	}
-	if pm.Backend == sandbox.KindSystemd {
+	if pm.Backend == box.KindSystemd {
 		run.Unit = filepath.Base(pm.BoxDir)
 	}
 	if !p.Started.IsZero() && pm.At.After(p.Started) {
@@ -197,11 +197,11 @@ func cgroupPath(dir string) string {
 	return dir
 }
 
-// writePostMortem is the guard's report function (see sandbox.RunGuard):
+// writePostMortem is the guard's report function (see box.RunGuard):
 // it writes the report of a run whose boxrun died into the run log, and to
 // the run's --report-json file. It has no terminal to speak to: what
 // fails is left undone.
-func writePostMortem(pm sandbox.PostMortem) {
+func writePostMortem(pm box.PostMortem) {
 	data, err := os.ReadFile(pm.File)
 	if err != nil {
 		return

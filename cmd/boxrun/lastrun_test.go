@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/report"
-	"github.com/boxrun/boxrun/sandbox"
 	"github.com/boxrun/boxrun/signals"
 )
 
@@ -22,14 +22,14 @@ func TestPostMortemRun(t *testing.T) {
 	p := pendingRun{Name: runName(start, 42), Policy: report.Policy{Name: "tests"}, Command: []string{"cargo", "test"}, Started: start}
 	tests := []struct {
 		name string
-		pm   sandbox.PostMortem
+		pm   box.PostMortem
 		// want are checks of the report, each a description and whether it holds.
 		want func(r *report.Run) map[string]bool
 	}{
-		{"killed by SIGKILL with processes left (systemd)", sandbox.PostMortem{
-			BoxDir: "/sys/fs/cgroup/user.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Backend: sandbox.KindSystemd,
+		{"killed by SIGKILL with processes left (systemd)", box.PostMortem{
+			BoxDir: "/sys/fs/cgroup/user.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Backend: box.KindSystemd,
 			At: start.Add(90 * time.Second), BoxrunPID: 41, BoxrunSignal: syscall.SIGKILL, MemoryPeak: 5 << 30, PidsPeak: 30,
-			MemoryEvents: map[string]uint64{"oom_kill": 1}, CPU: map[string]uint64{"usage_usec": 7}, Procs: []sandbox.PostMortemProc{{PID: 50, Comm: "cargo"}, {PID: 51, Comm: "sleep"}},
+			MemoryEvents: map[string]uint64{"oom_kill": 1}, CPU: map[string]uint64{"usage_usec": 7}, Procs: []box.PostMortemProc{{PID: 50, Comm: "cargo"}, {PID: 51, Comm: "sleep"}},
 		}, func(r *report.Run) map[string]bool {
 			return map[string]bool{
 				"unit is the scope":            r.Unit == "boxrun-tests-1a2b3c4d.scope",
@@ -43,8 +43,8 @@ func TestPostMortemRun(t *testing.T) {
 				"peaks from the kernel's file": r.Memory.PeakSource == report.PeakMemoryPeak && r.Pids.PeakSource == report.PeakPidsPeak,
 			}
 		}},
-		{"signal unknown, box empty, cleanup failed (cgroupfs, old kernel)", sandbox.PostMortem{
-			BoxDir: "/sys/fs/cgroup/boxrun-tests-99aa00bb", Backend: sandbox.KindCgroupfs, At: start.Add(time.Second),
+		{"signal unknown, box empty, cleanup failed (cgroupfs, old kernel)", box.PostMortem{
+			BoxDir: "/sys/fs/cgroup/boxrun-tests-99aa00bb", Backend: box.KindCgroupfs, At: start.Add(time.Second),
 			CleanupErr: errors.New("device or resource busy"),
 		}, func(r *report.Run) map[string]bool {
 			return map[string]bool{
@@ -101,8 +101,8 @@ func TestRunLog(t *testing.T) {
 	if fi, err := os.Stat(pending); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("pending file %s: %v %v", pending, fi, err)
 	}
-	writePostMortem(sandbox.PostMortem{File: pending, BoxDir: "/sys/fs/cgroup/boxrun-tests-1", Backend: sandbox.KindCgroupfs,
-		At: start.Add(2 * time.Second), BoxrunSignal: syscall.SIGKILL, Procs: []sandbox.PostMortemProc{{PID: 9, Comm: "sleep"}}})
+	writePostMortem(box.PostMortem{File: pending, BoxDir: "/sys/fs/cgroup/boxrun-tests-1", Backend: box.KindCgroupfs,
+		At: start.Add(2 * time.Second), BoxrunSignal: syscall.SIGKILL, Procs: []box.PostMortemProc{{PID: 9, Comm: "sleep"}}})
 	if _, err := os.Stat(pending); !os.IsNotExist(err) {
 		t.Errorf("the pending file is still there after the post-mortem: %v", err)
 	}
@@ -200,7 +200,7 @@ func TestKillerOf(t *testing.T) {
 		t.Fatalf("killerOf = %+v, want the SIGKILL from timeout", got)
 	}
 	run := postMortemRun(pendingRun{Started: start, Command: []string{"cargo", "test"}},
-		sandbox.PostMortem{Backend: sandbox.KindCgroupfs, At: start.Add(2 * time.Second), BoxrunSignal: syscall.SIGKILL})
+		box.PostMortem{Backend: box.KindCgroupfs, At: start.Add(2 * time.Second), BoxrunSignal: syscall.SIGKILL})
 	run.BoxrunKilled.By = got
 	ds := report.Diagnose(run)
 	if len(ds) == 0 || !strings.Contains(ds[0].Message, "boxrun itself was killed by SIGKILL from pid 77 (timeout), uid 1000, in app-agent.scope (kill)") {

@@ -12,23 +12,23 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/boxrun/boxrun/sandbox"
+	"github.com/boxrun/boxrun/box"
 )
 
 func main() {
-	if sandbox.IsGuard(os.Args) {
+	if box.IsGuard(os.Args) {
 		// A run's guard: if boxrun dies first, it writes the run's
 		// report from what it saw (see lastrun.go).
-		os.Exit(sandbox.RunGuard(os.Args, writePostMortem))
+		os.Exit(box.RunGuard(os.Args, writePostMortem))
 	}
-	if sandbox.IsHelper(os.Args) {
+	if box.IsHelper(os.Args) {
 		// The helper runs any command it is given: never with privileges
 		// from a setuid or setgid bit.
 		if err := checkUnprivileged(); err != nil {
 			(&printer{w: os.Stderr}).errorf("%v", err)
 			os.Exit(exitBoxrunFailed)
 		}
-		os.Exit(sandbox.RunHelper(os.Args))
+		os.Exit(box.RunHelper(os.Args))
 	}
 	var sig syscall.Signal
 	code := run(withDeath(context.Background(), &sig), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

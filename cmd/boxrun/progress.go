@@ -6,9 +6,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/boxrun/boxrun/box"
+	"github.com/boxrun/boxrun/observe"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/report"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // progressInterval is how often --progress redraws its line: at most 4×/s.
@@ -22,7 +23,7 @@ type progress struct {
 	w      io.Writer
 	width  func() int
 	pol    *policy.Resolved
-	latest func() (sandbox.Sample, bool)
+	latest func() (observe.Sample, bool)
 
 	mu      sync.Mutex
 	start   time.Time
@@ -87,4 +88,4 @@ func (p *progress) Exited() {
 	fmt.Fprint(p.w, "\r\x1b[K")
 }
 
-var _ sandbox.Observer = (*progress)(nil)
+var _ box.Observer = (*progress)(nil)

@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/backpressure"
+	"github.com/boxrun/boxrun/box"
+	"github.com/boxrun/boxrun/observe"
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/report"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // reporter makes the run report: its Sampler (and, with --progress on a
@@ -28,8 +29,8 @@ type reporter struct {
 	argv    []string
 	stderr  *os.File
 	out     *printer
-	sampler *sandbox.Sampler
-	obs     []sandbox.Observer
+	sampler *observe.Sampler
+	obs     []box.Observer
 
 	// json is where the JSON report goes: stdout for "-", else a temporary
 	// file beside --report-json's, renamed over it once the report is
@@ -50,8 +51,8 @@ type reporter struct {
 // file now, so that a path that cannot be written fails before the command
 // runs rather than after.
 func newReporter(o options, pol *policy.Resolved, argv []string, stdout, stderr *os.File, out *printer) (*reporter, error) {
-	r := &reporter{o: o, pol: pol, argv: argv, stderr: stderr, out: out, sampler: sandbox.NewSampler()}
-	r.obs = []sandbox.Observer{r.sampler}
+	r := &reporter{o: o, pol: pol, argv: argv, stderr: stderr, out: out, sampler: observe.NewSampler()}
+	r.obs = []box.Observer{r.sampler}
 	if o.progress && isTerminal(stderr) {
 		r.obs = append(r.obs, &progress{w: stderr, width: func() int { return terminalWidth(stderr) }, pol: pol, latest: r.sampler.Latest})
 	}
@@ -95,11 +96,11 @@ func (r *reporter) keepInLog() {
 	r.log, r.name, r.pending = l, p.Name, pending
 }
 
-// postMortem is the file to give the run's guard (sandbox.Options.PostMortem).
+// postMortem is the file to give the run's guard (box.Options.PostMortem).
 func (r *reporter) postMortem() string { return r.pending }
 
 // observers are the Observers to give Run.
-func (r *reporter) observers() []sandbox.Observer { return r.obs }
+func (r *reporter) observers() []box.Observer { return r.obs }
 
 // close releases the report file: a whole report replaces --report-json's
 // file; an unfinished one (the command never ran) is removed.
@@ -128,7 +129,7 @@ func (r *reporter) close() {
 // finish prints the report of res and writes --report-json; it returns the
 // command's exit status, which a failure to write the report never changes.
 // sizes is where backpressure's sizes came from (nil when it was off).
-func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *sizeStore) int {
+func (r *reporter) finish(res *box.Result, bp *observe.Backpressure, sizes *sizeStore) int {
 	r.finished = true
 	run := buildRun(r.pol, r.argv, res, r.sampler.Stats())
 	if st, restopped, ok := bp.Stats(); ok {
@@ -155,7 +156,7 @@ func (r *reporter) finish(res *sandbox.Result, bp *sandbox.Backpressure, sizes *
 }
 
 // reportBackpressure is the report's account of what backpressure did;
-// method is how it paused (sandbox.MethodFreezer or MethodSIGSTOP), sizes
+// method is how it paused (observe.MethodFreezer or MethodSIGSTOP), sizes
 // where the sizes of its processes came from.
 func reportBackpressure(st backpressure.Stats, restopped int, method, sizes string) *report.Backpressure {
 	bp := &report.Backpressure{
@@ -189,13 +190,13 @@ func reportBackpressure(st backpressure.Stats, restopped int, method, sizes stri
 }
 
 // buildRun assembles the report of one run.
-func buildRun(pol *policy.Resolved, argv []string, res *sandbox.Result, st sandbox.Stats) *report.Run {
+func buildRun(pol *policy.Resolved, argv []string, res *box.Result, st observe.Stats) *report.Run {
 	run := &report.Run{
 		Policy:   reportPolicy(pol),
 		Unit:     res.Unit,
 		Cgroup:   res.Cgroup,
 		Backend:  res.Backend,
-		Enforced: res.Backend != sandbox.KindNone,
+		Enforced: res.Backend != box.KindNone,
 		Command:  argv,
 		PID:      st.PID,
 		// ExitCode is 128+N for death by signal N, as the shell says.

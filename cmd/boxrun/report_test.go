@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/box"
+	"github.com/boxrun/boxrun/observe"
 	"github.com/boxrun/boxrun/policy"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 func TestReportCLI(t *testing.T) {
@@ -120,13 +121,13 @@ func TestBuildRun(t *testing.T) {
 	adj := 500
 	pol := &policy.Resolved{Name: "it", MemoryHigh: u(policy.Unlimited), MemoryMax: u(128 << 20), PidsMax: u(64), OOMScoreAdj: &adj}
 	start := time.Unix(1000, 0)
-	res := &sandbox.Result{ExitCode: 137, Signal: syscall.SIGKILL, Backend: "systemd", Unit: "boxrun-it-1.scope", Cgroup: "/boxrun.slice/boxrun-it-1.scope",
-		Start: start, End: start.Add(2500 * time.Millisecond), Leftovers: []sandbox.Proc{{PID: 9, Comm: "sleep", Cmdline: "sleep 9"}}, LeftoversKilled: true}
-	st := sandbox.Stats{PID: 812, Measured: true, Wall: 2 * time.Second,
-		Memory:       sandbox.MemoryStats{Peak: 128 << 20, PeakSource: "memory.peak", Events: sandbox.MemoryEvents{OOM: 1, OOMKill: 1}},
-		Pids:         sandbox.PidsStats{Peak: 2, PeakSource: "samples"},
-		Samples:      []sandbox.Sample{{At: 250 * time.Millisecond, MemoryBytes: 5, Pids: 1}},
-		OOMVictims:   []sandbox.OOMVictim{{PID: 812, Comm: "hog", AnonRSSBytes: 127 << 20, InsideBox: true, Certainty: sandbox.CertaintyVanished}},
+	res := &box.Result{ExitCode: 137, Signal: syscall.SIGKILL, Backend: "systemd", Unit: "boxrun-it-1.scope", Cgroup: "/boxrun.slice/boxrun-it-1.scope",
+		Start: start, End: start.Add(2500 * time.Millisecond), Leftovers: []box.Proc{{PID: 9, Comm: "sleep", Cmdline: "sleep 9"}}, LeftoversKilled: true}
+	st := observe.Stats{PID: 812, Measured: true, Wall: 2 * time.Second,
+		Memory:       observe.MemoryStats{Peak: 128 << 20, PeakSource: "memory.peak", Events: observe.MemoryEvents{OOM: 1, OOMKill: 1}},
+		Pids:         observe.PidsStats{Peak: 2, PeakSource: "samples"},
+		Samples:      []observe.Sample{{At: 250 * time.Millisecond, MemoryBytes: 5, Pids: 1}},
+		OOMVictims:   []observe.OOMVictim{{PID: 812, Comm: "hog", AnonRSSBytes: 127 << 20, InsideBox: true, Certainty: observe.CertaintyVanished}},
 		KernelLogErr: "reading /dev/kmsg: operation not permitted",
 	}
 	r := buildRun(pol, []string{"hog"}, res, st)
@@ -149,7 +150,7 @@ func TestBuildRun(t *testing.T) {
 	if len(r.Leftovers) != 1 || r.Leftovers[0].Cmdline != "sleep 9" || !r.LeftoversKilled {
 		t.Errorf("leftovers %+v", r.Leftovers)
 	}
-	none := buildRun(pol, []string{"x"}, &sandbox.Result{Backend: "none", Start: start, End: start}, sandbox.Stats{})
+	none := buildRun(pol, []string{"x"}, &box.Result{Backend: "none", Start: start, End: start}, observe.Stats{})
 	if none.Cgroup != "" || none.Memory.PeakSource != "" || none.KernelLogRead {
 		t.Errorf("none backend %+v", none)
 	}
@@ -160,7 +161,7 @@ func TestProgressLine(t *testing.T) {
 	var out bytes.Buffer
 	width := 200
 	p := &progress{w: &out, width: func() int { return width }, pol: &policy.Resolved{Name: "tests", MemoryMax: u(12 << 30)},
-		latest: func() (sandbox.Sample, bool) { return sandbox.Sample{MemoryBytes: 3 << 30, Pids: 87}, true }}
+		latest: func() (observe.Sample, bool) { return observe.Sample{MemoryBytes: 3 << 30, Pids: 87}, true }}
 	if got, want := p.line(62*time.Second), "boxrun: tests · 1m02s · memory 3G of 12G · pids 87"; got != want {
 		t.Errorf("line %q, want %q", got, want)
 	}

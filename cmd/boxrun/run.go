@@ -14,8 +14,11 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/boxrun/boxrun/box"
+	"github.com/boxrun/boxrun/boxes"
+	"github.com/boxrun/boxrun/container"
+	"github.com/boxrun/boxrun/observe"
 	"github.com/boxrun/boxrun/policy"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // Exit statuses of boxrun itself, following env(1), timeout(1) and docker run.
@@ -53,7 +56,7 @@ func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVarP(&o.policyName, "policy", "p", "tests", "policy to apply")
 	fs.StringVarP(&o.policyFile, "policy-file", "f", "", "read policies from this file first (adds to / overrides the lookup)")
 	fs.StringArrayVar(&o.sets, "set", nil, "override one policy field for this run, e.g. --set memory.max=4G (repeatable)")
-	fs.StringVar(&o.backend, "backend", sandbox.KindAuto, "auto, systemd, cgroupfs or none")
+	fs.StringVar(&o.backend, "backend", box.KindAuto, "auto, systemd, cgroupfs or none")
 	fs.BoolVar(&o.user, "user", false, "use the systemd user manager (default unless root)")
 	fs.BoolVar(&o.system, "system", false, "use the systemd system manager (default as root)")
 	fs.BoolVar(&o.strict, "strict", false, "refuse to run (exit 125) when a limit of the policy cannot be enforced here")
@@ -67,13 +70,13 @@ func newFlagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	return fs
 }
 
-// selectFunc opens a backend; sandbox.Select, except in tests that check
+// selectFunc opens a backend; box.Select, except in tests that check
 // that bad input never gets as far as making a box.
-type selectFunc func(context.Context, sandbox.Choice) (sandbox.Backend, []string, error)
+type selectFunc func(context.Context, box.Choice) (box.Backend, []string, error)
 
 // run is the whole CLI; main only exits with its result.
 func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int {
-	return runWith(ctx, sandbox.Select, args, stdin, stdout, stderr)
+	return runWith(ctx, box.Select, args, stdin, stdout, stderr)
 }
 
 // runWith is run with the backend selection given: boxes are only ever
@@ -134,7 +137,7 @@ func runWith(ctx context.Context, selectBackend selectFunc, args []string, stdin
 		out.errorf("--user and --system cannot be used together")
 		return exitBoxrunFailed
 	}
-	if err := sandbox.CheckKind(o.backend); err != nil {
+	if err := box.CheckKind(o.backend); err != nil {
 		out.errorf("--backend: %v", err)
 		return exitBoxrunFailed
 	}
@@ -159,23 +162,23 @@ func checkStreams(stdin, stdout, stderr *os.File) error {
 }
 
 // choice is the backend the flags ask for.
-func (o options) choice() sandbox.Choice {
-	user := sandbox.DefaultUser()
+func (o options) choice() box.Choice {
+	user := box.DefaultUser()
 	if o.user {
 		user = true
 	}
 	if o.system {
 		user = false
 	}
-	return sandbox.Choice{Kind: o.backend, User: user, CgroupParent: os.Getenv(sandbox.ParentEnv)}
+	return box.Choice{Kind: o.backend, User: user, CgroupParent: os.Getenv(box.ParentEnv)}
 }
 
 // machineEnv is what policies are resolved against for the backend the
 // flags ask for: percentages are of the memory of the machine the boxes
-// live in (sandbox.MachineMemory), not of the cgroup boxrun is started
+// live in (boxes.MachineMemory), not of the cgroup boxrun is started
 // from.
 func machineEnv(o options) (policy.Env, error) {
-	mem, err := sandbox.MachineMemory(o.choice())
+	mem, err := boxes.MachineMemory(o.choice())
 	return policy.Env{MemoryBytes: mem}, err
 }
 
@@ -215,7 +218,7 @@ func resolveRun(o options, env policy.Env, out *printer) (*policy.Stack, *policy
 // The phases read in order: planRun resolves the policy and finds the
 // command; takeTurn finds the enclosing box or waits for a slot; the
 // report file is opened and protection starts; openBackend connects;
-// observe sets up what watches the box; sandbox.Run runs the command; and
+// observe sets up what watches the box; box.Run runs the command; and
 // report writes the report. A phase that fails says why on out and gives
 // the exit status; the defers undo what the phases before it set up, last
 // first.
@@ -253,7 +256,7 @@ func runCommand(ctx context.Context, o options, selectBackend selectFunc, argv [
 	defer backend.Close()
 	observers, closeTrace := r.observe(backend, rep)
 	defer closeTrace()
-	res, err := sandbox.Run(ctx, r.runOptions(backend, observers, protected, rep.postMortem(), stdin, stdout, stderr))
+	res, err := box.Run(ctx, r.runOptions(backend, observers, protected, rep.postMortem(), stdin, stdout, stderr))
 	if err != nil {
 		return startFailure(err, out)
 	}
@@ -273,7 +276,7 @@ type commandRun struct {
 	pol   *policy.Resolved
 	slice *policy.ResolvedSlice
 	path  string                // argv[0], resolved
-	bp    *sandbox.Backpressure // nil without backpressure
+	bp    *observe.Backpressure // nil without backpressure
 	sizes *sizeStore            // the project's sizes; nil without backpressure
 }
 
@@ -299,9 +302,9 @@ func planRun(o options, argv []string, out *printer, tm *timing) (*commandRun, i
 	for _, n := range pol.Notes {
 		out.warnf("policy %q: %s", pol.Name, n)
 	}
-	sandbox.PrepareBackpressure(pol)
+	observe.PrepareBackpressure(pol)
 	// Reject a missing or non-executable command before making any box.
-	path, err := sandbox.ResolveCommand(argv[0], nil)
+	path, err := box.ResolveCommand(argv[0], nil)
 	if err != nil {
 		code := startFailure(err, out)
 		// boxrun polcy list: no program is called polcy, so it was
@@ -322,13 +325,13 @@ func planRun(o options, argv []string, out *printer, tm *timing) (*commandRun, i
 // returns only if that failed. Elsewhere it waits for a slot and for
 // memory (waitForTurn). release gives the slot back; on failure (a
 // non-zero code, said on out) nothing is held.
-func (r *commandRun) takeTurn(ctx context.Context) (nested sandbox.Backend, release func(), code int) {
+func (r *commandRun) takeTurn(ctx context.Context) (nested box.Backend, release func(), code int) {
 	nested, direct, code := nestedBackend(ctx, r.o, r.pol, r.argv, r.out)
 	switch {
 	case code != 0:
 		return nil, nil, code
 	case direct:
-		return nil, nil, startFailure(sandbox.ExecDirect(r.path, r.argv), r.out)
+		return nil, nil, startFailure(box.ExecDirect(r.path, r.argv), r.out)
 	case nested != nil:
 		return nested, func() {}, 0
 	}
@@ -345,7 +348,7 @@ func (r *commandRun) takeTurn(ctx context.Context) (nested sandbox.Backend, rele
 // run the whole command under the host's boxrun (crossToHost), and
 // --strict refuses to run. On failure it has said why on out and returns a
 // nil backend, closed again, and the exit status.
-func (r *commandRun) openBackend(ctx context.Context, selectBackend selectFunc, nested sandbox.Backend) (sandbox.Backend, int) {
+func (r *commandRun) openBackend(ctx context.Context, selectBackend selectFunc, nested box.Backend) (box.Backend, int) {
 	backend, err := nested, error(nil)
 	if backend == nil {
 		backend, _, err = selectBackend(ctx, r.o.choice())
@@ -356,13 +359,13 @@ func (r *commandRun) openBackend(ctx context.Context, selectBackend selectFunc, 
 		return nil, exitBoxrunFailed
 	}
 	r.tm.mark("connect")
-	if backend.Name() == sandbox.KindNone && r.o.backend == sandbox.KindAuto {
+	if backend.Name() == box.KindNone && r.o.backend == box.KindAuto {
 		if code, crossed := crossToHost(r.o, r.argv, r.out); crossed {
 			backend.Close()
 			return nil, code
 		}
 	}
-	if backend.Name() == sandbox.KindNone && r.o.strict {
+	if backend.Name() == box.KindNone && r.o.strict {
 		nb := noBox(backend, nil)
 		r.out.errorf("--strict: not boxed: %s, so policy %q cannot be enforced", nb.Reason, r.pol.Name)
 		if nb.Fix != "" {
@@ -378,12 +381,12 @@ func (r *commandRun) openBackend(ctx context.Context, selectBackend selectFunc, 
 // when the policy asks for it and there is a box to steer, with its trace
 // file and the sizes the project's runs taught it. closeTrace closes the
 // trace file, all there is to undo.
-func (r *commandRun) observe(backend sandbox.Backend, rep *reporter) (observers []sandbox.Observer, closeTrace func()) {
+func (r *commandRun) observe(backend box.Backend, rep *reporter) (observers []box.Observer, closeTrace func()) {
 	closeTrace = func() {}
 	// Without a box there is nothing to steer; the one line that says
 	// there is no box says enough.
-	if r.pol.MemoryBackpressure && backend.Name() != sandbox.KindNone {
-		if r.bp = sandbox.NewBackpressure(r.pol, r.warn); r.bp != nil {
+	if r.pol.MemoryBackpressure && backend.Name() != box.KindNone {
+		if r.bp = observe.NewBackpressure(r.pol, r.warn); r.bp != nil {
 			if f := openTrace(os.Getenv(traceEnv), r.warn); f != nil {
 				closeTrace = func() { f.Close() }
 				r.bp.TraceTo(f)
@@ -396,16 +399,16 @@ func (r *commandRun) observe(backend sandbox.Backend, rep *reporter) (observers 
 	return append(rep.observers(), observers...), closeTrace
 }
 
-// runOptions are sandbox.Run's options for this run. Once the limits are
+// runOptions are box.Run's options for this run. Once the limits are
 // read back, those not in force are warned about and protection is waited
 // for, before the command starts. postMortem is the file the run's guard
 // writes the report from if boxrun dies (see reporter.postMortem).
-func (r *commandRun) runOptions(backend sandbox.Backend, observers []sandbox.Observer, protected func(*printer), postMortem string, stdin, stdout, stderr *os.File) sandbox.Options {
-	return sandbox.Options{
+func (r *commandRun) runOptions(backend box.Backend, observers []box.Observer, protected func(*printer), postMortem string, stdin, stdout, stderr *os.File) box.Options {
+	return box.Options{
 		Backend:    backend,
 		Policy:     r.pol,
 		Slice:      r.slice,
-		OwnerDir:   sandbox.DefaultOwnerDir(os.Getenv),
+		OwnerDir:   box.DefaultOwnerDir(os.Getenv),
 		PostMortem: postMortem,
 		Args:       r.argv,
 		Stdin:      stdin,
@@ -414,7 +417,7 @@ func (r *commandRun) runOptions(backend sandbox.Backend, observers []sandbox.Obs
 		Strict:     r.o.strict,
 		Warn:       r.warn,
 		Observers:  observers,
-		Checked: func(checks []sandbox.LimitCheck) {
+		Checked: func(checks []box.LimitCheck) {
 			warnChecks(backend, checks, r.pol, r.out)
 			protected(r.out)
 			r.tm.mark("protect")
@@ -425,7 +428,7 @@ func (r *commandRun) runOptions(backend sandbox.Backend, observers []sandbox.Obs
 // report keeps the sizes backpressure learnt, writes the run's report and
 // returns boxrun's exit status; a command that died of a signal to pass on
 // is recorded for main (dieOf).
-func (r *commandRun) report(ctx context.Context, res *sandbox.Result, rep *reporter) int {
+func (r *commandRun) report(ctx context.Context, res *box.Result, rep *reporter) int {
 	keepSizes(r.sizes, r.bp, time.Now(), r.warn)
 	code := rep.finish(res, r.bp, r.sizes)
 	dieOf(ctx, res.Signal)
@@ -444,16 +447,16 @@ func (r *commandRun) warn(s string) { r.out.warnf("%s", s) }
 // direct: the command runs directly in the enclosing box, under its
 // limits, not the policy's, said in one line even under -q; refused under
 // --strict (a non-zero exit status, 125).
-func nestedBackend(ctx context.Context, o options, pol *policy.Resolved, argv []string, out *printer) (_ sandbox.Backend, direct bool, code int) {
-	cg, unit, ok := sandbox.Enclosing()
-	if !ok || o.backend != sandbox.KindAuto {
+func nestedBackend(ctx context.Context, o options, pol *policy.Resolved, argv []string, out *printer) (_ box.Backend, direct bool, code int) {
+	cg, unit, ok := box.Enclosing()
+	if !ok || o.backend != box.KindAuto {
 		return nil, false, 0
 	}
 	where := cg
 	if unit != "" {
 		where = unit
 	}
-	backend, err := sandbox.NewNested(ctx, cg, unit)
+	backend, err := box.NewNested(ctx, cg, unit)
 	if err == nil {
 		out.infof("inside box %s: %s gets a box of its own in it", where, argv[0])
 		return backend, false, 0
@@ -473,8 +476,8 @@ func nestedBackend(ctx context.Context, o options, pol *policy.Resolved, argv []
 func waitForTurn(ctx context.Context, o options, pol *policy.Resolved, argv []string, out *printer) (release func(), code int) {
 	release = func() {}
 	if pol.MaxConcurrent > 0 {
-		rel, err := sandbox.AcquireSlot(ctx, sandbox.SlotRequest{
-			Dir: sandbox.DefaultSlotDir(os.Getenv), Policy: pol.Name, N: pol.MaxConcurrent,
+		rel, err := boxes.AcquireSlot(ctx, boxes.SlotRequest{
+			Dir: boxes.DefaultSlotDir(os.Getenv), Policy: pol.Name, N: pol.MaxConcurrent,
 			Holder: strings.Join(argv, " "), NoWait: o.noWait,
 			Waiting: func(holders []string) {
 				out.infof("waiting for a slot (%d of %d running: %s)", len(holders), pol.MaxConcurrent, strings.Join(holders, "; "))
@@ -482,7 +485,7 @@ func waitForTurn(ctx context.Context, o options, pol *policy.Resolved, argv []st
 		})
 		if err != nil {
 			out.errorf("policy %q: max_concurrent = %d: %v", pol.Name, pol.MaxConcurrent, err)
-			if errors.Is(err, sandbox.ErrNoSlot) {
+			if errors.Is(err, boxes.ErrNoSlot) {
 				out.hintf("leave out --no-wait to wait for a slot, or raise max_concurrent")
 			}
 			return nil, exitBoxrunFailed
@@ -490,7 +493,7 @@ func waitForTurn(ctx context.Context, o options, pol *policy.Resolved, argv []st
 		release = rel
 	}
 	if pol.StartWhenAvailable != nil {
-		err := sandbox.WaitForMemory(ctx, *pol.StartWhenAvailable, 500*time.Millisecond, o.noWait, func(have uint64) {
+		err := boxes.WaitForMemory(ctx, *pol.StartWhenAvailable, 500*time.Millisecond, o.noWait, func(have uint64) {
 			out.infof("waiting until %s of memory is available (start_when_available; %s now)", policy.FormatBytes(*pol.StartWhenAvailable), policy.FormatBytes(have))
 		})
 		if err != nil {
@@ -508,10 +511,10 @@ func waitForTurn(ctx context.Context, o options, pol *policy.Resolved, argv []st
 // per run, never one per child process. crossed is false when there is no
 // such way, or this boxrun crossed already.
 func crossToHost(o options, argv []string, out *printer) (code int, crossed bool) {
-	if os.Getenv(sandbox.CrossedEnv) != "" {
+	if os.Getenv(container.CrossedEnv) != "" {
 		return 0, false
 	}
-	c := sandbox.DetectContainer(os.DirFS("/"), os.Getenv, exec.LookPath)
+	c := container.Detect(os.DirFS("/"), os.Getenv, exec.LookPath)
 	if c.Crossing == nil {
 		return 0, false
 	}
@@ -520,7 +523,7 @@ func crossToHost(o options, argv []string, out *printer) (code int, crossed bool
 	// program that exists only in here cannot be boxed from the host
 	// (re-entering the container would start it in the container's own
 	// cgroup, outside the box).
-	if path, err := sandbox.ResolveCommand(argv[0], nil); err == nil && !sandbox.VisibleOnHost(path, os.Getenv("HOME")) {
+	if path, err := box.ResolveCommand(argv[0], nil); err == nil && !container.VisibleOnHost(path, os.Getenv("HOME")) {
 		out.warnf("not crossing to the host through %s: %s exists only inside %s", strings.Join(c.Crossing, " "), path, c)
 		return 0, false
 	}
@@ -529,16 +532,16 @@ func crossToHost(o options, argv []string, out *printer) (code int, crossed bool
 		return 0, false
 	}
 	cwd, _ := os.Getwd()
-	cross := sandbox.CrossArgv(c, cwd, o.args)
-	out.infof("no box can be made inside %s: running the command under the host's boxrun through %s (one crossing, about %s)", c, strings.Join(c.Crossing, " "), sandbox.CrossingCost)
-	err = syscall.Exec(tool, cross, append(os.Environ(), sandbox.CrossedEnv+"=1"))
+	cross := container.CrossArgv(c, cwd, o.args)
+	out.infof("no box can be made inside %s: running the command under the host's boxrun through %s (one crossing, about %s)", c, strings.Join(c.Crossing, " "), container.CrossingCost)
+	err = syscall.Exec(tool, cross, append(os.Environ(), container.CrossedEnv+"=1"))
 	out.errorf("crossing to the host with %s: %v", tool, err)
 	return exitBoxrunFailed, true
 }
 
 // startFailure prints why the command did not start and picks the status.
 func startFailure(err error, out *printer) int {
-	var se *sandbox.StartError
+	var se *box.StartError
 	if errors.As(err, &se) {
 		out.errorf("%v", se.Err)
 		return se.Code
@@ -552,8 +555,8 @@ func startFailure(err error, out *printer) int {
 // noBoxLine); boxrun doctor has the details. With -q (an editor's check on
 // every save) that line must not hide that nothing is enforced, nor be
 // said every time: once a day.
-func warnChecks(backend sandbox.Backend, checks []sandbox.LimitCheck, pol *policy.Resolved, out *printer) {
-	if backend.Name() == sandbox.KindNone {
+func warnChecks(backend box.Backend, checks []box.LimitCheck, pol *policy.Resolved, out *printer) {
+	if backend.Name() == box.KindNone {
 		line := noBoxLine(noBox(backend, checks))
 		if !out.quiet {
 			out.warnf("%s", line)
@@ -575,19 +578,19 @@ func warnChecks(backend sandbox.Backend, checks []sandbox.LimitCheck, pol *polic
 
 // noBox is why backend, the none backend, makes no box; from its checks
 // when it does not say (a backend that wraps it).
-func noBox(backend sandbox.Backend, checks []sandbox.LimitCheck) sandbox.NoBox {
-	if nb, ok := sandbox.NoBoxOf(backend); ok {
+func noBox(backend box.Backend, checks []box.LimitCheck) box.NoBox {
+	if nb, ok := box.NoBoxOf(backend); ok {
 		return nb
 	}
 	if len(checks) > 0 {
-		return sandbox.NoBox{Reason: strings.TrimPrefix(checks[0].Problem, "no cgroup: ")}
+		return box.NoBox{Reason: strings.TrimPrefix(checks[0].Problem, "no cgroup: ")}
 	}
-	return sandbox.NoBox{Reason: "the none backend makes no cgroup"}
+	return box.NoBox{Reason: "the none backend makes no cgroup"}
 }
 
 // noBoxLine is the one line a run without a box prints: "not boxed:
 // REASON; FIX".
-func noBoxLine(nb sandbox.NoBox) string {
+func noBoxLine(nb box.NoBox) string {
 	line := "not boxed: " + nb.Reason
 	if nb.Fix != "" {
 		line += "; " + nb.Fix
@@ -617,7 +620,7 @@ func onceADay(dir, name string) bool {
 }
 
 // traceEnv names a file to which backpressure appends its decisions (see
-// sandbox.Backpressure.TraceTo): for finding out why a suite was slow or
+// observe.Backpressure.TraceTo): for finding out why a suite was slow or
 // paused long, and for the real-kernel scenarios.
 const traceEnv = "BOXRUN_BACKPRESSURE_TRACE"
 

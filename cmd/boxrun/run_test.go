@@ -10,15 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/boxrun/boxrun/sandbox"
+	"github.com/boxrun/boxrun/box"
 )
 
 // TestMain lets the test binary serve as boxrun's helper, as main does,
 // and as boxrun itself with BOXRUN_TEST_AS_MAIN=1 (for the shells that
 // the completion tests run).
 func TestMain(m *testing.M) {
-	if sandbox.IsHelper(os.Args) {
-		os.Exit(sandbox.RunHelper(os.Args))
+	if box.IsHelper(os.Args) {
+		os.Exit(box.RunHelper(os.Args))
 	}
 	if os.Getenv("BOXRUN_TEST_AS_MAIN") == "1" {
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -373,11 +373,11 @@ func TestRunWithoutABoxSaysSoInOneLine(t *testing.T) {
 
 func TestNoBoxLine(t *testing.T) {
 	tests := []struct {
-		nb   sandbox.NoBox
+		nb   box.NoBox
 		want string
 	}{
-		{sandbox.NoBox{Reason: "--backend none was asked for"}, "not boxed: --backend none was asked for"},
-		{sandbox.NoBox{Reason: "this host has a hybrid cgroup hierarchy, where cgroup v1 holds the controllers", Fix: "boxrun doctor says how to switch to cgroup v2"},
+		{box.NoBox{Reason: "--backend none was asked for"}, "not boxed: --backend none was asked for"},
+		{box.NoBox{Reason: "this host has a hybrid cgroup hierarchy, where cgroup v1 holds the controllers", Fix: "boxrun doctor says how to switch to cgroup v2"},
 			"not boxed: this host has a hybrid cgroup hierarchy, where cgroup v1 holds the controllers; boxrun doctor says how to switch to cgroup v2"},
 	}
 	for _, tt := range tests {
@@ -386,8 +386,8 @@ func TestNoBoxLine(t *testing.T) {
 		}
 	}
 	// A backend that wraps the none backend: the reason its checks give.
-	checks := []sandbox.LimitCheck{{Key: "memory.max", Problem: "no cgroup: test"}}
-	if got := noBox(&countingBackend{Backend: sandbox.NewNone("test")}, checks); got.Reason != "test" {
+	checks := []box.LimitCheck{{Key: "memory.max", Problem: "no cgroup: test"}}
+	if got := noBox(&countingBackend{Backend: box.NewNone("test")}, checks); got.Reason != "test" {
 		t.Errorf("noBox of a wrapped none backend = %+v, want the reason of its checks", got)
 	}
 }

@@ -5,8 +5,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/report"
-	"github.com/boxrun/boxrun/sandbox"
 	"github.com/boxrun/boxrun/signals"
 )
 
@@ -21,7 +21,7 @@ const signalWait = time.Second
 // a child's (an exit status above 128), it waits up to signalWait for the
 // record. Without a tracer it leaves them empty; the diagnosis then says
 // how to have senders named.
-func addSignals(run *report.Run, res *sandbox.Result) {
+func addSignals(run *report.Run, res *box.Result) {
 	dir := signals.Dir(os.Geteuid())
 	read := func() ([]signals.Record, bool) {
 		recs, traced, _ := signals.ReadDir(dir)

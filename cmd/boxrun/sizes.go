@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/boxrun/boxrun/backpressure"
-	"github.com/boxrun/boxrun/sandbox"
+	"github.com/boxrun/boxrun/observe"
 )
 
 // sizesEnv set to "off" keeps backpressure from carrying the sizes it
@@ -180,7 +180,7 @@ func anyLearned(sizes map[string]backpressure.Size) bool {
 
 // keepSizes saves what bp knows at the end of the run to s; warn gets why
 // when it cannot. With s or bp nil (backpressure was off) nothing is kept.
-func keepSizes(s *sizeStore, bp *sandbox.Backpressure, now time.Time, warn func(string)) {
+func keepSizes(s *sizeStore, bp *observe.Backpressure, now time.Time, warn func(string)) {
 	sizes, ok := bp.Sizes()
 	if s == nil || !ok {
 		return

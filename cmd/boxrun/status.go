@@ -8,8 +8,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/boxrun/boxrun/box"
+	"github.com/boxrun/boxrun/boxes"
 	"github.com/boxrun/boxrun/report"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // statusTimeout bounds the questions `boxrun status` asks systemd.
@@ -28,7 +29,7 @@ type statusBox struct {
 	Memory     statusMemory `json:"memory"`
 	Pids       statusPids   `json:"pids"`
 	CPU        statusCPU    `json:"cpu"`
-	// Owner is running, orphaned, kept or unknown (see sandbox.Ownership).
+	// Owner is running, orphaned, kept or unknown (see box.Ownership).
 	Owner    string `json:"owner"`
 	OwnerPID *int   `json:"owner_pid"`
 }
@@ -61,7 +62,7 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer, out *printe
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	boxes, errs := sandbox.ListBoxes(ctx)
+	boxes, errs := boxes.List(ctx)
 	for _, err := range errs {
 		out.warnf("%v", err)
 	}
@@ -108,7 +109,7 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer, out *printe
 		}
 		cpu := report.FormatDuration(time.Duration(b.CPUUsageUSec) * time.Microsecond)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, b.Policy, age, mem, pids, cpu, ownerText(b), b.Command)
-		if b.Owner == sandbox.OwnerOrphaned {
+		if b.Owner == box.OwnerOrphaned {
 			orphans++
 		}
 	}
@@ -121,19 +122,19 @@ func runStatus(ctx context.Context, args []string, stdout io.Writer, out *printe
 }
 
 // ownerText says who runs a box, for the status table.
-func ownerText(b sandbox.LiveBox) string {
+func ownerText(b boxes.LiveBox) string {
 	switch b.Owner {
-	case sandbox.OwnerRunning:
+	case box.OwnerRunning:
 		return fmt.Sprintf("boxrun %d", b.OwnerPID)
-	case sandbox.OwnerOrphaned:
+	case box.OwnerOrphaned:
 		return fmt.Sprintf("orphaned (boxrun %d gone)", b.OwnerPID)
-	case sandbox.OwnerKept:
+	case box.OwnerKept:
 		return "kept (leftovers)"
 	}
 	return "?"
 }
 
-func toStatusBox(b sandbox.LiveBox, now time.Time) statusBox {
+func toStatusBox(b boxes.LiveBox, now time.Time) statusBox {
 	opt := func(s string) *string {
 		if s == "" {
 			return nil
@@ -148,7 +149,7 @@ func toStatusBox(b sandbox.LiveBox, now time.Time) statusBox {
 		Owner:  string(b.Owner),
 	}
 	if b.Owner == "" {
-		s.Owner = string(sandbox.OwnerUnknown)
+		s.Owner = string(box.OwnerUnknown)
 	}
 	if b.OwnerPID != 0 {
 		pid := b.OwnerPID

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/boxrun/boxrun/sandbox"
+	"github.com/boxrun/boxrun/box"
 )
 
 // timingEnv, when set to anything, makes boxrun print how long each phase of
@@ -54,8 +54,9 @@ func (t *timing) String() string {
 }
 
 // startTiming starts timing a run when BOXRUN_TIMING asks for it: the
-// context returned traces sandbox's phases into the timing too, and done
-// marks the end and prints it on out, even with -q (it was asked for).
+// context returned traces the run's phases (box.WithTrace) into the timing
+// too, and done marks the end and prints it on out, even with -q (it was
+// asked for).
 // Otherwise the timing is nil, ctx is returned as it is and done does
 // nothing.
 func startTiming(ctx context.Context, out *printer) (_ context.Context, _ *timing, done func()) {
@@ -63,7 +64,7 @@ func startTiming(ctx context.Context, out *printer) (_ context.Context, _ *timin
 		return ctx, nil, func() {}
 	}
 	tm := newTiming(time.Now())
-	return sandbox.WithTrace(ctx, tm.mark), tm, func() {
+	return box.WithTrace(ctx, tm.mark), tm, func() {
 		tm.mark("exit")
 		fmt.Fprintf(out.w, "boxrun: timing: %s\n", tm)
 	}

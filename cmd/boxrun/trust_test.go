@@ -6,8 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/boxrun/boxrun/box"
+	"github.com/boxrun/boxrun/boxes"
 	"github.com/boxrun/boxrun/policy"
-	"github.com/boxrun/boxrun/sandbox"
 )
 
 // TestProjectFileMayOnlyRestrict runs boxrun in a project whose
@@ -129,7 +130,7 @@ pids.max = "max"
 // project file tried to lift: the built-in tests policy's memory.max, 75%
 // of the machine's memory.
 func TestProjectFileKeepsMemoryLimit(t *testing.T) {
-	mem, err := sandbox.MachineMemory(sandbox.Choice{Kind: sandbox.KindAuto, User: sandbox.DefaultUser()})
+	mem, err := boxes.MachineMemory(box.Choice{Kind: box.KindAuto, User: box.DefaultUser()})
 	if err != nil {
 		t.Skipf("memory available unknown: %v", err)
 	}

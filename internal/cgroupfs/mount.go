@@ -3,10 +3,11 @@
 // (/proc/mounts), which cgroup a process is in (/proc/PID/cgroup), and the
 // value formats of cgroup files — single counters (memory.current), limits
 // ("max" or a number), flat-keyed files (memory.events, cpu.stat) and
-// controller lists (cgroup.controllers). Counter and StatFile keep a file
-// open for a run and read it with one pread; Watch reports changes of a
-// file through inotify. It writes nothing: making, limiting and removing
-// cgroups is the backends' business.
+// controller lists (cgroup.controllers); the processes of a cgroup tree
+// (Procs, EachProc) and its cgroup.events (Populated, Event). Counter and
+// StatFile keep a file open for a run and read it with one pread; Watch
+// reports changes of a file through inotify. It writes nothing: making,
+// limiting and removing cgroups is the backends' business (package box).
 package cgroupfs
 
 import (
@@ -131,4 +132,10 @@ func ParseProcCgroup(r io.Reader) (string, error) {
 		return "", err
 	}
 	return "", fmt.Errorf("no cgroup v2 entry (0::) in /proc/PID/cgroup: this is a cgroup v1 or hybrid system")
+}
+
+// Rel turns a cgroup directory given as a path below the mount
+// ("/sys/fs/cgroup/ci") or relative to it ("/ci") into the latter.
+func Rel(mount, dir string) string {
+	return path.Clean("/" + strings.TrimPrefix(dir, mount))
 }

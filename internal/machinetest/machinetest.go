@@ -1,7 +1,9 @@
 // Package machinetest holds the fixture machines that tests of doctor and
 // of the backends' probes run against: one text file a machine in
 // machines/, each a short description followed by the files of its root
-// file system. Only tests import it.
+// file system; and the helpers tests of several packages share to lay out
+// fake cgroup files and to start a process to signal (files.go). Only
+// tests import it.
 package machinetest
 
 import (

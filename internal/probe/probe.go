@@ -1,6 +1,6 @@
 // Package probe names the kernel and systemd features boxrun relies on,
 // each with the version that brought it, and answers whether a machine has
-// them. The run path (package sandbox) and doctor ask the same questions
+// them. The run path (package box) and doctor ask the same questions
 // here, so what doctor predicts and what a run does cannot disagree:
 //
 //   - doctor asks a Kernel, which looks for a feature's file in a cgroup of
