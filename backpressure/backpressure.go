@@ -35,9 +35,9 @@
 //   - Resume as soon as it fits; at once for a process that already holds
 //     its kind's peak: resuming it costs nothing. The line is the one
 //     nearest its peak first, but a pause that lasted Overdue goes ahead,
-//     the longest first, and the room the first in line waits for is kept
-//     from growers newer than it: otherwise newer processes, and those
-//     nearer their peak, keep taking the room and one waits for ever.
+//     the longest first, and the room it waits for is kept from growers
+//     newer than it: otherwise newer processes, and those nearer their
+//     peak, keep taking the room and one waits for ever.
 //   - Liveness. Paused processes keep their memory, so waiting for memory
 //     to fall can wait forever. When no unpaused leaf is left, the paused
 //     process holding the most is resumed at once. When the box has used
@@ -129,9 +129,12 @@ func (k Kind) String() string {
 }
 
 // Overdue is how long a pause may last before the paused process goes
-// first in line to resume, ahead of those nearer their peak: past it, it
-// has waited through a generation of its siblings.
-const Overdue = 2 * time.Second
+// first in line to resume, ahead of those nearer their peak, and the room
+// it waits for is kept from newer growers: past it, it has waited through
+// generations of its siblings. Before it, the line favours throughput
+// (whoever needs the least room goes first); a first in line that needs
+// much room holds up everyone behind it, so it is not made first sooner.
+const Overdue = 5 * time.Second
 
 // Reasons for pausing and resuming, as the report states them.
 const (

@@ -285,15 +285,17 @@ func TestKnownSizes(t *testing.T) {
 				// Each job is expected to add 62M: 4 waits at the door.
 				{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1)}, []int{4}, nil},
 				// Two small ones start: 100 + 23 + 23 + 20 + 20 is over
-				// 180 by 6M. 7 alone held back would make it fit, but 4
-				// is first in line: 6 waits too, though they are the
-				// size that fits.
-				{10, 100, []Proc{mainProc, job(2, 40), job(3, 40), job(4, 1), named(6, 6, 1, "small"), named(7, 7, 1, "small")}, []int{6, 7}, nil},
-				// Two seconds on, 3 finished at 40M and 2 holds as much:
-				// 4 needs 41M and each small one 20M. 4, paused longest,
-				// resumes first, ahead of the small ones that need less;
-				// of those, 6 still fits.
-				{2010, 100, []Proc{mainProc, job(2, 40), job(4, 1), named(6, 6, 1, "small"), named(7, 7, 1, "small")}, nil, []int{4, 6}},
+				// 180 by 6M: 7, holding the least, is held back.
+				{10, 100, []Proc{mainProc, job(2, 40), job(3, 40), job(4, 1), named(6, 6, 1, "small"), named(7, 7, 1, "small")}, []int{7}, nil},
+				// 4 is overdue: 6 grows into the room 4 waits for (100 +
+				// 18 + 23 + 13 fits, with 4's 62M it does not), and is
+				// held back though it would fit.
+				{5000, 100, []Proc{mainProc, job(2, 45), job(3, 40), job(4, 1), named(6, 6, 8, "small"), named(7, 7, 1, "small")}, []int{6}, nil},
+				// 3 finished at 40M; 2 holds flat. 4 (41M more) and 7
+				// (20M), paused 5 s, go first, the longest paused first,
+				// ahead of 6, which needs the least (13M) but would not
+				// fit after them.
+				{5010, 110, []Proc{mainProc, job(2, 45), job(4, 1), named(6, 6, 8, "small"), named(7, 7, 1, "small")}, nil, []int{4, 7}},
 			}},
 	}
 	for _, tt := range tests {

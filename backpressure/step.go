@@ -260,12 +260,12 @@ func (l *look) pauseGrowth() {
 	for _, p := range l.running {
 		l.projected += l.estimate(p.PID)
 	}
-	// The room the paused process first in line waits for is kept from
-	// growers newer than it: taking it, they would have it wait again,
-	// and again (a newcomer paused at the door costs nothing).
+	// The room an overdue first in line waits for is kept from growers
+	// newer than it: taking it, they would have it wait again, and again
+	// (a newcomer paused at the door costs nothing).
 	var reserve uint64
 	var head Proc
-	if q := l.inLine(c.pausedProcs(l.alive, nil)); len(q) > 0 {
+	if q := l.inLine(c.pausedProcs(l.alive, nil)); len(q) > 0 && l.o.Now.Sub(c.paused[q[0].PID].at) >= Overdue {
 		head, reserve = q[0], l.resumeCost(q[0].PID)
 	}
 	if l.atLine {
