@@ -42,10 +42,7 @@ type guestKernel struct {
 // initramfs first when they are missing. It holds an exclusive flock on <cache>/lock
 // meanwhile, so concurrent test processes do not race.
 func prepareKernel(ctx context.Context, cache, busyboxPath string) (*guestKernel, error) {
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return nil, fmt.Errorf("creating the VM cache %s (set BOXRUN_VM_CACHE to a writable directory): %w", cache, err)
-	}
-	unlock, err := lockFile(ctx, filepath.Join(cache, "lock"))
+	unlock, err := lockCache(ctx, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -259,14 +256,21 @@ func fetchKernel(ctx context.Context, cache string, apt []string, pkg, version, 
 	if err := os.WriteFile(filepath.Join(stage, "builtin"), []byte(strings.Join(inKernel, "\n")+"\n"), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(stage, "ready"), []byte(pkg+"\n"), 0o644); err != nil {
+	return publish(stage, dir, pkg+"\n")
+}
+
+// publish writes ready (what the directory holds) into stage/ready and puts stage in
+// dir's place: a directory of the cache is there whole, with its ready file, or not
+// at all.
+func publish(stage, dir, ready string) error {
+	if err := os.WriteFile(filepath.Join(stage, "ready"), []byte(ready), 0o644); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
 	if err := os.Rename(stage, dir); err != nil {
-		return fmt.Errorf("moving the unpacked kernel into the cache: %w", err)
+		return fmt.Errorf("moving %s into the cache: %w", dir, err)
 	}
 	return nil
 }
@@ -361,6 +365,14 @@ func decompressWith(ctx context.Context, path, tool, pkg string) ([]byte, error)
 		return nil, fmt.Errorf("%s -dc %s: %v: %s", tool, path, err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return out, nil
+}
+
+// lockCache creates the cache directory if needed and takes its lock, <cache>/lock.
+func lockCache(ctx context.Context, cache string) (unlock func(), err error) {
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the VM cache %s (set BOXRUN_VM_CACHE to a writable directory): %w", cache, err)
+	}
+	return lockFile(ctx, filepath.Join(cache, "lock"))
 }
 
 // lockFile takes an exclusive flock on path, polling so that ctx can cancel the wait.

@@ -73,10 +73,7 @@ func (r rootfsGuest) key() string {
 // the kernel through a scratch apt directory for the suite, the root with mmdebstrap.
 // Once built, a guest is never refreshed: remove its directory to rebuild it.
 func prepareRootfsGuest(ctx context.Context, r rootfsGuest, cache, busybox string) (*preparedGuest, error) {
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return nil, fmt.Errorf("creating the VM cache %s (set BOXRUN_VM_CACHE to a writable directory): %w", cache, err)
-	}
-	unlock, err := lockFile(ctx, filepath.Join(cache, "lock"))
+	unlock, err := lockCache(ctx, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -146,19 +143,10 @@ func buildRootfsGuest(ctx context.Context, r rootfsGuest, cache, dir string) err
 	}
 	took := time.Since(start).Round(time.Second)
 	ready := fmt.Sprintf("%s %s from %s, kernel %s, built in %s on %s\n", r.name, r.suite, mirror, pkg, took, start.UTC().Format(time.RFC3339))
-	if err := os.WriteFile(filepath.Join(work, "ready"), []byte(ready), 0o644); err != nil {
-		return err
-	}
 	if err := os.RemoveAll(filepath.Join(work, "apt")); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := os.Rename(work, dir); err != nil {
-		return fmt.Errorf("moving the built guest into the cache: %w", err)
-	}
-	return nil
+	return publish(work, dir, ready)
 }
 
 // aptScratch makes a scratch apt directory at dir for suite (its own sources.list,
