@@ -106,7 +106,7 @@
 //
 //   - first build: 1m50s (apt-get update of trixie's lists about 14 s, the kernel
 //     package 35 MB, mmdebstrap about 90 s); 169 MB in the cache;
-//   - BOOT_FIGURES_13
+//   - boots: see the summary lines of the integration tests (boot and scenario times).
 //
 // With a second CPU-bound test process on the same host the same boots took 5 to 11 s
 // (NoSystemd) and 18 to 25 s (Systemd). go test runs at most GOMAXPROCS tests in
