@@ -108,7 +108,7 @@
 //     package 35 MB, mmdebstrap about 90 s); 169 MB in the cache;
 //   - Result.Boot, with no other VM on the host: Systemd 13.2 and 14.4 s, NoSystemd 4.2
 //     and 4.3 s; the Debian 12 guest, in the same hour and conditions: 9.1 s and 4.5 s.
-//     systemd 257 reaches basic.target about 4 s later than the host's 252;
+//     the Debian 13 systemd boot takes 4 to 5 s longer (not broken down further);
 //   - the integration scenarios' figures are alike on both guests (a subset of 13
 //     scenarios: 46 s as root and user, 22 s in the cgroupfs boot).
 //
