@@ -107,10 +107,10 @@
 //   - first build: 1m50s (apt-get update of trixie's lists about 14 s, the kernel
 //     package 35 MB, mmdebstrap about 90 s); 169 MB in the cache;
 //   - Result.Boot, with no other VM on the host: Systemd 13.2 and 14.4 s, NoSystemd 4.2
-//     and 4.3 s; the Debian 12 guest, in the same hour and conditions: 9.1 s and 4.5 s.
-//     the Debian 13 systemd boot takes 4 to 5 s longer (not broken down further);
-//   - the integration scenarios' figures are alike on both guests (a subset of 13
-//     scenarios: 46 s as root and user, 22 s in the cgroupfs boot).
+//     and 4.3 s; the Debian 12 guest, in the same hour and conditions: 9.1 s and 4.5 s
+//     (the Debian 13 systemd boot takes 4 to 5 s longer; not broken down further);
+//   - 13 integration scenarios took 46 s as root and user and 22 s in the cgroupfs
+//     boot.
 //
 // With a second CPU-bound test process on the same host the same boots took 5 to 11 s
 // (NoSystemd) and 18 to 25 s (Systemd). go test runs at most GOMAXPROCS tests in
