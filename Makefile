@@ -17,6 +17,10 @@ FILTER  := grep -E --line-buffered '^(--- |    --- FAIL|ok |FAIL|PASS$$|panic:)|
 
 .PHONY: all build install test unit vet lint vulncheck integration bench soak clean package
 
+# The VM tests boot the guests of BOXRUN_IT_GUEST (debian12 when unset) one
+# after the other: with both (all) they take twice as long.
+TEST_TIMEOUT := $(if $(filter all,$(BOXRUN_IT_GUEST)),80m,40m)
+
 # Linters, fetched at a pinned version from the Go module proxy.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOVULNCHECK := golang.org/x/vuln/cmd/govulncheck@v1.9.0
@@ -56,12 +60,12 @@ unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
 
 integration:
-	$(GO) test -p 1 -count=1 -timeout 40m -v ./integration/... 2>&1 | tee test.log | $(FILTER)
+	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) -v ./integration/... 2>&1 | tee test.log | $(FILTER)
 
 # -p 1: one package at a time, so that no two emulated guests share the
 # host's cores while the scenarios compare wall times.
 test: vet lint
-	$(GO) test -p 1 -count=1 -timeout 40m -v ./... 2>&1 | tee test.log | $(FILTER)
+	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) -v ./... 2>&1 | tee test.log | $(FILTER)
 
 clean:
 	rm -rf bin test.log dist

@@ -10,6 +10,11 @@
 //
 // The VM tests read from the environment (see options):
 //
+//	BOXRUN_IT_GUEST           debian12 (the default: Linux 6.1 over the
+//	                          host's root, its systemd 252), debian13
+//	                          (Linux 6.12, systemd 257, a root built with
+//	                          mmdebstrap once per machine) or all (both,
+//	                          one after the other); see integration/vm
 //	BOXRUN_IT_RUN             a -test.run pattern: run only these scenarios
 //	                          (in every mode; the sweep still runs after them)
 //	BOXRUN_IT_COUNT=N         run each chosen scenario N times in the one boot
@@ -162,12 +167,61 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireVM fails (never skips) when the real-kernel VM cannot run here.
-func requireVM(t *testing.T) {
+// requireVM fails (never skips) when guest g cannot run here.
+func requireVM(t *testing.T, g vm.Guest) {
 	t.Helper()
-	if err := vm.Available(); err != nil {
-		t.Fatalf("the real-kernel VM cannot run on this machine, so boxrun's cgroup behaviour cannot be tested: %v", err)
+	if err := vm.Available(g); err != nil {
+		t.Fatalf("the real-kernel VM (%s) cannot run on this machine, so boxrun's cgroup behaviour cannot be tested: %v", g, err)
 	}
+}
+
+// shares are the host directories a guest with a root of its own
+// (Debian 13) needs at their own paths: the binaries built for it, the
+// repository (bench/native.sh) and, for the cargo scenarios, a rustup
+// toolchain's homes, whose cargo built the crate (the guest's cargo then
+// finds it fresh). A distribution's cargo (/usr/bin/cargo) is the host's
+// own file and cannot be shared: on such a host the Debian 13 guest's
+// cargo scenarios fail, saying cargo is missing.
+func shares(a artifacts) []string {
+	s := []string{a.dir, repoRoot()}
+	if a.cargo != "" {
+		if home := filepath.Dir(filepath.Dir(a.cargo)); filepath.Base(home) == ".cargo" {
+			s = append(s, home, filepath.Join(filepath.Dir(home), ".rustup"))
+		}
+	}
+	return s
+}
+
+// guestInfo prints what the booted guest is, for the summary line (see
+// parseGuestInfo): its OS and version, kernel release and systemd's
+// version (the binary's, also in a boot without systemd).
+const guestInfo = `(. /etc/os-release; echo "guest| os $ID $VERSION_ID"); echo "guest| kernel $(uname -r)"; echo "guest| systemd $(/lib/systemd/systemd --version | head -1)"`
+
+// guestVersions is what the guest said it is.
+type guestVersions struct {
+	os, kernel, systemd string // e.g. "Debian 13", "6.12", "257"
+}
+
+var (
+	kernelLine  = regexp.MustCompile(`(?m)^guest\| kernel (\d+\.\d+)\S*$`)
+	osLine      = regexp.MustCompile(`(?m)^guest\| os (\S+) (\S+)$`)
+	systemdLine = regexp.MustCompile(`(?m)^guest\| systemd systemd (\d+)\b`)
+)
+
+// parseGuestInfo reads guestInfo's lines from a guest's output; what is
+// missing stays "?".
+func parseGuestInfo(output string) guestVersions {
+	v := guestVersions{os: "?", kernel: "?", systemd: "?"}
+	if m := osLine.FindStringSubmatch(output); m != nil {
+		v.os = strings.ToUpper(m[1][:1]) + m[1][1:] + " " + m[2]
+	}
+	if m := kernelLine.FindStringSubmatch(output); m != nil {
+		v.kernel = m[1]
+	}
+	if m := systemdLine.FindStringSubmatch(output); m != nil {
+		v.systemd = m[1]
+	}
+	return v
 }
 
 const guestPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -213,6 +267,10 @@ const (
 	guestBudget = vmTimeout - 2*time.Minute
 )
 
+// prepareTimeout bounds building a guest's kernel and root the first time
+// (measured: 1m50s for Debian 13's).
+const prepareTimeout = 15 * time.Minute
+
 // guestScript joins the lines of a guest's command. It sets $end, the time
 // by which the scenarios must be done, starts the watchdog (first, to
 // watch everything after it; see watchdog_test.go), and prints a
@@ -223,6 +281,7 @@ const (
 func guestScript(a artifacts, o options, lines ...string) string {
 	head := []string{
 		quietConsole,
+		guestInfo,
 		fmt.Sprintf("end=$(( $(date +%%s) + %d ))", int(guestBudget.Seconds())),
 		watchdogStart(a.guest, o.stall),
 		// BOXRUN_IT_HEARTBEAT marks its processes as the harness's for the sweep.
@@ -436,27 +495,41 @@ func report(t *testing.T, mode string, r guestReport) (passed, failed int) {
 // a time): the scenarios compare wall times measured inside the guest, and
 // a second emulated guest on a 2-core host would make those ratios noise.
 
+// TestRealKernelSystemd and TestRealKernelCgroupfs boot each guest of
+// $BOXRUN_IT_GUEST in turn, as a subtest named after it.
 func TestRealKernelSystemd(t *testing.T) {
 	o := requireOptions(t, os.Getenv)
-	requireVM(t)
-	a := build(t)
-	script := guestScript(a, o,
-		"mkdir -p /home/boxtest && chown 1500:1500 /home/boxtest",
-		"systemctl start user@1500.service || echo 'starting user@1500.service failed'",
-		// The user's scenarios have taken 4-6 minutes.
-		guestRun(a, o, "root", "", 8*time.Minute),
-		guestRun(a, o, "user", "setpriv --reuid=1500 --regid=1500 --init-groups", 0),
-	)
-	b := boot(t, vm.Config{Mode: vm.Systemd, Command: script, Files: testUserFiles, MemoryMB: guestMemoryMB}, o, "root", "user")
-	t.Logf("real kernel (systemd as PID 1): %s", b.summary())
+	for _, g := range o.guests {
+		t.Run(g.String(), func(t *testing.T) {
+			requireVM(t, g)
+			a := build(t)
+			script := guestScript(a, o,
+				"mkdir -p /home/boxtest && chown 1500:1500 /home/boxtest",
+				"systemctl start user@1500.service || echo 'starting user@1500.service failed'",
+				// The user's scenarios have taken 4-6 minutes.
+				guestRun(a, o, "root", "", 8*time.Minute),
+				guestRun(a, o, "user", "setpriv --reuid=1500 --regid=1500 --init-groups", 0),
+			)
+			cfg := vm.Config{Guest: g, Mode: vm.Systemd, Command: script, Files: testUserFiles, MemoryMB: guestMemoryMB, Shares: shares(a)}
+			b := boot(t, cfg, o, "root", "user")
+			v := b.versions()
+			t.Logf("real kernel %s (%s, systemd %s): %s", v.kernel, v.os, v.systemd, b.summary())
+		})
+	}
 }
 
 func TestRealKernelCgroupfs(t *testing.T) {
 	o := requireOptions(t, os.Getenv)
-	requireVM(t)
-	a := build(t)
-	b := boot(t, vm.Config{Mode: vm.NoSystemd, Command: guestScript(a, o, guestRun(a, o, "cgroupfs", "", 0)), MemoryMB: guestMemoryMB}, o, "cgroupfs")
-	t.Logf("real kernel (no systemd, cgroupfs backend): %s", b.summary())
+	for _, g := range o.guests {
+		t.Run(g.String(), func(t *testing.T) {
+			requireVM(t, g)
+			a := build(t)
+			cfg := vm.Config{Guest: g, Mode: vm.NoSystemd, Command: guestScript(a, o, guestRun(a, o, "cgroupfs", "", 0)), MemoryMB: guestMemoryMB, Shares: shares(a)}
+			b := boot(t, cfg, o, "cgroupfs")
+			v := b.versions()
+			t.Logf("real kernel %s (%s, no systemd: cgroupfs backend): %s", v.kernel, v.os, b.summary())
+		})
+	}
 }
 
 // booted is what one VM's modes did.
@@ -464,6 +537,14 @@ type booted struct {
 	res            *vm.Result // nil when the VM never ran the command
 	passed, failed int
 	stopped        string // why the VM stopped before the command ended, "" if it did not
+}
+
+// versions is what the guest said it is; "?" for what it never said.
+func (b booted) versions() guestVersions {
+	if b.res == nil {
+		return parseGuestInfo("")
+	}
+	return parseGuestInfo(b.res.Output)
 }
 
 // summary is the one line a run's log keeps for the VM: the counts and, for
@@ -487,6 +568,16 @@ func (b booted) summary() string {
 // state if it fired (watchdog_test.go), and fails the test.
 func boot(t *testing.T, cfg vm.Config, o options, modes ...string) booted {
 	t.Helper()
+	// A first build of a guest (Debian 13's root: about 2 minutes) stays
+	// out of the boot's time.
+	pctx, pcancel := context.WithTimeout(context.Background(), prepareTimeout)
+	ready, err := vm.Prepare(pctx, cfg.Guest)
+	pcancel()
+	if err != nil {
+		t.Errorf("preparing the real-kernel VM: %v", err)
+		return booted{failed: 1, stopped: firstLine(err.Error())}
+	}
+	t.Logf("guest %s", ready)
 	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout+time.Minute)
 	defer cancel()
 	cfg.Timeout = vmTimeout
@@ -585,5 +676,23 @@ func TestParseGuestRepeated(t *testing.T) {
 	}
 	if r.finished() != 2 || r.running != "TestCtrlZ" || len(r.runningLogs()) != 2 || !strings.Contains(r.runningLogs()[1], "third run") {
 		t.Errorf("finished %d, running %q with %q; want 2, the third run", r.finished(), r.running, r.runningLogs())
+	}
+}
+
+// TestParseGuestInfo: the summary line's versions come from the booted
+// guest's own lines, shortened to what a reader compares (6.12, 257).
+func TestParseGuestInfo(t *testing.T) {
+	out := strings.Join([]string{
+		"guest| os debian 13",
+		"heartbeat| up 3.1s",
+		"guest| kernel 6.12.117+deb13-cloud-amd64",
+		"guest| systemd systemd 257 (257.13-1~deb13u1)",
+		"root| === RUN   TestX",
+	}, "\n")
+	if got, want := parseGuestInfo(out), (guestVersions{os: "Debian 13", kernel: "6.12", systemd: "257"}); got != want {
+		t.Errorf("parseGuestInfo = %+v, want %+v", got, want)
+	}
+	if got, want := parseGuestInfo("root| guest| kernel 6.1.0\n"), (guestVersions{os: "?", kernel: "?", systemd: "?"}); got != want {
+		t.Errorf("parseGuestInfo of a scenario's line = %+v, want %+v", got, want)
 	}
 }

@@ -2,10 +2,13 @@ package integration
 
 import (
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/boxrun/boxrun/integration/vm"
 )
 
 // options are the harness's settings from the environment (see the
@@ -23,6 +26,9 @@ type options struct {
 	// may stop before the watchdog dumps the kernel's view to the console
 	// (see watchdog_test.go).
 	stall time.Duration
+	// guests is $BOXRUN_IT_GUEST: the guests whose VMs run, one after the
+	// other (see parseGuests).
+	guests []vm.Guest
 }
 
 // defaultStall is the watchdog's threshold: four heartbeats (30 s apart)
@@ -40,6 +46,9 @@ func optionsFromEnv(getenv func(string) string) (options, error) {
 		return options{}, err
 	}
 	if o.stall, err = parseStall(getenv("BOXRUN_IT_WATCHDOG_STALL")); err != nil {
+		return options{}, err
+	}
+	if o.guests, err = parseGuests(getenv("BOXRUN_IT_GUEST")); err != nil {
 		return options{}, err
 	}
 	return o, nil
@@ -69,6 +78,24 @@ func parseStall(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("BOXRUN_IT_WATCHDOG_STALL=%q: want a positive duration such as 2m or 45s", s)
 	}
 	return d, nil
+}
+
+// parseGuests parses $BOXRUN_IT_GUEST: debian12, debian13, or all (both,
+// oldest first); unset means debian12 alone. Each guest doubles the VM
+// tests' time, so make test runs the second only when asked.
+func parseGuests(s string) ([]vm.Guest, error) {
+	switch s {
+	case "":
+		return []vm.Guest{vm.Debian12}, nil
+	case "all":
+		return vm.Guests, nil
+	}
+	for _, g := range vm.Guests {
+		if s == g.String() {
+			return []vm.Guest{g}, nil
+		}
+	}
+	return nil, fmt.Errorf("BOXRUN_IT_GUEST=%q: want debian12 (Linux 6.1 over the host's root, the default), debian13 (Linux 6.12, systemd 257) or all", s)
 }
 
 // requireOptions reads the options, failing the test (before any build or
@@ -136,13 +163,39 @@ func TestParseStall(t *testing.T) {
 	}
 }
 
+func TestParseGuests(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []vm.Guest // nil: an error
+	}{
+		{"", []vm.Guest{vm.Debian12}}, // the default: CI time stays one guest's
+		{"debian12", []vm.Guest{vm.Debian12}},
+		{"debian13", []vm.Guest{vm.Debian13}},
+		{"all", []vm.Guest{vm.Debian12, vm.Debian13}}, // oldest first
+		{"Debian13", nil},                             // spelled as String() spells it
+		{"debian12,debian13", nil},                    // no lists: all is the list
+		{"trixie", nil},
+	} {
+		got, err := parseGuests(c.in)
+		if c.want == nil {
+			if err == nil || !strings.Contains(err.Error(), "BOXRUN_IT_GUEST") {
+				t.Errorf("parseGuests(%q) = %v, %v; want an error naming the variable", c.in, got, err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("parseGuests(%q) = %v, %v; want %v", c.in, got, err, c.want)
+		}
+	}
+}
+
 func TestOptionsFromEnv(t *testing.T) {
 	env := func(m map[string]string) func(string) string {
 		return func(k string) string { return m[k] }
 	}
 	o, err := optionsFromEnv(env(map[string]string{"BOXRUN_IT_RUN": "TestCtrlZ", "BOXRUN_IT_COUNT": "3"}))
-	if err != nil || o != (options{run: "TestCtrlZ", count: 3, stall: defaultStall}) {
-		t.Errorf("optionsFromEnv = %+v, %v", o, err)
+	if want := (options{run: "TestCtrlZ", count: 3, stall: defaultStall, guests: []vm.Guest{vm.Debian12}}); err != nil || !reflect.DeepEqual(o, want) {
+		t.Errorf("optionsFromEnv = %+v, %v; want %+v", o, err, want)
 	}
 	// The message names the variable and the value, so that the user
 	// knows what to fix without reading the harness.

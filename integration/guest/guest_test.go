@@ -462,6 +462,68 @@ echo "oom_kill=$(sed -n 's/^oom_kill //p' /sys/fs/cgroup$(sed -n 's/^0:://p' /pr
 	}
 }
 
+// TestScopeCarriesOOMPolicy: the manager must not act on an OOM kill in
+// the box, so boxrun asks for OOMPolicy=continue on the scope (see
+// scopeProperties in sandbox), and falls back with a warning on a manager
+// that refuses the property. Which a guest shows depends on its systemd:
+// upstream 253 brought OOMPolicy on scopes, Debian 12's 252 has it from
+// 252.5 on (a stable backport), so both guests (252.39, 257) must carry
+// "continue" and print no warning; an older manager must show the default
+// "stop" and the warning. The cgroupfs backend has no manager and no unit.
+func TestScopeCarriesOOMPolicy(t *testing.T) {
+	pf := itPolicy(t, "")
+	if mode(t) == "cgroupfs" {
+		r := boxrun(t, "-f", pf, "-p", "it", "--", "sh", "-c", `echo "unit=$BOXRUN_UNIT"`)
+		if r.code != 0 || fields(r.stdout)["unit"] != "" {
+			t.Errorf("cgroupfs: exit %d, stdout %q; want 0 and no unit", r.code, r.stdout)
+		}
+		return
+	}
+	systemctl := "systemctl"
+	if mode(t) == "user" {
+		systemctl = "systemctl --user"
+	}
+	r := boxrun(t, "-f", pf, "-p", "it", "--", "sh", "-c",
+		`echo "version=$(`+systemctl+` show -p Version --value)"; echo "oom=$(`+systemctl+` show -p OOMPolicy --value "$BOXRUN_UNIT")"`)
+	f := fields(r.stdout)
+	if r.code != 0 {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	major, minor, ok := systemdRelease(f["version"])
+	if !ok {
+		t.Fatalf("the manager's Version %q: want a release such as 252.38-1~deb12u1 or 257.13-1~deb13u1", f["version"])
+	}
+	warned := strings.Contains(r.stderr, "cannot set OOMPolicy on a scope")
+	if major > 252 || major == 252 && minor >= 5 {
+		if f["oom"] != "continue" || warned {
+			t.Errorf("systemd %s: the scope's OOMPolicy %q, warning %v (stderr %q); want continue and no warning", f["version"], f["oom"], warned, r.stderr)
+		}
+		t.Logf("figures: systemd %s carries OOMPolicy=%s on the scope", f["version"], f["oom"])
+		return
+	}
+	if f["oom"] != "stop" || !warned {
+		t.Errorf("systemd %s refuses OOMPolicy on a scope: the scope's OOMPolicy %q, warning %v (stderr %q); want the default stop and the warning", f["version"], f["oom"], warned, r.stderr)
+	}
+}
+
+// systemdRelease reads the major and minor release of a manager's
+// Version ("252.38-1~deb12u1", "257.13-1~deb13u1", "253"); minor is 0
+// when there is none.
+func systemdRelease(v string) (major, minor int, ok bool) {
+	v, _, _ = strings.Cut(strings.Trim(v, `"`), "-")
+	maj, min, _ := strings.Cut(v, ".")
+	major, err := strconv.Atoi(maj)
+	if err != nil {
+		return 0, 0, false
+	}
+	if min != "" {
+		if minor, err = strconv.Atoi(min); err != nil {
+			return 0, 0, false
+		}
+	}
+	return major, minor, true
+}
+
 func TestOOMGroupKillsTheWholeBox(t *testing.T) {
 	pf := itPolicy(t, "memory.oom_group = true")
 	self, _ := os.Executable()

@@ -89,19 +89,35 @@ func findStaticBusybox() (string, error) {
 	return "", errors.New("static busybox not found (looked for busybox in $PATH, /bin, /usr/bin): apt-get install busybox-static")
 }
 
-// Available reports whether Boot can run on this host: nil, or an error naming what is
-// missing and how to install it. It checks the host tools, root, and that a kernel is
-// cached or apt can name and fetch one.
-func Available() error {
+// Available reports whether Boot can run guest g on this host: nil, or an error naming
+// what is missing and how to install it. It checks the host tools, root, and that a
+// kernel is cached or apt can name and fetch one; for Debian13, that its root is
+// cached or mmdebstrap can build it.
+func Available(g Guest) error {
 	_, err := findTools()
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
 	}
+	switch g {
+	case Debian12:
+	case Debian13:
+		ready := filepath.Join(cacheDir(), debian13.name+"-"+debian13.key(), "ready")
+		if _, err := os.Stat(ready); err != nil {
+			for _, tool := range []string{"mmdebstrap", "apt-get", "dpkg-deb"} {
+				if _, err := exec.LookPath(tool); err != nil {
+					errs = append(errs, fmt.Errorf("the Debian 13 guest is not built in %s and %s, which builds it, is not installed: apt-get install mmdebstrap", cacheDir(), tool))
+				}
+			}
+		}
+		return errors.Join(errs...)
+	default:
+		return fmt.Errorf("unknown Guest %d: use vm.Debian12 or vm.Debian13", g)
+	}
 	if newestCachedKernel(cacheDir()) == "" {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := kernelPackage(ctx); err != nil {
+		if _, err := kernelPackage(ctx, nil); err != nil {
 			errs = append(errs, fmt.Errorf("no kernel cached in %s and none to fetch: %w", cacheDir(), err))
 		}
 		for _, tool := range []string{"apt-get", "dpkg-deb"} {
@@ -114,7 +130,8 @@ func Available() error {
 }
 
 // Boot boots Debian's cloud kernel under QEMU (TCG emulation, no KVM) over a read-only
-// virtiofs share of this host's root with a tmpfs overlay on top, runs cfg.Command as
+// virtiofs share of this host's root (Debian12), or of the guest's own root file
+// system in the cache (Debian13), with a tmpfs overlay on top, runs cfg.Command as
 // root (under systemd or a plain PID 1, see Mode) and returns the console and what the
 // command printed.
 //
@@ -149,9 +166,9 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 	if strings.ContainsAny(cache, " \t\n") {
 		return nil, fmt.Errorf("vm: BOXRUN_VM_CACHE=%q contains white space: it is passed on the kernel command line; choose another directory", cache)
 	}
-	kernel, err := prepareKernel(ctx, cache, t.busybox)
+	guest, err := prepareGuest(ctx, cfg.Guest, cache, t.busybox)
 	if err != nil {
-		return nil, fmt.Errorf("vm: preparing the guest kernel: %w", err)
+		return nil, fmt.Errorf("vm: preparing the %s guest: %w", cfg.Guest, err)
 	}
 
 	runs := filepath.Join(cache, "runs")
@@ -189,7 +206,7 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 	for p, f := range cfg.Files {
 		files[p] = f
 	}
-	if err := writePayload(root, files); err != nil {
+	if err := writePayload(root, guest.root, files); err != nil {
 		return nil, fmt.Errorf("vm: %w", err)
 	}
 
@@ -217,7 +234,7 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 
 	cons := newConsole(token, cfg.Log)
 	qemuLog := &limitedBuffer{max: 8 << 10}
-	qemu := exec.Command(t.qemu, qemuArgs(cfg, kernel, socket, run)...)
+	qemu := exec.Command(t.qemu, qemuArgs(cfg, guest, socket, run)...)
 	qemu.Stdout = cons
 	qemu.Stderr = qemuLog
 	qemu.SysProcAttr = childAttr()
@@ -329,6 +346,11 @@ func validate(cfg Config) error {
 			return fmt.Errorf("vm: Env key %q is not a shell variable name", k)
 		}
 	}
+	for _, p := range cfg.Shares {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" || strings.ContainsAny(p, ", \t\n") {
+			return fmt.Errorf("vm: Shares entry %q must be an absolute, clean directory other than / without commas or white space (it goes on the kernel command line)", p)
+		}
+	}
 	for p := range cfg.Files {
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/" {
 			return fmt.Errorf("vm: Files key %q must be an absolute, clean guest path such as /etc/passwd", p)
@@ -352,9 +374,10 @@ func virtiofsdArgs(socket string) []string {
 }
 
 // qemuArgs is the QEMU command line: TCG only, no network, serial console on stdout.
-func qemuArgs(cfg Config, k *guestKernel, socket, payload string) []string {
+func qemuArgs(cfg Config, g *preparedGuest, socket, payload string) []string {
 	mem := strconv.Itoa(cfg.MemoryMB) + "M"
-	appendLine := strings.Join([]string{
+	k := g.kernel
+	kernelArgs := []string{
 		"console=ttyS0",
 		"quiet",
 		"loglevel=4", // what quiet sets; OOM kills are KERN_ERR (3) and still print
@@ -363,7 +386,14 @@ func qemuArgs(cfg Config, k *guestKernel, socket, payload string) []string {
 		"systemd.show_status=0",
 		"boxrun.mode=" + cfg.Mode.String(),
 		"boxrun.payload=" + payload,
-	}, " ")
+	}
+	if g.root != "/" {
+		kernelArgs = append(kernelArgs, "boxrun.root="+g.root)
+		if len(cfg.Shares) > 0 {
+			kernelArgs = append(kernelArgs, "boxrun.shares="+strings.Join(cfg.Shares, ","))
+		}
+	}
+	appendLine := strings.Join(kernelArgs, " ")
 	return []string{
 		"-name", "boxrun-vm",
 		"-nodefaults", "-no-user-config",

@@ -37,14 +37,12 @@ type guestKernel struct {
 	Initrd  string // path of the initramfs (uncompressed newc cpio)
 }
 
-// prepareKernel returns the cached kernel and initramfs, downloading and unpacking the
-// kernel package and building the initramfs first when they are missing. It holds an
-// exclusive flock on <cache>/lock meanwhile, so concurrent test processes do not race.
+// prepareKernel returns the cached kernel and initramfs of the host's Debian (the
+// Debian12 guest), downloading and unpacking the kernel package and building the
+// initramfs first when they are missing. It holds an exclusive flock on <cache>/lock
+// meanwhile, so concurrent test processes do not race.
 func prepareKernel(ctx context.Context, cache, busyboxPath string) (*guestKernel, error) {
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return nil, fmt.Errorf("creating the VM cache %s (set BOXRUN_VM_CACHE to a writable directory): %w", cache, err)
-	}
-	unlock, err := lockFile(ctx, filepath.Join(cache, "lock"))
+	unlock, err := lockCache(ctx, cache)
 	if err != nil {
 		return nil, err
 	}
@@ -67,24 +65,41 @@ func prepareKernel(ctx context.Context, cache, busyboxPath string) (*guestKernel
 		if aptErr != nil {
 			return nil, aptErr
 		}
-		if err := fetchKernel(ctx, cache, pkg, version, dir); err != nil {
+		if err := fetchKernel(ctx, cache, nil, pkg, version, dir); err != nil {
 			return nil, err
 		}
 	}
+	return kernelWithInitramfs(dir, version, busyboxPath)
+}
 
+// kernelWithInitramfs returns the kernel unpacked in dir (by fetchKernel) with the
+// initramfs built from busybox and its modules, writing the initramfs into dir, keyed
+// by its content, when it is not there yet. The caller holds the cache's lock.
+func kernelWithInitramfs(dir, version, busyboxPath string) (*guestKernel, error) {
 	busybox, err := os.ReadFile(busyboxPath)
 	if err != nil {
 		return nil, fmt.Errorf("reading busybox: %w", err)
 	}
+	builtin := map[string]bool{}
+	if data, err := os.ReadFile(filepath.Join(dir, "builtin")); err == nil {
+		for _, m := range strings.Fields(string(data)) {
+			builtin[m] = true
+		}
+	}
+	var order []string
 	modules := map[string][]byte{}
 	for _, m := range guestModules {
+		if builtin[m] {
+			continue
+		}
 		data, err := os.ReadFile(filepath.Join(dir, "modules", m+".ko"))
 		if err != nil {
 			return nil, fmt.Errorf("reading cached module (remove %s to rebuild the cache): %w", dir, err)
 		}
+		order = append(order, m)
 		modules[m] = data
 	}
-	entries, err := initramfsEntries(busybox, modules)
+	entries, err := initramfsEntries(busybox, order, modules)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +131,7 @@ func cachedKernelPackage(ctx context.Context, cache string) (string, error) {
 			}
 		}
 	}
-	pkg, err := kernelPackage(ctx)
+	pkg, err := kernelPackage(ctx, nil)
 	if err != nil {
 		return "", err
 	}
@@ -127,12 +142,13 @@ func cachedKernelPackage(ctx context.Context, cache string) (string, error) {
 }
 
 // kernelPackage asks apt which versioned kernel package the cloud meta-package depends
-// on, e.g. linux-image-6.1.0-56-cloud-amd64.
-func kernelPackage(ctx context.Context) (string, error) {
+// on, e.g. linux-image-6.1.0-56-cloud-amd64. apt are options for apt-cache (a scratch
+// apt directory, see aptScratch); nil asks the host's apt.
+func kernelPackage(ctx context.Context, apt []string) (string, error) {
 	if _, err := exec.LookPath("apt-cache"); err != nil {
 		return "", fmt.Errorf("apt-cache not found: the VM harness downloads Debian's %s with apt (run on Debian/Ubuntu, or fill BOXRUN_VM_CACHE from such a host)", kernelMetaPackage)
 	}
-	out, err := exec.CommandContext(ctx, "apt-cache", "depends", kernelMetaPackage).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "apt-cache", append(apt, "depends", kernelMetaPackage)...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("apt-cache depends %s: %v: %s: run apt-get update", kernelMetaPackage, err, bytes.TrimSpace(out))
 	}
@@ -167,9 +183,11 @@ func newestCachedKernel(cache string) string {
 	return strings.TrimPrefix(filepath.Base(filepath.Dir(best)), "kernel-")
 }
 
-// fetchKernel downloads pkg with apt-get download, unpacks it with dpkg-deb -x (the
-// package is never installed) and keeps vmlinuz and the initramfs's modules in dir.
-func fetchKernel(ctx context.Context, cache, pkg, version, dir string) error {
+// fetchKernel downloads pkg with apt-get download (apt: options naming a scratch apt
+// directory, or nil for the host's apt), unpacks it with dpkg-deb -x (the package is
+// never installed) and keeps vmlinuz and the initramfs's modules in dir, and in
+// dir/builtin the names of those the kernel has built in.
+func fetchKernel(ctx context.Context, cache string, apt []string, pkg, version, dir string) error {
 	for _, tool := range []string{"apt-get", "dpkg-deb"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found: it is needed to fetch %s (apt-get install apt dpkg)", tool, pkg)
@@ -181,7 +199,7 @@ func fetchKernel(ctx context.Context, cache, pkg, version, dir string) error {
 	}
 	defer os.RemoveAll(work)
 
-	dl := exec.CommandContext(ctx, "apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", pkg)
+	dl := exec.CommandContext(ctx, "apt-get", append(apt, "download", "-q", "-o", "APT::Sandbox::User=root", pkg)...)
 	dl.Dir = work
 	if out, err := dl.CombinedOutput(); err != nil {
 		return fmt.Errorf("apt-get download %s: %v: %s (run apt-get update; check network access to the Debian mirror)", pkg, err, bytes.TrimSpace(out))
@@ -203,18 +221,29 @@ func fetchKernel(ctx context.Context, cache, pkg, version, dir string) error {
 	if err := copyFile(vmlinuz, filepath.Join(stage, "vmlinuz")); err != nil {
 		return fmt.Errorf("package %s has no kernel image: %w", pkg, err)
 	}
-	found, err := findModules(filepath.Join(tree, "lib", "modules", version))
+	modDir := filepath.Join(tree, "lib", "modules", version)
+	found, err := findModules(modDir)
 	if err != nil {
 		// merged-/usr packages ship /usr/lib/modules
-		found, err = findModules(filepath.Join(tree, "usr", "lib", "modules", version))
+		modDir = filepath.Join(tree, "usr", "lib", "modules", version)
+		found, err = findModules(modDir)
 	}
 	if err != nil {
 		return fmt.Errorf("package %s: %w", pkg, err)
 	}
+	builtin, err := builtinModules(filepath.Join(modDir, "modules.builtin"))
+	if err != nil {
+		return fmt.Errorf("package %s: %w", pkg, err)
+	}
+	var inKernel []string
 	for _, m := range guestModules {
 		src, ok := found[m]
 		if !ok {
-			return fmt.Errorf("package %s has no module %s (built in? the initramfs expects it as a module)", pkg, m)
+			if builtin[m] {
+				inKernel = append(inKernel, m)
+				continue
+			}
+			return fmt.Errorf("package %s has %s neither as a module nor built in (modules.builtin): the guest cannot mount its root without it", pkg, m)
 		}
 		data, err := readModule(ctx, src)
 		if err != nil {
@@ -224,14 +253,24 @@ func fetchKernel(ctx context.Context, cache, pkg, version, dir string) error {
 			return err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(stage, "ready"), []byte(pkg+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(stage, "builtin"), []byte(strings.Join(inKernel, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	return publish(stage, dir, pkg+"\n")
+}
+
+// publish writes ready (what the directory holds) into stage/ready and puts stage in
+// dir's place: a directory of the cache is there whole, with its ready file, or not
+// at all.
+func publish(stage, dir, ready string) error {
+	if err := os.WriteFile(filepath.Join(stage, "ready"), []byte(ready), 0o644); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
 	if err := os.Rename(stage, dir); err != nil {
-		return fmt.Errorf("moving the unpacked kernel into the cache: %w", err)
+		return fmt.Errorf("moving %s into the cache: %w", dir, err)
 	}
 	return nil
 }
@@ -259,6 +298,34 @@ func findModules(root string) (map[string]string, error) {
 		return nil, fmt.Errorf("listing modules: %w", err)
 	}
 	return found, nil
+}
+
+// builtinModules reads a kernel's modules.builtin (one path such as
+// kernel/fs/fuse/virtiofs.ko a line) into the set of module names; a missing file
+// means none.
+func builtinModules(path string) (map[string]bool, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading modules.builtin: %w", err)
+	}
+	return parseBuiltin(string(data)), nil
+}
+
+// parseBuiltin parses modules.builtin's lines into module names. The kernel's
+// module names use underscores where file names may have dashes.
+func parseBuiltin(s string) map[string]bool {
+	names := map[string]bool{}
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		names[strings.ReplaceAll(strings.TrimSuffix(filepath.Base(line), ".ko"), "-", "_")] = true
+	}
+	return names
 }
 
 // readModule returns a module's uncompressed content: busybox insmod in the initramfs
@@ -298,6 +365,14 @@ func decompressWith(ctx context.Context, path, tool, pkg string) ([]byte, error)
 		return nil, fmt.Errorf("%s -dc %s: %v: %s", tool, path, err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return out, nil
+}
+
+// lockCache creates the cache directory if needed and takes its lock, <cache>/lock.
+func lockCache(ctx context.Context, cache string) (unlock func(), err error) {
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the VM cache %s (set BOXRUN_VM_CACHE to a writable directory): %w", cache, err)
+	}
+	return lockFile(ctx, filepath.Join(cache, "lock"))
 }
 
 // lockFile takes an exclusive flock on path, polling so that ctx can cancel the wait.

@@ -8,6 +8,8 @@ import (
 
 // guestModules are the kernel modules the initramfs loads, in insmod order (the
 // unpacked kernel package has no modules.dep, so the order is the dependency order).
+// A kernel that has one of them built in (Debian 13's has all but overlay) lists it in
+// its modules.builtin, and the initramfs leaves it out.
 var guestModules = []string{
 	"virtio_ring",
 	"virtio",
@@ -33,6 +35,11 @@ const (
 // initScript is the initramfs's /init. It is generic: everything that depends on the
 // boot comes from the payload directory named by boxrun.payload= on the kernel command
 // line, which the guest reads through the virtiofs share of the host's root.
+//
+// boxrun.root= names a directory of the host (a guest's own root file system, see
+// Guest) to boot instead of the host's root; boxrun.shares= then lists, comma
+// separated, the host directories the guest sees at their own paths, each under an
+// overlay of its own (written files stay in the guest's tmpfs, like everything else).
 const initScript = `#!/bin/busybox sh
 # boxrun vm initramfs: mount the host's root (virtiofs, read-only) under a tmpfs
 # overlay, copy the boot's payload into it and switch_root into it.
@@ -55,6 +62,8 @@ arg() {
 }
 payload=$(arg boxrun.payload)
 mode=$(arg boxrun.mode)
+root=$(arg boxrun.root)
+shares=$(arg boxrun.shares)
 [ -n "$payload" ] || die "no boxrun.payload= on the kernel command line"
 
 for m in ` + "MODULES" + `; do
@@ -69,8 +78,19 @@ until mount -t virtiofs -o ro ` + virtiofsTag + ` /lower 2>/dev/null; do
 done
 mount -t tmpfs -o mode=0755 tmpfs /t || die "cannot mount tmpfs"
 mkdir -p /t/upper /t/work
-mount -t overlay -o lowerdir=/lower,upperdir=/t/upper,workdir=/t/work overlay /newroot ||
+[ -x "/lower$root/lib/systemd/systemd" ] || [ "$mode" = nosystemd ] ||
+	die "the guest's root /lower$root has no /lib/systemd/systemd (remove it from BOXRUN_VM_CACHE to rebuild it)"
+mount -t overlay -o lowerdir=/lower$root,upperdir=/t/upper,workdir=/t/work overlay /newroot ||
 	die "cannot mount the overlay over the virtiofs root"
+if [ -n "$root" ]; then
+	i=0
+	for s in $(echo "$shares" | tr , ' '); do
+		i=$((i + 1))
+		mkdir -p /t/share$i/upper /t/share$i/work "/newroot$s" || die "cannot make the mount point of the share $s"
+		mount -t overlay -o "lowerdir=/lower$s,upperdir=/t/share$i/upper,workdir=/t/share$i/work" overlay "/newroot$s" ||
+			die "cannot share the host's $s into the guest"
+	done
+fi
 [ -d "/lower$payload/root" ] ||
 	die "payload $payload/root is not visible through the virtiofs share of the host's /: check BOXRUN_VM_CACHE and that virtiofsd shares /"
 cp -a "/lower$payload/root/." /newroot/ || die "cannot copy the payload into the overlay"
@@ -87,10 +107,10 @@ esac
 die "unknown boxrun.mode=$mode"
 `
 
-// renderInitScript returns /init with the module list filled in.
-func renderInitScript() string {
+// renderInitScript returns /init with the module list (in insmod order) filled in.
+func renderInitScript(modules []string) string {
 	var mods bytes.Buffer
-	for i, m := range guestModules {
+	for i, m := range modules {
 		if i > 0 {
 			mods.WriteByte(' ')
 		}
@@ -144,8 +164,9 @@ func writeCPIO(w io.Writer, entries []cpioEntry) error {
 }
 
 // initramfsEntries lists the initramfs: busybox, /init, the modules and the mount points.
-// modules maps a module name (without .ko) to its uncompressed content.
-func initramfsEntries(busybox []byte, modules map[string][]byte) ([]cpioEntry, error) {
+// order lists the modules to load in insmod order; modules maps each name (without
+// .ko) to its uncompressed content.
+func initramfsEntries(busybox []byte, order []string, modules map[string][]byte) ([]cpioEntry, error) {
 	e := []cpioEntry{}
 	for _, d := range []string{"bin", "dev", "proc", "sys", "lower", "newroot", "t", "lib", "lib/modules"} {
 		e = append(e, cpioEntry{Name: d, Mode: cpioDir | 0o755})
@@ -155,9 +176,9 @@ func initramfsEntries(busybox []byte, modules map[string][]byte) ([]cpioEntry, e
 		cpioEntry{Name: "dev/null", Mode: cpioCharDev | 0o666, Major: 1, Minor: 3},
 		cpioEntry{Name: "bin/busybox", Mode: cpioFile | 0o755, Data: busybox},
 		cpioEntry{Name: "bin/sh", Mode: cpioSymlink | 0o777, Data: []byte("busybox")},
-		cpioEntry{Name: "init", Mode: cpioFile | 0o755, Data: []byte(renderInitScript())},
+		cpioEntry{Name: "init", Mode: cpioFile | 0o755, Data: []byte(renderInitScript(order))},
 	)
-	for _, m := range guestModules {
+	for _, m := range order {
 		data, ok := modules[m]
 		if !ok {
 			return nil, fmt.Errorf("building initramfs: module %s missing", m)

@@ -122,34 +122,35 @@ func shellQuote(s string) string {
 }
 
 // writePayload writes files under root (the payload's root/ directory), resolving each
-// guest path against the host's root, which is the guest's lower layer.
-func writePayload(root string, files map[string]File) error {
+// guest path against sysroot, the guest's lower layer: the host's root ("/") or the
+// guest's own root file system.
+func writePayload(root, sysroot string, files map[string]File) error {
 	paths := make([]string, 0, len(files))
 	for p := range files {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		if err := writePayloadFile(root, p, files[p]); err != nil {
+		if err := writePayloadFile(root, sysroot, p, files[p]); err != nil {
 			return fmt.Errorf("writing guest file %s: %w", p, err)
 		}
 	}
 	return nil
 }
 
-func writePayloadFile(root, guestPath string, f File) error {
+func writePayloadFile(root, sysroot, guestPath string, f File) error {
 	if !filepath.IsAbs(guestPath) || filepath.Clean(guestPath) != guestPath || guestPath == "/" {
 		return errors.New("the path must be absolute and clean (like /etc/passwd)")
 	}
-	dir, err := resolveHostDir(filepath.Dir(guestPath))
+	dir, err := resolveHostDir(sysroot, filepath.Dir(guestPath))
 	if err != nil {
 		return err
 	}
-	if err := mkdirLikeHost(root, dir); err != nil {
+	if err := mkdirLikeHost(root, sysroot, dir); err != nil {
 		return err
 	}
-	guest := filepath.Join(dir, filepath.Base(guestPath))
-	dst := filepath.Join(root, guest)
+	dst := filepath.Join(root, dir, filepath.Base(guestPath))
+	guest := filepath.Join(sysroot, dir, filepath.Base(guestPath)) // the lower layer's file
 	if f.Data == maskData {
 		return os.Symlink("/dev/null", dst)
 	}
@@ -158,7 +159,7 @@ func writePayloadFile(root, guestPath string, f File) error {
 	uid, gid := 0, 0
 	if st, err := os.Stat(guest); err == nil {
 		if !st.Mode().IsRegular() {
-			return fmt.Errorf("the host's %s is not a regular file", guest)
+			return fmt.Errorf("the lower layer's %s is not a regular file", guest)
 		}
 		if f.Mode == 0 {
 			mode = st.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
@@ -166,7 +167,7 @@ func writePayloadFile(root, guestPath string, f File) error {
 		if f.Append {
 			old, err := os.ReadFile(guest)
 			if err != nil {
-				return fmt.Errorf("reading the host's file to append to: %w", err)
+				return fmt.Errorf("reading the lower layer's file to append to: %w", err)
 			}
 			data = append(old, data...)
 			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
@@ -185,34 +186,48 @@ func writePayloadFile(root, guestPath string, f File) error {
 	return os.Chmod(dst, mode)
 }
 
-// resolveHostDir resolves the symlinks of dir's longest prefix that exists on the host,
-// so that payload directories never replace a symlink of the guest's root.
-func resolveHostDir(dir string) (string, error) {
+// resolveHostDir resolves the symlinks of dir's longest prefix that exists in sysroot
+// (the guest's lower layer), so that payload directories never replace a symlink of
+// the guest's root. It returns the guest path.
+func resolveHostDir(sysroot, dir string) (string, error) {
+	base, err := filepath.EvalSymlinks(sysroot)
+	if err != nil {
+		return "", fmt.Errorf("resolving the guest's root %s: %w", sysroot, err)
+	}
 	existing, rest := dir, ""
 	for {
-		if _, err := os.Lstat(existing); err == nil {
+		if _, err := os.Lstat(filepath.Join(base, existing)); err == nil {
 			break
 		}
 		rest = filepath.Join(filepath.Base(existing), rest)
 		existing = filepath.Dir(existing)
 	}
-	resolved, err := filepath.EvalSymlinks(existing)
+	resolved, err := filepath.EvalSymlinks(filepath.Join(base, existing))
 	if err != nil {
-		return "", fmt.Errorf("resolving %s on the host: %w", existing, err)
+		return "", fmt.Errorf("resolving %s in %s: %w", existing, base, err)
 	}
 	if st, err := os.Stat(resolved); err != nil || !st.IsDir() {
-		return "", fmt.Errorf("the host's %s is not a directory", existing)
+		return "", fmt.Errorf("%s in %s is not a directory", existing, base)
 	}
-	return filepath.Join(resolved, rest), nil
+	guest := resolved
+	if base != "/" {
+		rel, err := filepath.Rel(base, resolved)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			return "", fmt.Errorf("%s in the guest's root %s leads out of it (an absolute symlink): write the file by its resolved path", existing, base)
+		}
+		guest = filepath.Join("/", rel)
+	}
+	return filepath.Join(guest, rest), nil
 }
 
 // mkdirLikeHost creates root+dir, giving each new directory the mode and owner of the
-// host's directory of the same path (so copying the payload keeps, e.g., /tmp's 1777).
-func mkdirLikeHost(root, dir string) error {
+// directory of the same path in sysroot, the guest's lower layer (so copying the
+// payload keeps, e.g., /tmp's 1777).
+func mkdirLikeHost(root, sysroot, dir string) error {
 	if dir == "/" {
 		return nil
 	}
-	if err := mkdirLikeHost(root, filepath.Dir(dir)); err != nil {
+	if err := mkdirLikeHost(root, sysroot, filepath.Dir(dir)); err != nil {
 		return err
 	}
 	dst := filepath.Join(root, dir)
@@ -220,7 +235,7 @@ func mkdirLikeHost(root, dir string) error {
 		return nil
 	}
 	mode, uid, gid := fs.FileMode(0o755), 0, 0
-	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+	if st, err := os.Stat(filepath.Join(sysroot, dir)); err == nil && st.IsDir() {
 		mode = st.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSticky)
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 			uid, gid = int(sys.Uid), int(sys.Gid)

@@ -33,33 +33,70 @@ func (m Mode) String() string {
 	return "unknown"
 }
 
+// Guest selects the system a boot runs: its kernel and its root file system.
+type Guest int
+
+const (
+	// Debian12 boots Debian 12's linux-image-cloud-amd64 (6.1), fetched through the
+	// host's apt, over the host's own root: on the project's machines (Debian 12) the
+	// guest runs Debian 12's systemd 252.
+	Debian12 Guest = iota
+	// Debian13 boots Debian 13 "trixie": its linux-image-cloud-amd64 (6.12) over a
+	// root file system built from its packages (systemd 257) with mmdebstrap, once per
+	// machine, in the cache. Only the directories of Config.Shares are the host's.
+	Debian13
+)
+
+// Guests are all guests, oldest first.
+var Guests = []Guest{Debian12, Debian13}
+
+// String returns the guest's name, as BOXRUN_IT_GUEST spells it ("debian12").
+func (g Guest) String() string {
+	switch g {
+	case Debian12:
+		return "debian12"
+	case Debian13:
+		return "debian13"
+	}
+	return "unknown"
+}
+
 // File is one file written into the guest's root (the tmpfs overlay over the host's
-// root) before the guest's PID 1 starts.
+// root, or over the guest's own root file system) before the guest's PID 1 starts.
 type File struct {
-	// Data is the file's content, or with Append the content added to the host's file.
+	// Data is the file's content, or with Append the content added to the lower file.
 	Data string
-	// Mode is the file's permission bits. Zero means the mode of the host's file of
+	// Mode is the file's permission bits. Zero means the mode of the lower layer's file of
 	// the same path when there is one, else 0644.
 	Mode os.FileMode
-	// Append writes the host's file of the same path (the guest's lower layer) followed
-	// by Data, keeping that file's owner and, unless Mode is set, its mode. Use it to
-	// add users to /etc/passwd and /etc/group. A missing host file counts as empty.
+	// Append writes the lower layer's file of the same path (the host's, or that of
+	// the guest's own root file system) followed by Data, keeping that file's owner
+	// and, unless Mode is set, its mode. Use it to add users to /etc/passwd and
+	// /etc/group. A missing file counts as empty.
 	Append bool
 }
 
 // Config describes one boot.
 type Config struct {
+	// Guest selects the kernel and root file system; the zero value is Debian12.
+	Guest Guest
 	// Mode selects systemd or a plain shell as the guest's PID 1.
 	Mode Mode
+	// Shares are host directories (absolute, clean, without white space or commas)
+	// that a guest with a root file system of its own (Debian13) sees at the same
+	// path, each read-only under a tmpfs overlay like the root: the binaries and
+	// files a test built on the host. Debian12 sees the host's whole root anyway and
+	// ignores them.
+	Shares []string
 	// Command is a shell command line, run as root in the guest with /bin/sh -c, in
 	// /root, with stdin /dev/null and stdout and stderr on the serial console (a tty).
 	Command string
 	// Files are written into the guest's root before boot, keyed by absolute guest
 	// path. They take precedence over the harness's own files (such as the masks of
 	// units that would compete for the console), except under /.boxrun, which the
-	// harness owns. Parent directories that exist on the
-	// host keep the host's mode; paths through symlinks of the host are resolved, so
-	// /lib/x lands in /usr/lib/x on a merged-/usr system.
+	// harness owns. Parent directories that exist in the lower layer (the host's
+	// root, or the guest's own) keep its mode; paths through its symlinks are
+	// resolved, so /lib/x lands in /usr/lib/x on a merged-/usr system.
 	Files map[string]File
 	// Env is added to Command's environment. Names must be shell identifiers.
 	// By default the command has PATH, HOME=/root, SYSTEMD_PAGER=cat, PAGER=cat and

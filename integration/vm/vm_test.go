@@ -18,7 +18,7 @@ import (
 // requireVM fails the test (never skips) when this host cannot boot the guest.
 func requireVM(t *testing.T) {
 	t.Helper()
-	if err := Available(); err != nil {
+	if err := Available(Debian12); err != nil {
 		t.Fatalf("the real-kernel VM harness cannot run on this host: %v", err)
 	}
 }
