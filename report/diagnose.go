@@ -280,7 +280,7 @@ func boxrunKilled(r *Run, k BoxrunKilled) Diagnosis {
 		how = "was killed by " + k.Signal
 	}
 	if k.By != nil {
-		how += " " + describeSender(*k.By) + ","
+		how += " " + describeSender(*k.By, false) + ","
 	}
 	d.Message = fmt.Sprintf("boxrun itself %s %s into the run, before %s finished", how, FormatDuration(time.Duration(k.AtSeconds*float64(time.Second))), commandName(r))
 	if k.Signal == "SIGKILL" || k.Signal == "" {
