@@ -276,8 +276,12 @@ func commandName(r *Run) string {
 func boxrunKilled(r *Run, k BoxrunKilled) Diagnosis {
 	d := Diagnosis{Kind: KindBoxrunKilled, Severity: SeverityError}
 	how := "died"
-	if k.Signal != "" {
+	switch {
+	case k.Signal != "":
 		how = "was killed by " + k.Signal
+	case k.By != nil:
+		// Its exit status was reaped first; the tracer saw the signal.
+		how = "was killed by " + k.By.Signal
 	}
 	if k.By != nil {
 		how += " " + describeSender(*k.By, false) + ","

@@ -47,6 +47,10 @@ type signalReport struct {
 			OOMKill uint64 `json:"oom_kill"`
 		} `json:"events"`
 	} `json:"memory"`
+	BoxrunKilled struct {
+		ProcessesKilled int           `json:"processes_killed"`
+		By              *tracedSignal `json:"by"`
+	} `json:"boxrun_killed"`
 	OOMVictims []struct {
 		PID       int    `json:"pid"`
 		Comm      string `json:"comm"`
@@ -114,23 +118,34 @@ func TestSignalTracerNamesSender(t *testing.T) {
 	if err := os.Chown(dir, uid, uid); err != nil {
 		t.Fatal(err)
 	}
-	// run is boxrun with flags, then the command args, as the box's user.
-	run := func(name string, flags []string, args ...string) (*exec.Cmd, string) {
-		report := filepath.Join(dir, name+".json")
-		backend := backendArgs(t)
-		if systemd {
-			backend = []string{"--backend", "systemd", "--user"}
+	// asUser is boxrun with args as the box's user, with env added to its
+	// environment.
+	asUser := func(env []string, args ...string) *exec.Cmd {
+		full := append([]string{bin}, args...)
+		if !systemd {
+			cmd := exec.Command(full[0], full[1:]...)
+			cmd.Env = append(os.Environ(), env...)
+			return cmd
 		}
-		full := append([]string{bin}, backend...)
+		head := []string{"setpriv", "--reuid=1500", "--regid=1500", "--init-groups",
+			"env", "-i", "PATH=" + os.Getenv("PATH"), "HOME=/home/boxtest", "XDG_RUNTIME_DIR=/run/user/1500", "BOXRUN_SIZES=off"}
+		full = append(append(head, env...), full...)
+		return exec.Command(full[0], full[1:]...)
+	}
+	// runEnv runs the command args in a box, with boxrun's flags, as the
+	// box's user, its report in dir/NAME.json.
+	runEnv := func(name string, env, flags []string, args ...string) (*exec.Cmd, string) {
+		report := filepath.Join(dir, name+".json")
+		full := backendArgs(t)
+		if systemd {
+			full = []string{"--backend", "systemd", "--user"}
+		}
 		full = append(full, flags...)
 		full = append(full, "-q", "--report-json", report, "--")
-		full = append(full, args...)
-		if systemd {
-			full = append([]string{"setpriv", "--reuid=1500", "--regid=1500", "--init-groups",
-				"env", "-i", "PATH=" + os.Getenv("PATH"), "HOME=/home/boxtest", "XDG_RUNTIME_DIR=/run/user/1500", "BOXRUN_SIZES=off"}, full...)
-		}
-		cmd := exec.Command(full[0], full[1:]...)
-		return cmd, report
+		return asUser(env, append(full, args...)...), report
+	}
+	run := func(name string, flags []string, args ...string) (*exec.Cmd, string) {
+		return runEnv(name, nil, flags, args...)
 	}
 	read := func(t *testing.T, cmd *exec.Cmd, report string, out fmt.Stringer) signalReport {
 		t.Helper()
@@ -331,6 +346,69 @@ wait $sib; echo "sibling=$?"`, roleEnv, self, hogFile)
 		t.Logf("figures: OOM kill traced as %s, code %s, kernel %v, in the context of pid %d (%s), uid %d; victim %s (%s)",
 			rec.Signal, rec.Code, rec.Kernel, rec.Sender.PID, rec.Sender.Comm, rec.Sender.UID, comm, wantCertainty)
 		readmeFigures(t, "oom_victim", stderr.String())
+	})
+
+	// 4. boxrun's own process group killed by SIGKILL mid-run, as a
+	// harness's timeout does, and boxrun reaped at once, as a harness
+	// does: the box is gone within seconds, and the guard's post-mortem
+	// names who sent the SIGKILL, in the --report-json file and in what
+	// boxrun last prints.
+	t.Run("boxrun's process group killed", func(t *testing.T) {
+		state := "XDG_STATE_HOME=" + filepath.Join(dir, "state")
+		pidFile := filepath.Join(dir, "pg.sleep.pid")
+		cmd, report := runEnv("pg", []string{state}, nil, "sh", "-c", `sleep 30 & echo $! > `+pidFile+`; wait`)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sleepPID := waitPidFile(t, pidFile)
+		time.Sleep(1500 * time.Millisecond)
+		killer := exec.Command("kill", "-9", "--", "-"+strconv.Itoa(cmd.Process.Pid))
+		if kout, err := killer.CombinedOutput(); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("kill -9 -%d: %v\n%s", cmd.Process.Pid, err, kout)
+		}
+		killed := time.Now()
+		_ = cmd.Wait()
+		t.Logf("%s -> %v\n%s", strings.Join(cmd.Args, " "), cmd.ProcessState, out.String())
+		var gone time.Duration
+		for {
+			if st := procState(sleepPID); (st == "" || st == "Z") && len(boxes(t)) == 0 {
+				gone = time.Since(killed)
+				break
+			}
+			if time.Since(killed) > 15*time.Second {
+				syscall.Kill(sleepPID, syscall.SIGKILL)
+				t.Fatalf("15s after boxrun's process group was killed: the sleep (pid %d) is %q, boxes %v", sleepPID, procState(sleepPID), boxes(t))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// The guard writes the report once the box is empty.
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if _, err := os.Stat(report); err == nil {
+				break
+			}
+		}
+		rep := read(t, cmd, report, &out)
+		by := rep.BoxrunKilled.By
+		if rep.BoxrunKilled.ProcessesKilled < 1 || by == nil || by.PID != cmd.Process.Pid || by.Signal != "SIGKILL" || by.Kernel ||
+			by.Sender.PID != killer.Process.Pid || by.Sender.Comm != "kill" || by.Sender.UID != 0 {
+			t.Errorf("boxrun_killed %+v (by %+v): want the guard's kills and by: boxrun (pid %d) SIGKILLed from pid %d (kill), uid 0", rep.BoxrunKilled, by, cmd.Process.Pid, killer.Process.Pid)
+		}
+		want := fmt.Sprintf("boxrun itself was killed by SIGKILL from pid %d (kill), uid 0", killer.Process.Pid)
+		if msg, ok := rep.diagnosis("boxrun_killed"); !ok || !strings.Contains(msg, want) {
+			t.Errorf("diagnosis %+v: want the boxrun_killed line to say %q", rep.Diagnosis, want)
+		}
+		last := asUser([]string{state}, "last")
+		lout, err := last.CombinedOutput()
+		if err != nil || !strings.Contains(string(lout), want) {
+			t.Errorf("%s: %v\n%s\nwant it to say %q", strings.Join(last.Args, " "), err, lout, want)
+		}
+		t.Logf("figures: boxrun's process group killed: box gone %.1fs after, boxrun_killed by pid %d (kill)", gone.Seconds(), killer.Process.Pid)
+		readmeFigures(t, "boxrun_killed with the tracer", string(lout))
 	})
 
 	// Only the user reads the records.
