@@ -165,6 +165,23 @@ func TestSignalTracerNamesSender(t *testing.T) {
 		return rep
 	}
 	ownSession := sessionOf(t, os.Getpid())
+	// sleeper starts a box whose shell waits for a sleep in the
+	// background, and returns once the tracer can have seen the box.
+	sleeper := func(t *testing.T, name string, env []string, attr *syscall.SysProcAttr) (*exec.Cmd, string, *strings.Builder, int) {
+		t.Helper()
+		pidFile := filepath.Join(dir, name+".sleep.pid")
+		cmd, report := runEnv(name, env, nil, "sh", "-c", `sleep 30 & echo $! > `+pidFile+`; wait`)
+		cmd.SysProcAttr = attr
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sleepPID := waitPidFile(t, pidFile)
+		// Let the tracer's walk of the cgroup tree see the box.
+		time.Sleep(1500 * time.Millisecond)
+		return cmd, report, out, sleepPID
+	}
 
 	// 1. kill -9 to a child in the box, from outside it: from root, and
 	// from another session of the box's own user. The killer is a shell
@@ -196,16 +213,7 @@ func TestSignalTracerNamesSender(t *testing.T) {
 	} {
 		t.Run("kill -9 from "+k.name, func(t *testing.T) {
 			name := strings.ReplaceAll(k.name, " ", "-")
-			pidFile := filepath.Join(dir, name+".sleep.pid")
-			cmd, report := run(name, nil, "sh", "-c", `sleep 30 & echo $! > `+pidFile+`; wait`)
-			var out strings.Builder
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			sleepPID := waitPidFile(t, pidFile)
-			// Let the tracer's walk of the cgroup tree see the box.
-			time.Sleep(1500 * time.Millisecond)
+			cmd, report, out, sleepPID := sleeper(t, name, nil, nil)
 			killerFile := filepath.Join(dir, name+".killer")
 			script := fmt.Sprintf(`read -r pid _ _ _ _ sid _ < /proc/$$/stat; cg=$(cat /proc/self/cgroup); echo "$pid $sid ${cg#0::}" > %s; exec kill -9 %d`, killerFile, sleepPID)
 			killer := k.start(script)
@@ -228,7 +236,7 @@ func TestSignalTracerNamesSender(t *testing.T) {
 			if k.session && ksid == ownSession {
 				t.Errorf("the killer's session %d is the test's and boxrun's: it must be another", ksid)
 			}
-			rep := read(t, cmd, report, &out)
+			rep := read(t, cmd, report, out)
 			found := false
 			for _, s := range rep.Signals {
 				if s.PID != sleepPID {
@@ -355,16 +363,7 @@ wait $sib; echo "sibling=$?"`, roleEnv, self, hogFile)
 	// boxrun last prints.
 	t.Run("boxrun's process group killed", func(t *testing.T) {
 		state := "XDG_STATE_HOME=" + filepath.Join(dir, "state")
-		pidFile := filepath.Join(dir, "pg.sleep.pid")
-		cmd, report := runEnv("pg", []string{state}, nil, "sh", "-c", `sleep 30 & echo $! > `+pidFile+`; wait`)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sleepPID := waitPidFile(t, pidFile)
-		time.Sleep(1500 * time.Millisecond)
+		cmd, report, out, sleepPID := sleeper(t, "pg", []string{state}, &syscall.SysProcAttr{Setpgid: true})
 		killer := exec.Command("kill", "-9", "--", "-"+strconv.Itoa(cmd.Process.Pid))
 		if kout, err := killer.CombinedOutput(); err != nil {
 			cmd.Process.Kill()
@@ -392,7 +391,7 @@ wait $sib; echo "sibling=$?"`, roleEnv, self, hogFile)
 				break
 			}
 		}
-		rep := read(t, cmd, report, &out)
+		rep := read(t, cmd, report, out)
 		by := rep.BoxrunKilled.By
 		if rep.BoxrunKilled.ProcessesKilled < 1 || by == nil || by.PID != cmd.Process.Pid || by.Signal != "SIGKILL" || by.Kernel ||
 			by.Sender.PID != killer.Process.Pid || by.Sender.Comm != "kill" || by.Sender.UID != 0 {
