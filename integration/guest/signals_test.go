@@ -263,6 +263,7 @@ func TestSignalTracerNamesSender(t *testing.T) {
 				t.Errorf("diagnosis %+v: want a signal line saying %q", rep.Diagnosis, want)
 			}
 			t.Logf("figures: kill -9 from %s named pid %d (kill), uid %d, unit %q", k.name, kpid, k.uid, wantUnit)
+			readmeFigures(t, "signal, kill -9 from "+k.name, out.String())
 		})
 	}
 
