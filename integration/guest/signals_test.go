@@ -383,9 +383,11 @@ wait $sib; echo "sibling=$?"`, roleEnv, self, hogFile)
 				gone = time.Since(killed)
 				break
 			}
-			if time.Since(killed) > 15*time.Second {
+			// Issue 18: gone "within a second or two"; the emulated
+			// guest gets some slack (measured: 0.0 to 0.1 s).
+			if time.Since(killed) > 5*time.Second {
 				syscall.Kill(sleepPID, syscall.SIGKILL)
-				t.Fatalf("15s after boxrun's process group was killed: the sleep (pid %d) is %q, boxes %v", sleepPID, procState(sleepPID), boxes(t))
+				t.Fatalf("5s after boxrun's process group was killed: the sleep (pid %d) is %q, boxes %v", sleepPID, procState(sleepPID), boxes(t))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
