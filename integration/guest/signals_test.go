@@ -183,6 +183,16 @@ func TestSignalTracerNamesSender(t *testing.T) {
 		return cmd, report, out, sleepPID
 	}
 
+	if systemd {
+		// When the last login session of a user ends, logind stops the
+		// user's manager (user@1500.service, which the harness started)
+		// unless the user lingers; the user's scenarios after this one
+		// need it, and the runuser -l below is a login session.
+		if out, err := exec.Command("loginctl", "enable-linger", "boxtest").CombinedOutput(); err != nil {
+			t.Fatalf("loginctl enable-linger boxtest: %v\n%s", err, out)
+		}
+	}
+
 	// 1. kill -9 to a child in the box, from outside it: from root, and
 	// from another session of the box's own user. The killer is a shell
 	// that notes its pid, session and cgroup, then execs kill.
@@ -203,7 +213,8 @@ func TestSignalTracerNamesSender(t *testing.T) {
 		{"another session of the same user", uid, func(script string) *exec.Cmd {
 			if systemd {
 				// A login session through PAM: pam_systemd asks logind
-				// for a session-N.scope of the user's.
+				// for a session-N.scope of the user's (the user lingers,
+				// see above).
 				return exec.Command("runuser", "-l", "boxtest", "-c", script)
 			}
 			cmd := exec.Command("sh", "-c", script)
