@@ -276,11 +276,15 @@ func commandName(r *Run) string {
 func boxrunKilled(r *Run, k BoxrunKilled) Diagnosis {
 	d := Diagnosis{Kind: KindBoxrunKilled, Severity: SeverityError}
 	how := "died"
-	if k.Signal != "" {
+	switch {
+	case k.Signal != "":
 		how = "was killed by " + k.Signal
+	case k.By != nil:
+		// Its exit status was reaped first; the tracer saw the signal.
+		how = "was killed by " + k.By.Signal
 	}
 	if k.By != nil {
-		how += " " + describeSender(*k.By) + ","
+		how += " " + describeSender(*k.By, false) + ","
 	}
 	d.Message = fmt.Sprintf("boxrun itself %s %s into the run, before %s finished", how, FormatDuration(time.Duration(k.AtSeconds*float64(time.Second))), commandName(r))
 	if k.Signal == "SIGKILL" || k.Signal == "" {

@@ -178,6 +178,21 @@ func fixtures() map[string]*Run {
 			BoxrunKilled:    &BoxrunKilled{Signal: "SIGKILL", ProcessesKilled: 2, AtSeconds: 600.2},
 			Notes:           []string{"a post-mortem: boxrun died before the command finished, and its guard wrote this report from what the box showed then; samples, CPU time and backpressure were boxrun's and died with it"},
 		},
+		// boxrun's process group killed and boxrun reaped at once: the
+		// group kill took the box's processes, systemd removed the empty
+		// scope before the guard read it, and only the signal tracer saw
+		// what killed boxrun.
+		"boxrun-killed-empty": {
+			Policy: testsPolicy(), Unit: "boxrun-tests-5e6f7a8b.scope",
+			Cgroup:  "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-5e6f7a8b.scope",
+			Backend: "systemd", Command: []string{"cargo", "test"}, WallSeconds: 2,
+			Memory:          Memory{PeakSource: PeakNone},
+			Pids:            Pids{PeakSource: PeakNone},
+			LeftoversKilled: true, SignalTracer: true,
+			BoxrunKilled: &BoxrunKilled{AtSeconds: 2, By: &Signal{PID: 4120, Comm: "boxrun", Signal: "SIGKILL", Code: "SI_USER",
+				Sender: Sender{PID: 4200, Comm: "timeout", UID: 1000, Unit: "app-agent.scope"}}},
+			Notes: []string{"a post-mortem: boxrun died before the command finished, and its guard wrote this report from what the box showed then; samples, OOM victims and backpressure were boxrun's and died with it"},
+		},
 		// The none backend: nothing measured.
 		"no-box": {
 			Policy: testsPolicy(), Backend: "none", Command: []string{"make", "-j8"}, PID: 31, ExitCode: 2, WallSeconds: 0.85,

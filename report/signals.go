@@ -47,8 +47,11 @@ const TracerHint = "to name who sends such signals, run sudo boxrun install sign
 
 // describeSender says who sent s: "from pid 1234 (timeout), uid 1000, in
 // app-foo.scope", or "from the kernel (the OOM killer, or another kernel
-// kill), in the context of pid 77 (cc1plus)".
-func describeSender(s Signal) string {
+// kill), in the context of pid 77 (cc1plus)". oomVictim says the report
+// names s's target among the box's OOM victims: a kernel SIGKILL to it is
+// the OOM killer's ("from the kernel's OOM killer (SI_KERNEL), in the
+// context of …").
+func describeSender(s Signal, oomVictim bool) string {
 	var b strings.Builder
 	who := "pid " + strconv.Itoa(s.Sender.PID)
 	if s.Sender.Comm != "" {
@@ -57,6 +60,8 @@ func describeSender(s Signal) string {
 	if s.Kernel {
 		b.WriteString("from the kernel")
 		switch {
+		case s.Signal == "SIGKILL" && s.Code == "SI_KERNEL" && oomVictim:
+			b.WriteString("'s OOM killer (SI_KERNEL)")
 		case s.Signal == "SIGKILL" && s.Code == "SI_KERNEL":
 			b.WriteString(" (the OOM killer, or another kernel kill)")
 		case s.Code != "SI_KERNEL":
@@ -90,6 +95,14 @@ func describeSender(s Signal) string {
 // the box were sent, and the command's death by another signal.
 func withSenders(r *Run, ds []Diagnosis) []Diagnosis {
 	cmd := commandName(r)
+	// A kernel SIGKILL to a process the report names as the box's OOM
+	// victim is the OOM killer's.
+	victims := map[int]bool{}
+	for _, v := range r.OOMVictims {
+		if v.InsideBox {
+			victims[v.PID] = true
+		}
+	}
 	var own *Signal
 	for i := range r.Signals {
 		s := &r.Signals[i]
@@ -106,7 +119,7 @@ func withSenders(r *Run, ds []Diagnosis) []Diagnosis {
 		}
 		switch {
 		case own != nil:
-			ds[i].Message = fmt.Sprintf("%s was killed by SIGKILL %s — not by the box's OOM killer", cmd, describeSender(*own))
+			ds[i].Message = fmt.Sprintf("%s was killed by SIGKILL %s — not by the box's OOM killer", cmd, describeSender(*own, victims[own.PID]))
 		case !r.SignalTracer:
 			ds[i].Details = append(ds[i].Details, TracerHint)
 		default:
@@ -122,7 +135,7 @@ func withSenders(r *Run, ds []Diagnosis) []Diagnosis {
 		if s.Signal == "SIGKILL" {
 			verb = "was killed by SIGKILL"
 		}
-		lines = append(lines, fmt.Sprintf("pid %d %s %s %s", s.PID, s.Comm, verb, describeSender(s)))
+		lines = append(lines, fmt.Sprintf("pid %d %s %s %s", s.PID, s.Comm, verb, describeSender(s, victims[s.PID])))
 	}
 	if len(lines) == 0 {
 		return ds

@@ -7,19 +7,26 @@ import (
 
 func TestDescribeSender(t *testing.T) {
 	for _, tc := range []struct {
-		s    Signal
-		want string
+		s         Signal
+		oomVictim bool
+		want      string
 	}{
-		{Signal{Signal: "SIGKILL", Code: "SI_USER", Sender: Sender{PID: 1234, Comm: "timeout", UID: 1000, Unit: "app-foo.scope"}},
+		{Signal{Signal: "SIGKILL", Code: "SI_USER", Sender: Sender{PID: 1234, Comm: "timeout", UID: 1000, Unit: "app-foo.scope"}}, false,
 			"from pid 1234 (timeout), uid 1000, in app-foo.scope (kill)"},
-		{Signal{Signal: "SIGTERM", Code: "SI_TKILL", Sender: Sender{PID: 9, UID: 0, Cgroup: "/itsender"}},
+		{Signal{Signal: "SIGTERM", Code: "SI_TKILL", Sender: Sender{PID: 9, UID: 0, Cgroup: "/itsender"}}, false,
 			"from pid 9, uid 0, in cgroup /itsender (tgkill)"},
-		{Signal{Signal: "SIGKILL", Code: "SI_KERNEL", Kernel: true, Sender: Sender{PID: 77, Comm: "cc1plus"}},
+		{Signal{Signal: "SIGKILL", Code: "SI_KERNEL", Kernel: true, Sender: Sender{PID: 77, Comm: "cc1plus"}}, false,
 			"from the kernel (the OOM killer, or another kernel kill), in the context of pid 77 (cc1plus)"},
-		{Signal{Signal: "SIGSEGV", Code: "SEGV_MAPERR", Kernel: true, Sender: Sender{PID: 5, Comm: "t"}},
+		// The report names its target as the box's OOM victim.
+		{Signal{Signal: "SIGKILL", Code: "SI_KERNEL", Kernel: true, Sender: Sender{PID: 77, Comm: "cc1plus"}}, true,
+			"from the kernel's OOM killer (SI_KERNEL), in the context of pid 77 (cc1plus)"},
+		// A process's kill -9 to an OOM victim is still the process's.
+		{Signal{Signal: "SIGKILL", Code: "SI_USER", Sender: Sender{PID: 20, Comm: "kill", UID: 0}}, true,
+			"from pid 20 (kill), uid 0 (kill)"},
+		{Signal{Signal: "SIGSEGV", Code: "SEGV_MAPERR", Kernel: true, Sender: Sender{PID: 5, Comm: "t"}}, true,
 			"from the kernel (SEGV_MAPERR), in the context of pid 5 (t)"},
 	} {
-		if got := describeSender(tc.s); got != tc.want {
+		if got := describeSender(tc.s, tc.oomVictim); got != tc.want {
 			t.Errorf("describeSender = %q\nwant %q", got, tc.want)
 		}
 	}
@@ -50,6 +57,12 @@ func TestWithSenders(t *testing.T) {
 			r.SignalTracer, r.Signal, r.ExitCode = true, "SIGTERM", 143
 			r.Signals = []Signal{{PID: 10, Comm: "sh", Signal: "SIGTERM", Code: "SI_USER", Sender: Sender{PID: 1, Comm: "systemd", UID: 0, Unit: "init.scope"}}}
 		}, "signal", []string{"pid 10 sh was sent SIGTERM from pid 1 (systemd), uid 0, in init.scope (kill)"}},
+		{"a child OOM-killed: the OOM killer sent it", func(r *Run) {
+			r.SignalTracer, r.Signal, r.ExitCode = true, "", 1
+			r.Memory.Events.OOMKill = 1
+			r.OOMVictims = []OOMVictim{{PID: 11, Comm: "hog", InsideBox: true, Certainty: CertaintyVanished}}
+			r.Signals = []Signal{{PID: 11, Comm: "hog", Signal: "SIGKILL", Code: "SI_KERNEL", Kernel: true, Sender: Sender{PID: 11, Comm: "hog", UID: 1000}}}
+		}, "oom_kill signal", []string{"pid 11 hog was killed by SIGKILL from the kernel's OOM killer (SI_KERNEL), in the context of pid 11 (hog)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := base()

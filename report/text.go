@@ -36,8 +36,13 @@ func Text(w io.Writer, r *Run, color bool) error {
 	var b strings.Builder
 	wall := time.Duration(r.WallSeconds * float64(time.Second))
 	status := fmt.Sprintf("exit %d", r.ExitCode)
-	if r.Signal != "" {
+	switch {
+	case r.Signal != "":
 		status = "killed by " + r.Signal
+	case r.BoxrunKilled != nil:
+		// A post-mortem of a box its guard found empty: the command
+		// ended with boxrun, and nobody saw how.
+		status = "exit unknown"
 	}
 	name := r.Policy.Name
 	if name == "" {
@@ -77,6 +82,9 @@ func Text(w io.Writer, r *Run, color bool) error {
 func memoryLine(r *Run) string {
 	m := r.Memory
 	s := "peak " + FormatSize(m.PeakBytes)
+	if m.PeakSource == PeakNone {
+		s = "peak unknown"
+	}
 	if m.PeakSource == PeakSamples {
 		s += " (sampled)"
 	}
@@ -107,6 +115,9 @@ func memoryLine(r *Run) string {
 
 func pidsLine(r *Run) string {
 	s := "peak " + strconv.FormatUint(r.Pids.Peak, 10)
+	if r.Pids.PeakSource == PeakNone {
+		s = "peak unknown"
+	}
 	if r.Pids.PeakSource == PeakSamples {
 		s += " (sampled)"
 	}

@@ -147,6 +147,38 @@ type resolver struct {
 	// process killed just before a walk is gone from it.
 	ids         map[uint64]string
 	boxed, prev map[int]boxed
+	// runners maps each box (its path) to the boxrun that runs it, as a
+	// walk found it and while the box is there: a boxrun killed and
+	// reaped before the record of its signal is resolved (a harness
+	// waits for what it kills) still has an owner.
+	runners map[string]runner
+}
+
+// runner is a boxrun process and its real uid.
+type runner struct{ pid, uid int }
+
+// findRunner returns the process named comm ("boxrun") that is the parent
+// of one of pids, the processes of a box's cgroup: the box's command's
+// parent. It looks at the first few only: the command is among the first
+// to join.
+func findRunner(pids []int, comm string) (runner, bool) {
+	for i, pid := range pids {
+		if i == 4 {
+			break
+		}
+		st, err := procfs.ReadStat(pid)
+		if err != nil {
+			continue
+		}
+		parent, err := procfs.ReadStat(st.PPID)
+		if err != nil || parent.Comm != comm {
+			continue
+		}
+		if status, err := procfs.ReadStatus(st.PPID); err == nil && status.UID >= 0 {
+			return runner{pid: st.PPID, uid: status.UID}, true
+		}
+	}
+	return runner{}, false
 }
 
 type boxed struct {
@@ -159,7 +191,7 @@ func newResolver() *resolver {
 	if err != nil || m == "" {
 		m = "/sys/fs/cgroup"
 	}
-	return &resolver{mount: m, ids: map[uint64]string{}, boxed: map[int]boxed{}, prev: map[int]boxed{}}
+	return &resolver{mount: m, ids: map[uint64]string{}, boxed: map[int]boxed{}, prev: map[int]boxed{}, runners: map[string]runner{}}
 }
 
 // scan walks the cgroup tree once.
@@ -167,6 +199,10 @@ func (r *resolver) scan() {
 	ids := map[uint64]string{}
 	pids := map[int]boxed{}
 	owners := map[string]int{}
+	runners := map[string]runner{}
+	r.mu.Lock()
+	known := r.runners
+	r.mu.Unlock()
 	_ = filepath.WalkDir(r.mount, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return nil
@@ -189,16 +225,37 @@ func (r *resolver) scan() {
 		if err != nil {
 			return nil
 		}
+		var procs []int
 		for _, f := range strings.Fields(string(data)) {
 			if pid, err := strconv.Atoi(f); err == nil {
 				pids[pid] = boxed{cgroup: rel, uid: owners[box]}
+				procs = append(procs, pid)
+			}
+		}
+		if _, ok := runners[box]; !ok {
+			if run, ok := known[box]; ok {
+				runners[box] = run
+			} else if run, ok := findRunner(procs, "boxrun"); ok {
+				runners[box] = run
 			}
 		}
 		return nil
 	})
 	r.mu.Lock()
-	r.ids, r.boxed, r.prev = ids, pids, r.boxed
+	r.ids, r.boxed, r.prev, r.runners = ids, pids, r.boxed, runners
 	r.mu.Unlock()
+}
+
+// runnerUID is the uid of the boxrun pid as a walk found it running a box.
+func (r *resolver) runnerUID(pid int) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, run := range r.runners {
+		if run.pid == pid {
+			return run.uid, true
+		}
+	}
+	return 0, false
 }
 
 // cgroupPath is the path of a cgroup id, walking the tree again when the
@@ -245,6 +302,9 @@ func (r *resolver) resolve(e Event) (rec Record, owner int, ok bool) {
 		}
 	} else if e.Target.Comm == "boxrun" && stErr == nil && st.UID >= 0 {
 		owner = st.UID
+	} else if uid, ok := r.runnerUID(e.Target.PID); ok && e.Target.Comm == "boxrun" {
+		// Reaped already: the boxrun a walk saw running a box.
+		owner = uid
 	} else {
 		return rec, 0, false
 	}

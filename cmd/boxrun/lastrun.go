@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/boxrun/boxrun/box"
@@ -211,12 +212,27 @@ func writePostMortem(pm box.PostMortem) {
 		return
 	}
 	run := postMortemRun(p, pm)
-	run.BoxrunKilled.By = killerOf(signals.Dir(os.Geteuid()), pm.BoxrunPID, pm.BoxrunSignal, p.Started, pm.At)
+	dir := signals.Dir(os.Geteuid())
+	_, err = os.Stat(dir)
+	run.SignalTracer = err == nil
+	run.BoxrunKilled.By = killerOf(dir, pm.BoxrunPID, deathSignal(pm.BoxrunSignal), p.Started, pm.At)
 	run.Diagnosis = report.Diagnose(run)
 	_ = runLog{dir: filepath.Dir(pm.File)}.save(p.Name, run)
 	if p.ReportJSON != "" {
 		_ = writeReplacing(p.ReportJSON, 0o644, func(w io.Writer) error { return report.JSON(w, run) })
 	}
+}
+
+// deathSignal is the signal to look for in the tracer's records of what
+// killed boxrun: the one its exit status names or, when a harness reaped
+// boxrun before its guard could read that (the usual case: a timeout
+// waits for what it kills), SIGKILL, the one fatal signal boxrun cannot
+// catch to write its own report.
+func deathSignal(seen syscall.Signal) syscall.Signal {
+	if seen == 0 {
+		return syscall.SIGKILL
+	}
+	return seen
 }
 
 // runLast implements `boxrun last [--json]`: print the newest report of

@@ -206,4 +206,13 @@ func TestKillerOf(t *testing.T) {
 	if len(ds) == 0 || !strings.Contains(ds[0].Message, "boxrun itself was killed by SIGKILL from pid 77 (timeout), uid 1000, in app-agent.scope (kill)") {
 		t.Errorf("diagnosis %+v does not name the sender", ds)
 	}
+	// A harness reaped boxrun before its guard read the exit status: the
+	// tracer's record still names the SIGKILL and its sender.
+	run = postMortemRun(pendingRun{Started: start, Command: []string{"cargo", "test"}},
+		box.PostMortem{Backend: box.KindCgroupfs, At: start.Add(2 * time.Second)})
+	run.BoxrunKilled.By = killerOf(dir, 41, deathSignal(0), start, start.Add(2*time.Second))
+	ds = report.Diagnose(run)
+	if run.BoxrunKilled.Signal != "" || len(ds) == 0 || !strings.Contains(ds[0].Message, "boxrun itself was killed by SIGKILL from pid 77 (timeout), uid 1000, in app-agent.scope (kill)") {
+		t.Errorf("exit status reaped: signal %q, diagnosis %+v; want no signal of its own, and the tracer's SIGKILL named", run.BoxrunKilled.Signal, ds)
+	}
 }

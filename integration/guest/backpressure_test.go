@@ -229,7 +229,8 @@ func checkPostMortem(t *testing.T, reportFile, state string, hogs int) {
 	if err != nil || !strings.Contains(string(out), "boxrun itself was killed by SIGKILL") {
 		t.Errorf("boxrun last: %v\n%s", err, out)
 	}
-	t.Logf("figures: post-mortem of a killed boxrun: boxrun_killed %v; boxrun last:\n%s", rep.value("boxrun_killed"), out)
+	t.Logf("figures: post-mortem of a killed boxrun: boxrun_killed %v", rep.value("boxrun_killed"))
+	readmeFigures(t, "boxrun_killed", string(out))
 }
 
 // requireRoomUnboxed fails the scenario unless the guest has room for an

@@ -464,7 +464,7 @@ echo "oom_kill=$(sed -n 's/^oom_kill //p' /sys/fs/cgroup$(sed -n 's/^0:://p' /pr
 
 // TestScopeCarriesOOMPolicy: the manager must not act on an OOM kill in
 // the box, so boxrun asks for OOMPolicy=continue on the scope (see
-// scopeProperties in sandbox), and falls back with a warning on a manager
+// scopeProperties in box), and falls back with a warning on a manager
 // that refuses the property. Which a guest shows depends on its systemd:
 // upstream 253 brought OOMPolicy on scopes, Debian 12's 252 has it from
 // 252.5 on (a stable backport), so both guests (252.39, 257) must carry
