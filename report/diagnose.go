@@ -230,6 +230,8 @@ func victimDetails(vs []OOMVictim) []string {
 	for _, v := range vs {
 		how := ", from the kernel log"
 		switch v.Certainty {
+		case CertaintySignalTracer:
+			how = " when last seen; the signal tracer saw the kernel's SIGKILL"
 		case CertaintyVanished:
 			how = " when last seen; it left the box at the kill"
 		case CertaintyLikely:

@@ -227,7 +227,7 @@ type OOMVictim struct {
 	// Cgroup is the victim's memory cgroup, "" when the log did not say.
 	Cgroup string `json:"cgroup"`
 	// Certainty says how sure the naming is: CertaintyKernelLog,
-	// CertaintyVanished or CertaintyLikely.
+	// CertaintySignalTracer, CertaintyVanished or CertaintyLikely.
 	Certainty string `json:"certainty"`
 }
 
@@ -235,6 +235,9 @@ type OOMVictim struct {
 const (
 	// CertaintyKernelLog: the kernel log named the victim.
 	CertaintyKernelLog = "kernel log"
+	// CertaintySignalTracer: the signal tracer saw the kernel send it
+	// SIGKILL (SI_KERNEL) while the box counted OOM kills.
+	CertaintySignalTracer = "signal tracer"
 	// CertaintyVanished: when the box's oom_kill count rose, exactly as
 	// many of its processes left it (or died by SIGKILL) as were killed.
 	CertaintyVanished = "vanished at the kill"

@@ -136,6 +136,7 @@ func (r *reporter) finish(res *box.Result, bp *observe.Backpressure, sizes *size
 		run.Backpressure = reportBackpressure(st, restopped, bp.Method(), sizes.source())
 	}
 	addSignals(run, res)
+	report.ReconcileVictims(run)
 	run.Diagnosis = report.Diagnose(run)
 	if r.log.dir != "" {
 		if err := r.log.save(r.name, run); err != nil {
