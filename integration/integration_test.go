@@ -449,12 +449,13 @@ func (r guestReport) runningLogs() []string {
 	return nil
 }
 
-// report turns a guest report into host subtests and returns the counts.
-func report(t *testing.T, mode string, r guestReport) (passed, failed int) {
+// report turns a guest report into host subtests and returns how many
+// passed and, for each that failed, its name and the first line saying why.
+func report(t *testing.T, mode string, r guestReport) (passed int, failed []string) {
 	t.Helper()
 	if r.finished() == 0 {
 		t.Errorf("%s: the guest tests never reported a result (exit=%q)", mode, r.exit)
-		return 0, 1
+		return 0, []string{mode + ": never reported a result"}
 	}
 	for _, run := range r.runs {
 		res := run.result
@@ -481,14 +482,30 @@ func report(t *testing.T, mode string, r guestReport) (passed, failed int) {
 		if res == "PASS" {
 			passed++
 		} else {
-			failed++
+			failed = append(failed, mode+"/"+run.name+" "+res+why(run.logs))
 		}
 	}
-	if r.exit != "0" && failed == 0 {
+	if r.exit != "0" && len(failed) == 0 {
 		t.Errorf("%s: guest test binary exited %q with no failed test", mode, r.exit)
-		failed++
+		failed = append(failed, fmt.Sprintf("%s: exited %s with no failed test", mode, r.exit))
 	}
 	return passed, failed
+}
+
+// why is the first line of a failed scenario's logs that says where it
+// failed (go test's "name_test.go:N: ..."), cut to a length a summary line
+// can carry, or "" when there is none.
+func why(logs []string) string {
+	for _, l := range logs {
+		l = strings.TrimSpace(l)
+		if i := strings.Index(l, "_test.go:"); i > 0 && !strings.Contains(l, "figures: ") {
+			if len(l) > 160 {
+				l = l[:160] + "…"
+			}
+			return ": " + l
+		}
+	}
+	return ""
 }
 
 // The VM tests run one after the other (and make test runs packages one at
@@ -534,9 +551,10 @@ func TestRealKernelCgroupfs(t *testing.T) {
 
 // booted is what one VM's modes did.
 type booted struct {
-	res            *vm.Result // nil when the VM never ran the command
-	passed, failed int
-	stopped        string // why the VM stopped before the command ended, "" if it did not
+	res     *vm.Result // nil when the VM never ran the command
+	passed  int
+	failed  []string // each failed scenario (mode/name) and why, or what failed instead
+	stopped string   // why the VM stopped before the command ended, "" if it did not
 }
 
 // versions is what the guest said it is; "?" for what it never said.
@@ -551,7 +569,10 @@ func (b booted) versions() guestVersions {
 // a VM that stopped early, where and why, so that even a log cut down to
 // its summary lines says what happened.
 func (b booted) summary() string {
-	s := fmt.Sprintf("%d passed, %d failed", b.passed, b.failed)
+	s := fmt.Sprintf("%d passed, %d failed", b.passed, len(b.failed))
+	if len(b.failed) > 0 {
+		s += " (" + strings.Join(b.failed, "; ") + ")"
+	}
 	if b.res != nil {
 		s += fmt.Sprintf("; boot %.1fs, scenarios %.1fs", b.res.Boot.Seconds(), b.res.Run.Seconds())
 	}
@@ -575,7 +596,7 @@ func boot(t *testing.T, cfg vm.Config, o options, modes ...string) booted {
 	pcancel()
 	if err != nil {
 		t.Errorf("preparing the real-kernel VM: %v", err)
-		return booted{failed: 1, stopped: firstLine(err.Error())}
+		return booted{failed: []string{"boot"}, stopped: firstLine(err.Error())}
 	}
 	t.Logf("guest %s", ready)
 	ctx, cancel := context.WithTimeout(context.Background(), vmTimeout+time.Minute)
@@ -587,7 +608,7 @@ func boot(t *testing.T, cfg vm.Config, o options, modes ...string) booted {
 	res, err := vm.Boot(ctx, cfg)
 	if err != nil && (res == nil || !res.Partial) {
 		t.Errorf("booting the real-kernel VM: %v", err)
-		return booted{failed: 1, stopped: firstLine(err.Error())}
+		return booted{failed: []string{"boot"}, stopped: firstLine(err.Error())}
 	}
 	b := booted{res: res}
 	// The log shows that the watchdog watched, and how; one that did not
@@ -604,11 +625,11 @@ func boot(t *testing.T, cfg vm.Config, o options, modes ...string) booted {
 			continue // the VM stopped before this mode began
 		}
 		p, f := report(t, mode, r)
-		b.passed, b.failed = b.passed+p, b.failed+f
+		b.passed, b.failed = b.passed+p, append(b.failed, f...)
 		if err != nil && r.running != "" {
 			t.Errorf("%s: %s was still running when the VM stopped; its output:\n%s",
 				mode, r.running, strings.Join(r.runningLogs(), "\n"))
-			b.failed++
+			b.failed = append(b.failed, mode+"/"+r.running+" still running")
 			b.stopped = fmt.Sprintf("%s %s was running; ", mode, r.running)
 		}
 	}
@@ -694,5 +715,34 @@ func TestParseGuestInfo(t *testing.T) {
 	}
 	if got, want := parseGuestInfo("root| guest| kernel 6.1.0\n"), (guestVersions{os: "?", kernel: "?", systemd: "?"}); got != want {
 		t.Errorf("parseGuestInfo of a scenario's line = %+v, want %+v", got, want)
+	}
+}
+
+// TestSummaryNamesFailures: the summary line is what a log cut to a few
+// lines keeps, so it names each failed scenario and the line saying why,
+// never only a count.
+func TestSummaryNamesFailures(t *testing.T) {
+	cases := []struct {
+		name string
+		b    booted
+		want string
+	}{
+		{"green", booted{passed: 3}, "3 passed, 0 failed"},
+		{"one failed", booted{passed: 2, failed: []string{"root/TestA FAIL: a_test.go:9: 1 OOM kill"}},
+			"2 passed, 1 failed (root/TestA FAIL: a_test.go:9: 1 OOM kill)"},
+		{"stopped", booted{failed: []string{"boot"}, stopped: "qemu exited 1"},
+			"0 passed, 1 failed (boot); the VM stopped early: qemu exited 1"},
+	}
+	for _, c := range cases {
+		if got := c.b.summary(); got != c.want {
+			t.Errorf("%s: summary %q, want %q", c.name, got, c.want)
+		}
+	}
+	logs := []string{"=== RUN TestA", "    a_test.go:5: figures: 40M", "    a_test.go:9: 1 OOM kill", "    a_test.go:10: later"}
+	if got := why(logs); got != ": a_test.go:9: 1 OOM kill" {
+		t.Errorf("why %q, want the first failing line", got)
+	}
+	if got := why([]string{"panic: x"}); got != "" {
+		t.Errorf("why %q for logs with no test line, want empty", got)
 	}
 }
