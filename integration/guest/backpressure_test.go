@@ -303,9 +303,8 @@ func TestCargoTestUnderBackpressure(t *testing.T) {
 	if f["cargo_exit"] != "0" || f["oom_kill"] != "0" || !strings.Contains(r.stdout, "48 passed") {
 		t.Errorf("with backpressure: cargo exit %q, oom_kill %q; want every test passing and no OOM kill", f["cargo_exit"], f["oom_kill"])
 	}
-	if ratio := boxed.Seconds() / unboxed.Seconds(); ratio > 3 {
-		t.Errorf("cargo test under backpressure took %.2fx its unboxed time, want at most 3x", ratio)
-	}
+	// How much slower than unboxed is a figure (the log above, make bench),
+	// never a bound here: under emulation it follows the host's load.
 
 	// The same suite twice with its sizes kept (the harness turns them off
 	// for every other scenario), in a project directory of its own: the
