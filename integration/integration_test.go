@@ -150,11 +150,15 @@ func buildCrate(dir string) (crate, cargo string) {
 	if err := cp.Run(); err != nil {
 		return "", ""
 	}
-	b := exec.Command(cargo, "build", "--tests", "--offline", "-q")
-	b.Dir = crate
-	if out, err := b.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building memcrate: %v\n%s", err, out)
-		return "", ""
+	// The tests, and the workspace's helper that the lock tests run through
+	// `cargo run -p helper`.
+	for _, args := range [][]string{{"build", "--tests", "--offline", "-q"}, {"build", "--offline", "-q", "-p", "helper"}} {
+		b := exec.Command(cargo, args...)
+		b.Dir = crate
+		if out, err := b.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building memcrate (cargo %s): %v\n%s", strings.Join(args, " "), err, out)
+			return "", ""
+		}
 	}
 	return crate, cargo
 }

@@ -331,6 +331,53 @@ func TestCargoTestUnderBackpressure(t *testing.T) {
 		took[0].Seconds(), took[0].Seconds()/unboxed.Seconds(), took[1].Seconds(), took[1].Seconds()/unboxed.Seconds())
 }
 
+// TestCargoRunLockUnderBackpressure is the lock pattern with the real
+// cargo: memcrate's 24 lock tests (tests/lock.rs, run with --ignored) each
+// run the workspace's helper through `cargo run -p helper`, under 12 test
+// threads, so the cargo processes queue on cargo's own locks (package
+// cache, build directory) holding their memory while the helpers that got
+// through hold 32M each. The box is half of the peak the same run reaches
+// unlimited in this boot. Every test passes, no OOM kill, no pause of 10 s
+// or more. The host builds the crate beforehand; only root and the
+// cgroupfs boot reach its Rust toolchain.
+func TestCargoRunLockUnderBackpressure(t *testing.T) {
+	cargo, crate := os.Getenv("BOXRUN_IT_CARGO"), os.Getenv("BOXRUN_IT_CRATE")
+	if cargo == "" || crate == "" {
+		t.Fatal("BOXRUN_IT_CARGO and BOXRUN_IT_CRATE are not set: the host found no cargo to build integration/testdata/memcrate with")
+	}
+	traceOnFailure(t)
+	pf := itPolicy(t, "")
+	// failed= is what checkRun reads: the lock tests that did not pass.
+	test := fmt.Sprintf(`cd %s && out=$(MEMCRATE_MIB=32 MEMCRATE_MILLIS=1000 %s test --offline -q --test lock -- --ignored --test-threads=12 2>&1); e=$?
+echo "$out"; passed=$(echo "$out" | sed -n 's/^test result: .* \([0-9]*\) passed;.*/\1/p' | tail -n 1)
+echo "cargo_exit=$e"; echo "failed=$((24 - ${passed:-0}))"`, crate, cargo)
+	start := time.Now()
+	out, _ := exec.Command("sh", "-c", test).CombinedOutput()
+	unboxed := time.Since(start)
+	if f := fields(string(out)); f["cargo_exit"] != "0" || !strings.Contains(string(out), "24 passed") {
+		t.Fatalf("the lock tests fail even without a box:\n%s", out)
+	}
+	// Its peak, unlimited, in this boot.
+	dir := t.TempDir()
+	measure := filepath.Join(dir, "unlimited.json")
+	r := boxrunTimed(t, 2*time.Minute, "-f", pf, "-p", "it", "--report-json", measure, "--set", "memory.max=max", "--set", "memory.high=max",
+		"--set", "pids.max=max", "--set", "cpu.max=max", "--set", "memory.backpressure=false", "--", "sh", "-c", test)
+	peak, ok := readReport(t, measure).num("memory", "peak_bytes")
+	if !ok || peak < 100<<20 || fields(r.stdout)["cargo_exit"] != "0" {
+		t.Fatalf("unlimited box: cargo exit %q, peak %v (in report %v); want the tests passing and a peak over 100M to size the box by", fields(r.stdout)["cargo_exit"], peak, ok)
+	}
+	boxMB := int(peak) >> 20 / 2
+	report := filepath.Join(dir, "report.json")
+	r = boxrunTimed(t, 3*time.Minute, append(backpressureArgs(pf, report, boxMB), "--", "sh", "-c", test)...)
+	rep := checkRun(t, r, report, 10*time.Second)
+	f := fields(r.stdout)
+	if f["cargo_exit"] != "0" || !strings.Contains(r.stdout, "24 passed") {
+		t.Errorf("cargo exit %q; want all 24 lock tests passing", f["cargo_exit"])
+	}
+	t.Logf("figures: cargo run lock tests, 12 threads: unboxed %.1fs, peak %dM unlimited; box %dM: %.1fs (%.2fx unboxed), cargo exit %s; backpressure: %s",
+		unboxed.Seconds(), int(peak)>>20, boxMB, r.took.Seconds(), r.took.Seconds()/unboxed.Seconds(), f["cargo_exit"], rep.bpSummary())
+}
+
 // reportOOMKills reads the box's OOM kill count from a --report-json file.
 func reportOOMKills(t *testing.T, path string) string {
 	t.Helper()
