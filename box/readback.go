@@ -15,9 +15,6 @@ import (
 // written in bytes reads back rounded down to it.
 const pageSize = 4096
 
-// cpuPeriodUSec is the cpu.max period boxrun and systemd use.
-const cpuPeriodUSec = 100000
-
 // expectedLimits lists, for every limit of settings that is set (a box's
 // policy's or the slice's), the cgroup file that carries it and the value
 // the kernel should report once it is applied.
@@ -44,15 +41,6 @@ func memoryValue(v uint64) string {
 		return "max"
 	}
 	return strconv.FormatUint(v/pageSize*pageSize, 10)
-}
-
-// cpuQuotaForPeriod converts µs per second to µs per cpuPeriodUSec period.
-func cpuQuotaForPeriod(perSec uint64) uint64 {
-	q := perSec * cpuPeriodUSec / 1000000
-	if q < 1000 {
-		q = 1000 // the kernel's minimum quota
-	}
-	return q
 }
 
 // sameValue compares a wanted and an actual cgroup file value, allowing the
