@@ -225,33 +225,7 @@ func (l *look) endLongPauses() {
 // running are expected to add fits.
 func (l *look) pauseGrowth() {
 	c := l.c
-	// Pause candidates: running leaves that grow and are not exempt. The
-	// one that grows holding the most keeps going (unless an exempt one
-	// grows: it is the one kept). One the others wait for is never a
-	// candidate: pausing it would hold them all.
-	var candidates []Proc
-	keptOne := false
-	for _, p := range l.running {
-		if !l.growing(p.PID) {
-			continue
-		}
-		if l.exempt(p.PID) || c.procs[p.PID].awaited {
-			keptOne = true
-			continue
-		}
-		candidates = append(candidates, p)
-	}
-	// The one holding the most goes first, the oldest of equals: it has
-	// the least left to grow and frees the most when it finishes. Those
-	// holding the least are paused first: they keep the least memory
-	// while they wait, so that what they hold never leaves the one kept
-	// going without room to finish.
-	sort.SliceStable(candidates, func(i, j int) bool {
-		return c.procs[candidates[i].PID].rss > c.procs[candidates[j].PID].rss
-	})
-	if !keptOne && len(candidates) > 0 {
-		candidates = candidates[1:]
-	}
+	candidates := l.pauseCandidates()
 	stop := func(p Proc, why string) {
 		l.acts = append(l.acts, c.pause(p.PID, l.o.Now, why))
 		l.pausedNow[p.PID] = true
@@ -305,6 +279,39 @@ func (l *look) pauseGrowth() {
 		}
 	}
 	l.running = kept
+}
+
+// pauseCandidates returns the running leaves that grow and are not
+// exempt, holding the most first. The one that grows holding the most
+// keeps going and is left out (unless an exempt one grows: it is the one
+// kept). One the others wait for is never a candidate: pausing it would
+// hold them all.
+func (l *look) pauseCandidates() []Proc {
+	c := l.c
+	var candidates []Proc
+	keptOne := false
+	for _, p := range l.running {
+		if !l.growing(p.PID) {
+			continue
+		}
+		if l.exempt(p.PID) || c.procs[p.PID].awaited {
+			keptOne = true
+			continue
+		}
+		candidates = append(candidates, p)
+	}
+	// The one holding the most goes first, the oldest of equals: it has
+	// the least left to grow and frees the most when it finishes. Those
+	// holding the least are paused first: they keep the least memory
+	// while they wait, so that what they hold never leaves the one kept
+	// going without room to finish.
+	sort.SliceStable(candidates, func(i, j int) bool {
+		return c.procs[candidates[i].PID].rss > c.procs[candidates[j].PID].rss
+	})
+	if !keptOne && len(candidates) > 0 {
+		candidates = candidates[1:]
+	}
+	return candidates
 }
 
 // resumeWhatFits resumes, oldest first, those the others wait for and those

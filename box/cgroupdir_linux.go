@@ -142,12 +142,11 @@ func (c cgroupDir) remove() error {
 	return nil
 }
 
-// check reads the limits back. parentEnabled lists the controllers enabled
-// for this cgroup by its parent.
-func (c cgroupDir) check(p *policy.Resolved, hint func(string) string) []LimitCheck {
+// check reads back the limits of settings (a box's or the slice's).
+func (c cgroupDir) check(settings []policy.Setting, hint func(string) string) []LimitCheck {
 	enabled, err := cgroupfs.ReadControllers(c.file("cgroup.controllers"))
 	if err != nil {
 		enabled = nil
 	}
-	return checkLimits(os.DirFS("/"), strings.TrimPrefix(c.dir(), "/"), p, enabled, hint)
+	return checkLimits(os.DirFS("/"), strings.TrimPrefix(c.dir(), "/"), settings, enabled, hint)
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -240,56 +239,82 @@ func (b *cgroupfsBackend) Name() string { return KindCgroupfs }
 
 func (b *cgroupfsBackend) Close() error { return nil }
 
-// NeededControllers lists the controllers a policy needs. memory and pids
-// are always enabled: the report reads their statistics.
+// NeededControllers lists the controllers a policy needs: memory and pids
+// always, as the report reads their statistics, and the controller of
+// each cgroup file the policy writes a limit to.
 func NeededControllers(p *policy.Resolved) []string {
+	return controllersOf(p.Settings())
+}
+
+// controllersOf lists memory and pids and the controller of each cgroup
+// file settings write a limit to ("cpu" for cpu.max), in the order of the
+// limits table.
+func controllersOf(settings []policy.Setting) []string {
 	c := []string{"memory", "pids"}
-	if p.CPUWeight != nil || p.CPUQuotaPerSecUSec != nil {
-		c = append(c, "cpu")
-	}
-	if p.IOWeight != nil {
-		c = append(c, "io")
+	for _, l := range settings {
+		if _, ok := l.CgroupValue(); ok && !contains(c, controllerOf(l.CgroupFile)) {
+			c = append(c, controllerOf(l.CgroupFile))
+		}
 	}
 	return c
 }
 
-// cgroupResources maps the limits of the controllers available onto
-// containerd's cgroup2 resources. Limits set to "max" are left out: a new
-// cgroup starts at max.
-func cgroupResources(p *policy.Resolved, available []string) *cgroup2.Resources {
-	r := &cgroup2.Resources{}
-	i64 := func(v *uint64) *int64 {
-		if v == nil || *v == policy.Unlimited {
-			return nil
-		}
-		n := int64(*v)
-		return &n
-	}
-	if contains(available, "memory") {
-		r.Memory = &cgroup2.Memory{High: i64(p.MemoryHigh), Max: i64(p.MemoryMax), Swap: i64(p.MemorySwapMax)}
-		if p.MemoryOOMGroup {
-			t := true
-			r.Memory.OOMGroup = &t
+// usableOf lists the controllers of want that are in available.
+func usableOf(want, available []string) []string {
+	var usable []string
+	for _, c := range want {
+		if contains(available, c) {
+			usable = append(usable, c)
 		}
 	}
-	if contains(available, "pids") {
-		r.Pids = &cgroup2.Pids{}
-		if p.PidsMax != nil && *p.PidsMax != policy.Unlimited {
-			r.Pids.Max = int64(*p.PidsMax)
+	return usable
+}
+
+// makeCgroup makes the cgroup rel below mount with the limits of settings.
+// containerd's cgroup2 makes the directory and enables controllers for it
+// in every cgroup above it; boxrun then writes the limits itself, each to
+// its row's cgroup file (writeLimits). cgroup2.NewManager would write
+// them from a cgroup2.Resources, a second spelling of every limit, field by
+// field, that a new row of the limits table would need added by hand (and
+// that has no io.weight); Manager.ToggleControllers takes the controllers
+// by name, which the table's files give. Like NewManager, makeCgroup
+// removes the directory when a step fails.
+func makeCgroup(mount, rel string, controllers []string, settings []policy.Setting) error {
+	m, err := cgroup2.Load(rel, cgroup2.WithMountpoint(mount))
+	if err != nil {
+		return err
+	}
+	c := cgroupDir{mount: mount, rel: rel}
+	if err := os.MkdirAll(c.dir(), 0o755); err != nil {
+		return err
+	}
+	err = m.ToggleControllers(controllers, cgroup2.Enable)
+	if err == nil {
+		err = c.writeLimits(settings, controllers)
+	}
+	if err != nil {
+		_ = os.Remove(c.dir()) // err is what went wrong; a cgroup in use (the slice) stays, as it must
+		return err
+	}
+	return nil
+}
+
+// writeLimits writes the value of each limit of settings to its cgroup
+// file in c, in the table's order, when its controller is among
+// controllers: a limit of a controller the cgroup does not have is left
+// for the read-back to report. "max" is not written: a new cgroup starts
+// at max.
+func (c cgroupDir) writeLimits(settings []policy.Setting, controllers []string) error {
+	for _, l := range settings {
+		v, ok := l.CgroupValue()
+		if !ok || l.Unlimited() || !contains(controllers, controllerOf(l.CgroupFile)) {
+			continue
+		}
+		if err := os.WriteFile(c.file(l.CgroupFile), []byte(v), 0); err != nil {
+			return err
 		}
 	}
-	if contains(available, "cpu") && (p.CPUWeight != nil || p.CPUQuotaPerSecUSec != nil) {
-		r.CPU = &cgroup2.CPU{Weight: p.CPUWeight}
-		if p.CPUQuotaPerSecUSec != nil && *p.CPUQuotaPerSecUSec != policy.Unlimited {
-			q := int64(cpuQuotaForPeriod(*p.CPUQuotaPerSecUSec))
-			per := uint64(cpuPeriodUSec)
-			r.CPU.Max = cgroup2.NewCPUMax(&q, &per)
-		}
-	}
-	if contains(available, "io") && p.IOWeight != nil {
-		r.IO = &cgroup2.IO{} // enables the controller; io.weight is written by us
-	}
-	return r
+	return nil
 }
 
 // boxName is the name of a cgroupfs box: its scope's name would be, without
@@ -312,26 +337,22 @@ func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) 
 	// that boxes running at once share the [slice] budget.
 	slice := filepath.Join(b.parent, SliceName)
 	rel := filepath.Join(slice, name)
-	var usable []string
-	for _, c := range NeededControllers(req.Policy) {
-		if contains(available, c) {
-			usable = append(usable, c)
-		}
-	}
+	usable := usableOf(NeededControllers(req.Policy), available)
 	req.Slice = sliceToApply(cgroupDir{mount: b.mount, rel: slice}, name, req.Slice, req.Warn)
-	sliceRes := &cgroup2.Resources{}
+	// The slice enables, of the controllers usable for the box, those its
+	// own limits need; the box enables the rest on its way down.
+	var sliceUsable []string
 	if s := req.Slice; !s.Empty() {
-		sliceRes = cgroupResources(sliceLimits(s), usable)
+		sliceUsable = usableOf(controllersOf(s.Settings()), usable)
 	}
-	res := cgroupResources(req.Policy, usable)
 	// Another boxrun may remove an empty slice between the two steps:
 	// try again once.
 	var sliceErr error
 	for try := 0; try < 2; try++ {
-		if _, sliceErr = cgroup2.NewManager(b.mount, slice, sliceRes); sliceErr != nil {
+		if sliceErr = makeCgroup(b.mount, slice, sliceUsable, req.Slice.Settings()); sliceErr != nil {
 			continue
 		}
-		if _, err = cgroup2.NewManager(b.mount, rel, res); err == nil || !errors.Is(err, os.ErrNotExist) {
+		if err = makeCgroup(b.mount, rel, usable, req.Policy.Settings()); err == nil || !errors.Is(err, os.ErrNotExist) {
 			break
 		}
 	}
@@ -339,25 +360,9 @@ func (b *cgroupfsBackend) Create(ctx context.Context, req Request) (Box, error) 
 		return nil, fmt.Errorf("creating cgroup %s: %w", filepath.Join(b.mount, slice), sliceErr)
 	}
 	if err != nil {
-		// NewManager removes the directory it made when it fails.
 		return nil, fmt.Errorf("creating cgroup %s: %w", filepath.Join(b.mount, rel), err)
 	}
-	box := &cgroupfsBox{req: req, cg: cgroupDir{mount: b.mount, rel: rel}, home: cgroupDir{mount: b.mount, rel: b.parent}}
-	return box, box.setIOWeight(ctx, usable)
-}
-
-// setIOWeight writes the policy's io.weight, which containerd's resources
-// do not carry, when the io controller is usable; the box is destroyed
-// when it cannot be.
-func (x *cgroupfsBox) setIOWeight(ctx context.Context, usable []string) error {
-	if x.req.Policy.IOWeight == nil || !contains(usable, "io") {
-		return nil
-	}
-	if err := os.WriteFile(x.cg.file("io.weight"), []byte("default "+strconv.FormatUint(*x.req.Policy.IOWeight, 10)), 0); err != nil {
-		_ = x.Destroy(ctx) // the error below is what went wrong; the box holds nothing yet
-		return fmt.Errorf("writing io.weight of %s: %w", x.cg.dir(), err)
-	}
-	return nil
+	return &cgroupfsBox{req: req, cg: cgroupDir{mount: b.mount, rel: rel}, home: cgroupDir{mount: b.mount, rel: b.parent}}, nil
 }
 
 // cgroupfsBox is one cgroup made by the cgroupfs backend.
@@ -417,7 +422,7 @@ func (x *cgroupfsBox) Check(ctx context.Context) []LimitCheck {
 	hint := func(ctrl string) string {
 		return fmt.Sprintf("enable it in the parent: echo +%s > %s", ctrl, x.home.file("cgroup.subtree_control"))
 	}
-	checks := x.cg.check(x.req.Policy, hint)
+	checks := x.cg.check(x.req.Policy.Settings(), hint)
 	if !x.req.Slice.Empty() {
 		checks = append(checks, sliceChecks(cgroupDir{mount: x.cg.mount, rel: filepath.Dir(x.cg.rel)}, x.req.Slice, nil, hint)...)
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/containerd/cgroups/v3/cgroup2"
 	"golang.org/x/sys/unix"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
@@ -132,12 +131,7 @@ func (b *cgroupfsBackend) createNested(ctx context.Context, req Request) (Box, e
 	if err != nil {
 		return nil, fmt.Errorf("reading the controllers of %s: %w", outer.dir(), err)
 	}
-	var usable []string
-	for _, c := range NeededControllers(req.Policy) {
-		if contains(available, c) {
-			usable = append(usable, c)
-		}
-	}
+	usable := usableOf(NeededControllers(req.Policy), available)
 	if err := outer.divide(usable); err != nil {
 		return nil, err
 	}
@@ -146,15 +140,11 @@ func (b *cgroupfsBackend) createNested(ctx context.Context, req Request) (Box, e
 	if err := os.Mkdir(box.cg.dir(), 0o755); err != nil {
 		return nil, fmt.Errorf("creating cgroup %s: %w", box.cg.dir(), err)
 	}
-	m, err := cgroup2.Load(box.cg.rel, cgroup2.WithMountpoint(b.mount))
-	if err == nil {
-		err = m.Update(cgroupResources(req.Policy, usable))
-	}
-	if err != nil {
+	if err := box.cg.writeLimits(req.Policy.Settings(), usable); err != nil {
 		_ = os.Remove(box.cg.dir()) // the limits' error is the one to report; an empty cgroup left is gc's
 		return nil, fmt.Errorf("setting the limits of %s: %w", box.cg.dir(), err)
 	}
-	return box, box.setIOWeight(ctx, usable)
+	return box, nil
 }
 
 // divide readies the box at c for boxes inside it: its processes move to

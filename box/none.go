@@ -62,7 +62,7 @@ func (x *noneBox) Place(ctx context.Context, pid int) error { return nil }
 
 // Check reports every cgroup limit of the policy as not enforced.
 func (x *noneBox) Check(ctx context.Context) []LimitCheck {
-	checks := expectedLimits(x.req.Policy)
+	checks := expectedLimits(x.req.Policy.Settings())
 	for i := range checks {
 		checks[i].Problem = "no cgroup: " + x.why
 	}

@@ -15,15 +15,13 @@ import (
 // written in bytes reads back rounded down to it.
 const pageSize = 4096
 
-// cpuPeriodUSec is the cpu.max period boxrun and systemd use.
-const cpuPeriodUSec = 100000
-
-// expectedLimits lists, for every limit the policy sets, the cgroup file that
-// carries it and the value the kernel should report once it is applied.
-func expectedLimits(p *policy.Resolved) []LimitCheck {
+// expectedLimits lists, for every limit of settings that is set (a box's
+// policy's or the slice's), the cgroup file that carries it and the value
+// the kernel should report once it is applied.
+func expectedLimits(settings []policy.Setting) []LimitCheck {
 	var out []LimitCheck
-	for _, l := range policy.Limits() {
-		want, ok := l.CgroupValue(p)
+	for _, l := range settings {
+		want, ok := l.CgroupValue()
 		if !ok {
 			continue
 		}
@@ -43,15 +41,6 @@ func memoryValue(v uint64) string {
 		return "max"
 	}
 	return strconv.FormatUint(v/pageSize*pageSize, 10)
-}
-
-// cpuQuotaForPeriod converts µs per second to µs per cpuPeriodUSec period.
-func cpuQuotaForPeriod(perSec uint64) uint64 {
-	q := perSec * cpuPeriodUSec / 1000000
-	if q < 1000 {
-		q = 1000 // the kernel's minimum quota
-	}
-	return q
 }
 
 // sameValue compares a wanted and an actual cgroup file value, allowing the
@@ -105,12 +94,12 @@ func controllerOf(file string) string {
 	return c
 }
 
-// checkLimits reads every expected limit from the cgroup directory dir (a path
-// in fsys) and reports what is in force. enabled lists the controllers enabled
-// for the cgroup (its parent's cgroup.subtree_control), so that a missing file
-// can be explained.
-func checkLimits(fsys fs.FS, dir string, p *policy.Resolved, enabled []string, hint func(controller string) string) []LimitCheck {
-	checks := expectedLimits(p)
+// checkLimits reads every limit settings expects from the cgroup directory
+// dir (a path in fsys) and reports what is in force. enabled lists the
+// controllers enabled for the cgroup (its parent's cgroup.subtree_control),
+// so that a missing file can be explained.
+func checkLimits(fsys fs.FS, dir string, settings []policy.Setting, enabled []string, hint func(controller string) string) []LimitCheck {
+	checks := expectedLimits(settings)
 	for i := range checks {
 		c := &checks[i]
 		data, err := fs.ReadFile(fsys, filepath.Join(dir, c.File))

@@ -30,7 +30,7 @@ func TestCheckLimits(t *testing.T) {
 		"cg/cpu.weight":       {Data: []byte("100\n")},
 		"cg/cpu.max":          {Data: []byte("150000 100000\n")},
 	}
-	checks := checkLimits(fsys, "cg", p, []string{"memory", "pids", "cpu"}, func(c string) string { return "delegate " + c })
+	checks := checkLimits(fsys, "cg", p.Settings(), []string{"memory", "pids", "cpu"}, func(c string) string { return "delegate " + c })
 	got := map[string]LimitCheck{}
 	for _, c := range checks {
 		got[c.Key] = c

@@ -130,18 +130,11 @@ func keepWhatSliceHolds(s *policy.ResolvedSlice, live liveSlice) (_ *policy.Reso
 	return &kept, fmt.Sprintf("%s holds %s now (%s running): %s, which would take memory from them", SliceName, policy.FormatBytes(live.current), running, warning)
 }
 
-// sliceLimits is the slice's budget as the limits table reads it: the
-// table's accessors (policy.Limit.CgroupValue) take a *policy.Resolved, so
-// the budget's four limits travel in one that sets nothing else.
-func sliceLimits(s *policy.ResolvedSlice) *policy.Resolved {
-	return &policy.Resolved{Name: "slice", MemoryHigh: s.MemoryHigh, MemoryMax: s.MemoryMax, PidsMax: s.PidsMax, CPUWeight: s.CPUWeight}
-}
-
 // sliceChecks reads back the shared budget from the slice's cgroup dir
 // and names each limit "slice.KEY". setErr, when not nil, is why the
 // limits could not be set; it explains every limit that is not in force.
 func sliceChecks(dir cgroupDir, s *policy.ResolvedSlice, setErr error, hint func(string) string) []LimitCheck {
-	checks := dir.check(sliceLimits(s), hint)
+	checks := dir.check(s.Settings(), hint)
 	for i := range checks {
 		c := &checks[i]
 		c.Key = "slice." + c.Key

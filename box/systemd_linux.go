@@ -158,15 +158,11 @@ func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) [
 	}
 	// Every limit of the policy's table that a scope carries, in the
 	// table's order; io.weight also needs IOAccounting.
-	for _, l := range policy.Limits() {
-		v, ok := l.SystemdValue(p)
-		if !ok {
-			continue
-		}
-		if l.SystemdProperty == "IOWeight" {
+	for _, l := range p.Settings() {
+		if _, ok := l.SystemdValue(); ok && l.SystemdProperty == "IOWeight" {
 			props = append(props, sd.Property{Name: "IOAccounting", Value: godbus.MakeVariant(true)})
 		}
-		props = append(props, sd.Property{Name: l.SystemdProperty, Value: godbus.MakeVariant(v)})
+		props = appendLimit(props, l)
 	}
 	// OOMPolicy is "continue" whatever memory.oom_group says: the manager
 	// must not act on an OOM kill in the box. The scope's default, "stop"
@@ -186,19 +182,23 @@ func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) [
 	return props
 }
 
-// namedLimit is a limit and the systemd property that carries it.
-type namedLimit struct {
-	property string
-	value    *uint64 // nil: not set
+// appendLimit appends to props the property of l when l sets one.
+func appendLimit(props []sd.Property, l policy.Setting) []sd.Property {
+	if v, ok := l.SystemdValue(); ok {
+		props = append(props, sd.Property{Name: l.SystemdProperty, Value: godbus.MakeVariant(v)})
+	}
+	return props
 }
 
-// appendLimits appends to props, in order, a property for each limit that
-// is set.
-func appendLimits(props []sd.Property, limits []namedLimit) []sd.Property {
-	for _, l := range limits {
-		if l.value != nil {
-			props = append(props, sd.Property{Name: l.property, Value: godbus.MakeVariant(*l.value)})
-		}
+// sliceProperties maps the shared budget onto the slice's properties:
+// accounting, and each limit of the budget that is set.
+func sliceProperties(s *policy.ResolvedSlice) []sd.Property {
+	props := []sd.Property{
+		{Name: "MemoryAccounting", Value: godbus.MakeVariant(true)},
+		{Name: "TasksAccounting", Value: godbus.MakeVariant(true)},
+	}
+	for _, l := range s.Settings() {
+		props = appendLimit(props, l)
 	}
 	return props
 }
@@ -221,11 +221,7 @@ type systemdBox struct {
 // the newest policy files win and a manager restart loses nothing that
 // matters.
 func (b *systemdBackend) setSlice(ctx context.Context, s *policy.ResolvedSlice) error {
-	props := appendLimits([]sd.Property{
-		{Name: "MemoryAccounting", Value: godbus.MakeVariant(true)},
-		{Name: "TasksAccounting", Value: godbus.MakeVariant(true)},
-	}, []namedLimit{{"MemoryHigh", s.MemoryHigh}, {"MemoryMax", s.MemoryMax}, {"TasksMax", s.PidsMax}, {"CPUWeight", s.CPUWeight}})
-	if err := b.conn.SetUnitPropertiesContext(ctx, SliceName, true, props...); err != nil {
+	if err := b.conn.SetUnitPropertiesContext(ctx, SliceName, true, sliceProperties(s)...); err != nil {
 		return fmt.Errorf("setting the limits of %s: %w", SliceName, systemd.ExplainError(err))
 	}
 	return nil
@@ -356,7 +352,7 @@ func (x *systemdBox) Check(ctx context.Context) []LimitCheck {
 			"printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' | sudo tee /etc/systemd/system/user@.service.d/delegate.conf && "+
 			"sudo systemctl daemon-reload, then log out and in again", ctrl)
 	}
-	checks := x.cg.check(x.req.Policy, hint)
+	checks := x.cg.check(x.req.Policy.Settings(), hint)
 	if !x.req.Slice.Empty() {
 		checks = append(checks, sliceChecks(cgroupDir{mount: x.cg.mount, rel: filepath.Dir(x.cg.rel)}, x.req.Slice, x.sliceErr, hint)...)
 	}

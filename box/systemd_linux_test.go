@@ -1,7 +1,9 @@
 package box
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -78,5 +80,24 @@ func TestScopeProperties(t *testing.T) {
 	p.MemoryOOMGroup = true
 	if got := props(true)["OOMPolicy"].Value(); got != "continue" {
 		t.Errorf("OOMPolicy with oom_group = %v, want continue", got)
+	}
+}
+
+// TestSliceProperties: the [slice] budget reaches the slice as the limits
+// table's properties of its keys, as uint64, "max" as infinity, and
+// nothing for a key it leaves unset.
+func TestSliceProperties(t *testing.T) {
+	s := &policy.ResolvedSlice{MemoryHigh: u64(800 << 20), MemoryMax: u64(policy.Unlimited), CPUWeight: u64(100)}
+	var got []string
+	for _, pr := range sliceProperties(s) {
+		got = append(got, fmt.Sprintf("%s=%v", pr.Name, pr.Value.Value()))
+		if _, ok := pr.Value.Value().(uint64); !ok && !strings.HasSuffix(pr.Name, "Accounting") {
+			t.Errorf("%s has type %T, want uint64", pr.Name, pr.Value.Value())
+		}
+	}
+	want := []string{"MemoryAccounting=true", "TasksAccounting=true", "MemoryHigh=838860800",
+		fmt.Sprintf("MemoryMax=%d", uint64(policy.Unlimited)), "CPUWeight=100"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("sliceProperties = %v, want %v", got, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -418,86 +419,30 @@ func crossingSummary(c container.Container, backend string) (ok bool, summary, f
 // checkGroup: the group's processes and the protection they actually get.
 func (d *checker) checkGroup(g protect.Group) Check {
 	c := Check{ID: "protect:" + g.Name}
-	procFS, err := fs.Sub(d.m.FS, "proc")
+	procFS, matches, err := d.groupProcesses(g)
 	if err != nil {
 		c.Status, c.Summary = CheckWarn, "cannot read /proc: "+err.Error()
 		return c
 	}
-	var readlink func(string) (string, error)
-	if d.m.Readlink != nil {
-		readlink = func(name string) (string, error) { return d.m.Readlink("proc/" + name) }
-	}
-	procs, err := protect.ReadProcs(procFS, readlink)
-	if err != nil {
-		c.Status, c.Summary = CheckWarn, "cannot read /proc: "+err.Error()
-		return c
-	}
-	matches := protect.MatchProcesses(procs, []protect.Group{g}, protect.MatchOptions{UID: d.m.UID, Others: d.opt.Others})
 	if len(matches) == 0 {
 		c.Status = CheckOK
 		c.Summary = fmt.Sprintf("%s: no process of yours is running (%s)", g.Name, strings.Join(g.Match, ", "))
 		return c
 	}
-	byCgroup := map[string][]protect.Match{}
-	var cgroups []string
-	for _, m := range matches {
-		if _, ok := byCgroup[m.Cgroup]; !ok {
-			cgroups = append(cgroups, m.Cgroup)
-		}
-		byCgroup[m.Cgroup] = append(byCgroup[m.Cgroup], m)
-	}
-	sort.Strings(cgroups)
+	cgroups, byCgroup := groupByCgroup(matches)
 	d.editorCgroups = append(d.editorCgroups, cgroups...)
 	c.Status = CheckOK
 	var fixes []string
 	highOOM := false
 	for _, cg := range cgroups {
-		ms := byCgroup[cg]
-		names := map[string]bool{}
-		lo, hi := 1001, -1001
-		for _, m := range ms {
-			names[m.Comm] = true
-			if v, err := procfs.ReadOOMScoreAdjFS(procFS, m.PID); err == nil {
-				lo, hi = min(lo, v), max(hi, v)
-			}
-		}
-		var nl []string
-		for n := range names {
-			nl = append(nl, n)
-		}
-		sort.Strings(nl)
-		where := cg
-		if u, _, _ := systemd.UnitOwner(cg); u != "" {
-			where = u
-		}
-		line := fmt.Sprintf("%d processes (%s) in %s", len(ms), strings.Join(nl, ", "), where)
-		if hi >= lo {
-			if lo == hi {
-				line += fmt.Sprintf(": oom_score_adj %d", lo)
-			} else {
-				line += fmt.Sprintf(": oom_score_adj %d..%d", lo, hi)
-			}
-			if g.OOMScoreAdj != nil && hi > *g.OOMScoreAdj && hi > 100 {
-				highOOM = true
-			}
-		}
+		line, high := oomLine(procFS, g, cg, byCgroup[cg])
+		highOOM = highOOM || high
 		if g.MemoryLow != nil {
-			p, err := protect.EffectiveProtection(d.m.FS, cg, *g.MemoryLow, nil, d.m.UID)
-			if err == nil {
-				own := uint64(0)
-				if len(p.Levels) > 0 {
-					own = p.Levels[len(p.Levels)-1].Low
-				}
-				line += fmt.Sprintf(", memory.low %s, effective %s of %s", protect.FormatLow(own), protect.FormatLow(p.Effective), protect.FormatLow(*g.MemoryLow))
-				if p.Note != "" {
-					line += " (" + p.Note + ")"
-				}
-				if p.Effective < *g.MemoryLow {
-					c.Status = CheckWarn
-					for _, f := range p.Fixes {
-						fixes = append(fixes, f.Command)
-					}
-				}
+			low, short, lowFixes := d.lowLine(g, cg)
+			line += low
+			if short {
+				c.Status = CheckWarn
+				fixes = append(fixes, lowFixes...)
 			}
 		}
 		c.Details = append(c.Details, line)
@@ -513,6 +458,94 @@ func (d *checker) checkGroup(g protect.Group) Check {
 		c.Fix = strings.Join(dedupe(fixes), "; ")
 	}
 	return c
+}
+
+// groupProcesses reads /proc and returns it with the processes of g;
+// the error says why /proc cannot be read.
+func (d *checker) groupProcesses(g protect.Group) (fs.FS, []protect.Match, error) {
+	procFS, err := fs.Sub(d.m.FS, "proc")
+	if err != nil {
+		return nil, nil, err
+	}
+	var readlink func(string) (string, error)
+	if d.m.Readlink != nil {
+		readlink = func(name string) (string, error) { return d.m.Readlink("proc/" + name) }
+	}
+	procs, err := protect.ReadProcs(procFS, readlink)
+	if err != nil {
+		return nil, nil, err
+	}
+	return procFS, protect.MatchProcesses(procs, []protect.Group{g}, protect.MatchOptions{UID: d.m.UID, Others: d.opt.Others}), nil
+}
+
+// groupByCgroup returns the cgroups of matches, sorted, and the matches
+// in each.
+func groupByCgroup(matches []protect.Match) ([]string, map[string][]protect.Match) {
+	byCgroup := map[string][]protect.Match{}
+	var cgroups []string
+	for _, m := range matches {
+		if _, ok := byCgroup[m.Cgroup]; !ok {
+			cgroups = append(cgroups, m.Cgroup)
+		}
+		byCgroup[m.Cgroup] = append(byCgroup[m.Cgroup], m)
+	}
+	sort.Strings(cgroups)
+	return cgroups, byCgroup
+}
+
+// oomLine describes the processes ms of g in cgroup cg: how many, their
+// names, where, and the range of their oom_score_adj. high is true when
+// one is above the group's oom_score_adj and above 100: not lowered.
+func oomLine(procFS fs.FS, g protect.Group, cg string, ms []protect.Match) (line string, high bool) {
+	names := map[string]bool{}
+	lo, hi := 1001, -1001
+	for _, m := range ms {
+		names[m.Comm] = true
+		if v, err := procfs.ReadOOMScoreAdjFS(procFS, m.PID); err == nil {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+	}
+	nl := slices.Sorted(maps.Keys(names))
+	where := cg
+	if u, _, _ := systemd.UnitOwner(cg); u != "" {
+		where = u
+	}
+	line = fmt.Sprintf("%d processes (%s) in %s", len(ms), strings.Join(nl, ", "), where)
+	if hi < lo {
+		return line, false
+	}
+	if lo == hi {
+		line += fmt.Sprintf(": oom_score_adj %d", lo)
+	} else {
+		line += fmt.Sprintf(": oom_score_adj %d..%d", lo, hi)
+	}
+	return line, g.OOMScoreAdj != nil && hi > *g.OOMScoreAdj && hi > 100
+}
+
+// lowLine describes the memory.low protection of cgroup cg against the
+// group's: its own, the effective and the wanted one. short is true when
+// the effective is below the group's, and fixes then say what raises it.
+// "" when it cannot be read.
+func (d *checker) lowLine(g protect.Group, cg string) (line string, short bool, fixes []string) {
+	p, err := protect.EffectiveProtection(d.m.FS, cg, *g.MemoryLow, nil, d.m.UID)
+	if err != nil {
+		return "", false, nil
+	}
+	own := uint64(0)
+	if len(p.Levels) > 0 {
+		own = p.Levels[len(p.Levels)-1].Low
+	}
+	line = fmt.Sprintf(", memory.low %s, effective %s of %s", protect.FormatLow(own), protect.FormatLow(p.Effective), protect.FormatLow(*g.MemoryLow))
+	if p.Note != "" {
+		line += " (" + p.Note + ")"
+	}
+	if p.Effective >= *g.MemoryLow {
+		return line, false, nil
+	}
+	for _, f := range p.Fixes {
+		fixes = append(fixes, f.Command)
+	}
+	return line, true, fixes
 }
 
 func dedupe(s []string) []string {

@@ -9,8 +9,15 @@ import (
 // protectKeys are the keys of a [protect.NAME] table. Read-only.
 var protectKeys = []string{"match", "memory.low", "oom_score_adj"}
 
-// sliceKeys are the keys of the [slice] table. Read-only.
-var sliceKeys = []string{"memory.high", "memory.max", "pids.max", "cpu.weight"}
+// sliceKeys are the keys of the [slice] table, those of sliceTable.
+// Read-only.
+var sliceKeys = func() []string {
+	keys := make([]string, len(sliceTable))
+	for i, row := range sliceTable {
+		keys[i] = row.key
+	}
+	return keys
+}()
 
 // subKeys returns the known keys under prefix ("memory" gives memory.high,
 // memory.max, ...); none means prefix is not a table of known keys.

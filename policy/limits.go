@@ -198,7 +198,7 @@ func keysOf(rows []Limit) []string {
 // Limits returns the rows of the limits table, in the order of Keys: every
 // key of a policy that limits the box, with the cgroup file and the systemd
 // property it is written to. A backend applies a Resolved policy by writing,
-// for each row, CgroupValue to CgroupFile or SystemdValue to
+// for each of its Settings, CgroupValue to CgroupFile or SystemdValue to
 // SystemdProperty.
 func Limits() []Limit {
 	var out []Limit
@@ -217,41 +217,6 @@ func lookupKey(key string) (Limit, bool) {
 		return Limit{}, false
 	}
 	return keyTable[i], true
-}
-
-// CgroupValue returns the resolved value of the limit as CgroupFile takes
-// it ("8589934592", "max", "400000 100000", "default 50", "1"), and false
-// when r leaves the file at the kernel's default (the key is unset, or
-// memory.oom_group is false) or the limit has no cgroup file.
-func (l Limit) CgroupValue(r *Resolved) (string, bool) {
-	switch {
-	case l.CgroupFile == "":
-		return "", false
-	case l.flag != nil:
-		if l.flag(r) {
-			return "1", true
-		}
-		return "", false
-	}
-	v := l.value(r)
-	if v == nil {
-		return "", false
-	}
-	if l.text != nil {
-		return l.text(*v), true
-	}
-	return cgroupValue(*v), true
-}
-
-// SystemdValue returns the resolved value of the limit for SystemdProperty,
-// a D-Bus "t" (uint64) for every property boxrun sets: Unlimited is
-// systemd's infinity. It returns false when the key is unset or the limit
-// has no systemd property.
-func (l Limit) SystemdValue(r *Resolved) (uint64, bool) {
-	if l.SystemdProperty == "" || l.value == nil || l.value(r) == nil {
-		return 0, false
-	}
-	return *l.value(r), true
 }
 
 // writes names where the backends write the limit, and its unit setting.

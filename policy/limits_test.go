@@ -13,8 +13,9 @@ import (
 // today, spelled out by hand from box/systemd_linux.go (scopeProperties:
 // MemoryHigh, MemoryMax, MemorySwapMax, TasksMax, CPUWeight,
 // CPUQuotaPerSecUSec, IOWeight; memory.oom.group written by Place, never
-// OOMPolicy=kill) and box/cgroupfs_linux.go (cgroupResources and
-// setIOWeight; readback.go's expectedLimits names the same files), and
+// OOMPolicy=kill) and box/cgroupfs_linux.go (which wrote them through
+// containerd's cgroup2.Resources and io.weight by hand; readback.go's
+// expectedLimits names the same files), and
 // helper_linux.go (/proc/self/oom_score_adj).
 func TestLimitsTable(t *testing.T) {
 	want := []struct {
@@ -126,24 +127,24 @@ func TestLimitRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			text, ok := l.CgroupValue(fromFile)
+			text, ok := settingOf(t, fromFile.Settings(), l.Key).CgroupValue()
 			if ok != (l.CgroupFile != "") || text == "" && ok {
 				t.Errorf("CgroupValue = %q, %v with cgroup file %q", text, ok, l.CgroupFile)
 			}
-			if again, _ := l.CgroupValue(fromSet); again != text {
+			if again, _ := settingOf(t, fromSet.Settings(), l.Key).CgroupValue(); again != text {
 				t.Errorf("CgroupValue from --set %q, from the file %q", again, text)
 			}
-			if _, ok := l.CgroupValue(unset); ok {
+			if _, ok := settingOf(t, unset.Settings(), l.Key).CgroupValue(); ok {
 				t.Errorf("CgroupValue of an unset key is set")
 			}
-			v, ok := l.SystemdValue(fromFile)
+			v, ok := settingOf(t, fromFile.Settings(), l.Key).SystemdValue()
 			if ok != (l.SystemdProperty != "") {
 				t.Errorf("SystemdValue = %d, %v with property %q", v, ok, l.SystemdProperty)
 			}
-			if again, _ := l.SystemdValue(fromSet); again != v {
+			if again, _ := settingOf(t, fromSet.Settings(), l.Key).SystemdValue(); again != v {
 				t.Errorf("SystemdValue from --set %d, from the file %d", again, v)
 			}
-			if _, ok := l.SystemdValue(unset); ok {
+			if _, ok := settingOf(t, unset.Settings(), l.Key).SystemdValue(); ok {
 				t.Errorf("SystemdValue of an unset key is set")
 			}
 
@@ -217,13 +218,15 @@ func TestLimitValues(t *testing.T) {
 				t.Fatal(err)
 			}
 			key, _, _ := strings.Cut(tt.set, "=")
-			i := slices.IndexFunc(Limits(), func(l Limit) bool { return l.Key == key })
-			l := Limits()[i]
-			if got, ok := l.CgroupValue(r); !ok || got != tt.cgroup {
+			s := settingOf(t, r.Settings(), key)
+			if got, ok := s.CgroupValue(); !ok || got != tt.cgroup {
 				t.Errorf("CgroupValue = %q, %v, want %q", got, ok, tt.cgroup)
 			}
-			if got, ok := l.SystemdValue(r); ok == tt.noSystem || got != tt.systemd {
+			if got, ok := s.SystemdValue(); ok == tt.noSystem || got != tt.systemd {
 				t.Errorf("SystemdValue = %d, %v, want %d", got, ok, tt.systemd)
+			}
+			if s.Unlimited() != strings.HasSuffix(tt.set, "=max") {
+				t.Errorf("Unlimited = %v", s.Unlimited())
 			}
 		})
 	}
@@ -231,9 +234,70 @@ func TestLimitValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range Limits() {
-		if v, ok := l.CgroupValue(r); ok {
-			t.Errorf("%s: CgroupValue = %q of memory.oom_group=false, oom_score_adj=500", l.Key, v)
+	for _, s := range r.Settings() {
+		if v, ok := s.CgroupValue(); ok {
+			t.Errorf("%s: CgroupValue = %q of memory.oom_group=false, oom_score_adj=500", s.Key, v)
 		}
 	}
+}
+
+// settingOf returns the setting of key among settings.
+func settingOf(t *testing.T, settings []Setting, key string) Setting {
+	t.Helper()
+	i := slices.IndexFunc(settings, func(s Setting) bool { return s.Key == key })
+	if i < 0 {
+		t.Fatalf("no setting of %s", key)
+	}
+	return settings[i]
+}
+
+// TestResolvedSettings: a Resolved has one setting per row of the limits
+// table, in the table's order.
+func TestResolvedSettings(t *testing.T) {
+	got := keysOf(limitsOf((&Resolved{}).Settings()))
+	if want := keysOf(Limits()); !slices.Equal(got, want) {
+		t.Errorf("Settings() keys %v, want the table's %v", got, want)
+	}
+}
+
+// TestSliceSettings: the [slice] budget's settings are the table's rows
+// of its keys, each with the slice's own value, written to the same file
+// and property a box's is; unset keys say so, and a nil slice has none.
+func TestSliceSettings(t *testing.T) {
+	u := func(v uint64) *uint64 { return &v }
+	s := &ResolvedSlice{MemoryHigh: u(800 << 20), MemoryMax: u(Unlimited), PidsMax: u(8192)}
+	want := []struct {
+		key, file, property, cgroup string
+		systemd                     uint64
+		set, unlimited              bool
+	}{
+		{"memory.high", "memory.high", "MemoryHigh", "838860800", 800 << 20, true, false},
+		{"memory.max", "memory.max", "MemoryMax", "max", Unlimited, true, true},
+		{"pids.max", "pids.max", "TasksMax", "8192", 8192, true, false},
+		{"cpu.weight", "cpu.weight", "CPUWeight", "", 0, false, false},
+	}
+	got := s.Settings()
+	if !slices.Equal(keysOf(limitsOf(got)), sliceKeys) || len(got) != len(want) {
+		t.Fatalf("Settings() keys %v, want the [slice] keys %v", keysOf(limitsOf(got)), sliceKeys)
+	}
+	for i, w := range want {
+		g := got[i]
+		text, ok := g.CgroupValue()
+		v, sok := g.SystemdValue()
+		if g.Key != w.key || g.CgroupFile != w.file || g.SystemdProperty != w.property || text != w.cgroup || ok != w.set ||
+			v != w.systemd || sok != w.set || g.Unlimited() != w.unlimited {
+			t.Errorf("%s: {%s %s %q %v %d %v %v}, want %+v", g.Key, g.CgroupFile, g.SystemdProperty, text, ok, v, sok, g.Unlimited(), w)
+		}
+	}
+	if (*ResolvedSlice)(nil).Settings() != nil {
+		t.Errorf("a nil slice has settings")
+	}
+}
+
+func limitsOf(settings []Setting) []Limit {
+	out := make([]Limit, len(settings))
+	for i, s := range settings {
+		out[i] = s.Limit
+	}
+	return out
 }

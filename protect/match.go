@@ -136,73 +136,25 @@ func MatchProcesses(procs []ProcInfo, groups []Group, opt MatchOptions) []Match 
 	for _, c := range children {
 		sort.Ints(c)
 	}
-	eligible := func(p ProcInfo) bool {
-		return p.PID > 1 && p.PID != opt.SelfPID && p.UID == opt.UID && p.EUID == opt.UID &&
-			p.State != 'Z' && p.PPID != 2 && p.PID != 2 && !inBox(p.Cgroup) &&
-			(opt.SelfExe == "" || p.Exe != opt.SelfExe)
-	}
-	directGroup := func(p ProcInfo) (int, string) {
-		for i, g := range groups {
-			for _, m := range g.Match {
-				if via, ok := p.matchName(m); ok {
-					return i, via
-				}
-			}
-		}
-		return -1, ""
-	}
-	isOther := func(p ProcInfo) bool {
-		for _, m := range opt.Others {
-			if _, ok := p.matchName(m); ok {
-				return true
-			}
-		}
-		return false
-	}
 	picked := map[int]bool{}
 	var out []Match
 	sorted := slices.Clone(procs)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].PID < sorted[j].PID })
 	// Direct matches first, so that a helper that matches a group itself
 	// is reported under its own name.
-	type root struct {
-		p     ProcInfo
-		group int
-	}
-	var roots []root
+	var roots []Match
 	for _, p := range sorted {
-		if !eligible(p) {
+		if !opt.eligible(p) {
 			continue
 		}
-		if gi, via := directGroup(p); gi >= 0 {
+		if gi, via := groupOf(p, groups); gi >= 0 {
 			picked[p.PID] = true
-			out = append(out, Match{ProcInfo: p, Group: groups[gi].Name, Via: via})
-			roots = append(roots, root{p, gi})
+			roots = append(roots, Match{ProcInfo: p, Group: groups[gi].Name, Via: via})
 		}
 	}
+	out = append(out, roots...)
 	for _, r := range roots {
-		queue := slices.Clone(children[r.p.PID])
-		for len(queue) > 0 {
-			pid := queue[0]
-			queue = queue[1:]
-			c, ok := byPID[pid]
-			if !ok || picked[pid] || c.Cgroup != r.p.Cgroup || inBox(c.Cgroup) ||
-				(opt.SelfExe != "" && c.Exe == opt.SelfExe) || pid == opt.SelfPID || c.isShell() || isOther(c) {
-				continue
-			}
-			if gi, _ := directGroup(c); gi >= 0 {
-				continue // a root of its own
-			}
-			queue = append(queue, children[pid]...)
-			// A setuid sandbox helper of another user is walked through
-			// (its children are the user's again) but never touched.
-			if !eligible(c) {
-				continue
-			}
-			picked[pid] = true
-			out = append(out, Match{ProcInfo: c, Group: groups[r.group].Name,
-				Via: fmt.Sprintf("child of %d (%s)", r.p.PID, r.p.Comm)})
-		}
+		out = append(out, helpersOf(r, byPID, children, picked, groups, opt)...)
 	}
 	order := map[string]int{}
 	for i, g := range groups {
@@ -215,4 +167,66 @@ func MatchProcesses(procs []ProcInfo, groups []Group, opt MatchOptions) []Match 
 		return out[i].PID < out[j].PID
 	})
 	return out
+}
+
+// helpersOf walks the descendants of the matched process r in its cgroup
+// (children lists each pid's, byPID the processes) and returns those
+// picked as its helpers, marking them in picked. The walk stops at a
+// shell, a process of another group, boxrun or a box, and at one that
+// matches a group itself (a root of its own).
+func helpersOf(r Match, byPID map[int]ProcInfo, children map[int][]int, picked map[int]bool, groups []Group, opt MatchOptions) []Match {
+	var out []Match
+	queue := slices.Clone(children[r.PID])
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		c, ok := byPID[pid]
+		if !ok || picked[pid] || c.Cgroup != r.Cgroup || inBox(c.Cgroup) ||
+			(opt.SelfExe != "" && c.Exe == opt.SelfExe) || pid == opt.SelfPID || c.isShell() || opt.isOther(c) {
+			continue
+		}
+		if gi, _ := groupOf(c, groups); gi >= 0 {
+			continue // a root of its own
+		}
+		queue = append(queue, children[pid]...)
+		// A setuid sandbox helper of another user is walked through
+		// (its children are the user's again) but never touched.
+		if !opt.eligible(c) {
+			continue
+		}
+		picked[pid] = true
+		out = append(out, Match{ProcInfo: c, Group: r.Group, Via: fmt.Sprintf("child of %d (%s)", r.PID, r.Comm)})
+	}
+	return out
+}
+
+// eligible reports whether p may be picked at all: a live process of
+// opt.UID, not a kernel thread, init, boxrun or in a box.
+func (opt MatchOptions) eligible(p ProcInfo) bool {
+	return p.PID > 1 && p.PID != opt.SelfPID && p.UID == opt.UID && p.EUID == opt.UID &&
+		p.State != 'Z' && p.PPID != 2 && p.PID != 2 && !inBox(p.Cgroup) &&
+		(opt.SelfExe == "" || p.Exe != opt.SelfExe)
+}
+
+// isOther reports whether p goes by a name of a group not being applied.
+func (opt MatchOptions) isOther(p ProcInfo) bool {
+	for _, m := range opt.Others {
+		if _, ok := p.matchName(m); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// groupOf returns the index of the first of groups p goes by a name of,
+// and how it matched; -1 when none.
+func groupOf(p ProcInfo, groups []Group) (int, string) {
+	for i, g := range groups {
+		for _, m := range g.Match {
+			if via, ok := p.matchName(m); ok {
+				return i, via
+			}
+		}
+	}
+	return -1, ""
 }

@@ -80,24 +80,12 @@ func (p *Protector) protectCgroup(ctx context.Context, mount cgroupfs.Mount, cg,
 		if manager == "system" && !root {
 			break // the fix names the command
 		}
-		ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
-		defer cancel()
-		c, err := p.conn(ctx, manager, systemd.SocketFor(manager, owner))
-		if err != nil {
-			problem("setting MemoryLow on %s: %v", unit, err)
-			break
+		if prev, err := p.setUnitLow(ctx, manager, owner, unit, want); err != nil {
+			problem("%v", err)
+		} else {
+			u.Before, u.Changed = prev, true
+			st.recordUnit(stateUnit{Manager: manager, UID: owner, Unit: unit, Cgroup: cg, Before: prev, After: want})
 		}
-		prev, err := getMemoryLow(ctx, c, unit)
-		if err != nil {
-			problem("reading MemoryLow of %s: %v", unit, err)
-			break
-		}
-		if err := setMemoryLow(ctx, c, unit, want); err != nil {
-			problem("setting MemoryLow=%s on %s: %v", systemdSize(want), unit, err)
-			break
-		}
-		u.Before, u.Changed = prev, true
-		st.recordUnit(stateUnit{Manager: manager, UID: owner, Unit: unit, Cgroup: cg, Before: prev, After: want})
 	case haveFile:
 		// A plain cgroup (no systemd): write the file when we may.
 		full := filepath.Join(mount.Path, cg, "memory.low")
@@ -125,29 +113,56 @@ func (p *Protector) protectCgroup(ctx context.Context, mount cgroupfs.Mount, cg,
 		problem("computing the protection of %s: %v", cg, err)
 	}
 	if p.opt.System && root && !p.opt.DryRun && len(prot.Fixes) > 0 {
-		for i := range prot.Fixes {
-			f := &prot.Fixes[i]
-			if f.Cgroup == cg {
-				continue
-			}
-			if err := p.applyFix(ctx, mount, *f, want, st); err != nil {
-				problem("%s: %v", f.Command, err)
-				continue
-			}
-			f.Applied = true
-		}
-		if again, err := EffectiveProtection(p.rootFS, cg, want, nil, p.opt.UID); err == nil {
-			applied := prot.Fixes
-			prot = again
-			for _, f := range applied {
-				if f.Applied {
-					prot.Fixes = append(prot.Fixes, f)
-				}
-			}
-		}
+		prot = p.liftAncestors(ctx, mount, cg, want, prot, st, problem)
 	}
 	u.Protection = prot
 	return u
+}
+
+// setUnitLow sets MemoryLow=want on unit through its manager (owner's,
+// for a user manager) and returns the MemoryLow it had.
+func (p *Protector) setUnitLow(ctx context.Context, manager string, owner int, unit string, want uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opt.Timeout)
+	defer cancel()
+	c, err := p.conn(ctx, manager, systemd.SocketFor(manager, owner))
+	if err != nil {
+		return 0, fmt.Errorf("setting MemoryLow on %s: %v", unit, err)
+	}
+	prev, err := getMemoryLow(ctx, c, unit)
+	if err != nil {
+		return 0, fmt.Errorf("reading MemoryLow of %s: %v", unit, err)
+	}
+	if err := setMemoryLow(ctx, c, unit, want); err != nil {
+		return 0, fmt.Errorf("setting MemoryLow=%s on %s: %v", systemdSize(want), unit, err)
+	}
+	return prev, nil
+}
+
+// liftAncestors makes, as root, the fixes of prot for the cgroups above cg
+// that cap its protection, and returns the protection then in force with
+// the fixes made; problem is told of each that fails.
+func (p *Protector) liftAncestors(ctx context.Context, mount cgroupfs.Mount, cg string, want uint64, prot Protection, st *protectState, problem func(string, ...any)) Protection {
+	for i := range prot.Fixes {
+		f := &prot.Fixes[i]
+		if f.Cgroup == cg {
+			continue
+		}
+		if err := p.applyFix(ctx, mount, *f, want, st); err != nil {
+			problem("%s: %v", f.Command, err)
+			continue
+		}
+		f.Applied = true
+	}
+	again, err := EffectiveProtection(p.rootFS, cg, want, nil, p.opt.UID)
+	if err != nil {
+		return prot
+	}
+	for _, f := range prot.Fixes {
+		if f.Applied {
+			again.Fixes = append(again.Fixes, f)
+		}
+	}
+	return again
 }
 
 // applyFix makes one fix as root: MemoryLow through the unit's manager, or

@@ -190,60 +190,14 @@ func (p *Protector) apply(ctx context.Context, matches []Match) (*Report, error)
 	}
 	// oom_score_adj, process by process.
 	for _, m := range matches {
-		pp := ProtectedProcess{PID: m.PID, StartTime: m.StartTime, Comm: m.Comm, Group: m.Group, Via: m.Via, Cgroup: m.Cgroup}
-		pp.Unit, _, _ = systemd.UnitOwner(m.Cgroup)
-		pp.OOMTarget = groups[m.Group].OOMScoreAdj
-		cur, err := p.oom.Get(m.PID)
-		if err != nil {
-			continue // gone
+		if pp, ok := p.lowerOOM(m, groups[m.Group].OOMScoreAdj, st, rep); ok {
+			rep.Processes = append(rep.Processes, pp)
 		}
-		pp.OOMBefore, pp.OOMAfter = cur, cur
-		if t := pp.OOMTarget; t != nil && *t < cur && !p.opt.DryRun {
-			if last, ok := p.done[m.Key()]; ok && last.after == cur {
-				pp.OOMFloor = last.floor // already as low as it goes
-			} else if !p.sameProcess(m) {
-				continue
-			} else {
-				after, floor, err := LowerOOMScoreAdj(p.oom, m.PID, cur, *t)
-				pp.OOMAfter, pp.OOMFloor = after, floor
-				if err != nil && !errors.Is(err, syscall.ESRCH) {
-					pp.Error = err.Error()
-					rep.Problems = append(rep.Problems, fmt.Sprintf("lowering oom_score_adj of %s (pid %d): %v", m.Comm, m.PID, err))
-				}
-				if after != cur {
-					st.recordProc(m, cur, after)
-				}
-				p.done[m.Key()] = lowered{after, floor}
-			}
-		} else if t != nil && *t < cur {
-			pp.OOMAfter = *t // what a dry run would try
-		}
-		rep.Processes = append(rep.Processes, pp)
 	}
 	// memory.low, unit by unit (the highest want of the groups in it).
-	type want struct {
-		group string
-		bytes uint64
-	}
-	wants := map[string]want{}
-	var cgroups []string
-	for _, m := range matches {
-		g := groups[m.Group]
-		if g.MemoryLow == nil || m.Cgroup == "" {
-			continue
-		}
-		w, seen := wants[m.Cgroup]
-		if !seen {
-			cgroups = append(cgroups, m.Cgroup)
-		}
-		if !seen || *g.MemoryLow > w.bytes {
-			wants[m.Cgroup] = want{m.Group, *g.MemoryLow}
-		}
-	}
 	mount, _ := cgroupfs.ReadMount(p.rootFS)
-	for _, cg := range cgroups {
-		w := wants[cg]
-		rep.Units = append(rep.Units, p.protectCgroup(ctx, mount, cg, w.group, w.bytes, st, rep))
+	for _, w := range memoryLowWants(matches, groups) {
+		rep.Units = append(rep.Units, p.protectCgroup(ctx, mount, w.cgroup, w.group, w.bytes, st, rep))
 	}
 	if st != nil && st.dirty {
 		st.prune(p.procFS)
@@ -252,6 +206,75 @@ func (p *Protector) apply(ctx context.Context, matches []Match) (*Report, error)
 		}
 	}
 	return rep, nil
+}
+
+// lowerOOM brings the oom_score_adj of m down to target (nil: the group
+// sets none) and returns what it did, false when the process is gone. A
+// dry run reports the target and changes nothing; st records the value
+// before, rep the problems.
+func (p *Protector) lowerOOM(m Match, target *int, st *protectState, rep *Report) (ProtectedProcess, bool) {
+	pp := ProtectedProcess{PID: m.PID, StartTime: m.StartTime, Comm: m.Comm, Group: m.Group, Via: m.Via, Cgroup: m.Cgroup}
+	pp.Unit, _, _ = systemd.UnitOwner(m.Cgroup)
+	pp.OOMTarget = target
+	cur, err := p.oom.Get(m.PID)
+	if err != nil {
+		return pp, false // gone
+	}
+	pp.OOMBefore, pp.OOMAfter = cur, cur
+	switch t := target; {
+	case t == nil || *t >= cur:
+	case p.opt.DryRun:
+		pp.OOMAfter = *t // what a dry run would try
+	default:
+		if last, ok := p.done[m.Key()]; ok && last.after == cur {
+			pp.OOMFloor = last.floor // already as low as it goes
+			break
+		}
+		if !p.sameProcess(m) {
+			return pp, false
+		}
+		after, floor, err := LowerOOMScoreAdj(p.oom, m.PID, cur, *t)
+		pp.OOMAfter, pp.OOMFloor = after, floor
+		if err != nil && !errors.Is(err, syscall.ESRCH) {
+			pp.Error = err.Error()
+			rep.Problems = append(rep.Problems, fmt.Sprintf("lowering oom_score_adj of %s (pid %d): %v", m.Comm, m.PID, err))
+		}
+		if after != cur {
+			st.recordProc(m, cur, after)
+		}
+		p.done[m.Key()] = lowered{after, floor}
+	}
+	return pp, true
+}
+
+// lowWant is the memory.low a cgroup is to have, and the group that wants
+// it.
+type lowWant struct {
+	cgroup, group string
+	bytes         uint64
+}
+
+// memoryLowWants returns, for each cgroup of matches in the order first
+// met, the highest memory.low the groups of its matches want; a group
+// with no memory.low wants none.
+func memoryLowWants(matches []Match, groups map[string]Group) []lowWant {
+	var wants []lowWant
+	at := map[string]int{}
+	for _, m := range matches {
+		g := groups[m.Group]
+		if g.MemoryLow == nil || m.Cgroup == "" {
+			continue
+		}
+		i, seen := at[m.Cgroup]
+		if !seen {
+			at[m.Cgroup], i = len(wants), len(wants)
+			wants = append(wants, lowWant{cgroup: m.Cgroup, group: m.Group, bytes: *g.MemoryLow})
+		}
+		if *g.MemoryLow > wants[i].bytes {
+			wants[i].group, wants[i].bytes = m.Group, *g.MemoryLow
+		}
+	}
+	return wants
 }
 
 // sameProcess checks that m's pid still names the process scanned.

@@ -52,14 +52,7 @@ func Diagnose(r *Run) []Diagnosis {
 		}
 	}
 	if measured && r.Pids.EventsMax > 0 {
-		d := Diagnosis{Kind: KindForkFailed, Severity: SeverityError}
-		times := times(r.Pids.EventsMax)
-		if r.Policy.PidsMax != nil {
-			d.Message = fmt.Sprintf("fork failed %s: pids.max=%d reached — raise pids.max in policy %s", times, *r.Policy.PidsMax, pol)
-		} else {
-			d.Message = fmt.Sprintf("fork failed %s: the process limit of a cgroup around the box was reached — set a larger pids.max there, or fewer processes at once", times)
-		}
-		errs = append(errs, d)
+		errs = append(errs, forkFailed(r, pol))
 	}
 	// With backpressure, memory.high is boxrun's own brake, just under the
 	// point where it pauses processes: throttling there is the mechanism
@@ -72,34 +65,53 @@ func Diagnose(r *Run) []Diagnosis {
 	if k := r.BoxrunKilled; k != nil {
 		errs = append(errs, boxrunKilled(r, *k))
 	}
-	if n := uint64(len(r.Leftovers)); n > 0 && r.BoxrunKilled == nil {
-		d := Diagnosis{Kind: KindLeftovers, Severity: SeverityWarning}
-		verb := "were"
-		if n == 1 {
-			verb = "was"
-		}
-		switch {
-		case r.LeftoversKilled && r.Interrupted != "":
-			they := "they were"
-			if n == 1 {
-				they = "it was"
-			}
-			d.Message = fmt.Sprintf("boxrun was interrupted by %s while %s still ran in the box; %s killed", r.Interrupted, plural(n, "process", "processes"), they)
-		case r.LeftoversKilled:
-			d.Message = fmt.Sprintf("%s outlived %s and %s killed: it did not wait for them", plural(n, "process", "processes"), cmd, verb)
-		default:
-			where := ""
-			if r.Unit != "" {
-				where = " in " + r.Unit
-			}
-			d.Message = fmt.Sprintf("%s outlived %s and %s left running%s (leftovers = \"keep\")", plural(n, "process", "processes"), cmd, verb, where)
-		}
-		for _, p := range r.Leftovers {
-			d.Details = append(d.Details, fmt.Sprintf("pid %d %s: %s", p.PID, p.Comm, p.Cmdline))
-		}
-		warns = append(warns, d)
+	if len(r.Leftovers) > 0 && r.BoxrunKilled == nil {
+		warns = append(warns, leftovers(r, cmd))
 	}
 	return withSenders(r, append(errs, warns...))
+}
+
+// forkFailed explains forks refused by pids.max, the box's or one above.
+func forkFailed(r *Run, pol string) Diagnosis {
+	d := Diagnosis{Kind: KindForkFailed, Severity: SeverityError}
+	times := times(r.Pids.EventsMax)
+	if r.Policy.PidsMax != nil {
+		d.Message = fmt.Sprintf("fork failed %s: pids.max=%d reached — raise pids.max in policy %s", times, *r.Policy.PidsMax, pol)
+	} else {
+		d.Message = fmt.Sprintf("fork failed %s: the process limit of a cgroup around the box was reached — set a larger pids.max there, or fewer processes at once", times)
+	}
+	return d
+}
+
+// leftovers explains the processes that outlived the command: killed at
+// its end or on an interrupt, or left running.
+func leftovers(r *Run, cmd string) Diagnosis {
+	n := uint64(len(r.Leftovers))
+	d := Diagnosis{Kind: KindLeftovers, Severity: SeverityWarning}
+	verb := "were"
+	if n == 1 {
+		verb = "was"
+	}
+	switch {
+	case r.LeftoversKilled && r.Interrupted != "":
+		they := "they were"
+		if n == 1 {
+			they = "it was"
+		}
+		d.Message = fmt.Sprintf("boxrun was interrupted by %s while %s still ran in the box; %s killed", r.Interrupted, plural(n, "process", "processes"), they)
+	case r.LeftoversKilled:
+		d.Message = fmt.Sprintf("%s outlived %s and %s killed: it did not wait for them", plural(n, "process", "processes"), cmd, verb)
+	default:
+		where := ""
+		if r.Unit != "" {
+			where = " in " + r.Unit
+		}
+		d.Message = fmt.Sprintf("%s outlived %s and %s left running%s (leftovers = \"keep\")", plural(n, "process", "processes"), cmd, verb, where)
+	}
+	for _, p := range r.Leftovers {
+		d.Details = append(d.Details, fmt.Sprintf("pid %d %s: %s", p.PID, p.Comm, p.Cmdline))
+	}
+	return d
 }
 
 // oomInBox explains OOM kills of processes in the box.

@@ -118,87 +118,29 @@ var flagValues = map[string][]string{
 // is only called when policy names or groups are wanted.
 func complete(raw []string, stack func(policyFile string) *policy.Stack) completion {
 	words, at, split := glueEquals(raw)
-	cur, prev := words[len(words)-1], words[:len(words)-1]
-	fs := rootFlags()
-	var cmd *command
-	policyFile := ""
-	positional := 0
-	dashdash := false
-	var pending *pflag.Flag // a flag whose value is cur
-	for i := 0; i < len(prev); i++ {
-		w := prev[i]
-		switch {
-		case w == "--" && !dashdash:
-			if cmd == nil {
-				return completion{command: at[i+1]}
-			}
-			dashdash = true
-		case strings.HasPrefix(w, "-") && len(w) > 1 && !dashdash:
-			f, value, hasValue := lookupFlag(fs, w)
-			if f == nil || !takesValue(f) {
-				continue
-			}
-			if !hasValue {
-				if i+1 == len(prev) {
-					pending = f
-					continue
-				}
-				i++
-				value = prev[i]
-			}
-			if f.Name == "policy-file" {
-				policyFile = value
-			}
-		case cmd == nil:
-			c, n, ok := lookupCommand(prev[i:])
-			if !ok {
-				return completion{command: at[i]}
-			}
-			cmd, fs = &c, describeFlags(c)
-			i += n - 1
-		default:
-			if sub, _, ok := lookupCommand(slices.Concat(strings.Fields(cmd.name), prev[i:i+1])); ok && sub.name != cmd.name {
-				cmd, fs = &sub, describeFlags(sub) // policy list
-				continue
-			}
-			positional++
-		}
+	cur := words[len(words)-1]
+	l, wrapped := readLine(words[:len(words)-1], at)
+	if wrapped >= 0 {
+		return completion{command: wrapped}
 	}
 	c := completion{command: -1}
 	policyNames := func() []string {
 		var names []string
-		if st := stack(policyFile); st != nil {
+		if st := stack(l.policyFile); st != nil {
 			for _, e := range st.Names() {
 				names = append(names, e.Name)
 			}
 		}
 		return names
 	}
-	values := func(f *pflag.Flag) {
-		switch f.Name {
-		case "policy":
-			c.words = policyNames()
-		case "policy-file", "report-json":
-			c.files = true
-		case "shim":
-			c.dirs = true
-		case "set":
-			for _, k := range policy.Keys() {
-				c.words = append(c.words, k+"=")
-			}
-			c.nospace = true
-		default:
-			c.words = flagValues[f.Name]
-		}
-	}
 	prefix := ""
 	switch {
-	case pending != nil:
-		values(pending)
-	case strings.HasPrefix(cur, "--") && strings.Contains(cur, "=") && !dashdash:
+	case l.pending != nil:
+		c.flagValues(l.pending, policyNames)
+	case strings.HasPrefix(cur, "--") && strings.Contains(cur, "=") && !l.dashdash:
 		name, value, _ := strings.Cut(cur[2:], "=")
-		if f := fs.Lookup(name); f != nil {
-			values(f)
+		if f := l.fs.Lookup(name); f != nil {
+			c.flagValues(f, policyNames)
 			if c.files || c.dirs {
 				return c // the shell completes the file after the =
 			}
@@ -207,31 +149,113 @@ func complete(raw []string, stack func(policyFile string) *policy.Stack) complet
 			}
 			cur = value
 		}
-	case strings.HasPrefix(cur, "-") && !dashdash:
-		fs.VisitAll(func(f *pflag.Flag) {
-			if f.Hidden {
-				return
-			}
-			c.words = append(c.words, "--"+f.Name)
-			if f.Shorthand != "" && !strings.HasPrefix(cur, "--") {
-				c.words = append(c.words, "-"+f.Shorthand)
-			}
-		})
-	case cmd == nil:
+	case strings.HasPrefix(cur, "-") && !l.dashdash:
+		c.flags(l.fs, !strings.HasPrefix(cur, "--"))
+	case l.cmd == nil:
 		// boxrun's commands, or a command to run without --.
 		for _, s := range subcommands("") {
 			c.words = append(c.words, s.name)
 		}
 		c.command = at[len(words)-1]
-	case len(subcommands(cmd.name)) > 0:
-		for _, s := range subcommands(cmd.name) {
-			c.words = append(c.words, strings.TrimPrefix(s.name, cmd.name+" "))
+	case len(subcommands(l.cmd.name)) > 0:
+		for _, s := range subcommands(l.cmd.name) {
+			c.words = append(c.words, strings.TrimPrefix(s.name, l.cmd.name+" "))
 		}
 	default:
-		c.operands(cmd, positional, policyNames, stack(policyFile))
+		c.operands(l.cmd, l.positional, policyNames, stack(l.policyFile))
 	}
 	c.words = filterPrefix(c.words, cur, prefix)
 	return c
+}
+
+// cmdLine is what the words before the one being completed say.
+type cmdLine struct {
+	fs         *pflag.FlagSet // the flags of cmd, boxrun's before it
+	cmd        *command       // the boxrun command, nil before one
+	policyFile string         // the value of -f, "" when not given
+	positional int            // the operands of cmd before the word
+	dashdash   bool           // the word is after "--"
+	pending    *pflag.Flag    // a flag whose value is the word
+}
+
+// readLine reads prev, the words before the one being completed (at gives
+// the index of each among the shell's words). wrapped is the index of the
+// shell's word where a wrapped command starts when the word is in one,
+// else -1.
+func readLine(prev []string, at []int) (l cmdLine, wrapped int) {
+	l.fs = rootFlags()
+	for i := 0; i < len(prev); i++ {
+		w := prev[i]
+		switch {
+		case w == "--" && !l.dashdash:
+			if l.cmd == nil {
+				return l, at[i+1]
+			}
+			l.dashdash = true
+		case strings.HasPrefix(w, "-") && len(w) > 1 && !l.dashdash:
+			f, value, hasValue := lookupFlag(l.fs, w)
+			if f == nil || !takesValue(f) {
+				continue
+			}
+			if !hasValue {
+				if i+1 == len(prev) {
+					l.pending = f
+					continue
+				}
+				i++
+				value = prev[i]
+			}
+			if f.Name == "policy-file" {
+				l.policyFile = value
+			}
+		case l.cmd == nil:
+			c, n, ok := lookupCommand(prev[i:])
+			if !ok {
+				return l, at[i]
+			}
+			l.cmd, l.fs = &c, describeFlags(c)
+			i += n - 1
+		default:
+			if sub, _, ok := lookupCommand(slices.Concat(strings.Fields(l.cmd.name), prev[i:i+1])); ok && sub.name != l.cmd.name {
+				l.cmd, l.fs = &sub, describeFlags(sub) // policy list
+				continue
+			}
+			l.positional++
+		}
+	}
+	return l, -1
+}
+
+// flagValues fills c with the candidates for the value of flag f.
+func (c *completion) flagValues(f *pflag.Flag, policyNames func() []string) {
+	switch f.Name {
+	case "policy":
+		c.words = policyNames()
+	case "policy-file", "report-json":
+		c.files = true
+	case "shim":
+		c.dirs = true
+	case "set":
+		for _, k := range policy.Keys() {
+			c.words = append(c.words, k+"=")
+		}
+		c.nospace = true
+	default:
+		c.words = flagValues[f.Name]
+	}
+}
+
+// flags fills c with the flags of fs, and their shorthands when short.
+func (c *completion) flags(fs *pflag.FlagSet, short bool) {
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		c.words = append(c.words, "--"+f.Name)
+		if f.Shorthand != "" && short {
+			c.words = append(c.words, "-"+f.Shorthand)
+		}
+	})
 }
 
 // operands fills c with the candidates for operand n of cmd.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/spf13/pflag"
 
 	"github.com/boxrun/boxrun/policy"
 	"github.com/boxrun/boxrun/protect"
@@ -37,29 +38,11 @@ type protectOptions struct {
 // on bad input.
 func runProtect(ctx context.Context, o options, args []string, stdout io.Writer, out *printer) int {
 	var po protectOptions
-	fs := newSubcommand("protect", "usage: boxrun protect [GROUP...] [--dry-run] [--json] [--system] [--watch]\n"+
-		"       boxrun protect --undo\n\nGROUPs default to the protect list of the policy (-p, default tests).", out)
-	fs.BoolVar(&po.dryRun, "dry-run", false, "show what would be done; change nothing")
-	fs.BoolVar(&po.asJSON, "json", false, "print the result as JSON")
-	fs.BoolVar(&po.undo, "undo", false, "restore what boxrun protect changed")
-	fs.BoolVar(&po.system, "system", o.system, "as root: also set MemoryLow on the slices above (user-UID.slice, user.slice) that cap the protection")
-	fs.BoolVar(&po.watch, "watch", false, "stay running and protect new processes as they appear (every 2s)")
-	fs.StringVarP(&o.policyName, "policy", "p", o.policyName, "protect the groups this policy names (its protect list)")
-	fs.StringVarP(&o.policyFile, "policy-file", "f", o.policyFile, "read policies from this file first")
-	fs.BoolVarP(&out.quiet, "quiet", "q", out.quiet, "print nothing of boxrun's own unless something went wrong")
+	fs := protectFlags(&o, &po, out)
 	if code, done := parseSubcommand(fs, "protect", args, "run boxrun protect --help for the flags", out); done {
 		return code
 	}
-	switch {
-	case po.undo && (po.dryRun || po.watch || po.system || fs.NArg() > 0):
-		out.errorf("protect: --undo restores everything boxrun changed; it takes no group, --dry-run, --system or --watch")
-		return exitBoxrunFailed
-	case po.watch && po.dryRun:
-		out.errorf("protect: --watch and --dry-run cannot be used together")
-		return exitBoxrunFailed
-	case po.system && os.Geteuid() != 0:
-		out.errorf("protect: --system changes slices of the system manager and needs root")
-		out.hintf("sudo boxrun protect --system")
+	if !po.valid(fs.NArg(), out) {
 		return exitBoxrunFailed
 	}
 	statePath := protect.DefaultStatePath(os.Getenv)
@@ -76,19 +59,9 @@ func runProtect(ctx context.Context, o options, args []string, stdout io.Writer,
 		out.errorf("%v", err)
 		return 1
 	}
-	names := fs.Args()
-	if len(names) == 0 {
-		pol, err := st.Resolve(o.policyName, o.sets, env)
-		if err != nil {
-			policyError(err, out)
-			return exitBoxrunFailed
-		}
-		if len(pol.Protect) == 0 {
-			out.errorf("protect: policy %q protects no group (its protect list is empty)", pol.Name)
-			out.hintf("name the groups to protect, e.g. boxrun protect %s", strings.Join(groupNames(st), " "))
-			return exitBoxrunFailed
-		}
-		names = pol.Protect
+	names, ok := protectNames(o, st, env, fs.Args(), out)
+	if !ok {
+		return exitBoxrunFailed
 	}
 	groups, err := protect.ResolveGroups(st, names, env)
 	if err != nil {
@@ -112,7 +85,67 @@ func runProtect(ctx context.Context, o options, args []string, stdout io.Writer,
 		out.errorf("protect: %v", err)
 		return 1
 	}
-	if po.asJSON {
+	return printProtect(stdout, rep, groups, po.asJSON, out)
+}
+
+// protectFlags is the flag set of `boxrun protect`, which sets po and the
+// policy flags of o.
+func protectFlags(o *options, po *protectOptions, out *printer) *pflag.FlagSet {
+	fs := newSubcommand("protect", "usage: boxrun protect [GROUP...] [--dry-run] [--json] [--system] [--watch]\n"+
+		"       boxrun protect --undo\n\nGROUPs default to the protect list of the policy (-p, default tests).", out)
+	fs.BoolVar(&po.dryRun, "dry-run", false, "show what would be done; change nothing")
+	fs.BoolVar(&po.asJSON, "json", false, "print the result as JSON")
+	fs.BoolVar(&po.undo, "undo", false, "restore what boxrun protect changed")
+	fs.BoolVar(&po.system, "system", o.system, "as root: also set MemoryLow on the slices above (user-UID.slice, user.slice) that cap the protection")
+	fs.BoolVar(&po.watch, "watch", false, "stay running and protect new processes as they appear (every 2s)")
+	fs.StringVarP(&o.policyName, "policy", "p", o.policyName, "protect the groups this policy names (its protect list)")
+	fs.StringVarP(&o.policyFile, "policy-file", "f", o.policyFile, "read policies from this file first")
+	fs.BoolVarP(&out.quiet, "quiet", "q", out.quiet, "print nothing of boxrun's own unless something went wrong")
+	return fs
+}
+
+// valid reports whether the flags go together, given groups named on
+// the command line; when not, it says why on out.
+func (po protectOptions) valid(groups int, out *printer) bool {
+	switch {
+	case po.undo && (po.dryRun || po.watch || po.system || groups > 0):
+		out.errorf("protect: --undo restores everything boxrun changed; it takes no group, --dry-run, --system or --watch")
+		return false
+	case po.watch && po.dryRun:
+		out.errorf("protect: --watch and --dry-run cannot be used together")
+		return false
+	case po.system && os.Geteuid() != 0:
+		out.errorf("protect: --system changes slices of the system manager and needs root")
+		out.hintf("sudo boxrun protect --system")
+		return false
+	}
+	return true
+}
+
+// protectNames returns the groups to protect: names, or when none is
+// given the protect list of the policy (-p). false when there are none, or
+// the policy does not resolve; out says why.
+func protectNames(o options, st *policy.Stack, env policy.Env, names []string, out *printer) ([]string, bool) {
+	if len(names) > 0 {
+		return names, true
+	}
+	pol, err := st.Resolve(o.policyName, o.sets, env)
+	if err != nil {
+		policyError(err, out)
+		return nil, false
+	}
+	if len(pol.Protect) == 0 {
+		out.errorf("protect: policy %q protects no group (its protect list is empty)", pol.Name)
+		out.hintf("name the groups to protect, e.g. boxrun protect %s", strings.Join(groupNames(st), " "))
+		return nil, false
+	}
+	return pol.Protect, true
+}
+
+// printProtect prints what protection did to rep's processes of groups: as
+// JSON, or as a table with what stands in its way.
+func printProtect(stdout io.Writer, rep *protect.Report, groups []protect.Group, asJSON bool, out *printer) int {
+	if asJSON {
 		if err := writeJSON(stdout, rep); err != nil {
 			out.errorf("writing the result: %v", err)
 			return 1
