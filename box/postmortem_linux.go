@@ -30,7 +30,8 @@ type PostMortem struct {
 	BoxrunSignal syscall.Signal
 	// MemoryPeak and PidsPeak are the box's memory.peak and pids.peak (0
 	// where the kernel lacks them); MemoryEvents, PidsEvents and CPU its
-	// memory.events, pids.events and cpu.stat.
+	// memory.events, pids.events and cpu.stat, nil when they could not be
+	// read (the box was gone: systemd removes an empty scope at once).
 	MemoryPeak, PidsPeak          uint64
 	MemoryEvents, PidsEvents, CPU map[string]uint64
 	// Procs are the processes the box still held, which the guard killed.

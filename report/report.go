@@ -37,8 +37,10 @@ type Run struct {
 	PID int `json:"pid"`
 	// ExitCode is the command's status as a shell reports it (128+N for
 	// death by signal N), also when boxrun then dies of that signal itself
-	// (SIGINT, SIGTERM, SIGHUP) rather than exiting with it.
-	ExitCode int `json:"exit_code"`
+	// (SIGINT, SIGTERM, SIGHUP) rather than exiting with it; nil when
+	// nobody saw the command end (JSON null): a post-mortem whose guard
+	// found the box empty, the command gone with boxrun.
+	ExitCode *int `json:"exit_code"`
 	// Signal is the name of the signal that killed the command ("SIGKILL"),
 	// "" when it exited (JSON null).
 	Signal string `json:"signal"`
@@ -52,8 +54,9 @@ type Run struct {
 	Memory Memory `json:"memory"`
 	// Pids is the box's process peak and pids.events.
 	Pids Pids `json:"pids"`
-	// CPU is the box's cpu.stat.
-	CPU CPU `json:"cpu"`
+	// CPU is the box's cpu.stat, nil when it could not be read (JSON
+	// null): a post-mortem whose box was gone when its guard looked.
+	CPU *CPU `json:"cpu"`
 	// Samples are memory.current and pids.current over the run.
 	Samples []Sample `json:"samples"`
 	// OOMVictims are the processes the OOM killer killed during the run:
@@ -422,13 +425,13 @@ type runJSON struct {
 	Enforced        bool          `json:"enforced"`
 	Command         []string      `json:"command"`
 	PID             int           `json:"pid"`
-	ExitCode        int           `json:"exit_code"`
+	ExitCode        *int          `json:"exit_code"`
 	Signal          *string       `json:"signal"`
 	Interrupted     *string       `json:"interrupted"`
 	WallSeconds     float64       `json:"wall_seconds"`
 	Memory          Memory        `json:"memory"`
 	Pids            Pids          `json:"pids"`
-	CPU             CPU           `json:"cpu"`
+	CPU             *CPU          `json:"cpu"`
 	Samples         []Sample      `json:"samples"`
 	OOMVictims      []OOMVictim   `json:"oom_victims"`
 	OutsideOOMKills uint64        `json:"outside_oom_kills"`
@@ -445,7 +448,8 @@ type runJSON struct {
 }
 
 // JSON writes r as one JSON object (see report/schema.json and the README):
-// empty unit, cgroup and signal become null, missing lists [].
+// empty unit, cgroup and signal become null, an unknown exit code and
+// cpu.stat too, missing lists [].
 func JSON(w io.Writer, r *Run) error {
 	nullable := func(s string) *string {
 		if s == "" {

@@ -131,7 +131,7 @@ func TestBuildRun(t *testing.T) {
 		KernelLogErr: "reading /dev/kmsg: operation not permitted",
 	}
 	r := buildRun(pol, []string{"hog"}, res, st)
-	if r.Signal != "SIGKILL" || r.ExitCode != 137 || r.WallSeconds != 2.5 || r.PID != 812 {
+	if r.Signal != "SIGKILL" || r.ExitCode == nil || *r.ExitCode != 137 || r.WallSeconds != 2.5 || r.PID != 812 {
 		t.Errorf("status fields %+v", r)
 	}
 	if r.Policy.MemoryHigh != nil || r.Policy.MemoryMax == nil || *r.Policy.MemoryMax != 128<<20 || r.Policy.OOMScoreAdj == nil || *r.Policy.OOMScoreAdj != 500 {
