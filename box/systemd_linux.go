@@ -173,7 +173,7 @@ func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) [
 	// (DefaultOOMPolicy), would SIGTERM all of `cargo test` when one test
 	// binary is OOM-killed. "kill" is no way to get memory.oom_group
 	// either: besides setting memory.oom.group, a manager that knows
-	// OOMPolicy on scopes (systemd 253 to 256 at least, and 252.5 on) stops the
+	// OOMPolicy on scopes (252.5 to 256 at least; see probe) stops the
 	// scope on its first OOM kill, which for a scope means SIGTERM to every
 	// process still in it, sent while the kernel is SIGKILLing the group
 	// one process after the other. A process the SIGTERM reaches first
@@ -184,6 +184,13 @@ func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) [
 		props = append(props, sd.Property{Name: "OOMPolicy", Value: godbus.MakeVariant("continue")})
 	}
 	return props
+}
+
+// oomPolicyWarning is what a run says when the manager (systemd version)
+// refused OOMPolicy on its scope.
+func oomPolicyWarning(version string) string {
+	f := probe.ScopeOOMPolicy
+	return fmt.Sprintf("systemd %s cannot set %s on a scope: one OOM kill in the box will make systemd stop the whole run (upgrade to %s or later, or set memory.oom_group = true to say so explicitly)", version, f, f.Requires())
 }
 
 // namedLimit is a limit and the systemd property that carries it.
@@ -251,7 +258,7 @@ func (x *systemdBox) Place(ctx context.Context, pid int) error {
 		x.b.noOOMPolicy = true
 		err = x.b.startScope(ctx, x.unit, scopeProperties(x.req.Policy, false, x.req.Description, pid))
 		if err == nil && !x.req.Policy.MemoryOOMGroup {
-			x.warnings = append(x.warnings, fmt.Sprintf("systemd %s cannot set OOMPolicy on a scope: one OOM kill in the box will make systemd stop the whole run (upgrade systemd, or set memory.oom_group = true to say so explicitly)", x.b.version(ctx)))
+			x.warnings = append(x.warnings, oomPolicyWarning(x.b.version(ctx)))
 		}
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package box
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	godbus "github.com/godbus/dbus/v5"
@@ -78,5 +79,17 @@ func TestScopeProperties(t *testing.T) {
 	p.MemoryOOMGroup = true
 	if got := props(true)["OOMPolicy"].Value(); got != "continue" {
 		t.Errorf("OOMPolicy with oom_group = %v, want continue", got)
+	}
+}
+
+// TestOOMPolicyWarning: the fallback's warning names the release that
+// brought OOMPolicy on scopes (252.5, by the stable backport) and what to
+// do instead.
+func TestOOMPolicyWarning(t *testing.T) {
+	got := oomPolicyWarning("252")
+	for _, want := range []string{"systemd 252 cannot set OOMPolicy on a scope", "upgrade to systemd 252.5 or later", "memory.oom_group = true"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warning %q does not say %q", got, want)
+		}
 	}
 }
