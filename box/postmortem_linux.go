@@ -21,6 +21,10 @@ type PostMortem struct {
 	// BoxDir is the box's cgroup directory; Backend its kind (KindSystemd
 	// or KindCgroupfs).
 	BoxDir, Backend string
+	// Kernel is the kernel's release (uname -r), as Result.Kernel. The
+	// manager's version (Result.Systemd) is not the guard's to ask: boxrun
+	// asks it once the command has exited, and died first.
+	Kernel string
 	// At is when the guard found boxrun gone.
 	At time.Time
 	// BoxrunPID is the boxrun process that died, BoxrunSignal the signal

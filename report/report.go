@@ -28,6 +28,14 @@ type Run struct {
 	Cgroup string `json:"cgroup"`
 	// Backend is "systemd", "cgroupfs" or "none".
 	Backend string `json:"backend"`
+	// Kernel is the release of the kernel the run ran on (uname -r), ""
+	// when unknown (JSON null).
+	Kernel string `json:"kernel"`
+	// Systemd is the version of the systemd manager that made the box, as
+	// it says it ("252.39-1~deb12u1"); "" without systemd, or when it did
+	// not say (a post-mortem: boxrun asks once the command has exited)
+	// (JSON null).
+	Systemd string `json:"systemd"`
 	// Enforced is false when no limit of the policy was in force (backend
 	// none): then the memory, pids and cpu figures were not measured.
 	Enforced bool `json:"enforced"`
@@ -422,6 +430,8 @@ type runJSON struct {
 	Unit            *string       `json:"unit"`
 	Cgroup          *string       `json:"cgroup"`
 	Backend         string        `json:"backend"`
+	Kernel          *string       `json:"kernel"`
+	Systemd         *string       `json:"systemd"`
 	Enforced        bool          `json:"enforced"`
 	Command         []string      `json:"command"`
 	PID             int           `json:"pid"`
@@ -448,8 +458,8 @@ type runJSON struct {
 }
 
 // JSON writes r as one JSON object (see report/schema.json and the README):
-// empty unit, cgroup and signal become null, an unknown exit code and
-// cpu.stat too, missing lists [].
+// empty unit, cgroup, kernel, systemd and signal become null, an unknown
+// exit code and cpu.stat too, missing lists [].
 func JSON(w io.Writer, r *Run) error {
 	nullable := func(s string) *string {
 		if s == "" {
@@ -458,7 +468,8 @@ func JSON(w io.Writer, r *Run) error {
 		return &s
 	}
 	j := runJSON{
-		Policy: r.Policy, Unit: nullable(r.Unit), Cgroup: nullable(r.Cgroup), Backend: r.Backend, Enforced: r.Enforced,
+		Policy: r.Policy, Unit: nullable(r.Unit), Cgroup: nullable(r.Cgroup), Backend: r.Backend,
+		Kernel: nullable(r.Kernel), Systemd: nullable(r.Systemd), Enforced: r.Enforced,
 		Command: orEmpty(r.Command), PID: r.PID, ExitCode: r.ExitCode, Signal: nullable(r.Signal), Interrupted: nullable(r.Interrupted),
 		WallSeconds: round3(r.WallSeconds), Memory: r.Memory, Pids: r.Pids, CPU: r.CPU,
 		Samples: orEmpty(r.Samples), OOMVictims: orEmpty(r.OOMVictims), OutsideOOMKills: r.OutsideOOMKills,

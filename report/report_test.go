@@ -56,7 +56,8 @@ func fixtures() map[string]*Run {
 		"issue-example": {
 			Policy: testsPolicy(), Unit: "boxrun-tests-1a2b3c4d.scope",
 			Cgroup:  "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope",
-			Backend: "systemd", Command: []string{"cargo", "test"}, PID: 48100, ExitCode: intp(101), WallSeconds: 192.4,
+			Backend: "systemd", Kernel: "6.11.4-301.fc41.x86_64", Systemd: "256.11-1.fc41",
+			Command: []string{"cargo", "test"}, PID: 48100, ExitCode: intp(101), WallSeconds: 192.4,
 			Memory:  Memory{PeakBytes: 79 * gib / 10, PeakSource: PeakMemoryPeak, Events: MemoryEvents{High: 1204, Max: 57, OOM: 2, OOMKill: 2}},
 			Pids:    Pids{Peak: 412, PeakSource: PeakSamples, EventsMax: 37},
 			CPU:     &CPU{UsageUSec: 663_000_000, UserUSec: 600_000_000, SystemUSec: 63_000_000},
@@ -141,7 +142,7 @@ func fixtures() map[string]*Run {
 		},
 		// Backpressure spared the box its OOM kills.
 		"backpressure": {
-			Policy: testsPolicy(), Cgroup: "/boxrun-tests-77aa01fe", Backend: "cgroupfs", Command: []string{"cargo", "test"}, PID: 900, ExitCode: intp(0), WallSeconds: 74.5,
+			Policy: testsPolicy(), Cgroup: "/boxrun-tests-77aa01fe", Backend: "cgroupfs", Kernel: "6.12.57+deb13-cloud-amd64", Command: []string{"cargo", "test"}, PID: 900, ExitCode: intp(0), WallSeconds: 74.5,
 			Memory:  Memory{PeakBytes: 118 * gib / 10, PeakSource: PeakMemoryPeak, Events: MemoryEvents{High: 12}},
 			Pids:    Pids{Peak: 120, PeakSource: PeakPidsPeak},
 			CPU:     &CPU{UsageUSec: 200_000_000, UserUSec: 180_000_000, SystemUSec: 20_000_000},
@@ -170,7 +171,7 @@ func fixtures() map[string]*Run {
 		"boxrun-killed": {
 			Policy: testsPolicy(), Unit: "boxrun-tests-5e6f7a8b.scope",
 			Cgroup:  "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-5e6f7a8b.scope",
-			Backend: "systemd", Command: []string{"cargo", "test"}, ExitCode: intp(137), Signal: "SIGKILL", Interrupted: "SIGKILL", WallSeconds: 600.2,
+			Backend: "systemd", Kernel: "6.1.0-41-cloud-amd64", Command: []string{"cargo", "test"}, ExitCode: intp(137), Signal: "SIGKILL", Interrupted: "SIGKILL", WallSeconds: 600.2,
 			Memory:          Memory{PeakBytes: 5 * gib, PeakSource: PeakMemoryPeak, Events: MemoryEvents{High: 3}},
 			Pids:            Pids{Peak: 211, PeakSource: PeakPidsPeak},
 			CPU:             &CPU{UsageUSec: 2900e6, UserUSec: 2500e6, SystemUSec: 400e6},
@@ -201,7 +202,8 @@ func fixtures() map[string]*Run {
 		// A clean run.
 		"clean": {
 			Policy: testsPolicy(), Unit: "boxrun-tests-00000001.scope", Cgroup: "/boxrun.slice/boxrun-tests-00000001.scope",
-			Backend: "systemd", Command: []string{"go", "test", "./..."}, PID: 1000, ExitCode: intp(0), WallSeconds: 12.34,
+			Backend: "systemd", Kernel: "6.1.0-41-cloud-amd64", Systemd: "252.39-1~deb12u1",
+			Command: []string{"go", "test", "./..."}, PID: 1000, ExitCode: intp(0), WallSeconds: 12.34,
 			Memory: Memory{PeakBytes: 1536 * mib, PeakSource: PeakSamples},
 			Pids:   Pids{Peak: 48, PeakSource: PeakSamples},
 			CPU:    &CPU{UsageUSec: 30_500_000, UserUSec: 28_000_000, SystemUSec: 2_500_000}, Samples: ramp(50, 1536*mib), KernelLogRead: true,
@@ -300,7 +302,7 @@ func TestJSONNulls(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := decodeJSON(t, b.Bytes()).(map[string]any)
-	for _, k := range []string{"unit", "cgroup", "exit_code", "signal", "interrupted", "cpu", "backpressure"} {
+	for _, k := range []string{"unit", "cgroup", "kernel", "systemd", "exit_code", "signal", "interrupted", "cpu", "backpressure"} {
 		if m[k] != nil {
 			t.Errorf("%s = %v, want null", k, m[k])
 		}

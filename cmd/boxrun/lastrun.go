@@ -150,7 +150,7 @@ func writeReplacing(path string, mode os.FileMode, write func(io.Writer) error) 
 // it killed what was left there.
 func postMortemRun(p pendingRun, pm box.PostMortem) *report.Run {
 	run := &report.Run{
-		Policy: p.Policy, Cgroup: cgroupPath(pm.BoxDir), Backend: pm.Backend, Enforced: true, Command: p.Command,
+		Policy: p.Policy, Cgroup: cgroupPath(pm.BoxDir), Backend: pm.Backend, Kernel: pm.Kernel, Enforced: true, Command: p.Command,
 		Interrupted:     signalName(pm.BoxrunSignal),
 		LeftoversKilled: true,
 		Memory: report.Memory{PeakBytes: pm.MemoryPeak, PeakSource: report.PeakMemoryPeak,

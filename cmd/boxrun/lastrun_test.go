@@ -27,20 +27,21 @@ func TestPostMortemRun(t *testing.T) {
 		want func(r *report.Run) map[string]bool
 	}{
 		{"killed by SIGKILL with processes left (systemd)", box.PostMortem{
-			BoxDir: "/sys/fs/cgroup/user.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Backend: box.KindSystemd,
+			BoxDir: "/sys/fs/cgroup/user.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Backend: box.KindSystemd, Kernel: "6.1.0-41-cloud-amd64",
 			At: start.Add(90 * time.Second), BoxrunPID: 41, BoxrunSignal: syscall.SIGKILL, MemoryPeak: 5 << 30, PidsPeak: 30,
 			MemoryEvents: map[string]uint64{"oom_kill": 1}, CPU: map[string]uint64{"usage_usec": 7}, Procs: []box.PostMortemProc{{PID: 50, Comm: "cargo"}, {PID: 51, Comm: "sleep"}},
 		}, func(r *report.Run) map[string]bool {
 			return map[string]bool{
-				"unit is the scope":            r.Unit == "boxrun-tests-1a2b3c4d.scope",
-				"cgroup below the mount":       r.Cgroup == "/user.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope",
-				"boxrun killed by SIGKILL":     r.BoxrunKilled != nil && r.BoxrunKilled.Signal == "SIGKILL" && r.Interrupted == "SIGKILL",
-				"two killed, 90 s in":          r.BoxrunKilled.ProcessesKilled == 2 && r.BoxrunKilled.AtSeconds == 90 && r.WallSeconds == 90,
-				"the leftovers, killed":        len(r.Leftovers) == 2 && r.Leftovers[1].Comm == "sleep" && r.LeftoversKilled,
-				"the command died of SIGKILL":  r.ExitCode != nil && *r.ExitCode == 137 && r.Signal == "SIGKILL",
-				"the kernel's figures":         r.Memory.PeakBytes == 5<<30 && r.Memory.Events.OOMKill == 1 && r.Pids.Peak == 30 && r.CPU != nil && r.CPU.UsageUSec == 7,
-				"says it is a post-mortem":     len(r.Notes) == 1 && strings.Contains(r.Notes[0], "post-mortem"),
-				"peaks from the kernel's file": r.Memory.PeakSource == report.PeakMemoryPeak && r.Pids.PeakSource == report.PeakPidsPeak,
+				"unit is the scope":             r.Unit == "boxrun-tests-1a2b3c4d.scope",
+				"the kernel named, not systemd": r.Kernel == "6.1.0-41-cloud-amd64" && r.Systemd == "" && jsonField(t, r, "systemd") == nil,
+				"cgroup below the mount":        r.Cgroup == "/user.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope",
+				"boxrun killed by SIGKILL":      r.BoxrunKilled != nil && r.BoxrunKilled.Signal == "SIGKILL" && r.Interrupted == "SIGKILL",
+				"two killed, 90 s in":           r.BoxrunKilled.ProcessesKilled == 2 && r.BoxrunKilled.AtSeconds == 90 && r.WallSeconds == 90,
+				"the leftovers, killed":         len(r.Leftovers) == 2 && r.Leftovers[1].Comm == "sleep" && r.LeftoversKilled,
+				"the command died of SIGKILL":   r.ExitCode != nil && *r.ExitCode == 137 && r.Signal == "SIGKILL",
+				"the kernel's figures":          r.Memory.PeakBytes == 5<<30 && r.Memory.Events.OOMKill == 1 && r.Pids.Peak == 30 && r.CPU != nil && r.CPU.UsageUSec == 7,
+				"says it is a post-mortem":      len(r.Notes) == 1 && strings.Contains(r.Notes[0], "post-mortem"),
+				"peaks from the kernel's file":  r.Memory.PeakSource == report.PeakMemoryPeak && r.Pids.PeakSource == report.PeakPidsPeak,
 			}
 		}},
 		{"signal unknown, box empty, cleanup failed (cgroupfs, old kernel)", box.PostMortem{

@@ -197,6 +197,8 @@ func buildRun(pol *policy.Resolved, argv []string, res *box.Result, st observe.S
 		Unit:     res.Unit,
 		Cgroup:   res.Cgroup,
 		Backend:  res.Backend,
+		Kernel:   res.Kernel,
+		Systemd:  res.Systemd,
 		Enforced: res.Backend != box.KindNone,
 		Command:  argv,
 		PID:      st.PID,
