@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/boxrun/boxrun/internal/probe"
 )
 
 // GuardArg makes the boxrun binary act as a run's guard: a small process
@@ -249,6 +251,7 @@ func runGuard(args []string, report func(PostMortem)) int {
 	}
 	if postMortem != "" && report != nil {
 		pm.File, pm.Backend, pm.BoxrunPID, pm.BoxrunSignal = postMortem, kind, boxrun, sig
+		pm.Kernel = probe.Release()
 		report(pm)
 	}
 	return code

@@ -21,6 +21,10 @@ type PostMortem struct {
 	// BoxDir is the box's cgroup directory; Backend its kind (KindSystemd
 	// or KindCgroupfs).
 	BoxDir, Backend string
+	// Kernel is the kernel's release (uname -r), as Result.Kernel. The
+	// manager's version (Result.Systemd) is not the guard's to ask: boxrun
+	// asks it once the command has exited, and died first.
+	Kernel string
 	// At is when the guard found boxrun gone.
 	At time.Time
 	// BoxrunPID is the boxrun process that died, BoxrunSignal the signal
@@ -30,7 +34,8 @@ type PostMortem struct {
 	BoxrunSignal syscall.Signal
 	// MemoryPeak and PidsPeak are the box's memory.peak and pids.peak (0
 	// where the kernel lacks them); MemoryEvents, PidsEvents and CPU its
-	// memory.events, pids.events and cpu.stat.
+	// memory.events, pids.events and cpu.stat, nil when they could not be
+	// read (the box was gone: systemd removes an empty scope at once).
 	MemoryPeak, PidsPeak          uint64
 	MemoryEvents, PidsEvents, CPU map[string]uint64
 	// Procs are the processes the box still held, which the guard killed.

@@ -83,4 +83,10 @@ func TestLookAtBox(t *testing.T) {
 	if pm := lookAtBox(dir); pm.MemoryPeak != 0 || pm.PidsPeak != 0 || len(pm.Procs) != 0 {
 		t.Errorf("without the peaks or processes: %+v", pm)
 	}
+	// Gone (systemd removed the empty scope first): nothing was read, and
+	// the figures say so rather than read 0.
+	gone := filepath.Join(dir, "gone")
+	if pm := lookAtBox(gone); pm.CPU != nil || pm.MemoryEvents != nil || pm.PidsEvents != nil || len(pm.Procs) != 0 {
+		t.Errorf("a box that is gone: %+v, want nil figures", pm)
+	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/boxrun/boxrun/internal/probe"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -90,6 +91,11 @@ type Result struct {
 	Interrupted syscall.Signal
 	// Backend, Unit and Cgroup identify the box.
 	Backend, Unit, Cgroup string
+	// Kernel is the release of the kernel the run ran on (uname -r), ""
+	// when unknown; Systemd the version of the systemd manager that made
+	// the box, as it says it ("252.39-1~deb12u1"), "" for the other
+	// backends or when it did not say.
+	Kernel, Systemd string
 	// Checks are the limits read back before the command started.
 	Checks []LimitCheck
 	// Leftovers are processes still in the box when the command exited.
@@ -271,7 +277,7 @@ func prepare(ctx context.Context, o Options) (*boxRun, error) {
 	if id == "" {
 		id = newID()
 	}
-	r.res = &Result{Backend: o.Backend.Name()}
+	r.res = &Result{Backend: o.Backend.Name(), Kernel: probe.Release()}
 	box, err := o.Backend.Create(ctx, Request{Policy: o.Policy, ID: id, Description: describe(o.Policy.Name, o.Args), Slice: o.Slice, Warn: r.warn})
 	if err != nil {
 		return nil, startErr(125, "creating the box: %w", err)
@@ -389,7 +395,16 @@ func (r *boxRun) wait(ctx context.Context) error {
 	}
 	r.res.ExitCode, r.res.Signal = exitStatus(r.helper.ProcessState, waitErr)
 	r.res.Interrupted = syscall.Signal(r.interrupted.Load())
+	if m, ok := r.o.Backend.(managed); ok {
+		r.res.Systemd = m.ManagerVersion() // the command has exited: no one waits for this question
+	}
 	return nil
+}
+
+// managed is a Backend whose boxes a systemd manager makes: it can say the
+// manager's version (see systemdBackend.ManagerVersion).
+type managed interface {
+	ManagerVersion() string
 }
 
 // releaseCommand writes the release message (the magic, then the box's

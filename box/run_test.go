@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/boxrun/boxrun/internal/probe"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -289,5 +290,43 @@ func TestExitCode(t *testing.T) {
 		if code != tt.code || sig != tt.sig {
 			t.Errorf("%s: got %d/%v, want %d/%v", tt.name, code, sig, tt.code, tt.sig)
 		}
+	}
+}
+
+// managedNone is the none backend as if a systemd manager of version v
+// made its boxes.
+type managedNone struct {
+	Backend
+	v string
+}
+
+func (b managedNone) ManagerVersion() string { return b.v }
+
+// TestRunNamesVersions: a run's result names the kernel it ran on and,
+// when a systemd manager made the box, that manager's version.
+func TestRunNamesVersions(t *testing.T) {
+	tests := []struct {
+		name    string
+		backend func(Backend) Backend
+		systemd string
+	}{
+		{"no manager", func(b Backend) Backend { return b }, ""},
+		{"a systemd manager", func(b Backend) Backend { return managedNone{b, "252.39-1~deb12u1"} }, "252.39-1~deb12u1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, _ := testOptions(t, "true")
+			o.Backend = tt.backend(o.Backend)
+			res, err := Run(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Kernel == "" || res.Kernel != probe.Release() {
+				t.Errorf("kernel %q, want this one's release %q", res.Kernel, probe.Release())
+			}
+			if res.Systemd != tt.systemd {
+				t.Errorf("systemd %q, want %q", res.Systemd, tt.systemd)
+			}
+		})
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +31,10 @@ type systemdBackend struct {
 	mount string // cgroup2 mount point
 	// noOOMPolicy is set once the manager has refused OOMPolicy on a scope.
 	noOOMPolicy bool
+	// managerVersion is the manager's Version as it said it, asked once
+	// (versionAsked) and only when needed: see ManagerVersion.
+	managerVersion string
+	versionAsked   bool
 }
 
 // newSystemd connects to the user manager (user=true) or the system manager
@@ -84,12 +87,24 @@ func (b *systemdBackend) manager(ctx context.Context, warn func(string)) (*sd.Co
 	return conn, nil
 }
 
-// version is the manager's version for messages ("252"), asked only when
-// a message needs it.
-func (b *systemdBackend) version(ctx context.Context) string {
-	v, err := b.conn.GetManagerProperty("Version")
-	if n := probe.SystemdVersion(v); err == nil && n > 0 {
-		return strconv.Itoa(n)
+// ManagerVersion is the manager's version as its Version property says
+// it ("252.39-1~deb12u1"), "" when it did not say. It is asked once, when
+// first needed — by the run's report once the command has exited, or by a
+// message before — never on the way to starting the command.
+func (b *systemdBackend) ManagerVersion() string {
+	if !b.versionAsked {
+		b.versionAsked = true
+		if v, err := b.conn.GetManagerProperty("Version"); err == nil && probe.SystemdVersion(v) > 0 {
+			b.managerVersion = strings.Trim(v, `"`)
+		}
+	}
+	return b.managerVersion
+}
+
+// version is the manager's version for messages.
+func (b *systemdBackend) version() string {
+	if v := b.ManagerVersion(); v != "" {
+		return v
 	}
 	return "(version unknown)"
 }
@@ -169,7 +184,7 @@ func scopeProperties(p *policy.Resolved, oomPolicy bool, desc string, pid int) [
 	// (DefaultOOMPolicy), would SIGTERM all of `cargo test` when one test
 	// binary is OOM-killed. "kill" is no way to get memory.oom_group
 	// either: besides setting memory.oom.group, a manager that knows
-	// OOMPolicy on scopes (systemd 253 to 256 at least, and 252.5 on) stops the
+	// OOMPolicy on scopes (252.5 to 256 at least; see probe) stops the
 	// scope on its first OOM kill, which for a scope means SIGTERM to every
 	// process still in it, sent while the kernel is SIGKILLing the group
 	// one process after the other. A process the SIGTERM reaches first
@@ -188,6 +203,13 @@ func appendLimit(props []sd.Property, l policy.Setting) []sd.Property {
 		props = append(props, sd.Property{Name: l.SystemdProperty, Value: godbus.MakeVariant(v)})
 	}
 	return props
+}
+
+// oomPolicyWarning is what a run says when the manager (systemd version)
+// refused OOMPolicy on its scope.
+func oomPolicyWarning(version string) string {
+	f := probe.ScopeOOMPolicy
+	return fmt.Sprintf("systemd %s cannot set %s on a scope: one OOM kill in the box will make systemd stop the whole run (upgrade to %s or later, or set memory.oom_group = true to say so explicitly)", version, f, f.Requires())
 }
 
 // sliceProperties maps the shared budget onto the slice's properties:
@@ -247,7 +269,7 @@ func (x *systemdBox) Place(ctx context.Context, pid int) error {
 		x.b.noOOMPolicy = true
 		err = x.b.startScope(ctx, x.unit, scopeProperties(x.req.Policy, false, x.req.Description, pid))
 		if err == nil && !x.req.Policy.MemoryOOMGroup {
-			x.warnings = append(x.warnings, fmt.Sprintf("systemd %s cannot set OOMPolicy on a scope: one OOM kill in the box will make systemd stop the whole run (upgrade systemd, or set memory.oom_group = true to say so explicitly)", x.b.version(ctx)))
+			x.warnings = append(x.warnings, oomPolicyWarning(x.b.version()))
 		}
 	}
 	if err != nil {

@@ -101,3 +101,15 @@ func TestSliceProperties(t *testing.T) {
 		t.Errorf("sliceProperties = %v, want %v", got, want)
 	}
 }
+
+// TestOOMPolicyWarning: the fallback's warning names the release that
+// brought OOMPolicy on scopes (252.5, by the stable backport) and what to
+// do instead.
+func TestOOMPolicyWarning(t *testing.T) {
+	got := oomPolicyWarning("252")
+	for _, want := range []string{"systemd 252 cannot set OOMPolicy on a scope", "upgrade to systemd 252.5 or later", "memory.oom_group = true"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warning %q does not say %q", got, want)
+		}
+	}
+}

@@ -1,6 +1,6 @@
 // Package doctor says what works on this machine and why: `boxrun doctor`,
 // one check per line, each failed check with the fix. It owns the checks
-// — the cgroup v2 hierarchy, the systemd managers, which backend
+// — the kernel and systemd versions, the cgroup v2 hierarchy, the systemd managers, which backend
 // --backend auto would pick, the controllers boxes can use, memory
 // protection, swap, PSI, the kernel features boxrun falls back from,
 // containers, the editor's protection groups and systemd-oomd — and the

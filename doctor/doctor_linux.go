@@ -52,10 +52,10 @@ func (s CheckStatus) Symbol() string {
 
 // Check is one line of doctor's verdict.
 type Check struct {
-	// ID names the check: "cgroup2", "backend", "systemd", "controllers",
-	// "recursiveprot", "swap", "psi", "memory.peak", "cgroup.kill",
-	// "clone_into_cgroup", "container", "protect:GROUP", "systemd-oomd",
-	// "signal-tracer".
+	// ID names the check: "versions", "cgroup2", "backend", "systemd",
+	// "controllers", "recursiveprot", "swap", "psi", "memory.peak",
+	// "cgroup.kill", "clone_into_cgroup", "scope_oompolicy", "container",
+	// "protect:GROUP", "systemd-oomd", "signal-tracer".
 	ID string `json:"id"`
 	// Status is the verdict.
 	Status CheckStatus `json:"status"`
@@ -97,10 +97,13 @@ type checker struct {
 	mount cgroupfs.Mount
 	// user is true when boxes would use the user manager (not root).
 	user bool
-	// manager is the systemd version when it answered, else 0;
-	// managerErr why not.
-	manager    int
-	managerErr error
+	// manager is the systemd version's major number when it answered,
+	// -1 when it answered without one, else 0; managerVersion the whole
+	// version as it said it ("252.39-1~deb12u1"); managerErr why it did
+	// not answer.
+	manager        int
+	managerVersion string
+	managerErr     error
 	// backend is what --backend auto would pick.
 	backend string
 	// cgroupfsParent is where the cgroupfs backend would make boxes;
@@ -121,9 +124,9 @@ func Run(ctx context.Context, m *Machine, opt Options) []Check {
 	d := &checker{m: m, opt: opt, ctx: ctx, user: m.UID != 0}
 	d.mount, _ = cgroupfs.ReadMount(m.FS)
 	d.kernel = d.probeKernel()
-	checks := []Check{d.checkCgroup2()}
+	cgroup2 := d.checkCgroup2()
 	d.probeBackend()
-	checks = append(checks, d.checkSystemd(), d.checkBackend())
+	checks := []Check{d.checkVersions(), cgroup2, d.checkSystemd(), d.checkBackend()}
 	if c, ok := d.checkControllers(); ok {
 		checks = append(checks, c)
 	}
@@ -134,8 +137,11 @@ func Run(ctx context.Context, m *Machine, opt Options) []Check {
 		d.checkCgroupFile(probe.MemoryPeak),
 		d.checkCgroupFile(probe.CgroupKill),
 		d.checkCloneIntoCgroup(),
-		d.checkContainer(),
 	)
+	if c, ok := d.checkScopeOOMPolicy(); ok {
+		checks = append(checks, c)
+	}
+	checks = append(checks, d.checkContainer())
 	for _, g := range opt.Groups {
 		checks = append(checks, d.checkGroup(g))
 	}
@@ -191,8 +197,9 @@ func (d *checker) ownCgroup() string {
 func (d *checker) probeBackend() {
 	if d.m.Systemd != nil {
 		ctx, cancel := context.WithTimeout(d.ctx, d.opt.Timeout)
-		d.manager, d.managerErr = d.m.Systemd.Manager(ctx, d.user)
+		d.managerVersion, d.managerErr = d.m.Systemd.Manager(ctx, d.user)
 		cancel()
+		d.manager = probe.SystemdVersion(d.managerVersion)
 		if d.managerErr == nil && d.manager == 0 {
 			d.manager = -1 // answered, version unknown
 		}
@@ -223,6 +230,47 @@ func (d *checker) managerName() string {
 		return "systemd user manager"
 	}
 	return "systemd system manager"
+}
+
+// checkVersions names what boxrun runs on: the kernel release and the
+// version of the systemd manager that answered.
+func (d *checker) checkVersions() Check {
+	kernel := "Linux " + d.m.Kernel
+	if d.m.Kernel == "" {
+		kernel = "kernel release unknown"
+	}
+	manager := "no systemd manager answered"
+	switch {
+	case d.managerErr == nil && d.managerVersion != "":
+		manager = fmt.Sprintf("systemd %s (%s)", d.managerVersion, strings.TrimPrefix(d.managerName(), "systemd "))
+	case d.managerErr == nil:
+		manager = fmt.Sprintf("%s version unknown", d.managerName())
+	}
+	return Check{ID: "versions", Status: CheckOK, Summary: "versions: " + kernel + ", " + manager}
+}
+
+// checkScopeOOMPolicy: whether the manager that makes the boxes can set
+// OOMPolicy on a scope, judged by its version; shown with the systemd
+// backend only. The run tries it and falls back (with a warning) whatever
+// doctor says, so it is never worse than !.
+func (d *checker) checkScopeOOMPolicy() (Check, bool) {
+	if d.backend != box.KindSystemd {
+		return Check{}, false
+	}
+	f := probe.ScopeOOMPolicy
+	c := Check{ID: "scope_oompolicy", Status: CheckOK}
+	r := probe.SystemdHas(d.managerVersion, f)
+	switch {
+	case r.Supported:
+		c.Summary = fmt.Sprintf("%s on a scope: systemd %s has it (%s+), so an OOM kill in a box leaves the rest of the run going", f, d.managerVersion, f.Systemd())
+	case r.Known:
+		c.Status = CheckWarn
+		c.Summary = fmt.Sprintf("%s on a scope: systemd %s predates it (%s+) unless its distribution backported it; without it %s", f, d.managerVersion, f.Systemd(), f.Without())
+		c.Fix = fmt.Sprintf("upgrade systemd to %s or later; a run says so when the manager refuses it", f.Systemd())
+	default:
+		c.Summary = fmt.Sprintf("%s on a scope: systemd version unknown; a run tries it (%s+) and says so when the manager refuses it", f, f.Systemd())
+	}
+	return c, true
 }
 
 func (d *checker) checkSystemd() Check {

@@ -15,15 +15,15 @@ import (
 
 // fakeSystemd answers doctor's D-Bus questions from maps.
 type fakeSystemd struct {
-	version map[bool]int      // by user: the manager's version; missing = unreachable
+	version map[bool]string   // by user: the manager's version; missing = unreachable
 	props   map[string]string // "user|system unit prop" -> value
 }
 
-func (f fakeSystemd) Manager(_ context.Context, user bool) (int, error) {
+func (f fakeSystemd) Manager(_ context.Context, user bool) (string, error) {
 	if v, ok := f.version[user]; ok {
 		return v, nil
 	}
-	return 0, errors.New("no systemd manager socket at /run/user/1000/systemd/private")
+	return "", errors.New("no systemd manager socket at /run/user/1000/systemd/private")
 }
 
 func (f fakeSystemd) UnitProperty(_ context.Context, user bool, unit, name string) (string, error) {
@@ -48,7 +48,7 @@ func TestDoctor(t *testing.T) {
 		t.Fatal(err)
 	}
 	desktopSystemd := fakeSystemd{
-		version: map[bool]int{true: 255},
+		version: map[bool]string{true: "255.4-1.fc41"},
 		props: map[string]string{
 			"system systemd-oomd.service ActiveState":                 "active",
 			"system user@1000.service ManagedOOMMemoryPressure":       "kill",
@@ -80,8 +80,10 @@ func TestDoctor(t *testing.T) {
 			name: "unified systemd desktop", fixture: "desktop.txt", uid: 1000, kernel: "6.11.4-301.fc41.x86_64",
 			env: map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}, systemd: desktopSystemd, ok: true,
 			want: map[string]want{
+				"versions":          {CheckOK, []string{"versions: Linux 6.11.4-301.fc41.x86_64, systemd 255.4-1.fc41 (user manager)"}},
 				"cgroup2":           {CheckOK, []string{"unified hierarchy at /sys/fs/cgroup", "memory"}},
 				"systemd":           {CheckOK, []string{"user manager reachable (systemd 255)", "/run/user/1000/systemd/private"}},
+				"scope_oompolicy":   {CheckOK, []string{"OOMPolicy on a scope: systemd 255.4-1.fc41 has it (252.5+)"}},
 				"backend":           {CheckOK, []string{"transient scopes"}},
 				"controllers":       {CheckWarn, []string{"cpu memory pids", "no io", "io.weight", "Delegate=cpu cpuset io memory pids"}},
 				"recursiveprot":     {CheckOK, []string{"is on"}},
@@ -102,6 +104,7 @@ func TestDoctor(t *testing.T) {
 			name: "this hybrid build machine", fixture: "hybrid.txt", uid: 0, kernel: "6.18.44-fc-v782",
 			env: map[string]string{}, systemd: fakeSystemd{}, ok: false,
 			want: map[string]want{
+				"versions":        {CheckOK, []string{"versions: Linux 6.18.44-fc-v782, no systemd manager answered"}},
 				"cgroup2":         {CheckFail, []string{"hybrid", "/sys/fs/cgroup/unified", "systemd.unified_cgroup_hierarchy=1"}},
 				"systemd":         {CheckFail, []string{"system manager not reachable", "boot with systemd"}},
 				"backend":         {CheckFail, []string{"falls back to none", `policy "tests"`, "unified cgroup v2"}},
@@ -114,7 +117,7 @@ func TestDoctor(t *testing.T) {
 				"protect:editors": {CheckOK, []string{"no process of yours"}},
 				"systemd-oomd":    {CheckOK, []string{"not running"}},
 			},
-			absent: []string{"controllers"},
+			absent: []string{"controllers", "scope_oompolicy"},
 			never:  []string{box.ParentEnv},
 		},
 		{
@@ -149,12 +152,39 @@ func TestDoctor(t *testing.T) {
 			name: "a VM without systemd (cgroupfs backend)", fixture: "cgroupfs-vm.txt", uid: 0, kernel: "6.1.0-26-cloud-amd64",
 			env: map[string]string{}, systemd: fakeSystemd{}, writable: []string{"sys/fs/cgroup/cgroup.subtree_control"}, ok: true,
 			want: map[string]want{
+				"versions":      {CheckOK, []string{"versions: Linux 6.1.0-26-cloud-amd64, no systemd manager answered"}},
 				"cgroup2":       {CheckOK, nil},
 				"systemd":       {CheckWarn, []string{"not reachable", "cgroupfs backend"}},
 				"backend":       {CheckOK, []string{"cgroups under /"}},
 				"controllers":   {CheckOK, []string{"available under /", "memory", "pids", "cpu", "io"}},
 				"recursiveprot": {CheckOK, nil},
 				"memory.peak":   {CheckOK, []string{"no cgroup to look in"}},
+			},
+			absent: []string{"scope_oompolicy"},
+		},
+		{
+			name: "Debian 12 as root: the system manager's 252 with the stable backport", fixture: "desktop.txt", uid: 0, kernel: "6.1.0-41-cloud-amd64",
+			env: map[string]string{}, systemd: fakeSystemd{version: map[bool]string{false: "252.39-1~deb12u1"}}, ok: true,
+			want: map[string]want{
+				"versions":        {CheckOK, []string{"versions: Linux 6.1.0-41-cloud-amd64, systemd 252.39-1~deb12u1 (system manager)"}},
+				"systemd":         {CheckOK, []string{"system manager reachable (systemd 252)"}},
+				"scope_oompolicy": {CheckOK, []string{"systemd 252.39-1~deb12u1 has it (252.5+)"}},
+			},
+		},
+		{
+			name: "a 252 from before the backport", fixture: "desktop.txt", uid: 0, kernel: "6.1.0",
+			env: map[string]string{}, systemd: fakeSystemd{version: map[bool]string{false: "252.4-1"}}, ok: true,
+			want: map[string]want{
+				"versions":        {CheckOK, []string{"systemd 252.4-1 (system manager)"}},
+				"scope_oompolicy": {CheckWarn, []string{"systemd 252.4-1 predates it (252.5+)", "stop the whole run", "upgrade systemd to 252.5 or later"}},
+			},
+		},
+		{
+			name: "a manager that answers without a version", fixture: "desktop.txt", uid: 0, kernel: "",
+			env: map[string]string{}, systemd: fakeSystemd{version: map[bool]string{false: ""}}, ok: true,
+			want: map[string]want{
+				"versions":        {CheckOK, []string{"versions: kernel release unknown, systemd system manager version unknown"}},
+				"scope_oompolicy": {CheckOK, []string{"systemd version unknown", "a run tries it (252.5+)"}},
 			},
 		},
 		{

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"strings"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"golang.org/x/sys/unix"
@@ -20,8 +21,9 @@ import (
 // SystemdProbe answers doctor's D-Bus questions.
 type SystemdProbe interface {
 	// Manager connects to the user (user=true) or system manager and
-	// returns its version (0 when unknown).
-	Manager(ctx context.Context, user bool) (int, error)
+	// returns its version as its Version property says, unquoted
+	// ("252.39-1~deb12u1"; "" when unknown).
+	Manager(ctx context.Context, user bool) (string, error)
 	// UnitProperty returns a unit property of the user or system manager
 	// as text (strings unquoted).
 	UnitProperty(ctx context.Context, user bool, unit, name string) (string, error)
@@ -51,16 +53,11 @@ type Machine struct {
 
 // LiveMachine is this machine. Close releases its D-Bus connections.
 func LiveMachine() *Machine {
-	kernel := ""
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		kernel = unix.ByteSliceToString(u.Release[:])
-	}
 	return &Machine{
 		FS:       os.DirFS("/"),
 		Getenv:   os.Getenv,
 		UID:      os.Getuid(),
-		Kernel:   kernel,
+		Kernel:   probe.Release(),
 		Writable: func(name string) error { return unix.Access("/"+name, unix.W_OK) },
 		LookPath: exec.LookPath,
 		Readlink: func(name string) (string, error) { return os.Readlink("/" + name) },
@@ -95,16 +92,16 @@ func (l *liveSystemd) conn(ctx context.Context, user bool) (*sd.Conn, error) {
 	return l.conns.Get(ctx, which, systemd.Socket(user))
 }
 
-func (l *liveSystemd) Manager(ctx context.Context, user bool) (int, error) {
+func (l *liveSystemd) Manager(ctx context.Context, user bool) (string, error) {
 	c, err := l.conn(ctx, user)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	v, err := c.GetManagerProperty("Version")
 	if err != nil {
-		return 0, systemd.ExplainError(err)
+		return "", systemd.ExplainError(err)
 	}
-	return probe.SystemdVersion(v), nil
+	return strings.Trim(v, `"`), nil
 }
 
 func (l *liveSystemd) UnitProperty(ctx context.Context, user bool, unit, name string) (string, error) {

@@ -28,12 +28,12 @@ func TestDiagnose(t *testing.T) {
 	}{
 		{"nothing wrong", box(func(r *Run) {}), nil, nil},
 		{"command OOM-killed at memory.max", box(func(r *Run) {
-			r.Signal, r.ExitCode = "SIGKILL", 137
+			r.Signal, r.ExitCode = "SIGKILL", intp(137)
 			r.Memory.Events = MemoryEvents{OOM: 1, OOMKill: 1}
 			r.OOMVictims = []OOMVictim{victim(100, "cargo", true, false)}
 		}), []string{KindOOMKill}, []string{"cargo was killed by the kernel's OOM killer, inside this box, at memory.max=12G", `raise memory.max in policy "tests"`, "pid 100 cargo (6G, from the kernel log)"}},
 		{"children OOM-killed, command survived", box(func(r *Run) {
-			r.ExitCode = 101
+			r.ExitCode = intp(101)
 			r.Memory.Events = MemoryEvents{OOM: 2, OOMKill: 2}
 			r.OOMVictims = []OOMVictim{victim(201, "bkt", true, false), victim(202, "rustc", true, false)}
 		}), []string{KindOOMKill}, []string{"the kernel's OOM killer killed 2 processes in this box at memory.max=12G", "pid 201 bkt", "pid 202 rustc"}},
@@ -94,7 +94,7 @@ func TestDiagnose(t *testing.T) {
 			r.OOMVictims = []OOMVictim{victim(5, "java", false, false)}
 		}), []string{KindOOMKillOutside}, []string{"at their own cgroup's memory limit", "not this box's doing"}},
 		{"SIGKILL with no OOM kill: not the OOM killer", box(func(r *Run) {
-			r.Signal, r.ExitCode = "SIGKILL", 137
+			r.Signal, r.ExitCode = "SIGKILL", intp(137)
 		}), []string{KindSigkill}, []string{"cargo was killed by SIGKILL, and not by the OOM killer (memory.events of this box counts no OOM kill)", "outside the box's OOM killer", "systemd-oomd"}},
 		{"SIGKILL while the log names another victim", box(func(r *Run) {
 			r.Signal = "SIGKILL"

@@ -28,6 +28,14 @@ type Run struct {
 	Cgroup string `json:"cgroup"`
 	// Backend is "systemd", "cgroupfs" or "none".
 	Backend string `json:"backend"`
+	// Kernel is the release of the kernel the run ran on (uname -r), ""
+	// when unknown (JSON null).
+	Kernel string `json:"kernel"`
+	// Systemd is the version of the systemd manager that made the box, as
+	// it says it ("252.39-1~deb12u1"); "" without systemd, or when it did
+	// not say (a post-mortem: boxrun asks once the command has exited)
+	// (JSON null).
+	Systemd string `json:"systemd"`
 	// Enforced is false when no limit of the policy was in force (backend
 	// none): then the memory, pids and cpu figures were not measured.
 	Enforced bool `json:"enforced"`
@@ -37,8 +45,10 @@ type Run struct {
 	PID int `json:"pid"`
 	// ExitCode is the command's status as a shell reports it (128+N for
 	// death by signal N), also when boxrun then dies of that signal itself
-	// (SIGINT, SIGTERM, SIGHUP) rather than exiting with it.
-	ExitCode int `json:"exit_code"`
+	// (SIGINT, SIGTERM, SIGHUP) rather than exiting with it; nil when
+	// nobody saw the command end (JSON null): a post-mortem whose guard
+	// found the box empty, the command gone with boxrun.
+	ExitCode *int `json:"exit_code"`
 	// Signal is the name of the signal that killed the command ("SIGKILL"),
 	// "" when it exited (JSON null).
 	Signal string `json:"signal"`
@@ -52,8 +62,9 @@ type Run struct {
 	Memory Memory `json:"memory"`
 	// Pids is the box's process peak and pids.events.
 	Pids Pids `json:"pids"`
-	// CPU is the box's cpu.stat.
-	CPU CPU `json:"cpu"`
+	// CPU is the box's cpu.stat, nil when it could not be read (JSON
+	// null): a post-mortem whose box was gone when its guard looked.
+	CPU *CPU `json:"cpu"`
 	// Samples are memory.current and pids.current over the run.
 	Samples []Sample `json:"samples"`
 	// OOMVictims are the processes the OOM killer killed during the run:
@@ -419,16 +430,18 @@ type runJSON struct {
 	Unit            *string       `json:"unit"`
 	Cgroup          *string       `json:"cgroup"`
 	Backend         string        `json:"backend"`
+	Kernel          *string       `json:"kernel"`
+	Systemd         *string       `json:"systemd"`
 	Enforced        bool          `json:"enforced"`
 	Command         []string      `json:"command"`
 	PID             int           `json:"pid"`
-	ExitCode        int           `json:"exit_code"`
+	ExitCode        *int          `json:"exit_code"`
 	Signal          *string       `json:"signal"`
 	Interrupted     *string       `json:"interrupted"`
 	WallSeconds     float64       `json:"wall_seconds"`
 	Memory          Memory        `json:"memory"`
 	Pids            Pids          `json:"pids"`
-	CPU             CPU           `json:"cpu"`
+	CPU             *CPU          `json:"cpu"`
 	Samples         []Sample      `json:"samples"`
 	OOMVictims      []OOMVictim   `json:"oom_victims"`
 	OutsideOOMKills uint64        `json:"outside_oom_kills"`
@@ -445,7 +458,8 @@ type runJSON struct {
 }
 
 // JSON writes r as one JSON object (see report/schema.json and the README):
-// empty unit, cgroup and signal become null, missing lists [].
+// empty unit, cgroup, kernel, systemd and signal become null, an unknown
+// exit code and cpu.stat too, missing lists [].
 func JSON(w io.Writer, r *Run) error {
 	nullable := func(s string) *string {
 		if s == "" {
@@ -454,7 +468,8 @@ func JSON(w io.Writer, r *Run) error {
 		return &s
 	}
 	j := runJSON{
-		Policy: r.Policy, Unit: nullable(r.Unit), Cgroup: nullable(r.Cgroup), Backend: r.Backend, Enforced: r.Enforced,
+		Policy: r.Policy, Unit: nullable(r.Unit), Cgroup: nullable(r.Cgroup), Backend: r.Backend,
+		Kernel: nullable(r.Kernel), Systemd: nullable(r.Systemd), Enforced: r.Enforced,
 		Command: orEmpty(r.Command), PID: r.PID, ExitCode: r.ExitCode, Signal: nullable(r.Signal), Interrupted: nullable(r.Interrupted),
 		WallSeconds: round3(r.WallSeconds), Memory: r.Memory, Pids: r.Pids, CPU: r.CPU,
 		Samples: orEmpty(r.Samples), OOMVictims: orEmpty(r.OOMVictims), OutsideOOMKills: r.OutsideOOMKills,

@@ -56,10 +56,11 @@ func fixtures() map[string]*Run {
 		"issue-example": {
 			Policy: testsPolicy(), Unit: "boxrun-tests-1a2b3c4d.scope",
 			Cgroup:  "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope",
-			Backend: "systemd", Command: []string{"cargo", "test"}, PID: 48100, ExitCode: 101, WallSeconds: 192.4,
+			Backend: "systemd", Kernel: "6.11.4-301.fc41.x86_64", Systemd: "256.11-1.fc41",
+			Command: []string{"cargo", "test"}, PID: 48100, ExitCode: intp(101), WallSeconds: 192.4,
 			Memory:  Memory{PeakBytes: 79 * gib / 10, PeakSource: PeakMemoryPeak, Events: MemoryEvents{High: 1204, Max: 57, OOM: 2, OOMKill: 2}},
 			Pids:    Pids{Peak: 412, PeakSource: PeakSamples, EventsMax: 37},
-			CPU:     CPU{UsageUSec: 663_000_000, UserUSec: 600_000_000, SystemUSec: 63_000_000},
+			CPU:     &CPU{UsageUSec: 663_000_000, UserUSec: 600_000_000, SystemUSec: 63_000_000},
 			Samples: ramp(768, 79*gib/10),
 			OOMVictims: []OOMVictim{
 				{PID: 48211, Comm: "bkt-3f2a9c1d0e", RSSBytes: 61 * gib / 10, InsideBox: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Certainty: CertaintyKernelLog},
@@ -76,20 +77,20 @@ func fixtures() map[string]*Run {
 		// The second user report: SIGKILL, and no OOM kill anywhere.
 		"sigkill-not-oom": {
 			Policy: testsPolicy(), Unit: "boxrun-tests-0badf00d.scope", Cgroup: "/boxrun.slice/boxrun-tests-0badf00d.scope",
-			Backend: "systemd", Command: []string{"/usr/bin/cargo", "run", "-p", "dev-detach"}, PID: 700, ExitCode: 137, Signal: "SIGKILL", WallSeconds: 41.2,
+			Backend: "systemd", Command: []string{"/usr/bin/cargo", "run", "-p", "dev-detach"}, PID: 700, ExitCode: intp(137), Signal: "SIGKILL", WallSeconds: 41.2,
 			Memory:  Memory{PeakBytes: 310 * mib, PeakSource: PeakMemoryPeak},
 			Pids:    Pids{Peak: 23, PeakSource: PeakSamples},
-			CPU:     CPU{UsageUSec: 5_300_000, UserUSec: 4_000_000, SystemUSec: 1_300_000},
+			CPU:     &CPU{UsageUSec: 5_300_000, UserUSec: 4_000_000, SystemUSec: 1_300_000},
 			Samples: ramp(40, 310*mib), KernelLogRead: true,
 		},
 		// The same with the signal tracer: a harness's timeout killed the
 		// command's process group, and a kill -9 from root took a child.
 		"sigkill-named": {
 			Policy: testsPolicy(), Unit: "boxrun-tests-0badf00e.scope", Cgroup: "/user.slice/user-1000.slice/user@1000.service/app.slice/boxrun-tests-0badf00e.scope",
-			Backend: "systemd", Command: []string{"/usr/bin/cargo", "test"}, PID: 710, ExitCode: 137, Signal: "SIGKILL", WallSeconds: 600.1,
+			Backend: "systemd", Command: []string{"/usr/bin/cargo", "test"}, PID: 710, ExitCode: intp(137), Signal: "SIGKILL", WallSeconds: 600.1,
 			Memory:  Memory{PeakBytes: 2 * gib, PeakSource: PeakMemoryPeak},
 			Pids:    Pids{Peak: 40, PeakSource: PeakPidsPeak},
-			CPU:     CPU{UsageUSec: 900_000_000, UserUSec: 800_000_000, SystemUSec: 100_000_000},
+			CPU:     &CPU{UsageUSec: 900_000_000, UserUSec: 800_000_000, SystemUSec: 100_000_000},
 			Samples: ramp(40, 2*gib), KernelLogRead: true,
 			Signals: []Signal{
 				{PID: 733, Comm: "sleep", Signal: "SIGKILL", Code: "SI_USER", Sender: Sender{PID: 4001, Comm: "kill", UID: 0, Cgroup: "/user.slice/user-1000.slice/session-2.scope", Unit: "session-2.scope"}},
@@ -102,10 +103,10 @@ func fixtures() map[string]*Run {
 		// while the box stayed under its limit.
 		"editor-killed-outside": {
 			Policy: testsPolicy(), Unit: "boxrun-tests-1a2b3c4d.scope", Cgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope",
-			Backend: "systemd", Command: []string{"cargo", "test"}, PID: 437000, ExitCode: 0, WallSeconds: 905,
+			Backend: "systemd", Command: []string{"cargo", "test"}, PID: 437000, ExitCode: intp(0), WallSeconds: 905,
 			Memory:  Memory{PeakBytes: 113 * gib / 10, PeakSource: PeakMemoryPeak, Events: MemoryEvents{High: 88}},
 			Pids:    Pids{Peak: 96, PeakSource: PeakSamples},
-			CPU:     CPU{UsageUSec: 9_800_000_000, UserUSec: 9_000_000_000, SystemUSec: 800_000_000, ThrottledUSec: 12_300_000, NrThrottled: 40},
+			CPU:     &CPU{UsageUSec: 9_800_000_000, UserUSec: 9_000_000_000, SystemUSec: 800_000_000, ThrottledUSec: 12_300_000, NrThrottled: 40},
 			Samples: ramp(1200, 113*gib/10),
 			OOMVictims: []OOMVictim{
 				{PID: 11914, Comm: "code", RSSBytes: 1402312 * 1024, Global: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-code-11902.scope", Certainty: CertaintyKernelLog},
@@ -117,10 +118,10 @@ func fixtures() map[string]*Run {
 		"oom-log-unreadable": {
 			Policy: Policy{Name: "it", MemoryHigh: u64(96 * mib), MemoryMax: u64(128 * mib), MemorySwapMax: u64(0), PidsMax: u64(64)},
 			Unit:   "boxrun-it-3f2a9c1d.scope", Cgroup: "/user.slice/user-1500.slice/user@1500.service/boxrun.slice/boxrun-it-3f2a9c1d.scope",
-			Backend: "systemd", Command: []string{"env", "HOG_MB=400", "./hog"}, PID: 812, ExitCode: 137, Signal: "SIGKILL", WallSeconds: 2.35,
+			Backend: "systemd", Command: []string{"env", "HOG_MB=400", "./hog"}, PID: 812, ExitCode: intp(137), Signal: "SIGKILL", WallSeconds: 2.35,
 			Memory:  Memory{PeakBytes: 128 * mib, PeakSource: PeakMemoryPeak, Events: MemoryEvents{High: 3, Max: 41, OOM: 1, OOMKill: 1}},
 			Pids:    Pids{Peak: 1, PeakSource: PeakSamples},
-			CPU:     CPU{UsageUSec: 1_900_000, UserUSec: 1_100_000, SystemUSec: 800_000},
+			CPU:     &CPU{UsageUSec: 1_900_000, UserUSec: 1_100_000, SystemUSec: 800_000},
 			Samples: ramp(10, 128*mib),
 			Notes:   []string{"the box's cgroup was gone when the command exited (systemd removes an empty scope at once): its figures are from boxrun's last reading, 3ms before"},
 		},
@@ -129,10 +130,10 @@ func fixtures() map[string]*Run {
 		"oom-named-from-samples": {
 			Policy: Policy{Name: "it", MemoryMax: u64(128 * mib), MemorySwapMax: u64(0), PidsMax: u64(64)},
 			Unit:   "boxrun-it-5e6f7a8b.scope", Cgroup: "/user.slice/user-1500.slice/user@1500.service/boxrun.slice/boxrun-it-5e6f7a8b.scope",
-			Backend: "systemd", Command: []string{"sh", "-c", "./hog & wait"}, PID: 811, ExitCode: 0, WallSeconds: 1.82,
+			Backend: "systemd", Command: []string{"sh", "-c", "./hog & wait"}, PID: 811, ExitCode: intp(0), WallSeconds: 1.82,
 			Memory:  Memory{PeakBytes: 128 * mib, PeakSource: PeakMemoryPeak, Events: MemoryEvents{Max: 37, OOM: 1, OOMKill: 1}},
 			Pids:    Pids{Peak: 2, PeakSource: PeakPidsPeak},
-			CPU:     CPU{UsageUSec: 1_400_000, UserUSec: 700_000, SystemUSec: 700_000},
+			CPU:     &CPU{UsageUSec: 1_400_000, UserUSec: 700_000, SystemUSec: 700_000},
 			Samples: ramp(8, 128*mib),
 			OOMVictims: []OOMVictim{
 				{PID: 812, Comm: "hog", RSSBytes: 121 * mib, InsideBox: true, Certainty: CertaintyVanished},
@@ -141,10 +142,10 @@ func fixtures() map[string]*Run {
 		},
 		// Backpressure spared the box its OOM kills.
 		"backpressure": {
-			Policy: testsPolicy(), Cgroup: "/boxrun-tests-77aa01fe", Backend: "cgroupfs", Command: []string{"cargo", "test"}, PID: 900, WallSeconds: 74.5,
+			Policy: testsPolicy(), Cgroup: "/boxrun-tests-77aa01fe", Backend: "cgroupfs", Kernel: "6.12.57+deb13-cloud-amd64", Command: []string{"cargo", "test"}, PID: 900, ExitCode: intp(0), WallSeconds: 74.5,
 			Memory:  Memory{PeakBytes: 118 * gib / 10, PeakSource: PeakMemoryPeak, Events: MemoryEvents{High: 12}},
 			Pids:    Pids{Peak: 120, PeakSource: PeakPidsPeak},
-			CPU:     CPU{UsageUSec: 200_000_000, UserUSec: 180_000_000, SystemUSec: 20_000_000},
+			CPU:     &CPU{UsageUSec: 200_000_000, UserUSec: 180_000_000, SystemUSec: 20_000_000},
 			Samples: ramp(300, 118*gib/10),
 			Backpressure: &Backpressure{Paused: 14, Resumed: 14, PausedSeconds: 14.1, MaxPauseSeconds: 3.2, MaxPauseReason: "its expected growth does not fit the box",
 				MaxRunning: 9, ForcedResumes: 1, Forced: []ForcedResume{{"every running process waits on a lock or a pipe", 1}},
@@ -154,10 +155,11 @@ func fixtures() map[string]*Run {
 		// boxrun was interrupted (timeout's SIGTERM) while it held processes
 		// paused: the report says so, not that the command did not wait.
 		"interrupted": {
-			Policy: testsPolicy(), Cgroup: "/boxrun-tests-77aa01ff", Backend: "cgroupfs", Command: []string{"sh", "-c", "xargs -P 24 ..."}, PID: 901, ExitCode: 143,
+			Policy: testsPolicy(), Cgroup: "/boxrun-tests-77aa01ff", Backend: "cgroupfs", Command: []string{"sh", "-c", "xargs -P 24 ..."}, PID: 901, ExitCode: intp(143),
 			Signal: "SIGTERM", Interrupted: "SIGTERM", WallSeconds: 45,
 			Memory:          Memory{PeakBytes: 3 * gib, PeakSource: PeakMemoryPeak},
 			Pids:            Pids{Peak: 50, PeakSource: PeakPidsPeak},
+			CPU:             &CPU{},
 			Leftovers:       []Leftover{{950, "hog", "hog 150"}, {951, "hog", "hog 150"}},
 			LeftoversKilled: true,
 			Backpressure: &Backpressure{Paused: 2, Resumed: 2, PausedSeconds: 1.5, MaxPauseSeconds: 0.9, MaxPauseReason: "the box is at its memory target",
@@ -169,10 +171,10 @@ func fixtures() map[string]*Run {
 		"boxrun-killed": {
 			Policy: testsPolicy(), Unit: "boxrun-tests-5e6f7a8b.scope",
 			Cgroup:  "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-5e6f7a8b.scope",
-			Backend: "systemd", Command: []string{"cargo", "test"}, ExitCode: 137, Signal: "SIGKILL", Interrupted: "SIGKILL", WallSeconds: 600.2,
+			Backend: "systemd", Kernel: "6.1.0-41-cloud-amd64", Command: []string{"cargo", "test"}, ExitCode: intp(137), Signal: "SIGKILL", Interrupted: "SIGKILL", WallSeconds: 600.2,
 			Memory:          Memory{PeakBytes: 5 * gib, PeakSource: PeakMemoryPeak, Events: MemoryEvents{High: 3}},
 			Pids:            Pids{Peak: 211, PeakSource: PeakPidsPeak},
-			CPU:             CPU{UsageUSec: 2900e6, UserUSec: 2500e6, SystemUSec: 400e6},
+			CPU:             &CPU{UsageUSec: 2900e6, UserUSec: 2500e6, SystemUSec: 400e6},
 			Leftovers:       []Leftover{{4811, "cargo", ""}, {4990, "memcrate-3f2a9", ""}},
 			LeftoversKilled: true,
 			BoxrunKilled:    &BoxrunKilled{Signal: "SIGKILL", ProcessesKilled: 2, AtSeconds: 600.2},
@@ -195,15 +197,16 @@ func fixtures() map[string]*Run {
 		},
 		// The none backend: nothing measured.
 		"no-box": {
-			Policy: testsPolicy(), Backend: "none", Command: []string{"make", "-j8"}, PID: 31, ExitCode: 2, WallSeconds: 0.85,
+			Policy: testsPolicy(), Backend: "none", Command: []string{"make", "-j8"}, PID: 31, ExitCode: intp(2), WallSeconds: 0.85, CPU: &CPU{},
 		},
 		// A clean run.
 		"clean": {
 			Policy: testsPolicy(), Unit: "boxrun-tests-00000001.scope", Cgroup: "/boxrun.slice/boxrun-tests-00000001.scope",
-			Backend: "systemd", Command: []string{"go", "test", "./..."}, PID: 1000, WallSeconds: 12.34,
+			Backend: "systemd", Kernel: "6.1.0-41-cloud-amd64", Systemd: "252.39-1~deb12u1",
+			Command: []string{"go", "test", "./..."}, PID: 1000, ExitCode: intp(0), WallSeconds: 12.34,
 			Memory: Memory{PeakBytes: 1536 * mib, PeakSource: PeakSamples},
 			Pids:   Pids{Peak: 48, PeakSource: PeakSamples},
-			CPU:    CPU{UsageUSec: 30_500_000, UserUSec: 28_000_000, SystemUSec: 2_500_000}, Samples: ramp(50, 1536*mib), KernelLogRead: true,
+			CPU:    &CPU{UsageUSec: 30_500_000, UserUSec: 28_000_000, SystemUSec: 2_500_000}, Samples: ramp(50, 1536*mib), KernelLogRead: true,
 		},
 	}
 }
@@ -299,7 +302,7 @@ func TestJSONNulls(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := decodeJSON(t, b.Bytes()).(map[string]any)
-	for _, k := range []string{"unit", "cgroup", "signal", "interrupted", "backpressure"} {
+	for _, k := range []string{"unit", "cgroup", "kernel", "systemd", "exit_code", "signal", "interrupted", "cpu", "backpressure"} {
 		if m[k] != nil {
 			t.Errorf("%s = %v, want null", k, m[k])
 		}

@@ -35,7 +35,7 @@ func TestDescribeSender(t *testing.T) {
 func TestWithSenders(t *testing.T) {
 	base := func() *Run {
 		return &Run{Policy: testsPolicy(), Cgroup: "/b/boxrun-tests-00000001", Backend: "cgroupfs", Command: []string{"sh"}, PID: 10,
-			ExitCode: 137, Signal: "SIGKILL", Memory: Memory{PeakSource: PeakSamples}}
+			ExitCode: intp(137), Signal: "SIGKILL", Memory: Memory{PeakSource: PeakSamples}}
 	}
 	for _, tc := range []struct {
 		name  string
@@ -50,15 +50,15 @@ func TestWithSenders(t *testing.T) {
 			r.Signals = []Signal{{PID: 10, Comm: "sh", Signal: "SIGKILL", Code: "SI_USER", Sender: Sender{PID: 20, Comm: "kill", UID: 0}}}
 		}, "sigkill", []string{"sh was killed by SIGKILL from pid 20 (kill), uid 0 (kill)"}},
 		{"a child killed, the command exited", func(r *Run) {
-			r.SignalTracer, r.Signal, r.ExitCode = true, "", 137
+			r.SignalTracer, r.Signal, r.ExitCode = true, "", intp(137)
 			r.Signals = []Signal{{PID: 11, Comm: "sleep", Signal: "SIGKILL", Code: "SI_USER", Sender: Sender{PID: 20, Comm: "kill", UID: 0}}}
 		}, "signal", []string{"pid 11 sleep was killed by SIGKILL from pid 20 (kill), uid 0 (kill)"}},
 		{"the command terminated", func(r *Run) {
-			r.SignalTracer, r.Signal, r.ExitCode = true, "SIGTERM", 143
+			r.SignalTracer, r.Signal, r.ExitCode = true, "SIGTERM", intp(143)
 			r.Signals = []Signal{{PID: 10, Comm: "sh", Signal: "SIGTERM", Code: "SI_USER", Sender: Sender{PID: 1, Comm: "systemd", UID: 0, Unit: "init.scope"}}}
 		}, "signal", []string{"pid 10 sh was sent SIGTERM from pid 1 (systemd), uid 0, in init.scope (kill)"}},
 		{"a child OOM-killed: the OOM killer sent it", func(r *Run) {
-			r.SignalTracer, r.Signal, r.ExitCode = true, "", 1
+			r.SignalTracer, r.Signal, r.ExitCode = true, "", intp(1)
 			r.Memory.Events.OOMKill = 1
 			r.OOMVictims = []OOMVictim{{PID: 11, Comm: "hog", InsideBox: true, Certainty: CertaintyVanished}}
 			r.Signals = []Signal{{PID: 11, Comm: "hog", Signal: "SIGKILL", Code: "SI_KERNEL", Kernel: true, Sender: Sender{PID: 11, Comm: "hog", UID: 1000}}}

@@ -35,14 +35,12 @@ func Text(w io.Writer, r *Run, color bool) error {
 	}
 	var b strings.Builder
 	wall := time.Duration(r.WallSeconds * float64(time.Second))
-	status := fmt.Sprintf("exit %d", r.ExitCode)
+	status := "exit unknown" // nobody saw the command end (see Run.ExitCode)
 	switch {
 	case r.Signal != "":
 		status = "killed by " + r.Signal
-	case r.BoxrunKilled != nil:
-		// A post-mortem of a box its guard found empty: the command
-		// ended with boxrun, and nobody saw how.
-		status = "exit unknown"
+	case r.ExitCode != nil:
+		status = fmt.Sprintf("exit %d", *r.ExitCode)
 	}
 	name := r.Policy.Name
 	if name == "" {
@@ -131,6 +129,9 @@ func pidsLine(r *Run) string {
 }
 
 func cpuLine(r *Run, wall time.Duration) string {
+	if r.CPU == nil {
+		return "unknown"
+	}
 	usage := time.Duration(r.CPU.UsageUSec) * time.Microsecond
 	s := FormatDuration(usage) + " user+sys"
 	if wall > 0 {

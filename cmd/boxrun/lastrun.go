@@ -150,15 +150,13 @@ func writeReplacing(path string, mode os.FileMode, write func(io.Writer) error) 
 // it killed what was left there.
 func postMortemRun(p pendingRun, pm box.PostMortem) *report.Run {
 	run := &report.Run{
-		Policy: p.Policy, Cgroup: cgroupPath(pm.BoxDir), Backend: pm.Backend, Enforced: true, Command: p.Command,
+		Policy: p.Policy, Cgroup: cgroupPath(pm.BoxDir), Backend: pm.Backend, Kernel: pm.Kernel, Enforced: true, Command: p.Command,
 		Interrupted:     signalName(pm.BoxrunSignal),
 		LeftoversKilled: true,
 		Memory: report.Memory{PeakBytes: pm.MemoryPeak, PeakSource: report.PeakMemoryPeak,
 			Events: report.MemoryEvents{Low: pm.MemoryEvents["low"], High: pm.MemoryEvents["high"], Max: pm.MemoryEvents["max"],
 				OOM: pm.MemoryEvents["oom"], OOMKill: pm.MemoryEvents["oom_kill"]}},
-		Pids: report.Pids{Peak: pm.PidsPeak, PeakSource: report.PeakPidsPeak, EventsMax: pm.PidsEvents["max"]},
-		CPU: report.CPU{UsageUSec: pm.CPU["usage_usec"], UserUSec: pm.CPU["user_usec"], SystemUSec: pm.CPU["system_usec"],
-			ThrottledUSec: pm.CPU["throttled_usec"], NrThrottled: pm.CPU["nr_throttled"]},
+		Pids:         report.Pids{Peak: pm.PidsPeak, PeakSource: report.PeakPidsPeak, EventsMax: pm.PidsEvents["max"]},
 		BoxrunKilled: &report.BoxrunKilled{Signal: signalName(pm.BoxrunSignal), ProcessesKilled: len(pm.Procs)},
 		Notes: []string{"a post-mortem: boxrun died before the command finished, and its guard wrote this report from what the box showed then; " +
 			"samples, OOM victims and backpressure were boxrun's and died with it"},
@@ -179,10 +177,18 @@ func postMortemRun(p pendingRun, pm box.PostMortem) *report.Run {
 	for _, pr := range pm.Procs {
 		run.Leftovers = append(run.Leftovers, report.Leftover{PID: pr.PID, Comm: pr.Comm})
 	}
+	if pm.CPU != nil {
+		run.CPU = &report.CPU{UsageUSec: pm.CPU["usage_usec"], UserUSec: pm.CPU["user_usec"], SystemUSec: pm.CPU["system_usec"],
+			ThrottledUSec: pm.CPU["throttled_usec"], NrThrottled: pm.CPU["nr_throttled"]}
+	}
 	if len(pm.Procs) > 0 {
 		// The command, if still there, died of the guard's SIGKILL.
-		run.ExitCode, run.Signal = 128+9, "SIGKILL"
+		killed := 128 + 9
+		run.ExitCode, run.Signal = &killed, "SIGKILL"
 	}
+	// Else the box was empty: the command ended with boxrun (its process
+	// group killed with it, most often) and nobody saw how, so its exit
+	// code stays unknown.
 	if pm.CleanupErr != nil {
 		run.Notes = append(run.Notes, "the guard could not empty or remove the box: "+pm.CleanupErr.Error()+" (boxrun gc removes it)")
 	}

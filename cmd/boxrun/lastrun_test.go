@@ -27,20 +27,21 @@ func TestPostMortemRun(t *testing.T) {
 		want func(r *report.Run) map[string]bool
 	}{
 		{"killed by SIGKILL with processes left (systemd)", box.PostMortem{
-			BoxDir: "/sys/fs/cgroup/user.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Backend: box.KindSystemd,
+			BoxDir: "/sys/fs/cgroup/user.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Backend: box.KindSystemd, Kernel: "6.1.0-41-cloud-amd64",
 			At: start.Add(90 * time.Second), BoxrunPID: 41, BoxrunSignal: syscall.SIGKILL, MemoryPeak: 5 << 30, PidsPeak: 30,
 			MemoryEvents: map[string]uint64{"oom_kill": 1}, CPU: map[string]uint64{"usage_usec": 7}, Procs: []box.PostMortemProc{{PID: 50, Comm: "cargo"}, {PID: 51, Comm: "sleep"}},
 		}, func(r *report.Run) map[string]bool {
 			return map[string]bool{
-				"unit is the scope":            r.Unit == "boxrun-tests-1a2b3c4d.scope",
-				"cgroup below the mount":       r.Cgroup == "/user.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope",
-				"boxrun killed by SIGKILL":     r.BoxrunKilled != nil && r.BoxrunKilled.Signal == "SIGKILL" && r.Interrupted == "SIGKILL",
-				"two killed, 90 s in":          r.BoxrunKilled.ProcessesKilled == 2 && r.BoxrunKilled.AtSeconds == 90 && r.WallSeconds == 90,
-				"the leftovers, killed":        len(r.Leftovers) == 2 && r.Leftovers[1].Comm == "sleep" && r.LeftoversKilled,
-				"the command died of SIGKILL":  r.ExitCode == 137 && r.Signal == "SIGKILL",
-				"the kernel's figures":         r.Memory.PeakBytes == 5<<30 && r.Memory.Events.OOMKill == 1 && r.Pids.Peak == 30 && r.CPU.UsageUSec == 7,
-				"says it is a post-mortem":     len(r.Notes) == 1 && strings.Contains(r.Notes[0], "post-mortem"),
-				"peaks from the kernel's file": r.Memory.PeakSource == report.PeakMemoryPeak && r.Pids.PeakSource == report.PeakPidsPeak,
+				"unit is the scope":             r.Unit == "boxrun-tests-1a2b3c4d.scope",
+				"the kernel named, not systemd": r.Kernel == "6.1.0-41-cloud-amd64" && r.Systemd == "" && jsonField(t, r, "systemd") == nil,
+				"cgroup below the mount":        r.Cgroup == "/user.slice/boxrun.slice/boxrun-tests-1a2b3c4d.scope",
+				"boxrun killed by SIGKILL":      r.BoxrunKilled != nil && r.BoxrunKilled.Signal == "SIGKILL" && r.Interrupted == "SIGKILL",
+				"two killed, 90 s in":           r.BoxrunKilled.ProcessesKilled == 2 && r.BoxrunKilled.AtSeconds == 90 && r.WallSeconds == 90,
+				"the leftovers, killed":         len(r.Leftovers) == 2 && r.Leftovers[1].Comm == "sleep" && r.LeftoversKilled,
+				"the command died of SIGKILL":   r.ExitCode != nil && *r.ExitCode == 137 && r.Signal == "SIGKILL",
+				"the kernel's figures":          r.Memory.PeakBytes == 5<<30 && r.Memory.Events.OOMKill == 1 && r.Pids.Peak == 30 && r.CPU != nil && r.CPU.UsageUSec == 7,
+				"says it is a post-mortem":      len(r.Notes) == 1 && strings.Contains(r.Notes[0], "post-mortem"),
+				"peaks from the kernel's file":  r.Memory.PeakSource == report.PeakMemoryPeak && r.Pids.PeakSource == report.PeakPidsPeak,
 			}
 		}},
 		{"signal unknown, box empty, cleanup failed (cgroupfs, old kernel)", box.PostMortem{
@@ -50,9 +51,24 @@ func TestPostMortemRun(t *testing.T) {
 			return map[string]bool{
 				"no unit":                  r.Unit == "",
 				"signal unknown":           r.BoxrunKilled.Signal == "" && r.Interrupted == "",
-				"nothing killed":           r.BoxrunKilled.ProcessesKilled == 0 && len(r.Leftovers) == 0 && r.Signal == "" && r.ExitCode == 0,
+				"nothing killed":           r.BoxrunKilled.ProcessesKilled == 0 && len(r.Leftovers) == 0 && r.Signal == "",
 				"no peaks measured":        r.Memory.PeakSource == report.PeakNone && r.Pids.PeakSource == report.PeakNone,
 				"the cleanup failure told": len(r.Notes) == 2 && strings.Contains(r.Notes[1], "boxrun gc"),
+				// Nobody saw the command end, and cpu.stat was not read:
+				// unknown (JSON null), never 0.
+				"exit code unknown":      r.ExitCode == nil && jsonField(t, r, "exit_code") == nil,
+				"cpu unknown":            r.CPU == nil && jsonField(t, r, "cpu") == nil,
+				"text says exit unknown": strings.Contains(textReport(t, r), "exit unknown") && strings.Contains(textReport(t, r), "cpu     unknown"),
+			}
+		}},
+		{"box empty but still there: its cpu.stat is the truth (cgroupfs)", box.PostMortem{
+			BoxDir: "/sys/fs/cgroup/boxrun-tests-99aa00bc", Backend: box.KindCgroupfs, At: start.Add(3 * time.Second),
+			CPU: map[string]uint64{"usage_usec": 2_500_000, "user_usec": 2_000_000, "system_usec": 500_000},
+		}, func(r *report.Run) map[string]bool {
+			return map[string]bool{
+				"exit code unknown":   r.ExitCode == nil && r.Signal == "",
+				"the cpu time read":   r.CPU != nil && r.CPU.UsageUSec == 2_500_000 && r.CPU.SystemUSec == 500_000,
+				"text shows the time": strings.Contains(textReport(t, r), "cpu     2.5s user+sys"),
 			}
 		}},
 	}
@@ -70,6 +86,34 @@ func TestPostMortemRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// jsonField is field of r's JSON report, decoded.
+func jsonField(t *testing.T, r *report.Run, field string) any {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := report.JSON(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	v, ok := m[field]
+	if !ok {
+		t.Fatalf("the JSON report has no %q", field)
+	}
+	return v
+}
+
+// textReport is r's text report.
+func textReport(t *testing.T, r *report.Run) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := report.Text(&buf, r, false); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
 }
 
 // TestRunLog: a run's pending file, its guard's post-mortem into the log

@@ -197,11 +197,13 @@ func buildRun(pol *policy.Resolved, argv []string, res *box.Result, st observe.S
 		Unit:     res.Unit,
 		Cgroup:   res.Cgroup,
 		Backend:  res.Backend,
+		Kernel:   res.Kernel,
+		Systemd:  res.Systemd,
 		Enforced: res.Backend != box.KindNone,
 		Command:  argv,
 		PID:      st.PID,
 		// ExitCode is 128+N for death by signal N, as the shell says.
-		ExitCode:        res.ExitCode,
+		ExitCode:        &res.ExitCode,
 		Signal:          signalName(res.Signal),
 		Interrupted:     signalName(res.Interrupted),
 		WallSeconds:     res.End.Sub(res.Start).Seconds(),
@@ -216,11 +218,12 @@ func buildRun(pol *policy.Resolved, argv []string, res *box.Result, st observe.S
 	}
 	if !st.Measured {
 		run.Notes = append(run.Notes, "nothing was limited or measured: there was no cgroup (backend "+res.Backend+"); memory, pids and cpu read 0 because they were not measured")
+		run.CPU = &report.CPU{} // as the note says; enforced false tells
 		return run
 	}
 	run.Memory = report.Memory{PeakBytes: st.Memory.Peak, PeakSource: st.Memory.PeakSource, Events: report.MemoryEvents(st.Memory.Events)}
 	run.Pids = report.Pids{Peak: st.Pids.Peak, PeakSource: st.Pids.PeakSource, EventsMax: st.Pids.EventsMax}
-	run.CPU = report.CPU{UsageUSec: st.CPU.UsageUSec, UserUSec: st.CPU.UserUSec, SystemUSec: st.CPU.SystemUSec,
+	run.CPU = &report.CPU{UsageUSec: st.CPU.UsageUSec, UserUSec: st.CPU.UserUSec, SystemUSec: st.CPU.SystemUSec,
 		ThrottledUSec: st.CPU.ThrottledUSec, NrThrottled: st.CPU.NrThrottled}
 	for _, s := range st.Samples {
 		run.Samples = append(run.Samples, report.Sample{T: s.At.Seconds(), MemoryBytes: s.MemoryBytes, Pids: s.Pids})

@@ -121,7 +121,8 @@ func TestBuildRun(t *testing.T) {
 	adj := 500
 	pol := &policy.Resolved{Name: "it", MemoryHigh: u(policy.Unlimited), MemoryMax: u(128 << 20), PidsMax: u(64), OOMScoreAdj: &adj}
 	start := time.Unix(1000, 0)
-	res := &box.Result{ExitCode: 137, Signal: syscall.SIGKILL, Backend: "systemd", Unit: "boxrun-it-1.scope", Cgroup: "/boxrun.slice/boxrun-it-1.scope",
+	res := &box.Result{ExitCode: 137, Signal: syscall.SIGKILL, Backend: "systemd", Kernel: "6.12.57+deb13-cloud-amd64", Systemd: "257.9-1~deb13u1",
+		Unit: "boxrun-it-1.scope", Cgroup: "/boxrun.slice/boxrun-it-1.scope",
 		Start: start, End: start.Add(2500 * time.Millisecond), Leftovers: []box.Proc{{PID: 9, Comm: "sleep", Cmdline: "sleep 9"}}, LeftoversKilled: true}
 	st := observe.Stats{PID: 812, Measured: true, Wall: 2 * time.Second,
 		Memory:       observe.MemoryStats{Peak: 128 << 20, PeakSource: "memory.peak", Events: observe.MemoryEvents{OOM: 1, OOMKill: 1}},
@@ -131,8 +132,11 @@ func TestBuildRun(t *testing.T) {
 		KernelLogErr: "reading /dev/kmsg: operation not permitted",
 	}
 	r := buildRun(pol, []string{"hog"}, res, st)
-	if r.Signal != "SIGKILL" || r.ExitCode != 137 || r.WallSeconds != 2.5 || r.PID != 812 {
+	if r.Signal != "SIGKILL" || r.ExitCode == nil || *r.ExitCode != 137 || r.WallSeconds != 2.5 || r.PID != 812 {
 		t.Errorf("status fields %+v", r)
+	}
+	if r.Kernel != "6.12.57+deb13-cloud-amd64" || r.Systemd != "257.9-1~deb13u1" {
+		t.Errorf("versions: kernel %q, systemd %q; want the result's", r.Kernel, r.Systemd)
 	}
 	if r.Policy.MemoryHigh != nil || r.Policy.MemoryMax == nil || *r.Policy.MemoryMax != 128<<20 || r.Policy.OOMScoreAdj == nil || *r.Policy.OOMScoreAdj != 500 {
 		t.Errorf("policy %+v: max must become null, limits bytes", r.Policy)

@@ -470,12 +470,18 @@ echo "oom_kill=$(sed -n 's/^oom_kill //p' /sys/fs/cgroup$(sed -n 's/^0:://p' /pr
 // 252.5 on (a stable backport), so both guests (252.39, 257) must carry
 // "continue" and print no warning; an older manager must show the default
 // "stop" and the warning. The cgroupfs backend has no manager and no unit.
+// The run's report names the kernel release and the manager's Version as
+// systemctl shows it (null without a manager).
 func TestScopeCarriesOOMPolicy(t *testing.T) {
 	pf := itPolicy(t, "")
+	release := osRelease(t)
 	if mode(t) == "cgroupfs" {
-		r := boxrun(t, "-f", pf, "-p", "it", "--", "sh", "-c", `echo "unit=$BOXRUN_UNIT"`)
+		r, rep := boxrunReport(t, "-f", pf, "-p", "it", "--", "sh", "-c", `echo "unit=$BOXRUN_UNIT"`)
 		if r.code != 0 || fields(r.stdout)["unit"] != "" {
 			t.Errorf("cgroupfs: exit %d, stdout %q; want 0 and no unit", r.code, r.stdout)
+		}
+		if rep.Kernel == nil || *rep.Kernel != release || rep.Systemd != nil {
+			t.Errorf("cgroupfs: the report's kernel %v, systemd %v; want %q and null", deref(rep.Kernel), deref(rep.Systemd), release)
 		}
 		return
 	}
@@ -483,7 +489,7 @@ func TestScopeCarriesOOMPolicy(t *testing.T) {
 	if mode(t) == "user" {
 		systemctl = "systemctl --user"
 	}
-	r := boxrun(t, "-f", pf, "-p", "it", "--", "sh", "-c",
+	r, rep := boxrunReport(t, "-f", pf, "-p", "it", "--", "sh", "-c",
 		`echo "version=$(`+systemctl+` show -p Version --value)"; echo "oom=$(`+systemctl+` show -p OOMPolicy --value "$BOXRUN_UNIT")"`)
 	f := fields(r.stdout)
 	if r.code != 0 {
@@ -492,6 +498,9 @@ func TestScopeCarriesOOMPolicy(t *testing.T) {
 	major, minor, ok := systemdRelease(f["version"])
 	if !ok {
 		t.Fatalf("the manager's Version %q: want a release such as 252.38-1~deb12u1 or 257.13-1~deb13u1", f["version"])
+	}
+	if rep.Kernel == nil || *rep.Kernel != release || rep.Systemd == nil || *rep.Systemd != f["version"] {
+		t.Errorf("the report's kernel %v, systemd %v; want %q and the manager's %q", deref(rep.Kernel), deref(rep.Systemd), release, f["version"])
 	}
 	warned := strings.Contains(r.stderr, "cannot set OOMPolicy on a scope")
 	if major > 252 || major == 252 && minor >= 5 {
@@ -504,6 +513,24 @@ func TestScopeCarriesOOMPolicy(t *testing.T) {
 	if f["oom"] != "stop" || !warned {
 		t.Errorf("systemd %s refuses OOMPolicy on a scope: the scope's OOMPolicy %q, warning %v (stderr %q); want the default stop and the warning", f["version"], f["oom"], warned, r.stderr)
 	}
+}
+
+// osRelease is the guest kernel's release, as uname -r says it.
+func osRelease(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		t.Fatalf("reading the kernel release: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// deref is *s, or "null" for nil, for messages.
+func deref(s *string) string {
+	if s == nil {
+		return "null"
+	}
+	return strconv.Quote(*s)
 }
 
 // systemdRelease reads the major and minor release of a manager's

@@ -870,18 +870,31 @@ func TestDoctorVerdicts(t *testing.T) {
 		line = append(line, c.ID+"="+c.Status)
 	}
 	want := map[string]string{
-		"cgroup2": "ok", "backend": "ok", "recursiveprot": "ok", "psi": "ok",
+		"versions": "ok", "cgroup2": "ok", "backend": "ok", "recursiveprot": "ok", "psi": "ok",
 		"memory.peak": "ok", "cgroup.kill": "ok", "clone_into_cgroup": "ok", "container": "ok",
 		"swap": "warn", // the guest has none
 	}
+	// Both guests' managers (252.39, 257) set OOMPolicy on a scope
+	// (252.5+; TestScopeCarriesOOMPolicy sees it carried).
 	switch mode(t) {
 	case "root":
-		want["systemd"], want["controllers"] = "ok", "ok"
+		want["systemd"], want["controllers"], want["scope_oompolicy"] = "ok", "ok", "ok"
 	case "user":
 		// user@.service delegates cpu, memory and pids, not io.
-		want["systemd"], want["controllers"] = "ok", "warn"
+		want["systemd"], want["controllers"], want["scope_oompolicy"] = "ok", "warn", "ok"
 	case "cgroupfs":
 		want["systemd"], want["controllers"] = "warn", "ok"
+		if _, ok := status["scope_oompolicy"]; ok {
+			t.Errorf("scope_oompolicy shown without the systemd backend")
+		}
+	}
+	for _, c := range d.Checks {
+		// The versions line names this kernel, and a manager only where
+		// one answered.
+		if c.ID == "versions" && (!strings.Contains(c.Summary, "Linux "+osRelease(t)+", ") ||
+			strings.Contains(c.Summary, "no systemd manager answered") != (mode(t) == "cgroupfs")) {
+			t.Errorf("versions: %q; want Linux %s and, in mode %s, the manager's version", c.Summary, osRelease(t), mode(t))
+		}
 	}
 	for id, s := range want {
 		if status[id] != s {

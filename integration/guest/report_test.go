@@ -25,6 +25,8 @@ type runReport struct {
 	Unit     *string `json:"unit"`
 	Cgroup   *string `json:"cgroup"`
 	Backend  string  `json:"backend"`
+	Kernel   *string `json:"kernel"`
+	Systemd  *string `json:"systemd"`
 	PID      int     `json:"pid"`
 	ExitCode int     `json:"exit_code"`
 	Signal   *string `json:"signal"`

@@ -10,7 +10,8 @@
 //     manager answered to Missing or Refused, which say whether that
 //     answer means "not supported" (a *NotSupportedError naming the
 //     version) and so which fallback applies;
-//   - both read the systemd manager's version with SystemdVersion.
+//   - both read the systemd manager's version with SystemdVersion, and
+//     doctor judges a systemd feature by it with SystemdHas.
 //
 // A probe reads; it never writes, starts a process or dials a manager.
 package probe
@@ -39,7 +40,12 @@ const (
 	// process born in its box (Go's SysProcAttr.UseCgroupFD).
 	CloneIntoCgroup
 	// ScopeOOMPolicy is the OOMPolicy= property on a transient scope
-	// (systemd 253).
+	// (systemd 252.5). Upstream brought it in 253 (NEWS: "Scope units now
+	// support OOMPolicy="; systemd PR #25385 and #25725), and the v252
+	// stable branch backported both in 252.5 (systemd-stable PR #246:
+	// v252.4's dbus-scope.c has no OOMPolicy, v252.5's sets it on
+	// transient scopes), so Debian 12's 252.39 has it. A manager that
+	// refuses it says so (Refused), whatever its version.
 	ScopeOOMPolicy
 )
 
@@ -47,7 +53,7 @@ const (
 type spec struct {
 	name    string
 	linux   string // the Linux release that brought it, "" for systemd's
-	systemd int    // the systemd version that brought it, 0 for the kernel's
+	systemd string // the systemd release that brought it ("252.5"), "" for the kernel's
 	file    bool   // a cgroup file: seen in a cgroup directory
 	without string // what boxrun does without it
 }
@@ -64,7 +70,7 @@ func (f Feature) spec() spec {
 		return spec{name: "CLONE_INTO_CGROUP", linux: "5.7",
 			without: "boxrun moves a blocked helper into the box instead (a little slower)"}
 	case ScopeOOMPolicy:
-		return spec{name: "OOMPolicy", systemd: 253,
+		return spec{name: "OOMPolicy", systemd: "252.5",
 			without: "one OOM kill in the box makes systemd stop the whole run"}
 	}
 	return spec{name: "feature(" + strconv.Itoa(int(f)) + ")"}
@@ -78,15 +84,15 @@ func (f Feature) String() string { return f.spec().name }
 // a systemd feature.
 func (f Feature) Linux() string { return f.spec().linux }
 
-// Systemd is the systemd version that brought the feature (253), 0 for a
-// kernel feature.
-func (f Feature) Systemd() int { return f.spec().systemd }
+// Systemd is the systemd release that brought the feature ("252.5"), ""
+// for a kernel feature.
+func (f Feature) Systemd() string { return f.spec().systemd }
 
 // Requires names the version the feature needs: "Linux 5.19",
-// "systemd 253".
+// "systemd 252.5".
 func (f Feature) Requires() string {
-	if s := f.spec(); s.systemd != 0 {
-		return "systemd " + strconv.Itoa(s.systemd)
+	if s := f.spec(); s.systemd != "" {
+		return "systemd " + s.systemd
 	}
 	return "Linux " + f.Linux()
 }
@@ -134,7 +140,7 @@ func Missing(f Feature, err error) error {
 // refused the property by name (one it does not know for that unit type
 // fails the whole request), else err itself.
 func Refused(f Feature, err error) error {
-	if err != nil && f.spec().systemd != 0 && strings.Contains(err.Error(), f.String()) {
+	if err != nil && f.spec().systemd != "" && strings.Contains(err.Error(), f.String()) {
 		return &NotSupportedError{Feature: f}
 	}
 	return err
@@ -145,6 +151,38 @@ func Refused(f Feature, err error) error {
 func SystemdVersion(v string) int {
 	n, _ := strconv.Atoi(leadingDigits(strings.Trim(v, "\"")))
 	return n
+}
+
+// SystemdHas says whether a manager of version (its Version property,
+// "252.39-1~deb12u1", quoted or not) has the systemd feature f, judged by
+// the release that brought f: 252.39 has what 252.5 brought, "252-46.el9"
+// is read as 252.0 (a distribution's own backports are not visible in its
+// version: the run tries the feature and falls back whatever this says).
+// A kernel feature, or a version that cannot be read, is not Known.
+func SystemdHas(version string, f Feature) Result {
+	want := f.spec().systemd
+	if want == "" {
+		return Result{}
+	}
+	x, y, ok1 := systemdRelease(version)
+	wx, wy, ok2 := systemdRelease(want)
+	if !ok1 || !ok2 {
+		return Result{}
+	}
+	return Result{Supported: x > wx || (x == wx && y >= wy), Known: true}
+}
+
+// systemdRelease reads 252 and 39 from "252.39-1~deb12u1"; the minor is 0
+// when there is none ("255", "252-46.el9").
+func systemdRelease(v string) (major, minor int, ok bool) {
+	v, _, _ = strings.Cut(strings.Trim(v, "\""), "-")
+	maj, min, _ := strings.Cut(v, ".")
+	major, err := strconv.Atoi(maj)
+	if err != nil {
+		return 0, 0, false
+	}
+	minor, _ = strconv.Atoi(leadingDigits(min))
+	return major, minor, true
 }
 
 // leadingDigits is the run of decimal digits s starts with.

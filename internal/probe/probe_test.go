@@ -16,7 +16,7 @@ func TestFeatureVersions(t *testing.T) {
 		{MemoryPeak, "memory.peak", "Linux 5.19"},
 		{CgroupKill, "cgroup.kill", "Linux 5.14"},
 		{CloneIntoCgroup, "CLONE_INTO_CGROUP", "Linux 5.7"},
-		{ScopeOOMPolicy, "OOMPolicy", "systemd 253"},
+		{ScopeOOMPolicy, "OOMPolicy", "systemd 252.5"},
 	}
 	for _, tt := range tests {
 		if got := tt.f.String(); got != tt.name {
@@ -88,6 +88,31 @@ func TestSystemdVersion(t *testing.T) {
 	for in, want := range tests {
 		if got := SystemdVersion(in); got != want {
 			t.Errorf("SystemdVersion(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestSystemdHas(t *testing.T) {
+	tests := []struct {
+		version string
+		f       Feature
+		want    Result
+	}{
+		{"252.39-1~deb12u1", ScopeOOMPolicy, Result{Supported: true, Known: true}}, // Debian 12: the stable backport
+		{`"252.5"`, ScopeOOMPolicy, Result{Supported: true, Known: true}},          // the first with it, as D-Bus quotes it
+		{"252.4-2", ScopeOOMPolicy, Result{Known: true}},                           // the last without
+		{"252", ScopeOOMPolicy, Result{Known: true}},
+		{"251.4-3", ScopeOOMPolicy, Result{Known: true}},
+		{"253", ScopeOOMPolicy, Result{Supported: true, Known: true}},
+		{"257.13-1~deb13u1", ScopeOOMPolicy, Result{Supported: true, Known: true}},
+		{"252-46.el9_5", ScopeOOMPolicy, Result{Known: true}}, // its backports do not show in its version
+		{"", ScopeOOMPolicy, Result{}},
+		{"v", ScopeOOMPolicy, Result{}},
+		{"257", MemoryPeak, Result{}}, // not systemd's to answer
+	}
+	for _, tt := range tests {
+		if got := SystemdHas(tt.version, tt.f); got != tt.want {
+			t.Errorf("SystemdHas(%q, %s) = %+v, want %+v", tt.version, tt.f, got, tt.want)
 		}
 	}
 }
