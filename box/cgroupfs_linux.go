@@ -285,12 +285,14 @@ func makeCgroup(mount, rel string, controllers []string, settings []policy.Setti
 		return err
 	}
 	c := cgroupDir{mount: mount, rel: rel}
+	_, statErr := os.Stat(c.dir())
+	fresh := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(c.dir(), 0o755); err != nil {
 		return err
 	}
 	err = m.ToggleControllers(controllers, cgroup2.Enable)
 	if err == nil {
-		err = c.writeLimits(settings, controllers)
+		err = c.writeLimits(settings, controllers, fresh)
 	}
 	if err != nil {
 		_ = os.Remove(c.dir()) // err is what went wrong; a cgroup in use (the slice) stays, as it must
@@ -302,12 +304,13 @@ func makeCgroup(mount, rel string, controllers []string, settings []policy.Setti
 // writeLimits writes the value of each limit of settings to its cgroup
 // file in c, in the table's order, when its controller is among
 // controllers: a limit of a controller the cgroup does not have is left
-// for the read-back to report. "max" is not written: a new cgroup starts
-// at max.
-func (c cgroupDir) writeLimits(settings []policy.Setting, controllers []string) error {
+// for the read-back to report. In a fresh cgroup "max" is not written: a
+// new cgroup starts at max. One that was there already (the slice, which
+// outlives its boxes) gets it: an earlier run may have left a lower value.
+func (c cgroupDir) writeLimits(settings []policy.Setting, controllers []string, fresh bool) error {
 	for _, l := range settings {
 		v, ok := l.CgroupValue()
-		if !ok || l.Unlimited() || !contains(controllers, controllerOf(l.CgroupFile)) {
+		if !ok || (fresh && l.Unlimited()) || !contains(controllers, controllerOf(l.CgroupFile)) {
 			continue
 		}
 		if err := os.WriteFile(c.file(l.CgroupFile), []byte(v), 0); err != nil {

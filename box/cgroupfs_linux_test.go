@@ -80,13 +80,35 @@ func TestWriteLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.set+" "+strings.Join(tt.controllers, ","), func(t *testing.T) {
 			dir := t.TempDir()
-			if err := (cgroupDir{mount: dir, rel: "/"}).writeLimits(resolveSet(t, tt.set).Settings(), tt.controllers); err != nil {
+			if err := (cgroupDir{mount: dir, rel: "/"}).writeLimits(resolveSet(t, tt.set).Settings(), tt.controllers, true); err != nil {
 				t.Fatal(err)
 			}
 			if got := readDir(t, dir); !mapsEqual(got, tt.want) {
 				t.Errorf("wrote %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestWriteLimitsResetsWhatWasThere: a cgroup that was there before the
+// run (the slice outlives its boxes) gets "max" written, where an earlier
+// run may have left a lower limit; a fresh one starts at max and does not.
+func TestWriteLimitsResetsWhatWasThere(t *testing.T) {
+	all := []string{"memory", "pids", "cpu", "io"}
+	for _, fresh := range []bool{true, false} {
+		dir := t.TempDir()
+		machinetest.WriteFiles(t, dir, map[string]string{"memory.max": "536870912", "pids.max": "64"})
+		p := resolveSet(t, "memory.max=max", "pids.max=128")
+		if err := (cgroupDir{mount: dir, rel: "/"}).writeLimits(p.Settings(), all, fresh); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"memory.max": "max", "pids.max": "128"}
+		if fresh {
+			want["memory.max"] = "536870912" // untouched: a fresh cgroup is at max already
+		}
+		if got := readDir(t, dir); !mapsEqual(got, want) {
+			t.Errorf("fresh=%v: %v, want %v", fresh, got, want)
+		}
 	}
 }
 
@@ -110,7 +132,7 @@ func TestWriteLimitsEveryRow(t *testing.T) {
 			p := resolveSet(t, l.Key+"="+sample)
 			dir := t.TempDir()
 			c := cgroupDir{mount: dir, rel: "/"}
-			if err := c.writeLimits(p.Settings(), NeededControllers(p)); err != nil {
+			if err := c.writeLimits(p.Settings(), NeededControllers(p), true); err != nil {
 				t.Fatal(err)
 			}
 			got := readDir(t, dir)
@@ -172,8 +194,10 @@ func TestCgroupfsCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The slice was there already: its pids.max is written "max", which
+	// an earlier run may have left lower; the new box's memory.high is not.
 	slice := readDir(t, filepath.Join(mount, SliceName))
-	if want := map[string]string{"memory.max": "4294967296", "cpu.weight": "100", "cgroup.subtree_control": "+memory +pids +cpu"}; !mapsEqual(slice, want) {
+	if want := map[string]string{"memory.max": "4294967296", "pids.max": "max", "cpu.weight": "100", "cgroup.subtree_control": "+memory +pids +cpu"}; !mapsEqual(slice, want) {
 		t.Errorf("slice: %v, want %v", slice, want)
 	}
 	box := readDir(t, x.Dir())

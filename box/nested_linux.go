@@ -140,7 +140,7 @@ func (b *cgroupfsBackend) createNested(ctx context.Context, req Request) (Box, e
 	if err := os.Mkdir(box.cg.dir(), 0o755); err != nil {
 		return nil, fmt.Errorf("creating cgroup %s: %w", box.cg.dir(), err)
 	}
-	if err := box.cg.writeLimits(req.Policy.Settings(), usable); err != nil {
+	if err := box.cg.writeLimits(req.Policy.Settings(), usable, true); err != nil {
 		_ = os.Remove(box.cg.dir()) // the limits' error is the one to report; an empty cgroup left is gc's
 		return nil, fmt.Errorf("setting the limits of %s: %w", box.cg.dir(), err)
 	}
