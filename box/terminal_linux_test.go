@@ -2,6 +2,7 @@ package box
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,10 +14,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/boxrun/boxrun/internal/ptytest"
 	"github.com/boxrun/boxrun/policy"
 )
 
@@ -353,24 +354,16 @@ func readFile(dir, name string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// openPTY opens a pseudo-terminal pair.
+// openPTY opens a pseudo-terminal pair; a machine without one skips the
+// test that needs it.
 func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here (opening /dev/ptmx: %v)", err)
+	m, s, err := ptytest.Open()
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skipf("no pseudo-terminals here: %v", err)
 	}
-	var unlock int32
-	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
-		t.Fatalf("unlocking the pty: %v", e)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
 	if err != nil {
-		t.Fatalf("finding the pty's number: %v", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("opening the pty's terminal: %v", err)
+		t.Fatal(err)
 	}
 	return m, s
 }

@@ -15,11 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
+	"github.com/boxrun/boxrun/internal/ptytest"
 )
 
 // pidsIn reads the pids a script wrote, one per word.
@@ -251,21 +249,9 @@ exit 3
 // openPTY opens a pseudo-terminal pair.
 func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	m, s, err := ptytest.Open()
 	if err != nil {
-		t.Fatalf("opening /dev/ptmx: %v", err)
-	}
-	var unlock int32
-	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), unix.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
-		t.Fatalf("unlocking the pty: %v", e)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatalf("finding the pty's number: %v", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("opening the pty's terminal: %v", err)
+		t.Fatal(err)
 	}
 	return m, s
 }
