@@ -51,6 +51,22 @@
 //     holding the most is resumed whatever the memory. A
 //     process resumed to keep the run going is exempt from pausing for
 //     HoldOff. No pause outlasts MaxPause, a last resort.
+//   - One budget across boxes. Boxes in one slice with a memory.max
+//     (boxrun.slice) can each fit their own limit and together cross the
+//     slice's, where the kernel kills. With a slice view
+//     (Observation.Slice), admission and resumes take the smaller room:
+//     the box's, or what the slice has left below its line once the growth
+//     the other boxes admitted and have not used yet (their Reservation,
+//     which each box publishes after every look) is set aside. There a
+//     just-started process whose live siblings hold much more counts as
+//     growing, and with the slice at its line while other boxes progress
+//     no grower is kept going. A box with nothing left running waits while
+//     other boxes hold reservations: the room comes from them. Only when
+//     no box holds one does it resume as a lone box would, or, when its
+//     first in line has waited the longest of the slice (Overdue, and no
+//     other box's claim is older), once that one's growth fits below the
+//     slice's memory.max; while such a claim stands, the other boxes keep
+//     its room free.
 //   - Never pause the command's main process, a process with children in
 //     the box (a parent waiting for its children holds no growth of its
 //     own) or one that holds a file lock others wait for (Proc.Awaited):
@@ -110,6 +126,9 @@ type Observation struct {
 	CPU time.Duration
 	// Procs are the processes in the box.
 	Procs []Proc
+	// Slice is what the box sees of the slice it shares with other
+	// boxes; nil when it is in none with a memory budget.
+	Slice *SliceView
 }
 
 // Kind is what an Action does.
@@ -316,6 +335,11 @@ type Controller struct {
 	// margin, or more while several processes of unknown size grow (see
 	// roomFor).
 	room uint64
+	// promised holds what resumed processes were expected to add (see
+	// look.resume); reservation is what the last look reserved (see
+	// Reservation).
+	promised    map[int]promise
+	reservation Reservation
 }
 
 // DefaultMargin is the headroom kept free below a target: a tenth, at
@@ -365,7 +389,7 @@ func New(cfg Config) *Controller {
 		cfg.LiftAfter = time.Second
 	}
 	return &Controller{cfg: cfg, procs: map[int]*seen{}, paused: map[int]pause{}, holdOff: map[int]time.Time{},
-		finished: map[string][]uint64{}, reasons: map[string]*Reason{}}
+		finished: map[string][]uint64{}, reasons: map[string]*Reason{}, promised: map[int]promise{}}
 }
 
 // High is the memory.high the box should have: Config.High, or
@@ -646,6 +670,7 @@ func (c *Controller) forgetExited(now time.Time, alive map[int]Proc) bool {
 		}
 		delete(c.procs, pid)
 		delete(c.holdOff, pid)
+		delete(c.promised, pid)
 		if _, ok := c.paused[pid]; ok {
 			// Died while paused (killed from outside): count the pause.
 			c.ended(pid, now)

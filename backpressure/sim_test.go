@@ -196,9 +196,9 @@ func (b *simBox) kill(w *worker) {
 // done reports whether every thread of the box finished by step.
 func (b *simBox) done(step int) bool { return b.alive == 0 && step > b.from }
 
-// look shows the controller the box and
+// look shows the controller the box (and the slice, through view) and
 // keeps its actions for the next step.
-func (b *simBox) look(step int) {
+func (b *simBox) look(step int, view *SliceView) {
 	if !b.useBP {
 		return
 	}
@@ -212,7 +212,7 @@ func (b *simBox) look(step int) {
 			}
 		}
 	}
-	b.pending = b.c.Step(Observation{Now: at(step * 10), Usage: uint64(b.usage) * mib, CPU: b.cpu, Procs: procs})
+	b.pending = b.c.Step(Observation{Now: at(step * 10), Usage: uint64(b.usage) * mib, CPU: b.cpu, Procs: procs, Slice: view})
 	for _, a := range b.pending {
 		// A pause of a process that did not grow in the step it was
 		// seen in, was not throttled and is not just started pauses a
@@ -235,7 +235,7 @@ func simulate(t *testing.T, threads [][]*worker, target, limit int, useBP bool) 
 			b.r.steps, b.r.c = step, b.c
 			return b.r
 		}
-		b.look(step)
+		b.look(step, nil)
 	}
 	t.Fatal("simulation did not finish: deadlock")
 	return b.r

@@ -1,0 +1,312 @@
+package backpressure
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// sliceRun is the outcome of boxes simulated in one slice.
+type sliceRun struct {
+	steps int
+	// killed counts the processes the OOM killer took at the slice's
+	// memory.max, boxKilled those it took at a box's own.
+	killed, boxKilled int
+	// unfinished counts the workers that did not finish (killed).
+	unfinished int
+	boxes      []*simBox
+}
+
+// simulateSlice runs boxes (see simBox) in one slice whose memory.max is
+// max MiB. At each step every box's workers advance; while the slice is
+// over its memory.max the kernel kills the largest process in it, of any
+// box; then the boxes look in turn, as each does under the ledger's lock:
+// with ledger, each reads the slice's usage and the other boxes'
+// reservations as they last published them (a box that looked earlier in
+// the step published this step's, the others the last step's), steps,
+// and publishes its own; without, each steps with no slice view, as boxes
+// did before the ledger. The order the boxes look in turns every step:
+// none is always first to the room.
+func simulateSlice(t *testing.T, boxes []*simBox, max int, ledger bool) sliceRun {
+	t.Helper()
+	r := sliceRun{boxes: boxes}
+	published := make([]*Reservation, len(boxes))
+	for step := 0; step < 100000; step++ {
+		usage := 0
+		for _, b := range boxes {
+			b.advance(step)
+			usage += b.usage
+		}
+		for usage > max {
+			var victim *worker
+			var in *simBox
+			for _, b := range boxes {
+				if w := b.largest(); w != nil && (victim == nil || w.rss > victim.rss) {
+					victim, in = w, b
+				}
+			}
+			if victim == nil {
+				break
+			}
+			usage -= victim.rss
+			in.kill(victim)
+			in.r.killed-- // counted at the slice, not the box
+			r.killed++
+		}
+		finished := true
+		for i, b := range boxes {
+			if b.done(step) {
+				published[i] = nil // its cgroup is gone: its entry with it
+				continue
+			}
+			finished = false
+		}
+		if finished {
+			r.steps = step
+			for _, b := range boxes {
+				r.boxKilled += b.r.killed
+				for _, w := range b.byPID {
+					if w.killed {
+						r.unfinished++
+					}
+				}
+			}
+			return r
+		}
+		for k := range boxes {
+			i := (k + step) % len(boxes)
+			b := boxes[i]
+			if step < b.from || b.done(step) {
+				continue
+			}
+			var view *SliceView
+			if ledger {
+				view = &SliceView{Max: uint64(max) * mib, Usage: uint64(usage) * mib}
+				for j, e := range published {
+					if j == i || e == nil {
+						continue
+					}
+					view.Reserved += e.Bytes
+					if !e.Since.IsZero() && (view.Claim.IsZero() || e.Since.Before(view.Claim)) {
+						view.Claim, view.ClaimNeed = e.Since, e.Need
+					}
+				}
+			}
+			b.look(step, view)
+			res := b.c.Reservation()
+			published[i] = &res
+		}
+	}
+	t.Fatal("simulation did not finish: deadlock")
+	return r
+}
+
+// renumber gives the workers of a box pids of their own: from 1000·n on.
+func renumber(threads [][]*worker, n int) [][]*worker {
+	for _, th := range threads {
+		for _, w := range th {
+			w.pid += 1000 * n
+		}
+	}
+	return threads
+}
+
+// boxSpec is one box of a slice workload: its threads of jobs of size
+// MiB grown grow MiB a step and held hold steps, in a box of limit MiB,
+// started at step from.
+type boxSpec struct {
+	threads, jobs, size, hold, grow, limit, from int
+}
+
+// TestSimulatedSlice runs several boxes, each with a limit its own burst
+// fits in, in one slice whose memory.max their sum overfills: with the
+// ledger no process is killed at the slice and every worker finishes;
+// without it (each box admitting against its own room only, as before)
+// the slice kills.
+func TestSimulatedSlice(t *testing.T) {
+	burst := boxSpec{threads: 8, jobs: 3, size: 30, hold: 20, grow: 6, limit: 300}
+	cases := []struct {
+		name  string
+		boxes []boxSpec
+		max   int // the slice's memory.max, MiB
+	}{
+		{"4 boxes of a burst, their sum 2x the slice", []boxSpec{burst, burst, burst, burst}, 500},
+		{"4 boxes of a burst starting 0.2 s apart", func() []boxSpec {
+			var bs []boxSpec
+			for i := 0; i < 4; i++ {
+				b := burst
+				b.from = 20 * i
+				bs = append(bs, b)
+			}
+			return bs
+		}(), 500},
+		{"one big box and three small", []boxSpec{
+			{threads: 16, jobs: 3, size: 40, hold: 20, grow: 8, limit: 700},
+			{threads: 4, jobs: 4, size: 40, hold: 20, grow: 8, limit: 200},
+			{threads: 4, jobs: 4, size: 40, hold: 20, grow: 8, limit: 200},
+			{threads: 4, jobs: 4, size: 40, hold: 20, grow: 8, limit: 200},
+		}, 600},
+		{"4 boxes of a burst at native speed", func() []boxSpec {
+			b := burst
+			b.grow = b.size
+			return []boxSpec{b, b, b, b}
+		}(), 500},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			boxes := func(useBP bool) []*simBox {
+				var out []*simBox
+				for i, s := range tc.boxes {
+					limit := s.limit
+					if !useBP {
+						limit = 1 << 30
+					}
+					out = append(out, newSimBox(t, renumber(suiteGrowing(s.threads, s.jobs, s.size, s.hold, s.grow), i), limit, limit, s.from, useBP))
+				}
+				return out
+			}
+			base := simulateSlice(t, boxes(false), 1<<30, false).steps
+			without := simulateSlice(t, boxes(true), tc.max, false)
+			r := simulateSlice(t, boxes(true), tc.max, true)
+			var paused int
+			forced := map[string]int{}
+			var longest time.Duration
+			why := map[string]int{}
+			for _, b := range r.boxes {
+				st := b.c.Stats()
+				paused += st.Paused
+				for k, v := range st.Forced {
+					forced[k] += v
+				}
+				longest = max(longest, st.LongestPause)
+				for _, re := range st.Reasons {
+					why[re.Reason] += re.Count
+				}
+				if len(b.r.flatPaused) > 0 {
+					t.Errorf("paused processes that held flat: %v", b.r.flatPaused)
+				}
+			}
+			t.Logf("without the ledger: %d killed at the slice, %d steps (%.2fx); with it: %d killed, %d steps vs %d unboxed (%.2fx); paused %d %v, forced %v, longest %v",
+				without.killed, without.steps, float64(without.steps)/float64(base), r.killed, r.steps, base, float64(r.steps)/float64(base), paused, why, forced, longest)
+			if without.killed == 0 {
+				t.Errorf("without the ledger nothing was killed at the slice: not a test of it")
+			}
+			if r.killed > 0 || r.boxKilled > 0 || r.unfinished > 0 {
+				t.Errorf("with the ledger %d processes were killed at the slice and %d in their box; %d workers did not finish", r.killed, r.boxKilled, r.unfinished)
+			}
+			if longest >= 30*time.Second {
+				t.Errorf("a pause of %v: only MaxPause ended it", longest)
+			}
+		})
+	}
+}
+
+// sliceStep is one look of a box in TestSliceRules: its usage and
+// processes, the slice as the ledger shows it, and what it must do.
+type sliceStep struct {
+	ms      int
+	usage   uint64 // MiB
+	procs   []Proc
+	slice   *SliceView
+	paused  []int
+	resumed []int
+	// reserved is the Reservation.Bytes it must publish, in MiB; -1 is
+	// not checked.
+	reserved int
+	why      string // the reason of the first action, "" not checked
+}
+
+func sliceOf(maxMiB, usageMiB, reservedMiB uint64) *SliceView {
+	return &SliceView{Max: maxMiB * mib, Usage: usageMiB * mib, Reserved: reservedMiB * mib}
+}
+
+func claiming(v *SliceView, ms int, needMiB uint64) *SliceView {
+	v.Claim, v.ClaimNeed = at(ms), needMiB*mib
+	return v
+}
+
+// TestSliceRules steps one box of a slice through the rules of the slice
+// view: admission takes the smaller room, the box's or the slice's; the
+// reservation it publishes is its running processes' expected growth; a
+// box with nothing running waits while other boxes progress; the oldest
+// overdue claim of the slice goes first.
+func TestSliceRules(t *testing.T) {
+	job := func(pid int, rssMiB uint64) Proc { return named(pid, uint64(pid), rssMiB, "job") }
+	known := map[string]uint64{"job": 40 * mib}
+	tests := []struct {
+		name  string
+		steps []sliceStep
+	}{
+		{"no slice view: the box's own room", []sliceStep{
+			// 20 + 3*41 = 143 fits the box's 180.
+			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1)}, nil, nil, nil, 123, ""},
+		}},
+		{"a slice with less room than the box holds back what does not fit it", []sliceStep{
+			// The slice's line is 450 of 500: 380 used and 20 reserved
+			// elsewhere leave 50, room for one job's 41 more (the
+			// oldest, kept going), not three.
+			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1)}, sliceOf(500, 380, 20), []int{3, 4}, nil, 41, WhySlice},
+		}},
+		{"a slice with room changes nothing", []sliceStep{
+			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1)}, sliceOf(1000, 100, 100), nil, nil, 123, ""},
+		}},
+		{"a full slice pauses every grower while other boxes progress", []sliceStep{
+			{0, 60, []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 10)}, sliceOf(500, 300, 0), nil, nil, 0, ""},
+			// Each grew 15M; the slice is past its line with 40M
+			// reserved by another box: neither is kept going.
+			{10, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 440, 40), []int{2, 3}, nil, 0, WhySlice},
+			// Nothing runs in the box, but the other box progresses: no
+			// resume "because nothing else runs".
+			{20, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 470, 30), nil, nil, 0, ""},
+			// No box makes progress any more: the one holding the most
+			// resumes, and what it may add (two looks of its 15M) is
+			// reserved.
+			{30, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 470, 0), nil, []int{2}, 30, WhyNothingElse},
+		}},
+		{"a full slice with no other box progressing keeps one grower", []sliceStep{
+			{0, 60, []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 10)}, sliceOf(500, 300, 0), nil, nil, 0, ""},
+			{10, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 460, 0), []int{3}, nil, 30, WhySlice},
+		}},
+		{"the oldest overdue claim of the slice goes first, once it fits", []sliceStep{
+			{0, 60, []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 10)}, sliceOf(500, 300, 0), nil, nil, 0, ""},
+			{10, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 440, 40), []int{2, 3}, nil, 0, WhySlice},
+			// Overdue, but another box's claim is older: it waits.
+			{5010, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, claiming(sliceOf(500, 440, 10), 0, 30), nil, nil, 0, ""},
+			// The other claim went; this one is the oldest, but its 20M
+			// (two looks of 15M, at least the margin) do not fit below
+			// the slice's 500 with 470 used and 20 reserved.
+			{5020, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 470, 20), nil, nil, 0, ""},
+			// Now they do: the longest paused resumes, and publishes
+			// its claim no more.
+			{5030, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 460, 10), nil, []int{2}, 30, WhyOldestClaim},
+		}},
+		{"another box's older claim keeps its room from new growers", []sliceStep{
+			// 20 + 3*41 = 143 fits the box's 180 and the slice's line
+			// (450, 200 used: 270 for the box), but not with the 150 an
+			// older claim of another box waits for: the youngest waits.
+			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1)}, claiming(sliceOf(500, 200, 0), -5000, 150), []int{4}, nil, 82, WhySlice},
+			// The claim went: 22 + 2*39 + 41 fits, it is admitted.
+			{10, 22, []Proc{mainProc, job(2, 3), job(3, 3), job(4, 1)}, sliceOf(500, 302, 0), nil, []int{4}, 119, WhyRoom},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(Config{Target: 200 * mib, Margin: 20 * mib, Main: 1, Known: known})
+			for i, s := range tt.steps {
+				acts := c.Step(Observation{Now: at(s.ms), Usage: s.usage * mib, Procs: s.procs, Slice: s.slice})
+				if got := pids(acts, Pause); fmt.Sprint(got) != fmt.Sprint(s.paused) {
+					t.Errorf("step %d: paused %v, want %v (actions %v)", i, got, s.paused, acts)
+				}
+				if got := pids(acts, Resume); fmt.Sprint(got) != fmt.Sprint(s.resumed) {
+					t.Errorf("step %d: resumed %v, want %v (actions %v)", i, got, s.resumed, acts)
+				}
+				if s.why != "" && (len(acts) == 0 || acts[0].Reason != s.why) {
+					t.Errorf("step %d: actions %v, want the first for %q", i, acts, s.why)
+				}
+				if got := c.Reservation().Bytes; s.reserved >= 0 && got != uint64(s.reserved)*mib {
+					t.Errorf("step %d: reserved %.1f MiB, want %d MiB", i, float64(got)/mib, s.reserved)
+				}
+			}
+		})
+	}
+}
