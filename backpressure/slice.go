@@ -19,6 +19,10 @@ type SliceView struct {
 	// Growth counted both here and in Usage (a reservation not yet
 	// refreshed) only makes the box more careful.
 	Reserved uint64
+	// Running counts the other boxes' running leaves (their
+	// Reservation.Running): processes that may finish and free memory
+	// although they reserve nothing.
+	Running int
 	// Claim is when the oldest overdue pause of another box began (its
 	// Reservation.Since), zero when no other box has one; ClaimNeed is
 	// the room that paused process needs (its Reservation.Need). While
@@ -26,6 +30,10 @@ type SliceView struct {
 	// free: it admits no grower and resumes nothing that would take it.
 	Claim     time.Time
 	ClaimNeed uint64
+	// Sizes are the typical peaks the other boxes learned, by command
+	// name (the largest of their Reservation.Sizes): a name the box
+	// knows nothing of yet is expected to grow as it did there.
+	Sizes map[string]uint64
 }
 
 // Reservation is what a box tells the other boxes of its slice after each
@@ -36,11 +44,17 @@ type Reservation struct {
 	// processes it resumed were expected to add when resumed, less what
 	// they grew since.
 	Bytes uint64
+	// Running counts its leaves left running (the command's own
+	// excepted): while any runs, the box progresses.
+	Running int
 	// Since is when the first in line of its paused processes was paused,
 	// when that was Overdue or longer ago; zero otherwise. Need is the
 	// room it needs to resume.
 	Since time.Time
 	Need  uint64
+	// Sizes are the typical peaks of the leaves that finished in the
+	// box, by command name (Controller.Sizes, learned ones only).
+	Sizes map[string]uint64
 }
 
 // WhySlice is the reason of a pause made because the slice, not the box,
@@ -72,7 +86,7 @@ func (l *look) sliceRoom() {
 		return
 	}
 	l.inSlice = true
-	l.othersBusy = s.Reserved > 0
+	l.othersBusy = s.Reserved > 0 || s.Running > 0
 	within := func(bound uint64) uint64 {
 		used := s.Usage + s.Reserved
 		if used <= bound {
@@ -82,7 +96,7 @@ func (l *look) sliceRoom() {
 	}
 	l.sliceAdmit = within(HighFor(s.Max))
 	l.admit = min(l.admit, l.sliceAdmit)
-	l.ceiling = min(l.ceiling, within(s.Max))
+	l.ceiling = min(l.ceiling, within(s.Max-DefaultMargin(s.Max)/2))
 	l.sliceFull = l.o.Usage >= l.admit && l.admit < l.limit
 }
 
@@ -130,6 +144,11 @@ func (l *look) reserve() {
 	if q := l.inLine(c.pausedProcs(l.alive, nil)); len(q) > 0 && l.o.Now.Sub(c.paused[q[0].PID].at) >= Overdue {
 		r.Since, r.Need = c.paused[q[0].PID].at, l.resumeCost(q[0].PID)
 	}
+	r.Running = len(l.running)
+	r.Sizes = make(map[string]uint64, len(c.finished))
+	for comm, peaks := range c.finished {
+		r.Sizes[comm], _ = upperQuartile(peaks)
+	}
 	c.reservation = r
 }
 
@@ -141,8 +160,8 @@ func (c *Controller) Reservation() Reservation { return c.reservation }
 
 // waitForSlice reports whether a box with nothing left running keeps its
 // paused processes waiting rather than resume one because nothing else
-// runs: in a slice whose other boxes progress (they hold reservations),
-// the room will come from them. Only the process that waited the longest
+// runs: in a slice whose other boxes progress (they hold reservations, or
+// have leaves running that may finish), the room will come from them. Only the process that waited the longest
 // of the slice, first in this box's line, may then go, and only once its
 // growth fits below the slice's memory.max; it is returned with ok.
 func (l *look) waitForSlice() (p Proc, ok bool, wait bool) {
@@ -163,9 +182,36 @@ func (l *look) waitForSlice() (p Proc, ok bool, wait bool) {
 
 // freshInSlice reports whether s, of no known size, was just started in a
 // box of a slice while its live siblings of its name hold twice what it
-// does and more: it is expected to grow as they did. Left to grow for one
-// look before it counts, every box's newcomers would take, together, room
-// in the slice that no box reserved.
+// does and more (it is expected to grow as they did), or while the slice
+// has no room left and other boxes progress. Left to grow for one look
+// before it counts, newcomers would take room in the slice that no box
+// reserved: at native speed a process allocates its whole size between
+// two looks. Held at the door, a newcomer holds next to nothing while it
+// waits, and resumes when the room for a margin is there.
 func (l *look) freshInSlice(s *seen) bool {
-	return l.inSlice && s.fresh && !s.parent && l.largest[s.comm] >= 2*s.rss+GrowthNoise
+	if !l.inSlice || !s.fresh || s.parent {
+		return false
+	}
+	return l.largest[s.comm] >= 2*s.rss+GrowthNoise || (l.sliceFull && l.othersBusy)
+}
+
+// keepOne reports whether the grower holding the most, the first of
+// candidates, keeps going whatever admission says. In a box it does: it
+// has the least left to grow, and the box's throttle brakes it. Where the
+// slice has less room than the box, only while its growth, alone, fits
+// below the slice's memory.max (nothing brakes it on the way there), and,
+// with no room left in the slice, only while no other box progresses:
+// each box keeping one would take the slice over its budget together.
+func (l *look) keepOne(candidates []Proc) bool {
+	if !l.inSlice || l.admit >= l.limit {
+		return true
+	}
+	if l.sliceFull && l.othersBusy {
+		return false
+	}
+	alone := l.projected
+	for _, p := range candidates[1:] {
+		alone -= l.estimate(p.PID)
+	}
+	return alone <= l.ceiling
 }

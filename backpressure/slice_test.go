@@ -2,6 +2,7 @@ package backpressure
 
 import (
 	"fmt"
+	"sort"
 	"testing"
 	"time"
 )
@@ -18,7 +19,7 @@ type sliceRun struct {
 }
 
 // simulateSlice runs boxes (see simBox) in one slice whose memory.max is
-// max MiB. At each step every box's workers advance; while the slice is
+// sliceMax MiB. At each step every box's workers advance; while the slice is
 // over its memory.max the kernel kills the largest process in it, of any
 // box; then the boxes look in turn, as each does under the ledger's lock:
 // with ledger, each reads the slice's usage and the other boxes'
@@ -27,7 +28,7 @@ type sliceRun struct {
 // and publishes its own; without, each steps with no slice view, as boxes
 // did before the ledger. The order the boxes look in turns every step:
 // none is always first to the room.
-func simulateSlice(t *testing.T, boxes []*simBox, max int, ledger bool) sliceRun {
+func simulateSlice(t *testing.T, boxes []*simBox, sliceMax int, ledger bool) sliceRun {
 	t.Helper()
 	r := sliceRun{boxes: boxes}
 	published := make([]*Reservation, len(boxes))
@@ -37,7 +38,7 @@ func simulateSlice(t *testing.T, boxes []*simBox, max int, ledger bool) sliceRun
 			b.advance(step)
 			usage += b.usage
 		}
-		for usage > max {
+		for usage > sliceMax {
 			var victim *worker
 			var in *simBox
 			for _, b := range boxes {
@@ -81,12 +82,19 @@ func simulateSlice(t *testing.T, boxes []*simBox, max int, ledger bool) sliceRun
 			}
 			var view *SliceView
 			if ledger {
-				view = &SliceView{Max: uint64(max) * mib, Usage: uint64(usage) * mib}
+				view = &SliceView{Max: uint64(sliceMax) * mib, Usage: uint64(usage) * mib}
 				for j, e := range published {
 					if j == i || e == nil {
 						continue
 					}
 					view.Reserved += e.Bytes
+					view.Running += e.Running
+					for comm, size := range e.Sizes {
+						if view.Sizes == nil {
+							view.Sizes = map[string]uint64{}
+						}
+						view.Sizes[comm] = max(view.Sizes[comm], size)
+					}
 					if !e.Since.IsZero() && (view.Claim.IsZero() || e.Since.Before(view.Claim)) {
 						view.Claim, view.ClaimNeed = e.Since, e.Need
 					}
@@ -220,6 +228,12 @@ func sliceOf(maxMiB, usageMiB, reservedMiB uint64) *SliceView {
 	return &SliceView{Max: maxMiB * mib, Usage: usageMiB * mib, Reserved: reservedMiB * mib}
 }
 
+// busy marks the other boxes of v as having a leaf running.
+func busy(v *SliceView) *SliceView {
+	v.Running = 1
+	return v
+}
+
 func claiming(v *SliceView, ms int, needMiB uint64) *SliceView {
 	v.Claim, v.ClaimNeed = at(ms), needMiB*mib
 	return v
@@ -236,20 +250,23 @@ func TestSliceRules(t *testing.T) {
 	tests := []struct {
 		name  string
 		steps []sliceStep
+		// claims are, by step, when the claim the box publishes
+		// began (ms), -1 for none.
+		claims map[int]int
 	}{
 		{"no slice view: the box's own room", []sliceStep{
 			// 20 + 3*41 = 143 fits the box's 180.
 			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1)}, nil, nil, nil, 123, ""},
-		}},
+		}, nil},
 		{"a slice with less room than the box holds back what does not fit it", []sliceStep{
 			// The slice's line is 450 of 500: 380 used and 20 reserved
 			// elsewhere leave 50, room for one job's 41 more (the
 			// oldest, kept going), not three.
 			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1)}, sliceOf(500, 380, 20), []int{3, 4}, nil, 41, WhySlice},
-		}},
+		}, nil},
 		{"a slice with room changes nothing", []sliceStep{
 			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1)}, sliceOf(1000, 100, 100), nil, nil, 123, ""},
-		}},
+		}, nil},
 		{"a full slice pauses every grower while other boxes progress", []sliceStep{
 			{0, 60, []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 10)}, sliceOf(500, 300, 0), nil, nil, 0, ""},
 			// Each grew 15M; the slice is past its line with 40M
@@ -262,24 +279,28 @@ func TestSliceRules(t *testing.T) {
 			// resumes, and what it may add (two looks of its 15M) is
 			// reserved.
 			{30, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 470, 0), nil, []int{2}, 30, WhyNothingElse},
-		}},
+		}, nil},
 		{"a full slice with no other box progressing keeps one grower", []sliceStep{
 			{0, 60, []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 10)}, sliceOf(500, 300, 0), nil, nil, 0, ""},
-			{10, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 460, 0), []int{3}, nil, 30, WhySlice},
-		}},
+			// 90 + 2*30 does not fit below the slice's line (450, 445
+			// used), 90 + 30 fits below its ceiling (memory.max less
+			// half a margin, 475): the one holding the most goes on.
+			{10, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 445, 0), []int{3}, nil, 30, WhySlice},
+		}, nil},
 		{"the oldest overdue claim of the slice goes first, once it fits", []sliceStep{
 			{0, 60, []Proc{mainProc, leaf(2, 2, 10), leaf(3, 3, 10)}, sliceOf(500, 300, 0), nil, nil, 0, ""},
 			{10, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 440, 40), []int{2, 3}, nil, 0, WhySlice},
 			// Overdue, but another box's claim is older: it waits.
 			{5010, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, claiming(sliceOf(500, 440, 10), 0, 30), nil, nil, 0, ""},
-			// The other claim went; this one is the oldest, but its 20M
-			// (two looks of 15M, at least the margin) do not fit below
-			// the slice's 500 with 470 used and 20 reserved.
+			// The other claim went; this one is the oldest, but its 30M
+			// (two looks of its 15M) do not fit below the slice's
+			// ceiling (475) with 470 used and 20 reserved.
 			{5020, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 470, 20), nil, nil, 0, ""},
-			// Now they do: the longest paused resumes, and publishes
-			// its claim no more.
-			{5030, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, sliceOf(500, 460, 10), nil, []int{2}, 30, WhyOldestClaim},
-		}},
+			// Now they do (440 used, another box's processes running
+			// and reserving nothing): the longest paused resumes; 3,
+			// paused as long, is first in line and claims in its turn.
+			{5030, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, busy(sliceOf(500, 440, 0)), nil, []int{2}, 30, WhyOldestClaim},
+		}, map[int]int{1: -1, 2: 10, 3: 10, 4: 10}},
 		{"another box's older claim keeps its room from new growers", []sliceStep{
 			// 20 + 3*41 = 143 fits the box's 180 and the slice's line
 			// (450, 200 used: 270 for the box), but not with the 150 an
@@ -287,7 +308,7 @@ func TestSliceRules(t *testing.T) {
 			{0, 20, []Proc{mainProc, job(2, 1), job(3, 1), job(4, 1)}, claiming(sliceOf(500, 200, 0), -5000, 150), []int{4}, nil, 82, WhySlice},
 			// The claim went: 22 + 2*39 + 41 fits, it is admitted.
 			{10, 22, []Proc{mainProc, job(2, 3), job(3, 3), job(4, 1)}, sliceOf(500, 302, 0), nil, []int{4}, 119, WhyRoom},
-		}},
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -306,7 +327,71 @@ func TestSliceRules(t *testing.T) {
 				if got := c.Reservation().Bytes; s.reserved >= 0 && got != uint64(s.reserved)*mib {
 					t.Errorf("step %d: reserved %.1f MiB, want %d MiB", i, float64(got)/mib, s.reserved)
 				}
+				if want, ok := tt.claims[i]; ok {
+					got := c.Reservation().Since
+					if (want < 0 && !got.IsZero()) || (want >= 0 && !got.Equal(at(want))) {
+						t.Errorf("step %d: claims since %v, want %d ms (-1: none)", i, got, want)
+					}
+				}
 			}
 		})
 	}
+}
+
+// TestSimulatedSliceSweep runs 108 slice workloads: 2, 4 or 8 boxes of 8
+// threads of 3 jobs of 30M or 60M each, growing in 5 looks, 2 or 1 (native
+// speed), all starting at once or 0.2 s apart, in a slice whose memory.max
+// their bursts' sum overfills 1.5, 2 or 3 times; each box's own limit fits
+// its burst. With the ledger none may end in a kill, at the slice or in a
+// box, and no pause may reach MaxPause. It logs how many workloads the
+// slice killed in without the ledger, and the slowdown against unboxed.
+func TestSimulatedSliceSweep(t *testing.T) {
+	var n, killedWithout, killedWith int
+	var slowdowns []float64
+	for _, nboxes := range []int{2, 4, 8} {
+		for _, looks := range []int{5, 2, 1} {
+			for _, size := range []int{30, 60} {
+				for _, apart := range []int{0, 20} {
+					for _, over := range []float64{1.5, 2, 3} {
+						n++
+						name := fmt.Sprintf("%d boxes of 8x%dM grown in %d looks, %d steps apart, %.1fx the slice", nboxes, size, looks, apart, over)
+						burst := 8 * size
+						limit := (burst+10)*10/9 + 10
+						sliceMax := int(float64(nboxes*burst) / over)
+						boxes := func(useBP bool) []*simBox {
+							var out []*simBox
+							for i := 0; i < nboxes; i++ {
+								l := limit
+								if !useBP {
+									l = 1 << 30
+								}
+								out = append(out, newSimBox(t, renumber(suiteGrowing(8, 3, size, 20, size/looks), i), l, l, i*apart, useBP))
+							}
+							return out
+						}
+						base := simulateSlice(t, boxes(false), 1<<30, false).steps
+						if simulateSlice(t, boxes(true), sliceMax, false).killed > 0 {
+							killedWithout++
+						}
+						r := simulateSlice(t, boxes(true), sliceMax, true)
+						var longest time.Duration
+						for _, b := range r.boxes {
+							longest = max(longest, b.c.Stats().LongestPause)
+						}
+						if r.killed > 0 || r.boxKilled > 0 || r.unfinished > 0 {
+							killedWith++
+							t.Errorf("%s: %d killed at the slice, %d in their box", name, r.killed, r.boxKilled)
+						}
+						if longest >= 30*time.Second {
+							t.Errorf("%s: a pause of %v, ended by MaxPause", name, longest)
+						}
+						slowdowns = append(slowdowns, float64(r.steps)/float64(base))
+					}
+				}
+			}
+		}
+	}
+	sort.Float64s(slowdowns)
+	t.Logf("%d workloads: without the ledger %d ended in kills at the slice, with it %d; slowdown against unboxed: median %.2fx, worst %.2fx",
+		n, killedWithout, killedWith, slowdowns[len(slowdowns)/2], slowdowns[len(slowdowns)-1])
 }

@@ -145,11 +145,19 @@ func (l *look) runningLeaves() {
 	sort.Slice(l.running, func(i, j int) bool { return older(l.running[i], l.running[j]) })
 }
 
-// expect is Controller.expect, sorted out once per command name a look.
+// expect is Controller.expect, sorted out once per command name a look;
+// in a slice, what another box learned of a name this box knows nothing
+// of (SliceView.Sizes).
 func (l *look) expect(comm string) (uint64, bool) {
 	e, done := l.peaks[comm]
 	if !done {
 		e.v, e.ok = l.c.expect(comm)
+		if !e.ok && l.inSlice {
+			// Another box of the slice learned it: the same suite runs
+			// there, the same binaries grow alike.
+			e.v = l.o.Slice.Sizes[comm]
+			e.ok = e.v > 0
+		}
 		l.peaks[comm] = e
 	}
 	return e.v, e.ok
@@ -242,14 +250,14 @@ func (l *look) endLongPauses() {
 // running are expected to add fits.
 func (l *look) pauseGrowth() {
 	c := l.c
+	l.projected = l.o.Usage
+	for _, p := range l.running {
+		l.projected += l.estimate(p.PID)
+	}
 	candidates := l.pauseCandidates()
 	stop := func(p Proc, why string) {
 		l.acts = append(l.acts, c.pause(p.PID, l.o.Now, why))
 		l.pausedNow[p.PID] = true
-	}
-	l.projected = l.o.Usage
-	for _, p := range l.running {
-		l.projected += l.estimate(p.PID)
 	}
 	// The room an overdue first in line waits for is kept from growers
 	// newer than it: taking it, they would have it wait again, and again
@@ -309,8 +317,8 @@ func (l *look) pauseGrowth() {
 // pauseCandidates returns the running leaves that grow and are not
 // exempt, holding the most first. The one that grows holding the most
 // keeps going and is left out (unless an exempt one grows: it is the one
-// kept). One the others wait for is never a candidate: pausing it would
-// hold them all.
+// kept; in a slice, see keepOne). One the others wait for is never a
+// candidate: pausing it would hold them all. It reads l.projected.
 func (l *look) pauseCandidates() []Proc {
 	c := l.c
 	var candidates []Proc
@@ -333,10 +341,7 @@ func (l *look) pauseCandidates() []Proc {
 	sort.SliceStable(candidates, func(i, j int) bool {
 		return c.procs[candidates[i].PID].rss > c.procs[candidates[j].PID].rss
 	})
-	// In a slice with no room left while other boxes progress, none is
-	// kept going: each box keeping one would take the slice over its
-	// budget together, and the others' progress keeps the slice alive.
-	if !keptOne && len(candidates) > 0 && !(l.sliceFull && l.othersBusy) {
+	if !keptOne && len(candidates) > 0 && l.keepOne(candidates) {
 		candidates = candidates[1:]
 	}
 	return candidates
