@@ -57,6 +57,29 @@ type Reservation struct {
 	Sizes map[string]uint64
 }
 
+// View is what a box sees of its slice whose memory.max is limit and
+// memory.current usage, given the reservations the other boxes of the
+// slice last published: theirs and their running leaves summed, their
+// oldest overdue claim, and the largest size each command name has in any
+// of them.
+func View(limit, usage uint64, others []Reservation) *SliceView {
+	v := &SliceView{Max: limit, Usage: usage}
+	for _, r := range others {
+		v.Reserved += r.Bytes
+		v.Running += r.Running
+		if !r.Since.IsZero() && (v.Claim.IsZero() || r.Since.Before(v.Claim)) {
+			v.Claim, v.ClaimNeed = r.Since, r.Need
+		}
+		for comm, size := range r.Sizes {
+			if v.Sizes == nil {
+				v.Sizes = map[string]uint64{}
+			}
+			v.Sizes[comm] = max(v.Sizes[comm], size)
+		}
+	}
+	return v
+}
+
 // WhySlice is the reason of a pause made because the slice, not the box,
 // has no room for the growth.
 const WhySlice = "the slice boxrun.slice is at its memory budget"

@@ -82,23 +82,13 @@ func simulateSlice(t *testing.T, boxes []*simBox, sliceMax int, ledger bool) sli
 			}
 			var view *SliceView
 			if ledger {
-				view = &SliceView{Max: uint64(sliceMax) * mib, Usage: uint64(usage) * mib}
+				var others []Reservation
 				for j, e := range published {
-					if j == i || e == nil {
-						continue
-					}
-					view.Reserved += e.Bytes
-					view.Running += e.Running
-					for comm, size := range e.Sizes {
-						if view.Sizes == nil {
-							view.Sizes = map[string]uint64{}
-						}
-						view.Sizes[comm] = max(view.Sizes[comm], size)
-					}
-					if !e.Since.IsZero() && (view.Claim.IsZero() || e.Since.Before(view.Claim)) {
-						view.Claim, view.ClaimNeed = e.Since, e.Need
+					if j != i && e != nil {
+						others = append(others, *e)
 					}
 				}
+				view = View(uint64(sliceMax)*mib, uint64(usage)*mib, others)
 			}
 			b.look(step, view)
 			res := b.c.Reservation()
