@@ -118,7 +118,8 @@ type boxSpec struct {
 
 // TestSimulatedSlice runs several boxes, each with a limit its own burst
 // fits in, in one slice whose memory.max their sum overfills: with the
-// ledger no process is killed at the slice and every worker finishes;
+// ledger no process is killed at the slice, every worker finishes and the
+// run takes at most twice the least the slice allows (twice unboxed);
 // without it (each box admitting against its own room only, as before)
 // the slice kills.
 func TestSimulatedSlice(t *testing.T) {
@@ -194,6 +195,10 @@ func TestSimulatedSlice(t *testing.T) {
 			}
 			if longest >= 30*time.Second {
 				t.Errorf("a pause of %v: only MaxPause ended it", longest)
+			}
+			// Their sum is about twice the slice: 2x at best.
+			if slow := float64(r.steps) / float64(base); slow > 4 {
+				t.Errorf("%.2fx the unboxed time, over twice the least the slice allows", slow)
 			}
 		})
 	}
@@ -333,7 +338,8 @@ func TestSliceRules(t *testing.T) {
 // speed), all starting at once or 0.2 s apart, in a slice whose memory.max
 // their bursts' sum overfills 1.5, 2 or 3 times; each box's own limit fits
 // its burst. With the ledger none may end in a kill, at the slice or in a
-// box, and no pause may reach MaxPause. It logs how many workloads the
+// box, no pause may reach MaxPause and none may take over twice as long as
+// its overcommit makes the least it can take. It logs how many workloads the
 // slice killed in without the ledger, and the slowdown against unboxed.
 func TestSimulatedSliceSweep(t *testing.T) {
 	var n, killedWithout, killedWith int
@@ -375,7 +381,12 @@ func TestSimulatedSliceSweep(t *testing.T) {
 						if longest >= 30*time.Second {
 							t.Errorf("%s: a pause of %v, ended by MaxPause", name, longest)
 						}
-						slowdowns = append(slowdowns, float64(r.steps)/float64(base))
+						slow := float64(r.steps) / float64(base)
+						slowdowns = append(slowdowns, slow)
+						// Running a third at a time takes 3x at best.
+						if slow > 2*over {
+							t.Errorf("%s: %.2fx its unboxed time, over twice the %.1fx overcommit", name, slow, over)
+						}
 					}
 				}
 			}
