@@ -64,6 +64,22 @@ func readSliceMax(slice string) (uint64, bool) {
 	return v, ok && v != 0 && v != policy.Unlimited
 }
 
+// used is what the slice's boxes hold: its memory.current less the page
+// cache the kernel reclaims first (inactive_file of memory.stat). A
+// slice's memory.current also holds the cache of boxes gone, charged to
+// it when they were removed: after a few builds it can fill the slice
+// while taking nothing a box may need.
+func (s *sliceShare) used() (uint64, bool) {
+	current, ok := s.current.Read()
+	if !ok {
+		return 0, false
+	}
+	if st, err := cgroupfs.ReadFlatKeyed(filepath.Join(s.dir, "memory.stat")); err == nil {
+		current -= min(current, st["inactive_file"])
+	}
+	return current, true
+}
+
 // busy reports whether the slice is a third full or more: then every box
 // of it looks every 10 ms, so that its reservation stays fresh while the
 // others admit growth.
@@ -72,13 +88,13 @@ func (s *sliceShare) busy() bool {
 		return false
 	}
 	limit, ok := readSliceMax(s.dir)
-	used, read := s.current.Read()
+	used, read := s.used()
 	return ok && read && used*3 >= limit
 }
 
 // look begins one look of the box in its slice: it takes the ledger's lock
-// and reads the slice's memory.max and memory.current and the other boxes'
-// entries. It returns the slice as the box's controller is to see it (nil
+// and reads the slice's memory.max, what it holds (see used) and the other
+// boxes' entries. It returns the slice as the box's controller is to see it (nil
 // when the slice has no budget now) and publish, which writes the box's
 // reservation as the controller left it and lets the lock go; the caller
 // calls publish once, after the controller's Step.
@@ -93,7 +109,7 @@ func (s *sliceShare) look(now time.Time) (view *backpressure.SliceView, publish 
 		}
 	}
 	limit, ok := readSliceMax(s.dir)
-	used, read := s.current.Read()
+	used, read := s.used()
 	if !ok || !read {
 		_ = s.ledger.Remove(s.box) // a view with no budget reserves nothing
 		done()

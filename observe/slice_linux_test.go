@@ -12,7 +12,7 @@ import (
 )
 
 // fakeSlice makes a slice's cgroup directory in a temporary directory,
-// named name, with memory.max limit and memory.current 300M, and the
+// named name, with memory.max limit and 300M in use, and the
 // directories of the boxes in it; it returns the slice's directory and
 // boxrun's runtime directory beside it.
 func fakeSlice(t *testing.T, name, limit string, boxes ...string) (slice, run string) {
@@ -24,7 +24,9 @@ func fakeSlice(t *testing.T, name, limit string, boxes ...string) (slice, run st
 			t.Fatal(err)
 		}
 	}
-	for file, v := range map[string]string{"memory.max": limit + "\n", "memory.current": "314572800\n"} {
+	// 350M in use, 50M of it cache the kernel reclaims first.
+	for file, v := range map[string]string{"memory.max": limit + "\n", "memory.current": "367001600\n",
+		"memory.stat": "anon 262144000\nfile 104857600\nactive_file 52428800\ninactive_file 52428800\n"} {
 		if err := os.WriteFile(filepath.Join(slice, file), []byte(v), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +93,7 @@ func TestSliceShareLooks(t *testing.T) {
 
 	view, publish := a.look(now)
 	if view == nil || view.Max != 512<<20 || view.Usage != 300<<20 || view.Reserved != 0 {
-		t.Fatalf("a's first view %+v, want 512M max, 300M used, nothing reserved: the stale entry ignored", view)
+		t.Fatalf("a's first view %+v, want 512M max, 300M used (350M less 50M of inactive cache), nothing reserved: the stale entry ignored", view)
 	}
 	since := now.Add(-6 * time.Second)
 	publish(backpressure.Reservation{Bytes: 40 << 20, Running: 2, Since: since, Need: 30 << 20, Sizes: map[string]uint64{"job": 30 << 20}})
