@@ -120,6 +120,7 @@ func (l *look) sliceRoom() {
 	l.sliceAdmit = within(HighFor(s.Max))
 	l.admit = min(l.admit, l.sliceAdmit)
 	l.ceiling = min(l.ceiling, within(s.Max-DefaultMargin(s.Max)/2))
+	l.tight = l.admit < l.limit || l.ceiling < l.c.cfg.Target
 	l.sliceFull = l.o.Usage >= l.admit && l.admit < l.limit
 }
 
@@ -188,7 +189,7 @@ func (c *Controller) Reservation() Reservation { return c.reservation }
 // of the slice, first in this box's line, may then go, and only once its
 // growth fits below the slice's memory.max; it is returned with ok.
 func (l *look) waitForSlice() (p Proc, ok bool, wait bool) {
-	if !l.inSlice || !l.othersBusy {
+	if !l.tight || !l.othersBusy {
 		return Proc{}, false, false
 	}
 	own, overdue := l.ownClaim()
@@ -212,7 +213,7 @@ func (l *look) waitForSlice() (p Proc, ok bool, wait bool) {
 // two looks. Held at the door, a newcomer holds next to nothing while it
 // waits, and resumes when the room for a margin is there.
 func (l *look) freshInSlice(s *seen) bool {
-	if !l.inSlice || !s.fresh || s.parent {
+	if !l.tight || !s.fresh || s.parent {
 		return false
 	}
 	return l.largest[s.comm] >= 2*s.rss+GrowthNoise || (l.sliceFull && l.othersBusy)
@@ -226,7 +227,7 @@ func (l *look) freshInSlice(s *seen) bool {
 // with no room left in the slice, only while no other box progresses:
 // each box keeping one would take the slice over its budget together.
 func (l *look) keepOne(candidates []Proc) bool {
-	if !l.inSlice || l.admit >= l.limit {
+	if !l.tight {
 		return true
 	}
 	if l.sliceFull && l.othersBusy {

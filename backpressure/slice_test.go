@@ -396,3 +396,24 @@ func TestSimulatedSliceSweep(t *testing.T) {
 	t.Logf("%d workloads: without the ledger %d ended in kills at the slice, with it %d; slowdown against unboxed: median %.2fx, worst %.2fx",
 		n, killedWithout, killedWith, slowdowns[len(slowdowns)/2], slowdowns[len(slowdowns)-1])
 }
+
+// TestSimulatedRoomySliceChangesNothing: a box alone in a slice with room
+// to spare steers as a box outside any slice, look for look: the slice's
+// rules apply only where the slice leaves the box less room than its own
+// limits.
+func TestSimulatedRoomySliceChangesNothing(t *testing.T) {
+	for _, tc := range []struct{ threads, jobs, size, hold, grow, box int }{
+		{8, 3, 48, 20, 10, 192},
+		{24, 4, 150, 50, 150, 3000},
+		{6, 1, 49, 200, 5, 150},
+	} {
+		jobs := func() [][]*worker { return suiteGrowing(tc.threads, tc.jobs, tc.size, tc.hold, tc.grow) }
+		alone := simulate(t, jobs(), tc.box, tc.box, true)
+		inSlice := simulateSlice(t, []*simBox{newSimBox(t, jobs(), tc.box, tc.box, 0, true)}, 4*tc.box, true)
+		a, s := alone.c.Stats(), inSlice.boxes[0].c.Stats()
+		if inSlice.steps != alone.steps || s.Paused != a.Paused || s.ForcedResumes != a.ForcedResumes || s.PausedTotal != a.PausedTotal {
+			t.Errorf("%+v: in a roomy slice %d steps, %d paused for %v, %d forced; alone %d steps, %d paused for %v, %d forced",
+				tc, inSlice.steps, s.Paused, s.PausedTotal, s.ForcedResumes, alone.steps, a.Paused, a.PausedTotal, a.ForcedResumes)
+		}
+	}
+}

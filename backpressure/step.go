@@ -29,6 +29,10 @@ type look struct {
 	// while the slice stays under its line.
 	sliceAdmit                     uint64
 	inSlice, sliceFull, othersBusy bool
+	// tight is true when the slice leaves the box less room than its own
+	// limits do: the slice's other rules apply only then, and a box alone
+	// in a roomy slice steers as a box outside one.
+	tight bool
 	// peaks memoizes Controller.expect by command name.
 	peaks map[string]peakOf
 	// largest is, by command name, the most a live process of that name
@@ -152,7 +156,7 @@ func (l *look) expect(comm string) (uint64, bool) {
 	e, done := l.peaks[comm]
 	if !done {
 		e.v, e.ok = l.c.expect(comm)
-		if !e.ok && l.inSlice {
+		if !e.ok && l.tight {
 			// Another box of the slice learned it: the same suite runs
 			// there, the same binaries grow alike.
 			e.v = l.o.Slice.Sizes[comm]
