@@ -57,12 +57,17 @@
 //     (Observation.Slice), admission and resumes take the smaller room:
 //     the box's, or what the slice has left below its line once the growth
 //     the other boxes admitted and have not used yet (their Reservation,
-//     which each box publishes after every look) is set aside. There a
-//     just-started process whose live siblings hold much more counts as
-//     growing, and with the slice at its line while other boxes progress
-//     no grower is kept going. A box with nothing left running waits while
-//     other boxes hold reservations: the room comes from them. Only when
-//     no box holds one does it resume as a lone box would, or, when its
+//     which each box publishes after every look) is set aside. Where that
+//     is less room than the box's own limits give (else the box steers as
+//     one outside a slice), a name another box learned counts as known, a
+//     just-started process whose live siblings hold much more (or that
+//     starts while the slice is full and other boxes progress) counts as
+//     growing, and the grower holding the most is kept going only while
+//     its growth fits below the slice's memory.max and, with the slice at
+//     its line, no other box progresses. A box with nothing left running
+//     waits while other boxes progress (they hold reservations or have
+//     leaves running): the room comes from them. Only when none does it
+//     resume as a lone box would, or, when its
 //     first in line has waited the longest of the slice (Overdue, and no
 //     other box's claim is older), once that one's growth fits below the
 //     slice's memory.max; while such a claim stands, the other boxes keep
