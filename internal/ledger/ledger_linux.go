@@ -22,9 +22,13 @@ import (
 // box that stopped looking (its boxrun died or hangs).
 const Stale = 3 * time.Second
 
-// lockName is the lock file's name in the ledger's directory; entries are
-// named by their box, which never starts with a dot.
-const lockName = ".lock"
+// lockName is the lock file's name in the ledger's directory, tmpPrefix
+// begins the names of entries being written; entries are named by their
+// box, which never starts with a dot.
+const (
+	lockName  = ".lock"
+	tmpPrefix = ".tmp-"
+)
 
 // Entry is one box's line in the ledger.
 type Entry struct {
@@ -99,7 +103,8 @@ func (l *Ledger) Unlock() { _ = unix.Flock(int(l.lock.Fd()), unix.LOCK_UN) }
 
 // Others returns the entries of the boxes other than own that count at
 // now, removing those that do not: of a box alive says is gone, written
-// more than Stale before now, or that cannot be read. problems says what
+// more than Stale before now, or that cannot be read (and the half-written
+// entries of a boxrun that died while writing). problems says what
 // was wrong with each entry that could not be read, for a warning.
 func (l *Ledger) Others(own string, now time.Time, alive func(box string) bool) (entries []Entry, problems []string) {
 	names, err := os.ReadDir(l.dir)
@@ -108,6 +113,13 @@ func (l *Ledger) Others(own string, now time.Time, alive func(box string) bool) 
 	}
 	for _, n := range names {
 		name := n.Name()
+		if strings.HasPrefix(name, tmpPrefix) {
+			// Left by a boxrun that died while writing its entry.
+			if fi, err := n.Info(); err == nil && now.Sub(fi.ModTime()) > Stale {
+				_ = os.Remove(filepath.Join(l.dir, name))
+			}
+			continue
+		}
 		if name == own || strings.HasPrefix(name, ".") || !n.Type().IsRegular() {
 			continue
 		}
@@ -151,7 +163,7 @@ func (l *Ledger) Write(e Entry) error {
 	if err != nil {
 		return fmt.Errorf("writing the slice's ledger: %w", err)
 	}
-	tmp, err := os.CreateTemp(l.dir, ".tmp-")
+	tmp, err := os.CreateTemp(l.dir, tmpPrefix)
 	if err != nil {
 		return fmt.Errorf("writing the slice's ledger: %w", err)
 	}

@@ -38,7 +38,8 @@ func TestDir(t *testing.T) {
 // TestOthers writes entries as boxes of a slice would and reads them back
 // as one box's look does: its own left out; those of boxes gone, not
 // refreshed for Stale, unreadable or misnamed ignored and removed, with a
-// problem for each of the last two.
+// problem for each of the last two; a half-written one of a boxrun that
+// died removed once stale, and one being written left alone.
 func TestOthers(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ledger")
 	l := open(t, dir)
@@ -56,6 +57,15 @@ func TestOthers(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "corrupt"), []byte("{\"box\": \"corr"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	for name, age := range map[string]time.Duration{".tmp-old": time.Minute, ".tmp-new": 0} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	misnamed, _ := os.ReadFile(filepath.Join(dir, "calm"))
 	if err := os.WriteFile(filepath.Join(dir, "copied"), misnamed, 0o600); err != nil {
@@ -87,8 +97,8 @@ func TestOthers(t *testing.T) {
 	for _, e := range left {
 		names = append(names, e.Name())
 	}
-	if want := []string{".lock", "busy", "calm", "own"}; !reflect.DeepEqual(names, want) {
-		t.Errorf("left in the ledger %v, want %v: the others removed", names, want)
+	if want := []string{".lock", ".tmp-new", "busy", "calm", "own"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("left in the ledger %v, want %v: the others removed, and a half-written entry once it is stale", names, want)
 	}
 	if err := l.Remove("own"); err != nil {
 		t.Fatal(err)
