@@ -12,7 +12,8 @@ import "time"
 type SliceView struct {
 	// Max is the slice's memory.max.
 	Max uint64
-	// Usage is the slice's memory.current: what every box in it holds.
+	// Usage is what every box in the slice holds: its memory.current,
+	// less, as the caller reads it, the cache the kernel reclaims first.
 	Usage uint64
 	// Reserved is what the other boxes have admitted and not yet used:
 	// the sum of their Reservation.Bytes as they last published them.
@@ -101,7 +102,8 @@ type promise struct {
 // box may reach while the slice stays under its own line (memory.max
 // less a margin) with the other boxes' reservations set aside; ceiling,
 // the most the box may reach before a kill, is Target or what the slice
-// has left below its memory.max. Without a view they are the box's own.
+// has left below its memory.max less half a margin (room for what starts
+// before the next look). Without a view they are the box's own.
 func (l *look) sliceRoom() {
 	l.admit, l.ceiling = l.limit, l.c.cfg.Target
 	s := l.o.Slice
@@ -119,7 +121,7 @@ func (l *look) sliceRoom() {
 	}
 	l.sliceAdmit = within(HighFor(s.Max))
 	l.admit = min(l.admit, l.sliceAdmit)
-	l.ceiling = min(l.ceiling, within(s.Max-DefaultMargin(s.Max)/2))
+	l.ceiling = min(l.ceiling, within(s.Max-min(s.Max, DefaultMargin(s.Max)/2)))
 	l.tight = l.admit < l.limit || l.ceiling < l.c.cfg.Target
 	l.sliceFull = l.o.Usage >= l.admit && l.admit < l.limit
 }
