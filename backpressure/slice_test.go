@@ -223,6 +223,12 @@ func sliceOf(maxMiB, usageMiB, reservedMiB uint64) *SliceView {
 	return &SliceView{Max: maxMiB * mib, Usage: usageMiB * mib, Reserved: reservedMiB * mib}
 }
 
+// withSizes gives v the size another box learned of comm.
+func withSizes(v *SliceView, comm string, sizeMiB uint64) *SliceView {
+	v.Sizes = map[string]uint64{comm: sizeMiB * mib}
+	return v
+}
+
 // busy marks the other boxes of v as having a leaf running.
 func busy(v *SliceView) *SliceView {
 	v.Running = 1
@@ -238,7 +244,8 @@ func claiming(v *SliceView, ms int, needMiB uint64) *SliceView {
 // view: admission takes the smaller room, the box's or the slice's; the
 // reservation it publishes is its running processes' expected growth; a
 // box with nothing running waits while other boxes progress; the oldest
-// overdue claim of the slice goes first.
+// overdue claim of the slice goes first; what other boxes learned and what
+// siblings hold stand in for sizes the box does not know.
 func TestSliceRules(t *testing.T) {
 	job := func(pid int, rssMiB uint64) Proc { return named(pid, uint64(pid), rssMiB, "job") }
 	known := map[string]uint64{"job": 40 * mib}
@@ -296,6 +303,24 @@ func TestSliceRules(t *testing.T) {
 			// paused as long, is first in line and claims in its turn.
 			{5030, 90, []Proc{mainProc, leaf(2, 2, 25), leaf(3, 3, 25)}, busy(sliceOf(500, 440, 0)), nil, []int{2}, 30, WhyOldestClaim},
 		}, map[int]int{1: -1, 2: 10, 3: 10, 4: 10}},
+		{"a name another box of the slice learned holds newcomers back at the door", []sliceStep{
+			// Each is expected to grow to 63M (60M and a twentieth), as
+			// it did in the other box: 20 + 2*62 fits the box's 180,
+			// but the slice leaves this one 100M, room for the oldest.
+			{0, 20, []Proc{mainProc, named(2, 2, 1, "other"), named(3, 3, 1, "other")},
+				withSizes(sliceOf(500, 350, 0), "other", 60), []int{3}, nil, 62, WhySlice},
+		}, nil},
+		{"without it they are of unknown size: nothing to hold back yet", []sliceStep{
+			{0, 20, []Proc{mainProc, named(2, 2, 1, "other"), named(3, 3, 1, "other")},
+				sliceOf(500, 350, 0), nil, nil, 0, ""},
+		}, nil},
+		{"in a tight slice a newcomer whose sibling holds much more counts as growing", []sliceStep{
+			{0, 30, []Proc{mainProc, leaf(2, 2, 10)}, sliceOf(500, 300, 0), nil, nil, 0, ""},
+			// 2 grew 30M (60M expected of it); 3, just started, may
+			// grow as large as 2 (39M more): 60 + 60 + 39 is over the
+			// 110M the slice leaves, 60 + 60 is not.
+			{10, 60, []Proc{mainProc, leaf(2, 2, 40), leaf(3, 3, 1)}, sliceOf(500, 400, 0), []int{3}, nil, 60, WhySlice},
+		}, nil},
 		{"another box's older claim keeps its room from new growers", []sliceStep{
 			// 20 + 3*41 = 143 fits the box's 180 and the slice's line
 			// (450, 200 used: 270 for the box), but not with the 150 an
