@@ -1070,3 +1070,73 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestFourBoxesInASmallSlice: four runs at once, each a burst (12 tasks, 4
+// at once, 40M each) in a box it fits in, all in a [slice] whose
+// memory.max is half of their sum. Each box alone has nothing to
+// fear; together they overfill the slice, and the kernel's OOM killer at
+// the slice would kill their tasks. Backpressure must see the slice's
+// limit too: every task of every box passes and no box has an OOM kill.
+// The slice's memory.high is max, so that the kernel's throttle there does
+// not stand in for backpressure.
+func TestFourBoxesInASmallSlice(t *testing.T) {
+	traceOnFailure(t)
+	const boxes4, boxMB = 4, 200
+	b := burst{tasks: 12, width: 4, mb: 40, hold: time.Second}
+	sliceMB := boxes4 * b.peakMB() / 2
+	pf := policyFile(t, fmt.Sprintf(basePolicy, "")+fmt.Sprintf("\n[slice]\nmemory.high = \"max\"\nmemory.max = \"%dM\"\npids.max = 4000\n", sliceMB))
+	dir := t.TempDir()
+	unboxed := runUnboxed(t, b.script(filepath.Join(dir, "holds-unboxed")))
+	// The bursts start together, once all four boxes run.
+	start := fmt.Sprintf(`touch %[1]s/ready.$$; while [ ! -e %[1]s/go ]; do sleep 0.1; done; `, dir)
+	runs := make([]timedRun, boxes4)
+	reports := make([]string, boxes4)
+	var wg sync.WaitGroup
+	for i := range runs {
+		reports[i] = filepath.Join(dir, fmt.Sprintf("report%d.json", i))
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			runs[i] = runTimed(t, 3*time.Minute, append(backpressureArgs(pf, reports[i], boxMB), "--", "sh", "-c",
+				start+b.script(filepath.Join(dir, fmt.Sprintf("holds%d", i))))...)
+		}(i)
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		ready, _ := filepath.Glob(filepath.Join(dir, "ready.*"))
+		if len(ready) == boxes4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			os.WriteFile(filepath.Join(dir, "go"), nil, 0o644)
+			wg.Wait()
+			t.Fatalf("the four boxes never all ran (ready: %v)", ready)
+		}
+	}
+	began := time.Now()
+	os.WriteFile(filepath.Join(dir, "go"), nil, 0o644)
+	wg.Wait()
+	took := time.Since(began)
+	var figures []string
+	for i, r := range runs {
+		t.Logf("box %d: boxrun -> %d in %.1fs\nstdout:\n%s\nstderr:\n%s", i, r.code, r.took.Seconds(), r.stdout, r.stderr)
+		if r.killed != "" {
+			t.Errorf("box %d: %s: boxrun was killed\n%s", i, r.killed, r.ps)
+			continue
+		}
+		rep := readReport(t, reports[i])
+		f := fields(r.stdout)
+		if f["failed"] != "0" || r.code != 0 {
+			t.Errorf("box %d: %q tasks failed, boxrun exit %d; want every task passing", i, f["failed"], r.code)
+		}
+		n := rep.oomKills(t)
+		if n > 0 {
+			t.Errorf("box %d: %d OOM kills", i, n)
+		}
+		figures = append(figures, fmt.Sprintf("box %d: %s failed, %d OOM kills, %s", i, f["failed"], n, rep.bpSummary()))
+	}
+	for _, p := range pausedProcs() {
+		t.Errorf("left stopped or frozen after the runs: %s", p)
+	}
+	t.Logf("figures: 4 boxes of %dM, each a burst of peak %dM, in a %dM slice: %.1fs for all (one burst unboxed alone %.1fs); %s",
+		boxMB, b.peakMB(), sliceMB, took.Seconds(), unboxed.Seconds(), strings.Join(figures, "; "))
+}
