@@ -345,6 +345,9 @@ type Controller struct {
 	// Reservation).
 	promised    map[int]promise
 	reservation Reservation
+	// sliceHigh is the box's share of the slice's throttle at the last
+	// look (see look.shareThrottle), 0 with no slice to share.
+	sliceHigh uint64
 }
 
 // DefaultMargin is the headroom kept free below a target: a tenth, at
@@ -398,13 +401,18 @@ func New(cfg Config) *Controller {
 }
 
 // High is the memory.high the box should have: Config.High, or
-// Config.Lift while the box is stuck at the throttle; 0 when memory.high is
-// not managed. The caller writes it to the box when it changes.
+// Config.Lift while the box is stuck at the throttle, or lower, the box's
+// share of its slice's room (see look.shareThrottle); 0 when memory.high
+// is not managed. The caller writes it to the box when it changes.
 func (c *Controller) High() uint64 {
+	h := c.cfg.High
 	if c.lifted {
-		return c.liftTo
+		h = c.liftTo
 	}
-	return c.cfg.High
+	if c.sliceHigh > 0 && (h == 0 || c.sliceHigh < h) {
+		h = c.sliceHigh
+	}
+	return h
 }
 
 // Stats returns what the controller did so far.

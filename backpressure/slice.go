@@ -35,6 +35,9 @@ type SliceView struct {
 	// name (the largest of their Reservation.Sizes): a name the box
 	// knows nothing of yet is expected to grow as it did there.
 	Sizes map[string]uint64
+	// Busy counts the other boxes that reserve room or have leaves
+	// running: those that may grow.
+	Busy int
 }
 
 // Reservation is what a box tells the other boxes of its slice after each
@@ -66,6 +69,9 @@ type Reservation struct {
 func View(limit, usage uint64, others []Reservation) *SliceView {
 	v := &SliceView{Max: limit, Usage: usage}
 	for _, r := range others {
+		if r.Bytes > 0 || r.Running > 0 {
+			v.Busy++
+		}
 		v.Reserved += r.Bytes
 		v.Running += r.Running
 		if !r.Since.IsZero() && (v.Claim.IsZero() || r.Since.Before(v.Claim)) {
@@ -124,6 +130,35 @@ func (l *look) sliceRoom() {
 	l.ceiling = min(l.ceiling, within(s.Max-min(s.Max, DefaultMargin(s.Max)/2)))
 	l.tight = l.admit < l.limit || l.ceiling < l.c.cfg.Target
 	l.sliceFull = l.o.Usage >= l.admit && l.admit < l.limit
+	l.shareThrottle()
+}
+
+// shareThrottle sets the box's share of the slice's throttle: memory.high
+// at what the box holds plus an even share, among the boxes of the slice
+// that may grow, of the room left below the slice's ceiling (memory.max
+// less half a margin) once the others' reservations are set aside. A look decides on growth it has seen; a process that
+// allocates its whole size between two looks (a test binary at native
+// speed) is seen only after, and every box's first wave is of sizes no one
+// knows yet. The kernel throttles the box at its memory.high at once,
+// whatever the looks: the boxes' shares sum to the slice's line, so
+// together they are slowed there instead of killed at the slice's
+// memory.max, the way one box's line holds its own first wave. Admission
+// steers by the slice's line, below it: the throttle is the net under
+// what the looks cannot see coming. Only where
+// the slice binds (l.tight): a box alone in a roomy slice keeps its own
+// memory.high.
+func (l *look) shareThrottle() {
+	l.c.sliceHigh = 0
+	s := l.o.Slice
+	if !l.tight {
+		return
+	}
+	bound := s.Max - min(s.Max, DefaultMargin(s.Max)/2)
+	room := bound - min(bound, s.Usage+s.Reserved)
+	share := l.o.Usage + room/uint64(1+s.Busy)
+	// A step of a mebibyte: the share moves with every look, and each
+	// change is a write to memory.high.
+	l.c.sliceHigh = max(share&^(1<<20-1), 1<<20)
 }
 
 // claimedAdmit is admit with the room kept free in the slice for another

@@ -442,3 +442,39 @@ func TestSimulatedRoomySliceChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestSliceThrottle: where the slice binds, the box's memory.high is what
+// it holds plus an even share, among the boxes that may grow, of the room
+// below the slice's ceiling (memory.max less half a margin) that the
+// others' reservations leave; the policy's memory.high where that is
+// lower, or where the slice leaves the box all its own room.
+func TestSliceThrottle(t *testing.T) {
+	twoBusy := func(v *SliceView) *SliceView { v.Busy = 2; return v }
+	tests := []struct {
+		name  string
+		usage uint64
+		slice *SliceView
+		want  uint64 // MiB
+	}{
+		{"no slice: the policy's", 20, nil, 180},
+		{"a roomy slice: the policy's", 20, sliceOf(1000, 100, 0), 180},
+		// The ceiling of a 500M slice is 475 (a margin of 50): 400 used
+		// and 15 reserved leave 60 for this box alone.
+		{"alone in a tight slice: all the room it leaves", 20, sliceOf(500, 400, 15), 80},
+		// Two other boxes may grow: a third of 60 each.
+		{"shared with two busy boxes: a third", 20, twoBusy(sliceOf(500, 400, 15)), 40},
+		// No room left at all: held at what it holds.
+		{"a full slice: what it holds", 20, sliceOf(500, 490, 0), 20},
+		// A share above the policy's memory.high leaves the policy's.
+		{"the policy's when lower", 100, sliceOf(300, 120, 0), 180},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(Config{Target: 200 * mib, Margin: 20 * mib, Main: 1, High: 180 * mib})
+			c.Step(Observation{Now: at(0), Usage: tt.usage * mib, Procs: []Proc{mainProc, leaf(2, 2, 5)}, Slice: tt.slice})
+			if got := c.High(); got != tt.want*mib {
+				t.Errorf("High() = %.1f MiB, want %d MiB", float64(got)/mib, tt.want)
+			}
+		})
+	}
+}

@@ -496,20 +496,30 @@ func report(t *testing.T, mode string, r guestReport) (passed int, failed []stri
 	return passed, failed
 }
 
-// why is the first line of a failed scenario's logs that says where it
-// failed (go test's "name_test.go:N: ..."), cut to a length a summary line
-// can carry, or "" when there is none.
+// why is the line of a failed scenario's logs that says why, cut to a
+// length a summary line can carry, or "" when there is none. go test does
+// not mark t.Error's lines apart from t.Log's, so it is the first
+// "name_test.go:N:" line that says what it wanted or what failed (this
+// suite's errors do), else the first such line.
 func why(logs []string) string {
+	first := ""
 	for _, l := range logs {
 		l = strings.TrimSpace(l)
-		if i := strings.Index(l, "_test.go:"); i > 0 && !strings.Contains(l, "figures: ") {
-			if len(l) > 160 {
-				l = l[:160] + "…"
-			}
+		if i := strings.Index(l, "_test.go:"); i <= 0 || strings.Contains(l, "figures: ") {
+			continue
+		}
+		if len(l) > 160 {
+			l = l[:160] + "…"
+		}
+		low := strings.ToLower(l)
+		if strings.Contains(low, "want") || strings.Contains(low, "fail") {
 			return ": " + l
 		}
+		if first == "" {
+			first = ": " + l
+		}
 	}
-	return ""
+	return first
 }
 
 // The VM tests run one after the other (and make test runs packages one at
@@ -744,7 +754,11 @@ func TestSummaryNamesFailures(t *testing.T) {
 	}
 	logs := []string{"=== RUN TestA", "    a_test.go:5: figures: 40M", "    a_test.go:9: 1 OOM kill", "    a_test.go:10: later"}
 	if got := why(logs); got != ": a_test.go:9: 1 OOM kill" {
-		t.Errorf("why %q, want the first failing line", got)
+		t.Errorf("why %q, want the first line when none says want or fail", got)
+	}
+	logs = []string{"    a_test.go:7: box 0: boxrun -> 0 in 2s", "    a_test.go:9: 3 tasks failed; want none", "    a_test.go:12: 1 OOM kill, want 0"}
+	if got := why(logs); got != ": a_test.go:9: 3 tasks failed; want none" {
+		t.Errorf("why %q, want the first line saying what it wanted", got)
 	}
 	if got := why([]string{"panic: x"}); got != "" {
 		t.Errorf("why %q for logs with no test line, want empty", got)
