@@ -51,27 +51,6 @@
 //     holding the most is resumed whatever the memory. A
 //     process resumed to keep the run going is exempt from pausing for
 //     HoldOff. No pause outlasts MaxPause, a last resort.
-//   - One budget across boxes. Boxes in one slice with a memory.max
-//     (boxrun.slice) can each fit their own limit and together cross the
-//     slice's, where the kernel kills. With a slice view
-//     (Observation.Slice), admission and resumes take the smaller room:
-//     the box's, or what the slice has left below its line once the growth
-//     the other boxes admitted and have not used yet (their Reservation,
-//     which each box publishes after every look) is set aside. Where that
-//     is less room than the box's own limits give (else the box steers as
-//     one outside a slice), a name another box learned counts as known, a
-//     just-started process whose live siblings hold much more (or that
-//     starts while the slice is full and other boxes progress) counts as
-//     growing, and the grower holding the most is kept going only while
-//     its growth fits below the slice's memory.max and, with the slice at
-//     its line, no other box progresses. A box with nothing left running
-//     waits while other boxes progress (they hold reservations or have
-//     leaves running): the room comes from them. Only when none does it
-//     resume as a lone box would, or, when its
-//     first in line has waited the longest of the slice (Overdue, and no
-//     other box's claim is older), once that one's growth fits below the
-//     slice's memory.max; while such a claim stands, the other boxes keep
-//     its room free.
 //   - Never pause the command's main process, a process with children in
 //     the box (a parent waiting for its children holds no growth of its
 //     own) or one that holds a file lock others wait for (Proc.Awaited):
@@ -131,9 +110,6 @@ type Observation struct {
 	CPU time.Duration
 	// Procs are the processes in the box.
 	Procs []Proc
-	// Slice is what the box sees of the slice it shares with other
-	// boxes; nil when it is in none with a memory budget.
-	Slice *SliceView
 }
 
 // Kind is what an Action does.
@@ -340,14 +316,6 @@ type Controller struct {
 	// margin, or more while several processes of unknown size grow (see
 	// roomFor).
 	room uint64
-	// promised holds what resumed processes were expected to add (see
-	// look.resume); reservation is what the last look reserved (see
-	// Reservation).
-	promised    map[int]promise
-	reservation Reservation
-	// sliceHigh is the box's share of the slice's throttle at the last
-	// look (see look.shareThrottle), 0 with no slice to share.
-	sliceHigh uint64
 }
 
 // DefaultMargin is the headroom kept free below a target: a tenth, at
@@ -397,22 +365,17 @@ func New(cfg Config) *Controller {
 		cfg.LiftAfter = time.Second
 	}
 	return &Controller{cfg: cfg, procs: map[int]*seen{}, paused: map[int]pause{}, holdOff: map[int]time.Time{},
-		finished: map[string][]uint64{}, reasons: map[string]*Reason{}, promised: map[int]promise{}}
+		finished: map[string][]uint64{}, reasons: map[string]*Reason{}}
 }
 
 // High is the memory.high the box should have: Config.High, or
-// Config.Lift while the box is stuck at the throttle, or lower, the box's
-// share of its slice's room (see look.shareThrottle); 0 when memory.high
-// is not managed. The caller writes it to the box when it changes.
+// Config.Lift while the box is stuck at the throttle; 0 when memory.high is
+// not managed. The caller writes it to the box when it changes.
 func (c *Controller) High() uint64 {
-	h := c.cfg.High
 	if c.lifted {
-		h = c.liftTo
+		return c.liftTo
 	}
-	if c.sliceHigh > 0 && (h == 0 || c.sliceHigh < h) {
-		h = c.sliceHigh
-	}
-	return h
+	return c.cfg.High
 }
 
 // Stats returns what the controller did so far.
@@ -683,7 +646,6 @@ func (c *Controller) forgetExited(now time.Time, alive map[int]Proc) bool {
 		}
 		delete(c.procs, pid)
 		delete(c.holdOff, pid)
-		delete(c.promised, pid)
 		if _, ok := c.paused[pid]; ok {
 			// Died while paused (killed from outside): count the pause.
 			c.ended(pid, now)

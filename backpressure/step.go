@@ -18,21 +18,6 @@ type look struct {
 	limit  uint64
 	atLine bool
 	noise  uint64
-	// admit is the line admission and resumes steer by, ceiling the
-	// memory the box may reach before the kernel kills: the box's line
-	// and Target, or lower in a slice with less room (see sliceRoom).
-	// inSlice is true with a slice view; sliceFull when the slice has no
-	// room left for the box's growth, a tighter line than the box's own;
-	// othersBusy when other boxes of the slice hold reservations.
-	admit, ceiling uint64
-	// sliceAdmit is the slice's part of admit: what the box may reach
-	// while the slice stays under its line.
-	sliceAdmit                     uint64
-	inSlice, sliceFull, othersBusy bool
-	// tight is true when the slice leaves the box less room than its own
-	// limits do: the slice's other rules apply only then, and a box alone
-	// in a roomy slice steers as a box outside one.
-	tight bool
 	// peaks memoizes Controller.expect by command name.
 	peaks map[string]peakOf
 	// largest is, by command name, the most a live process of that name
@@ -65,7 +50,6 @@ func (c *Controller) Step(o Observation) []Action {
 	l.resumeWhatFits()
 	l.liftIfStuck()
 	l.keepGoing()
-	l.reserve()
 	if len(l.running) > c.stats.MaxRunning {
 		c.stats.MaxRunning = len(l.running)
 	}
@@ -126,7 +110,6 @@ func (c *Controller) observe(o Observation) *look {
 	if l.atLine {
 		l.noise = SlowGrowth
 	}
-	l.sliceRoom()
 	for _, p := range o.Procs {
 		l.largest[p.Comm] = max(l.largest[p.Comm], c.procs[p.PID].peak)
 	}
@@ -149,19 +132,11 @@ func (l *look) runningLeaves() {
 	sort.Slice(l.running, func(i, j int) bool { return older(l.running[i], l.running[j]) })
 }
 
-// expect is Controller.expect, sorted out once per command name a look;
-// in a slice, what another box learned of a name this box knows nothing
-// of (SliceView.Sizes).
+// expect is Controller.expect, sorted out once per command name a look.
 func (l *look) expect(comm string) (uint64, bool) {
 	e, done := l.peaks[comm]
 	if !done {
 		e.v, e.ok = l.c.expect(comm)
-		if !e.ok && l.tight {
-			// Another box of the slice learned it: the same suite runs
-			// there, the same binaries grow alike.
-			e.v = l.o.Slice.Sizes[comm]
-			e.ok = e.v > 0
-		}
 		l.peaks[comm] = e
 	}
 	return e.v, e.ok
@@ -200,19 +175,14 @@ func (l *look) need(pid int) (uint64, bool) {
 // look (by the look's noise, or throttled at the line). A process just
 // started that is of a kind known to grow much more counts too: holding it
 // back at the door costs nothing, and it has allocated nothing it would
-// keep while paused. In a slice, so does one just started whose live
-// siblings of its name hold twice what it does and more (see
-// freshInSlice).
+// keep while paused.
 func (l *look) growing(pid int) bool {
 	s := l.c.procs[pid]
 	if s.grew >= l.noise || (l.atLine && s.throttled) {
 		return true
 	}
 	e, known := l.expectFor(s)
-	if known {
-		return s.fresh && s.rss < e/2
-	}
-	return l.freshInSlice(s)
+	return s.fresh && known && s.rss < e/2
 }
 
 // estimate is what a running process is expected to add: its need when its
@@ -244,7 +214,8 @@ func (l *look) exempt(pid int) bool {
 func (l *look) endLongPauses() {
 	for _, pid := range l.c.Paused() {
 		if l.o.Now.Sub(l.c.paused[pid].at) >= l.c.cfg.MaxPause {
-			l.resume(l.alive[pid], WhyMaxPause, true)
+			l.acts = append(l.acts, l.c.resume(pid, l.o.Now, WhyMaxPause, true))
+			l.running = append(l.running, l.alive[pid])
 		}
 	}
 }
@@ -254,14 +225,14 @@ func (l *look) endLongPauses() {
 // running are expected to add fits.
 func (l *look) pauseGrowth() {
 	c := l.c
-	l.projected = l.o.Usage
-	for _, p := range l.running {
-		l.projected += l.estimate(p.PID)
-	}
 	candidates := l.pauseCandidates()
 	stop := func(p Proc, why string) {
 		l.acts = append(l.acts, c.pause(p.PID, l.o.Now, why))
 		l.pausedNow[p.PID] = true
+	}
+	l.projected = l.o.Usage
+	for _, p := range l.running {
+		l.projected += l.estimate(p.PID)
 	}
 	// The room an overdue first in line waits for is kept from growers
 	// newer than it: taking it, they would have it wait again, and again
@@ -271,27 +242,22 @@ func (l *look) pauseGrowth() {
 	if q := l.inLine(c.pausedProcs(l.alive, nil)); len(q) > 0 && l.o.Now.Sub(c.paused[q[0].PID].at) >= Overdue {
 		head, reserve = q[0], l.resumeCost(q[0].PID)
 	}
-	if l.atLine || l.sliceFull {
-		why := WhyAtTarget
-		if !l.atLine {
-			why = WhySlice
-		}
+	if l.atLine {
 		for _, p := range candidates {
 			l.projected -= l.estimate(p.PID)
-			stop(p, why)
+			stop(p, WhyAtTarget)
 		}
 	} else {
 		// Admission: hold back those holding the least until the rest
 		// fits, with the room kept for the first in line from those newer
-		// than it, and for another box's older overdue claim from all.
-		bound := l.claimedAdmit()
+		// than it.
 		for i := len(candidates) - 1; i >= 0; i-- {
 			p := candidates[i]
 			need := l.projected
 			if reserve > 0 && older(head, p) {
 				need += reserve
 			}
-			if need <= bound {
+			if need <= l.limit {
 				continue
 			}
 			e := l.estimate(p.PID)
@@ -301,9 +267,6 @@ func (l *look) pauseGrowth() {
 			why := WhyNoFit
 			if _, known := l.need(p.PID); !known {
 				why = WhyFastGrowth
-			}
-			if need <= l.limit {
-				why = WhySlice
 			}
 			l.projected -= e
 			stop(p, why)
@@ -321,8 +284,8 @@ func (l *look) pauseGrowth() {
 // pauseCandidates returns the running leaves that grow and are not
 // exempt, holding the most first. The one that grows holding the most
 // keeps going and is left out (unless an exempt one grows: it is the one
-// kept; in a slice, see keepOne). One the others wait for is never a
-// candidate: pausing it would hold them all. It reads l.projected.
+// kept). One the others wait for is never a candidate: pausing it would
+// hold them all.
 func (l *look) pauseCandidates() []Proc {
 	c := l.c
 	var candidates []Proc
@@ -345,7 +308,7 @@ func (l *look) pauseCandidates() []Proc {
 	sort.SliceStable(candidates, func(i, j int) bool {
 		return c.procs[candidates[i].PID].rss > c.procs[candidates[j].PID].rss
 	})
-	if !keptOne && len(candidates) > 0 && l.keepOne(candidates) {
+	if !keptOne && len(candidates) > 0 {
 		candidates = candidates[1:]
 	}
 	return candidates
@@ -360,26 +323,28 @@ func (l *look) resumeWhatFits() {
 	var still []Proc
 	for _, p := range waiting {
 		if c.procs[p.PID].awaited {
-			l.resume(p, WhyAwaited, false)
+			l.acts = append(l.acts, c.resume(p.PID, l.o.Now, WhyAwaited, false))
+			l.running = append(l.running, p)
 			continue
 		}
 		if e, known := l.expectFor(c.procs[p.PID]); known && c.procs[p.PID].rss >= e {
-			l.resume(p, WhyHoldsPeak, false)
+			l.acts = append(l.acts, c.resume(p.PID, l.o.Now, WhyHoldsPeak, false))
+			l.running = append(l.running, p)
 			continue
 		}
 		still = append(still, p)
 	}
 	waiting = l.inLine(still)
-	if l.o.Usage < l.admit {
-		bound := l.claimedAdmit()
+	if l.o.Usage < l.limit {
 		for len(waiting) > 0 {
 			p := waiting[0]
 			e := l.resumeCost(p.PID)
-			if l.projected+e > bound {
+			if l.projected+e > l.limit {
 				break
 			}
-			l.resume(p, WhyRoom, false)
+			l.acts = append(l.acts, c.resume(p.PID, l.o.Now, WhyRoom, false))
 			l.projected += e
+			l.running = append(l.running, p)
 			waiting = waiting[1:]
 		}
 	}
@@ -488,13 +453,6 @@ func (l *look) keepGoing() {
 	why := ""
 	switch {
 	case len(l.running) == 0:
-		if p, ok, wait := l.waitForSlice(); wait {
-			if ok {
-				l.resume(p, WhyOldestClaim, true)
-				c.markAt, c.markCPU = l.o.Now, l.o.CPU
-			}
-			return
-		}
 		why = WhyNothingElse
 	case c.stalled(l.o):
 		why = WhyStalled
@@ -528,20 +486,9 @@ func (l *look) keepGoing() {
 		// Each leaf left running was held up for the stall.
 		c.stats.Blocked += l.o.Now.Sub(c.markAt) * time.Duration(len(l.running))
 	}
-	l.resume(p, why, true)
-	c.markAt, c.markCPU = l.o.Now, l.o.CPU
-}
-
-// resume resumes p for why and counts it running. What it is expected to
-// add is promised to the other boxes of the slice (see reserve) until it
-// grew that much: resumed, it may not grow at once, and a reservation
-// that dropped to nothing meanwhile would let them take its room.
-func (l *look) resume(p Proc, why string, forced bool) {
-	if cost := l.resumeCost(p.PID); cost > 0 {
-		l.c.promised[p.PID] = promise{cost: cost, from: l.c.procs[p.PID].rss}
-	}
-	l.acts = append(l.acts, l.c.resume(p.PID, l.o.Now, why, forced))
+	l.acts = append(l.acts, c.resume(p.PID, l.o.Now, why, true))
 	l.running = append(l.running, p)
+	c.markAt, c.markCPU = l.o.Now, l.o.CPU
 }
 
 // countBlocked adds to Stats.Blocked the time since the last look for each
@@ -567,12 +514,12 @@ func (c *Controller) countBlocked(o Observation) {
 }
 
 // holdsMostThatFits is, of the waiting processes whose resumeCost fits
-// below Target (or the slice's memory.max, when nearer: see sliceRoom) on top of what the box is projected to use, the one holding
+// below Target on top of what the box is projected to use, the one holding
 // the most (the oldest of equals); ok is false when none fits.
 func (l *look) holdsMostThatFits() (Proc, bool) {
 	var fit []Proc
 	for _, p := range l.waiting {
-		if l.projected+l.resumeCost(p.PID) <= l.ceiling {
+		if l.projected+l.resumeCost(p.PID) <= l.c.cfg.Target {
 			fit = append(fit, p)
 		}
 	}

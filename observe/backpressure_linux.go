@@ -56,23 +56,6 @@ type Backpressure struct {
 	lastTrace time.Time
 	// known are the sizes an earlier run learned (see Know).
 	known map[string]uint64
-	// run is boxrun's runtime directory, where the ledger of the box's
-	// slice is kept (see ShareSlice); slice is the box's share in its
-	// slice's budget, nil when it has none.
-	run   string
-	slice *sliceShare
-}
-
-// ShareSlice has backpressure steer by the memory budget of the slice the
-// box is in as well as by the box's own, when that slice is boxrun.slice
-// with a memory.max: the boxes of the slice publish what they admit in a
-// ledger in boxrun's runtime directory run (see package ledger), and each
-// admits growth only where the slice has room for it too. Call it before
-// Started.
-func (b *Backpressure) ShareSlice(run string) {
-	if b != nil {
-		b.run = run
-	}
 }
 
 // Know gives backpressure the typical sizes of processes, by command name,
@@ -187,7 +170,6 @@ func (b *Backpressure) Started(dir string, pid int) {
 	b.ctrl = backpressure.New(backpressure.Config{Target: b.target, Main: pid, High: b.high, Lift: b.lift, Known: b.known})
 	b.stopped = map[int]bool{}
 	b.pauser = newPauser(dir, b.warn)
-	b.slice = openSliceShare(dir, b.run, b.warn)
 	b.written = b.high
 	b.setHigh()
 	b.stop, b.done = make(chan struct{}), make(chan struct{})
@@ -288,7 +270,6 @@ func (b *Backpressure) Stats() (st backpressure.Stats, restopped int, ok bool) {
 // the loop, nothing it paused stays paused: Exited resumes the rest.
 func (b *Backpressure) loop() {
 	defer close(b.done)
-	defer b.slice.close()
 	wake, closeWake := cgroupfs.Watch(filepath.Join(b.dir, "memory.events"))
 	defer closeWake()
 	timer := time.NewTimer(0)
@@ -324,7 +305,7 @@ func (b *Backpressure) loop() {
 		}
 		rising := usage >= last+b.target/64
 		last = usage
-		if rising || usage*3 >= b.target || len(b.ctrl.Paused()) > 0 || b.slice.busy() {
+		if rising || usage*3 >= b.target || len(b.ctrl.Paused()) > 0 {
 			interval = 10 * time.Millisecond
 			// At the line, each process is also asked whether the
 			// kernel throttles it at memory.high: a throttled allocator
@@ -340,17 +321,9 @@ func (b *Backpressure) loop() {
 			if usec, ok := cpuStat.Value("usage_usec"); ok {
 				o.CPU = time.Duration(usec) * time.Microsecond
 			}
-			// In a slice, the look decides under the ledger's lock: no
-			// other box admits growth between what it reads and what it
-			// publishes.
-			publish := func(backpressure.Reservation) {}
-			if b.slice != nil {
-				o.Slice, publish = b.slice.look(o.Now)
-			}
 			b.mu.Lock()
 			before := b.ctrl.Paused()
 			acts := b.ctrl.Step(o)
-			publish(b.ctrl.Reservation())
 			b.seen = seen
 			b.restop(before, seen)
 			b.pauser.release(seen)
@@ -434,9 +407,6 @@ func (b *Backpressure) traceLook(o backpressure.Observation, acts []backpressure
 	}
 	line := fmt.Sprintf("%s +%.3fs usage %s cpu %.2fs procs %d paused %d", filepath.Base(b.dir), o.Now.Sub(b.started).Seconds(),
 		policy.FormatBytes(o.Usage), o.CPU.Seconds(), len(o.Procs), paused)
-	if s := o.Slice; s != nil {
-		line += fmt.Sprintf(" slice %s of %s, others reserve %s", policy.FormatBytes(s.Usage), policy.FormatBytes(s.Max), policy.FormatBytes(s.Reserved))
-	}
 	for _, a := range acts {
 		p := rss[a.PID]
 		line += fmt.Sprintf("; %s %d %s %s: %s", a.Kind, a.PID, p.Comm, policy.FormatBytes(p.RSS), a.Reason)

@@ -152,19 +152,6 @@ func fixtures() map[string]*Run {
 				Reasons:        []PauseReason{{"its expected growth does not fit the box", 12, 13.0, 3.2}, {"the box is at its memory target", 2, 1.1, 0.6}},
 				BlockedSeconds: 0.12, Method: "freezer", Sizes: "from the last run of this project (/home/me/.local/state/boxrun/sizes/5d0c2f1e9a7b4c3d8e6f0a1b2c3d4e5f.json), then learned in this run"},
 		},
-		// One of four boxes in boxrun.slice: most pauses were for the
-		// slice's budget, not the box's.
-		"slice-budget": {
-			Policy: testsPolicy(), Cgroup: "/boxrun.slice/boxrun-tests-77aa0200", Backend: "cgroupfs", Kernel: "6.12.57+deb13-cloud-amd64", Command: []string{"cargo", "test"}, PID: 902, ExitCode: intp(0), WallSeconds: 41.2,
-			Memory:  Memory{PeakBytes: 3 * gib, PeakSource: PeakMemoryPeak},
-			Pids:    Pids{Peak: 40, PeakSource: PeakPidsPeak},
-			CPU:     &CPU{UsageUSec: 60_000_000, UserUSec: 55_000_000, SystemUSec: 5_000_000},
-			Samples: ramp(100, 3*gib),
-			Backpressure: &Backpressure{Paused: 31, Resumed: 31, PausedSeconds: 22.5, MaxPauseSeconds: 1.4, MaxPauseReason: "the slice boxrun.slice is at its memory budget",
-				MaxRunning: 6, ForcedResumes: 1, Forced: []ForcedResume{{"it waited the longest of the slice and its growth fits", 1}},
-				Reasons: []PauseReason{{"the slice boxrun.slice is at its memory budget", 27, 20.1, 1.4}, {"its expected growth does not fit the box", 4, 2.4, 0.9}},
-				Method:  "freezer", Sizes: "learned in this run"},
-		},
 		// boxrun was interrupted (timeout's SIGTERM) while it held processes
 		// paused: the report says so, not that the command did not wait.
 		"interrupted": {

@@ -151,18 +151,8 @@ func backpressureLine(bp *Backpressure, oomKills uint64, interrupted string) str
 	if bp.Paused == 0 {
 		s = "backpressure paused nothing"
 	} else {
-		// With pauses for several reasons each is named: one of them
-		// may be the slice's budget, not the box's.
-		by := ""
-		if len(bp.Reasons) > 1 {
-			var why []string
-			for _, r := range bp.Reasons {
-				why = append(why, fmt.Sprintf("%d because %s", r.Count, r.Reason))
-			}
-			by = strings.Join(why, ", ") + "; "
-		}
-		s = fmt.Sprintf("backpressure paused %s (%slongest %s because %s; %s in total), at most %d ran at once",
-			plural(uint64(bp.Paused), "process", "processes"), by, secs(bp.MaxPauseSeconds), bp.MaxPauseReason, secs(bp.PausedSeconds), bp.MaxRunning)
+		s = fmt.Sprintf("backpressure paused %s (longest %s because %s; %s in total), at most %d ran at once",
+			plural(uint64(bp.Paused), "process", "processes"), secs(bp.MaxPauseSeconds), bp.MaxPauseReason, secs(bp.PausedSeconds), bp.MaxRunning)
 	}
 	if bp.ForcedResumes > 0 {
 		var why []string

@@ -17,7 +17,6 @@ import (
 	"github.com/boxrun/boxrun/box"
 	"github.com/boxrun/boxrun/boxes"
 	"github.com/boxrun/boxrun/container"
-	"github.com/boxrun/boxrun/internal/rundir"
 	"github.com/boxrun/boxrun/observe"
 	"github.com/boxrun/boxrun/policy"
 )
@@ -380,8 +379,7 @@ func (r *commandRun) openBackend(ctx context.Context, selectBackend selectFunc, 
 
 // observe gives the observers of the box: the report's, then backpressure
 // when the policy asks for it and there is a box to steer, with its trace
-// file, the sizes the project's runs taught it and the ledger of the
-// slice's budget (see Backpressure.ShareSlice). closeTrace closes the
+// file and the sizes the project's runs taught it. closeTrace closes the
 // trace file, all there is to undo.
 func (r *commandRun) observe(backend box.Backend, rep *reporter) (observers []box.Observer, closeTrace func()) {
 	closeTrace = func() {}
@@ -395,7 +393,6 @@ func (r *commandRun) observe(backend box.Backend, rep *reporter) (observers []bo
 			}
 			r.sizes = openProjectSizes(r.pol.Name, r.warn)
 			r.bp.Know(r.sizes.known())
-			r.bp.ShareSlice(rundir.Dir(os.Getenv))
 			observers = append(observers, r.bp)
 		}
 	}

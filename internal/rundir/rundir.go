@@ -1,8 +1,7 @@
 // Package rundir names boxrun's runtime directory: the user's own tmpfs,
 // emptied at logout or boot, where boxrun keeps what must not outlive
 // them — what editor protection changed (protect.json), which boxrun runs
-// each box (boxes/), the lock files of run slots (slots/) and the ledger of
-// each slice's memory budget (ledger-DIGEST/, see package ledger).
+// each box (boxes/) and the lock files of run slots (slots/).
 package rundir
 
 import (
