@@ -81,12 +81,16 @@ type Sampler struct {
 	vmOK       bool
 	parent     MemoryEvents // the parent cgroup's events from the box's subtrees
 	parentOK   bool
-	kmsgFD     int // -1 when the kernel log is not open
-	kmsgErr    string
-	watch      *os.File // inotify on the box's event files
-	stop       chan struct{}
-	wg         sync.WaitGroup
-	stats      Stats
+	// shared is set once another box was seen beside this one in its
+	// parent (see besideOthers): the parent's counts are then no longer
+	// the box's alone.
+	shared  bool
+	kmsgFD  int // -1 when the kernel log is not open
+	kmsgErr string
+	watch   *os.File // inotify on the box's event files
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	stats   Stats
 
 	procMu  sync.Mutex // serializes samples of the box's processes
 	procsAt time.Time  // when they were last sampled
@@ -173,6 +177,7 @@ func (s *Sampler) Started(dir string, pid int) {
 		s.vmStart, s.vmOK = m["oom_kill"], hasKey(m, "oom_kill")
 	}
 	s.parent, s.parentOK = readChildEvents(filepath.Dir(dir))
+	s.shared = besideOthers(dir)
 	s.box = s.cgroupPath(dir)
 	s.kmsgFD, s.kmsgErr = openKernelLog(s.kmsgPath)
 	s.ev = readEvidence(dir)
@@ -372,8 +377,10 @@ func (s *Sampler) tick(stop <-chan struct{}) {
 			m, okm := mem.Read()
 			p, okp := pids.Read()
 			smp, ok := Sample{At: time.Since(s.start), MemoryBytes: m, Pids: p}, okm || okp
+			shared := besideOthers(s.dir)
 			s.mu.Lock()
 			s.addSampleLocked(smp, ok)
+			s.shared = s.shared || shared
 			floor := s.ev.mem.OOMKill
 			s.mu.Unlock()
 			s.observeProcs(false, floor)
@@ -443,11 +450,22 @@ func (s *Sampler) Exited() {
 	// The box vanished before its last reading (systemd removes an empty
 	// scope at once, and the kernel signals a change of memory.events at
 	// most every 10 ms): a kill that emptied it may be missing from its
-	// counters, but not from its parent's.
+	// counters, but not from its parent's, unless other boxes ran beside
+	// it there: the parent's then count their kills too (four runs in one
+	// slice would each report the kills of all four). Those keep the
+	// box's own last reading, raised to the victims the kernel log names
+	// in the box.
 	if ev := &st.Memory.Events; !final.ok() && out.parentOK &&
 		(out.parentDelta.OOM > ev.OOM || out.parentDelta.OOMKill > ev.OOMKill || out.parentDelta.OOMGroupKill > ev.OOMGroupKill) {
-		ev.OOM, ev.OOMKill, ev.OOMGroupKill = max(ev.OOM, out.parentDelta.OOM), max(ev.OOMKill, out.parentDelta.OOMKill), max(ev.OOMGroupKill, out.parentDelta.OOMGroupKill)
-		st.Notes = append(st.Notes, fmt.Sprintf("the box's OOM counts come from its parent cgroup %s, which also counts any box that ran beside it", filepath.Dir(s.dir)))
+		if s.shared {
+			if n := insideBox(fromLog); n > ev.OOMKill {
+				ev.OOMKill, ev.OOM = n, max(ev.OOM, 1)
+			}
+			st.Notes = append(st.Notes, fmt.Sprintf("the box was gone before its last reading and other boxes ran beside it in %s: its OOM counts are the last it showed and the kernel log's victims in it (the parent counted %d kills in all)", filepath.Dir(s.dir), out.parentDelta.OOMKill))
+		} else {
+			ev.OOM, ev.OOMKill, ev.OOMGroupKill = max(ev.OOM, out.parentDelta.OOM), max(ev.OOMKill, out.parentDelta.OOMKill), max(ev.OOMGroupKill, out.parentDelta.OOMGroupKill)
+			st.Notes = append(st.Notes, fmt.Sprintf("the box's OOM counts come from its parent cgroup %s, which no other box shared during the run", filepath.Dir(s.dir)))
+		}
 	}
 	// A last sample of the box's processes, with every kill counted: the
 	// victim of a kill that emptied the box left with the box.
@@ -592,4 +610,32 @@ func (s *Sampler) Stats() Stats {
 	st.Commands = append([]CommandUse(nil), st.Commands...)
 	st.Notes = append([]string(nil), st.Notes...)
 	return st
+}
+
+// besideOthers reports whether another box's cgroup is in the parent of
+// the box's cgroup dir: a directory other than the box's own and its
+// guard's (named after the box). An unreadable parent says no.
+func besideOthers(dir string) bool {
+	entries, err := os.ReadDir(filepath.Dir(dir))
+	if err != nil {
+		return false
+	}
+	own := strings.TrimSuffix(filepath.Base(dir), ".scope")
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), own) {
+			return true
+		}
+	}
+	return false
+}
+
+// insideBox counts the victims that were processes of the box.
+func insideBox(victims []OOMVictim) uint64 {
+	n := uint64(0)
+	for _, v := range victims {
+		if v.InsideBox {
+			n++
+		}
+	}
+	return n
 }

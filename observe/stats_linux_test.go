@@ -223,6 +223,29 @@ func TestSamplerFallsBackToTheParent(t *testing.T) {
 		t.Errorf("notes %q do not say where the counts came from", st.Notes)
 	}
 
+	// Another box ran beside it in the slice: the parent's kills are not
+	// the box's alone (four runs in one slice each reported the kills of
+	// all four). The box keeps its own last reading, and says so.
+	mount, dir = fakeBox(t, "/user.slice/boxrun.slice/boxrun-it-cb1769e7.scope")
+	parent = filepath.Dir(dir)
+	machinetest.WriteFiles(t, parent, map[string]string{"memory.events": "oom 2\noom_kill 7\n",
+		"boxrun-it-0ther000.scope/memory.events": "oom 1\noom_kill 3\n", "boxrun-it-cb1769e7-guard/cgroup.procs": ""})
+	s, _, _ = testSampler(t, mount)
+	s.kmsgPath = filepath.Join(t.TempDir(), "unreadable")
+	s.Started(dir, 3198)
+	machinetest.WriteFiles(t, parent, map[string]string{"memory.events": "oom 4\noom_kill 10\n"})
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	s.Exited()
+	st = s.Stats()
+	if st.Memory.Events.OOMKill != 0 {
+		t.Errorf("events %+v: the 3 kills of the slice were counted in the box beside another", st.Memory.Events)
+	}
+	if !strings.Contains(strings.Join(st.Notes, "\n"), "other boxes ran beside it in "+parent) {
+		t.Errorf("notes %q do not say why the parent was not taken", st.Notes)
+	}
+
 	// With the box read at the end, the parent is not consulted.
 	mount, dir = fakeBox(t, "/boxrun.slice/boxrun-it-00000001.scope")
 	s, _, _ = testSampler(t, mount)
@@ -278,5 +301,25 @@ func TestSamplerNamesTheVictimWithoutTheKernelLog(t *testing.T) {
 	}
 	if !reflect.DeepEqual(st.OOMVictims, want) || st.KernelLogErr == "" {
 		t.Errorf("victims %+v (kernel log error %q); want %+v, named from the samples", st.OOMVictims, st.KernelLogErr, want)
+	}
+}
+
+// TestBesideOthers: another box in the parent counts; the box's own guard
+// (named after it) and plain files do not.
+func TestBesideOthers(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		files map[string]string
+		want  bool
+	}{
+		{"alone", map[string]string{"memory.events": "", "boxrun-it-1.scope/cgroup.procs": ""}, false},
+		{"its guard beside it", map[string]string{"boxrun-it-1.scope/cgroup.procs": "", "boxrun-it-1-guard/cgroup.procs": ""}, false},
+		{"another box", map[string]string{"boxrun-it-1.scope/cgroup.procs": "", "boxrun-it-2.scope/cgroup.procs": ""}, true},
+	} {
+		parent := t.TempDir()
+		machinetest.WriteFiles(t, parent, tt.files)
+		if got := besideOthers(filepath.Join(parent, "boxrun-it-1.scope")); got != tt.want {
+			t.Errorf("%s: besideOthers = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -10,12 +10,17 @@ import (
 	"github.com/boxrun/boxrun/internal/procfs"
 )
 
-// WriteFiles writes each of files (name to content) into dir, as a test lays
+// WriteFiles writes each of files (name to content) into dir, making the
+// directories a name holds (a/b), as a test lays
 // out the files of a fake cgroup or /proc directory.
 func WriteFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
