@@ -89,3 +89,30 @@ func TestResolveHostDirEscapes(t *testing.T) {
 		t.Errorf("resolveHostDir through an absolute symlink: %v, want an error saying it leads out", err)
 	}
 }
+
+// TestContainerImageKey: the image's cache key follows what mmdebstrap is given
+// (packages in any order, excludes), so a changed list builds a new image.
+func TestContainerImageKey(t *testing.T) {
+	a := containerImage{suite: "bookworm", variant: "essential", packages: []string{"sudo", "bc"}}
+	b := containerImage{suite: "bookworm", variant: "essential", packages: []string{"bc", "sudo"}}
+	c := containerImage{suite: "bookworm", variant: "essential", packages: []string{"bc", "sudo"}, excludes: []string{"/usr/share/doc/*"}}
+	d := containerImage{suite: "bookworm", variant: "required", packages: []string{"bc", "sudo"}}
+	if a.key() != b.key() || a.key() == c.key() || a.key() == d.key() {
+		t.Errorf("keys %s %s %s %s: want the first two equal, the others different", a.key(), b.key(), c.key(), d.key())
+	}
+}
+
+// TestDistroboxImageArgs: mmdebstrap gets the variant, the packages distrobox-init
+// checks for, the hooks and the excludes, then suite, output and mirror last.
+func TestDistroboxImageArgs(t *testing.T) {
+	args := distroboxImage.mmdebstrapArgs("/o/rootfs.tar", "http://m/debian")
+	got := strings.Join(args, " ")
+	for _, want := range []string{"--variant=essential", "sudo", "pinentry-curses", "lsof", "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr", "--dpkgopt=path-exclude=/usr/share/doc/*"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("mmdebstrap %s: missing %q", got, want)
+		}
+	}
+	if tail := args[len(args)-3:]; strings.Join(tail, " ") != "bookworm /o/rootfs.tar http://m/debian" {
+		t.Errorf("last arguments %q, want suite, output, mirror", tail)
+	}
+}
