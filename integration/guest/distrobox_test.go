@@ -51,27 +51,51 @@ log_driver = "k8s-file"
 events_logger = "file"
 `
 
-// TestDistrobox creates a distrobox and enters it, then enters it again
-// through boxrun, asserting where every process ran.
+// TestDistrobox imports the image, creates a distrobox and enters it: the
+// foundation of the report's chain, rootless podman in the user's session.
 func TestDistrobox(t *testing.T) {
-	if m := mode(t); m != "user" {
-		t.Fatalf("the distrobox scenarios run as the unprivileged user (rootless podman), not in the %s mode: integration/ leaves them out there", m)
-	}
 	pd := newPodman(t)
-	if !t.Run("enter", pd.testEnter) {
-		t.Fatal("distrobox enter does not work in this guest; the boxed scenario cannot run")
-	}
+	pd.create(t, distroboxName)
+	pd.logPlaces(t, distroboxName, "after enter")
+}
+
+// TestDistroboxEnterIsBoxed is the report's chain under boxrun: boxrun --
+// distrobox enter -- a process that allocates more than the box's
+// memory.max, with the container running already (as after a first cargo
+// test), stopped (the run starts it), and created with podman's
+// --cgroups=split (the container's cgroup under its starter's), stopped or
+// started beforehand from a scope of the user manager (as from a
+// terminal).
+func TestDistroboxEnterIsBoxed(t *testing.T) {
+	pd := newPodman(t)
+	pd.create(t, distroboxName)
+	scope := []string{"systemd-run", "--user", "--scope", "--quiet", "--"}
 	for _, c := range []struct {
-		name string
+		name      string
+		container string
 		// stopped: the container is stopped before boxrun runs, so that
-		// distrobox enter under boxrun starts it (the report's first cargo
-		// test after a login); otherwise it runs already.
+		// distrobox enter under boxrun starts it; otherwise it runs
+		// already, started by distrobox enter under starter.
 		stopped bool
+		starter []string
+		// create: distrobox create the container with these
+		// --additional-flags first.
+		create string
 	}{
-		{"running", false},
-		{"stopped", true},
+		{"running", distroboxName, false, nil, ""},
+		{"stopped", distroboxName, true, nil, ""},
+		{"split-stopped", "boxsplit", true, nil, "--cgroups=split"},
+		{"split-running", "boxsplit", false, scope, ""},
 	} {
-		t.Run("boxed-"+c.name, func(t *testing.T) { pd.testBoxed(t, c.stopped) })
+		t.Run(c.name, func(t *testing.T) {
+			if c.create != "" {
+				// One container at a time: with vfs each is a copy of
+				// the image in the guest's RAM.
+				pd.run(t, 2*time.Minute, "podman", "rm", "--force", "--time", "2", distroboxName)
+				pd.createOnly(t, c.container, c.create)
+			}
+			pd.testBoxed(t, c.container, c.stopped, c.starter)
+		})
 	}
 }
 
@@ -87,6 +111,9 @@ type podman struct {
 // container, the image, the storage and podman's pause process.
 func newPodman(t *testing.T) *podman {
 	t.Helper()
+	if m := mode(t); m != "user" {
+		t.Fatalf("the distrobox scenarios run as the unprivileged user (rootless podman), not in the %s mode: integration/ leaves them out there", m)
+	}
 	image := os.Getenv(distroboxImageEnv)
 	if image == "" {
 		t.Fatalf("%s is not set: integration/ builds the container image on the host (mmdebstrap) and passes its path", distroboxImageEnv)
@@ -149,8 +176,9 @@ func userName(t *testing.T) string {
 	return ""
 }
 
-// run runs a command with the user's environment, logging what it printed
-// and how long it took.
+// run runs a command with the user's environment; it logs what the
+// command printed only when it failed (the callers log the figures), so
+// that a failed scenario's first line says why.
 func (pd *podman) run(t *testing.T, timeout time.Duration, name string, args ...string) (string, time.Duration, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -166,7 +194,9 @@ func (pd *podman) run(t *testing.T, timeout time.Duration, name string, args ...
 	if ctx.Err() != nil {
 		err = fmt.Errorf("%w (timed out after %s)", err, timeout)
 	}
-	t.Logf("%s %s -> %v in %s\n%s", name, strings.Join(args, " "), err, took.Round(time.Millisecond), tail(out.String(), 40))
+	if err != nil {
+		t.Logf("%s %s -> %v in %s\n%s", name, strings.Join(args, " "), err, took.Round(time.Millisecond), tail(out.String(), 40))
+	}
 	return out.String(), took, err
 }
 
@@ -179,8 +209,10 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// testEnter imports the image, creates the distrobox and enters it twice.
-func (pd *podman) testEnter(t *testing.T) {
+// create imports the image, creates the distrobox name and enters it
+// twice, failing the test when any of it does not work.
+func (pd *podman) create(t *testing.T, name string) {
+	t.Helper()
 	before := memAvailableMB(t)
 	if out, took, err := pd.run(t, 5*time.Minute, "podman", "import", pd.image, distroboxImageRef); err != nil {
 		t.Fatalf("podman import %s: %v\n%s", pd.image, err, out)
@@ -190,19 +222,15 @@ func (pd *podman) testEnter(t *testing.T) {
 	info, _, _ := pd.run(t, time.Minute, "podman", "info", "--format",
 		"driver={{.Store.GraphDriverName}} graphroot={{.Store.GraphRoot}} runroot={{.Store.RunRoot}} cgroupManager={{.Host.CgroupManager}} cgroupVersion={{.Host.CgroupsVersion}} runtime={{.Host.OCIRuntime.Name}}")
 	t.Logf("figures: podman %s", strings.TrimSpace(info))
-	if out, took, err := pd.run(t, 5*time.Minute, "distrobox", "create", "--yes", "--no-entry", "--image", distroboxImageRef, "--name", distroboxName); err != nil {
-		t.Fatalf("distrobox create: %v\n%s", err, out)
-	} else {
-		t.Logf("figures: distrobox create took %s", took.Round(time.Millisecond))
-	}
+	pd.createOnly(t, name, "")
 	// The first enter starts the container and waits for distrobox-init
 	// (it adds the user, mounts the host's directories) to finish.
-	out, first, err := pd.run(t, 8*time.Minute, "distrobox", "enter", distroboxName, "--", "sh", "-c", "echo inside uid=$(id -u)")
+	out, first, err := pd.run(t, 8*time.Minute, "distrobox", "enter", name, "--", "sh", "-c", "echo inside uid=$(id -u)")
 	if err != nil || !strings.Contains(out, "inside uid="+strconv.Itoa(os.Getuid())) {
-		pd.run(t, time.Minute, "podman", "logs", distroboxName)
-		t.Fatalf("distrobox enter: %v; want \"inside uid=%d\" in its output:\n%s", err, os.Getuid(), out)
+		logs, _, _ := pd.run(t, time.Minute, "podman", "logs", name)
+		t.Fatalf("distrobox enter: %v; want \"inside uid=%d\" in its output:\n%s\npodman logs:\n%s", err, os.Getuid(), out, tail(logs, 40))
 	}
-	out, second, err := pd.run(t, 2*time.Minute, "distrobox", "enter", distroboxName, "--", "true")
+	out, second, err := pd.run(t, 2*time.Minute, "distrobox", "enter", name, "--", "true")
 	if err != nil {
 		t.Fatalf("a second distrobox enter: %v\n%s", err, out)
 	}
@@ -214,7 +242,20 @@ func (pd *podman) testEnter(t *testing.T) {
 		first.Round(time.Millisecond), second.Round(time.Millisecond), time.Since(direct).Round(time.Microsecond))
 	t.Logf("figures: storage %s MiB under %s; MemAvailable %d MiB before the import, %d MiB now",
 		pd.du(filepath.Join(os.Getenv("HOME"), ".local", "share", "containers")), os.Getenv("HOME"), before, memAvailableMB(t))
-	pd.logPlaces(t, "after enter")
+}
+
+// createOnly runs distrobox create for name with podman's extra flags.
+func (pd *podman) createOnly(t *testing.T, name, flags string) {
+	t.Helper()
+	args := []string{"create", "--yes", "--no-entry", "--image", distroboxImageRef, "--name", name}
+	if flags != "" {
+		args = append(args, "--additional-flags", flags)
+	}
+	out, took, err := pd.run(t, 5*time.Minute, "distrobox", args...)
+	if err != nil {
+		t.Fatalf("distrobox %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	t.Logf("figures: distrobox create %s took %s", flags, took.Round(time.Millisecond))
 }
 
 // command is a command with the user's environment for podman and distrobox.
@@ -240,9 +281,9 @@ func (pd *podman) du(dir string) string {
 
 // containerPIDs are the container's init and its conmon, as podman says;
 // zero for a container that does not run.
-func (pd *podman) containerPIDs(t *testing.T) (pid, conmon int) {
+func (pd *podman) containerPIDs(t *testing.T, name string) (pid, conmon int) {
 	t.Helper()
-	out, err := pd.command("podman", "inspect", "--type", "container", "--format", "{{.State.Pid}} {{.State.ConmonPid}}", distroboxName).Output()
+	out, err := pd.command("podman", "inspect", "--type", "container", "--format", "{{.State.Pid}} {{.State.ConmonPid}}", name).Output()
 	if err != nil {
 		return 0, 0
 	}
@@ -277,9 +318,9 @@ func podmanProcs() map[int]string {
 }
 
 // logPlaces logs where podman's processes and the container are.
-func (pd *podman) logPlaces(t *testing.T, when string) {
+func (pd *podman) logPlaces(t *testing.T, name, when string) {
 	t.Helper()
-	pid, conmon := pd.containerPIDs(t)
+	pid, conmon := pd.containerPIDs(t, name)
 	var lines []string
 	for p, what := range podmanProcs() {
 		lines = append(lines, fmt.Sprintf("%d %s", p, what))
@@ -295,31 +336,38 @@ func (pd *podman) logPlaces(t *testing.T, when string) {
 // distrobox shares the host's PID namespace, so the container's PIDs are
 // the guest's) where that process ran, that the box's limit held (the OOM
 // killer took it), and that boxrun left nothing behind.
-func (pd *podman) testBoxed(t *testing.T, stopped bool) {
-	if stopped {
-		if out, _, err := pd.run(t, 2*time.Minute, "podman", "stop", "-t", "2", distroboxName); err != nil {
+func (pd *podman) testBoxed(t *testing.T, name string, stopped bool, starter []string) {
+	if pid, _ := pd.containerPIDs(t, name); stopped && pid != 0 {
+		if out, _, err := pd.run(t, 2*time.Minute, "podman", "stop", "-t", "2", name); err != nil {
 			t.Fatalf("podman stop: %v\n%s", err, out)
 		}
-	} else if pid, _ := pd.containerPIDs(t); pid == 0 {
-		if out, _, err := pd.run(t, 2*time.Minute, "distrobox", "enter", distroboxName, "--", "true"); err != nil {
+	} else if !stopped && pid == 0 {
+		start := append(append([]string(nil), starter...), "distrobox", "enter", name, "--", "true")
+		if out, _, err := pd.run(t, 3*time.Minute, start[0], start[1:]...); err != nil {
 			t.Fatalf("starting the container: %v\n%s", err, out)
 		}
 	}
-	runningBefore, _ := pd.containerPIDs(t)
+	runningBefore, _ := pd.containerPIDs(t, name)
 	procsBefore := podmanProcs()
 	const hogMB = 192 // over the policy's memory.max of 128M
-	requireRoomUnboxed(t, hogMB)
+	// Room for the hog unboxed (what happens when the box does not
+	// hold), with 128 MiB to spare: a guest out of memory thrashes.
+	if avail := memAvailableMB(t); avail < hogMB+128 {
+		t.Fatalf("the guest has %d MiB available, too little for a hog of %d MiB that the box might not hold", avail, hogMB)
+	}
 
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777)
 	pidFile := filepath.Join(dir, "pid")
 	// /tmp is the guest's own in the container (distrobox mounts it); the
 	// guest's root is /run/host there.
-	script := fmt.Sprintf(`echo $$ > %s.tmp && mv %s.tmp %s; exec env %s=hog HOG_MB=%d HOG_HOLD=4s /run/host%s`,
+	// The shell sleeps a second after saying its PID, so that its cgroup
+	// (the hog's: exec keeps it) is read before the hog can be killed.
+	script := fmt.Sprintf(`echo $$ > %s.tmp && mv %s.tmp %s; sleep 1; exec env %s=hog HOG_MB=%d HOG_HOLD=4s /run/host%s`,
 		pidFile, pidFile, pidFile, roleEnv, hogMB, pd.self)
 	pf := itPolicy(t, "")
 	args := append(backendArgs(t), "-f", pf, "-p", "it", "--set", "memory.high=max", "--set", "pids.max=512",
-		"--", "distrobox", "enter", distroboxName, "--", "sh", "-c", script)
+		"--", "distrobox", "enter", name, "--", "sh", "-c", script)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, boxrunBin(t), args...)
@@ -357,7 +405,6 @@ wait:
 			continue
 		}
 		hogPID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
-		time.Sleep(200 * time.Millisecond) // exec'd into the hog
 		hogCg = cgroupOf(hogPID)
 		box = boxes(t)
 		during = podmanProcs()
@@ -369,23 +416,36 @@ wait:
 	} else if err == nil {
 		code = 0
 	}
-	t.Logf("boxrun %s -> %d in %s\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, took.Round(time.Millisecond), out.String(), errb.String())
+	// boxrun's output, after the failures (a cleanup runs after the
+	// test's own lines), so that the first line of a failure says why.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("boxrun %s -> %d in %s\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, took.Round(time.Millisecond), out.String(), tail(errb.String(), 40))
+		}
+	})
+	t.Logf("figures: boxrun -- distrobox enter (%s) exit %d in %s", name, code, took.Round(time.Millisecond))
 	var duringLines []string
 	for p, what := range during {
 		duringLines = append(duringLines, fmt.Sprintf("%d %s", p, what))
 	}
 	sort.Strings(duringLines)
-	t.Logf("figures: %s container: hog %d ran in %s; boxes then %v; podman's processes then: %s",
-		map[bool]string{true: "stopped", false: "running"}[stopped], hogPID, hogCg, box, strings.Join(duringLines, "; "))
-	pd.logPlaces(t, "after boxrun")
+	state := "running"
+	if stopped {
+		state = "stopped"
+	}
+	t.Logf("figures: %s, %s before the run: hog %d ran in %s; boxes then %v; podman's processes then: %s",
+		name, state, hogPID, hogCg, box, strings.Join(duringLines, "; "))
+	pd.logPlaces(t, name, "after boxrun")
 
 	if hogPID == 0 {
 		t.Fatalf("the command in the container never wrote its PID to %s", pidFile)
 	}
 	if len(box) != 1 {
 		t.Errorf("boxes while the hog ran: %v, want one", box)
-	} else if !strings.HasSuffix(strings.TrimSuffix(hogCg, "/"), box[0]) && !strings.Contains(hogCg, "/"+box[0]+"/") {
-		t.Errorf("the process in the container ran in %s, outside the box %s: podman put it there, and the box's limits do not apply to it", hogCg, box[0])
+	} else if hogCg == "" {
+		t.Errorf("the command in the container (PID %d) was gone before its cgroup could be read", hogPID)
+	} else if boxCg := strings.TrimPrefix(box[0], "/sys/fs/cgroup"); hogCg != boxCg && !strings.HasPrefix(hogCg, boxCg+"/") {
+		t.Errorf("the process in the container ran in %s, outside the box %s: podman put it there, and the box's limits do not apply to it", hogCg, boxCg)
 	}
 	if strings.Contains(out.String(), fmt.Sprintf("hog held %d MB", hogMB)) {
 		t.Errorf("the hog held %d MiB in the container: the box's memory.max of 128M did not hold", hogMB)
@@ -406,7 +466,7 @@ wait:
 	if len(stray) > 0 {
 		t.Errorf("podman's processes left behind by boxrun's run: %v", stray)
 	}
-	if after, _ := pd.containerPIDs(t); runningBefore == 0 && after != 0 {
+	if after, _ := pd.containerPIDs(t, name); runningBefore == 0 && after != 0 {
 		t.Errorf("the container runs after boxrun returned (init %d in %s), started by the run and left behind", after, cgroupOf(after))
 	}
 }
@@ -416,7 +476,7 @@ wait:
 // runs), so that the sweep and the scenarios after this one find the
 // user's processes and the guest's memory as before.
 func (pd *podman) cleanup(t *testing.T, conf string) {
-	pd.run(t, 2*time.Minute, "podman", "rm", "--force", "--time", "2", distroboxName)
+	pd.run(t, 2*time.Minute, "podman", "rm", "--all", "--force", "--time", "2")
 	pd.run(t, 2*time.Minute, "podman", "system", "reset", "--force")
 	pause := filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "libpod", "tmp", "pause.pid")
 	if data, err := os.ReadFile(pause); err == nil {
@@ -429,4 +489,5 @@ func (pd *podman) cleanup(t *testing.T, conf string) {
 		syscall.Kill(p, syscall.SIGKILL)
 	}
 	os.RemoveAll(conf)
+	t.Logf("figures: MemAvailable %d MiB after removing the containers, the image and the storage", memAvailableMB(t))
 }

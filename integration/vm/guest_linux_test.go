@@ -116,3 +116,21 @@ func TestDistroboxImageArgs(t *testing.T) {
 		t.Errorf("last arguments %q, want suite, output, mirror", tail)
 	}
 }
+
+// TestSystemdBootMasksPodmanUnits: Debian 12's podman package enables root's API
+// socket and service and its boot-time restart and update units on the host; the
+// guest shares the host's /etc, so a systemd boot must mask them, or every boot
+// would start them beside the scenarios. A boot without systemd needs no masks.
+func TestSystemdBootMasksPodmanUnits(t *testing.T) {
+	files := defaultFiles(Systemd, "token", "true", nil)
+	for _, u := range []string{"podman.socket", "podman.service", "podman-restart.service", "podman-auto-update.service", "podman-auto-update.timer"} {
+		if f, ok := files["/etc/systemd/system/"+u]; !ok || f.Data != maskData {
+			t.Errorf("%s is not masked in a systemd boot (file %+v, present %v)", u, f, ok)
+		}
+	}
+	for p := range defaultFiles(NoSystemd, "token", "true", nil) {
+		if strings.HasPrefix(p, "/etc/systemd/") {
+			t.Errorf("a boot without systemd writes %s", p)
+		}
+	}
+}
