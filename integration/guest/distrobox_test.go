@@ -123,7 +123,7 @@ func newPodman(t *testing.T) *podman {
 	}
 	for _, tool := range []string{"podman", "distrobox", "newuidmap", "newgidmap"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: .ci/run installs podman, distrobox and uidmap on the host, and the guest sees the host's root", tool)
+			t.Fatalf("%s not found: .ci/run installs podman, distrobox and uidmap on the host, which the Debian 12 guest boots from (the Debian 13 guest's own root has none of them)", tool)
 		}
 	}
 	for _, f := range []string{"/usr/bin/newuidmap", "/usr/bin/newgidmap"} {
