@@ -89,3 +89,48 @@ func TestResolveHostDirEscapes(t *testing.T) {
 		t.Errorf("resolveHostDir through an absolute symlink: %v, want an error saying it leads out", err)
 	}
 }
+
+// TestContainerImageKey: the image's cache key follows what mmdebstrap is given
+// (packages in any order, excludes), so a changed list builds a new image.
+func TestContainerImageKey(t *testing.T) {
+	a := containerImage{suite: "bookworm", variant: "essential", packages: []string{"sudo", "bc"}}
+	b := containerImage{suite: "bookworm", variant: "essential", packages: []string{"bc", "sudo"}}
+	c := containerImage{suite: "bookworm", variant: "essential", packages: []string{"bc", "sudo"}, excludes: []string{"/usr/share/doc/*"}}
+	d := containerImage{suite: "bookworm", variant: "required", packages: []string{"bc", "sudo"}}
+	if a.key() != b.key() || a.key() == c.key() || a.key() == d.key() {
+		t.Errorf("keys %s %s %s %s: want the first two equal, the others different", a.key(), b.key(), c.key(), d.key())
+	}
+}
+
+// TestDistroboxImageArgs: mmdebstrap gets the variant, the packages distrobox-init
+// checks for, the hooks and the excludes, then suite, output and mirror last.
+func TestDistroboxImageArgs(t *testing.T) {
+	args := distroboxImage.mmdebstrapArgs("/o/rootfs.tar", "http://m/debian")
+	got := strings.Join(args, " ")
+	for _, want := range []string{"--variant=essential", "sudo", "pinentry-curses", "lsof", "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr", "--dpkgopt=path-exclude=/usr/share/doc/*"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("mmdebstrap %s: missing %q", got, want)
+		}
+	}
+	if tail := args[len(args)-3:]; strings.Join(tail, " ") != "bookworm /o/rootfs.tar http://m/debian" {
+		t.Errorf("last arguments %q, want suite, output, mirror", tail)
+	}
+}
+
+// TestSystemdBootMasksPodmanUnits: Debian 12's podman package enables root's API
+// socket and service and its boot-time restart and update units on the host; the
+// guest shares the host's /etc, so a systemd boot must mask them, or every boot
+// would start them beside the scenarios. A boot without systemd needs no masks.
+func TestSystemdBootMasksPodmanUnits(t *testing.T) {
+	files := defaultFiles(Systemd, "token", "true", nil)
+	for _, u := range []string{"podman.socket", "podman.service", "podman-restart.service", "podman-auto-update.service", "podman-auto-update.timer"} {
+		if f, ok := files["/etc/systemd/system/"+u]; !ok || f.Data != maskData {
+			t.Errorf("%s is not masked in a systemd boot (file %+v, present %v)", u, f, ok)
+		}
+	}
+	for p := range defaultFiles(NoSystemd, "token", "true", nil) {
+		if strings.HasPrefix(p, "/etc/systemd/") {
+			t.Errorf("a boot without systemd writes %s", p)
+		}
+	}
+}
