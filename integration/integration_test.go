@@ -59,11 +59,7 @@ type artifacts struct {
 	// crate is a built copy of integration/testdata/memcrate, cargo the
 	// host's cargo; both "" when the host has no Rust toolchain.
 	crate, cargo string
-	// image is the container image the distrobox scenarios import (a tar,
-	// see vm.PrepareDistroboxImage), imageErr why there is none.
-	image    string
-	imageErr error
-	err      error
+	err          error
 }
 
 var (
@@ -113,26 +109,12 @@ func build(t *testing.T) artifacts {
 			}
 		}
 		built.crate, built.cargo = buildCrate(dir)
-		built.image, built.imageErr = prepareImage()
 		built.err = makePageCacheFile(dir)
 	})
 	if built.err != nil {
 		t.Fatalf("building the binaries for the guest: %v", built.err)
 	}
 	return built
-}
-
-// prepareImage builds (once per machine) the container image of the
-// distrobox scenarios, the first time in about 20 s (mmdebstrap).
-func prepareImage() (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), prepareTimeout)
-	defer cancel()
-	path, record, err := vm.PrepareDistroboxImage(ctx)
-	if err != nil {
-		return "", err
-	}
-	fmt.Fprintf(os.Stderr, "container image: %s\n", record)
-	return path, nil
 }
 
 // pageCacheFile is a file the guest reads to fill a box with page cache
@@ -330,8 +312,7 @@ func modeEnv(a artifacts, mode string) string {
 		common += fmt.Sprintf(" BOXRUN_IT_SOAK=%d", n) // make soak: the long version
 	}
 	if mode == "user" {
-		// The distrobox scenarios (user only) import this image.
-		return "HOME=/home/boxtest XDG_RUNTIME_DIR=/run/user/1500 BOXRUN_IT_DISTROBOX_IMAGE=" + a.image + common
+		return "HOME=/home/boxtest XDG_RUNTIME_DIR=/run/user/1500" + common
 	}
 	env := "HOME=/root" + common
 	if a.cargo != "" {
@@ -359,11 +340,6 @@ func modeFlags(mode string, o options) string {
 		// It installs a system service as root, then runs boxrun as the
 		// user itself.
 		skip += "|TestSignalTracerNamesSender"
-	} else {
-		// Rootless podman and distrobox, as the report's user runs them:
-		// the unprivileged user's only (its /etc/subuid entry is in
-		// testUserFiles).
-		skip += "|TestDistrobox"
 	}
 	var flags []string
 	if pat := o.run; pat != "" {
@@ -390,10 +366,6 @@ var testUserFiles = map[string]vm.File{
 	// PAM (through the "other" config on Debian) refuses a user without
 	// a shadow entry, and user@1500.service with it.
 	"/etc/shadow": {Data: "boxtest:!:20000:0:99999:7:::\n", Append: true},
-	// Rootless podman (the distrobox scenarios) maps the container's ids
-	// onto these, through the setuid newuidmap and newgidmap.
-	"/etc/subuid": {Data: "boxtest:100000:65536\n", Append: true},
-	"/etc/subgid": {Data: "boxtest:100000:65536\n", Append: true},
 }
 
 var resultLine = regexp.MustCompile(`^(\w+)\| --- (PASS|FAIL|SKIP): (\S+) \(([0-9.]+)s\)`)
@@ -562,9 +534,6 @@ func TestRealKernelSystemd(t *testing.T) {
 		t.Run(g.String(), func(t *testing.T) {
 			requireVM(t, g)
 			a := build(t)
-			if a.imageErr != nil {
-				t.Errorf("the distrobox scenarios have no container image: %v", a.imageErr)
-			}
 			script := guestScript(a, o,
 				"mkdir -p /home/boxtest && chown 1500:1500 /home/boxtest",
 				"systemctl start user@1500.service || echo 'starting user@1500.service failed'",

@@ -40,18 +40,6 @@
 // Payload files (Config.Files) are written against the guest's root, so appending to
 // /etc/passwd appends to Debian 13's.
 //
-// # The container image
-//
-// PrepareDistroboxImage builds, once per machine and under the same flock, a Debian 12
-// root packed as a tar (<cache>/distrobox-<key>/rootfs.tar, keyed by what mmdebstrap is
-// given) that a guest user imports with `podman import`: the guest has no network, so no
-// registry. It is mmdebstrap's "essential" variant with the merged-usr hook (no usrmerge,
-// which pulls the whole of perl) and the commands distrobox-init 1.4.2.1 checks for
-// before it would install anything; man pages, docs, locales and gconv modules are left
-// out. Measured: built in 23 s, 68 MB (the "required" variant with usrmerge was 135 MB).
-// In the guest, rootless podman with the vfs driver keeps about 217 MB of it (the
-// image's layer and one container's copy) in the RAM of the tmpfs overlay.
-//
 // # How a boot works
 //
 //   - The kernel is Debian's linux-image-cloud-amd64 (its versioned dependency, fetched

@@ -49,15 +49,6 @@ var maskedUnits = []string{
 	"getty@tty1.service",
 	"systemd-timesyncd.service", // no network in the guest; it only adds noise
 	"timers.target",             // apt-daily & co. would run on a Persistent= timer
-	// Debian 12's podman package (installed for the distrobox scenarios) enables
-	// these in default.target.wants and sockets.target.wants: root's API socket and
-	// service, and boot-time restarts and updates of root's containers. Nothing in
-	// the guest uses them; they would only start with every boot.
-	"podman.socket",
-	"podman.service",
-	"podman-restart.service",
-	"podman-auto-update.service",
-	"podman-auto-update.timer",
 }
 
 // testUnit runs the wrapper once and powers the VM off whatever happens.

@@ -22,8 +22,3 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 func Prepare(ctx context.Context, g Guest) (string, error) {
 	return "", Available(g)
 }
-
-// PrepareDistroboxImage fails: the VM harness needs Linux.
-func PrepareDistroboxImage(ctx context.Context) (path, record string, err error) {
-	return "", "", Available(Debian12)
-}
