@@ -889,6 +889,12 @@ func TestThrottleLift(t *testing.T) {
 			if lifted != 1000 || c.High() != lift || c.Stats().Lifted != 2 {
 				t.Fatalf("first lifted at %d ms, now %d MiB after %d lifts; want 1000 ms, then %d MiB after 2", lifted, c.High()/mib, c.Stats().Lifted, lift/mib)
 			}
+			// The kernel reclaimed page cache: memory fell below the line
+			// with both still there, 3 paused. The lift stays.
+			obs(3005, 170, throttledLeaf(2, 2, 120), leaf(3, 3, 50))
+			if c.High() != lift {
+				t.Errorf("memory.high went back to %d MiB when only page cache was reclaimed; want the lift (%d MiB) kept until something exits", c.High()/mib, lift/mib)
+			}
 			// The kernel killed process 2 at memory.max: the throttle comes back.
 			obs(3010, 80, leaf(3, 3, 50))
 			if c.High() != 180*mib {

@@ -113,8 +113,14 @@ func (c *Controller) observe(o Observation) *look {
 	for _, p := range o.Procs {
 		l.largest[p.Comm] = max(l.largest[p.Comm], c.procs[p.PID].peak)
 	}
-	if c.lifted && !l.atLine {
-		// Something was killed or finished: the throttle goes back.
+	if c.lifted && !l.atLine && (exited || len(c.paused) == 0) {
+		// Something was killed or finished, or nothing waits any more:
+		// the throttle goes back. Memory falling below the line alone
+		// does not bring it back: the kernel reclaims page cache under
+		// the lifted throttle too, and the processes still crawling to
+		// their end would be throttled again, lifted again LiftAfter
+		// later, and so on (a box stuck for seconds, seen in the real-
+		// kernel overfill scenario).
 		c.lifted = false
 	}
 	return l
