@@ -14,6 +14,7 @@ import (
 
 	"github.com/boxrun/boxrun/internal/cgroupfs"
 	"github.com/boxrun/boxrun/internal/probe"
+	"github.com/boxrun/boxrun/internal/procfs"
 )
 
 // defaultSampleInterval is how often a Sampler reads memory.current and
@@ -414,6 +415,21 @@ func (s *Sampler) Latest() (smp Sample, ok bool) {
 
 // Exited stops sampling and reads the box's final figures and the kernel
 // log. It must come after Started (Run guarantees it).
+// Ending is called when the command has exited and is not reaped yet (a
+// zombie): its /proc/PID/stat still names what it last ran. A command that
+// exec'd (env, a shell's exec, a wrapper) after the last sample and was
+// killed before the next one would otherwise be named by what it was
+// before: "env", 4K, for the hog env exec'd into.
+func (s *Sampler) Ending(pid int) {
+	st, err := procfs.ReadStat(pid)
+	if err != nil {
+		return
+	}
+	s.procMu.Lock()
+	defer s.procMu.Unlock()
+	s.victims.renamed(pid, st.StartTime, st.Comm)
+}
+
 func (s *Sampler) Exited() {
 	s.mu.Lock()
 	if !s.started || s.exited {

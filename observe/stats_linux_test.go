@@ -13,6 +13,7 @@ import (
 
 	"github.com/boxrun/boxrun/internal/machinetest"
 	"github.com/boxrun/boxrun/internal/procfs"
+	"golang.org/x/sys/unix"
 )
 
 func durationMS(i int) time.Duration { return time.Duration(i) * time.Millisecond }
@@ -320,6 +321,51 @@ func TestBesideOthers(t *testing.T) {
 		machinetest.WriteFiles(t, parent, tt.files)
 		if got := besideOthers(filepath.Join(parent, "boxrun-it-1.scope")); got != tt.want {
 			t.Errorf("%s: besideOthers = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestEndingNamesWhatTheCommandLastRan: a command sampled as "sh" that
+// exec'd into sleep and ended before the next sample is named "sleep"
+// once the Sampler sees its zombie (Ending), in its last sample and in a
+// victim already named after it; a kernel log's name is left alone.
+func TestEndingNamesWhatTheCommandLastRan(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "read x; exec sleep 0.01")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	st, err := procfs.ReadStat(pid)
+	if err != nil || st.Comm != "sh" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the command before its exec: %+v, %v; want sh", st, err)
+	}
+	s := NewSampler()
+	s.victims.prev = []procSample{{PID: pid, StartTime: st.StartTime, Comm: "sh", RSSBytes: 4096}, {PID: pid + 1, Comm: "other"}}
+	s.victims.victims = []OOMVictim{{PID: pid, Comm: "sh", Certainty: CertaintyVanished}, {PID: pid, Comm: "from-log", Certainty: CertaintyKernelLog}}
+	in.Close() // sh execs sleep, which exits
+	if err := waitNoReap(pid); err != nil {
+		t.Fatal(err)
+	}
+	s.Ending(pid)
+	cmd.Wait()
+	if got := []string{s.victims.prev[0].Comm, s.victims.prev[1].Comm, s.victims.victims[0].Comm, s.victims.victims[1].Comm}; !reflect.DeepEqual(got, []string{"sleep", "other", "sleep", "from-log"}) {
+		t.Errorf("names after Ending: %v; want sleep for the command's sample and sampled victim, the rest as they were", got)
+	}
+}
+
+// waitNoReap waits for pid to exit and leaves it a zombie.
+func waitNoReap(pid int) error {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return err
 		}
 	}
 }

@@ -161,6 +161,22 @@ type victimTracker struct {
 	victims   []OOMVictim
 }
 
+// renamed gives the process pid, started at start, the command name comm
+// in what the tracker saw of it: in its last sample, and in the victims
+// already named after it.
+func (t *victimTracker) renamed(pid int, start uint64, comm string) {
+	for i := range t.prev {
+		if t.prev[i].PID == pid && t.prev[i].StartTime == start {
+			t.prev[i].Comm = comm
+		}
+	}
+	for i := range t.victims {
+		if t.victims[i].PID == pid && t.victims[i].Certainty != CertaintyKernelLog {
+			t.victims[i].Comm = comm
+		}
+	}
+}
+
 // step takes one sample of the box's processes (cur, at time at since the
 // run started), how the processes that left since the last sample ended,
 // and the box's oom_kill count read after the sample.
