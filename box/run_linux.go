@@ -366,43 +366,6 @@ func (r *boxRun) forward() (stop func()) {
 	}
 }
 
-// Ender is an Observer that wants to see the command after it exited and
-// before it is reaped: a zombie's /proc/PID/stat still names what it last
-// ran (see ending).
-type Ender interface {
-	Ending(pid int)
-}
-
-// ending waits, without reaping, for the command to exit, and tells the
-// observers that are Enders. It returns at once when the wait fails (the
-// command is then reaped as ever).
-func (r *boxRun) ending() {
-	var enders []Ender
-	for _, ob := range r.o.Observers {
-		if e, ok := ob.(Ender); ok {
-			enders = append(enders, e)
-		}
-	}
-	if len(enders) == 0 {
-		return
-	}
-	pid := r.helper.Process.Pid
-	var info unix.Siginfo
-	for {
-		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return
-		}
-		break
-	}
-	for _, e := range enders {
-		e.Ending(pid)
-	}
-}
-
 // wait lets the command run, tells the observers, reaps the command and
 // records how it ended. When the command never ran (its exec failed, or the
 // release could not be written) the box is destroyed and the error says
@@ -693,54 +656,4 @@ func exitCode(ws syscall.WaitStatus) (int, syscall.Signal) {
 	default:
 		return 125, 0
 	}
-}
-
-// handleLeftovers deals with processes still in the box after the command
-// exited: it names them, and with leftovers = "kill" sends SIGTERM, waits
-// the grace period, then kills the rest.
-func handleLeftovers(ctx context.Context, box Box, p *policy.Resolved, warn func(string)) ([]Proc, bool) {
-	pids, err := box.Procs()
-	if err != nil {
-		warn(fmt.Sprintf("listing leftover processes: %v", err))
-	}
-	if len(pids) == 0 {
-		return nil, false
-	}
-	procs := make([]Proc, 0, len(pids))
-	for _, pid := range pids {
-		procs = append(procs, DescribeProc(pid))
-	}
-	if p.Leftovers == "keep" {
-		return procs, false
-	}
-	_ = box.Signal(ctx, syscall.SIGTERM) // what does not end in the grace is killed below
-	if dir := box.Dir(); dir != "" {
-		if (cgroupDir{mount: dir, rel: "/"}).waitEmpty(ctx, p.LeftoversGrace) {
-			return procs, true
-		}
-	} else {
-		deadline := time.Now().Add(p.LeftoversGrace)
-		for time.Now().Before(deadline) {
-			if left, err := box.Procs(); err == nil && len(left) == 0 {
-				return procs, true
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	if err := box.Kill(ctx); err != nil {
-		warn(fmt.Sprintf("killing leftover processes: %v", err))
-	}
-	return procs, true
-}
-
-// DescribeProc reads a process's name and command line from /proc.
-func DescribeProc(pid int) Proc {
-	p := Proc{PID: pid}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
-		p.Comm = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
-		p.Cmdline = strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-	}
-	return p
 }
