@@ -499,27 +499,29 @@ func report(t *testing.T, mode string, r guestReport) (passed int, failed []stri
 // why is the line of a failed scenario's logs that says why, cut to a
 // length a summary line can carry, or "" when there is none. go test does
 // not mark t.Error's lines apart from t.Log's, so it is the first
-// "name_test.go:N:" line that says what it wanted or what failed (this
-// suite's errors do), else the first such line.
+// "name_test.go:N:" line that says what it wanted or what went wrong (this
+// suite's errors do: "want", "failed", "never", "did not", "cannot"), else
+// the last such line, where t.Fatal leaves its message, the figures and the
+// backpressure trace a failure dumps excepted.
 func why(logs []string) string {
-	first := ""
+	last := ""
 	for _, l := range logs {
 		l = strings.TrimSpace(l)
-		if i := strings.Index(l, "_test.go:"); i <= 0 || strings.Contains(l, "figures: ") {
+		if i := strings.Index(l, "_test.go:"); i <= 0 || strings.Contains(l, "figures: ") || strings.Contains(l, "backpressure trace (") {
 			continue
 		}
 		if len(l) > 160 {
 			l = l[:160] + "…"
 		}
 		low := strings.ToLower(l)
-		if strings.Contains(low, "want") || strings.Contains(low, "fail") {
-			return ": " + l
+		for _, w := range []string{"want", "fail", "never", "did not", "cannot"} {
+			if strings.Contains(low, w) {
+				return ": " + l
+			}
 		}
-		if first == "" {
-			first = ": " + l
-		}
+		last = ": " + l
 	}
-	return first
+	return last
 }
 
 // The VM tests run one after the other (and make test runs packages one at
@@ -752,9 +754,14 @@ func TestSummaryNamesFailures(t *testing.T) {
 			t.Errorf("%s: summary %q, want %q", c.name, got, c.want)
 		}
 	}
-	logs := []string{"=== RUN TestA", "    a_test.go:5: figures: 40M", "    a_test.go:9: 1 OOM kill", "    a_test.go:10: later"}
+	logs := []string{"=== RUN TestA", "    a_test.go:5: figures: 40M", "    a_test.go:8: the guest has 763 MiB available",
+		"    a_test.go:9: 1 OOM kill", "    guest_test.go:84: backpressure trace (the last 3 lines):"}
 	if got := why(logs); got != ": a_test.go:9: 1 OOM kill" {
-		t.Errorf("why %q, want the first line when none says want or fail", got)
+		t.Errorf("why %q, want the last line (t.Fatal's) when none says what it wanted, the trace excepted", got)
+	}
+	logs = []string{"    a_test.go:479: the guest has 763 MiB available", "    a_test.go:504: the editor never reached 200 MiB"}
+	if got := why(logs); got != ": a_test.go:504: the editor never reached 200 MiB" {
+		t.Errorf("why %q, want the line saying what never happened", got)
 	}
 	logs = []string{"    a_test.go:7: box 0: boxrun -> 0 in 2s", "    a_test.go:9: 3 tasks failed; want none", "    a_test.go:12: 1 OOM kill, want 0"}
 	if got := why(logs); got != ": a_test.go:9: 3 tasks failed; want none" {

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -133,7 +134,7 @@ func startEditor(t *testing.T, mb int, slice string) *editorProc {
 	comm := func() string { return readTrim(fmt.Sprintf("/proc/%d/comm", e.pid)) }
 	for rssMB(e.pid) < mb*9/10 || comm() != "code" {
 		if time.Now().After(deadline) {
-			t.Fatalf("the fake editor (pid %d) never reached %d MiB named code (at %d MiB, named %q)", e.pid, mb, rssMB(e.pid), comm())
+			t.Fatalf("the fake editor (pid %d) never reached %d MiB named code (at %d MiB, named %q); %s", e.pid, mb, rssMB(e.pid), comm(), memoryPicture())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -271,6 +272,39 @@ func memAvailableMB(t *testing.T) int {
 	return int(b >> 20)
 }
 
+// memoryPicture says where the guest's memory is, for a scenario that
+// waited in vain for a process to allocate: /proc/meminfo's main lines and
+// the processes holding the most.
+func memoryPicture() string {
+	var parts []string
+	for _, k := range []string{"MemAvailable", "MemFree", "Cached", "Shmem", "AnonPages"} {
+		if b, err := procfs.ReadMeminfo(k); err == nil {
+			parts = append(parts, fmt.Sprintf("%s %d MiB", k, b>>20))
+		}
+	}
+	type held struct {
+		pid  int
+		rss  uint64
+		comm string
+	}
+	var top []held
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := procfs.ReadStat(pid); err == nil {
+			top = append(top, held{pid, st.RSS(), st.Comm})
+		}
+	}
+	sort.Slice(top, func(i, j int) bool { return top[i].rss > top[j].rss })
+	for _, h := range top[:min(len(top), 5)] {
+		parts = append(parts, fmt.Sprintf("%s[%d] %d MiB", h.comm, h.pid, h.rss>>20))
+	}
+	return "memory: " + strings.Join(parts, ", ")
+}
+
 // vmstatOOMKills is the machine's oom_kill counter.
 func vmstatOOMKills(t *testing.T) int {
 	t.Helper()
@@ -383,8 +417,8 @@ func runRunaway(t *testing.T, cmd *exec.Cmd, pidfile string, n, mb int) string {
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			fail("the runaway's %d workers of %d MiB did not all hold their memory, or the OOM kill did not finish, within 2 minutes (pids %v, OOM kills %d)",
-				n, mb, pids, vmstatOOMKills(t)-before)
+			fail("the runaway's %d workers of %d MiB did not all hold their memory, or the OOM kill did not finish, within 2 minutes (pids %v, OOM kills %d); %s",
+				n, mb, pids, vmstatOOMKills(t)-before, memoryPicture())
 		}
 		if len(pids) < n {
 			pids = pids[:0]
@@ -449,18 +483,28 @@ func globalOOM(t *testing.T) {
 	}
 }
 
-// workerMB is the size of one runaway worker, and runawayWorkers their
-// number: together (with the Go runtime's few MiB each) they are about
+// editorMB is the size of the fake editor in the global OOM scenario,
+// workerMB the size of one runaway worker and runawayWorkers their number:
+// together (with the Go runtime's few MiB each) the workers are about
 // twice the editor, yet each is far smaller than the editor with its
-// oom_score_adj of 300 (200 MiB + 300‰ of RAM), so without boxrun the
+// oom_score_adj of 300 (100 MiB + 300‰ of RAM), so without boxrun the
 // kernel's choice is the editor.
+//
+// The sizes only have to order the badness, since the OOM killer is
+// invoked (see globalOOM), not reached by running out of memory: 400 MiB
+// in all leaves the 1 GiB guest room for the page cache it rereads. At
+// 200 MiB and 3 × 128 MiB (608 MiB of the 763 MiB available), on a busy
+// host, the first half took 97 s where 3 s is usual and the second editor
+// then stayed at 4 MiB for 90 s: the guest was starved of memory for the
+// executables it rereads over virtiofs.
 const (
-	workerMB       = 128
+	editorMB       = 100
+	workerMB       = 64
 	runawayWorkers = 3
 )
 
 // TestProtectEditorSurvivesGlobalOOM is the first report's situation: an
-// editor of 200 MiB at oom_score_adj 300 beside a runaway (a suite of
+// editor (editorMB) at oom_score_adj 300 beside a runaway (a suite of
 // workers) with no memory limit, so that the kernel's global OOM killer
 // must choose. Without boxrun it chooses the editor; with boxrun (the tests
 // policy: the box at oom_score_adj 500, the editor lowered as far as
@@ -476,10 +520,10 @@ func TestProtectEditorSurvivesGlobalOOM(t *testing.T) {
 		return
 	}
 	n := runawayWorkers
-	requireRoomUnboxed(t, 200+n*(workerMB+8))
+	requireRoomUnboxed(t, editorMB+n*(workerMB+8))
 
 	// Without boxrun.
-	ed := startEditor(t, 200, "")
+	ed := startEditor(t, editorMB, "")
 	log := followKernelLog()
 	before := vmstatOOMKills(t)
 	start := time.Now()
@@ -501,7 +545,7 @@ func TestProtectEditorSurvivesGlobalOOM(t *testing.T) {
 
 	// With boxrun: the built-in tests policy, but no memory limit and no
 	// backpressure, so only the global OOM killer acts.
-	ed2 := startEditor(t, 200, "")
+	ed2 := startEditor(t, editorMB, "")
 	log = followKernelLog()
 	before = vmstatOOMKills(t)
 	start = time.Now()
@@ -534,8 +578,8 @@ func TestProtectEditorSurvivesGlobalOOM(t *testing.T) {
 	if adj >= 300 {
 		t.Errorf("boxrun did not lower the editor's oom_score_adj (still %d)", adj)
 	}
-	t.Logf("figures: global OOM, %s: without boxrun the kernel killed %s (editor 200M at oom_score_adj %d, %d workers of %dM at 0), %.0fs; with boxrun it killed %s (workers at 500, editor at %d, alive), %.0fs",
-		mode(t), describeVictims(plainVictims, plainKills, ed.pid), editorAdjPlain, n, workerMB, plain.Seconds(),
+	t.Logf("figures: global OOM, %s: without boxrun the kernel killed %s (editor %dM at oom_score_adj %d, %d workers of %dM at 0), %.0fs; with boxrun it killed %s (workers at 500, editor at %d, alive), %.0fs",
+		mode(t), describeVictims(plainVictims, plainKills, ed.pid), editorMB, editorAdjPlain, n, workerMB, plain.Seconds(),
 		describeVictims(boxVictims, boxKills, ed2.pid), adj, boxed.Seconds())
 	boxrunRaw(t, "protect", "--undo")
 }
@@ -543,11 +587,11 @@ func TestProtectEditorSurvivesGlobalOOM(t *testing.T) {
 // oomRanking is the global OOM scenario for the unprivileged user, without
 // running out of memory: the global OOM killer kills the process with the
 // highest badness, which the kernel shows as /proc/PID/oom_score. An editor
-// (a user service: floor 100) of 200 MiB at 300 and a 128 MiB worker are
-// compared without boxrun and with the worker in a box of the tests policy
+// (a user service: floor 100) of editorMB at 300 and a worker of workerMB
+// are compared without boxrun and with the worker in a box of the tests policy
 // (boxrun lowers the editor to its floor before the run).
 func oomRanking(t *testing.T) {
-	ed := startEditor(t, 200, "")
+	ed := startEditor(t, editorMB, "")
 	score := func(pid int) int {
 		v, err := strconv.Atoi(readTrim(fmt.Sprintf("/proc/%d/oom_score", pid)))
 		if err != nil {
