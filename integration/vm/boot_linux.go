@@ -143,15 +143,7 @@ func Available(g Guest) error {
 // exits non-zero is not an error: see Result.ExitCode. QEMU and virtiofsd
 // are killed on every return path.
 func Boot(ctx context.Context, cfg Config) (*Result, error) {
-	if cfg.MemoryMB == 0 {
-		cfg.MemoryMB = defaultMemoryMB
-	}
-	if cfg.CPUs == 0 {
-		cfg.CPUs = defaultCPUs
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = defaultTimeout
-	}
+	cfg = cfg.withDefaults()
 	if err := validate(cfg); err != nil {
 		return nil, err
 	}
@@ -170,129 +162,187 @@ func Boot(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vm: preparing the %s guest: %w", cfg.Guest, err)
 	}
+	run, release, err := newRun(cache)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	token := randomToken()
+	if err := stagePayload(run, guest, cfg, token); err != nil {
+		return nil, err
+	}
+	socket := filepath.Join(run, "virtiofsd.sock")
+	stop, err := startVirtiofsd(ctx, t.virtiofsd, socket)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	return runQEMU(ctx, t.qemu, cfg, guest, socket, run, token)
+}
 
+// withDefaults fills in the zero fields of a Config.
+func (cfg Config) withDefaults() Config {
+	if cfg.MemoryMB == 0 {
+		cfg.MemoryMB = defaultMemoryMB
+	}
+	if cfg.CPUs == 0 {
+		cfg.CPUs = defaultCPUs
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	return cfg
+}
+
+// newRun makes this boot's payload directory under cache/runs, locked for
+// as long as the boot lives (removeStaleRuns of other boots leaves a
+// locked one alone), and returns its resolved path (the guest resolves it
+// on the host's root) and what removes it.
+func newRun(cache string) (run string, release func(), err error) {
 	runs := filepath.Join(cache, "runs")
 	if err := os.MkdirAll(runs, 0o755); err != nil {
-		return nil, fmt.Errorf("vm: creating %s: %w", runs, err)
+		return "", nil, fmt.Errorf("vm: creating %s: %w", runs, err)
 	}
 	removeStaleRuns(runs)
-	run, err := os.MkdirTemp(runs, "run-")
+	dir, err := os.MkdirTemp(runs, "run-")
 	if err != nil {
-		return nil, fmt.Errorf("vm: creating the boot's payload directory: %w", err)
+		return "", nil, fmt.Errorf("vm: creating the boot's payload directory: %w", err)
 	}
-	defer os.RemoveAll(run)
-	runLock, err := os.Create(filepath.Join(run, "lock"))
+	lock, err := os.Create(filepath.Join(dir, "lock"))
+	if err == nil {
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX)
+	}
+	if err == nil {
+		run, err = filepath.EvalSymlinks(dir)
+	}
+	release = func() {
+		if lock != nil {
+			lock.Close()
+		}
+		os.RemoveAll(dir)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("vm: %w", err)
+		release()
+		return "", nil, fmt.Errorf("vm: preparing the boot's payload directory %s: %w", dir, err)
 	}
-	defer runLock.Close() // tells removeStaleRuns of other tests that this Boot is alive
-	if err := syscall.Flock(int(runLock.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("vm: locking %s: %w", runLock.Name(), err)
-	}
-	run, err = filepath.EvalSymlinks(run) // the guest resolves the path on the host's root
-	if err != nil {
-		return nil, fmt.Errorf("vm: resolving %s: %w", run, err)
-	}
+	return run, release, nil
+}
 
-	token := randomToken()
+// stagePayload writes the files the guest copies onto its root (the
+// default ones for cfg.Mode, then cfg.Files) under run/root.
+func stagePayload(run string, guest *preparedGuest, cfg Config, token string) error {
 	root := filepath.Join(run, "root")
 	if err := os.Mkdir(root, 0o755); err != nil {
-		return nil, fmt.Errorf("vm: %w", err)
+		return fmt.Errorf("vm: %w", err)
 	}
 	if err := os.Chmod(root, 0o755); err != nil { // copied onto the guest's / by cp -a
-		return nil, fmt.Errorf("vm: %w", err)
+		return fmt.Errorf("vm: %w", err)
 	}
 	files := defaultFiles(cfg.Mode, token, cfg.Command, cfg.Env)
 	for p, f := range cfg.Files {
 		files[p] = f
 	}
 	if err := writePayload(root, guest.root, files); err != nil {
-		return nil, fmt.Errorf("vm: %w", err)
+		return fmt.Errorf("vm: %w", err)
 	}
+	return nil
+}
 
-	socket := filepath.Join(run, "virtiofsd.sock")
+// startVirtiofsd starts virtiofsd serving the guest's root on socket and
+// waits until it listens. stop kills it and waits for it to exit.
+func startVirtiofsd(ctx context.Context, bin, socket string) (stop func(), err error) {
 	if len(socket) >= 108 {
 		return nil, fmt.Errorf("vm: virtiofsd socket path %s is longer than a unix socket allows: set BOXRUN_VM_CACHE to a shorter directory", socket)
 	}
-	vfsArgs := virtiofsdArgs(socket)
-	vfs := exec.Command(t.virtiofsd, vfsArgs...)
+	vfs := exec.Command(bin, virtiofsdArgs(socket)...)
 	vfsLog := &limitedBuffer{max: 8 << 10}
 	vfs.Stdout, vfs.Stderr = vfsLog, vfsLog
 	vfs.SysProcAttr = childAttr()
 	if err := vfs.Start(); err != nil {
-		return nil, fmt.Errorf("vm: starting %s: %w", t.virtiofsd, err)
+		return nil, fmt.Errorf("vm: starting %s: %w", bin, err)
 	}
-	vfsDone := make(chan struct{})
-	go func() { _ = vfs.Wait(); close(vfsDone) }()
-	defer func() {
+	done := make(chan struct{})
+	go func() { _ = vfs.Wait(); close(done) }()
+	stop = func() {
 		killGroup(vfs.Process.Pid)
-		<-vfsDone
-	}()
-	if err := waitForSocket(ctx, socket, vfsDone); err != nil {
+		<-done
+	}
+	if err := waitForSocket(ctx, socket, done); err != nil {
+		stop()
 		return nil, fmt.Errorf("vm: virtiofsd did not come up: %w; its output: %s", err, vfsLog)
 	}
+	return stop, nil
+}
 
-	cons := newConsole(token, cfg.Log)
-	qemuLog := &limitedBuffer{max: 8 << 10}
-	qemu := exec.Command(t.qemu, qemuArgs(cfg, guest, socket, run)...)
-	qemu.Stdout = cons
-	qemu.Stderr = qemuLog
+// booted is one QEMU run: its console, its own output and when it started.
+type booted struct {
+	cons      *console
+	qemuLog   *limitedBuffer
+	startedAt time.Time
+}
+
+// runQEMU boots the guest, waits for the command's end marker (and for the
+// guest to power off, within powerOffGrace) and returns the command's
+// Result. QEMU is killed on every return path.
+func runQEMU(ctx context.Context, bin string, cfg Config, guest *preparedGuest, socket, run, token string) (*Result, error) {
+	b := &booted{cons: newConsole(token, cfg.Log), qemuLog: &limitedBuffer{max: 8 << 10}}
+	qemu := exec.Command(bin, qemuArgs(cfg, guest, socket, run)...)
+	qemu.Stdout = b.cons
+	qemu.Stderr = b.qemuLog
 	qemu.SysProcAttr = childAttr()
-	startedAt := time.Now()
+	b.startedAt = time.Now()
 	if err := qemu.Start(); err != nil {
-		return nil, fmt.Errorf("vm: starting %s: %w", t.qemu, err)
+		return nil, fmt.Errorf("vm: starting %s: %w", bin, err)
 	}
 	qemuDone := make(chan error, 1)
 	go func() { qemuDone <- qemu.Wait() }()
-	qemuExited := false
-	defer func() {
-		if !qemuExited {
-			killGroup(qemu.Process.Pid)
-			<-qemuDone
-		}
-	}()
-
-	fail := func(format string, args ...any) (*Result, error) {
-		msg := fmt.Sprintf(format, args...)
-		if s := qemuLog.String(); s != "" {
-			msg += "; qemu: " + s
-		}
-		return nil, fmt.Errorf("vm: %s; last console lines:\n%s", msg, lastLines(cons.text(), 40))
+	exited, partial, err := b.wait(ctx, qemuDone)
+	if !exited {
+		killGroup(qemu.Process.Pid)
+		<-qemuDone
 	}
-
-	// partial goes with an error of a command that started and never
-	// ended: what it printed so far says where it stopped.
-	partial := func(_ *Result, err error) (*Result, error) {
-		started, _, _ := cons.state()
-		text := cons.text()
-		return &Result{
-			Console:  text,
-			Output:   outputSoFar(text, cons.token),
-			ExitCode: -1,
-			Boot:     started.Sub(startedAt),
-			Run:      time.Since(started),
-			Partial:  true,
-		}, err
+	if partial {
+		return b.partial(), err
 	}
+	if err != nil {
+		return nil, err
+	}
+	started, ended, _ := b.cons.state()
+	text := b.cons.text()
+	output, code, ok := parseOutput(text, token)
+	if !ok {
+		return nil, b.fail("cannot find the command's output between the start and end markers")
+	}
+	return &Result{
+		Console:  text,
+		Output:   output,
+		ExitCode: code,
+		Boot:     started.Sub(b.startedAt),
+		Run:      ended.Sub(started),
+	}, nil
+}
 
+// wait follows the console until the command ended and the guest powered
+// off (or powerOffGrace passed), QEMU exited, the guest's setup failed or
+// ctx ended. exited says whether QEMU exited, partial whether the error is
+// of a command that started and never ended.
+func (b *booted) wait(ctx context.Context, qemuDone <-chan error) (exited, partial bool, err error) {
 	var endGrace <-chan time.Time
-wait:
 	for {
 		select {
 		case err := <-qemuDone:
-			qemuExited = true
-			if _, _, initErr := cons.state(); initErr != "" {
-				return fail("the guest's setup failed: %s", initErr)
+			if _, _, initErr := b.cons.state(); initErr != "" {
+				return true, false, b.fail("the guest's setup failed: %s", initErr)
 			}
-			if started, ended, _ := cons.state(); ended.IsZero() {
+			if started, ended, _ := b.cons.state(); ended.IsZero() {
 				if started.IsZero() {
-					return fail("qemu exited (%v) before the command's start marker", exitStatus(err))
+					return true, false, b.fail("qemu exited (%v) before the command's start marker", exitStatus(err))
 				}
-				return partial(fail("qemu exited (%v) before the command's end marker (the guest powered off, rebooted or panicked mid-command)", exitStatus(err)))
+				return true, true, b.fail("qemu exited (%v) before the command's end marker (the guest powered off, rebooted or panicked mid-command)", exitStatus(err))
 			}
-			break wait
-		case <-cons.changed:
-			_, ended, initErr := cons.state()
+			return true, false, nil
+		case <-b.cons.changed:
+			_, ended, initErr := b.cons.state()
 			if initErr != "" && endGrace == nil {
 				endGrace = time.After(5 * time.Second) // let the guest power off, then report
 			}
@@ -300,32 +350,42 @@ wait:
 				endGrace = time.After(powerOffGrace)
 			}
 		case <-endGrace:
-			if _, _, initErr := cons.state(); initErr != "" {
-				return fail("the guest's setup failed: %s", initErr)
+			if _, _, initErr := b.cons.state(); initErr != "" {
+				return false, false, b.fail("the guest's setup failed: %s", initErr)
 			}
-			break wait // the command ended; a guest that does not power off is not its fault
+			return false, false, nil // the command ended; a guest that does not power off is not its fault
 		case <-ctx.Done():
-			started, _, _ := cons.state()
-			if started.IsZero() {
-				return fail("booting: %v after %s", context.Cause(ctx), time.Since(startedAt).Round(time.Millisecond))
+			if started, _, _ := b.cons.state(); started.IsZero() {
+				return false, false, b.fail("booting: %v after %s", context.Cause(ctx), time.Since(b.startedAt).Round(time.Millisecond))
 			}
-			return partial(fail("running the command (it started; no end marker): %v after %s", context.Cause(ctx), time.Since(startedAt).Round(time.Millisecond)))
+			return false, true, b.fail("running the command (it started; no end marker): %v after %s", context.Cause(ctx), time.Since(b.startedAt).Round(time.Millisecond))
 		}
 	}
+}
 
-	started, ended, _ := cons.state()
-	text := cons.text()
-	output, code, ok := parseOutput(text, token)
-	if !ok {
-		return fail("cannot find the command's output between the start and end markers")
+// fail is an error saying what went wrong, with QEMU's own output and the
+// last console lines.
+func (b *booted) fail(format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if s := b.qemuLog.String(); s != "" {
+		msg += "; qemu: " + s
 	}
+	return fmt.Errorf("vm: %s; last console lines:\n%s", msg, lastLines(b.cons.text(), 40))
+}
+
+// partial is the Result that goes with the error of a command that
+// started and never ended: what it printed so far says where it stopped.
+func (b *booted) partial() *Result {
+	started, _, _ := b.cons.state()
+	text := b.cons.text()
 	return &Result{
 		Console:  text,
-		Output:   output,
-		ExitCode: code,
-		Boot:     started.Sub(startedAt),
-		Run:      ended.Sub(started),
-	}, nil
+		Output:   outputSoFar(text, b.cons.token),
+		ExitCode: -1,
+		Boot:     started.Sub(b.startedAt),
+		Run:      time.Since(started),
+		Partial:  true,
+	}
 }
 
 func validate(cfg Config) error {
