@@ -128,6 +128,11 @@ type OOMVictim struct {
 	// Cgroup is the victim's memory cgroup as the kernel printed it, ""
 	// when the log did not say.
 	Cgroup string
+	// LimitCgroup is the cgroup whose limit the kill was for (the
+	// kernel's oom_memcg): the box, or a cgroup around it such as the
+	// slice of boxes; "" for the system-wide killer or when the log did
+	// not say.
+	LimitCgroup string
 	// Certainty says how the victim was named: CertaintyKernelLog,
 	// CertaintyVanished or CertaintyLikely.
 	Certainty Certainty
@@ -207,8 +212,9 @@ var (
 	// "Out of memory: Killed process ..." for the system-wide killer.
 	killedRe = regexp.MustCompile(`(Memory cgroup out of memory|Out of memory(?: \([a-z_]+\))?): Killed process (\d+) \((.*)\) total-vm:\d+kB, anon-rss:(\d+)kB`)
 	// The one-line summary printed before each kill:
-	// "oom-kill:constraint=CONSTRAINT_MEMCG,...,oom_memcg=/a,task_memcg=/a/b,task=x,pid=812,uid=0".
-	summaryRe = regexp.MustCompile(`^oom-kill:constraint=(\w+),.*,task_memcg=(.*),task=.*,pid=(\d+),uid=\d+$`)
+	// "oom-kill:constraint=CONSTRAINT_MEMCG,...,oom_memcg=/a,task_memcg=/a/b,task=x,pid=812,uid=0";
+	// oom_memcg, the cgroup at its limit, only for a cgroup's OOM killer.
+	summaryRe = regexp.MustCompile(`^oom-kill:constraint=(\w+),.*?(?:,oom_memcg=([^,]*))?,task_memcg=(.*),task=.*,pid=(\d+),uid=\d+$`)
 	// With memory.oom.group: "Tasks in /a are going to be killed due to
 	// memory.oom.group set".
 	groupRe = regexp.MustCompile(`^Tasks in (.*) are going to be killed due to memory\.oom\.group set`)
@@ -254,6 +260,7 @@ func kernelMessage(line string) string {
 func parseOOMKills(r io.Reader, box string, boxKills uint64) ([]OOMVictim, error) {
 	var out []OOMVictim
 	memcgOf := map[int]string{} // pid -> task_memcg from the summary line
+	limitOf := map[int]string{} // pid -> oom_memcg from the summary line
 	globalOf := map[int]bool{}
 	group := "" // the cgroup memory.oom.group is emptying, if any
 	seen := map[int]bool{}
@@ -266,8 +273,8 @@ func parseOOMKills(r io.Reader, box string, boxKills uint64) ([]OOMVictim, error
 			continue
 		}
 		if m := summaryRe.FindStringSubmatch(msg); m != nil {
-			pid, _ := strconv.Atoi(m[3])
-			memcgOf[pid] = m[2]
+			pid, _ := strconv.Atoi(m[4])
+			memcgOf[pid], limitOf[pid] = m[3], m[2]
 			globalOf[pid] = strings.Contains(msg, ",global_oom,") || m[1] == "CONSTRAINT_NONE"
 			continue
 		}
@@ -287,7 +294,7 @@ func parseOOMKills(r io.Reader, box string, boxKills uint64) ([]OOMVictim, error
 		kb, _ := strconv.ParseUint(m[4], 10, 64)
 		v := OOMVictim{PID: pid, Comm: m[3], AnonRSSBytes: kb * 1024, Global: !strings.HasPrefix(m[1], "Memory cgroup")}
 		if cg, ok := memcgOf[pid]; ok {
-			v.Cgroup = cg
+			v.Cgroup, v.LimitCgroup = cg, limitOf[pid]
 			v.Global = globalOf[pid]
 			delete(memcgOf, pid)
 		} else if group != "" {

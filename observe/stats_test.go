@@ -29,13 +29,13 @@ func TestParseOOMKills(t *testing.T) {
 		want     []OOMVictim
 	}{
 		{"memory cgroup kill in the box (kmsg, 6.1)", readFixture(t, "kmsg-memcg-oom.txt"), scope, 1,
-			[]OOMVictim{{PID: 812, Comm: "guest.test", AnonRSSBytes: 127284 * 1024, InsideBox: true, Cgroup: scope}}},
+			[]OOMVictim{{PID: 812, Comm: "guest.test", AnonRSSBytes: 127284 * 1024, InsideBox: true, Cgroup: scope, LimitCgroup: scope}}},
 		{"the same kill seen from another box", readFixture(t, "kmsg-memcg-oom.txt"), "/boxrun.slice/boxrun-it-00000000.scope", 0,
-			[]OOMVictim{{PID: 812, Comm: "guest.test", AnonRSSBytes: 127284 * 1024, Cgroup: scope}}},
+			[]OOMVictim{{PID: 812, Comm: "guest.test", AnonRSSBytes: 127284 * 1024, Cgroup: scope, LimitCgroup: scope}}},
 		{"no box: every victim is outside", readFixture(t, "kmsg-memcg-oom.txt"), "", 0,
-			[]OOMVictim{{PID: 812, Comm: "guest.test", AnonRSSBytes: 127284 * 1024, Cgroup: scope}}},
+			[]OOMVictim{{PID: 812, Comm: "guest.test", AnonRSSBytes: 127284 * 1024, Cgroup: scope, LimitCgroup: scope}}},
 		{"box path relative to a cgroup namespace", readFixture(t, "kmsg-memcg-oom.txt"), "/boxrun-it-3f2a9c1d.scope", 1,
-			[]OOMVictim{{PID: 812, Comm: "guest.test", AnonRSSBytes: 127284 * 1024, InsideBox: true, Cgroup: scope}}},
+			[]OOMVictim{{PID: 812, Comm: "guest.test", AnonRSSBytes: 127284 * 1024, InsideBox: true, Cgroup: scope, LimitCgroup: scope}}},
 		{"global OOM takes the editor, then a test (dmesg)", readFixture(t, "dmesg-global-oom.txt"), userScope, 1,
 			[]OOMVictim{
 				{PID: 11914, Comm: "code", AnonRSSBytes: 1402312 * 1024, Global: true, Cgroup: codeCg},
@@ -43,10 +43,13 @@ func TestParseOOMKills(t *testing.T) {
 			}},
 		{"memory.oom.group kills the whole box", readFixture(t, "kmsg-oom-group.txt"), "/boxrun-it-77aa01fe", 3,
 			[]OOMVictim{
-				{PID: 1209, Comm: "guest.test", AnonRSSBytes: 127012 * 1024, InsideBox: true, Cgroup: "/boxrun-it-77aa01fe"},
+				{PID: 1209, Comm: "guest.test", AnonRSSBytes: 127012 * 1024, InsideBox: true, Cgroup: "/boxrun-it-77aa01fe", LimitCgroup: "/boxrun-it-77aa01fe"},
 				{PID: 1207, Comm: "sh", AnonRSSBytes: 88 * 1024, InsideBox: true, Cgroup: "/boxrun-it-77aa01fe"},
 				{PID: 1208, Comm: "sleep", AnonRSSBytes: 84 * 1024, InsideBox: true, Cgroup: "/boxrun-it-77aa01fe"},
 			}},
+		{"the slice around the box at its limit", "6,1,2,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/boxrun.slice,task_memcg=" + scope + ",task=guest.test,pid=900,uid=0\n" +
+			"3,2,3,-;Memory cgroup out of memory: Killed process 900 (guest.test) total-vm:9kB, anon-rss:4kB, file-rss:0kB\n", scope, 1,
+			[]OOMVictim{{PID: 900, Comm: "guest.test", AnonRSSBytes: 4096, InsideBox: true, Cgroup: scope, LimitCgroup: "/boxrun.slice"}}},
 		{"journalctl -k, no summary line, box lost a process", "Feb 16 20:56:46 host kernel: Memory cgroup out of memory: Killed process 48211 (bkt-3f2a) total-vm:9000kB, anon-rss:6396313kB, file-rss:0kB, shmem-rss:0kB, UID:1000 pgtables:12kB oom_score_adj:500\n", userScope, 1,
 			[]OOMVictim{{PID: 48211, Comm: "bkt-3f2a", AnonRSSBytes: 6396313 * 1024, InsideBox: true}}},
 		{"no summary line and the box lost nothing", "Out of memory: Killed process 11914 (code) total-vm:1kB, anon-rss:2kB, file-rss:0kB\n", userScope, 0,

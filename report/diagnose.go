@@ -120,7 +120,8 @@ func oomInBox(r *Run, cmd, pol string, commandOOM bool, inside []OOMVictim) Diag
 	maxName := limitName("memory.max", r.Policy.MemoryMax)
 	killed := plural(ev.OOMKill, "process", "processes")
 	var d Diagnosis
-	if ev.OOM > 0 || r.Policy.MemoryMax != nil && hasMemcgVictim(inside) {
+	around := limitAround(inside, r.Cgroup)
+	if around == "" && (ev.OOM > 0 || r.Policy.MemoryMax != nil && hasMemcgVictim(inside)) {
 		// The box itself reached its limit.
 		d.Kind = KindOOMKill
 		if commandOOM {
@@ -145,9 +146,16 @@ func oomInBox(r *Run, cmd, pol string, commandOOM bool, inside []OOMVictim) Diag
 				who += fmt.Sprintf(" (%s in this box in all)", killed)
 			}
 		}
-		if r.Policy.MemoryMax != nil {
+		switch {
+		case around != "":
+			under := " although the box stayed under its " + maxName
+			if r.Policy.MemoryMax == nil {
+				under = " (the box has no memory.max)"
+			}
+			d.Message = fmt.Sprintf("%s%s: %s, around the box, reached its limit — %s", who, under, around, raiseAround(around, pol))
+		case r.Policy.MemoryMax != nil:
 			d.Message = fmt.Sprintf("%s although the box stayed under its %s: the whole machine, or a cgroup around the box, ran out of memory — lower memory.max in policy %s so that the box reaches its own limit first, or close other programs", who, maxName, pol)
-		} else {
+		default:
 			d.Message = fmt.Sprintf("%s: the whole machine, or a cgroup around the box, ran out of memory, and the box has no memory.max — set memory.max in policy %s so that the box reaches its own limit first", who, pol)
 		}
 	}
@@ -163,6 +171,32 @@ func oomInBox(r *Run, cmd, pol string, commandOOM bool, inside []OOMVictim) Diag
 		d.Details = append(d.Details, "the kernel log is not readable here, so boxrun named the victims from its samples of the box's processes: sudo dmesg | grep -i 'killed process' confirms")
 	}
 	return d
+}
+
+// limitAround is the cgroup around the box whose limit the kernel log says
+// the kills in the box were for (the slice of boxes, say), or "" when a
+// kill was for the box's own limit or the log did not say.
+func limitAround(inside []OOMVictim, box string) string {
+	around := ""
+	for _, v := range inside {
+		switch {
+		case v.LimitCgroup == "":
+		case box != "" && (v.LimitCgroup == box || strings.HasPrefix(v.LimitCgroup, strings.TrimSuffix(box, "/")+"/")):
+			return "" // at the box's own limit
+		case around == "":
+			around = v.LimitCgroup
+		}
+	}
+	return around
+}
+
+// raiseAround says what to change when a cgroup around the box reached its
+// limit: the slice's budget for boxrun's own slice, else that cgroup's.
+func raiseAround(cg, pol string) string {
+	if path.Base(cg) == "boxrun.slice" {
+		return fmt.Sprintf("the boxes running at once shared its budget; raise [slice] memory.max in the policy file, run fewer boxes at once, or lower memory.max in policy %s so that the box reaches its own limit first", pol)
+	}
+	return fmt.Sprintf("raise that cgroup's memory.max, or lower memory.max in policy %s so that the box reaches its own limit first", pol)
 }
 
 // surelyNamed counts the victims named without a guess.

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"path"
 	"strings"
 	"testing"
 )
@@ -77,6 +78,18 @@ func TestDiagnose(t *testing.T) {
 			r.Memory.Events = MemoryEvents{OOMKill: 1}
 			r.OOMVictims = []OOMVictim{victim(300, "bkt", true, true)}
 		}), []string{KindOOMKillGlobal}, []string{"killed 1 process in this box although the box stayed under its memory.max=12G", "lower memory.max"}},
+		{"the slice of boxes at its limit, the box under its own", box(func(r *Run) {
+			r.Memory.Events = MemoryEvents{OOMKill: 1}
+			v := victim(300, "bkt", true, false)
+			v.Cgroup, v.LimitCgroup = r.Cgroup, path.Dir(r.Cgroup)
+			r.OOMVictims = []OOMVictim{v}
+		}), []string{KindOOMKillGlobal}, []string{"although the box stayed under its memory.max=12G: /boxrun.slice, around the box, reached its limit", "raise [slice] memory.max"}},
+		{"the box's own limit, named by the log though memory.events says no oom", box(func(r *Run) {
+			r.Memory.Events = MemoryEvents{OOMKill: 1}
+			v := victim(300, "bkt", true, false)
+			v.Cgroup, v.LimitCgroup = r.Cgroup, r.Cgroup
+			r.OOMVictims = []OOMVictim{v}
+		}), []string{KindOOMKill}, []string{"killed 1 process in this box at memory.max=12G"}},
 		{"global OOM, no memory.max", box(func(r *Run) {
 			r.Policy.MemoryMax = nil
 			r.Memory.Events = MemoryEvents{OOMKill: 1}

@@ -175,6 +175,9 @@ type Memory struct {
 	PeakSource string `json:"peak_source"`
 	// Events are the box's memory.events counters.
 	Events MemoryEvents `json:"events"`
+	// EventsUnknown says memory.events was never read (no box, or a box
+	// gone before its post-mortem): JSON shows null, not zeros.
+	EventsUnknown bool `json:"-"`
 }
 
 // Values of Memory.PeakSource and Pids.PeakSource.
@@ -203,6 +206,38 @@ type Pids struct {
 	PeakSource string `json:"peak_source"`
 	// EventsMax counts forks refused at pids.max (pids.events max).
 	EventsMax uint64 `json:"events_max"`
+	// EventsUnknown says pids.events was never read: JSON shows null.
+	EventsUnknown bool `json:"-"`
+}
+
+// memoryJSON and pidsJSON are Memory and Pids as written to JSON, with
+// null for counters never read.
+type memoryJSON struct {
+	PeakBytes  uint64        `json:"peak_bytes"`
+	PeakSource string        `json:"peak_source"`
+	Events     *MemoryEvents `json:"events"`
+}
+
+type pidsJSON struct {
+	Peak       uint64  `json:"peak"`
+	PeakSource string  `json:"peak_source"`
+	EventsMax  *uint64 `json:"events_max"`
+}
+
+func (m Memory) toJSON() memoryJSON {
+	j := memoryJSON{PeakBytes: m.PeakBytes, PeakSource: m.PeakSource}
+	if !m.EventsUnknown {
+		j.Events = &m.Events
+	}
+	return j
+}
+
+func (p Pids) toJSON() pidsJSON {
+	j := pidsJSON{Peak: p.Peak, PeakSource: p.PeakSource}
+	if !p.EventsUnknown {
+		j.EventsMax = &p.EventsMax
+	}
+	return j
 }
 
 // CPU is the box's cpu.stat, in microseconds.
@@ -237,6 +272,10 @@ type OOMVictim struct {
 	Global bool `json:"global"`
 	// Cgroup is the victim's memory cgroup, "" when the log did not say.
 	Cgroup string `json:"cgroup"`
+	// LimitCgroup is the cgroup whose limit the kill was for: the box, or
+	// one around it (the slice of boxes); "" for the system-wide killer or
+	// when the log did not say.
+	LimitCgroup string `json:"limit_cgroup"`
 	// Certainty says how sure the naming is: CertaintyKernelLog,
 	// CertaintySignalTracer, CertaintyVanished or CertaintyLikely.
 	Certainty string `json:"certainty"`
@@ -434,13 +473,13 @@ type runJSON struct {
 	Systemd         *string       `json:"systemd"`
 	Enforced        bool          `json:"enforced"`
 	Command         []string      `json:"command"`
-	PID             int           `json:"pid"`
+	PID             *int          `json:"pid"`
 	ExitCode        *int          `json:"exit_code"`
 	Signal          *string       `json:"signal"`
 	Interrupted     *string       `json:"interrupted"`
 	WallSeconds     float64       `json:"wall_seconds"`
-	Memory          Memory        `json:"memory"`
-	Pids            Pids          `json:"pids"`
+	Memory          memoryJSON    `json:"memory"`
+	Pids            pidsJSON      `json:"pids"`
 	CPU             *CPU          `json:"cpu"`
 	Samples         []Sample      `json:"samples"`
 	OOMVictims      []OOMVictim   `json:"oom_victims"`
@@ -459,7 +498,7 @@ type runJSON struct {
 
 // JSON writes r as one JSON object (see report/schema.json and the README):
 // empty unit, cgroup, kernel, systemd and signal become null, an unknown
-// exit code and cpu.stat too, missing lists [].
+// pid (0), exit code, cpu.stat and events counters too, missing lists [].
 func JSON(w io.Writer, r *Run) error {
 	nullable := func(s string) *string {
 		if s == "" {
@@ -470,8 +509,8 @@ func JSON(w io.Writer, r *Run) error {
 	j := runJSON{
 		Policy: r.Policy, Unit: nullable(r.Unit), Cgroup: nullable(r.Cgroup), Backend: r.Backend,
 		Kernel: nullable(r.Kernel), Systemd: nullable(r.Systemd), Enforced: r.Enforced,
-		Command: orEmpty(r.Command), PID: r.PID, ExitCode: r.ExitCode, Signal: nullable(r.Signal), Interrupted: nullable(r.Interrupted),
-		WallSeconds: round3(r.WallSeconds), Memory: r.Memory, Pids: r.Pids, CPU: r.CPU,
+		Command: orEmpty(r.Command), PID: nullableInt(r.PID), ExitCode: r.ExitCode, Signal: nullable(r.Signal), Interrupted: nullable(r.Interrupted),
+		WallSeconds: round3(r.WallSeconds), Memory: r.Memory.toJSON(), Pids: r.Pids.toJSON(), CPU: r.CPU,
 		Samples: orEmpty(r.Samples), OOMVictims: orEmpty(r.OOMVictims), OutsideOOMKills: r.OutsideOOMKills,
 		KernelLogRead: r.KernelLogRead, Leftovers: orEmpty(r.Leftovers), LeftoversKilled: r.LeftoversKilled,
 		Diagnosis: orEmpty(r.Diagnosis), Backpressure: r.Backpressure, Notes: orEmpty(r.Notes), BoxrunKilled: r.BoxrunKilled,
@@ -498,6 +537,14 @@ func JSON(w io.Writer, r *Run) error {
 		return fmt.Errorf("writing the JSON report: %w", err)
 	}
 	return nil
+}
+
+// nullableInt is nil for 0 (a pid never known), else a pointer to v.
+func nullableInt(v int) *int {
+	if v == 0 {
+		return nil
+	}
+	return &v
 }
 
 // orEmpty returns a copy of s that is never nil, so JSON shows [].

@@ -63,8 +63,10 @@ func fixtures() map[string]*Run {
 			CPU:     &CPU{UsageUSec: 663_000_000, UserUSec: 600_000_000, SystemUSec: 63_000_000},
 			Samples: ramp(768, 79*gib/10),
 			OOMVictims: []OOMVictim{
-				{PID: 48211, Comm: "bkt-3f2a9c1d0e", RSSBytes: 61 * gib / 10, InsideBox: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Certainty: CertaintyKernelLog},
-				{PID: 48390, Comm: "rustc", RSSBytes: 12 * gib / 10, InsideBox: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Certainty: CertaintyKernelLog},
+				{PID: 48211, Comm: "bkt-3f2a9c1d0e", RSSBytes: 61 * gib / 10, InsideBox: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope",
+					LimitCgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Certainty: CertaintyKernelLog},
+				{PID: 48390, Comm: "rustc", RSSBytes: 12 * gib / 10, InsideBox: true, Cgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope",
+					LimitCgroup: "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-1a2b3c4d.scope", Certainty: CertaintyKernelLog},
 			},
 			KernelLogRead: true,
 			Commands: []CommandUse{{Comm: "bkt-3f2a9c1d0e", Processes: 1, PeakBytes: 61 * gib / 10, TypicalBytes: 61 * gib / 10, CPUSeconds: 412.25},
@@ -188,8 +190,8 @@ func fixtures() map[string]*Run {
 			Policy: testsPolicy(), Unit: "boxrun-tests-5e6f7a8b.scope",
 			Cgroup:  "/user.slice/user-1000.slice/user@1000.service/boxrun.slice/boxrun-tests-5e6f7a8b.scope",
 			Backend: "systemd", Command: []string{"cargo", "test"}, WallSeconds: 2,
-			Memory:          Memory{PeakSource: PeakNone},
-			Pids:            Pids{PeakSource: PeakNone},
+			Memory:          Memory{PeakSource: PeakNone, EventsUnknown: true},
+			Pids:            Pids{PeakSource: PeakNone, EventsUnknown: true},
 			LeftoversKilled: true, SignalTracer: true,
 			BoxrunKilled: &BoxrunKilled{AtSeconds: 2, By: &Signal{PID: 4120, Comm: "boxrun", Signal: "SIGKILL", Code: "SI_USER",
 				Sender: Sender{PID: 4200, Comm: "timeout", UID: 1000, Unit: "app-agent.scope"}}},
@@ -198,6 +200,7 @@ func fixtures() map[string]*Run {
 		// The none backend: nothing measured.
 		"no-box": {
 			Policy: testsPolicy(), Backend: "none", Command: []string{"make", "-j8"}, PID: 31, ExitCode: intp(2), WallSeconds: 0.85, CPU: &CPU{},
+			Memory: Memory{EventsUnknown: true}, Pids: Pids{EventsUnknown: true},
 		},
 		// A clean run.
 		"clean": {
@@ -296,16 +299,22 @@ func TestTextCapsDetails(t *testing.T) {
 }
 
 func TestJSONNulls(t *testing.T) {
-	r := &Run{Backend: "none"}
+	r := &Run{Backend: "none", Memory: Memory{EventsUnknown: true}, Pids: Pids{EventsUnknown: true}}
 	var b bytes.Buffer
 	if err := JSON(&b, r); err != nil {
 		t.Fatal(err)
 	}
 	m := decodeJSON(t, b.Bytes()).(map[string]any)
-	for _, k := range []string{"unit", "cgroup", "kernel", "systemd", "exit_code", "signal", "interrupted", "cpu", "backpressure"} {
+	for _, k := range []string{"unit", "cgroup", "kernel", "systemd", "pid", "exit_code", "signal", "interrupted", "cpu", "backpressure"} {
 		if m[k] != nil {
 			t.Errorf("%s = %v, want null", k, m[k])
 		}
+	}
+	if ev := m["memory"].(map[string]any)["events"]; ev != nil {
+		t.Errorf("memory.events = %v, want null when never read", ev)
+	}
+	if ev := m["pids"].(map[string]any)["events_max"]; ev != nil {
+		t.Errorf("pids.events_max = %v, want null when never read", ev)
 	}
 	for _, k := range []string{"command", "samples", "oom_victims", "leftovers", "diagnosis", "notes"} {
 		if l, ok := m[k].([]any); !ok || len(l) != 0 {

@@ -174,6 +174,9 @@ func postMortemRun(p pendingRun, pm box.PostMortem) *report.Run {
 	if pm.PidsPeak == 0 {
 		run.Pids.PeakSource = report.PeakNone
 	}
+	// A box gone before the guard looked left no counters: unknown, not 0.
+	run.Memory.EventsUnknown = pm.MemoryEvents == nil
+	run.Pids.EventsUnknown = pm.PidsEvents == nil
 	for _, pr := range pm.Procs {
 		run.Leftovers = append(run.Leftovers, report.Leftover{PID: pr.PID, Comm: pr.Comm})
 	}

@@ -42,6 +42,7 @@ func TestPostMortemRun(t *testing.T) {
 				"the kernel's figures":          r.Memory.PeakBytes == 5<<30 && r.Memory.Events.OOMKill == 1 && r.Pids.Peak == 30 && r.CPU != nil && r.CPU.UsageUSec == 7,
 				"says it is a post-mortem":      len(r.Notes) == 1 && strings.Contains(r.Notes[0], "post-mortem"),
 				"peaks from the kernel's file":  r.Memory.PeakSource == report.PeakMemoryPeak && r.Pids.PeakSource == report.PeakPidsPeak,
+				"memory.events read":            jsonField(t, r, "memory").(map[string]any)["events"] != nil,
 			}
 		}},
 		{"signal unknown, box empty, cleanup failed (cgroupfs, old kernel)", box.PostMortem{
@@ -59,6 +60,11 @@ func TestPostMortemRun(t *testing.T) {
 				"exit code unknown":      r.ExitCode == nil && jsonField(t, r, "exit_code") == nil,
 				"cpu unknown":            r.CPU == nil && jsonField(t, r, "cpu") == nil,
 				"text says exit unknown": strings.Contains(textReport(t, r), "exit unknown") && strings.Contains(textReport(t, r), "cpu     unknown"),
+				// The box was gone: its counters and the command's pid
+				// were never read.
+				"events unknown": jsonField(t, r, "memory").(map[string]any)["events"] == nil &&
+					jsonField(t, r, "pids").(map[string]any)["events_max"] == nil,
+				"pid unknown": jsonField(t, r, "pid") == nil,
 			}
 		}},
 		{"box empty but still there: its cpu.stat is the truth (cgroupfs)", box.PostMortem{

@@ -218,7 +218,8 @@ func buildRun(pol *policy.Resolved, argv []string, res *box.Result, st observe.S
 	}
 	if !st.Measured {
 		run.Notes = append(run.Notes, "nothing was limited or measured: there was no cgroup (backend "+res.Backend+"); memory, pids and cpu read 0 because they were not measured")
-		run.CPU = &report.CPU{} // as the note says; enforced false tells
+		run.CPU = &report.CPU{}                                       // as the note says; enforced false tells
+		run.Memory.EventsUnknown, run.Pids.EventsUnknown = true, true // no counter exists to read
 		return run
 	}
 	run.Memory = report.Memory{PeakBytes: st.Memory.Peak, PeakSource: st.Memory.PeakSource, Events: report.MemoryEvents(st.Memory.Events)}
@@ -230,7 +231,7 @@ func buildRun(pol *policy.Resolved, argv []string, res *box.Result, st observe.S
 	}
 	for _, v := range st.OOMVictims {
 		run.OOMVictims = append(run.OOMVictims, report.OOMVictim{PID: v.PID, Comm: v.Comm, RSSBytes: v.AnonRSSBytes,
-			InsideBox: v.InsideBox, Global: v.Global, Cgroup: v.Cgroup, Certainty: string(v.Certainty)})
+			InsideBox: v.InsideBox, Global: v.Global, Cgroup: v.Cgroup, LimitCgroup: v.LimitCgroup, Certainty: string(v.Certainty)})
 	}
 	for _, c := range st.Commands {
 		run.Commands = append(run.Commands, report.CommandUse{Comm: c.Comm, Processes: c.Processes, PeakBytes: c.PeakBytes,

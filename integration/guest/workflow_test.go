@@ -61,6 +61,15 @@ func TestSliceBudgetIsShared(t *testing.T) {
 		}
 		if f["hog"] != "0" {
 			killed++
+			// Each hog fits its own box: the report must not blame the
+			// box's limit, and where the kernel log names the cgroup at
+			// its limit (as root), it names the slice.
+			if strings.Contains(r.stderr, "in this box at memory.max") || !strings.Contains(r.stderr, "around the box") {
+				t.Errorf("run %d: the report blames the box's own limit for the slice's kill, or names nothing around the box:\n%s", i, r.stderr)
+			}
+			if mode(t) != "user" && !strings.Contains(r.stderr, "boxrun.slice, around the box, reached its limit") {
+				t.Errorf("run %d: the kernel log names the slice's limit (oom_memcg), the report does not:\n%s", i, r.stderr)
+			}
 		}
 	}
 	t.Logf("figures: two boxes of 150M max each holding 120M in a 200M slice: %d of 2 killed at the slice", killed)
