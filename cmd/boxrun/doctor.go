@@ -31,15 +31,9 @@ func runDoctor(ctx context.Context, o options, args []string, stdout io.Writer, 
 	if !noArguments(fs, "doctor", "usage: boxrun doctor [--json]", out) {
 		return exitBoxrunFailed
 	}
-	st, err := loadStack(o, out)
-	if err != nil {
-		out.errorf("%v", err)
+	st, env, loaded := stackForMachine(o, out)
+	if !loaded {
 		return exitBoxrunFailed
-	}
-	env, err := machineEnv(o)
-	if err != nil {
-		out.errorf("%v", err)
-		return 1
 	}
 	pol, err := st.Resolve(o.policyName, o.sets, env)
 	if err != nil {

@@ -11,6 +11,21 @@ import (
 	"github.com/boxrun/boxrun/policy"
 )
 
+// stackForMachine is loadStack and machineEnv, for the subcommands that
+// resolve policies against this machine; ok is false when either failed,
+// which out was told.
+func stackForMachine(o options, out *printer) (*policy.Stack, policy.Env, bool) {
+	st, err := loadStack(o, out)
+	if err == nil {
+		var env policy.Env
+		if env, err = machineEnv(o); err == nil {
+			return st, env, true
+		}
+	}
+	out.errorf("%v", err)
+	return nil, policy.Env{}, false
+}
+
 // loadStack reads every policy file of the lookup, nearest first, ending with
 // the built-in policies. A project's .boxrun.toml is read as a Project file
 // (see policy.Trust); out gets a warning for each of its tables that is

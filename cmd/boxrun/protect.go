@@ -49,15 +49,9 @@ func runProtect(ctx context.Context, o options, args []string, stdout io.Writer,
 	if po.undo {
 		return protectUndo(ctx, statePath, po, stdout, out)
 	}
-	st, err := loadStack(o, out)
-	if err != nil {
-		out.errorf("%v", err)
+	st, env, ok := stackForMachine(o, out)
+	if !ok {
 		return exitBoxrunFailed
-	}
-	env, err := machineEnv(o)
-	if err != nil {
-		out.errorf("%v", err)
-		return 1
 	}
 	names, ok := protectNames(o, st, env, fs.Args(), out)
 	if !ok {
