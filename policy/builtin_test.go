@@ -48,7 +48,7 @@ func TestBuiltinBrokenPanics(t *testing.T) {
 }
 
 // TestBuiltinResolves resolves every built-in policy on the machines the
-// values are chosen for and checks the invariants the sandbox relies on.
+// values are chosen for and checks the invariants a box relies on.
 func TestBuiltinResolves(t *testing.T) {
 	s := &Stack{Files: []*File{Builtin()}}
 	for _, env := range []Env{{MemoryBytes: 16 * gib}, {MemoryBytes: 64 * gib}} {
