@@ -62,6 +62,11 @@
 //     carry a per-boot token; the end marker carries the exit status. The guest then
 //     powers off (systemd's poweroff-force, or poweroff -f).
 //
+// QEMU runs the Debian 12 guest's two CPUs on two host threads (-accel tcg,thread=multi)
+// and the Debian 13 guest's on one (thread=single): Debian 13's 6.12 panicked in every
+// multi-threaded boot that reached TestSoak ("Oops: int3" on a live-patched static key,
+// see tcgThreads), and the single-threaded boot did not.
+//
 // The guest has no network (-nic none). The kernel runs with quiet (console loglevel 4,
 // set explicitly with loglevel=4): KERN_ERR lines such as "Memory cgroup out of memory:
 // Killed process 127 (tail) ..." reach the console (and Output, when they happen while
