@@ -489,7 +489,11 @@ func report(t *testing.T, mode string, r guestReport) (passed int, failed []stri
 			failed = append(failed, mode+"/"+run.name+" "+res+why(run.logs))
 		}
 	}
-	if r.exit != "0" && len(failed) == 0 {
+	switch {
+	case r.exit == "":
+		t.Errorf("%s: the guest test binary never finished: the VM stopped first", mode)
+		failed = append(failed, mode+": never finished")
+	case r.exit != "0" && len(failed) == 0:
 		t.Errorf("%s: guest test binary exited %q with no failed test", mode, r.exit)
 		failed = append(failed, fmt.Sprintf("%s: exited %s with no failed test", mode, r.exit))
 	}
