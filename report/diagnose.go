@@ -175,13 +175,17 @@ func oomInBox(r *Run, cmd, pol string, commandOOM bool, inside []OOMVictim) Diag
 
 // limitAround is the cgroup around the box whose limit the kernel log says
 // the kills in the box were for (the slice of boxes, say), or "" when a
-// kill was for the box's own limit or the log did not say.
+// kill was for the box's own limit or the log did not say. The kernel
+// prints paths from the root of all cgroups, and the box's path may be
+// relative to a cgroup namespace (a container): the box or a cgroup inside
+// it is any path that holds the box's path whole.
 func limitAround(inside []OOMVictim, box string) string {
+	box = strings.TrimSuffix(box, "/")
 	around := ""
 	for _, v := range inside {
 		switch {
 		case v.LimitCgroup == "":
-		case box != "" && (v.LimitCgroup == box || strings.HasPrefix(v.LimitCgroup, strings.TrimSuffix(box, "/")+"/")):
+		case box != "" && strings.Contains(v.LimitCgroup+"/", box+"/"):
 			return "" // at the box's own limit
 		case around == "":
 			around = v.LimitCgroup

@@ -90,6 +90,12 @@ func TestDiagnose(t *testing.T) {
 			v.Cgroup, v.LimitCgroup = r.Cgroup, r.Cgroup
 			r.OOMVictims = []OOMVictim{v}
 		}), []string{KindOOMKill}, []string{"killed 1 process in this box at memory.max=12G"}},
+		{"the box's own limit, its path seen from inside a cgroup namespace", box(func(r *Run) {
+			r.Memory.Events = MemoryEvents{OOMKill: 1}
+			v := victim(300, "bkt", true, false)
+			v.Cgroup, v.LimitCgroup = "/lxc/c1"+r.Cgroup, "/lxc/c1"+r.Cgroup
+			r.OOMVictims = []OOMVictim{v}
+		}), []string{KindOOMKill}, []string{"killed 1 process in this box at memory.max=12G"}},
 		{"global OOM, no memory.max", box(func(r *Run) {
 			r.Policy.MemoryMax = nil
 			r.Memory.Events = MemoryEvents{OOMKill: 1}
